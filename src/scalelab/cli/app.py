@@ -1,0 +1,62 @@
+"""The ``scalelab`` command: one typer app, one module per command group.
+
+Each command module exposes ``register(app)``. Heavy libraries (torch, matplotlib, pandas) are imported
+inside command functions, so ``scalelab plan`` starts without them (DESIGN.md principle 8).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from . import catalog, demo, laws, plan, tunnel
+from ._errors import handle
+
+app = typer.Typer(
+    name="scalelab",
+    help="Predict, plan and prove large-language-model training runs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scalelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Predict, plan and prove large-language-model training runs."""
+
+
+for _module in (plan, catalog, laws, tunnel, demo):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the app, map known errors to messages and exit code 1."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit as e:  # typer.Exit / --help
+        return int(e.code or 0)
+    except typer.Abort:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the error table decides what is user-facing
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        return handle(exc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

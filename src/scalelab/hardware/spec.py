@@ -1,0 +1,90 @@
+"""``GPUSpec`` (one accelerator) and ``ClusterSpec`` (how many, how connected, at what price).
+
+SI units inside, units in field names (DESIGN.md principle 7). Catalog files under ``catalog/`` use human
+units (``memory_gb``, ``bf16_tflops``...) and are converted once by :mod:`scalelab.hardware.catalog`.
+Peak FLOP/s are always the *dense* figures, never the 2:4-sparse ones that spec sheets often headline.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from .._spec import Spec
+
+
+class GPUSpec(Spec):
+    """One accelerator (a GPU, an MI250X GCD, a TPU chip)."""
+
+    name: str
+    """Catalog name, e.g. ``h100-sxm``."""
+    peak_flops_per_s: dict[str, PositiveFloat]
+    """Dense peak FLOP/s per compute dtype (keys: fp32, tf32, bf16, fp16, fp8, fp4)."""
+    memory_bytes: PositiveFloat
+    """HBM capacity in bytes (decimal; an "80 GB" H100 has 80e9 bytes)."""
+    memory_bandwidth_bytes_per_s: PositiveFloat
+    """HBM bandwidth in bytes/s."""
+    intra_node_bandwidth_bytes_per_s: PositiveFloat
+    """Per-GPU unidirectional bandwidth to the other GPUs of its node (NVLink/xGMI/ICI), bytes/s."""
+    inter_node_bandwidth_bytes_per_s: PositiveFloat
+    """Per-GPU unidirectional network bandwidth across nodes (its NIC share), bytes/s."""
+    gpus_per_node: PositiveInt = 8
+    """GPUs in one node (or one NVLink domain, e.g. 72 for GB200 NVL72)."""
+    pcie_bandwidth_bytes_per_s: PositiveFloat = 32e9
+    """Host link bandwidth per GPU, bytes/s, for offload (PCIe 4 x16 ~ 32 GB/s, PCIe 5 ~ 64 GB/s)."""
+    host_memory_bytes_per_gpu: PositiveFloat = 256e9
+    """CPU DRAM available to each GPU's process for offload, bytes."""
+    nvme_bandwidth_bytes_per_s: PositiveFloat = 6e9
+    """NVMe read/write bandwidth per GPU for ZeRO-Infinity offload, bytes/s."""
+    power_w: PositiveFloat | None = None
+    """Board power (TDP) in watts, for energy estimates; ``None`` when unpublished."""
+    matmul_efficiency: float = Field(0.5, gt=0, le=1)
+    """Achievable fraction of dense peak for large training matmuls (the default step-time model)."""
+    network_efficiency: float = Field(0.7, gt=0, le=1)
+    """Achievable fraction of link bandwidth for large collectives (bus bandwidth / line rate)."""
+    link_latency_s: float = Field(5e-6, ge=0)
+    """Per-hop latency of a collective step in seconds (alpha in the alpha-beta model)."""
+    price_per_hour: float | None = Field(None, ge=0)
+    """Typical cloud price in USD per GPU-hour; only a default, pass your own."""
+    source: str = ""
+    """Where the figures come from (datasheet, paper)."""
+
+    def peak(self, dtype: str = "bf16") -> float:
+        """Dense peak FLOP/s for ``dtype``; raises a clear error if the device has no such unit."""
+        from ..errors import ConfigError, explain
+
+        try:
+            return self.peak_flops_per_s[dtype]
+        except KeyError:
+            raise ConfigError(
+                explain(
+                    f"{self.name} has no published dense peak for {dtype}",
+                    value=dtype,
+                    allowed=", ".join(self.peak_flops_per_s),
+                    fix="choose a precision this device supports",
+                )
+            ) from None
+
+
+class ClusterSpec(Spec):
+    """``n_gpus`` copies of one GPU, ``gpus_per_node`` to a node."""
+
+    gpu: GPUSpec
+    """The accelerator."""
+    n_gpus: PositiveInt
+    """Total accelerators in the job."""
+    gpus_per_node: PositiveInt | None = None
+    """GPUs per node; defaults to the GPU's catalog value."""
+    price_per_gpu_hour: float | None = Field(None, ge=0)
+    """USD per GPU-hour for cost estimates; defaults to the catalog's typical price."""
+
+    @model_validator(mode="after")
+    def _fill(self) -> "ClusterSpec":
+        if self.gpus_per_node is None:
+            object.__setattr__(self, "gpus_per_node", min(self.gpu.gpus_per_node, self.n_gpus))
+        if self.price_per_gpu_hour is None and self.gpu.price_per_hour is not None:
+            object.__setattr__(self, "price_per_gpu_hour", self.gpu.price_per_hour)
+        return self
+
+    @property
+    def n_nodes(self) -> int:
+        return -(-self.n_gpus // self.gpus_per_node)

@@ -1,0 +1,1 @@
+"""Scaling laws as scikit-learn-shaped estimators: fit, predict, intervals, compute-optimal allocation."""

@@ -1,0 +1,146 @@
+"""The training setup (``TrainSpec``) and the parallel layout (``Layout``) that the planner evaluates.
+
+Mesh axes (Megatron-LM / torchtitan naming). The world of ``n_gpus`` ranks factors as
+``dp * cp * tp * pp``:
+
+- ``tp``: tensor parallelism, splits each matmul's weights across ranks (usually inside a node);
+- ``pp``: pipeline parallelism, splits the layers into ``pp`` stages (``interleave`` virtual stages each);
+- ``cp``: context parallelism, splits each sequence across ranks (ring attention);
+- ``dp``: data parallelism over the rest; ``zero`` shards model states over the DP group
+  (over a node only with ``shard_group="node"``, i.e. HSDP);
+- ``ep``: expert parallelism, carved out of the ``dp * cp`` ranks for MoE layers (Megatron convention),
+  with ``etp`` the tensor-parallel degree of each expert (defaults to ``tp``).
+
+Degrees are checked for positivity here; whether they divide the model and the cluster is checked
+against a ``ModelSpec`` and a ``ClusterSpec`` in :func:`scalelab.planner.plan.check_layout`, which
+returns reasons instead of raising, so a search can explain every rejected layout.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from .._spec import Spec
+
+Precision = Literal["fp32", "bf16", "bf16-fp32-grad", "fp8", "fp4"]
+"""Training precision recipe (bytes per parameter with Adam in parentheses):
+
+- ``fp32``: fp32 weights, gradients, Adam states (16);
+- ``bf16``: bf16 weights and gradients, fp32 master and Adam m, v (16; ZeRO paper's K=12);
+- ``bf16-fp32-grad``: as bf16 but gradients accumulated in fp32 (18; Megatron's main_grad);
+- ``fp8``: fp8 matmuls (Transformer Engine / DeepSeek-V3), bf16 weights plus fp8 working copies;
+- ``fp4``: NVFP4 matmuls with bf16 weights and fp4 working copies.
+"""
+
+Optimizer = Literal["adamw", "adam8bit", "adafactor", "sgd", "galore"]
+Recompute = Literal["none", "selective", "full"]
+Offload = Literal["none", "cpu", "nvme"]
+
+
+class LoRASpec(Spec):
+    """LoRA / QLoRA fine-tuning: frozen base weights plus trainable low-rank adapters."""
+
+    rank: PositiveInt = 16
+    """Adapter rank r; each adapted matrix W (m x n) gains r * (m + n) trainable parameters."""
+    target_modules: tuple[str, ...] = ("q", "k", "v", "o")
+    """Which projections get adapters: any of q, k, v, o, gate, up, down (or ``all``)."""
+    base_dtype: Literal["bf16", "fp16", "int8", "nf4", "fp4"] = "bf16"
+    """Storage of the frozen base weights; nf4/fp4 is QLoRA (Dettmers et al. 2023)."""
+    double_quant: bool = True
+    """QLoRA double quantisation of the block scales (0.127 instead of 0.5 bits per parameter)."""
+
+
+class TrainSpec(Spec):
+    """What one training run does: sequence length, batch, total tokens, precision, optimizer."""
+
+    seq_len: PositiveInt = 2048
+    """Tokens per sequence."""
+    global_batch: PositiveInt | None = None
+    """Sequences per optimizer step; derived from ``global_batch_tokens`` when omitted."""
+    global_batch_tokens: PositiveInt | None = None
+    """Tokens per optimizer step (``global_batch * seq_len``); give one of the two."""
+    total_tokens: float | None = Field(None, gt=0)
+    """Tokens to train on in total (for days, GPU-hours and cost)."""
+    precision: Precision = "bf16"
+    """Precision recipe, see :data:`Precision`."""
+    optimizer: Optimizer = "adamw"
+    """Optimizer whose states are held: AdamW (2 states), 8-bit Adam, Adafactor (factored second
+    moment), SGD with momentum (1 state), or GaLore (Adam states in a rank-``galore_rank`` subspace)."""
+    galore_rank: PositiveInt = 128
+    """Projection rank for GaLore optimizer states (Zhao et al. 2024)."""
+    lora: LoRASpec | None = None
+    """LoRA/QLoRA fine-tuning; ``None`` trains every parameter."""
+
+    @model_validator(mode="after")
+    def _resolve_batch(self) -> "TrainSpec":
+        if self.global_batch is None and self.global_batch_tokens is None:
+            object.__setattr__(self, "global_batch_tokens", self.seq_len * 512)
+        if self.global_batch is None:
+            object.__setattr__(self, "global_batch", max(1, self.global_batch_tokens // self.seq_len))
+        object.__setattr__(self, "global_batch_tokens", self.global_batch * self.seq_len)
+        return self
+
+
+class Layout(Spec):
+    """A parallel layout. ``dp=None`` fills the remaining ranks: ``n_gpus / (tp * pp * cp)``."""
+
+    dp: PositiveInt | None = None
+    """Data-parallel degree; ``None`` = whatever the cluster leaves after tp, pp and cp."""
+    tp: PositiveInt = 1
+    """Tensor-parallel degree (must divide n_heads and n_kv_heads or be a multiple of the latter)."""
+    pp: PositiveInt = 1
+    """Pipeline-parallel stages (must not exceed n_layers)."""
+    cp: PositiveInt = 1
+    """Context-parallel degree (must divide seq_len)."""
+    ep: PositiveInt = 1
+    """Expert-parallel degree, within dp * cp (must divide n_experts)."""
+    etp: PositiveInt | None = None
+    """Tensor-parallel degree inside each expert; defaults to ``tp``."""
+    zero: Literal[0, 1, 2, 3] = 0
+    """ZeRO stage: 0 replicate, 1 shard optimizer states, 2 + gradients, 3 + parameters (= FSDP)."""
+    shard_group: Literal["dp", "node"] = "dp"
+    """Group that ZeRO shards over: the whole DP group, or only the ranks in a node (HSDP)."""
+    sequence_parallel: bool = False
+    """Megatron sequence parallelism: shard norm/dropout activations over tp (needs tp > 1)."""
+    recompute: Recompute = "none"
+    """Activation recomputation: none, selective (attention core, Korthikanti et al. 2022), full."""
+    flash_attention: bool = True
+    """Fused attention that never stores the s x s score matrix (Dao et al. 2022)."""
+    micro_batch: PositiveInt = 1
+    """Sequences per micro-batch on each DP rank."""
+    interleave: PositiveInt = 1
+    """Virtual pipeline stages per rank (1 = plain 1F1B; >1 = interleaved 1F1B, Narayanan et al. 2021)."""
+    offload_optimizer: Offload = "none"
+    """Where optimizer states (and fp32 master weights) live: GPU, CPU DRAM or NVMe (ZeRO-Offload/Infinity)."""
+    offload_params: Offload = "none"
+    """Where parameters live between uses (ZeRO-Infinity; needs zero=3)."""
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp or self.tp
+
+    def model_parallel_size(self) -> int:
+        """Ranks that hold one replica's shards: tp * pp * cp."""
+        return self.tp * self.pp * self.cp
+
+    def short(self) -> str:
+        """Compact label, e.g. ``'dp128 tp8 pp16 z1 sel mb1'``."""
+        parts = [f"dp{self.dp}" if self.dp else "dp*", f"tp{self.tp}", f"pp{self.pp}"]
+        if self.interleave > 1:
+            parts.append(f"v{self.interleave}")
+        if self.cp > 1:
+            parts.append(f"cp{self.cp}")
+        if self.ep > 1:
+            parts.append(f"ep{self.ep}")
+        parts.append(f"z{self.zero}" + ("h" if self.shard_group == "node" else ""))
+        if self.sequence_parallel:
+            parts.append("sp")
+        parts.append({"none": "norc", "selective": "sel", "full": "full"}[self.recompute])
+        parts.append(f"mb{self.micro_batch}")
+        if self.offload_optimizer != "none":
+            parts.append(f"oo-{self.offload_optimizer}")
+        if self.offload_params != "none":
+            parts.append(f"op-{self.offload_params}")
+        return " ".join(parts)

@@ -1,0 +1,1 @@
+"""The wind tunnel: train grids of tiny GPTs with PyTorch, store every run, prove forecasts."""
