@@ -43,17 +43,11 @@ for _module in (plan, catalog, laws, tunnel, demo):
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, map known errors to messages and exit code 1."""
     try:
-        app(args=argv, standalone_mode=False)
-    except SystemExit as e:  # typer.Exit / --help
-        return int(e.code or 0)
-    except typer.Abort:
-        return 1
+        # Standalone mode lets typer report usage errors itself (exit 2); anything else reaches the table.
+        app(args=argv, prog_name="scalelab")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as exc:  # noqa: BLE001 - the error table decides what is user-facing
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
         return handle(exc)
     return 0
 
