@@ -1,0 +1,347 @@
+"""Communication per training step: which collectives run, how many bytes each GPU moves, on which link,
+and how long that takes under an alpha-beta (latency-bandwidth) model.
+
+Symbols: b = micro-batch (sequences), s = sequence length, h = d_model, t = tp, p = pp, c = cp,
+d = dp, e = ep, m = micro-batches per step per pipeline, Psi_local = parameters held by one rank.
+
+**Cost of one collective** (ring algorithms, the convention of nccl-tests' "bus bandwidth",
+``nccl-tests/doc/PERFORMANCE.md``; also Thakur, Rabenseifner & Gropp 2005, "Optimization of collective
+communication operations in MPICH"). For a message of S bytes over n ranks, each rank sends
+
+=================  ====================  ==============
+collective         bytes sent per rank   latency steps
+=================  ====================  ==============
+all-reduce         2 (n-1)/n * S         2 (n-1)
+reduce-scatter     (n-1)/n * S           n-1
+all-gather         (n-1)/n * S           n-1
+all-to-all         (n-1)/n * S           n-1
+point-to-point     S                     1
+=================  ====================  ==============
+
+and the time is ``steps * alpha + bytes / (beta * eta)`` with alpha the per-step latency
+(``GPUSpec.link_latency_s``), beta the per-GPU unidirectional bandwidth of the link the group uses and
+eta the achievable fraction of it (``GPUSpec.network_efficiency``).
+
+**Volumes per step** (planner reference notes section 2.6):
+
+- DP, ZeRO-0/1: one all-reduce (ZeRO-1: reduce-scatter + all-gather, same bytes) of the local gradients,
+  2 Psi_local (d-1)/d elements, once per step (Rajbhandari et al. 2020, ZeRO, section 7).
+- ZeRO-2: the gradient reduce-scatter runs for every micro-batch (only a shard of the gradients is kept),
+  then one parameter all-gather per step.
+- ZeRO-3 / FSDP: parameter all-gather in forward and again in backward, plus the gradient reduce-scatter,
+  each per micro-batch: 3 Psi_local (d-1)/d, 1.5x DP (ZeRO section 7.2.2). HSDP shards inside a node
+  and adds an all-reduce of the gradient shard across the replicas once per step.
+- TP (Megatron, Shoeybi et al. 2019; Narayanan et al. 2021 section 3.2): 2 all-reduces of b s h
+  activations in forward and 2 in backward per layer per micro-batch; full recompute adds the 2 forward
+  ones again. With sequence parallelism each all-reduce becomes a reduce-scatter plus an all-gather,
+  the same bytes (Korthikanti et al. 2022 section 4.2.2).
+- PP: per micro-batch and per (virtual) stage boundary, the activations forward and their gradients
+  backward, b s h elements each (divided by t with sequence parallelism, Narayanan 2021 section 4.1);
+  interleaving multiplies the count by v.
+- CP (ring attention, Liu et al. 2023; Megatron-Core context parallelism): keys and values of the
+  whole sequence are gathered in forward and again in backward, and their gradients reduce-scattered.
+- EP (GShard, Lepikhin et al. 2020): dispatch and combine all-to-alls in forward and in backward, each
+  carrying k b s h / c elements (x capacity factor) per MoE layer per micro-batch; expert gradients are
+  reduced over the expert-data-parallel group (d c / e ranks).
+
+**Placement.** Ranks are ordered tp (fastest varying), cp, dp, pp (Megatron-LM's default
+``tp-cp-ep-dp-pp``); expert groups take ``etp * ep`` consecutive ranks. A group whose ranks span at most
+one node (``stride * size <= gpus_per_node``) uses the intra-node link (NVLink), otherwise the network
+(each GPU's NIC share), which then bounds the ring (Narayanan 2021 takeaway: keep TP inside a node).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..arch.spec import ModelSpec
+from ..errors import ConfigError, explain
+from ..hardware.spec import ClusterSpec
+from .layout import Layout, TrainSpec
+
+Kind = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "p2p"]
+Link = Literal["intra", "inter"]
+
+_KINDS = ("all_reduce", "reduce_scatter", "all_gather", "all_to_all", "p2p")
+
+
+def ring_factors(kind: str, n: int) -> tuple[float, int]:
+    """Bytes sent per rank per byte of message, and latency steps, for a ring collective over ``n`` ranks.
+
+    >>> ring_factors("all_reduce", 8)
+    (1.75, 14)
+    >>> ring_factors("all_gather", 1)
+    (0.0, 0)
+    """
+    if kind not in _KINDS:
+        raise ConfigError(explain("unknown collective", value=kind, allowed=", ".join(_KINDS)))
+    if n < 1:
+        raise ConfigError(explain("a collective needs at least one rank", value=n, allowed="n >= 1"))
+    if n == 1:
+        return 0.0, 0
+    if kind == "all_reduce":
+        return 2.0 * (n - 1) / n, 2 * (n - 1)
+    if kind == "p2p":
+        return 1.0, 1
+    return (n - 1) / n, n - 1
+
+
+def collective_time_s(
+    kind: str, message_bytes: float, n: int, *, bandwidth_bytes_per_s: float, latency_s: float,
+    efficiency: float = 1.0,
+) -> float:
+    """Alpha-beta time of one ring collective: ``steps * latency + factor * S / (bandwidth * efficiency)``.
+
+    >>> round(collective_time_s("all_reduce", 1e9, 8, bandwidth_bytes_per_s=100e9, latency_s=0), 6)
+    0.0175
+    """
+    factor, steps = ring_factors(kind, n)
+    if message_bytes < 0:
+        raise ConfigError(explain("message size must be non-negative", value=message_bytes))
+    return steps * latency_s + factor * message_bytes / (bandwidth_bytes_per_s * efficiency)
+
+
+def group_link(stride: int, size: int, gpus_per_node: int) -> Link:
+    """``"intra"`` when a group of ``size`` ranks spaced ``stride`` apart fits in one node, else ``"inter"``.
+
+    >>> group_link(1, 8, 8), group_link(8, 16, 8), group_link(2, 8, 8)
+    ('intra', 'inter', 'inter')
+    """
+    return "intra" if stride * size <= gpus_per_node else "inter"
+
+
+@dataclass(frozen=True)
+class Collective:
+    """One kind of collective that a GPU takes part in during a step, summed over the step."""
+
+    name: str
+    """What it does, e.g. ``"tp all-reduce"``."""
+    kind: str
+    """all_reduce, reduce_scatter, all_gather, all_to_all or p2p."""
+    group: str
+    """Mesh axis it runs over: dp, tp, pp, cp, ep, edp (expert data-parallel) or rep (HSDP replicas)."""
+    group_size: int
+    """Ranks in the group."""
+    link: str
+    """``intra`` (NVLink-class) or ``inter`` (network)."""
+    message_bytes: float
+    """Size S of one call, bytes."""
+    calls_per_step: float
+    """How many such calls one GPU makes per optimizer step."""
+    traffic_bytes: float
+    """Bytes this GPU sends per step over all calls (ring factor x S x calls)."""
+    time_s: float
+    """Alpha-beta time of all calls in one step, seconds."""
+    critical: bool
+    """True when it sits on the compute critical path (TP, CP, EP, PP); False for DP/ZeRO traffic,
+    which the step-time model overlaps with backward."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class CommBreakdown:
+    """Every collective of one step for one (most-loaded) GPU."""
+
+    collectives: tuple[Collective, ...] = field(default_factory=tuple)
+
+    def time_s(self, *, groups: tuple[str, ...] | None = None, critical: bool | None = None) -> float:
+        """Total time of the selected collectives (all by default), seconds."""
+        return sum(
+            c.time_s for c in self.collectives
+            if (groups is None or c.group in groups) and (critical is None or c.critical == critical)
+        )
+
+    def traffic_bytes(self, *, link: str | None = None) -> float:
+        """Bytes sent per step by this GPU (on one link, or all)."""
+        return sum(c.traffic_bytes for c in self.collectives if link is None or c.link == link)
+
+    def by_group(self) -> dict[str, float]:
+        """Seconds per mesh axis."""
+        out: dict[str, float] = {}
+        for c in self.collectives:
+            out[c.group] = out.get(c.group, 0.0) + c.time_s
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "collectives": [c.to_dict() for c in self.collectives],
+            "traffic_bytes_intra": self.traffic_bytes(link="intra"),
+            "traffic_bytes_inter": self.traffic_bytes(link="inter"),
+            "time_s_by_group": self.by_group(),
+        }
+
+
+def activation_bytes(precision: str) -> float:
+    """Bytes per activation element exchanged by TP/PP/CP/EP (fp32 only for the fp32 recipe)."""
+    return 4.0 if precision == "fp32" else 2.0
+
+
+def gradient_reduce_bytes(precision: str) -> float:
+    """Bytes per gradient element in the DP reduction: fp32 when gradients accumulate in fp32
+    (Megatron's main_grad, ``bf16-fp32-grad``) or train in fp32, else 2."""
+    return 4.0 if precision in ("fp32", "bf16-fp32-grad") else 2.0
+
+
+def param_gather_bytes(precision: str) -> float:
+    """Bytes per parameter element in ZeRO all-gathers (the 16-bit working copy; fp32 for fp32)."""
+    return 4.0 if precision == "fp32" else 2.0
+
+
+def local_params(model: ModelSpec, layout: Layout) -> tuple[float, float]:
+    """(non-expert, routed-expert) parameters held by the most-loaded rank before ZeRO sharding.
+
+    Non-expert weights are split over tp and the ceil(L/p) layers of the biggest stage; the embedding
+    and output head are split over tp and placed on the first and last stage (the larger of the two
+    counts). Routed experts are split over ``ep * etp`` (Megatron-Core's expert buckets).
+    """
+    c = model.n_params()
+    L, p = model.n_layers, layout.pp
+    per_stage_layers = -(-L // p)
+    body = c.total - c.embedding - c.experts_routed
+    body_per_layer = body / L
+    emb_share = c.embedding if p == 1 else c.embedding / (1 if model.tied_embeddings else 2)
+    dense = (body_per_layer * per_stage_layers + emb_share) / layout.tp
+    routed = c.experts_routed / L * per_stage_layers / (layout.ep * layout.expert_tp) if model.moe else 0.0
+    return dense, routed
+
+
+def comm_per_step(
+    model: ModelSpec,
+    cluster: ClusterSpec,
+    train: TrainSpec,
+    layout: Layout,
+    *,
+    dp: int | None = None,
+    trainable_fraction: float = 1.0,
+) -> CommBreakdown:
+    """Collectives one GPU runs in one optimizer step, with bytes, link and alpha-beta time.
+
+    Parameters
+    ----------
+    model, cluster, train, layout
+        What is trained, on what, how. ``layout.dp`` may be ``None``; pass the resolved ``dp``.
+    dp
+        Data-parallel degree (defaults to ``layout.dp`` or ``n_gpus / (tp * pp * cp)``).
+    trainable_fraction
+        Share of parameters that get gradients (LoRA: adapters only), which scales gradient traffic.
+
+    Returns
+    -------
+    CommBreakdown
+
+    Examples
+    --------
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.hardware.spec import ClusterSpec, GPUSpec
+    >>> gpu = GPUSpec(name="x", peak_flops_per_s={"bf16": 1e15}, memory_bytes=80e9,
+    ...               memory_bandwidth_bytes_per_s=3e12, intra_node_bandwidth_bytes_per_s=450e9,
+    ...               inter_node_bandwidth_bytes_per_s=50e9)
+    >>> m = ModelSpec(n_layers=4, d_model=1024, n_heads=8, d_ff=4096, vocab_size=32000)
+    >>> cb = comm_per_step(m, ClusterSpec(gpu=gpu, n_gpus=16), TrainSpec(seq_len=1024, global_batch=32),
+    ...                    Layout(tp=8))
+    >>> sorted({c.group for c in cb.collectives})
+    ['dp', 'tp']
+    """
+    gpu = cluster.gpu
+    g_node = cluster.gpus_per_node
+    t, p, c, v = layout.tp, layout.pp, layout.cp, layout.interleave
+    d = dp or layout.dp or max(1, cluster.n_gpus // (t * p * c))
+    b, s, h = layout.micro_batch, train.seq_len, model.d_model
+    m = max(1, train.global_batch // (d * b))
+    L_stage = -(-model.n_layers // p)
+    a_bytes = activation_bytes(train.precision)
+    lat, eta = gpu.link_latency_s, gpu.network_efficiency
+
+    def bw(link: str) -> float:
+        return gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
+
+    out: list[Collective] = []
+
+    def add(name: str, kind: str, group: str, n: int, stride: int, msg: float, calls: float, critical: bool):
+        if n <= 1 or msg <= 0 or calls <= 0:
+            return
+        link = group_link(stride, n, g_node)
+        one = collective_time_s(kind, msg, n, bandwidth_bytes_per_s=bw(link), latency_s=lat, efficiency=eta)
+        factor, _ = ring_factors(kind, n)
+        out.append(Collective(name, kind, group, n, link, msg, calls, factor * msg * calls, one * calls, critical))
+
+    tokens_mb = b * s / c  # tokens one rank's micro-batch holds (per cp shard)
+    moe_layers_stage = 0
+    if model.moe is not None:
+        # MoE layers on the most-loaded stage: the dense leading layers sit on the first stage.
+        moe_layers_stage = min(L_stage, model.n_moe_layers)
+
+    # --- tensor parallelism: 4 all-reduces (or RS+AG pairs) per layer per micro-batch -----------------
+    if t > 1:
+        n_fwd = 2 + (2 if layout.recompute == "full" else 0)  # full recompute reruns the forward ones
+        per_layer = n_fwd + 2
+        msg = tokens_mb * h * a_bytes
+        if model.moe is not None and layout.expert_tp == 1:
+            # Experts without TP: only the attention block's pair of all-reduces per direction remains
+            # in MoE layers (the MLP output is combined by the EP all-to-all instead).
+            calls = m * (per_layer * (L_stage - moe_layers_stage) + per_layer / 2 * moe_layers_stage)
+        else:
+            calls = m * per_layer * L_stage
+        if layout.sequence_parallel:
+            add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
+            add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, calls, True)
+        else:
+            add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
+
+    # --- context parallelism: K,V gathered in fwd and bwd, dK,dV reduce-scattered ------------------------
+    if c > 1:
+        kv_full = b * s * (model.kv_dim + model.v_dim) / t * a_bytes  # K and V of the whole sequence
+        n_fwd = 1 + (1 if layout.recompute in ("full", "selective") else 0)
+        add("cp all-gather K,V", "all_gather", "cp", c, t, kv_full, m * L_stage * (n_fwd + 1), True)
+        add("cp reduce-scatter dK,dV", "reduce_scatter", "cp", c, t, kv_full, m * L_stage, True)
+
+    # --- pipeline: activations forward, gradients backward, per micro-batch per virtual boundary -------
+    if p > 1:
+        msg = tokens_mb * h * a_bytes / (t if layout.sequence_parallel else 1)
+        add("pp send/recv", "p2p", "pp", p, t * c * d, msg, 2 * m * v, True)
+
+    # --- expert parallelism: dispatch + combine, forward and backward ----------------------------------
+    e = layout.ep
+    if model.moe is not None and e > 1 and moe_layers_stage:
+        cap = model.moe.capacity_factor or 1.0
+        tokens_rank = tokens_mb / (t if layout.sequence_parallel else 1)
+        msg = tokens_rank * model.moe.top_k * h * a_bytes * cap
+        n_a2a = 4 + (2 if layout.recompute == "full" else 0)
+        add("ep all-to-all", "all_to_all", "ep", e, layout.expert_tp, msg, m * n_a2a * moe_layers_stage, True)
+
+    # --- data parallelism / ZeRO ---------------------------------------------------------------------
+    dense_p, routed_p = local_params(model, layout)
+    g_bytes = gradient_reduce_bytes(train.precision)
+    p_bytes = param_gather_bytes(train.precision)
+    tf = trainable_fraction
+    # Dense gradients are reduced over dp*cp (CP ranks hold replicas of the weights too); expert weights
+    # over the expert-data-parallel group of d*c/e ranks.
+    groups = [("dp", d * c, t, dense_p)]
+    if routed_p:
+        groups.append(("edp", max(1, d * c // e), layout.expert_tp * e, routed_p))
+    for gname, n, stride, params in groups:
+        if n <= 1:
+            continue
+        shard_n, rep_n = n, 1
+        if layout.shard_group == "node" and layout.zero > 0:
+            shard_n = max(1, min(n, g_node // stride)) if stride < g_node else 1
+            rep_n = n // shard_n
+        grad_msg = params * g_bytes * tf
+        z = layout.zero
+        if z == 0:
+            add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, 1, False)
+            continue
+        rs_calls = m if z >= 2 else 1
+        add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg, rs_calls, False)
+        if z == 3:
+            ag_calls = 2 * m  # parameters gathered for forward and again for backward of every micro-batch
+            add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls, False)
+        else:
+            add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1, False)
+        if rep_n > 1:  # HSDP: replicas all-reduce their gradient shard
+            add(f"{gname} replica all-reduce (HSDP)", "all_reduce", "rep", rep_n, stride * shard_n,
+                grad_msg / shard_n, 1, False)
+    return CommBreakdown(tuple(out))
