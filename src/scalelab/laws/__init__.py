@@ -1,1 +1,32 @@
-"""Scaling laws as scikit-learn-shaped estimators: fit, predict, intervals, compute-optimal allocation."""
+"""Scaling laws as scikit-learn-shaped estimators: fit, predict, intervals, compute-optimal allocation.
+
+Every law subclasses :class:`ScalingLaw` (``scalelab.laws.base``) and registers itself under its
+``name``; :func:`get_law` and :func:`list_laws` find them. Any registered law class can also be imported
+from here by its class name (``from scalelab.laws import KaplanLaw``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ScalingLaw, get_law, list_laws, register_law
+from .chinchilla import ChinchillaLaw, ComputeOptimal, InferenceAllocation
+
+__all__ = ["ScalingLaw", "get_law", "list_laws", "register_law", "ChinchillaLaw", "ComputeOptimal",
+           "InferenceAllocation", "load_runs", "Runs", "load_fit"]
+
+
+def load_fit(path: Any) -> ScalingLaw:
+    """Load a fit saved by ``law.save`` or ``scalelab fit --out`` as a working law."""
+    return ScalingLaw.load(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load_runs", "Runs"):
+        from . import data
+
+        return getattr(data, name)
+    for cls in list_laws():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module 'scalelab.laws' has no attribute {name!r}")
