@@ -1,0 +1,807 @@
+"""Memory per GPU for training (and the weights alone for inference): model states, activations, buffers.
+
+Symbols: L = n_layers, h = d_model, a = n_heads, f = d_ff, V = vocab_size, s = sequence length,
+b = micro-batch, t = tp, p = pp, v = interleave, c = cp, e = ep, d = dp, Psi = parameters.
+All results are bytes per GPU for the peak pipeline stage (the stage whose total is largest).
+
+Sources
+-------
+- Model states per parameter and ZeRO sharding: Rajbhandari et al. 2020 (ZeRO), §5 and Table 1:
+  ``(2 + 2 + K) Psi`` for DDP, ``4 Psi + K Psi / N_d`` (stage 1), ``2 Psi + (2 + K) Psi / N_d``
+  (stage 2), ``(4 + K) Psi / N_d`` (stage 3), K = 12 for mixed-precision Adam.
+- Megatron's 18 bytes/param (bf16 weight, fp32 main grad, fp32 master, Adam m and v):
+  Megatron-LM ``theoretical_memory_usage.py``; Korthikanti et al. 2022 Fig. 1.
+- Activations: Korthikanti et al. 2022 (arXiv:2205.05198) §4, Table 2, written as a sum of the tensors a
+  layer saves for backward so that GQA, MLA, SwiGLU, MoE, FlashAttention and CP follow from the same
+  bookkeeping; pipeline in-flight microbatches from the 1F1B and interleaved schedules
+  (Narayanan et al. 2021; Megatron-LM ``schedules.py``: warm-up microbatches per rank).
+- Offload: ZeRO-Offload (Ren et al. 2021) and ZeRO-Infinity (Rajbhandari et al. 2021).
+- LoRA (Hu et al. 2021) and QLoRA (Dettmers et al. 2023, §3: NF4 with block size 64, double
+  quantisation of the scales to 0.127 bits/param).
+- Optimizers: 8-bit Adam (Dettmers et al. 2022, block-wise scales of 2048), Adafactor (Shazeer & Stern
+  2018, factored second moment, no first moment), GaLore (Zhao et al. 2024, states ``m r + 2 n r`` for an
+  ``m x n`` matrix, m <= n).
+
+See ``docs/memory-and-flops.md`` for every convention and what is not modelled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import ConfigError, explain
+from ..units import GiB
+from .flops import lora_params_by_layer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..arch.spec import ModelSpec
+    from .layout import Layout, LoRASpec, TrainSpec
+
+__all__ = [
+    "MemoryConventions",
+    "MemoryBreakdown",
+    "PrecisionRecipe",
+    "PRECISION_RECIPES",
+    "memory_per_gpu",
+    "activation_bytes_per_layer",
+    "inference_weights_bytes",
+    "lora_trainable_params",
+    "zero_model_states_bytes",
+    "quantized_bytes_per_param",
+]
+
+
+# ---- conventions and recipes -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryConventions:
+    """Bookkeeping conventions of the memory model. Defaults describe a modern Megatron/TE-style run.
+
+    Attributes
+    ----------
+    activation_bytes : float or None
+        Bytes per stored activation element; ``None`` takes it from the precision recipe (4 for fp32,
+        else 2: Korthikanti et al. store 16-bit activations).
+    dropout : bool
+        The layer applies dropout (attention probabilities, attention output, MLP output, embedding),
+        storing 1-byte masks and the dropped-out probabilities (GPT-3/Megatron: yes; Llama: no).
+    dropout_mask_bytes : float
+        Bytes per dropout-mask element (Korthikanti et al. 2022: 1).
+    norm_stats : bool
+        Count the fp32 per-token statistics a norm saves (mean and rstd for LayerNorm, rstd for RMSNorm).
+    swiglu_saved_widths : float
+        Tensors of width f a SwiGLU MLP saves: 3 with a fused activation (gate and up outputs, then the
+        product that feeds the down projection; Megatron ``bias_swiglu``), 4 in eager PyTorch (also
+        ``silu(gate)``).
+    attention_output_copy : bool
+        The attention kernel saves its output in a layout that is a separate copy from the
+        output-projection input (eager PyTorch with a (b, a, s, d) layout); False for Megatron/TE.
+    logits_bytes : float
+        Bytes per logit element held for the loss (Megatron's vocab-parallel cross-entropy: 4, fp32).
+    recompute_working_set : bool
+        With full recomputation, add the activations of the one layer being recomputed during backward.
+    zero3_prefetch_layers : int
+        Unsharded layers held by ZeRO-3/FSDP at once (the one computing and the one prefetched).
+    fp8_weight_copy_bytes : float
+        Bytes per weight of the low-precision working copy kept beside the bf16 weights by the fp8
+        recipe (Transformer Engine caches the fp8 weight; 2 if the transpose is cached too).
+    fp4_weight_copy_bytes : float
+        The same for the NVFP4 recipe: 4-bit values plus an e4m3 scale per 16 (0.5 + 1/16).
+    optimizer_state_bytes : float
+        Bytes per optimizer-state element for Adam/SGD/GaLore/Adafactor states (fp32: 4; DeepSeek-V3
+        keeps Adam moments in bf16: 2).
+    comm_buffer_bytes : float
+        Extra communication buckets per GPU (e.g. a DDP bucket), bytes.
+    """
+
+    activation_bytes: float | None = None
+    dropout: bool = False
+    dropout_mask_bytes: float = 1.0
+    norm_stats: bool = True
+    swiglu_saved_widths: float = 3.0
+    attention_output_copy: bool = False
+    logits_bytes: float = 4.0
+    recompute_working_set: bool = True
+    zero3_prefetch_layers: int = 2
+    fp8_weight_copy_bytes: float = 1.0
+    fp4_weight_copy_bytes: float = 0.5 + 1.0 / 16
+    optimizer_state_bytes: float = 4.0
+    comm_buffer_bytes: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
+                     "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ConfigError(explain(f"memory convention {name} must be a finite number >= 0", value=v))
+        if self.activation_bytes is not None and not self.activation_bytes > 0:
+            raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
+                                      fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
+        if self.zero3_prefetch_layers < 1:
+            raise ConfigError(explain("zero3_prefetch_layers must be >= 1", value=self.zero3_prefetch_layers))
+
+    @classmethod
+    def korthikanti(cls) -> "MemoryConventions":
+        """Korthikanti et al. 2022's setting: GPT layers with dropout, 1-byte masks, 16-bit activations."""
+        return cls(activation_bytes=2.0, dropout=True, dropout_mask_bytes=1.0, norm_stats=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PrecisionRecipe:
+    """Bytes per trainable parameter for each model state (optimizer states are set by the optimizer)."""
+
+    weight_bytes: float
+    grad_bytes: float
+    master_bytes: float
+    activation_bytes: float
+    working_copy: Literal["none", "fp8", "fp4"] = "none"
+
+
+#: The recipes of :data:`scalelab.planner.layout.Precision`.
+PRECISION_RECIPES: dict[str, PrecisionRecipe] = {
+    "fp32": PrecisionRecipe(4.0, 4.0, 0.0, 4.0),
+    "bf16": PrecisionRecipe(2.0, 2.0, 4.0, 2.0),            # ZeRO paper: 2 + 2 + K (K = 12 with Adam)
+    "bf16-fp32-grad": PrecisionRecipe(2.0, 4.0, 4.0, 2.0),  # Megatron: 18 bytes/param with Adam
+    "fp8": PrecisionRecipe(2.0, 4.0, 4.0, 2.0, "fp8"),      # TE / DeepSeek-V3: fp32 main grads + fp8 copy
+    "fp4": PrecisionRecipe(2.0, 4.0, 4.0, 2.0, "fp4"),      # NVFP4: bf16 weights + fp4 working copy
+}
+
+
+def _recipe(precision: str) -> PrecisionRecipe:
+    try:
+        return PRECISION_RECIPES[precision]
+    except KeyError:
+        raise ConfigError(explain("unknown precision recipe", value=precision,
+                                  allowed=", ".join(PRECISION_RECIPES), fix="choose one of the listed recipes"))
+
+
+# ---- results ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per GPU at the peak pipeline stage.
+
+    ``weights/gradients/optimizer`` include the embedding and head on the stages that hold them
+    (``optimizer`` holds fp32 master weights and the optimizer states); ``activations`` are the
+    transformer layers' saved tensors for all in-flight microbatches; ``other`` holds the embedding and
+    loss activations, logits, ZeRO-3 gather buffers, pipeline/CP communication buffers.
+    ``detail`` splits every figure further (keys end in ``_bytes``).
+    """
+
+    weights_bytes: float
+    gradients_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    other_bytes: float
+    total_bytes: float
+    host_bytes: float = 0.0
+    nvme_bytes: float = 0.0
+    offload_bytes_per_step: float = 0.0
+    trainable_params: int = 0
+    notes: tuple[str, ...] = ()
+    peak_stage: int = 0
+    pcie_bytes_per_step: float = 0.0
+    nvme_bytes_per_step: float = 0.0
+    in_flight_microbatches: float = 1.0
+    detail: tuple[tuple[str, float], ...] = ()
+    conventions: MemoryConventions = field(default_factory=MemoryConventions)
+
+    @property
+    def model_states_bytes(self) -> float:
+        """Weights + gradients + optimizer states (the ZeRO paper's "model states")."""
+        return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
+
+    def get(self, key: str) -> float:
+        """One entry of ``detail`` (0 when absent)."""
+        return dict(self.detail).get(key, 0.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "weights": self.weights_bytes,
+            "gradients": self.gradients_bytes,
+            "optimizer": self.optimizer_bytes,
+            "activations": self.activations_bytes,
+            "other": self.other_bytes,
+            "total": self.total_bytes,
+            "host": self.host_bytes,
+            "nvme": self.nvme_bytes,
+            "offload_bytes_per_step": self.offload_bytes_per_step,
+            "pcie_bytes_per_step": self.pcie_bytes_per_step,
+            "nvme_bytes_per_step": self.nvme_bytes_per_step,
+            "trainable_params": self.trainable_params,
+            "peak_stage": self.peak_stage,
+            "in_flight_microbatches": self.in_flight_microbatches,
+            "notes": list(self.notes),
+            "detail": dict(self.detail),
+            "conventions": self.conventions.to_dict(),
+            "unit": "bytes",
+        }
+
+    def report(self) -> str:
+        lines = [f"Memory per GPU (pipeline stage {self.peak_stage}, GiB = 2^30 bytes)"]
+        for k in ("weights", "gradients", "optimizer", "activations", "other", "total"):
+            lines.append(f"  {k:<12} {getattr(self, k + '_bytes') / GiB:10.3f} GiB")
+        if self.host_bytes or self.nvme_bytes:
+            lines.append(f"  host (CPU)   {self.host_bytes / GiB:10.3f} GiB")
+            lines.append(f"  nvme         {self.nvme_bytes / GiB:10.3f} GiB")
+            lines.append(f"  offload traffic {self.offload_bytes_per_step / GiB:.3f} GiB/step")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+# ---- helpers: quantised storage, optimizer states --------------------------------------------------
+
+def quantized_bytes_per_param(dtype: str, *, double_quant: bool = True) -> float:
+    """Storage bytes per weight, block scales included.
+
+    - ``fp32`` 4, ``bf16``/``fp16`` 2, ``fp8`` 1;
+    - ``int8``: 1 (LLM.int8 row-wise scales are negligible and not counted);
+    - ``nf4``/``fp4`` as in bitsandbytes/QLoRA (Dettmers et al. 2023 §3): 4 bits plus an fp32 absmax per
+      block of 64 (0.5 bit/param), or with double quantisation an 8-bit absmax per 64 plus an fp32 scale
+      per 256 blocks (8/64 + 32/(64*256) = 0.127 bit/param);
+    - ``nvfp4``: 4 bits plus an e4m3 scale per 16 values (NVIDIA Blackwell NVFP4);
+    - ``sub1bit``: 0.8 bit/param, QMoE (Frantar & Alistarh 2023: 1.6T parameters in under 160 GB).
+
+    >>> round(quantized_bytes_per_param("nf4") * 8, 3)
+    4.127
+    """
+    d = dtype.lower()
+    if d in ("fp32", "tf32"):
+        return 4.0
+    if d in ("bf16", "fp16"):
+        return 2.0
+    if d in ("fp8", "int8"):
+        return 1.0
+    if d in ("nf4", "fp4"):
+        scale_bits = (8 / 64 + 32 / (64 * 256)) if double_quant else 32 / 64
+        return (4 + scale_bits) / 8
+    if d == "nvfp4":
+        return (4 + 8 / 16) / 8
+    if d == "sub1bit":
+        return 0.8 / 8
+    raise ConfigError(explain("unknown weight storage dtype", value=dtype,
+                              allowed="fp32, bf16, fp16, fp8, int8, nf4, fp4, nvfp4, sub1bit",
+                              fix="choose one of the listed formats"))
+
+
+def _matrices(model: "ModelSpec") -> dict[str, list[tuple[int, int]]]:
+    """(d_in, d_out) of every weight matrix in one layer, by bucket (one routed expert for ``expert``)."""
+    h, a = model.d_model, model.n_heads
+    if model.mla is not None:
+        m = model.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        q = [(h, m.q_lora_rank), (m.q_lora_rank, a * qk)] if m.q_lora_rank else [(h, a * qk)]
+        attn = q + [(h, m.kv_lora_rank + m.qk_rope_head_dim),
+                    (m.kv_lora_rank, a * (m.qk_nope_head_dim + m.v_head_dim)), (a * m.v_head_dim, h)]
+    else:
+        dh, g = model.d_head, model.n_kv_heads
+        attn = [(h, a * dh), (h, g * dh), (h, g * dh), (a * dh, h)]
+
+    def mlp(width: int) -> list[tuple[int, int]]:
+        return ([(h, width), (h, width)] if model.ffn_kind == "swiglu" else [(h, width)]) + [(width, h)]
+
+    out = {"attention": attn, "dense_mlp": mlp(model.d_ff), "expert": [], "shared": [], "router": []}
+    if model.moe is not None:
+        e = model.moe
+        out["expert"] = mlp(e.d_expert)
+        out["shared"] = mlp(e.shared_width) * e.n_shared_experts
+        out["router"] = [(h, e.n_experts + e.n_zero_experts)]
+    return out
+
+
+def _state_elems_per_param(train: "TrainSpec", mats: list[tuple[int, int]], n_params: float) -> float:
+    """Optimizer-state elements per parameter for a bucket of matrices (plus non-matrix params)."""
+    opt = train.optimizer
+    if opt == "adamw":
+        return 2.0
+    if opt == "sgd":
+        return 1.0
+    if n_params <= 0:
+        return 0.0
+    mat_params = sum(i * o for i, o in mats)
+    rest = max(0.0, n_params - mat_params)  # norms and biases: unfactored
+    if opt == "adam8bit":
+        return 2.0  # handled in bytes (1 byte per state), see _optimizer_bytes_per_param
+    if opt == "adafactor":
+        # Shazeer & Stern 2018: a row and a column accumulator per matrix, full v for vectors, no momentum.
+        return (sum(i + o for i, o in mats) + rest) / n_params
+    if opt == "galore":
+        # Zhao et al. 2024 §4: projector m x r plus Adam moments r x n for an m x n matrix (m <= n).
+        total = 0.0
+        for i, o in mats:
+            lo, hi = min(i, o), max(i, o)
+            r = min(train.galore_rank, lo)
+            total += 2 * i * o if r >= lo else r * lo + 2 * r * hi
+        return (total + 2 * rest) / n_params
+    raise ConfigError(explain("unknown optimizer", value=opt, allowed="adamw, adam8bit, adafactor, sgd, galore"))
+
+
+def _optimizer_bytes_per_param(train: "TrainSpec", conv: MemoryConventions,
+                               mats: list[tuple[int, int]], n_params: float) -> float:
+    if train.optimizer == "adam8bit":
+        # bitsandbytes 8-bit Adam: two 1-byte states plus an fp32 absmax per block of 2048.
+        return 2.0 * (1.0 + 4.0 / 2048)
+    return _state_elems_per_param(train, mats, n_params) * conv.optimizer_state_bytes
+
+
+def zero_model_states_bytes(n_params: float, *, zero: int, n_d: int, k: float = 12.0,
+                            weight_bytes: float = 2.0, grad_bytes: float = 2.0) -> dict[str, float]:
+    """Model-state bytes per device under ZeRO (Rajbhandari et al. 2020, §5.1-5.3 and Table 1).
+
+    ``K`` bytes/param of optimizer state (12 for mixed-precision Adam: fp32 master, m, v) are sharded
+    from stage 1, gradients from stage 2, weights at stage 3, over ``n_d`` data-parallel ranks.
+
+    >>> round(zero_model_states_bytes(7.5e9, zero=1, n_d=64)["total"] / 1e9, 1)
+    31.4
+    """
+    if zero not in (0, 1, 2, 3):
+        raise ConfigError(explain("ZeRO stage must be 0, 1, 2 or 3", value=zero))
+    if not (n_d >= 1 and n_params > 0):
+        raise ConfigError(explain("need n_params > 0 and n_d >= 1", value=(n_params, n_d)))
+    w = weight_bytes * n_params / (n_d if zero >= 3 else 1)
+    g = grad_bytes * n_params / (n_d if zero >= 2 else 1)
+    o = k * n_params / (n_d if zero >= 1 else 1)
+    return {"weights": w, "gradients": g, "optimizer": o, "total": w + g + o}
+
+
+def lora_trainable_params(model: "ModelSpec", lora: "LoRASpec") -> int:
+    """Trainable LoRA adapter parameters of the whole model (Hu et al. 2021 §4.1: ``r (d_in + d_out)``
+    per adapted matrix). MoE layers adapt every expert they target.
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import LoRASpec
+    >>> gpt3 = ModelSpec(n_layers=96, d_model=12288, n_heads=96, d_ff=49152, vocab_size=50257)
+    >>> lora_trainable_params(gpt3, LoRASpec(rank=4, target_modules=("q", "v")))  # LoRA paper: 18.9M
+    18874368
+    """
+    lp = lora_params_by_layer(model, lora)
+    return int(model.n_dense_mlp_layers * lp["dense_mlp"] + model.n_moe_layers * lp["moe_total"]
+               + model.n_layers * lp["attention"])
+
+
+def inference_weights_bytes(model: "ModelSpec", dtype: str, *, quantize_embeddings: bool = False,
+                            double_quant: bool = True) -> float:
+    """Bytes to hold a model's weights for inference (reference only: no KV cache or activations).
+
+    Quantised formats (``int8``, ``nf4``, ``fp4``, ``nvfp4``) apply to the transformer blocks' matrices;
+    embeddings, the head, norms and the router stay 16-bit unless ``quantize_embeddings`` (bitsandbytes
+    and QLoRA keep them in 16 bits). ``sub1bit`` (QMoE, ~0.8 bit/param) compresses routed experts only;
+    for a dense model it applies to the blocks' matrices.
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> m = ModelSpec(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=14336, vocab_size=128256)
+    >>> round(inference_weights_bytes(m, "bf16") / 1e9, 2)
+    16.06
+    """
+    c = model.n_params()
+    q = quantized_bytes_per_param(dtype, double_quant=double_quant)
+    if dtype.lower() in ("fp32", "tf32", "bf16", "fp16"):
+        return q * c.total
+    mats = _matrices(model)
+    per_attn = sum(i * o for i, o in mats["attention"])
+    dense_mm = model.n_layers * per_attn + model.n_dense_mlp_layers * sum(i * o for i, o in mats["dense_mlp"])
+    expert_mm = float(c.experts_routed)  # routed expert matrices (biases are negligible)
+    shared_mm = model.n_moe_layers * sum(i * o for i, o in mats["shared"])
+    if dtype.lower() == "sub1bit" and model.is_moe:
+        quantised = expert_mm
+    else:
+        quantised = dense_mm + expert_mm + shared_mm
+    if quantize_embeddings:
+        quantised += c.embedding
+    quantised = min(quantised, c.total)
+    return q * quantised + 2.0 * (c.total - quantised)
+
+
+# ---- activations ----------------------------------------------------------------------------------
+
+def _check_positive_int(name: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ConfigError(explain(f"{name} must be a positive integer", value=v))
+    return v
+
+
+def _layer_activation_terms(model: "ModelSpec", seq_len: int, micro_batch: int, layout: "Layout",
+                            act: float, conv: MemoryConventions, moe_layer: bool,
+                            recompute: str) -> dict[str, float]:
+    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
+    t, c = layout.tp, layout.cp
+    sp = layout.sequence_parallel and t > 1
+    T = seq_len / c * micro_batch            # local tokens per CP rank
+    rep = T / t if sp else T                  # token count of tensors not split by TP without SP
+    h, a = model.d_model, model.n_heads
+    mask = conv.dropout_mask_bytes if conv.dropout else 0.0
+    nstat = (8.0 if model.norm_kind == "layernorm" else 4.0) if conv.norm_stats else 0.0
+    d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
+
+    terms: dict[str, float] = {}
+    # Full recompute: only the layer input survives (SP shards it; Korthikanti §4.3).
+    if recompute == "full":
+        return {"layer_input": rep * h * act}
+
+    # Attention block: norm input, projection input, Q/K/V, core, out-proj input, dropout mask.
+    terms["norm_inputs"] = 2 * rep * h * act + 2 * rep * nstat
+    terms["attn_input"] = rep * h * act
+    if model.mla is not None:
+        m = model.mla
+        # Latent paths: the down-projection outputs are normed and up-projected (norm input + up input).
+        terms["mla_latents"] = rep * act * (2 * (m.q_lora_rank or 0) + 2 * m.kv_lora_rank + m.qk_rope_head_dim)
+    terms["qkv"] = T * (model.q_dim + model.kv_dim + model.v_dim) * act / t
+    core = 0.0
+    if layout.flash_attention:
+        if recompute != "selective":
+            core = a * T * 4.0 / t  # fp32 log-sum-exp per head and query (Dao et al. 2022)
+            if conv.attention_output_copy:
+                core += T * a * d_v * act / t
+    elif recompute != "selective":
+        # Scores: each query attends to all s keys (CP: local queries x all keys, ring by blocks).
+        scores = a * T * seq_len / t
+        core = scores * act + (scores * mask + scores * act if conv.dropout else 0.0)
+    terms["attn_core"] = core
+    terms["attn_out_input"] = T * a * d_v * act / t
+    terms["dropout_masks"] = 2 * rep * h * mask
+
+    # MLP block: input plus intermediates of width f.
+    terms["mlp_input"] = rep * h * act
+    widths = conv.swiglu_saved_widths if model.ffn_kind == "swiglu" else 2.0
+    if moe_layer and model.moe is not None:
+        e = model.moe
+        et = layout.expert_tp
+        # Routed rows per rank: k copies of each local token (x capacity factor when not dropless); EP
+        # exchanges tokens but balanced routing keeps the count (Lepikhin et al. 2020; Fedus et al. 2021).
+        k_eff = min(e.top_k, e.n_experts) * (e.capacity_factor or 1.0)
+        rows = k_eff * (T * et / t if sp else T)
+        terms["router"] = rep * (e.n_experts + e.n_zero_experts) * 4.0 + rep * e.top_k * 4.0
+        terms["expert_inputs"] = rows * h * act
+        terms["expert_intermediates"] = rows * e.d_expert * widths * act / et
+        terms["expert_outputs"] = rows * h * act  # kept for the gradient of the combine weights
+        if e.n_shared_experts:
+            terms["shared_expert_intermediates"] = T * e.n_shared_experts * e.shared_width * widths * act / t
+    else:
+        terms["mlp_intermediates"] = T * model.d_ff * widths * act / t
+    return terms
+
+
+def activation_bytes_per_layer(model: "ModelSpec", seq_len: int, micro_batch: int, layout: "Layout", *,
+                               dtype_bytes: float = 2.0,
+                               conventions: MemoryConventions = MemoryConventions(),
+                               moe_layer: bool | None = None, recompute: str | None = None) -> float:
+    """Bytes one transformer layer stores for backward for one microbatch on one GPU.
+
+    Korthikanti et al. 2022 Table 2 as a sum of saved tensors: with dropout and 1-byte masks, MHA, a
+    4h GELU MLP and no FlashAttention this is ``s b h (10 + 24/t + 5 a s/(h t))`` (TP),
+    ``s b h (34/t + 5 a s / (h t))`` (TP + SP), ``34 s b h / t`` (TP + SP + selective) and ``2 s b h``
+    (full recompute). ``layout`` gives tp, cp, sequence_parallel, flash_attention, recompute and etp.
+
+    Parameters
+    ----------
+    moe_layer : bool, optional
+        Whether the layer is a MoE layer (default: the model has experts and this is not one of its
+        leading dense layers, i.e. True for MoE models).
+    recompute : str, optional
+        Override ``layout.recompute``.
+
+    Examples
+    --------
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import Layout
+    >>> m = ModelSpec(n_layers=1, d_model=6144, n_heads=64, d_ff=4 * 6144, vocab_size=51200,
+    ...               ffn_kind="gelu", norm_kind="layernorm")
+    >>> lay = Layout(tp=8, sequence_parallel=True, recompute="selective", flash_attention=False)
+    >>> activation_bytes_per_layer(m, 2048, 1, lay, conventions=MemoryConventions.korthikanti()) / (2048 * 6144)
+    4.25
+    """
+    _check_positive_int("seq_len", seq_len)
+    _check_positive_int("micro_batch", micro_batch)
+    if not dtype_bytes > 0:
+        raise ConfigError(explain("dtype_bytes must be > 0", value=dtype_bytes))
+    act = conventions.activation_bytes or dtype_bytes
+    rc = recompute or layout.recompute
+    if rc not in ("none", "selective", "full"):
+        raise ConfigError(explain("unknown recompute mode", value=rc, allowed="none, selective, full"))
+    is_moe = model.is_moe if moe_layer is None else (moe_layer and model.is_moe)
+    return sum(_layer_activation_terms(model, seq_len, micro_batch, layout, act, conventions, is_moe, rc).values())
+
+
+# ---- memory per GPU -------------------------------------------------------------------------------
+
+def _stage_layers(n_layers: int, pp: int) -> list[tuple[int, int]]:
+    """[start, end) layer indices of each stage: an even split, extra layers on the last stages."""
+    base, extra = divmod(n_layers, pp)
+    out, start = [], 0
+    for i in range(pp):
+        n = base + (1 if i >= pp - extra else 0)
+        out.append((start, start + n))
+        start += n
+    return out
+
+
+def _in_flight(stage: int, pp: int, v: int, m: int) -> float:
+    """Microbatches whose activations a stage holds at its peak, in units of the whole stage's layers.
+
+    1F1B: stage i holds min(p - i, m) (Narayanan et al. 2021). Interleaved with v chunks: Megatron warms
+    up ``2 (p - i - 1) + (v - 1) p`` chunk-microbatches and holds one more, i.e. ``(1 + (p-1)/(p v)) p``
+    stage-microbatches on the first stage (Korthikanti et al. 2022 §4.2.3).
+    """
+    if pp == 1:
+        return 1.0
+    if v <= 1:
+        return float(min(pp - stage, m))
+    chunks = min(2 * (pp - stage - 1) + (v - 1) * pp + 1, m * v)
+    return chunks / v
+
+
+def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, dp: int,
+                   gpus_per_node: int = 8,
+                   conventions: MemoryConventions = MemoryConventions()) -> MemoryBreakdown:
+    """Training memory per GPU at the peak pipeline stage.
+
+    Parameters
+    ----------
+    model, train, layout
+        What is trained, how, and the parallel layout (``layout.dp`` may be ``None``).
+    dp : int
+        The resolved data-parallel degree (``n_gpus / (tp * pp * cp)``).
+    gpus_per_node : int
+        For HSDP (``layout.shard_group == "node"``): ZeRO shards over the DP ranks inside a node; ranks
+        are ordered tp, cp, dp, pp from the innermost (Megatron-LM's default).
+    conventions : MemoryConventions
+        Bookkeeping conventions (dropout, fused activations, logits dtype...).
+
+    Returns
+    -------
+    MemoryBreakdown
+
+    Notes
+    -----
+    Sharding (Megatron-Bridge's three buckets): attention, dense MLP, shared experts, embedding and head
+    are split over ``tp``; norms and the router are replicated; routed experts are split over
+    ``ep * etp``. Dense model states are ZeRO-sharded over the ``dp * cp`` ranks that hold the same
+    weights, routed experts over the expert-data-parallel group ``dp * cp * tp / (ep * etp)``.
+
+    Examples
+    --------
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import Layout, TrainSpec
+    >>> m = ModelSpec(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=14336, vocab_size=128256)
+    >>> mem = memory_per_gpu(m, TrainSpec(seq_len=8192, global_batch=64), Layout(zero=3), dp=64)
+    >>> round(mem.model_states_bytes / 1e9, 2)   # 16 bytes x 8.03B / 64
+    2.01
+    """
+    dp = _check_positive_int("dp", dp)
+    gpus_per_node = _check_positive_int("gpus_per_node", gpus_per_node)
+    rec = _recipe(train.precision)
+    conv = conventions
+    act = conv.activation_bytes or rec.activation_bytes
+    notes: list[str] = []
+    t, p, c, v, b = layout.tp, layout.pp, layout.cp, layout.interleave, layout.micro_batch
+    ep, et = layout.ep, layout.expert_tp
+    s = train.seq_len
+    counts = model.n_params()
+    mats = _matrices(model)
+    is_moe = model.is_moe
+    n_moe_layers = model.n_moe_layers
+
+    # --- shard groups ---
+    dense_dp = dp * c
+    expert_dp = max(1.0, dp * c * t / (ep * et))
+    if layout.shard_group == "node":
+        dense_z = min(dense_dp, max(1, gpus_per_node // t))
+        expert_z = min(expert_dp, max(1.0, gpus_per_node / (ep * et)))
+    else:
+        dense_z, expert_z = dense_dp, expert_dp
+    zero = layout.zero
+    if layout.offload_params != "none" and zero < 3:
+        notes.append("offload_params needs zero=3 (ZeRO-Infinity); parameters kept on the GPU")
+
+    # --- per-layer parameter buckets (unsharded counts) ---
+    final_norm = (2 if model.norm_kind == "layernorm" else 1) * model.d_model
+    norm_per_layer = (counts.norms - final_norm) / model.n_layers
+    attn_per_layer = counts.per_layer_attention
+    dense_mlp = counts.per_layer_dense_mlp
+    routed_per_layer = counts.experts_routed / n_moe_layers if n_moe_layers else 0.0
+    shared_per_layer = counts.experts_shared / n_moe_layers if n_moe_layers else 0.0
+    router_per_layer = counts.router / n_moe_layers if n_moe_layers else 0.0
+    emb_in = model.vocab_size * model.d_model
+    pos = model.seq_len * model.d_model if model.position_kind == "learned" else 0
+    head = model.vocab_size * model.d_model
+
+    # --- trainable parameters and bytes per parameter ---
+    lora = train.lora
+    if lora is not None:
+        lp = lora_params_by_layer(model, lora)
+        trainable = lora_trainable_params(model, lora)
+        base_q = quantized_bytes_per_param(lora.base_dtype, double_quant=lora.double_quant)
+    else:
+        lp = None
+        trainable = counts.total
+        base_q = 0.0
+    wb, gb, mb = rec.weight_bytes, rec.grad_bytes, rec.master_bytes
+    copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
+
+    def opt_b(kind_mats: list[tuple[int, int]], n: float) -> float:
+        return _optimizer_bytes_per_param(train, conv, kind_mats, n)
+
+    opt_attn = opt_b(mats["attention"], attn_per_layer)
+    opt_mlp = opt_b(mats["dense_mlp"], dense_mlp)
+    opt_exp = opt_b(mats["expert"], routed_per_layer / model.moe.n_experts) if is_moe else 0.0
+    opt_shared = opt_b(mats["shared"], shared_per_layer) if is_moe else 0.0
+    opt_router = opt_b(mats["router"], router_per_layer) if is_moe else 0.0
+    opt_vec = opt_b([], 1.0)  # norms, biases, adapters: unfactored states
+    opt_emb = opt_b([(model.vocab_size, model.d_model)], emb_in)
+
+    # A bucket: (local params before ZeRO, optimizer bytes/param, shards with experts?, local LoRA
+    # params, matrices that a QLoRA base quantises?).
+    Bucket = tuple[float, float, bool, float, bool]
+
+    def layer_buckets(moe_layer: bool) -> list[Bucket]:
+        out: list[Bucket] = [
+            (attn_per_layer / t, opt_attn, False, (lp["attention"] / t) if lp else 0.0, True),
+            (norm_per_layer, opt_vec, False, 0.0, False)]
+        if moe_layer:
+            out.append((routed_per_layer / (ep * et), opt_exp, True,
+                        (lp["moe_routed"] / (ep * et)) if lp else 0.0, True))
+            out.append((shared_per_layer / t, opt_shared, False, (lp["moe_shared"] / t) if lp else 0.0, True))
+            out.append((router_per_layer, opt_router, False, 0.0, False))
+        else:
+            out.append((dense_mlp / t, opt_mlp, False, (lp["dense_mlp"] / t) if lp else 0.0, True))
+        return out
+
+    def states(buckets: list[Bucket]) -> dict[str, float]:
+        """Weights, grads, optimizer bytes after ZeRO, unsharded weight bytes (for ZeRO-3 gathers), and
+        the parameters whose optimizer states this rank owns (for offload traffic)."""
+        w = g = o = full_w = full_g = n_opt = 0.0
+        for n, ob, is_exp, n_lora, quantisable in buckets:
+            z = expert_z if is_exp else dense_z
+            zw, zg, zo = (z if zero >= 3 else 1), (z if zero >= 2 else 1), (z if zero >= 1 else 1)
+            if lp is None:
+                w += (wb + copy) * n / zw
+                full_w += (wb + copy) * n
+                g += gb * n / zg
+                full_g += gb * n
+                o += (mb + ob) * n / zo
+                n_opt += n / zo
+            else:
+                # LoRA: frozen base at its storage dtype (QLoRA quantises the blocks' matrices, norms and
+                # router stay 16-bit); adapters trained with the recipe (Hu et al. 2021; Dettmers et al. 2023).
+                base = n * (base_q if quantisable else 2.0)
+                w += (base + wb * n_lora) / zw
+                full_w += base + wb * n_lora
+                g += gb * n_lora / zg
+                full_g += gb * n_lora
+                o += (mb + opt_vec) * n_lora / zo
+                n_opt += n_lora / zo
+        return {"w": w, "g": g, "o": o, "full_w": full_w, "full_g": full_g, "n_opt": n_opt}
+
+    dense_layer = states(layer_buckets(False))
+    moe_layer_st = states(layer_buckets(True)) if is_moe else dense_layer
+
+    def embed_states(n_tp: float, n_rep: float) -> dict[str, float]:
+        """Embedding or head (vocab-parallel over tp) plus replicated extras (positions, final norm)."""
+        n = n_tp / t + n_rep
+        zw, zg, zo = (dense_z if zero >= 3 else 1), (dense_z if zero >= 2 else 1), (dense_z if zero >= 1 else 1)
+        if lp is not None:  # frozen and kept 16-bit by LoRA/QLoRA
+            return {"w": 2.0 * n / zw, "g": 0.0, "o": 0.0, "n_opt": 0.0}
+        return {"w": (wb + copy) * n / zw, "g": gb * n / zg, "o": (mb + opt_emb) * n / zo, "n_opt": n / zo}
+
+    # --- activation pieces ---
+    act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute).values())
+    act_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, layout.recompute).values())
+               if is_moe else act_dense)
+    if layout.recompute == "full" and conv.recompute_working_set:
+        work_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, "none").values())
+        work_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, "none").values())
+                    if is_moe else work_dense)
+    else:
+        work_dense = work_moe = 0.0
+    sp = layout.sequence_parallel and t > 1
+    T = s / c * b
+    rep_tokens = T / t if sp else T
+    mask = conv.dropout_mask_bytes if conv.dropout else 0.0
+    m_micro = max(1, math.ceil(train.global_batch / (dp * b)))
+    if train.global_batch % (dp * b):
+        notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
+
+    stages = _stage_layers(model.n_layers, p)
+    first_moe = model.n_layers - n_moe_layers
+    best: dict = {}
+    seen: dict[tuple, dict] = {}
+    for i, (lo, hi) in enumerate(stages):
+        n_moe_i = max(0, hi - max(lo, first_moe))
+        n_dense_i = (hi - lo) - n_moe_i
+        first, last = i == 0, i == p - 1
+        inflight = _in_flight(i, p, v, m_micro)
+        key = (n_moe_i, n_dense_i, first, last, inflight)
+        if key in seen:
+            continue
+        r: dict[str, float] = {}
+        lay = {k: n_dense_i * dense_layer[k] + n_moe_i * moe_layer_st[k] for k in ("w", "g", "o", "n_opt")}
+        r["layer_weights_bytes"], r["layer_gradients_bytes"] = lay["w"], lay["g"]
+        r["layer_optimizer_bytes"] = lay["o"]
+        emb = {"w": 0.0, "g": 0.0, "o": 0.0, "n_opt": 0.0}
+        if first:
+            emb = {k: emb[k] + x for k, x in embed_states(emb_in, pos).items()}
+        if last:  # tied embeddings with pp > 1 keep a copy of the matrix on the last stage (Megatron)
+            n_head = head if (not model.tied_embeddings or p > 1) else 0.0
+            emb = {k: emb[k] + x for k, x in embed_states(n_head, final_norm).items()}
+        r["embedding_weights_bytes"], r["embedding_gradients_bytes"] = emb["w"], emb["g"]
+        r["embedding_optimizer_bytes"] = emb["o"]
+        w, g, o = lay["w"] + emb["w"], lay["g"] + emb["g"], lay["o"] + emb["o"]
+        n_opt = lay["n_opt"] + emb["n_opt"]
+
+        acts = inflight * (n_dense_i * act_dense + n_moe_i * act_moe)
+        if n_moe_i and work_moe:
+            acts += work_moe
+        elif n_dense_i and work_dense:
+            acts += work_dense
+        r["layer_activations_bytes"] = acts
+        other = 0.0
+        if first:  # token ids (int64) and the embedding-dropout mask per in-flight microbatch (Megatron)
+            r["embedding_activations_bytes"] = inflight * (8.0 * T + rep_tokens * model.d_model * mask)
+            other += r["embedding_activations_bytes"]
+        if last:  # final-norm input, head input and fp32 logits for the loss (Korthikanti §4.1)
+            r["logits_bytes"] = (2 * rep_tokens * model.d_model * act
+                                 + T * model.vocab_size * conv.logits_bytes / t)
+            other += r["logits_bytes"]
+        if zero >= 3:
+            # ZeRO-3/FSDP: the unsharded weights of the layers being computed and prefetched, and one
+            # layer's unsharded gradients before their reduce-scatter (DeepSpeed's live parameters).
+            big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
+            r["zero3_gather_bytes"] = conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]
+            other += r["zero3_gather_bytes"]
+        if p > 1:  # send and receive buffers for one activation each way
+            r["pipeline_buffers_bytes"] = 2 * rep_tokens * model.d_model * act
+            other += r["pipeline_buffers_bytes"]
+        if c > 1:  # ring attention: a K/V block in flight while the next is received
+            r["cp_ring_buffers_bytes"] = 2 * T * (model.kv_dim + model.v_dim) * act / t
+            other += r["cp_ring_buffers_bytes"]
+        other += conv.comm_buffer_bytes
+
+        # --- offload (ZeRO-Offload / ZeRO-Infinity) ---
+        host = nvme = pcie = nvme_io = 0.0
+        if layout.offload_optimizer != "none":
+            # Master weights and optimizer states leave the GPU; fp32 gradients are held on the host for
+            # the CPU Adam step; each step sends gradients down and parameters back (Ren et al. 2021 §4).
+            host_grads = 4.0 * n_opt  # fp32 gradient partition for CPU Adam
+            if layout.offload_optimizer == "cpu":
+                host += o + host_grads
+            else:
+                nvme += o
+                host += host_grads
+                nvme_io += 2.0 * o  # states read and written once per step
+            pcie += (gb + wb) * n_opt
+            o = 0.0
+        if layout.offload_params != "none" and zero >= 3:
+            # Parameters live off the GPU and are fetched for forward and again for backward.
+            if layout.offload_params == "cpu":
+                host += w
+            else:
+                nvme += w
+                nvme_io += 2.0 * w
+            pcie += 2.0 * w
+            w = 0.0
+        r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = pcie, nvme_io
+        total = w + g + o + acts + other
+        res = dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=host, nvme=nvme,
+                   pcie=pcie, nvme_io=nvme_io, stage=i, inflight=inflight, detail=r)
+        seen[key] = res
+        if not best or total > best["total"]:
+            best = res
+
+    if layout.offload_optimizer != "none" or layout.offload_params != "none":
+        notes.append("offload traffic is per GPU per step; hiding it needs pcie_bytes_per_step / compute time")
+    if is_moe:
+        notes.append("MoE activations assume balanced routing (expected tokens per expert)")
+    return MemoryBreakdown(
+        weights_bytes=best["w"], gradients_bytes=best["g"], optimizer_bytes=best["o"],
+        activations_bytes=best["acts"], other_bytes=best["other"], total_bytes=best["total"],
+        host_bytes=best["host"], nvme_bytes=best["nvme"],
+        offload_bytes_per_step=best["pcie"] + best["nvme_io"], trainable_params=int(trainable),
+        notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=best["pcie"],
+        nvme_bytes_per_step=best["nvme_io"], in_flight_microbatches=best["inflight"],
+        detail=tuple(sorted(best["detail"].items())), conventions=conv,
+    )
