@@ -624,13 +624,21 @@ class RunStore:
         b = br.to_dict() if hasattr(br, "to_dict") else (asdict(br) if hasattr(br, "__dataclass_fields__") else dict(br))
         at, dec = int(b["at_tokens"]), int(b["decay_tokens"])
         total = at + dec
-        # The branch's config is the from-scratch WSD run it stands for: same everything, n_tokens = at +
-        # decay with the decay as its final fraction (MiniCPM, arXiv:2404.06395 §4.1).
-        cfg = dict(parent_cfg, n_tokens=total, decay_branches=[], decay_fraction=dec / total if total else 0.0)
+        # The branch's config is the from-scratch WSD run it stands for (``RunConfig.branch_config``): same
+        # everything, n_tokens = at + decay, no branches (MiniCPM, arXiv:2404.06395 §4.1). Its key is
+        # derived from the parent's instead of that config's hash, so a branch never overwrites a run of
+        # the same config trained from scratch (both are kept: that pair is what the benchmark compares).
+        cfg = dict(parent_cfg, n_tokens=total, decay_branches=[])
         h = branch_hash(parent, at, dec)
         curve = b.get("curve") or []
         val = _finite(b.get("final_val_loss"))
         train_losses = [p.get("train_loss") for p in curve if _finite(p.get("train_loss")) is not None]
+        if _finite(b.get("final_train_loss")) is not None:
+            train_losses.append(b["final_train_loss"])
+        status = b.get("status") or ("completed" if val is not None else "diverged")
+        if status == "completed" and val is None:
+            status = "diverged"
+        total = int(b.get("tokens_seen") or total)
         n_total, n_active, n_ne = _param_counts(cfg)
         c.execute(
             "INSERT OR REPLACE INTO runs (hash, parent_hash, kind, status, grid, config_json, n_params, n_params_active, "
@@ -638,8 +646,8 @@ class RunStore:
             "decay_tokens, final_train_loss, final_val_loss, created_at, started_at, finished_at, attempts, "
             "scalelab_version, torch_version, python_version) "
             "SELECT ?, ?, 'branch', ?, grid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ? FROM runs WHERE hash=?",
-            (h, parent, "completed" if val is not None else "diverged", json.dumps(cfg, sort_keys=True), n_total,
-             n_active, n_ne, total, total, (curve[-1]["step"] if curve else None), fpt,
+            (h, parent, status, json.dumps(cfg, sort_keys=True), n_total,
+             n_active, n_ne, at + dec, total, b.get("steps") or (curve[-1]["step"] if curve else None), fpt,
              fpt * total if fpt else None, at, dec, train_losses[-1] if train_losses else None, val, now, now, now,
              vers["scalelab_version"], vers["torch_version"], vers["python_version"], parent),
         )

@@ -1,0 +1,400 @@
+"""Execute a grid: local worker processes (default), a Ray cluster, or one larger run under torchrun/DDP.
+
+Every backend follows the same protocol against the :class:`~scalelab.tunnel.store.RunStore`, which is
+what makes a grid safe to kill and run again:
+
+1. register every config (``pending``; completed and diverged runs are kept and skipped);
+2. a worker *claims* a run atomically (``BEGIN IMMEDIATE``), trains it with a checkpoint path and a
+   heartbeat, and stores the result only while its claim holds;
+3. a run left ``running`` by a dead worker (pid gone, or heartbeat older than ``stale_after_s``) is
+   reclaimed and resumed from its checkpoint, so it is never duplicated and never lost.
+
+A diverged run is stored as ``diverged`` and the grid goes on; a run that raises is stored as ``failed``
+(and retried the next time the grid runs); a user error that would fail every run (an unreadable corpus,
+an unbuildable model) stops the grid with that error.
+
+>>> from scalelab.tunnel import load_grid, run_grid, RunStore   # doctest: +SKIP
+>>> records = run_grid(load_grid("recipes/isoflop_tiny.py"), RunStore(), workers=2)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import (
+    ConfigError,
+    CorpusError,
+    MissingDependencyError,
+    ScalelabError,
+    StoreError,
+    explain,
+)
+from .grid import Grid, load_grid
+from .progress import GridProgress, _Rate, make_progress
+from .store import RunRecord, RunStore
+
+__all__ = ["run_grid", "execute_run", "RunOptions", "preflight"]
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["local", "ray"]
+
+#: Errors that would fail every run of the grid the same way: stop the grid instead of failing each run.
+_FATAL = (CorpusError, ConfigError, MissingDependencyError, StoreError)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How each run is executed (not part of the run's key: changing these never re-runs a grid)."""
+
+    checkpoint_every_steps: int = 50
+    """Save a resumable checkpoint every this many optimizer steps (0: never)."""
+    heartbeat_every_s: float = 2.0
+    """How often a worker tells the store it is alive (and how far it got)."""
+    keep_checkpoints: bool = False
+    """Keep a run's checkpoint file after it finished (for later inspection)."""
+    torch_threads: int | None = None
+    """Threads per worker for torch; ``None`` splits the machine's cores between workers."""
+
+
+# ---- one run ------------------------------------------------------------------------------------------
+def _progress_fields(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int | None, float | None]:
+    """Tokens done and tokens/s from whatever the trainer's progress callback passes."""
+    info: Any = args[0] if args else kwargs
+    get = info.get if isinstance(info, dict) else (lambda k, d=None: getattr(info, k, d))
+    tokens = get("tokens", None)
+    if tokens is None:
+        tokens = get("tokens_seen", None)
+    rate = get("tokens_per_s", None)
+    return (int(tokens) if tokens is not None else None), (float(rate) if rate else None)
+
+
+class _Heartbeat:
+    def __init__(self, store: RunStore, rec: RunRecord, every_s: float) -> None:
+        self.store, self.rec, self.every_s = store, rec, every_s
+        self.last = 0.0
+        self.lost = False
+
+    def beat(self, tokens: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            try:
+                if not self.store.heartbeat(self.rec.hash, self.rec.claim_id, tokens=tokens):
+                    self.lost = True
+            except StoreError as e:  # a locked store must not kill a training run; the next beat retries
+                log.warning("heartbeat for run %s failed: %s", self.rec.hash, e)
+
+
+def execute_run(store: RunStore, rec: RunRecord, *, options: RunOptions = RunOptions(),
+                progress: GridProgress | None = None, label: str = "") -> RunRecord:
+    """Train one claimed run and store its outcome; return the stored record.
+
+    The run resumes from its checkpoint when one exists (a previous attempt was interrupted).
+    """
+    from .train import RunConfig, train
+
+    progress = progress or GridProgress()
+    cfg = RunConfig.model_validate(rec.config)
+    ckpt = store.checkpoint_path(rec.hash)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    store.set_checkpoint(rec.hash, ckpt)
+    hb = _Heartbeat(store, rec, options.heartbeat_every_s)
+    rate = _Rate()
+    flops = 6.0 * cfg.model.n_params().active * cfg.n_tokens
+    progress.run_started(rec.hash, label, cfg.n_tokens, flops)
+    if ckpt.exists():
+        log.info("run %s resumes from its checkpoint %s", rec.hash, ckpt)
+
+    def on_progress(*args: Any, **kwargs: Any) -> None:
+        tokens, tps = _progress_fields(args, kwargs)
+        if tokens is None:
+            return
+        hb.beat(tokens)
+        progress.run_progress(rec.hash, tokens, tps or rate.update(tokens))
+
+    try:
+        result = train(cfg, progress=on_progress, checkpoint_path=ckpt,
+                       checkpoint_every_steps=options.checkpoint_every_steps)
+    except KeyboardInterrupt:
+        store.release(rec.hash, claim_id=rec.claim_id, error="interrupted; resumes from its checkpoint")
+        raise
+    except _FATAL as e:
+        store.fail(rec.hash, f"{type(e).__name__}: {e}", claim_id=rec.claim_id)
+        progress.run_finished(rec.hash, "failed", None, None)
+        raise
+    except Exception as e:  # noqa: BLE001 - one broken run must not stop the grid
+        log.error("run %s failed: %s", rec.hash, e)
+        store.fail(rec.hash, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", claim_id=rec.claim_id)
+        progress.run_finished(rec.hash, "failed", None, None)
+        return store.get(rec.hash)
+    out = store.finish(rec.hash, result, claim_id=rec.claim_id)
+    if not options.keep_checkpoints:
+        with contextlib.suppress(OSError):
+            ckpt.unlink()
+    progress.run_finished(rec.hash, out.status, out.final_val_loss, out.wall_s)
+    return out
+
+
+# ---- preflight ------------------------------------------------------------------------------------------
+def preflight(configs: Sequence[Any]) -> None:
+    """Check what every run needs before any trains: each distinct corpus loads and is not empty.
+
+    Raises :class:`CorpusError` (unreadable, missing or empty corpus) with the corpus named.
+    """
+    from .data import load_corpus
+
+    seen = set()
+    for c in configs:
+        key = (c.corpus, c.tokenizer, getattr(c, "bpe_vocab_size", None))
+        if key in seen:
+            continue
+        seen.add(key)
+        kw = {"bpe_vocab_size": key[2]} if key[2] is not None else {}
+        load_corpus(c.corpus, c.tokenizer, **kw)
+
+
+# ---- the grid -------------------------------------------------------------------------------------------
+def run_grid(
+    grid: Grid | Sequence[Any] | str | Path,
+    store: RunStore | str | Path | None = None,
+    *,
+    workers: int = 1,
+    backend: Backend = "local",
+    quiet: bool = False,
+    ray_address: str | None = None,
+    options: RunOptions = RunOptions(),
+    progress: GridProgress | None = None,
+    check_corpus: bool = True,
+) -> list[RunRecord]:
+    """Train every run of ``grid`` not already stored; return the grid's records in grid order.
+
+    Parameters
+    ----------
+    grid : Grid, list of RunConfig, or a path to a TOML grid / Python recipe
+        What to train (validated by :func:`~scalelab.tunnel.grid.load_grid` before anything runs).
+    store : RunStore or path, optional
+        Where runs are kept (default ``$SCALELAB_HOME/runs.sqlite``).
+    workers : int
+        Local worker processes (``backend="local"``; 1 trains in this process), or the number of
+        concurrent Ray tasks' CPUs is left to Ray (``backend="ray"``).
+    backend : {"local", "ray"}
+        Where runs execute. Ray workers must see the store path (same machine or a shared filesystem).
+    quiet : bool
+        Log lines instead of the live display (for CI and log files).
+    ray_address : str, optional
+        Address of an existing Ray cluster; by default ``ray.init()`` joins the one this process already
+        started or starts a local one.
+
+    Returns
+    -------
+    list of RunRecord
+        One per grid run, in order. WSD decay branches are stored as runs of their own; find them with
+        ``store.children(record.hash)``.
+    """
+    g = load_grid(grid) if not isinstance(grid, Grid) else grid
+    configs = g.configs
+    if isinstance(store, RunStore):
+        st = store
+    else:
+        st = RunStore(store)
+    if workers < 1:
+        raise ConfigError(explain("workers must be at least 1", value=workers))
+    if backend not in ("local", "ray"):
+        raise ConfigError(explain("unknown backend", value=backend, allowed="local, ray",
+                                  fix="for one run across processes use `run_ddp` (torchrun)"))
+    hashes = [c.content_hash() for c in configs]
+    labels = dict(zip(hashes, g.labels or [""] * len(hashes)))
+    st.add_many(configs, grid=g.name)
+    st.reclaim_stale(hashes)
+    todo = [h for h, r in zip(hashes, st.runs(hashes=hashes)) if r.status not in ("completed", "diverged")]
+    if todo and check_corpus:
+        preflight([c for c, h in zip(configs, hashes) if h in set(todo)])
+    prog = progress or make_progress(quiet)
+    by_hash = dict(zip(hashes, configs))
+    total_flops = sum(6.0 * by_hash[h].model.n_params().active * by_hash[h].n_tokens for h in todo)
+    prog.start(name=g.name, total_runs=len(hashes), done_runs=len(hashes) - len(todo), total_flops=total_flops)
+    try:
+        if todo:
+            if backend == "ray":
+                _run_ray(st, todo, labels, options, prog, ray_address)
+            elif workers == 1:
+                if options.torch_threads:
+                    _set_threads(options.torch_threads)
+                while (rec := st.claim(todo)) is not None:
+                    execute_run(st, rec, options=options, progress=prog, label=labels.get(rec.hash, ""))
+            else:
+                _run_local_pool(st, todo, labels, workers, options, prog)
+    finally:
+        prog.close()
+    return st.runs(hashes=hashes)
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))
+
+
+# ---- local worker processes -----------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this worker when the grid process dies (prctl PR_SET_PDEATHSIG),
+    so a killed grid leaves no orphan training on. Elsewhere the store's heartbeat covers it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+
+def _worker_main(store_path: str, todo: list[str], labels: dict[str, str], options: RunOptions,
+                 events: Any, parent_pid: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        return
+    store = RunStore(store_path)
+    _set_threads(options.torch_threads or 1)
+
+    class _Forward(GridProgress):
+        def run_started(self, run_hash: str, label: str, n_tokens: int, flops: float) -> None:
+            events.put(("started", run_hash, label, n_tokens, flops))
+
+        def run_progress(self, run_hash: str, tokens: int, tokens_per_s: float | None) -> None:
+            events.put(("progress", run_hash, tokens, tokens_per_s))
+
+        def run_finished(self, run_hash: str, status: str, val_loss: float | None, wall_s: float | None) -> None:
+            events.put(("finished", run_hash, status, val_loss, wall_s))
+
+    fwd = _Forward()
+    try:
+        while (rec := store.claim(todo)) is not None:
+            execute_run(store, rec, options=options, progress=fwd, label=labels.get(rec.hash, ""))
+    except ScalelabError as e:
+        events.put(("error", type(e).__name__, str(e)))
+    finally:
+        store.close()
+
+
+def _run_local_pool(store: RunStore, todo: list[str], labels: dict[str, str], workers: int, options: RunOptions,
+                    prog: GridProgress) -> None:
+    # spawn, not fork: a forked copy of a process that already holds torch threads and an open SQLite
+    # connection is unsafe (https://sqlite.org/howtocorrupt.html §2.6; PyTorch multiprocessing notes).
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    n = min(workers, len(todo))
+    threads = options.torch_threads or max(1, (os.cpu_count() or 1) // n)
+    opts = RunOptions(options.checkpoint_every_steps, options.heartbeat_every_s, options.keep_checkpoints, threads)
+    error: tuple[str, str] | None = None
+    pending_before: list[Any] = [r for r in store.runs(hashes=todo) if r.status == "pending"]
+    for _round in range(3):  # a worker that crashed leaves its run to be reclaimed by the next round
+        procs = [ctx.Process(target=_worker_main, args=(str(store.path), todo, labels, opts, events, os.getpid()),
+                             daemon=True, name=f"scalelab-worker-{i}") for i in range(n)]
+        for p in procs:
+            p.start()
+        try:
+            while any(p.is_alive() for p in procs) or not events.empty():
+                try:
+                    ev = events.get(timeout=0.5)
+                except queue_mod.Empty:
+                    continue
+                if ev[0] == "started":
+                    prog.run_started(*ev[1:])
+                elif ev[0] == "progress":
+                    prog.run_progress(*ev[1:])
+                elif ev[0] == "finished":
+                    prog.run_finished(*ev[1:])
+                elif ev[0] == "error":
+                    error = (ev[1], ev[2])
+        except BaseException:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join(5)
+            raise
+        for p in procs:
+            p.join()
+        if error is not None:
+            break
+        store.reclaim_stale(todo)
+        left = [r for r in store.runs(hashes=todo) if r.status == "pending"]
+        if not left:
+            break
+        if all(p.exitcode != 0 for p in procs) and len(left) == len(pending_before):
+            raise ScalelabError(explain(
+                "every grid worker process exited without finishing a run",
+                value=f"exit codes {[p.exitcode for p in procs]}",
+                fix="run from a script guarded by `if __name__ == '__main__':` (spawned workers re-import it), "
+                    "or use workers=1; set SCALELAB_DEBUG=1 and check the log"))
+        pending_before = left
+        log.warning("%d runs left pending after a worker stopped (exit codes %s); starting another round",
+                    len(left), [p.exitcode for p in procs])
+    if error is not None:
+        import scalelab.errors as errs
+
+        raise getattr(errs, error[0], ScalelabError)(error[1])
+
+
+# ---- Ray ------------------------------------------------------------------------------------------------
+def _ray_task(store_path: str, run_hash: str, label: str, options: RunOptions) -> tuple[str, str | None, str]:
+    """One Ray task: claim ``run_hash`` (skip if done or held elsewhere), train it, store it."""
+    store = RunStore(store_path)
+    try:
+        rec = store.claim_run(run_hash)
+        if rec is None:
+            return run_hash, None, "skipped"
+        _set_threads(options.torch_threads or 1)
+        try:
+            out = execute_run(store, rec, options=options, label=label)
+        except ScalelabError as e:
+            return run_hash, type(e).__name__, str(e)
+        return run_hash, None, out.status
+    finally:
+        store.close()
+
+
+def _run_ray(store: RunStore, todo: list[str], labels: dict[str, str], options: RunOptions, prog: GridProgress,
+             address: str | None) -> None:
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingDependencyError("ray", "distributed") from e
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    task = ray.remote(num_cpus=1)(_ray_task)
+    refs = {task.remote(str(store.path), h, labels.get(h, ""), options): h for h in todo}
+    for h in todo:
+        rec = store.get(h)
+        prog.run_started(h, labels.get(h, ""), int(rec.n_tokens or 0),
+                         6.0 * (rec.n_params_active or 0) * (rec.n_tokens or 0))
+    pending = list(refs)
+    error: tuple[str, str] | None = None
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+        for rec in store.runs(hashes=todo, status="running"):
+            if rec.progress_tokens:
+                prog.run_progress(rec.hash, rec.progress_tokens, None)
+        for ref in done:
+            h, err_type, status = ray.get(ref)
+            if err_type is not None:
+                error = error or (err_type, status)
+                continue
+            r = store.get(h)
+            prog.run_finished(h, r.status, r.final_val_loss, r.wall_s)
+    if error is not None:
+        import scalelab.errors as errs
+
+        raise getattr(errs, error[0], ScalelabError)(error[1])
