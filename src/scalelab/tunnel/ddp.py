@@ -1,0 +1,256 @@
+"""One larger run across processes with PyTorch DistributedDataParallel, launched through ``torchrun``.
+
+:func:`run_ddp` registers and claims the run in the store, starts ``torchrun --standalone
+--nproc_per_node=N -m scalelab.tunnel.ddp`` (gloo on CPU, NCCL on GPUs), keeps the run's heartbeat while
+it trains, and stores rank 0's result under the launcher's claim, so the store is written by one process
+only and the run keeps the key it would have on one process.
+
+The data-parallel split keeps the run identical to its one-process form: every rank draws the step's
+full batch (a pure function of seed and step, :meth:`TokenData.train_batch`) and trains on rows
+``rank::world``; DDP averages gradients over ranks (Li et al. 2020, "PyTorch Distributed", §3.2), which
+equals the gradient of the mean loss over the whole batch because every rank holds the same number of
+tokens. Logged losses are averaged over ranks too, so the stored curve is the global batch's.
+``batch_size`` must be a multiple of the number of processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ScalelabError, StoreError, explain
+from .runner import RunOptions
+from .store import RunRecord, RunStore
+
+__all__ = ["run_ddp"]
+
+log = logging.getLogger(__name__)
+
+
+def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: int = 2,
+            options: RunOptions = RunOptions(), timeout_s: float | None = None) -> RunRecord:
+    """Train one ``RunConfig`` with DDP over ``nproc`` local processes and store it; return the record.
+
+    A run already completed (on any backend: the key is the config's hash) is returned without training.
+    An interrupted DDP run resumes from its checkpoint.
+
+    >>> rec = run_ddp(config, RunStore(), nproc=2)   # doctest: +SKIP
+    """
+    from .train import RunConfig
+
+    if not isinstance(config, RunConfig):
+        config = RunConfig.model_validate(config)
+    if nproc < 1:
+        raise ConfigError(explain("nproc must be at least 1", value=nproc))
+    if config.batch_size % nproc:
+        raise ConfigError(explain("batch_size must be a multiple of the number of DDP processes",
+                                  value=f"batch_size={config.batch_size}, nproc={nproc}",
+                                  fix=f"use a batch_size divisible by {nproc}"))
+    st = store if isinstance(store, RunStore) else RunStore(store)
+    h = config.content_hash()
+    rec = st.add(config, kind="ddp")
+    if rec.status in ("completed", "diverged"):
+        return rec
+    from .runner import preflight
+
+    preflight([config])
+    claimed = st.claim_run(h)
+    if claimed is None:
+        raise StoreError(explain(f"run {h} is being trained by another live process", value=rec.pid,
+                                 fix="wait for it, or stop that process"))
+    ckpt = st.checkpoint_path(h)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    st.set_checkpoint(h, ckpt)
+    with tempfile.TemporaryDirectory(prefix="scalelab-ddp-") as tmp:
+        cfg_path, out_path = Path(tmp) / "config.json", Path(tmp) / "result.json"
+        cfg_path.write_text(json.dumps(config.to_dict()))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "scalelab.tunnel.ddp", "--config", str(cfg_path), "--out", str(out_path),
+               "--checkpoint", str(ckpt), "--checkpoint-every", str(options.checkpoint_every_steps)]
+        env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
+        t0 = time.monotonic()
+        with open(Path(tmp) / "log.txt", "w+", encoding="utf-8") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
+            try:
+                while proc.poll() is None:
+                    time.sleep(min(options.heartbeat_every_s, 1.0))
+                    with contextlib.suppress(StoreError):
+                        st.heartbeat(h, claimed.claim_id)
+                    if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                        proc.kill()
+                        proc.wait()
+                        st.release(h, claim_id=claimed.claim_id, error="DDP run timed out; resumes from its checkpoint")
+                        raise ScalelabError(explain("the DDP run exceeded its timeout", value=f"{timeout_s} s"))
+            except KeyboardInterrupt:
+                proc.kill()
+                proc.wait()
+                st.release(h, claim_id=claimed.claim_id, error="interrupted; resumes from its checkpoint")
+                raise
+            logf.seek(0)
+            output = logf.read()
+        if proc.returncode != 0 or not out_path.exists():
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            st.fail(h, f"torchrun exited with {proc.returncode}:\n{tail}", claim_id=claimed.claim_id)
+            raise ScalelabError(explain(f"the DDP run failed (torchrun exit code {proc.returncode})",
+                                        value=tail[-2000:], fix="set SCALELAB_DEBUG=1 and read the log above"))
+        result = json.loads(out_path.read_text())
+    out = st.finish(h, result, claim_id=claimed.claim_id)
+    if not options.keep_checkpoints:
+        with contextlib.suppress(OSError):
+            ckpt.unlink()
+    return out
+
+
+# ---- inside torchrun ----------------------------------------------------------------------------------
+class _RankShard:
+    """The step's full batch from the corpus, restricted to this rank's rows (``rank::world``)."""
+
+    def __init__(self, data: Any, rank: int, world: int) -> None:
+        self._data, self._rank, self._world = data, rank, world
+
+    def train_batch(self, batch_size: int, seq_len: int, seed: int, step: int, domain_weights: Any = None) -> Any:
+        x, y = self._data.train_batch(batch_size, seq_len, seed, step, domain_weights)
+        return x[self._rank :: self._world], y[self._rank :: self._world]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)
+
+
+def _make_run_class() -> type:
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from .train import _Run
+
+    class _DDPRun(_Run):
+        """The trainer's run state with the model wrapped in DDP and losses averaged over ranks."""
+
+        def __init__(self, config: Any, data: Any, device: str, dtype: str) -> None:
+            super().__init__(config, data, device, dtype)
+            dev = torch.device(device)
+            self.model = DDP(self.model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                             # rotary tables are constants, identical everywhere: nothing to broadcast.
+                             broadcast_buffers=False,
+                             # experts that get no token in a step have no gradient on that rank.
+                             find_unused_parameters=config.model.moe is not None)
+
+        def step(self, step: int, cfg: Any) -> tuple[float, float]:
+            loss, lr = super().step(step, cfg)
+            t = torch.tensor([loss], dtype=torch.float64)
+            dist.all_reduce(t)
+            return float(t.item()) / dist.get_world_size(), lr
+
+    return _DDPRun
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import torch
+    import torch.distributed as dist
+
+    import scalelab
+
+    from .data import load_corpus
+    from .train import BranchResult, RunConfig, TrainResult, _branch, _planner_flops_per_token, _segment
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        cfg = RunConfig.model_validate_json(Path(args.config).read_text())
+        device = f"cuda:{local}" if cuda else "cpu"
+        if cuda:
+            torch.cuda.set_device(local)
+        dtype = cfg.dtype if cfg.dtype != "auto" else ("bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32")
+        data = load_corpus(cfg.corpus, cfg.tokenizer, cfg.bpe_vocab_size)
+        t_start = time.perf_counter()
+        run = _make_run_class()(cfg, _RankShard(data, rank, world), device, dtype)
+        chash, steps, tps = cfg.content_hash(), cfg.n_steps, cfg.tokens_per_step
+        curve: list[dict[str, Any]] = []
+        branches: list[BranchResult] = []
+        start = 0
+        ckpt = Path(args.checkpoint) if args.checkpoint else None
+        if ckpt is not None and ckpt.exists():
+            state = torch.load(ckpt, map_location=device, weights_only=False)
+            if state.get("config_hash") == chash:
+                run.restore(state)
+                start, curve = state["step"], state["curve"]
+                branches = [BranchResult(**b) for b in state["branches"]]
+        resumed_from = start
+        every = int(args.checkpoint_every)
+
+        def save(done: int) -> None:
+            if rank != 0 or ckpt is None:
+                return
+            tmp = ckpt.with_name(ckpt.name + ".tmp")
+            torch.save({"config_hash": chash, "step": done, "curve": curve,
+                        "branches": [b.to_dict() for b in branches], **run.snapshot()}, tmp)
+            os.replace(tmp, ckpt)
+
+        def on_step(done: int) -> None:
+            if every and done % every == 0:
+                save(done)
+
+        branch_steps = {-(-b // tps): b for b in sorted(cfg.decay_branches)}
+        stops = sorted(s for s in branch_steps if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
+        status, last_loss, error = "completed", None, None
+        t_train, seg = 0.0, start
+        for stop in [*stops, steps]:
+            t0 = time.perf_counter()
+            status, last_loss, error = _segment(run, cfg, seg, stop, curve, max(1, steps // 500), None, "step", on_step)
+            t_train += time.perf_counter() - t0
+            seg = stop
+            if status != "completed":
+                break
+            if stop in branch_steps and stop < steps:
+                branches.append(_branch(run, cfg, stop, branch_steps[stop], None))
+                if every:
+                    save(stop)
+        done_steps = curve[-1]["step"] if curve else start
+        ok = status == "completed"
+        result = TrainResult(
+            status=status,
+            final_train_loss=(curve[-1]["train_loss"] if curve else last_loss) if ok else None,
+            final_val_loss=next((p["val_loss"] for p in reversed(curve) if p["val_loss"] is not None), None) if ok else None,
+            tokens_seen=done_steps * tps, steps=done_steps, wall_s=time.perf_counter() - t_start,
+            tokens_per_s=(done_steps - resumed_from) * tps / t_train if t_train > 0 else 0.0,
+            n_params=run.raw.n_params(), flops_per_token=_planner_flops_per_token(cfg.model, cfg.seq_len),
+            curve=curve, branches=branches, config_hash=chash, config=cfg.to_dict(),
+            device=f"{device} x{world} (DDP)", dtype=dtype, error=error, resumed_from_step=resumed_from,
+            version=scalelab.__version__,
+        )
+        if rank == 0:
+            d = result.to_dict()
+            d = json.loads(json.dumps(d, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else str(v)))
+            tmp = Path(args.out + ".tmp")
+            tmp.write_text(json.dumps(d))
+            os.replace(tmp, args.out)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scalelab.tunnel.ddp",
+                                description="One wind-tunnel run under torchrun (started by run_ddp).")
+    p.add_argument("--config", required=True, help="RunConfig as JSON")
+    p.add_argument("--out", required=True, help="where rank 0 writes the TrainResult JSON")
+    p.add_argument("--checkpoint", default="", help="checkpoint file to resume from and write")
+    p.add_argument("--checkpoint-every", default="0", help="steps between checkpoints (0: never)")
+    return _worker(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
