@@ -747,10 +747,10 @@ def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, 
             r["logits_bytes"] = (2 * rep_tokens * model.d_model * act
                                  + T * model.vocab_size * conv.logits_bytes / t)
             other += r["logits_bytes"]
+        big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
         if zero >= 3:
             # ZeRO-3/FSDP: the unsharded weights of the layers being computed and prefetched, and one
             # layer's unsharded gradients before their reduce-scatter (DeepSpeed's live parameters).
-            big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
             r["zero3_gather_bytes"] = conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]
             other += r["zero3_gather_bytes"]
         if p > 1:  # send and receive buffers for one activation each way
@@ -774,7 +774,11 @@ def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, 
                 host += host_grads
                 nvme_io += 2.0 * o  # states read and written once per step
             pcie += (gb + wb) * n_opt
-            o = 0.0
+            # Gradients stream to the host bucket by bucket as backward produces them: the GPU keeps
+            # about one layer's worth (DeepSpeed's ZeRO-2 offload estimate keeps only the 2-byte params).
+            r["offload_grad_buffer_bytes"] = big["full_g"]
+            other += big["full_g"]
+            o, g = 0.0, 0.0
         if layout.offload_params != "none" and zero >= 3:
             # Parameters live off the GPU and are fetched for forward and again for backward.
             if layout.offload_params == "cpu":
