@@ -1,5 +1,385 @@
-"""Placeholder; replaced below."""
-def from_hf_config(x):  # pragma: no cover
-    raise NotImplementedError
-def to_hf_config(x):  # pragma: no cover
-    raise NotImplementedError
+"""Hugging Face ``config.json`` <-> ``ModelSpec``, without importing ``transformers``.
+
+:func:`from_hf_config` reads the config files of the Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE and
+DeepSeek-V3 families as published on the Hub. :func:`to_hf_config` writes a spec back as a config dict
+that ``transformers`` can build (``AutoConfig.for_model(**d)``), which is how the tests check that
+``ModelSpec.n_params()`` equals ``sum(p.numel())`` of the Hugging Face model (DESIGN.md principle 1).
+
+Field meanings follow each family's ``configuration_*.py`` in ``transformers``; where a config key changes
+the parameter count, the mapping says which modules it adds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .._config_files import config_error_from_validation, read_config_file
+from ..errors import ConfigError, explain
+from .spec import MLASpec, ModelSpec, MoESpec
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "to_hf_config"]
+
+#: model_type values that from_hf_config reads.
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3")
+
+#: Extra targets of to_hf_config (GPT-style presets); not read back.
+_WRITE_ONLY_TYPES = ("gpt2", "bloom")
+
+_ARCHITECTURES = {
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "mistral",
+    "MixtralForCausalLM": "mixtral",
+    "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3_moe",
+    "DeepseekV3ForCausalLM": "deepseek_v3",
+}
+
+
+class _Reader:
+    """Typed access to config keys with errors that name the key, the value and what is allowed."""
+
+    def __init__(self, cfg: dict[str, Any], where: str):
+        self.cfg, self.where = cfg, where
+
+    def int(self, key: str, default: Any = ..., *, alt: tuple[str, ...] = (), min_value: int = 1) -> Any:
+        for k in (key, *alt):
+            if k in self.cfg and self.cfg[k] is not None:
+                v = self.cfg[k]
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ConfigError(explain(f"{self.where}: {k} must be a whole number", value=v,
+                                              fix=f"write \"{k}\": <integer> in the config"))
+                if v < min_value:
+                    raise ConfigError(explain(f"{self.where}: {k} is too small", value=v,
+                                              allowed=f"an integer >= {min_value}",
+                                              fix=f"set {k} to the model's real size"))
+                return v
+        if default is ...:
+            raise ConfigError(explain(f"{self.where}: missing required key {key!r}",
+                                      fix=f"add \"{key}\" to the config (see the model's config.json on the Hub)"))
+        return default
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.cfg.get(key, default)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            raise ConfigError(explain(f"{self.where}: {key} must be true or false", value=v))
+        return v
+
+    def float(self, key: str, default: float) -> float:
+        v = self.cfg.get(key, default)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(explain(f"{self.where}: {key} must be a number", value=v))
+        return float(v)
+
+
+def _seq_len(cfg: dict[str, Any]) -> int:
+    """Pre-training context: the rope-scaling block's original length where the model was extended
+    (Llama 3.1: 8192; DeepSeek-V3: 4096), else ``max_position_embeddings``."""
+    for block in ("rope_scaling", "rope_parameters"):
+        rs = cfg.get(block)
+        if isinstance(rs, dict) and isinstance(rs.get("original_max_position_embeddings"), int):
+            return rs["original_max_position_embeddings"]
+    mpe = cfg.get("max_position_embeddings")
+    return mpe if isinstance(mpe, int) and mpe > 0 else 2048
+
+
+def _model_type(cfg: dict[str, Any], where: str) -> str:
+    mt = cfg.get("model_type")
+    if mt is None:
+        archs = cfg.get("architectures") or []
+        mt = next((_ARCHITECTURES[a] for a in archs if a in _ARCHITECTURES), None)
+        if mt is None:
+            raise ConfigError(explain(f"{where}: no 'model_type' and no known 'architectures'", value=archs or None,
+                                      allowed="model_type one of " + ", ".join(SUPPORTED_MODEL_TYPES),
+                                      fix="add \"model_type\" to the config"))
+    if mt not in SUPPORTED_MODEL_TYPES:
+        raise ConfigError(explain(f"{where}: unsupported model_type", value=mt,
+                                  allowed=", ".join(SUPPORTED_MODEL_TYPES),
+                                  fix="write the model as a ModelSpec TOML instead (see docs/models-and-hardware.md)"))
+    return mt
+
+
+def from_hf_config(config: dict[str, Any] | str | Path, *, name: str | None = None) -> ModelSpec:
+    """A ``ModelSpec`` from a Hugging Face ``config.json`` (dict or path); ``transformers`` is not needed.
+
+    Parameters
+    ----------
+    config
+        The parsed config, or a path to it.
+    name
+        Display name; defaults to ``_name_or_path`` from the config, or the model type.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``model_type``, a missing or non-integer size, or a layer pattern that ModelSpec cannot
+        express (MoE layers that are not all after the dense ones).
+
+    Examples
+    --------
+    >>> cfg = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+    ...        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+    ...        "vocab_size": 128256}
+    >>> from_hf_config(cfg).n_params().total
+    8030261248
+    """
+    where = "HF config"
+    if isinstance(config, (str, Path)):
+        where, path = str(config), Path(config)
+        config = read_config_file(path)
+        if name is None:  # a plain `config.json` is named after its folder
+            name = path.expanduser().resolve().parent.name if path.stem == "config" else path.stem
+    if not isinstance(config, dict):
+        raise ConfigError(explain("a HF config must be a dict or a path", value=type(config).__name__))
+    cfg = config
+    mt = _model_type(cfg, where)
+    r = _Reader(cfg, where)
+    h = r.int("hidden_size", alt=("n_embd", "d_model"))
+    a = r.int("num_attention_heads")
+    fields: dict[str, Any] = {
+        "name": name or str(cfg.get("_name_or_path") or mt),
+        "n_layers": r.int("num_hidden_layers"),
+        "d_model": h,
+        "n_heads": a,
+        "n_kv_heads": r.int("num_key_value_heads", a),
+        "d_ff": r.int("intermediate_size"),
+        "vocab_size": r.int("vocab_size"),
+        "seq_len": _seq_len(cfg),
+        # All seven families use a gated (SwiGLU-style) MLP, RMSNorm and rotary positions.
+        "ffn_kind": "swiglu",
+        "norm_kind": "rmsnorm",
+        "position_kind": "rope",
+        "tied_embeddings": r.bool("tie_word_embeddings", False),
+    }
+    head_dim = r.int("head_dim", None)
+    if head_dim is not None and mt != "deepseek_v3":
+        fields["d_head"] = head_dim
+
+    attention_bias = r.bool("attention_bias", False)
+    if mt == "qwen2":
+        fields["attn_bias"] = "qkv"  # Qwen2Attention: bias on q/k/v projections, none on o_proj
+    elif attention_bias:
+        if mt in ("llama", "qwen3", "qwen3_moe"):
+            fields["attn_bias"] = "all"  # q, k, v and o projections all get biases
+        else:
+            raise ConfigError(explain(f"{where}: attention_bias=true is not supported for {mt}", value=True,
+                                      allowed="false", fix="remove attention_bias or write a ModelSpec TOML"))
+    if mt == "llama":
+        fields["mlp_bias"] = r.bool("mlp_bias", False)
+    if mt in ("qwen3", "qwen3_moe"):
+        fields["qk_norm"] = True  # Qwen3Attention: per-head RMSNorm on q and k (d_head weights each)
+
+    if mt == "mixtral":
+        fields["moe"] = {
+            "n_experts": r.int("num_local_experts", alt=("num_experts",)),
+            "top_k": r.int("num_experts_per_tok"),
+            "d_expert": fields["d_ff"],
+            "router_aux_loss_coef": r.float("router_aux_loss_coef", 0.02),
+        }
+    elif mt == "qwen3_moe":
+        n_experts = r.int("num_experts", alt=("num_local_experts",))
+        step = r.int("decoder_sparse_step", 1)
+        only_mlp = cfg.get("mlp_only_layers") or []
+        if not isinstance(only_mlp, list) or not all(isinstance(i, int) for i in only_mlp):
+            raise ConfigError(explain(f"{where}: mlp_only_layers must be a list of layer indices", value=only_mlp))
+        L = fields["n_layers"]
+        dense = [i for i in range(L) if i in only_mlp or (i + 1) % step != 0]
+        fields["moe"] = {
+            "n_experts": n_experts,
+            "top_k": r.int("num_experts_per_tok"),
+            "d_expert": r.int("moe_intermediate_size"),
+            "n_dense_layers": _leading(dense, where, "mlp_only_layers/decoder_sparse_step"),
+            "router_aux_loss_coef": r.float("router_aux_loss_coef", 0.001),
+        }
+    elif mt == "deepseek_v3":
+        freq = r.int("moe_layer_freq", 1)
+        if freq != 1:
+            raise ConfigError(explain(f"{where}: moe_layer_freq other than 1 is not supported", value=freq,
+                                      allowed="1 (every layer after first_k_dense_replace is MoE)"))
+        n_shared = r.int("n_shared_experts", 0, min_value=0)
+        fields["moe"] = {
+            "n_experts": r.int("n_routed_experts"),
+            "top_k": r.int("num_experts_per_tok"),
+            "d_expert": r.int("moe_intermediate_size"),
+            "n_shared_experts": n_shared or 0,
+            "n_dense_layers": r.int("first_k_dense_replace", 0, min_value=0),
+            "router_aux_loss_coef": r.float("aux_loss_alpha", 0.0001),
+        }
+        q_lora = cfg.get("q_lora_rank")
+        if q_lora is not None:
+            q_lora = r.int("q_lora_rank")
+        fields["mla"] = {
+            "q_lora_rank": q_lora,
+            "kv_lora_rank": r.int("kv_lora_rank"),
+            "qk_nope_head_dim": r.int("qk_nope_head_dim"),
+            "qk_rope_head_dim": r.int("qk_rope_head_dim"),
+            "v_head_dim": r.int("v_head_dim"),
+        }
+        # n_heads need not divide d_model under MLA (the heads have their own widths); d_head is unused.
+        if h % a:
+            fields["d_head"] = fields["mla"]["v_head_dim"]
+    try:
+        return ModelSpec(**fields)
+    except ValidationError as e:
+        raise config_error_from_validation(e, where) from None
+
+
+def _leading(dense: list[int], where: str, key: str) -> int:
+    """Number of leading dense layers, when the dense layers are exactly 0..k-1."""
+    if dense != list(range(len(dense))):
+        raise ConfigError(explain(f"{where}: dense layers {dense} are not all before the MoE layers", value=key,
+                                  allowed="dense (MLP-only) layers 0..k-1 followed by MoE layers",
+                                  fix="ModelSpec counts leading dense layers only (moe.n_dense_layers)"))
+    return len(dense)
+
+
+def _cannot(spec: ModelSpec, target: str, reasons: list[str]) -> None:
+    if reasons:
+        raise ConfigError(explain(f"model {spec.name!r} cannot be written as a {target} config: " + "; ".join(reasons),
+                                  allowed=", ".join((*SUPPORTED_MODEL_TYPES, *_WRITE_ONLY_TYPES)),
+                                  fix="pass another model_type, or leave it unset to pick one automatically"))
+
+
+def _auto_type(spec: ModelSpec) -> str:
+    if spec.mla is not None:
+        return "deepseek_v3"
+    if spec.ffn_kind == "gelu" or spec.norm_kind == "layernorm" or spec.position_kind == "learned":
+        return "gpt2" if spec.position_kind == "learned" else "bloom"
+    if spec.moe is not None:
+        if spec.qk_norm or spec.moe.n_dense_layers:
+            return "qwen3_moe"
+        return "mixtral" if spec.attn_bias == "none" else "qwen3_moe"
+    if spec.qk_norm:
+        return "qwen3"
+    if spec.attn_bias == "qkv":
+        return "qwen2"
+    return "llama"
+
+
+def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, Any]:
+    """A Hugging Face config dict for ``spec`` (``model_type`` chosen from its features unless given).
+
+    The result loads with ``transformers.AutoConfig.for_model(**d)``; a model built from it has exactly
+    ``spec.n_params().total`` parameters (``bloom`` adds its embedding LayerNorm, 2h, that ModelSpec lacks).
+
+    Raises ``ConfigError`` when the spec uses a feature the target family does not have.
+
+    >>> from scalelab.arch import get_model
+    >>> to_hf_config(get_model("qwen3-8b"))["model_type"]
+    'qwen3'
+    """
+    mt = model_type or _auto_type(spec)
+    if mt not in (*SUPPORTED_MODEL_TYPES, *_WRITE_ONLY_TYPES):
+        raise ConfigError(explain("unknown model_type", value=mt,
+                                  allowed=", ".join((*SUPPORTED_MODEL_TYPES, *_WRITE_ONLY_TYPES))))
+    moe, mla = spec.moe, spec.mla
+    reasons: list[str] = []
+    gpt_like = mt in _WRITE_ONLY_TYPES
+    if gpt_like:
+        if spec.ffn_kind != "gelu":
+            reasons.append("needs ffn_kind='gelu'")
+        if spec.norm_kind != "layernorm":
+            reasons.append("needs norm_kind='layernorm'")
+        if spec.attn_bias != "all" or not spec.mlp_bias:
+            reasons.append("needs attn_bias='all' and mlp_bias=True")
+        if not spec.tied_embeddings:
+            reasons.append("needs tied_embeddings=True")
+        if spec.n_kv_heads != spec.n_heads or spec.d_head * spec.n_heads != spec.d_model:
+            reasons.append("needs plain multi-head attention with n_heads * d_head == d_model")
+        if mt == "gpt2" and spec.position_kind != "learned":
+            reasons.append("needs position_kind='learned'")
+        if mt == "bloom" and spec.position_kind == "learned":
+            reasons.append("has no learned positions (ALiBi)")
+        if mt == "bloom" and spec.d_ff != 4 * spec.d_model:
+            reasons.append("needs d_ff == 4 * d_model")
+        if moe is not None or mla is not None or spec.qk_norm:
+            reasons.append("has no MoE, MLA or qk_norm")
+    else:
+        if spec.ffn_kind != "swiglu" or spec.norm_kind != "rmsnorm" or spec.position_kind != "rope":
+            reasons.append("needs a SwiGLU MLP, RMSNorm and rotary positions")
+        if spec.mlp_bias and mt != "llama":
+            reasons.append("has no MLP biases")
+        if (mt in ("qwen3", "qwen3_moe")) != spec.qk_norm:
+            reasons.append("qk_norm must be " + ("true" if mt in ("qwen3", "qwen3_moe") else "false"))
+        allowed_bias = {"qwen2": ("qkv",), "llama": ("none", "all"), "qwen3": ("none", "all"),
+                        "qwen3_moe": ("none", "all")}.get(mt, ("none",))
+        if spec.attn_bias not in allowed_bias:
+            reasons.append(f"attn_bias must be one of {allowed_bias}")
+        if (mt == "deepseek_v3") != (mla is not None):
+            reasons.append("MLA is only written as deepseek_v3" if mla is not None else "deepseek_v3 needs mla")
+        if mt in ("mixtral", "qwen3_moe", "deepseek_v3") and moe is None:
+            reasons.append("needs moe")
+        if mt in ("llama", "mistral", "qwen2", "qwen3") and moe is not None:
+            reasons.append("is dense (no moe)")
+        if moe is not None:
+            if moe.n_zero_experts or moe.capacity_factor is not None:
+                reasons.append("has no zero experts or capacity factor (dropless only)")
+            if moe.n_shared_experts and mt != "deepseek_v3":
+                reasons.append("has no shared experts")
+            if mt == "mixtral" and moe.n_dense_layers:
+                reasons.append("needs every layer to be MoE (n_dense_layers=0)")
+            if mt == "deepseek_v3" and moe.n_shared_experts and moe.shared_width != moe.d_expert:
+                reasons.append("needs shared experts as wide as routed ones")
+    _cannot(spec, mt, reasons)
+
+    if mt == "gpt2":
+        return {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": spec.d_model,
+                "n_layer": spec.n_layers, "n_head": spec.n_heads, "n_inner": spec.d_ff,
+                "n_positions": spec.seq_len, "vocab_size": spec.vocab_size, "activation_function": "gelu_new",
+                "tie_word_embeddings": True}
+    if mt == "bloom":
+        return {"model_type": "bloom", "architectures": ["BloomForCausalLM"], "hidden_size": spec.d_model,
+                "n_layer": spec.n_layers, "n_head": spec.n_heads, "vocab_size": spec.vocab_size,
+                "tie_word_embeddings": True}
+
+    d: dict[str, Any] = {
+        "model_type": mt,
+        "architectures": [next(k for k, v in _ARCHITECTURES.items() if v == mt)],
+        "hidden_size": spec.d_model,
+        "intermediate_size": spec.d_ff,
+        "num_hidden_layers": spec.n_layers,
+        "num_attention_heads": spec.n_heads,
+        "num_key_value_heads": spec.n_kv_heads,
+        "vocab_size": spec.vocab_size,
+        "max_position_embeddings": spec.seq_len,
+        "hidden_act": "silu",
+        "tie_word_embeddings": spec.tied_embeddings,
+    }
+    if mt != "deepseek_v3":
+        d["head_dim"] = spec.d_head
+    if mt in ("llama", "qwen3", "qwen3_moe"):
+        d["attention_bias"] = spec.attn_bias == "all"
+    if mt == "llama":
+        d["mlp_bias"] = spec.mlp_bias
+    if mt == "mixtral":
+        # Mixtral has no dense layers: intermediate_size is the expert width (d_ff is then unused).
+        d.update(intermediate_size=moe.d_expert, num_local_experts=moe.n_experts, num_experts_per_tok=moe.top_k,
+                 router_aux_loss_coef=moe.router_aux_loss_coef)
+    elif mt == "qwen3_moe":
+        d.update(num_experts=moe.n_experts, num_experts_per_tok=moe.top_k, moe_intermediate_size=moe.d_expert,
+                 decoder_sparse_step=1, mlp_only_layers=list(range(moe.n_dense_layers)),
+                 router_aux_loss_coef=moe.router_aux_loss_coef)
+    elif mt == "deepseek_v3":
+        n_group = 8 if moe.n_experts % 8 == 0 else 1
+        d.update(n_routed_experts=moe.n_experts, num_experts_per_tok=moe.top_k, moe_intermediate_size=moe.d_expert,
+                 n_shared_experts=moe.n_shared_experts, first_k_dense_replace=moe.n_dense_layers, moe_layer_freq=1,
+                 n_group=n_group, topk_group=min(n_group, moe.top_k), q_lora_rank=mla.q_lora_rank,
+                 kv_lora_rank=mla.kv_lora_rank, qk_nope_head_dim=mla.qk_nope_head_dim,
+                 qk_rope_head_dim=mla.qk_rope_head_dim, v_head_dim=mla.v_head_dim, attention_bias=False,
+                 num_nextn_predict_layers=0)
+    return d
+
+
+def dump_hf_config(spec: ModelSpec, path: str | Path, model_type: str | None = None) -> Path:
+    """Write :func:`to_hf_config` as a ``config.json`` file; returns the path."""
+    p = Path(path)
+    p.write_text(json.dumps(to_hf_config(spec, model_type), indent=2) + "\n", encoding="utf-8")
+    return p

@@ -131,7 +131,7 @@ def get_preset(name: str) -> Preset:
     return _catalog()[key]
 
 
-def model_from_dict(data: dict[str, Any], where: str = "model config") -> ModelSpec:
+def model_from_dict(data: dict[str, Any], where: str = "model config", name: str | None = None) -> ModelSpec:
     """Build a ``ModelSpec`` from a parsed file: a HF ``config.json`` or ModelSpec fields.
 
     ModelSpec fields may sit at the top level or under a ``model`` table, and ``base = "<preset>"``
@@ -140,7 +140,7 @@ def model_from_dict(data: dict[str, Any], where: str = "model config") -> ModelS
     if "model_type" in data or "architectures" in data:
         from .hf import from_hf_config
 
-        return from_hf_config(data)
+        return from_hf_config(data, name=name)
     fields = dict(data.get("model", data)) if isinstance(data.get("model"), dict) else dict(data)
     base = fields.pop("base", None)
     if base is not None:
@@ -177,7 +177,10 @@ def _drop_derived(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 def load_model_file(path: str | Path) -> ModelSpec:
     """Read a model from a ``.toml``/``.json`` file (ModelSpec fields, or a HF ``config.json``)."""
     data = read_config_file(path)
-    return model_from_dict(data, where=str(path))
+    p = Path(path)
+    # A HF config has no name of its own: use the file name, or its folder for a plain `config.json`.
+    name = p.expanduser().resolve().parent.name if p.stem == "config" else p.stem
+    return model_from_dict(data, where=str(path), name=name or None)
 
 
 def get_model(name_or_path: str | Path | ModelSpec, **overrides: Any) -> ModelSpec:
