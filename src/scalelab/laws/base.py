@@ -37,7 +37,7 @@ starts or bootstrap replicates in one numpy call):
     log of the prediction; defaults to ``log(_form)``. Override for a stabler form (log-sum-exp).
 ``_log_model(theta, X)``
     the fitter's entry point: ``theta`` is ``(k, P)`` in the *fitting* parameterisation (log of the
-    ``log_params``), returns ``(log prediction (k, n), Jacobian (k, n, P))``. The default uses central
+    ``log_params``), returns ``(log prediction (k, n), Jacobian (k, P, n))``. The default uses central
     finite differences; override with an analytic Jacobian for speed (see ``chinchilla.py``).
 ``_init_grid(X, y)``
     starting points, an array ``(m, P)`` in public units (default: a small grid around
@@ -345,7 +345,7 @@ class ScalingLaw:
     @classmethod
     def _log_model(cls, theta: np.ndarray, X: tuple[np.ndarray, ...],
                    jac: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """log prediction (k, n) and its Jacobian in fitting space (k, n, P); finite differences here."""
+        """log prediction (k, n) and its Jacobian in fitting space (k, P, n); finite differences here."""
         theta = np.atleast_2d(theta)
 
         def f(th: np.ndarray) -> np.ndarray:
@@ -366,7 +366,7 @@ class ScalingLaw:
         fp = f(plus.reshape(P * k, P)).reshape(P, k, -1)
         fm = f(minus.reshape(P * k, P)).reshape(P, k, -1)
         J = (fp - fm) / (2 * h.T[:, :, None])
-        return f0, np.moveaxis(J, 0, -1)
+        return f0, np.ascontiguousarray(np.moveaxis(J, 0, 1))
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:

@@ -234,9 +234,14 @@ class ChinchillaLaw(ScalingLaw):
         f = m + np.log(s)
         if not jac:
             return f, None
-        w0, w1, w2 = x0 / s, x1 / s, x2 / s
-        J = np.stack([w0, w1, w2, -w1 * lN, -w2 * lD], axis=-1)
-        return f, J
+        inv = 1.0 / s
+        J = np.empty((theta.shape[0], 5, lN.shape[1]))
+        np.multiply(x0, inv, out=J[:, 0])
+        np.multiply(x1, inv, out=J[:, 1])
+        np.multiply(x2, inv, out=J[:, 2])
+        np.multiply(J[:, 1], -lN, out=J[:, 3])
+        np.multiply(J[:, 2], -lD, out=J[:, 4])
+        return f, J  # (k, P, n)
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:

@@ -127,7 +127,8 @@ def _objective(obj: Objective, r: np.ndarray, w: np.ndarray | None) -> np.ndarra
 def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np.ndarray, *,
               w: np.ndarray | None = None, obj: Objective = Objective(), space: str = "log",
               max_iter: int = 200, prune_after: int | None = None, keep: int | None = None,
-              ftol: float = 1e-12, xtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+              ftol: float = 1e-12, xtol: float = 1e-10,
+              patience: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Damped Gauss-Newton (Levenberg-Marquardt) on the IRLS majoriser, for many rows at once.
 
     Parameters
@@ -135,6 +136,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     theta0 : (k, P) starting points (fitting space).
     w : (n,) or (k, n) weights per point (a bootstrap replicate is a row of multinomial counts).
     prune_after, keep : after ``prune_after`` iterations keep only the ``keep`` best rows (multi-start).
+    patience : stop once the best objective over all rows has not improved (relative 1e-10) for this
+        many iterations (multi-start: a local polish finishes the job).
 
     Returns
     -------
@@ -147,24 +150,23 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     theta = np.clip(theta, lo, hi)
     W = None if w is None else np.broadcast_to(np.asarray(w, dtype=float), (k, y.size))
 
-    def evaluate(th: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(th: np.ndarray, rows: np.ndarray, jac: bool) -> tuple[Any, Any, Any, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            f, J = law_cls._log_model(th, X, jac=True)
+            f, J = law_cls._log_model(th, X, jac=jac)
             r, dr = _residuals(f, y, space)
             val = _objective(obj, r, None if W is None else W[rows])
         return r, dr, J, val
 
     rows = np.arange(k)
-    r, dr, J, val = evaluate(theta, rows)
+    r, dr, J, val = evaluate(theta, rows, True)
     lam = np.full(k, 1e-3)
     converged = np.zeros(k, dtype=bool)
     active = np.isfinite(val)
     it = 0
     eye = np.eye(P)
-    # cached state for active rows
-    cache_r, cache_dr, cache_J = {}, {}, {}
     A_idx = np.flatnonzero(active)
     cr, cdr, cJ = r[A_idx], dr[A_idx], J[A_idx]
+    best_seen, since_best = float(np.min(val)), 0
     for it in range(1, max_iter + 1):
         if A_idx.size == 0:
             break
@@ -175,8 +177,9 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
             if Wa is not None:
                 psi = psi * Wa
                 om = om * Wa
-            g = np.einsum("kn,knp->kp", psi, cJ)
-            H = np.einsum("kn,knp,knq->kpq", om, cJ, cJ)
+            # J is (k, P, n): g = J psi, H = J diag(om) J^T, one small BLAS call per row
+            g = np.matmul(cJ, psi[:, :, None])[:, :, 0]
+            H = np.matmul(cJ * om[:, None, :], np.swapaxes(cJ, 1, 2))
         H = np.where(np.isfinite(H), H, 0.0)
         g = np.where(np.isfinite(g), g, 0.0)
         diag = np.einsum("kpp->kp", H)
@@ -190,7 +193,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         step = np.where(np.isfinite(step), step, 0.0)
         old = theta[A_idx]
         new = np.clip(old + step, lo, hi)
-        nr, ndr, nJ, nval = evaluate(new, A_idx)
+        # trial points without the Jacobian; it is computed only for the accepted rows
+        nr, ndr, _, nval = evaluate(new, A_idx, False)
         ov = val[A_idx]
         acc = nval <= ov
         # accept
@@ -199,9 +203,11 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         val[ai] = nval[acc]
         lam[ai] = np.maximum(lam[ai] / 3.0, 1e-12)
         lam[A_idx[~acc]] = lam[A_idx[~acc]] * 4.0
-        cr = np.where(acc[:, None], nr, cr)
-        cdr = np.where(acc[:, None], ndr, cdr)
-        cJ = np.where(acc[:, None, None], nJ, cJ)
+        cr[acc] = nr[acc]
+        cdr[acc] = ndr[acc]
+        if acc.any():
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                cJ[acc] = law_cls._log_model(new[acc], X, jac=True)[1]
         dx = np.max(np.abs(new - old), axis=1)
         small = acc & ((ov - nval) <= ftol * (1.0 + np.abs(ov))) & (dx <= xtol * 1e4 + 1e-6)
         stuck = lam[A_idx] > 1e10
@@ -215,6 +221,14 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
             best[order[:keep]] = True
             keep_mask &= best
         A_idx, cr, cdr, cJ = A_idx[keep_mask], cr[keep_mask], cdr[keep_mask], cJ[keep_mask]
+        if patience is not None:
+            cur = float(np.min(val))
+            if cur < best_seen - 1e-10 * abs(best_seen):
+                best_seen, since_best = cur, 0
+            else:
+                since_best += 1
+                if since_best >= patience and (prune_after is None or it > prune_after):
+                    break
     return theta, val, converged, it
 
 
@@ -234,7 +248,7 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
             if w is not None:
                 rho, psi = rho * w, psi * w
             val = float(rho.sum())
-            g = np.einsum("kn,knp->p", psi, J)
+            g = np.matmul(J, psi[:, :, None])[0, :, 0]
         if not np.isfinite(val):
             return 1e300, np.zeros_like(th)
         return val, np.where(np.isfinite(g), g, 0.0)
@@ -246,7 +260,8 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
 def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.ndarray, *,
                w: np.ndarray | None = None, loss: str = "huber", delta: float = 1e-3, space: str = "log",
                asymmetry: float = 10.0, max_iter: int = 200, n_polish: int = 3,
-               keep_fraction: float = 0.05, prune_after: int = 8, warn: bool = True) -> FitOutput:
+               keep_fraction: float = 0.01, prune_after: int = 2, patience: int = 5,
+               warn: bool = True) -> FitOutput:
     """Multi-start fit: batched LM over all ``starts``, then L-BFGS-B polish of the best ``n_polish``.
 
     Every scipy result is checked: a failed polish warns with :class:`ConvergenceWarning` (and the
@@ -258,7 +273,8 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     k = starts.shape[0]
     keep = max(32, int(math.ceil(keep_fraction * k)))
     theta, val, conv, iters = fit_batch(law_cls, X, y, starts, w=w, obj=obj, space=space, max_iter=max_iter,
-                                        prune_after=prune_after if k > keep else None, keep=keep)
+                                        prune_after=prune_after if k > keep else None, keep=keep,
+                                        patience=patience)
     finite = np.flatnonzero(np.isfinite(val))
     if finite.size == 0:
         raise FitError(explain(f"every one of the {k} starts of {law_cls.name} gave a non-finite objective",
@@ -266,7 +282,11 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     order = finite[np.argsort(val[finite])]
     # distinct candidates for polishing
     cands: list[int] = []
+    v0 = float(val[order[0]])
     for i in order:
+        # other local minima are polished only when they are nearly as good as the best one
+        if cands and val[i] > v0 + 1e-3 * abs(v0) + 1e-12:
+            break
         if all(np.max(np.abs(theta[i] - theta[j])) > 1e-4 for j in cands):
             cands.append(int(i))
         if len(cands) >= n_polish:

@@ -74,7 +74,7 @@ def bootstrap(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray 
 def _asymptotic_cov(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     cls = type(law)
     f, J = cls._log_model(np.asarray(law.theta_)[None], X, jac=True)
-    J = J[0]
+    J = J[0].T  # (n, P)
     r = f[0] - np.log(y)
     ww = np.ones_like(y) if w is None else w
     P = J.shape[1]
@@ -140,9 +140,9 @@ def attach(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | N
 
 
 def _z(level: float) -> float:
-    from scipy.stats import norm
+    from statistics import NormalDist
 
-    return float(norm.ppf(0.5 + level / 2))
+    return float(NormalDist().inv_cdf(0.5 + level / 2))
 
 
 def _mvn_draws(law: Any, n: int = N_PARAMETRIC_DRAWS) -> np.ndarray | None:
