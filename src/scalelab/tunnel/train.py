@@ -21,7 +21,8 @@ are clipped to a global L2 norm of ``grad_clip`` (0 disables).
 * ``power``: Power scheduler (Shen et al. 2024, arXiv:2408.13359): ``min(lr, a * beta * n^b)`` with
   ``n`` tokens seen and ``beta`` the batch size in sequences (``power_a = 4.6``, ``power_b = -0.51``
   as transcribed in shared/reference/laws.md §9; not confirmed from the paper), followed by the same
-  exponential decay as WSD over the last ``decay_fraction``.
+  exponential decay as WSD over the last ``decay_fraction``, down to ``min_lr_ratio`` times the
+  learning rate at which the decay starts.
 
 **Decay branches** (MiniCPM §4.1): for ``wsd``/``power`` runs, ``decay_branches`` lists token counts in
 the stable phase. When the run reaches one, its model and optimizer state are copied, a decay of
@@ -207,7 +208,9 @@ def lr_at(config: RunConfig, tokens: float) -> float:
     if tokens < start:
         return peak
     if s == "power":
+        # The decay starts from the power-law value, so the floor is relative to it, not to eta_max.
         peak = min(lr, config.batch_size * config.power_a * max(start, 1.0) ** config.power_b)
+        lr_min = config.min_lr_ratio * peak
     p = min(1.0, (tokens - start) / max(1.0, n - start))
     if lr_min <= 0:
         return peak * (1.0 - p)  # exponential decay cannot reach 0: fall back to linear
