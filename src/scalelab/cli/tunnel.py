@@ -1,9 +1,178 @@
-"""CLI command group: tunnel (filled in by its owner; see app.py for how modules register)."""
+"""CLI command group ``scalelab tunnel``: run grids, list, show, export and remove stored runs.
+
+torch is imported only by ``run`` and ``ddp`` (inside the command), so ``ls``/``show``/``export`` and
+``scalelab --help`` start quickly.
+"""
 
 from __future__ import annotations
 
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from ._options import FormatOpt
+from ._output import OutputFormat, console, emit, err_console
+
+StoreOpt = Annotated[
+    Optional[Path],
+    typer.Option("--store", help="Run store (SQLite). Default: $SCALELAB_HOME/runs.sqlite (~/.scalelab)."),
+]
+
+
+class BackendChoice(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+class ExportWhat(str, Enum):
+    runs = "runs"
+    curves = "curves"
+
+
+def _store(path: Path | None):
+    from ..tunnel.store import RunStore
+
+    return RunStore(path)
+
+
+def _quiet_logging() -> None:
+    logger = logging.getLogger("scalelab.tunnel")
+    if not any(getattr(h, "_scalelab_cli", False) for h in logger.handlers):
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        h._scalelab_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(h)
+    logger.setLevel(logging.INFO)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``tunnel`` sub-app to the root app."""
+    tunnel = typer.Typer(name="tunnel", help="Wind tunnel: train grids of tiny GPTs and keep every run.",
+                         no_args_is_help=True)
+    app.add_typer(tunnel, name="tunnel")
+
+    @tunnel.command("run")
+    def run_cmd(
+        grid: Annotated[str, typer.Argument(help="Grid: a .toml file or a Python recipe (file.py or file.py:function).")],
+        workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")] = 1,
+        backend: Annotated[BackendChoice, typer.Option("--backend", help="Where runs execute.")] = BackendChoice.local,
+        ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Existing Ray cluster (default: start a local one).")] = None,
+        store: StoreOpt = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of the live display (CI, logs).")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the grid; train nothing.")] = False,
+        checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Steps between resumable checkpoints (0: never).")] = 50,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Train every run of GRID that the store does not hold yet (completed runs are skipped)."""
+        from ..tunnel.grid import load_grid
+        from ..tunnel.runner import RunOptions, run_grid
+
+        g = load_grid(grid)
+        if dry_run:
+            emit(g, fmt)
+            return
+        if quiet or fmt == OutputFormat.json:
+            _quiet_logging()
+        st = _store(store)
+        records = run_grid(g, st, workers=workers, backend=backend.value, quiet=quiet or fmt == OutputFormat.json,
+                           ray_address=ray_address, options=RunOptions(checkpoint_every_steps=checkpoint_every))
+        rows = []
+        for r in records:
+            rows.append(r.summary())
+            rows += [c.summary() for c in st.children(r.hash)]
+        if fmt == OutputFormat.json:
+            emit({"grid": g.name, "store": str(st.path), "runs": rows}, fmt)
+        else:
+            emit(rows, fmt, title=f"grid {g.name} -> {st.path}")
+
+    @tunnel.command("ddp")
+    def ddp_cmd(
+        grid: Annotated[str, typer.Argument(help="A grid file or recipe holding exactly one run.")],
+        nproc: Annotated[int, typer.Option("--nproc", min=1, help="Processes (CPU: gloo; GPUs: one per GPU, NCCL).")] = 2,
+        store: StoreOpt = None,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Train one larger run with PyTorch DDP under torchrun and store it."""
+        from ..errors import ConfigError, explain
+        from ..tunnel.ddp import run_ddp
+        from ..tunnel.grid import load_grid
+
+        g = load_grid(grid)
+        if len(g) != 1:
+            raise ConfigError(explain("a DDP run needs a grid with exactly one run", value=len(g),
+                                      fix="put one [[run]] block in the file, or use `scalelab tunnel run`"))
+        emit(run_ddp(g.configs[0], _store(store), nproc=nproc), fmt)
+
+    @tunnel.command("ls")
+    def ls_cmd(
+        store: StoreOpt = None,
+        status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
+        kind: Annotated[Optional[str], typer.Option("--kind", help="Only runs of this kind: run, branch, ddp.")] = None,
+        grid: Annotated[Optional[str], typer.Option("--grid", help="Only runs of this grid name.")] = None,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """List stored runs, oldest first."""
+        st = _store(store)
+        rows = [r.summary() for r in st.runs(status=status, kind=kind, grid=grid)]
+        if fmt == OutputFormat.json:
+            emit(rows, fmt)
+        elif not rows:
+            console.print(f"no runs in {st.path}")
+        else:
+            emit(rows, fmt, title=f"{len(rows)} runs in {st.path}  " +
+                 ", ".join(f"{k} {v}" for k, v in sorted(st.counts().items())))
+
+    @tunnel.command("show")
+    def show_cmd(
+        run: Annotated[str, typer.Argument(help="Run hash or a unique prefix of it.")],
+        store: StoreOpt = None,
+        curve: Annotated[bool, typer.Option("--curve", help="Also print the loss curve.")] = False,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Show one run: config, metrics, versions, branches (and its curve)."""
+        st = _store(store)
+        rec = st.get(run, with_curve=curve or fmt == OutputFormat.json)
+        kids = st.children(rec.hash)
+        if fmt == OutputFormat.json:
+            emit({**rec.to_dict(), "branches": [k.summary() for k in kids]}, fmt)
+            return
+        emit(rec, fmt)
+        if kids:
+            emit([k.summary() for k in kids], fmt, title="decay branches")
+        if curve and rec.curve:
+            emit(rec.curve, fmt, title="curve")
+
+    @tunnel.command("export")
+    def export_cmd(
+        out: Annotated[Path, typer.Argument(help="Output file.")],
+        fmt: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="File format (default: from the suffix, else csv).")] = None,
+        what: Annotated[ExportWhat, typer.Option("--what", help="One row per run, or one per curve point.")] = ExportWhat.runs,
+        status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
+        store: StoreOpt = None,
+    ) -> None:
+        """Export runs (N, D, C, loss, config columns) or curves to CSV or Parquet."""
+        f = fmt.value if fmt is not None else ("parquet" if out.suffix == ".parquet" else "csv")
+        path = _store(store).export(out, format=f, what=what.value, status=status)
+        err_console.print(f"wrote {path}")
+
+    @tunnel.command("rm")
+    def rm_cmd(
+        run: Annotated[str, typer.Argument(help="Run hash or a unique prefix of it.")],
+        store: StoreOpt = None,
+        force: Annotated[bool, typer.Option("--force", help="Also remove a run marked running.")] = False,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Remove a run with its curve, checkpoint and decay branches."""
+        removed = _store(store).remove(run, force=force)
+        if fmt == OutputFormat.json:
+            emit({"removed": removed}, fmt)
+        else:
+            console.print(f"removed {len(removed)} run(s): {', '.join(removed)}")

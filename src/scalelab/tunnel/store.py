@@ -99,6 +99,7 @@ _SCHEMA = [
         heartbeat_at REAL,
         progress_tokens INTEGER,
         attempts INTEGER NOT NULL DEFAULT 0,
+        resumed_from_step INTEGER,
         hostname TEXT,
         pid INTEGER,
         claim_id TEXT,
@@ -129,7 +130,8 @@ _RUN_COLUMNS = (
     "hash", "parent_hash", "kind", "status", "grid", "config_json", "n_params", "n_params_active",
     "n_params_non_embedding", "n_tokens", "tokens_seen", "steps", "flops_per_token", "flops",
     "branch_at_tokens", "decay_tokens", "final_train_loss", "final_val_loss", "tokens_per_s", "wall_s",
-    "created_at", "started_at", "finished_at", "heartbeat_at", "progress_tokens", "attempts", "hostname",
+    "created_at", "started_at", "finished_at", "heartbeat_at", "progress_tokens", "attempts", "resumed_from_step",
+    "hostname",
     "pid", "claim_id", "error", "scalelab_version", "torch_version", "python_version",
 )
 
@@ -236,6 +238,7 @@ class RunRecord:
     heartbeat_at: float | None = None
     progress_tokens: int | None = None
     attempts: int = 0
+    resumed_from_step: int | None = None
     hostname: str | None = None
     pid: int | None = None
     claim_id: str | None = None
@@ -306,6 +309,8 @@ class RunRecord:
             lines.append(f"  final loss       val {self.final_val_loss}  train {self.final_train_loss}")
         if self.tokens_per_s is not None:
             lines.append(f"  throughput       {self.tokens_per_s:,.0f} tokens/s over {self.wall_s:.1f} s")
+        if self.resumed_from_step:
+            lines.append(f"  resumed from     step {self.resumed_from_step}")
         lines.append(f"  attempts         {self.attempts}" + (f" on {self.hostname} pid {self.pid}" if self.pid else ""))
         if self.error:
             lines.append(f"  error            {self.error}")
@@ -596,13 +601,13 @@ class RunStore:
                 "UPDATE runs SET status=?, tokens_seen=?, steps=?, flops_per_token=?, flops=?, final_train_loss=?, "
                 "final_val_loss=?, tokens_per_s=?, wall_s=?, finished_at=?, heartbeat_at=?, progress_tokens=?, "
                 "claim_id=NULL, error=?, scalelab_version=?, torch_version=?, python_version=?, "
-                "n_params=COALESCE(n_params, ?) WHERE hash=?",
+                "n_params=COALESCE(n_params, ?), resumed_from_step=? WHERE hash=?",
                 (status, tokens, res.get("steps"), fpt, fpt * tokens if fpt and tokens else None,
                  _finite(res.get("final_train_loss")), _finite(res.get("final_val_loss")),
                  _finite(res.get("tokens_per_s")), _finite(res.get("wall_s")), now, now, tokens,
                  res.get("error") or ("loss became NaN or diverged" if status == "diverged" else None),
                  vers["scalelab_version"], vers["torch_version"], vers["python_version"], res.get("n_params"),
-                 run_hash),
+                 res.get("resumed_from_step"), run_hash),
             )
             self._write_curve(c, run_hash, res.get("curve") or [])
             for br in res.get("branches") or []:
