@@ -1,6 +1,7 @@
 """The planner: memory, FLOPs, communication, step time, cost and layout search."""
 
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step, flops_per_token
+from .comm import CommBreakdown, comm_per_step
 from .layout import Layout, LoRASpec, TrainSpec
 from .memory import (
     MemoryBreakdown,
@@ -11,6 +12,9 @@ from .memory import (
     memory_per_gpu,
     zero_model_states_bytes,
 )
+from .plan import Plan, check_layout, plan
+from .search import Rejected, SearchResult, search_layouts
+from .step_time import StepTime
 
 __all__ = [
     "Layout",
@@ -29,4 +33,14 @@ __all__ = [
     "inference_weights_bytes",
     "lora_trainable_params",
     "zero_model_states_bytes",
+    # comm.py, step_time.py, plan.py, search.py
+    "CommBreakdown",
+    "comm_per_step",
+    "StepTime",
+    "Plan",
+    "plan",
+    "check_layout",
+    "SearchResult",
+    "Rejected",
+    "search_layouts",
 ]

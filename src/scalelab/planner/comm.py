@@ -321,7 +321,8 @@ def comm_per_step(
     # over the expert-data-parallel group of d*c/e ranks.
     groups = [("dp", d * c, t, dense_p)]
     if routed_p:
-        groups.append(("edp", max(1, d * c // e), layout.expert_tp * e, routed_p))
+        # Megatron-Core: experts are replicated over d*c*t / (e*etp) ranks (etp may differ from tp).
+        groups.append(("edp", max(1, d * c * t // (e * layout.expert_tp)), layout.expert_tp * e, routed_p))
     for gname, n, stride, params in groups:
         if n <= 1:
             continue

@@ -26,7 +26,9 @@ The model (a union of calculon's and llm-analysis' approaches, planner reference
   that window usable for hiding communication (1 = perfect overlap, 0 = none).
 - Optimizer: Adam reads and writes weights, gradients and states once: memory-bound (calculon).
 - Offload: bytes moved to host or NVMe per step (``MemoryBreakdown.offload_bytes_per_step``) over PCIe or
-  NVMe, hidden under compute by the same overlap fraction (ZeRO-Offload, Ren et al. 2021).
+  NVMe, hidden under compute by the same overlap fraction (ZeRO-Offload, Ren et al. 2021); the CPU
+  optimizer step streams the offloaded states twice (read and write) at host DRAM or NVMe bandwidth
+  and is not overlapped (ZeRO-Offload's delayed parameter update is not modelled).
 
 A user with a measurement passes ``measured_step_time_s`` or ``measured_tflops_per_gpu`` instead; the
 model then only converts it into MFU, HFU and days.
@@ -46,6 +48,11 @@ from .layout import Layout, TrainSpec
 HBM_EFFICIENCY = 0.8
 """Achievable fraction of HBM bandwidth for elementwise kernels (llm-analysis suggests 0.9 for large
 copies; fused training kernels with small reductions reach less)."""
+
+HOST_MEMORY_BANDWIDTH_BYTES_PER_S = 50e9
+"""Host DRAM bandwidth available to one GPU's CPU optimizer step (a two-socket DDR4/DDR5 server has
+~200-300 GB/s per socket shared by four GPUs), bytes/s. CPU Adam (ZeRO-Offload, Ren et al. 2021) is
+bound by streaming its states."""
 
 DEFAULT_DP_OVERLAP = 1.0
 """Fraction of the overlap window that hides DP/ZeRO communication by default (bucketed all-reduce in
@@ -83,6 +90,8 @@ class StepTime:
     optimizer_s: float
     offload_total_s: float
     offload_exposed_s: float
+    host_optimizer_s: float
+    """CPU (or NVMe) optimizer step for offloaded states, seconds."""
     efficiency: float
     """Matmul efficiency used (fraction of dense peak)."""
     dp_overlap: float
@@ -136,6 +145,8 @@ def model_step_time(
     dp_overlap: float = DEFAULT_DP_OVERLAP,
     model_state_bytes: float = 0.0,
     offload_bytes_per_step: float = 0.0,
+    host_state_bytes: float = 0.0,
+    nvme_state_bytes: float = 0.0,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -155,6 +166,8 @@ def model_step_time(
         Weights + gradients + optimizer states on the GPU (for the memory-bound optimizer step).
     offload_bytes_per_step
         Bytes moved between GPU and host/NVMe per step.
+    host_state_bytes, nvme_state_bytes
+        Offloaded model states per GPU in host DRAM and on NVMe (the CPU optimizer streams them).
 
     Examples
     --------
@@ -213,12 +226,15 @@ def model_step_time(
             else gpu.pcie_bandwidth_bytes_per_s
         offload_total = offload_bytes_per_step / link_bw
     offload_exposed = max(0.0, offload_total - dp_overlap * (matmul_s + elementwise_s))
+    host_opt = (2.0 * host_state_bytes / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
+                + 2.0 * nvme_state_bytes / gpu.nvme_bandwidth_bytes_per_s)
 
-    total = ideal + bubble_s + dp_exposed + optimizer_s + offload_exposed
+    total = ideal + bubble_s + dp_exposed + optimizer_s + offload_exposed + host_opt
     return StepTime(
         step_time_s=total, matmul_s=matmul_s, elementwise_s=elementwise_s, tp_s=tp_s, cp_s=cp_s, ep_s=ep_s,
         pp_s=pp_s, bubble_s=bubble_s, dp_total_s=dp_total, dp_exposed_s=dp_exposed, optimizer_s=optimizer_s,
-        offload_total_s=offload_total, offload_exposed_s=offload_exposed, efficiency=eff,
+        offload_total_s=offload_total, offload_exposed_s=offload_exposed, host_optimizer_s=host_opt,
+        efficiency=eff,
         dp_overlap=dp_overlap, source="model", peak_dtype=dtype,
     )
 
@@ -256,4 +272,4 @@ def measured_step_time(
     nan = float("nan")
     return StepTime(step_time_s=t, matmul_s=nan, elementwise_s=nan, tp_s=nan, cp_s=nan, ep_s=nan, pp_s=nan,
                     bubble_s=nan, dp_total_s=nan, dp_exposed_s=nan, optimizer_s=nan, offload_total_s=nan,
-                    offload_exposed_s=nan, efficiency=nan, dp_overlap=nan, source=src, peak_dtype=peak_dtype)
+                    offload_exposed_s=nan, host_optimizer_s=nan, efficiency=nan, dp_overlap=nan, source=src, peak_dtype=peak_dtype)

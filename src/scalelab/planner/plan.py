@@ -1,0 +1,465 @@
+"""Evaluate one parallel layout: does it fit, how fast does it go, what does the run cost.
+
+:func:`plan` glues the planner's parts together: :func:`check_layout` (divisibility of the model and
+the cluster), :mod:`~scalelab.planner.memory` (bytes per GPU), :mod:`~scalelab.planner.flops` (FLOPs per
+step), :mod:`~scalelab.planner.comm` (collectives) and :mod:`~scalelab.planner.step_time` (seconds per
+step). The result is a :class:`Plan`.
+
+An impossible layout is a result, not an exception (DESIGN.md principle 5): ``plan(...).feasible`` is
+False and ``reasons`` says why ("out of memory by 12.3 GiB", "tp=3 does not divide n_heads=32").
+Values that are wrong whatever the layout (negative sizes, unknown names, efficiencies above 1) raise
+:class:`~scalelab.errors.ConfigError`.
+
+Derived figures (PaLM, Chowdhery et al. 2022, App. B):
+
+- ``tokens_per_s = global_batch_tokens / step_time_s``;
+- ``mfu = model FLOPs per step / (step_time_s * n_gpus * dense peak)`` (no recompute);
+- ``hfu`` = the same with hardware FLOPs (recompute included);
+- ``training_days = total_tokens / global_batch_tokens * step_time_s / 86400``;
+- ``gpu_hours = n_gpus * training time in hours``; ``cost_usd = gpu_hours * price_per_gpu_hour``;
+- ``energy_kwh = gpu_hours * board power / 1000`` (GPU boards at TDP only: no host, network or cooling).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._spec import stable_hash
+from ..arch.spec import ModelSpec
+from ..errors import ConfigError, explain
+from ..hardware.spec import ClusterSpec
+from ..units import GiB, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_bytes, format_count, format_duration
+from .comm import CommBreakdown, comm_per_step
+from .flops import FlopConventions, FlopsBreakdown, flops_per_step
+from .layout import Layout, TrainSpec
+from .step_time import DEFAULT_DP_OVERLAP, StepTime, compute_dtype, measured_step_time, model_step_time
+
+__all__ = ["Plan", "plan", "check_layout", "resolve_dp"]
+
+_NAN = float("nan")
+
+
+def resolve_dp(cluster: ClusterSpec, layout: Layout) -> int | None:
+    """The data-parallel degree: ``layout.dp`` or ``n_gpus / (tp * pp * cp)`` (None if that is not whole)."""
+    if layout.dp is not None:
+        return layout.dp
+    mp = layout.tp * layout.pp * layout.cp
+    return cluster.n_gpus // mp if cluster.n_gpus % mp == 0 else None
+
+
+def check_layout(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout) -> list[str]:
+    """Reasons why ``layout`` cannot run ``model`` on ``cluster`` (empty when it can).
+
+    Checks divisibility and consistency only (Megatron-LM's ``arguments.py`` and torchtitan's
+    ``ParallelDims`` rules); memory is checked by :func:`plan`.
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.hardware.spec import ClusterSpec, GPUSpec
+    >>> gpu = GPUSpec(name="x", peak_flops_per_s={"bf16": 1e15}, memory_bytes=80e9,
+    ...               memory_bandwidth_bytes_per_s=3e12, intra_node_bandwidth_bytes_per_s=450e9,
+    ...               inter_node_bandwidth_bytes_per_s=50e9)
+    >>> m = ModelSpec(n_layers=4, d_model=1024, n_heads=8, d_ff=4096, vocab_size=32000)
+    >>> check_layout(m, ClusterSpec(gpu=gpu, n_gpus=8), TrainSpec(global_batch=8), Layout(tp=3))
+    ['tp=3 does not divide n_heads=8', 'tp*pp*cp=3 does not divide n_gpus=8']
+    """
+    r: list[str] = []
+    t, p, c, v, e = layout.tp, layout.pp, layout.cp, layout.interleave, layout.ep
+    n = cluster.n_gpus
+    # --- tensor parallelism: heads are split across tp ranks ----------------------------------------
+    if model.n_heads % t:
+        r.append(f"tp={t} does not divide n_heads={model.n_heads}")
+    elif model.mla is None and model.n_kv_heads % t and t % model.n_kv_heads:
+        r.append(f"tp={t} neither divides nor is a multiple of n_kv_heads={model.n_kv_heads}")
+    if layout.sequence_parallel and t == 1:
+        r.append("sequence parallelism needs tp > 1")
+    # --- pipeline ---------------------------------------------------------------------------------------
+    if p > model.n_layers:
+        r.append(f"pp={p} exceeds n_layers={model.n_layers}")
+    if v > 1:
+        if p == 1:
+            r.append(f"interleave={v} needs pp > 1")
+        elif (-(-model.n_layers // p)) % v:
+            # Layers per stage = ceil(L/p): Llama 3 ran 126 layers as 16 stages of 8 with one layer
+            # fewer on the first and last stage (Llama 3 report, section 3.3.2).
+            r.append(f"interleave={v} does not divide the layers per stage "
+                     f"(ceil(n_layers/pp) = {-(-model.n_layers // p)}, n_layers={model.n_layers}, pp={p})")
+    # --- context parallelism ----------------------------------------------------------------------------
+    if train.seq_len % c:
+        r.append(f"cp={c} does not divide seq_len={train.seq_len}")
+    # --- world size -------------------------------------------------------------------------------------
+    mp = t * p * c
+    if layout.dp is None:
+        if n % mp:
+            r.append(f"tp*pp*cp={mp} does not divide n_gpus={n}")
+        dp = n // mp if n % mp == 0 else None
+    else:
+        dp = layout.dp
+        world = dp * mp
+        if world > n:
+            r.append(f"layout needs dp*tp*pp*cp={world} GPUs, more than the cluster's n_gpus={n}")
+        elif world != n:
+            r.append(f"dp*tp*pp*cp={world} does not use all n_gpus={n}")
+    # --- experts ----------------------------------------------------------------------------------------
+    if model.moe is None:
+        if e > 1:
+            r.append(f"ep={e} but {model.name} has no experts")
+        if layout.etp is not None and layout.etp != t:
+            r.append("etp is set but the model has no experts")
+    else:
+        if model.moe.n_experts % e:
+            r.append(f"ep={e} does not divide n_experts={model.moe.n_experts}")
+        if dp is not None and (dp * c) % e:
+            r.append(f"ep={e} does not divide dp*cp={dp * c}")
+        etp = layout.expert_tp
+        if dp is not None and (t * dp * c) % (etp * e):
+            r.append(f"etp*ep={etp * e} does not divide tp*dp*cp={t * dp * c}")
+    # --- batch ------------------------------------------------------------------------------------------
+    if dp is not None:
+        per = dp * layout.micro_batch
+        if train.global_batch % per:
+            r.append(f"global_batch={train.global_batch} sequences is not divisible by dp*micro_batch={per}")
+        elif v > 1 and (train.global_batch // per) % p:
+            r.append(f"the interleaved schedule needs micro-batches per step ({train.global_batch // per}) "
+                     f"to be a multiple of pp={p}")
+    # --- ZeRO / offload ---------------------------------------------------------------------------------
+    if layout.offload_params != "none" and layout.zero != 3:
+        r.append(f"offload_params={layout.offload_params!r} needs zero=3 (got zero={layout.zero})")
+    # --- precision ----------------------------------------------------------------------------------------
+    dt = compute_dtype(train.precision, cluster.gpu.peak_flops_per_s)
+    if dt not in cluster.gpu.peak_flops_per_s:
+        r.append(f"{cluster.gpu.name} has no dense {dt} peak for precision {train.precision!r}")
+    return r
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One evaluated layout: feasibility with reasons, memory, FLOPs, communication, time and cost.
+
+    Attributes ending in ``_s``, ``_bytes``, ``_usd``, ``_kwh`` carry units; ``mfu``/``hfu`` are fractions.
+    Figures that could not be computed (an impossible layout, no ``total_tokens``) are NaN.
+    """
+
+    model: ModelSpec
+    cluster: ClusterSpec
+    train: TrainSpec
+    layout: Layout
+    """The layout with ``dp`` resolved (None only when it does not divide the cluster)."""
+    feasible: bool
+    reasons: tuple[str, ...]
+    memory: Any
+    """:class:`~scalelab.planner.memory.MemoryBreakdown` per GPU (None when divisibility failed)."""
+    flops: FlopsBreakdown
+    """FLOPs per step for the whole job."""
+    comm: CommBreakdown | None
+    time: StepTime | None
+    conventions: FlopConventions
+    mfu_peak_dtype: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    # ---- headline figures --------------------------------------------------------------------------
+    @property
+    def flops_per_step(self) -> float:
+        """Model FLOPs per optimizer step (forward + backward, no recompute)."""
+        return self.flops.model
+
+    @property
+    def hardware_flops_per_step(self) -> float:
+        """Executed FLOPs per step (recompute included)."""
+        return self.flops.hardware
+
+    @property
+    def step_time_s(self) -> float:
+        return self.time.step_time_s if self.time is not None else _NAN
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train.global_batch_tokens / self.step_time_s
+
+    def _util(self, flops: float) -> float:
+        peak = self.cluster.gpu.peak_flops_per_s.get(self.mfu_peak_dtype, _NAN)
+        return flops / (self.step_time_s * self.cluster.n_gpus * peak)
+
+    @property
+    def mfu(self) -> float:
+        """Model FLOPs utilisation (fraction of the dense ``mfu_peak_dtype`` peak)."""
+        return self._util(self.flops.model)
+
+    @property
+    def hfu(self) -> float:
+        """Hardware FLOPs utilisation (recompute counted)."""
+        return self._util(self.flops.hardware)
+
+    @property
+    def n_steps(self) -> float:
+        tt = self.train.total_tokens
+        return tt / self.train.global_batch_tokens if tt else _NAN
+
+    @property
+    def training_days(self) -> float:
+        return self.n_steps * self.step_time_s / SECONDS_PER_DAY
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.n_steps * self.step_time_s * self.cluster.n_gpus / SECONDS_PER_HOUR
+
+    @property
+    def cost_usd(self) -> float:
+        price = self.cluster.price_per_gpu_hour
+        return self.gpu_hours * price if price is not None else _NAN
+
+    @property
+    def energy_kwh(self) -> float:
+        w = self.cluster.gpu.power_w
+        return self.gpu_hours * w / 1000.0 if w is not None else _NAN
+
+    @property
+    def config_hash(self) -> str:
+        return stable_hash(self._config())
+
+    def _config(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "cluster": self.cluster.to_dict(), "train": self.train.to_dict(),
+                "layout": self.layout.to_dict(), "conventions": self.conventions.to_dict(),
+                "mfu_peak_dtype": self.mfu_peak_dtype, "options": self.options}
+
+    # ---- output --------------------------------------------------------------------------------------
+    def memory_dict(self) -> dict[str, float] | None:
+        m = self.memory
+        if m is None:
+            return None
+        return {"weights": m.weights_bytes, "gradients": m.gradients_bytes, "optimizer": m.optimizer_bytes,
+                "activations": m.activations_bytes, "other": m.other_bytes, "total": m.total_bytes}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; NaN stays NaN here (the CLI writes it as null)."""
+        from .. import __version__
+
+        mem = self.memory
+        return {
+            "feasible": self.feasible,
+            "reasons": list(self.reasons),
+            "model": self.model.name,
+            "gpu": self.cluster.gpu.name,
+            "n_gpus": self.cluster.n_gpus,
+            "gpus_per_node": self.cluster.gpus_per_node,
+            "layout": self.layout.to_dict(),
+            "layout_short": self.layout.short(),
+            "train": self.train.to_dict(),
+            "memory_per_gpu_bytes": self.memory_dict(),
+            "memory_capacity_bytes": self.cluster.gpu.memory_bytes,
+            "host_memory_per_gpu_bytes": getattr(mem, "host_bytes", None),
+            "nvme_per_gpu_bytes": getattr(mem, "nvme_bytes", None),
+            "offload_bytes_per_step": getattr(mem, "offload_bytes_per_step", None),
+            "memory_notes": list(getattr(mem, "notes", ()) or ()),
+            "flops_per_step": self.flops_per_step,
+            "hardware_flops_per_step": self.hardware_flops_per_step,
+            "step_time_s": self.step_time_s,
+            "step_time_breakdown_s": self.time.to_dict() if self.time is not None else None,
+            "communication": self.comm.to_dict() if self.comm is not None else None,
+            "tokens_per_s": self.tokens_per_s,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "training_days": self.training_days,
+            "gpu_hours": self.gpu_hours,
+            "cost_usd": self.cost_usd,
+            "energy_kwh": self.energy_kwh,
+            "conventions": {
+                "flops": self.conventions.to_dict(),
+                "mfu_peak_dtype": self.mfu_peak_dtype,
+                "peak": "dense (no 2:4 sparsity)",
+                "bytes": "decimal bytes (GB = 1e9); GiB figures in reports say GiB",
+                "measured_tflops_count": "hardware FLOPs (recompute included)",
+                "energy": "GPU board power x GPU-hours; host, network and cooling excluded",
+            },
+            "options": self.options,
+            "config_hash": self.config_hash,
+            "scalelab_version": __version__,
+        }
+
+    def summary_row(self) -> dict[str, Any]:
+        """One table row: layout, memory, time, MFU."""
+        mem = self.memory
+        return {
+            "layout": self.layout.short(),
+            "feasible": self.feasible,
+            "mem_GiB": (mem.total_bytes / GiB) if mem is not None else _NAN,
+            "step_s": self.step_time_s,
+            "mfu": self.mfu,
+            "days": self.training_days,
+            "cost_usd": self.cost_usd,
+        }
+
+    def report(self) -> str:
+        """Human-readable summary (GiB for memory, as frameworks print it)."""
+        L = self.layout
+        lines = [
+            f"Plan: {self.model.name} on {self.cluster.n_gpus} x {self.cluster.gpu.name} "
+            f"({self.cluster.gpus_per_node} per node)",
+            f"  layout      {L.short()}",
+            f"  feasible    {'yes' if self.feasible else 'NO'}",
+        ]
+        for reason in self.reasons:
+            lines.append(f"    - {reason}")
+        m = self.memory
+        if m is not None:
+            cap = self.cluster.gpu.memory_bytes
+            lines.append(f"  memory/GPU  {m.total_bytes / GiB:.2f} GiB of {cap / GiB:.2f} GiB "
+                         f"({format_bytes(m.total_bytes)} of {format_bytes(cap)})")
+            for k in ("weights", "gradients", "optimizer", "activations", "other"):
+                lines.append(f"    {k:<12}{getattr(m, k + '_bytes') / GiB:10.2f} GiB")
+            if getattr(m, "host_bytes", 0):
+                lines.append(f"    host (offload) {m.host_bytes / GiB:.2f} GiB")
+        lines.append(f"  FLOPs/step  {self.flops.model:.4g} model, {self.flops.hardware:.4g} hardware "
+                     f"({self.conventions.method}, causal_halved={self.conventions.causal_halved})")
+        if self.time is not None:
+            t = self.time
+            lines.append(f"  step time   {t.step_time_s:.4g} s ({t.source})")
+            if t.source == "model":
+                parts = [("matmul", t.matmul_s), ("elementwise", t.elementwise_s), ("tp", t.tp_s),
+                         ("cp", t.cp_s), ("ep", t.ep_s), ("pp", t.pp_s), ("bubble", t.bubble_s),
+                         ("dp exposed", t.dp_exposed_s), ("optimizer", t.optimizer_s),
+                         ("offload exposed", t.offload_exposed_s), ("cpu optimizer", t.host_optimizer_s)]
+                lines.append("    " + ", ".join(f"{k} {v:.3g}" for k, v in parts if v > 0))
+                lines.append(f"    matmul efficiency {t.efficiency:.2f} of dense {t.peak_dtype} peak")
+            lines.append(f"  throughput  {format_count(self.tokens_per_s)} tokens/s, MFU {self.mfu * 100:.1f}%, "
+                         f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
+            if not math.isnan(self.training_days):
+                lines.append(f"  training    {format_count(self.train.total_tokens)} tokens: "
+                             f"{self.training_days:.1f} days, {format_count(self.gpu_hours)} GPU-hours"
+                             + (f", ${format_count(self.cost_usd)}" if not math.isnan(self.cost_usd) else "")
+                             + (f", {format_count(self.energy_kwh)} kWh" if not math.isnan(self.energy_kwh) else ""))
+        lines.append(f"  config      {self.config_hash} (scalelab {self.to_dict()['scalelab_version']})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"Plan({self.model.name}, {self.cluster.n_gpus}x{self.cluster.gpu.name}, {self.layout.short()}, "
+                f"feasible={self.feasible}, step_time_s={self.step_time_s:.4g}, mfu={self.mfu:.3f})")
+
+
+def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes):
+    if efficiency is not None and not (isinstance(efficiency, (int, float)) and 0 < efficiency <= 1):
+        raise ConfigError(explain("efficiency must be a fraction of peak in (0, 1]", value=efficiency,
+                                  fix="pass e.g. efficiency=0.45, or leave it out for the device default"))
+    if measured_step_time_s is not None and not measured_step_time_s > 0:
+        raise ConfigError(explain("measured step time must be positive seconds", value=measured_step_time_s))
+    if measured_tflops_per_gpu is not None and not measured_tflops_per_gpu > 0:
+        raise ConfigError(explain("measured TFLOP/s per GPU must be positive", value=measured_tflops_per_gpu))
+    if measured_step_time_s is not None and measured_tflops_per_gpu is not None:
+        raise ConfigError(explain("give a measured step time or measured TFLOP/s, not both",
+                                  fix="drop one of the two"))
+    if not (isinstance(dp_overlap, (int, float)) and 0 <= dp_overlap <= 1):
+        raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
+                                  fix="0 = no overlap of DP traffic with backward, 1 = full overlap"))
+    if memory_limit_bytes is not None and not memory_limit_bytes > 0:
+        raise ConfigError(explain("memory limit must be positive bytes", value=memory_limit_bytes))
+
+
+def plan(
+    model: ModelSpec,
+    cluster: ClusterSpec,
+    train: TrainSpec,
+    layout: Layout | None = None,
+    *,
+    efficiency: float | None = None,
+    measured_step_time_s: float | None = None,
+    measured_tflops_per_gpu: float | None = None,
+    conventions: FlopConventions = FlopConventions(),
+    dp_overlap: float = DEFAULT_DP_OVERLAP,
+    mfu_peak_dtype: str | None = None,
+    memory_limit_bytes: float | None = None,
+    _flops_cache: dict | None = None,
+) -> Plan:
+    """Evaluate one layout of ``model`` on ``cluster`` for ``train``.
+
+    Parameters
+    ----------
+    model, cluster, train, layout
+        What is trained, on which machines, with which batch and precision, laid out how
+        (``Layout()`` by default: pure data parallelism).
+    efficiency
+        Matmul efficiency (fraction of dense peak); default ``cluster.gpu.matmul_efficiency``.
+    measured_step_time_s, measured_tflops_per_gpu
+        A measurement to use instead of the step-time model. TFLOP/s count executed FLOPs (recompute
+        included), as Megatron-LM 2021 reported them.
+    conventions
+        FLOP counting conventions (:class:`~scalelab.planner.flops.FlopConventions`).
+    dp_overlap
+        Fraction of the backward window that hides DP/ZeRO communication (0..1).
+    mfu_peak_dtype
+        Dense peak that MFU and HFU divide by; default the compute dtype of ``train.precision``.
+    memory_limit_bytes
+        Usable memory per GPU; default the GPU's HBM capacity.
+
+    Returns
+    -------
+    Plan
+        ``feasible`` False with ``reasons`` for an impossible layout (never an exception).
+
+    Raises
+    ------
+    ConfigError
+        For values that are wrong whatever the layout.
+
+    Examples
+    --------
+    >>> from scalelab import get_model, get_cluster  # doctest: +SKIP
+    >>> p = plan(get_model("llama-3.1-8b"), get_cluster("h100-sxm", 8),
+    ...          TrainSpec(seq_len=8192, global_batch=64), Layout(tp=1, zero=1))  # doctest: +SKIP
+    >>> p.feasible, round(p.mfu, 2)  # doctest: +SKIP
+    """
+    from .memory import memory_per_gpu
+
+    layout = layout if layout is not None else Layout()
+    _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
+    reasons = check_layout(model, cluster, train, layout)
+    dp = resolve_dp(cluster, layout)
+    if dp is not None and layout.dp is None:
+        layout = layout.model_copy(update={"dp": dp})
+    dtype = compute_dtype(train.precision, cluster.gpu.peak_flops_per_s)
+    mfu_dtype = mfu_peak_dtype or dtype
+    if mfu_dtype not in cluster.gpu.peak_flops_per_s:
+        raise ConfigError(explain(f"{cluster.gpu.name} has no dense peak for the MFU dtype",
+                                  value=mfu_dtype, allowed=", ".join(cluster.gpu.peak_flops_per_s)))
+    key = (layout.recompute,)
+    if _flops_cache is not None and key in _flops_cache:
+        flops = _flops_cache[key]
+    else:
+        flops = flops_per_step(model, train, recompute=layout.recompute, conventions=conventions)
+        if _flops_cache is not None:
+            _flops_cache[key] = flops
+    options = {"efficiency": efficiency, "measured_step_time_s": measured_step_time_s,
+               "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
+               "memory_limit_bytes": memory_limit_bytes}
+    structural = bool(reasons)
+    memory = comm = time = None
+    if not structural:
+        memory = memory_per_gpu(model, train, layout, dp=dp, gpus_per_node=cluster.gpus_per_node)
+        limit = memory_limit_bytes or cluster.gpu.memory_bytes
+        if memory.total_bytes > limit:
+            reasons.append(f"out of memory by {(memory.total_bytes - limit) / GiB:.1f} GiB "
+                           f"(needs {memory.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)")
+        host = getattr(memory, "host_bytes", 0) or 0
+        if host > cluster.gpu.host_memory_bytes_per_gpu:
+            reasons.append(f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more than the "
+                           f"{cluster.gpu.host_memory_bytes_per_gpu / GiB:.1f} GiB available")
+        trainable = getattr(memory, "trainable_params", 0) or 0
+        frac = 1.0
+        if train.lora is not None and trainable:
+            frac = min(1.0, trainable / model.n_params().total)
+        comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac)
+    if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
+        time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,
+                                  measured_step_time_s=measured_step_time_s,
+                                  measured_tflops_per_gpu=measured_tflops_per_gpu)
+    elif not structural:
+        states = memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
+        time = model_step_time(
+            model, cluster, train, layout, hardware_flops=flops.hardware, comm=comm, dp=dp,
+            efficiency=efficiency, dp_overlap=dp_overlap, model_state_bytes=states,
+            offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
+            host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
+            nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0)
+    return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
+                reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
+                conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

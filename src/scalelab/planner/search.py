@@ -1,0 +1,463 @@
+"""Search the parallel layouts of a model on a cluster: the fastest (or cheapest) that fit, and why the
+others don't.
+
+The space (every combination is counted as explored, whether evaluated or pruned):
+
+- ``tp``: divisors of n_gpus up to ``max_tp`` (default: GPUs per node, Narayanan et al. 2021's
+  takeaway #1: tensor parallelism inside a node);
+- ``pp``: divisors of n_gpus / tp up to min(n_layers, ``max_pp``); ``cp``: divisors of the rest up to
+  ``max_cp``; ``dp`` fills the cluster;
+- ``ep`` (MoE only): divisors of n_experts that divide dp * cp; ``etp`` in {tp, 1};
+- ``zero`` in ``zero_stages``; optimizer offload to CPU and, with ZeRO-3, parameter offload
+  (``allow_offload``); HSDP (``allow_hsdp``);
+- ``recompute`` in none / selective / full; ``micro_batch`` powers of two up to ``max_micro_batch``;
+  ``interleave`` divisors of layers per stage up to ``max_interleave``.
+
+Sequence parallelism is on whenever tp > 1: it moves the same bytes as TP's all-reduces and only saves
+memory (Korthikanti et al. 2022 section 4.2.2), so a layout without it is never better in this model.
+
+Pruning, cheapest first:
+
+1. divisibility of (tp, pp, cp) against heads, layers, sequence and batch prunes whole subtrees;
+2. a memory lower bound per (tp, pp, cp, ep, etp, zero, offload), computed with the smallest
+   activations (full recompute, micro-batch 1, no interleave), prunes every recompute / micro-batch /
+   interleave under it;
+3. activations grow with the micro-batch, so the first micro-batch that runs out of memory ends that
+   loop.
+
+Only layouts that fit reach the step-time model.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..arch.spec import ModelSpec
+from ..errors import ConfigError, explain
+from ..hardware.spec import ClusterSpec
+from ..units import GiB
+from .comm import activation_bytes, collective_time_s, group_link
+from .flops import FlopConventions, flops_per_step
+from .layout import Layout, TrainSpec
+from .plan import Plan, check_layout, plan
+from .step_time import DEFAULT_DP_OVERLAP, HBM_EFFICIENCY, HOST_MEMORY_BANDWIDTH_BYTES_PER_S, compute_dtype, elementwise_bytes_per_token_layer
+
+__all__ = ["SearchResult", "Rejected", "search_layouts"]
+
+Objective = Literal["step_time", "cost"]
+_RECOMPUTE_ORDER = ("none", "selective", "full")
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+@functools.lru_cache(maxsize=4096)
+def reason_category(reason: str) -> str:
+    """A reason with its numbers removed, for counting rejections by kind.
+
+    >>> reason_category("out of memory by 12.3 GiB (needs 92.3 GiB per GPU, has 80.0 GiB)")
+    'out of memory'
+    >>> reason_category("tp=3 does not divide n_heads=32")
+    'tp does not divide n_heads'
+    """
+    if reason.startswith("out of memory"):
+        return "out of memory"
+    r = re.sub(r"\([^)]*\)", "", reason)
+    r = re.sub(r"=[^\s:,;]+", "", r)
+    r = r.replace(" ,", ",")
+    r = re.sub(r"\d+(\.\d+)?", "#", r)
+    return re.sub(r"\s+", " ", r).strip()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A layout that cannot run, with the reasons (a sample is kept; all are counted)."""
+
+    layout: Layout
+    reasons: tuple[str, ...]
+    count: int = 1
+    """How many layouts this entry stands for (a pruned subtree shares its parent's reasons)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": self.layout.short(), "reasons": list(self.reasons), "count": self.count}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Ranked feasible plans and the explained rejections of a layout search."""
+
+    best: tuple[Plan, ...]
+    """The top feasible plans, best first."""
+    rejected: tuple[Rejected, ...]
+    """A sample of rejected layouts (the first few of each kind), with reasons."""
+    rejected_counts: dict[str, int]
+    """Number of rejected layouts per reason kind (a layout with two reasons counts under its first)."""
+    n_explored: int
+    """Layouts in the search space (evaluated or pruned)."""
+    n_feasible: int
+    """Layouts that fit."""
+    n_evaluated: int
+    """Layouts that reached the full plan (memory and step-time model)."""
+    objective: str
+    n_pruned_by_bound: int = 0
+    """Layouts never evaluated because a lower bound on their step time (matmul + elementwise time
+    stretched by the pipeline bubble) could not beat the last of the top plans. Their feasibility is
+    unknown; they are neither feasible nor rejected in the counts."""
+    constraints: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(self.rejected_counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        from .. import __version__
+
+        return {
+            "objective": self.objective,
+            "n_explored": self.n_explored,
+            "n_feasible": self.n_feasible,
+            "n_evaluated": self.n_evaluated,
+            "n_pruned_by_bound": self.n_pruned_by_bound,
+            "n_rejected": self.n_rejected,
+            "best": [p.to_dict() for p in self.best],
+            "rejected_counts": dict(self.rejected_counts),
+            "rejected_examples": [r.to_dict() for r in self.rejected],
+            "constraints": self.constraints,
+            "scalelab_version": __version__,
+        }
+
+    def report(self) -> str:
+        lines = [f"Layout search ({self.objective}): {self.n_explored} layouts explored, {self.n_evaluated} "
+                 f"evaluated, {self.n_feasible} fit, {self.n_rejected} rejected, {self.n_pruned_by_bound} "
+                 f"pruned because their step-time lower bound cannot reach the top {len(self.best) or ''}"]
+        if self.best:
+            p0 = self.best[0]
+            lines.append(f"  {p0.model.name} on {p0.cluster.n_gpus} x {p0.cluster.gpu.name}, "
+                         f"{p0.train.global_batch_tokens / 1e6:.3g}M tokens per step")
+            lines.append(f"  {'#':>2}  {'layout':<44}{'mem GiB':>9}{'step s':>10}{'MFU %':>8}{'days':>8}")
+            for i, p in enumerate(self.best, 1):
+                row = p.summary_row()
+                days = "-" if math.isnan(row["days"]) else f"{row['days']:.1f}"
+                lines.append(f"  {i:>2}  {row['layout']:<44}{row['mem_GiB']:9.1f}{row['step_s']:10.3g}"
+                             f"{row['mfu'] * 100:8.1f}{days:>8}")
+        else:
+            lines.append("  no layout fits; see the rejection reasons below")
+        if self.rejected_counts:
+            lines.append("  rejected, by reason:")
+            for k, v in sorted(self.rejected_counts.items(), key=lambda kv: -kv[1]):
+                lines.append(f"    {v:>8}  {k}")
+        return "\n".join(lines)
+
+
+def _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave):
+    if not isinstance(top, int) or top < 1:
+        raise ConfigError(explain("top must be a positive integer", value=top, fix="e.g. top=5"))
+    if objective not in ("step_time", "cost"):
+        raise ConfigError(explain("unknown search objective", value=objective, allowed="step_time, cost"))
+    for name, v in (("max_tp", max_tp), ("max_pp", max_pp), ("max_cp", max_cp),
+                    ("max_micro_batch", max_micro_batch), ("max_interleave", max_interleave)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ConfigError(explain(f"{name} must be a positive integer", value=v))
+
+
+def search_layouts(
+    model: ModelSpec,
+    cluster: ClusterSpec,
+    train: TrainSpec,
+    *,
+    top: int = 5,
+    objective: Objective = "step_time",
+    max_tp: int | None = None,
+    max_pp: int | None = None,
+    max_cp: int | None = 16,
+    max_micro_batch: int = 16,
+    max_interleave: int = 4,
+    zero_stages: tuple[int, ...] = (0, 1, 2, 3),
+    recompute: tuple[str, ...] = _RECOMPUTE_ORDER,
+    allow_offload: bool = True,
+    allow_hsdp: bool = False,
+    flash_attention: bool = True,
+    memory_limit_bytes: float | None = None,
+    efficiency: float | None = None,
+    conventions: FlopConventions = FlopConventions(),
+    dp_overlap: float = DEFAULT_DP_OVERLAP,
+    max_rejected_examples: int = 5,
+    fixed: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Enumerate layouts, prune early, time the ones that fit and rank them.
+
+    Parameters
+    ----------
+    model, cluster, train
+        What is trained, on what, with which batch.
+    top
+        How many plans to return.
+    objective
+        ``step_time`` (fastest step) or ``cost`` (lowest USD per token; equal to step time on a fixed
+        cluster unless prices differ, kept for symmetry with callers that compare clusters).
+    max_tp, max_pp, max_cp, max_micro_batch, max_interleave
+        Bounds of the space (``max_tp`` defaults to GPUs per node, ``max_pp`` to n_layers).
+    zero_stages, recompute, allow_offload, allow_hsdp, flash_attention
+        Which options to consider.
+    memory_limit_bytes
+        Usable memory per GPU (default: the GPU's capacity).
+    efficiency, conventions, dp_overlap
+        Passed to :func:`~scalelab.planner.plan.plan`.
+    fixed
+        Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
+        recompute, micro_batch, interleave); the rest is searched.
+
+    Returns
+    -------
+    SearchResult
+
+    Examples
+    --------
+    >>> from scalelab import get_model, get_cluster  # doctest: +SKIP
+    >>> r = search_layouts(get_model("llama-3.1-405b"), get_cluster("h100-sxm", 16384),
+    ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
+    >>> r.best[0].layout.short()  # doctest: +SKIP
+    """
+    from .memory import memory_per_gpu
+
+    _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
+    fixed = dict(fixed or {})
+    allowed_fixed = {"tp", "pp", "cp", "dp", "ep", "zero", "recompute", "micro_batch", "interleave"}
+    bad = set(fixed) - allowed_fixed
+    if bad:
+        raise ConfigError(explain("unknown fixed layout field", value=sorted(bad),
+                                  allowed=", ".join(sorted(allowed_fixed))))
+    if "zero" in fixed:
+        zero_stages = (int(fixed["zero"]),)
+    if "recompute" in fixed:
+        recompute = (str(fixed["recompute"]),)
+
+    def ok(name: str, value: int) -> bool:
+        return name not in fixed or fixed[name] == value
+
+    for z in zero_stages:
+        if z not in (0, 1, 2, 3):
+            raise ConfigError(explain("unknown ZeRO stage", value=z, allowed="0, 1, 2, 3"))
+    for rc in recompute:
+        if rc not in _RECOMPUTE_ORDER:
+            raise ConfigError(explain("unknown recompute mode", value=rc, allowed="none, selective, full"))
+    recompute = tuple(r for r in _RECOMPUTE_ORDER if r in recompute)  # least memory last
+
+    n = cluster.n_gpus
+    gpn = cluster.gpus_per_node
+    L = model.n_layers
+    B = train.global_batch
+    limit = memory_limit_bytes or cluster.gpu.memory_bytes
+    host_limit = cluster.gpu.host_memory_bytes_per_gpu
+    max_tp = max_tp or gpn
+    max_pp = min(L, max_pp or L)
+    max_cp = max_cp or train.seq_len
+    mbs = [b for b in (2**i for i in range(0, 20)) if b <= max_micro_batch and ok("micro_batch", b)]
+    zero_off: list[tuple[int, str, str, str]] = []  # (zero, offload_optimizer, offload_params, shard_group)
+    for z in zero_stages:
+        groups = ("dp", "node") if (allow_hsdp and z > 0) else ("dp",)
+        for g in groups:
+            zero_off.append((z, "none", "none", g))
+            if allow_offload:
+                zero_off.append((z, "cpu", "none", g))
+                if z == 3:
+                    zero_off.append((z, "cpu", "cpu", g))
+    plan_kw = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
+                   memory_limit_bytes=memory_limit_bytes)
+    flops_cache: dict = {}
+    for rc in recompute:  # FLOPs depend on the layout only through recompute
+        flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
+    gpu = cluster.gpu
+    eff = gpu.matmul_efficiency if efficiency is None else efficiency
+    peak = gpu.peak_flops_per_s.get(compute_dtype(train.precision, gpu.peak_flops_per_s), float("nan"))
+    hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
+    price = cluster.price_per_gpu_hour or 1.0
+
+    counts: Counter[str] = Counter()
+    examples: dict[str, list[Rejected]] = {}
+    n_explored = n_feasible = n_evaluated = n_bound = 0
+
+    def reject(make_layout, reasons, count: int = 1) -> None:
+        nonlocal n_explored
+        n_explored += count
+        cat = reason_category(reasons[0])
+        counts[cat] += count
+        ex = examples.setdefault(cat, [])
+        if len(ex) < max_rejected_examples:
+            lay = make_layout() if callable(make_layout) else make_layout
+            ex.append(Rejected(lay, tuple(reasons), count))
+
+    def to_score(step_s: float) -> float:
+        if objective == "cost":
+            return step_s * n * price / train.global_batch_tokens
+        return step_s
+
+    def interleaves(pp: int) -> list[int]:
+        if pp == 1:
+            return [1]
+        return [v for v in _divisors(-(-L // pp)) if v <= max_interleave and ok("interleave", v)] or [1]
+
+    ep_opts_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
+    a_bytes = activation_bytes(train.precision)
+
+    def critical_comm_lb(tp: int, pp: int, cp: int, mb: int) -> tuple[float, float]:
+        """Lower bounds on TP time per micro-batch and PP time per micro-batch and chunk (seconds): at
+        least one all-reduce pair per layer (two with dense MLPs), as comm_per_step counts them."""
+        msg = mb * train.seq_len / cp * model.d_model * a_bytes
+        tp_s = pp_s = 0.0
+        if tp > 1:
+            link = group_link(1, tp, gpn)
+            bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
+            per_layer = 4 if model.moe is None else 2
+            tp_s = per_layer * (-(-L // pp)) * collective_time_s(
+                "all_reduce", msg, tp, bandwidth_bytes_per_s=bw, latency_s=gpu.link_latency_s,
+                efficiency=gpu.network_efficiency)
+        if pp > 1:
+            link = group_link(tp * cp * (n // (tp * pp * cp)), pp, gpn)
+            bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
+            pp_s = 2 * collective_time_s("p2p", msg / tp, pp, bandwidth_bytes_per_s=bw,
+                                         latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
+        return tp_s, pp_s
+
+    # ---- phase 1: enumerate, prune by divisibility and memory bounds, bound the step time ------------
+    # A candidate is (lower bound on the score, tie-breaker, base layout, updates). The bound is the
+    # matmul and elementwise time stretched by the pipeline bubble: every other term only adds time.
+    candidates: list[tuple[float, int, Layout, dict]] = []
+    tie = itertools.count()
+    for tp in (d for d in _divisors(n) if d <= max(max_tp, fixed.get("tp", 0)) and ok("tp", d)):
+        for pp in (d for d in _divisors(n // tp) if d <= max_pp and ok("pp", d)):
+            vs = interleaves(pp)
+            imbalance = (-(-L // pp)) * pp / L
+            for cp in (d for d in _divisors(n // (tp * pp)) if d <= max_cp and ok("cp", d)):
+                dp = n // (tp * pp * cp)
+                if not ok("dp", dp):
+                    continue
+                sp = tp > 1
+                base = Layout(dp=dp, tp=tp, pp=pp, cp=cp, sequence_parallel=sp, flash_attention=flash_attention)
+                ep_opts = [e for e in ep_opts_all if (dp * cp) % e == 0 and ok("ep", e)] or [1]
+                etp_opts = [tp] if (model.moe is None or tp == 1) else [tp, 1]
+                inner = len(zero_off) * len(recompute) * len(mbs) * len(vs)
+                subtree = inner * len(ep_opts) * len(etp_opts)
+                structural = check_layout(model, cluster, train, base)
+                if structural:
+                    reject(base, structural, subtree)
+                    continue
+                if B % dp:
+                    reject(base, [f"global_batch={B} sequences is not divisible by dp={dp}"], subtree)
+                    continue
+                tokens_per_gpu = train.global_batch_tokens / (dp * cp)
+                for ep, etp in itertools.product(ep_opts, etp_opts):
+                    ew_layout = base.model_copy(update={"ep": ep, "etp": None if etp == tp else etp})
+                    ew_tok = elementwise_bytes_per_token_layer(model, ew_layout, train.seq_len, train.precision)
+                    for z, oo, op, sg in zero_off:
+                        sub = len(recompute) * len(mbs) * len(vs)
+                        if dp * cp == 1 and (z > 0 or sg != "dp") and 0 in zero_stages:
+                            reject(lambda: base.model_copy(update={"zero": z}),
+                                   ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub)
+                            continue
+                        if dp * cp > 1 and z == 0 and 1 in zero_stages:
+                            reject(lambda: base.model_copy(update={"zero": 0, "offload_optimizer": oo}),
+                                   ["dominated by zero=1: the same bytes on the wire (reduce-scatter + all-gather "
+                                    "= all-reduce), less memory and a sharded optimizer step"], sub)
+                            continue
+                        upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
+                                "offload_params": op, "shard_group": sg}
+                        lay0 = base.model_copy(update={**upd0, "recompute": recompute[-1], "micro_batch": 1,
+                                                       "interleave": 1})
+                        bound = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=gpn)
+                        if bound.total_bytes > limit:
+                            reject(lay0, [f"out of memory by {(bound.total_bytes - limit) / GiB:.1f} GiB even "
+                                          f"with full recompute and micro-batch 1"], sub)
+                            continue
+                        host = getattr(bound, "host_bytes", 0) or 0
+                        # The CPU optimizer step is not overlapped: a valid part of the bound.
+                        host_opt = (2.0 * host / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
+                                    + 2.0 * (getattr(bound, "nvme_bytes", 0) or 0) / gpu.nvme_bandwidth_bytes_per_s)
+                        if host > host_limit:
+                            reject(lay0, [f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more "
+                                          f"than {host_limit / GiB:.1f} GiB"], sub)
+                            continue
+                        for rc in recompute:
+                            hw = flops_cache[(rc,)].hardware
+                            base_s = hw / n * imbalance / (peak * eff)
+                            passes = 3.0 + (1.0 if rc == "full" else 0.0)
+                            base_s += ew_tok * tokens_per_gpu * (-(-L // pp)) * passes / hbm
+                            for i, mb in enumerate(mbs):
+                                crit_mb = critical_comm_lb(tp, pp, cp, mb)  # per micro-batch, per chunk
+                                if B % (dp * mb):
+                                    reject(lambda: lay0.model_copy(update={"recompute": rc, "micro_batch": mb}),
+                                           [f"global_batch={B} sequences is not divisible by "
+                                            f"dp*micro_batch={dp * mb}"], len(vs) * (len(mbs) - i))
+                                    break  # powers of two: every larger micro-batch fails too
+                                m = B // (dp * mb)
+                                for v in vs:
+                                    if v > 1 and m % pp:
+                                        reject(lambda: lay0.model_copy(update={"recompute": rc, "micro_batch": mb,
+                                                                               "interleave": v}),
+                                               [f"the interleaved schedule needs micro-batches per step ({m}) "
+                                                f"to be a multiple of pp={pp}"])
+                                        continue
+                                    lb = to_score((base_s + m * crit_mb[0] + m * v * crit_mb[1])
+                                                  * (1 + (pp - 1) / (v * m)) + host_opt)
+                                    candidates.append((lb, next(tie), base,
+                                                       {**upd0, "recompute": rc, "micro_batch": mb, "interleave": v}))
+
+    # ---- phase 2: best-first evaluation until no remaining bound can enter the top ------------------
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    heap: list[tuple[float, float, int, Plan]] = []  # (-score, -memory, tie, plan): heap[0] is the worst kept
+    oom: dict[tuple, list[tuple[int, int]]] = {}
+    fits: set[tuple] = set()
+    for idx, (lb, _, base, upd) in enumerate(candidates):
+        if len(heap) >= top and lb > -heap[0][0]:
+            n_bound = len(candidates) - idx
+            n_explored += n_bound
+            break
+        mkey = (id(base), upd["ep"], upd["etp"], upd["zero"], upd["offload_optimizer"], upd["offload_params"],
+                upd["shard_group"], upd["recompute"])
+        mb, v = upd["micro_batch"], upd["interleave"]
+        prev = oom.get(mkey)
+        if prev and any(mb0 <= mb and v0 <= v for mb0, v0 in prev):
+            # Activations grow with the micro-batch and with interleaving: a smaller one already failed.
+            reject(lambda: base.model_copy(update=upd),
+                   ["out of memory (a smaller micro-batch or interleave of this layout already is)"])
+            continue
+        skey = mkey[:4] + mkey[6:] + (mb, v)  # the same layout without offload
+        if (upd["offload_optimizer"] != "none" or upd["offload_params"] != "none") and skey in fits:
+            reject(lambda: base.model_copy(update=upd),
+                   ["dominated by the same layout without offload, which fits and moves fewer bytes"])
+            continue
+        lay = base.model_copy(update=upd)
+        p = plan(model, cluster, train, lay, _flops_cache=flops_cache, **plan_kw)
+        n_evaluated += 1
+        if not p.feasible:
+            reject(lay, p.reasons)
+            if p.reasons[0].startswith("out of memory"):
+                oom.setdefault(mkey, []).append((mb, v))
+            continue
+        n_explored += 1
+        n_feasible += 1
+        if upd["offload_optimizer"] == "none" and upd["offload_params"] == "none":
+            fits.add(skey)
+        key = (-to_score(p.step_time_s), -p.memory.total_bytes, next(tie), p)
+        if len(heap) < top:
+            heapq.heappush(heap, key)
+        elif key[:2] > heap[0][:2]:
+            heapq.heapreplace(heap, key)
+    best = tuple(it[3] for it in sorted(heap, key=lambda it: (-it[0], -it[1], it[2])))
+    rejected = tuple(r for exs in examples.values() for r in exs)
+    constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
+                   "max_interleave": max_interleave, "zero_stages": list(zero_stages),
+                   "recompute": list(recompute), "allow_offload": allow_offload, "allow_hsdp": allow_hsdp,
+                   "flash_attention": flash_attention, "memory_limit_bytes": limit, "fixed": fixed}
+    return SearchResult(best=best, rejected=rejected, rejected_counts=dict(counts), n_explored=n_explored,
+                        n_feasible=n_feasible, n_evaluated=n_evaluated, n_pruned_by_bound=n_bound,
+                        objective=objective, constraints=constraints)
