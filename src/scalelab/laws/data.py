@@ -1,0 +1,347 @@
+"""Runs in: CSV, Parquet, JSON, a pandas DataFrame, a dict of arrays, or a wind-tunnel run store.
+
+Legend: ``N`` parameters (convention recorded: ``total`` or ``non-embedding``), ``D`` training tokens,
+``C`` training FLOPs, ``L`` final loss (nats/token). When only ``C`` is given, ``D = C / (6 N)``
+(Kaplan et al. 2020 §2.1; the derivation used by Besiroglu et al. 2024 for the digitised Chinchilla runs).
+
+Columns are found by common names (``N``/``params``/``Model Size``..., ``D``/``tokens``..., ``C``/
+``flops``/``Training FLOP``..., ``loss``/``L``/``val_loss``...), or mapped explicitly with arguments or a
+small TOML file::
+
+    [columns]
+    N = "Model Size"
+    C = "Training FLOP"
+    loss = "loss"
+
+    [conventions]
+    N = "total"            # or "non-embedding"
+
+Every problem is reported with the data rows at fault (0-based data rows; for CSV files, also the line
+number in the file, header = line 1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, explain
+
+__all__ = ["Runs", "load_runs", "SYNONYMS", "FLOPS_PER_PARAM_TOKEN"]
+
+FLOPS_PER_PARAM_TOKEN = 6.0
+
+#: Column names recognised for each canonical name (compared case-insensitively, spaces/underscores ignored).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "N": ("N", "params", "n_params", "parameters", "num_params", "model_size", "Model Size", "param_count",
+          "n_parameters"),
+    "D": ("D", "tokens", "n_tokens", "training_tokens", "Training Tokens", "num_tokens", "train_tokens"),
+    "C": ("C", "compute", "flops", "training_flops", "Training FLOP", "train_flops", "C_flops"),
+    "L": ("loss", "L", "final_loss", "val_loss", "eval_loss", "validation_loss"),
+}
+N_CONVENTIONS = ("total", "non-embedding", "active", "unknown")
+
+
+def _norm(s: str) -> str:
+    return str(s).lower().replace(" ", "").replace("_", "").replace("-", "")
+
+
+@dataclass
+class Runs:
+    """A table of runs ready for a law: numeric columns by canonical name plus provenance.
+
+    ``columns`` holds float arrays (``N``, ``D``, ``C``, ``L`` and any other numeric column, under its own
+    name); ``row_labels`` says how to name each row in messages; ``notes`` records derivations
+    (``D = C/(6N)``) and dropped rows.
+    """
+
+    columns: dict[str, np.ndarray]
+    source: str = "arrays"
+    n_convention: str = "unknown"
+    notes: list[str] = field(default_factory=list)
+    row_labels: np.ndarray | None = None
+    label_kind: str = "data rows (0-based)"
+
+    def __len__(self) -> int:
+        return 0 if not self.columns else len(next(iter(self.columns.values())))
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.columns[key]
+
+    def _labels(self, idx: np.ndarray, limit: int = 10) -> str:
+        lab = idx if self.row_labels is None else self.row_labels[idx]
+        shown = ", ".join(str(int(i)) for i in lab[:limit])
+        more = f" ... ({idx.size} rows)" if idx.size > limit else ""
+        return f"{self.label_kind} {shown}{more}"
+
+    def column(self, name: str, law_name: str = "") -> np.ndarray:
+        """The column for canonical ``name``; a :class:`DataError` listing what was found if absent."""
+        if name in self.columns:
+            return self.columns[name]
+        alias = {"loss": "L", "L": "L"}.get(name)
+        if alias and alias in self.columns:
+            return self.columns[alias]
+        raise DataError(explain(
+            f"the runs have no column for {name!r}" + (f" (needed by law {law_name!r})" if law_name else ""),
+            value=sorted(self.columns), allowed=f"a column named {name!r} or mapped to it",
+            fix=f"map it: --col {name}=<your column> (CLI) or load_runs(..., columns={{'{name}': '<column>'}})"))
+
+    def law_inputs(self, law: Any) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
+        """(covariates, target, weights) for ``law``, validated with row numbers."""
+        names = list(law.covariates) + [law.target]
+        arrays = [self.column(n, law.name) for n in names]
+        positive = law.covariates if law.positive_covariates is None else law.positive_covariates
+        for n, a in zip(names, arrays, strict=True):
+            must_pos = n in positive or n == law.target
+            bad = np.flatnonzero(~np.isfinite(a) | ((a <= 0) if must_pos else False))
+            if bad.size:
+                raise DataError(explain(
+                    f"column {n!r} has NaN{' or non-positive' if must_pos else ''} values at "
+                    f"{self._labels(bad)}", value=[float(a[i]) for i in bad[:5]],
+                    fix="drop or correct those rows (a diverged run has no usable loss)"))
+        w = self.columns.get("weight")
+        return tuple(arrays[:-1]), arrays[-1], w
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "n_runs": len(self), "n_convention": self.n_convention,
+                "columns": sorted(self.columns), "notes": list(self.notes)}
+
+
+def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
+    """Return (raw columns, source label, label kind, label offset)."""
+    if isinstance(source, Mapping):
+        return {str(k): v for k, v in source.items()}, "dict", "data rows (0-based)", 0
+    if hasattr(source, "columns") and hasattr(source, "to_dict") and hasattr(source, "iloc"):  # DataFrame
+        return {str(c): source[c].to_numpy() for c in source.columns}, "DataFrame", "data rows (0-based)", 0
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    suf = path.suffix.lower()
+    if suf in (".sqlite", ".db", ".sqlite3"):
+        return _read_store(path)
+    if suf == ".csv" or suf == ".tsv":
+        import csv
+
+        with path.open(newline="") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            delim = "\t" if suf == ".tsv" else ","
+            reader = csv.reader(fh, delimiter=delim)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(explain(f"{path} is empty", fix="pass a CSV with a header row and runs")) from None
+            rows = [r for r in reader]
+        if not sample.strip():
+            raise DataError(explain(f"{path} is empty"))
+        cols: dict[str, list[Any]] = {h.strip(): [] for h in header}
+        keys = list(cols)
+        for i, r in enumerate(rows):
+            if len(r) != len(keys):
+                raise DataError(explain(f"{path} line {i + 2} has {len(r)} fields, the header has {len(keys)}",
+                                        fix="fix that line (a stray comma?)"))
+            for k, v in zip(keys, r, strict=True):
+                cols[k].append(v)
+        return cols, str(path), "CSV lines", 2
+    if suf in (".parquet", ".pq"):
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - pandas is a declared extra
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError("pandas", "data") from e
+        df = pd.read_parquet(path)
+        return {str(c): df[c].to_numpy() for c in df.columns}, str(path), "data rows (0-based)", 0
+    if suf in (".json", ".jsonl"):
+        text = path.read_text()
+        try:
+            if suf == ".jsonl":
+                recs = [json.loads(line) for line in text.splitlines() if line.strip()]
+            else:
+                recs = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(explain(f"{path} is not valid JSON ({e.msg}, line {e.lineno})")) from None
+        if isinstance(recs, dict) and "runs" in recs:
+            recs = recs["runs"]
+        if isinstance(recs, dict):  # column-oriented
+            return {str(k): v for k, v in recs.items()}, str(path), "data rows (0-based)", 0
+        if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
+            raise DataError(explain(f"{path} must hold a list of run objects or an object of columns",
+                                    value=type(recs).__name__))
+        keys: list[str] = []
+        for r in recs:
+            for k in r:
+                if k not in keys:
+                    keys.append(k)
+        return {k: [r.get(k) for r in recs] for k in keys}, str(path), "data rows (0-based)", 0
+    raise DataError(explain(f"cannot read runs from {path.name}", value=suf or "(no suffix)",
+                            allowed=".csv, .tsv, .parquet, .json, .jsonl, or a run store (.sqlite)",
+                            fix="convert the file, or load it with pandas and pass the DataFrame"))
+
+
+def _read_store(path: Path) -> tuple[dict[str, Any], str, str, int]:
+    """Hook for the wind tunnel's run store (``scalelab.tunnel.store.load_runs_for_fit``)."""
+    from ..tunnel.store import load_runs_for_fit
+
+    cols = load_runs_for_fit(path)
+    return dict(cols), f"run store {path}", "runs (0-based)", 0
+
+
+def _to_float(values: Any, name: str, label_kind: str, offset: int) -> np.ndarray:
+    arr = np.empty(len(values), dtype=float)
+    bad: list[int] = []
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, str) and v.strip() in ("", "nan", "NaN", "NA", "null", "None")):
+            arr[i] = np.nan
+            continue
+        try:
+            arr[i] = float(v)
+        except (TypeError, ValueError):
+            arr[i] = np.nan
+            bad.append(i)
+    if bad:
+        raise DataError(explain(f"column {name!r} has non-numbers at {label_kind} "
+                                f"{', '.join(str(i + offset) for i in bad[:10])}",
+                                value=[values[i] for i in bad[:5]], fix="fix or drop those rows"))
+    return arr
+
+
+def _read_mapping_toml(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    import tomllib
+
+    p = Path(path)
+    try:
+        d = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(explain(f"{p} is not valid TOML: {e}")) from None
+    unknown = set(d) - {"columns", "conventions"}
+    if unknown:
+        raise ConfigError(explain(f"{p} has unknown tables", value=sorted(unknown), allowed="[columns], [conventions]"))
+    return dict(d.get("columns", {})), dict(d.get("conventions", {}))
+
+
+def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None, loss: str | None = None,
+              compute: str | None = None, columns: Mapping[str, str] | None = None,
+              config: str | Path | None = None, n_convention: str | None = None, store: str | Path | None = None,
+              flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN, drop_top_loss: int = 0,
+              weight: str | None = None) -> Runs:
+    """Read runs and map their columns to ``N``, ``D``, ``C``, ``L`` (and any other numeric column).
+
+    Parameters
+    ----------
+    source : path (.csv/.tsv/.parquet/.json/.jsonl/.sqlite), DataFrame or dict of arrays
+    n, d, loss, compute : source column names for ``N``, ``D``, ``L``, ``C`` (override auto-detection)
+    columns : more mappings, canonical name -> source column (e.g. ``{"U": "unique_tokens"}``)
+    config : a TOML file with ``[columns]`` and ``[conventions]`` tables (arguments win over it)
+    n_convention : ``"total"``, ``"non-embedding"``, ``"active"`` or ``"unknown"`` (recorded, shown in
+        reports; Hoffmann et al. count total parameters, Kaplan et al. non-embedding ones)
+    store : a wind-tunnel run store (SQLite) to read instead of ``source``
+    drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. 2024 drop 5 outliers)
+    weight : column holding a per-run weight
+
+    Examples
+    --------
+    >>> runs = load_runs("svg_extracted_data.csv", n="Model Size", compute="Training FLOP",
+    ...                  drop_top_loss=5)                                    # doctest: +SKIP
+    >>> ChinchillaLaw().fit(runs)                                            # doctest: +SKIP
+    """
+    if store is not None:
+        raw, label, kind, offset = _read_store(Path(store))
+    elif source is None:
+        raise DataError(explain("no runs given", fix="pass a file, a DataFrame, a dict of arrays or store="))
+    elif isinstance(source, Runs):
+        return source
+    else:
+        raw, label, kind, offset = _read_table(source)
+    mapping: dict[str, str] = {}
+    conv: dict[str, str] = {}
+    if config is not None:
+        mapping, conv = _read_mapping_toml(config)
+        mapping = {("L" if k == "loss" else k): v for k, v in mapping.items()}
+    for k, v in (columns or {}).items():
+        mapping["L" if k == "loss" else k] = v
+    for k, v in (("N", n), ("D", d), ("L", loss), ("C", compute), ("weight", weight)):
+        if v:
+            mapping[k] = v
+    found = list(raw)
+    normed = {_norm(c): c for c in found}
+    resolved: dict[str, str] = {}
+    for canon, col in mapping.items():
+        if col not in raw:
+            alt = normed.get(_norm(col))
+            if alt is None:
+                raise DataError(explain(f"column {col!r} (mapped to {canon}) is not in {label}",
+                                        value=found, fix="use one of the columns found"))
+            col = alt
+        resolved[canon] = col
+    for canon, syns in SYNONYMS.items():
+        if canon in resolved:
+            continue
+        for s in syns:
+            if _norm(s) in normed and normed[_norm(s)] not in resolved.values():
+                resolved[canon] = normed[_norm(s)]
+                break
+    if not raw or not found:
+        raise DataError(explain(f"{label} holds no columns"))
+    nrows = len(next(iter(raw.values())))
+    if nrows == 0:
+        raise DataError(explain(f"{label} holds no runs", fix="pass a table with at least one run per row"))
+    cols: dict[str, np.ndarray] = {}
+    used = set(resolved.values())
+    for canon, col in resolved.items():
+        cols[canon] = _to_float(list(raw[col]), col, kind, offset)
+    for col, vals in raw.items():  # every other numeric column, under its own name
+        if col in used or col in cols:
+            continue
+        try:
+            arr = np.asarray(vals, dtype=float)
+        except (TypeError, ValueError):
+            try:
+                arr = np.array([np.nan if v in ("", None) else float(v) for v in vals])
+            except (TypeError, ValueError):
+                continue
+        if arr.ndim == 1 and arr.size == nrows:
+            cols[col] = arr
+    notes: list[str] = []
+    if "L" not in cols:
+        raise DataError(explain(f"no loss column in {label}", value=found,
+                                allowed="a column named loss, L, final_loss, val_loss or eval_loss",
+                                fix="map it with --loss COL (CLI) or load_runs(..., loss='COL')"))
+    if "D" not in cols and "C" in cols and "N" in cols:
+        cols["D"] = cols["C"] / (flops_per_param_token * cols["N"])
+        notes.append(f"D derived as C / ({flops_per_param_token:g} N)")
+    elif "C" not in cols and "D" in cols and "N" in cols:
+        cols["C"] = flops_per_param_token * cols["N"] * cols["D"]
+        notes.append(f"C derived as {flops_per_param_token:g} N D")
+    labels = np.arange(nrows) + offset
+    if drop_top_loss:
+        if drop_top_loss < 0 or drop_top_loss >= nrows:
+            raise DataError(explain("drop_top_loss must be between 0 and the number of runs",
+                                    value=drop_top_loss, allowed=f"0..{nrows - 1}"))
+        order = np.argsort(np.where(np.isnan(cols["L"]), -np.inf, cols["L"]), kind="stable")
+        keep = np.sort(order[: nrows - drop_top_loss])
+        dropped = np.setdiff1d(np.arange(nrows), keep)
+        cols = {k: v[keep] for k, v in cols.items()}
+        notes.append(f"dropped the {drop_top_loss} highest-loss runs ({kind} "
+                     f"{', '.join(str(int(labels[i])) for i in dropped)})")
+        labels = labels[keep]
+    nconv = n_convention or conv.get("N") or "unknown"
+    if nconv not in N_CONVENTIONS:
+        raise ConfigError(explain("unknown N convention", value=nconv, allowed=", ".join(N_CONVENTIONS)))
+    if nconv == "unknown" and "N" in cols:
+        notes.append("N convention not stated (total vs non-embedding changes the exponents; "
+                     "pass n_convention=)")
+    return Runs(cols, source=label, n_convention=nconv, notes=notes, row_labels=labels, label_kind=kind)
+
