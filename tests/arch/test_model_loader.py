@@ -1,0 +1,104 @@
+"""get_model / list_models: names, aliases, files, overrides and the errors a user can cause."""
+
+from __future__ import annotations
+
+import pytest
+
+import scalelab
+from scalelab.arch import ModelSpec, get_model, list_models
+from scalelab.errors import ConfigError, UnknownNameError
+
+
+def test_names_are_case_insensitive_and_hub_ids_are_aliases():
+    a = get_model("llama-3.1-8b")
+    assert get_model("LLaMA-3.1-8B") == a
+    assert get_model("meta-llama/Llama-3.1-8B") == a
+    assert scalelab.get_model("  llama-3.1-8b ") == a
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(UnknownNameError) as e:
+        get_model("lama-3.1-8b")
+    assert "llama-3.1-8b" in e.value.suggestions
+    assert "scalelab models" in str(e.value)
+
+
+def test_unknown_name_by_size_suffix_finds_the_family_member():
+    with pytest.raises(UnknownNameError) as e:
+        get_model("405b")
+    assert "llama-3.1-405b" in e.value.suggestions
+
+
+def test_list_models_by_family():
+    assert [m.name for m in list_models("qwen3_moe")] == ["qwen3-30b-a3b", "qwen3-235b-a22b"]
+    assert all(isinstance(m, ModelSpec) for m in list_models())
+
+
+def test_overrides_are_validated_and_rederive_widths():
+    m = get_model("llama-3.1-8b", n_layers=2)
+    assert m.n_layers == 2 and m.d_head == 128
+    wide = get_model("llama-3.1-8b", d_model=2048, n_heads=16, n_kv_heads=4)
+    assert wide.d_head == 128  # re-derived from 2048 / 16, not kept from the preset
+    # Qwen3-30B-A3B sets head_dim=128 while 2048 / 32 = 64: an explicit width is kept.
+    assert get_model("qwen3-30b-a3b", d_model=4096).d_head == 128
+    with pytest.raises(ConfigError, match="n_layers"):
+        get_model("llama-3.1-8b", n_layers=0)
+
+
+def test_modelspec_toml_file(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text('name = "mine"\nn_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n'
+                 '[moe]\nn_experts = 4\ntop_k = 1\nd_expert = 64\n')
+    m = get_model(p)
+    assert m.name == "mine" and m.moe.n_experts == 4
+    assert get_model(str(p)) == m
+
+
+def test_modelspec_json_file_under_model_table(tmp_path):
+    p = tmp_path / "mine.json"
+    p.write_text('{"model": {"n_layers": 2, "d_model": 64, "n_heads": 4, "d_ff": 256, "vocab_size": 256}}')
+    assert get_model(p).n_layers == 2
+
+
+def test_file_can_start_from_a_preset(tmp_path):
+    p = tmp_path / "half.toml"
+    p.write_text('base = "llama-3.1-8b"\nname = "llama-half"\nn_layers = 16\n')
+    m = get_model(p)
+    base = get_model("llama-3.1-8b")
+    assert m.name == "llama-half" and m.n_layers == 16 and m.d_model == base.d_model
+    assert m.n_params().attention == base.n_params().attention // 2
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ('n_layers = 2\nd_model = -64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n', "d_model"),
+        ('n_layers = 0\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n', "n_layers"),
+        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\nlayers = 3\n', "unknown field 'layers'"),
+        ('n_layers = 2\nd_model = 64\nn_heads = 4\nvocab_size = 256\n', "missing required field 'd_ff'"),
+        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\nffn_kind = "relu"\n', "ffn_kind"),
+        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n[moe]\nn_experts = 2\ntop_k = 4\nd_expert = 8\n', "top_k"),
+        ('n_layers = 2\nd_model = [64\n', "not valid TOML"),
+        ('base = "llama-9"\nn_layers = 2\n', "unknown model 'llama-9'"),
+    ],
+    ids=["negative-width", "zero-layers", "unknown-field", "missing-field", "bad-enum", "top-k", "syntax", "bad-base"],
+)
+def test_malformed_model_files_name_the_problem(tmp_path, body, fragment):
+    p = tmp_path / "bad.toml"
+    p.write_text(body)
+    with pytest.raises((ConfigError, UnknownNameError)) as e:
+        get_model(p)
+    assert fragment in str(e.value)
+
+
+def test_bad_value_is_quoted_in_the_message(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('n_layers = 2\nd_model = -64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n')
+    with pytest.raises(ConfigError) as e:
+        get_model(p)
+    assert "-64" in str(e.value) and "Fix:" in str(e.value)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        get_model(tmp_path / "nope.toml")
