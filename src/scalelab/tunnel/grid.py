@@ -93,6 +93,7 @@ __all__ = [
     "lr_batch_grid",
     "dense_vs_moe_grid",
     "make_config",
+    "moe_twin",
 ]
 
 #: Keys of ``[defaults]`` that are grid helpers, not RunConfig fields.
@@ -307,10 +308,11 @@ def _models(sizes: Iterable[float | ModelSpec | dict[str, Any]] | None, model_de
 
 
 def _seq_and_batch(defaults: dict[str, Any]) -> tuple[int, int]:
-    fields = _run_config_cls().model_fields
-    seq = defaults.get("seq_len", fields["seq_len"].default)
-    bs = defaults.get("batch_size", fields["batch_size"].default)
-    return int(seq), int(bs)
+    missing = [k for k in ("seq_len", "batch_size") if k not in defaults]
+    if missing:
+        raise ConfigError(explain("a grid needs seq_len and batch_size to derive token counts", value=missing,
+                                  fix="set them under [defaults] (or in the block, or the builder's defaults=)"))
+    return int(defaults["seq_len"]), int(defaults["batch_size"])
 
 
 def isoflop_grid(budgets_flops: Sequence[float], sizes: Sequence[float | ModelSpec | dict[str, Any]], *,
@@ -373,10 +375,21 @@ def dense_vs_moe_grid(budgets_flops: Sequence[float], sizes: Sequence[float], *,
     unified scaling laws compare at equal active compute).
     """
     moe_cfg = {"n_experts": n_experts, "top_k": top_k, **moe}
-    dense = isoflop_grid(budgets_flops, sizes, defaults=defaults, model_defaults=model_defaults, flops=flops)
-    sparse = isoflop_grid(budgets_flops, sizes, defaults=defaults, model_defaults=model_defaults, flops=flops,
-                          moe=moe_cfg)
+    defaults = dict(defaults or {})
+    seq, _ = _seq_and_batch(defaults)
+    dense_models = _models(sizes, dict(model_defaults or {}), seq)
+    twins = [moe_twin(m, moe_cfg) for m in dense_models]
+    dense = isoflop_grid(budgets_flops, dense_models, defaults=defaults, flops=flops)
+    sparse = isoflop_grid(budgets_flops, twins, defaults=defaults, flops=flops)
     return Grid("dense_vs_moe", dense.configs + sparse.configs, labels=dense.labels + sparse.labels)
+
+
+def moe_twin(model: ModelSpec, moe: MoESpec | dict[str, Any]) -> ModelSpec:
+    """``model`` with every MLP split into experts; ``d_expert`` defaults to ``d_ff // top_k`` so the
+    active MLP width (and the active parameter count, up to the router) is unchanged."""
+    m = moe.to_dict() if isinstance(moe, MoESpec) else dict(moe)
+    m.setdefault("d_expert", max(1, model.d_ff // int(m.get("top_k", 1))))
+    return model.model_copy(update={"moe": MoESpec(**m), "name": model.name + "-moe"})
 
 
 # ---- loading ------------------------------------------------------------------------------------------
@@ -408,7 +421,9 @@ def _block_grid(kind: str, block: dict[str, Any], defaults: dict[str, Any], mode
                                  **moe_keys)
     if kind == "run":
         model = b.pop("model")
-        seq = b.get("seq_len", defaults.get("seq_len", _seq_and_batch(defaults)[0]))
+        seq = b.get("seq_len", defaults.get("seq_len"))
+        if seq is None:
+            raise ConfigError(explain("a [[run]] needs seq_len", fix="set seq_len in the block or under [defaults]"))
         (m,) = _models([model], md, int(seq))
         return Grid("run", [make_config(m, int(b.pop("n_tokens")), defaults, **b)], labels=["run"])
     raise ConfigError(explain("unknown grid block", value=kind, allowed="isoflop, product, sweep, dense_vs_moe, run"))
