@@ -1,9 +1,230 @@
-"""CLI command group: laws (filled in by its owner; see app.py for how modules register)."""
+"""CLI command group for scaling laws: ``scalelab fit``, ``scalelab forecast``, ``scalelab laws [show NAME]``.
+
+numpy/scipy/pandas/matplotlib are imported inside the commands (DESIGN.md principle 8).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
+
+from ._options import FormatOpt
+from ._output import OutputFormat, emit
+
+
+def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
+    from ..errors import ConfigError, explain
+
+    out: dict[str, str] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise ConfigError(explain("--col takes NAME=COLUMN", value=p, fix="e.g. --col U=unique_tokens"))
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+class _LawList:
+    """``scalelab laws`` output: one row per registered law."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+
+    def to_dict(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.rows
+
+    def report(self) -> str:
+        w = max(len(r["name"]) for r in self.rows) if self.rows else 4
+        lines = [f"{'law':<{w}}  {'covariates':<16}  equation / citation"]
+        for r in self.rows:
+            lines.append(f"{r['name']:<{w}}  {', '.join(r['covariates']):<16}  {r['equation']}")
+            lines.append(f"{'':<{w}}  {'':<16}  {r['citation']}"
+                         + (f"  [presets: {', '.join(r['presets'])}]" if r["presets"] else ""))
+        return "\n".join(lines)
+
+
+class _LawShow:
+    def __init__(self, d: dict[str, Any]):
+        self.d = d
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.d
+
+    def report(self) -> str:
+        d = self.d
+        lines = [f"{d['name']} ({d['class']})", f"  {d['equation']}", f"  source: {d['citation']}",
+                 "  covariates: " + "; ".join(f"{k} = {v}" for k, v in d["covariates"].items()),
+                 f"  target: {d['target']} ({d['target_units']})",
+                 "  parameters: " + ", ".join(d["params"])]
+        for k, v in d["conventions"].items():
+            lines.append(f"  convention {k}: {v}")
+        for name, p in d["presets"].items():
+            vals = ", ".join(f"{k}={v:.6g}" for k, v in p["params"].items())
+            lines.append(f"  preset {name}: {vals}")
+            lines.append(f"    {p.get('source', '')}")
+        return "\n".join(lines)
+
+
+class _Forecast:
+    def __init__(self, d: dict[str, Any], text: str):
+        self.d, self.text = d, text
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.d
+
+    def report(self) -> str:
+        return self.text
+
+
+def _load_fit_or_preset(fit: str) -> Any:
+    from ..laws import get_law, load_fit
+
+    p = Path(fit)
+    if p.exists() or fit.endswith(".json"):
+        return load_fit(p)
+    if ":" in fit:  # LAW:PRESET
+        law, preset = fit.split(":", 1)
+        return get_law(law).preset(preset)
+    return load_fit(p)  # raises FileNotFoundError with the path
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``fit``, ``forecast`` and ``laws`` to the root app."""
+
+    @app.command("fit")
+    def fit_cmd(
+        runs: Annotated[Optional[Path], typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
+        law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`).")] = "chinchilla",
+        n: Annotated[Optional[str], typer.Option("--n", help="Column holding N (parameters).")] = None,
+        d: Annotated[Optional[str], typer.Option("--d", help="Column holding D (tokens).")] = None,
+        loss: Annotated[Optional[str], typer.Option("--loss", help="Column holding the final loss.")] = None,
+        compute: Annotated[Optional[str], typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")] = None,
+        col: Annotated[Optional[list[str]], typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
+        columns_toml: Annotated[Optional[Path], typer.Option("--columns", help="TOML with [columns] and [conventions].")] = None,
+        n_convention: Annotated[Optional[str], typer.Option("--n-convention", help="total | non-embedding | active.")] = None,
+        drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
+        objective: Annotated[str, typer.Option("--objective", help="huber | ls | asymmetric.")] = "huber",
+        delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
+        init: Annotated[str, typer.Option("--init", help="grid (the law's full grid) | coarse.")] = "grid",
+        bootstrap: Annotated[int, typer.Option("--bootstrap", "-b", help="Bootstrap refits over runs (0: asymptotic).")] = 0,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap.")] = 0,
+        level: Annotated[float, typer.Option("--level", help="Interval coverage.")] = 0.95,
+        store: Annotated[Optional[Path], typer.Option("--store", help="Read runs from a wind-tunnel run store.")] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the fit as JSON (reload with forecast).")] = None,
+        plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the fit, bands and data to this PNG.")] = None,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Fit a scaling law to runs; print parameters with intervals and goodness of fit."""
+        from ..errors import DataError, explain
+        from ..laws import get_law, load_runs
+
+        if runs is None and store is None:
+            raise DataError(explain("no runs given", fix="pass a runs file, or --store PATH"))
+        klass = get_law(law)
+        table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
+                          config=columns_toml, n_convention=n_convention, store=store,
+                          drop_top_loss=drop_top_loss)
+        est = klass(loss=objective, delta=delta, init=init, n_bootstrap=bootstrap, random_state=seed, level=level)
+        est.fit(table)
+        est.data_source_ = table.to_dict()
+        if out is not None:
+            est.save(out)
+        if plot is not None:
+            from ..report.laws_plot import plot_fit
+
+            X, y, _ = table.law_inputs(est)
+            plot_fit(est, X, y, path=plot)
+        result = _Forecast({**est.to_dict(), "data": table.to_dict()},
+                           est.report() + "\n  data: " + "; ".join([table.source] + table.notes)
+                           + (f"\n  N convention: {table.n_convention}") + (f"\n  wrote {out}" if out else "")
+                           + (f"\n  plot: {plot}" if plot else ""))
+        emit(result, fmt)
+
+    @app.command("forecast")
+    def forecast_cmd(
+        fit: Annotated[str, typer.Argument(help="A fit JSON from `scalelab fit --out`, or LAW:PRESET "
+                                                "(e.g. chinchilla:besiroglu2024).")],
+        compute: Annotated[Optional[list[float]], typer.Option("--compute", "-c", help="Budget(s) in FLOPs.")] = None,
+        params: Annotated[Optional[float], typer.Option("--params", "-N", help="Model size N.")] = None,
+        tokens: Annotated[Optional[float], typer.Option("--tokens", "-D", help="Training tokens D.")] = None,
+        level: Annotated[float, typer.Option("--level", help="Band coverage.")] = 0.95,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Forecast from a fit: compute-optimal N, D and loss at a budget, or the loss at (N, D), with bands."""
+        import warnings
+
+        import numpy as np
+
+        from ..errors import ConfigError, ExtrapolationWarning, explain
+
+        law = _load_fit_or_preset(fit)
+        notes: list[str] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ExtrapolationWarning)
+            if compute:
+                if not hasattr(law, "compute_optimal"):
+                    raise ConfigError(explain(f"law {law.name!r} has no compute-optimal allocation",
+                                              fix="use --params/--tokens, or a law over N and D"))
+                res = law.compute_optimal(np.array(compute), level=level)
+                d, text = res.to_dict(), res.report()
+            elif params is not None and tokens is not None:
+                if tuple(law.covariates) != ("N", "D"):
+                    raise ConfigError(explain(f"--params/--tokens need a law over (N, D); {law.name!r} takes "
+                                              f"{', '.join(law.covariates)}"))
+                pred = float(law.predict(params, tokens))
+                ext = float(law.extrapolation(params, tokens))
+                d = {"law": law.name, "N": params, "D": tokens, "C_flops": 6 * params * tokens, "loss": pred,
+                     "extrapolation_factor": ext, "level": level}
+                text = (f"{law.name}: N = {params:.4g}, D = {tokens:.4g} (C = {6 * params * tokens:.3g} FLOPs): "
+                        f"loss = {pred:.4f}")
+                for kind in ("mean", "new"):
+                    try:
+                        lo, hi = law.predict_interval(params, tokens, level=level, kind=kind)
+                    except Exception as e:  # noqa: BLE001 - a preset may have no uncertainty; say so
+                        notes.append(f"no {kind} band: {e}")
+                        continue
+                    d[f"{kind}_band"] = [float(lo), float(hi)]
+                    text += f"\n  {int(round(level * 100))}% band ({'mean law' if kind == 'mean' else 'new run'}): " \
+                            f"[{float(lo):.4f}, {float(hi):.4f}]"
+                text += f"\n  extrapolation: x{ext:.3g} of the fitted range" if np.isfinite(ext) else \
+                    "\n  extrapolation: fitted range unknown"
+            else:
+                raise ConfigError(explain("forecast needs --compute C, or both --params N and --tokens D",
+                                          fix="e.g. scalelab forecast fit.json --compute 1e24"))
+        for w in caught:
+            notes.append(str(w.message))
+        if notes:
+            d["warnings"] = notes
+            text += "".join(f"\n  warning: {n}" for n in notes)
+        emit(_Forecast(d, text), fmt)
+
+    laws_app = typer.Typer(help="List the built-in scaling laws, or show one.", invoke_without_command=True,
+                           no_args_is_help=False)
+
+    @laws_app.callback()
+    def laws_list(ctx: typer.Context, fmt: FormatOpt = OutputFormat.human) -> None:
+        """List the built-in scaling laws with their citations."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from ..laws import list_laws
+
+        rows = [{"name": c.name, "class": c.__name__, "equation": c.equation, "citation": c.citation,
+                 "covariates": list(c.covariates), "presets": list(c.presets)} for c in list_laws()]
+        emit(_LawList(rows), fmt)
+
+    @laws_app.command("show")
+    def laws_show(name: Annotated[str, typer.Argument(help="Law name.")], fmt: FormatOpt = OutputFormat.human) -> None:
+        """Show a law's form, conventions and presets."""
+        from ..laws import get_law
+
+        c = get_law(name)
+        d = {"name": c.name, "class": c.__name__, "equation": c.equation, "citation": c.citation,
+             "covariates": {k: c.covariate_units.get(k, "") for k in c.covariates}, "target": c.target,
+             "target_units": c.target_units, "params": list(c.param_names), "conventions": dict(c.conventions),
+             "presets": {k: {"params": dict(v["params"]), "source": v.get("source", "")} for k, v in c.presets.items()},
+             "doc": (c.__doc__ or "").strip()}
+        emit(_LawShow(d), fmt)
+
+    app.add_typer(laws_app, name="laws")

@@ -578,6 +578,11 @@ class ScalingLaw:
         nearest edge (1.0 inside the range; NaN when the range is unknown, e.g. a preset without one)."""
         self._check_fitted()
         Xa = self._check_X(X, fitting=False)
+        shape = np.broadcast_shapes(*[np.shape(x) for x in X])
+        fac = self._extrapolation(Xa)
+        return fac.reshape(shape) if shape else fac.reshape(())[()]
+
+    def _extrapolation(self, Xa: tuple[np.ndarray, ...]) -> np.ndarray:
         rng = getattr(self, "X_range_", None)
         if not rng:
             return np.full(Xa[0].shape, np.nan)
@@ -594,7 +599,7 @@ class ScalingLaw:
         return fac
 
     def _warn_extrapolation(self, Xa: tuple[np.ndarray, ...], stacklevel: int = 3) -> np.ndarray:
-        fac = self.extrapolation(*Xa)
+        fac = self._extrapolation(Xa)
         lim = self.extrapolation_factor
         if lim is not None and np.any(fac > lim):
             worst = float(np.nanmax(fac))

@@ -166,8 +166,8 @@ def _seed(law: Any) -> int:
 def draws(law: Any) -> tuple[np.ndarray, str]:
     """Parameter draws in fitting space (m, P) that represent the law's uncertainty, and their kind.
 
-    Bootstrap refits when present; else draws from the asymptotic covariance; for a preset with
-    published standard errors, independent normal draws (published covariances are not available).
+    Bootstrap refits when present; else draws from the asymptotic covariance. Presets have neither
+    (published standard errors come without covariances), so they raise :class:`NotFittedError`.
     """
     cls = type(law)
     bp = getattr(law, "bootstrap_params_", None)
@@ -176,17 +176,12 @@ def draws(law: Any) -> tuple[np.ndarray, str]:
     d = _mvn_draws(law)
     if d is not None:
         return d, "asymptotic"
-    se = getattr(law, "stderr_", None) or {}
-    if se and all(n in se and math.isfinite(se[n]) for n in cls.param_names):
-        pub = law._public_array()[0]
-        mask = cls._log_mask()
-        se_pub = np.array([se[n] for n in cls.param_names])
-        se_t = np.where(mask, se_pub / pub, se_pub)
-        rng = np.random.default_rng(_seed(law))
-        th = np.asarray(law.theta_)
-        return th[None] + rng.standard_normal((N_PARAMETRIC_DRAWS, th.size)) * se_t, "published s.e. (independent)"
+    # Published standard errors without their covariances are not used: the scale parameters and the
+    # exponents are strongly correlated (A with alpha, B with beta), so independent draws give bands
+    # that are orders of magnitude too wide.
     raise NotFittedError(explain(
-        f"this {cls.__name__} carries no uncertainty (a preset without published standard errors)",
+        f"this {cls.__name__} carries no parameter covariance (presets publish at most standard errors, "
+        "and independent draws ignore the strong correlation of A with alpha and B with beta)",
         fix="fit it to runs (with n_bootstrap > 0 for bootstrap bands), or use a preset that has them"))
 
 
