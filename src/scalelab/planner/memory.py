@@ -680,13 +680,16 @@ def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, 
     dense_layer = states(layer_buckets(False))
     moe_layer_st = states(layer_buckets(True)) if is_moe else dense_layer
 
-    def embed_states(n_tp: float, n_rep: float) -> dict[str, float]:
+    opt_pos = opt_b([(model.seq_len, model.d_model)], pos) if pos else 0.0
+
+    def embed_states(n_tp: float, n_rep: float, opt_rep: float) -> dict[str, float]:
         """Embedding or head (vocab-parallel over tp) plus replicated extras (positions, final norm)."""
         n = n_tp / t + n_rep
         zw, zg, zo = (dense_z if zero >= 3 else 1), (dense_z if zero >= 2 else 1), (dense_z if zero >= 1 else 1)
         if lp is not None:  # frozen and kept 16-bit by LoRA/QLoRA
             return {"w": 2.0 * n / zw, "g": 0.0, "o": 0.0, "n_opt": 0.0}
-        return {"w": (wb + copy) * n / zw, "g": gb * n / zg, "o": (mb + opt_emb) * n / zo, "n_opt": n / zo}
+        o = (mb * n + opt_emb * n_tp / t + opt_rep * n_rep) / zo
+        return {"w": (wb + copy) * n / zw, "g": gb * n / zg, "o": o, "n_opt": n / zo}
 
     # --- activation pieces ---
     act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute).values())
@@ -724,10 +727,10 @@ def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, 
         r["layer_optimizer_bytes"] = lay["o"]
         emb = {"w": 0.0, "g": 0.0, "o": 0.0, "n_opt": 0.0}
         if first:
-            emb = {k: emb[k] + x for k, x in embed_states(emb_in, pos).items()}
+            emb = {k: emb[k] + x for k, x in embed_states(emb_in, pos, opt_pos).items()}
         if last:  # tied embeddings with pp > 1 keep a copy of the matrix on the last stage (Megatron)
             n_head = head if (not model.tied_embeddings or p > 1) else 0.0
-            emb = {k: emb[k] + x for k, x in embed_states(n_head, final_norm).items()}
+            emb = {k: emb[k] + x for k, x in embed_states(n_head, final_norm, opt_vec).items()}
         r["embedding_weights_bytes"], r["embedding_gradients_bytes"] = emb["w"], emb["g"]
         r["embedding_optimizer_bytes"] = emb["o"]
         w, g, o = lay["w"] + emb["w"], lay["g"] + emb["g"], lay["o"] + emb["o"]
