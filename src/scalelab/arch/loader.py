@@ -60,9 +60,15 @@ class Preset:
                 "notes": self.notes, **self.spec.summary(), "spec": self.spec.to_dict()}
 
 
+#: Listing order of the preset files (roughly chronological); files not named here come after, by name.
+_FILE_ORDER = ("gpt", "deepmind", "llama", "mistral", "qwen", "deepseek", "tiny")
+
+
 def _preset_files() -> list[Any]:
     folder = resources.files("scalelab.arch") / "presets"
-    return sorted((f for f in folder.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
+    files = [f for f in folder.iterdir() if f.name.endswith(".toml")]
+    rank = {stem: i for i, stem in enumerate(_FILE_ORDER)}
+    return sorted(files, key=lambda f: (rank.get(f.name.removesuffix(".toml"), len(rank)), f.name))
 
 
 @functools.cache
