@@ -1,0 +1,144 @@
+"""Communication volumes against the formulas they come from (ZeRO paper section 7, Narayanan et al. 2021
+section 3.2, nccl-tests' bus-bandwidth convention) and the placement rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalelab.arch.spec import ModelSpec, MoESpec
+from scalelab.errors import ConfigError
+from scalelab.hardware.spec import ClusterSpec, GPUSpec
+from scalelab.planner import Layout, TrainSpec, comm_per_step
+from scalelab.planner.comm import collective_time_s, group_link, local_params, ring_factors
+
+GPU = GPUSpec(name="test", peak_flops_per_s={"bf16": 1e15}, memory_bytes=80e9, memory_bandwidth_bytes_per_s=3e12,
+              intra_node_bandwidth_bytes_per_s=400e9, inter_node_bandwidth_bytes_per_s=50e9,
+              network_efficiency=1.0, link_latency_s=0.0)
+MODEL = ModelSpec(n_layers=8, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=14336, vocab_size=32000)
+
+
+def _one(cb, group, kind=None):
+    hits = [c for c in cb.collectives if c.group == group and (kind is None or c.kind == kind)]
+    assert len(hits) == 1, cb.collectives
+    return hits[0]
+
+
+@pytest.mark.parametrize("kind, n, factor, steps", [
+    ("all_reduce", 8, 2 * 7 / 8, 14), ("reduce_scatter", 8, 7 / 8, 7), ("all_gather", 4, 3 / 4, 3),
+    ("all_to_all", 64, 63 / 64, 63), ("p2p", 2, 1.0, 1), ("all_reduce", 1, 0.0, 0),
+])
+def test_ring_factors(kind, n, factor, steps):
+    """nccl-tests PERFORMANCE.md: all-reduce moves 2(n-1)/n of the message per rank, the others (n-1)/n."""
+    assert ring_factors(kind, n) == (pytest.approx(factor), steps)
+
+
+def test_alpha_beta_time():
+    t = collective_time_s("all_reduce", 1e9, 8, bandwidth_bytes_per_s=100e9, latency_s=1e-5, efficiency=0.5)
+    assert t == pytest.approx(14 * 1e-5 + 1.75e9 / 50e9)
+
+
+def test_bad_collectives():
+    with pytest.raises(ConfigError):
+        ring_factors("broadcast", 4)
+    with pytest.raises(ConfigError):
+        ring_factors("all_reduce", 0)
+    with pytest.raises(ConfigError):
+        collective_time_s("p2p", -1.0, 2, bandwidth_bytes_per_s=1e9, latency_s=0)
+
+
+def test_group_link_rule():
+    assert group_link(1, 8, 8) == "intra"       # TP8 inside a DGX
+    assert group_link(8, 16, 8) == "inter"      # DP over nodes
+    assert group_link(2, 4, 8) == "intra"       # CP4 after TP2 still within 8 GPUs
+    assert group_link(4, 4, 8) == "inter"
+
+
+def test_ddp_all_reduce_volume():
+    """DDP: each rank sends 2 (d-1)/d x the gradient bytes once per step (ZeRO paper section 7.1)."""
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=1024, global_batch=64, precision="bf16")
+    cb = comm_per_step(MODEL, cl, train, Layout(zero=0))
+    c = _one(cb, "dp")
+    psi = MODEL.n_params().total
+    assert c.kind == "all_reduce" and c.calls_per_step == 1 and c.link == "inter"
+    assert c.traffic_bytes == pytest.approx(2 * 15 / 16 * psi * 2)
+
+
+def test_zero_volumes_relative_to_ddp():
+    """ZeRO section 7.2: ZeRO-1/2 move the same bytes as DDP per step; ZeRO-3 1.5x (gathers in forward and
+    backward). With one micro-batch per step the per-micro-batch collectives of ZeRO-2/3 run once."""
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=1024, global_batch=16, precision="bf16")  # m = 1
+    vol = {z: comm_per_step(MODEL, cl, train, Layout(zero=z)).traffic_bytes() for z in range(4)}
+    assert vol[1] == pytest.approx(vol[0])
+    assert vol[2] == pytest.approx(vol[0])
+    assert vol[3] == pytest.approx(1.5 * vol[0])
+    # With gradient accumulation ZeRO-2 reduce-scatters every micro-batch, ZeRO-1 once.
+    train4 = TrainSpec(seq_len=1024, global_batch=64, precision="bf16")  # m = 4
+    z1 = comm_per_step(MODEL, cl, train4, Layout(zero=1)).traffic_bytes()
+    z2 = comm_per_step(MODEL, cl, train4, Layout(zero=2)).traffic_bytes()
+    assert z2 == pytest.approx(z1 + 3 * z1 / 2)
+
+
+def test_fp32_gradients_double_the_reduction_bytes():
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    a = comm_per_step(MODEL, cl, TrainSpec(seq_len=1024, global_batch=16, precision="bf16"), Layout())
+    b = comm_per_step(MODEL, cl, TrainSpec(seq_len=1024, global_batch=16, precision="bf16-fp32-grad"), Layout())
+    assert b.traffic_bytes() == pytest.approx(2 * a.traffic_bytes())
+
+
+def test_tensor_parallel_volume_and_sequence_parallel_equivalence():
+    """Narayanan et al. 2021 section 3.2: 4 all-reduces of b s h per layer per micro-batch (2 fwd, 2 bwd);
+    Korthikanti et al. 2022 section 4.2.2: with SP each becomes RS + AG with the same bytes."""
+    cl = ClusterSpec(gpu=GPU, n_gpus=8)
+    b, s, h, t, L = 2, 1024, MODEL.d_model, 8, MODEL.n_layers
+    train = TrainSpec(seq_len=s, global_batch=4)  # dp = 1, m = 2
+    tp = _one(comm_per_step(MODEL, cl, train, Layout(tp=t, micro_batch=b)), "tp")
+    assert tp.link == "intra" and tp.calls_per_step == 2 * 4 * L
+    assert tp.traffic_bytes == pytest.approx(2 * 4 * L * 2 * (t - 1) / t * b * s * h * 2)
+    sp = comm_per_step(MODEL, cl, train, Layout(tp=t, micro_batch=b, sequence_parallel=True))
+    assert sp.traffic_bytes() == pytest.approx(tp.traffic_bytes)
+    full = _one(comm_per_step(MODEL, cl, train, Layout(tp=t, micro_batch=b, recompute="full")), "tp")
+    assert full.calls_per_step == pytest.approx(1.5 * tp.calls_per_step)  # 2 extra forward all-reduces
+
+
+def test_pipeline_p2p_scales_with_interleave():
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=1024, global_batch=32)
+    a = _one(comm_per_step(MODEL, cl, train, Layout(pp=4, dp=4)), "pp")
+    b = _one(comm_per_step(MODEL, cl, train, Layout(pp=4, dp=4, interleave=2)), "pp")
+    assert a.kind == "p2p" and a.message_bytes == pytest.approx(1024 * MODEL.d_model * 2)
+    assert b.traffic_bytes == pytest.approx(2 * a.traffic_bytes)
+    assert a.link == "inter"  # pp is the outermost axis
+
+
+def test_context_parallel_moves_kv_only():
+    cl = ClusterSpec(gpu=GPU, n_gpus=8)
+    train = TrainSpec(seq_len=8192, global_batch=8)
+    cb = comm_per_step(MODEL, cl, train, Layout(cp=4, dp=2))
+    ag = _one(cb, "cp", "all_gather")
+    assert ag.message_bytes == pytest.approx(8192 * (MODEL.kv_dim + MODEL.v_dim) * 2)
+
+
+def test_expert_all_to_all_and_expert_gradients():
+    moe = ModelSpec(n_layers=4, d_model=2048, n_heads=16, d_ff=8192, vocab_size=32000,
+                    moe=MoESpec(n_experts=8, top_k=2, d_expert=1408))
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=1024, global_batch=16)
+    cb = comm_per_step(moe, cl, train, Layout(ep=8, zero=1))
+    a2a = _one(cb, "ep")
+    # GShard: dispatch + combine in forward and backward, k tokens of h each, per MoE layer per micro-batch.
+    assert a2a.calls_per_step == 4 * 4 and a2a.message_bytes == pytest.approx(1024 * 2 * 2048 * 2)
+    assert a2a.link == "intra"
+    edp = [c for c in cb.collectives if c.group == "edp"]
+    assert edp and all(c.group_size == 2 for c in edp)  # 16 ranks / ep 8
+    dense, routed = local_params(moe, Layout(ep=8))
+    assert routed == pytest.approx(moe.n_params().experts_routed / 8)
+
+
+def test_lora_shrinks_gradient_traffic():
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=1024, global_batch=16)
+    full = comm_per_step(MODEL, cl, train, Layout()).traffic_bytes()
+    lora = comm_per_step(MODEL, cl, train, Layout(), trainable_fraction=0.01).traffic_bytes()
+    assert lora == pytest.approx(0.01 * full)

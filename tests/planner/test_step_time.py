@@ -1,0 +1,101 @@
+"""Step-time model: the pipeline bubble, overlap of DP traffic, efficiency and measured inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scalelab.arch.spec import ModelSpec
+from scalelab.errors import ConfigError
+from scalelab.hardware.spec import ClusterSpec, GPUSpec
+from scalelab.planner import Layout, TrainSpec, comm_per_step
+from scalelab.planner.comm import CommBreakdown
+from scalelab.planner.step_time import measured_step_time, model_step_time
+
+GPU = GPUSpec(name="test", peak_flops_per_s={"bf16": 1e15}, memory_bytes=80e9, memory_bandwidth_bytes_per_s=3e12,
+              intra_node_bandwidth_bytes_per_s=400e9, inter_node_bandwidth_bytes_per_s=50e9)
+MODEL = ModelSpec(n_layers=16, d_model=2048, n_heads=16, d_ff=8192, vocab_size=32000)
+
+
+def _st(layout, n_gpus=16, global_batch=64, **kw):
+    cl = ClusterSpec(gpu=GPU, n_gpus=n_gpus)
+    train = TrainSpec(seq_len=2048, global_batch=global_batch)
+    dp = n_gpus // layout.model_parallel_size()
+    comm = kw.pop("comm", None) or comm_per_step(MODEL, cl, train, layout, dp=dp)
+    return model_step_time(MODEL, cl, train, layout, hardware_flops=1e18, comm=comm, dp=dp, **kw)
+
+
+@pytest.mark.parametrize("pp, v, mb", [(4, 1, 1), (4, 2, 1), (8, 1, 2), (8, 4, 1)])
+def test_pipeline_bubble_fraction(pp, v, mb):
+    """Narayanan et al. 2021 eq. 1 and section 2.2.2: bubble = (p-1)/(v m) of the ideal time."""
+    st = _st(Layout(pp=pp, interleave=v, micro_batch=mb, dp=16 // pp), comm=CommBreakdown())
+    m = 64 // ((16 // pp) * mb)
+    ideal = st.matmul_s + st.elementwise_s + st.tp_s + st.cp_s + st.ep_s + st.pp_s
+    assert st.bubble_s == pytest.approx(ideal * (pp - 1) / (v * m))
+
+
+def test_matmul_time_and_efficiency():
+    st = _st(Layout(), comm=CommBreakdown(), efficiency=0.5)
+    assert st.matmul_s == pytest.approx(1e18 / 16 / (1e15 * 0.5))
+    assert _st(Layout(), comm=CommBreakdown(), efficiency=0.25).matmul_s == pytest.approx(2 * st.matmul_s)
+    assert _st(Layout(), comm=CommBreakdown()).efficiency == GPU.matmul_efficiency  # device default
+
+
+def test_dp_overlap_hides_gradient_traffic():
+    lay = Layout(zero=1)
+    none = _st(lay, dp_overlap=0.0)
+    full = _st(lay, dp_overlap=1.0)
+    assert none.dp_exposed_s == pytest.approx(none.dp_total_s) and none.dp_total_s > 0
+    assert full.dp_exposed_s < none.dp_exposed_s
+    assert none.step_time_s - full.step_time_s == pytest.approx(none.dp_exposed_s - full.dp_exposed_s)
+
+
+def test_uneven_stages_set_the_pace():
+    """15 layers on 4 stages: the stage with 4 layers sets the time (16/15 of the even share)."""
+    m15 = MODEL.model_copy(update={"n_layers": 15})
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=2048, global_batch=64)
+    st = model_step_time(m15, cl, train, Layout(pp=4, dp=4), hardware_flops=1e18, comm=CommBreakdown(), dp=4)
+    assert st.matmul_s == pytest.approx(1e18 / 16 / (1e15 * GPU.matmul_efficiency) * 16 / 15)
+
+
+def test_offload_and_cpu_optimizer_add_time():
+    base = _st(Layout(zero=1), comm=CommBreakdown())
+    off = _st(Layout(zero=1, offload_optimizer="cpu"), comm=CommBreakdown(), offload_bytes_per_step=1e12,
+              host_state_bytes=1e11)
+    assert off.offload_total_s == pytest.approx(1e12 / GPU.pcie_bandwidth_bytes_per_s)
+    assert off.host_optimizer_s > 0
+    assert off.step_time_s > base.step_time_s
+
+
+def test_measured_inputs():
+    st = measured_step_time(hardware_flops=1e18, n_gpus=10, peak_dtype="bf16", measured_tflops_per_gpu=100)
+    assert st.step_time_s == pytest.approx(1000.0) and st.source == "measured_tflops"
+    st = measured_step_time(hardware_flops=1e18, n_gpus=10, peak_dtype="bf16", measured_step_time_s=3.0)
+    assert st.step_time_s == 3.0 and math.isnan(st.bubble_s)
+
+
+@pytest.mark.parametrize("kw", [{"measured_step_time_s": -1}, {"measured_tflops_per_gpu": 0}, {},
+                                {"measured_step_time_s": 1, "measured_tflops_per_gpu": 1}])
+def test_measured_bad_values(kw):
+    with pytest.raises(ConfigError):
+        measured_step_time(hardware_flops=1e18, n_gpus=10, peak_dtype="bf16", **kw)
+
+
+@pytest.mark.parametrize("kw", [{"efficiency": 0.0}, {"efficiency": 1.2}, {"dp_overlap": -0.1}, {"dp_overlap": 2}])
+def test_model_bad_values(kw):
+    with pytest.raises(ConfigError):
+        _st(Layout(), comm=CommBreakdown(), **kw)
+
+
+def test_fp8_runs_at_the_fp8_peak_and_fails_clearly_without_one():
+    from scalelab.planner.step_time import compute_dtype
+
+    assert compute_dtype("fp8", {"bf16": 1, "fp8": 2}) == "fp8"
+    assert compute_dtype("bf16", {"fp16": 1}) == "fp16"  # V100
+    assert compute_dtype("fp32", {"fp32": 1, "tf32": 2}) == "tf32"
+    cl = ClusterSpec(gpu=GPU, n_gpus=1)
+    with pytest.raises(ConfigError, match="fp8"):
+        model_step_time(MODEL, cl, TrainSpec(seq_len=2048, global_batch=1, precision="fp8"), Layout(),
+                        hardware_flops=1e15, comm=CommBreakdown(), dp=1)
