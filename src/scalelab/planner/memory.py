@@ -717,10 +717,12 @@ def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, 
         n_moe_i = max(0, hi - max(lo, first_moe))
         n_dense_i = (hi - lo) - n_moe_i
         first, last = i == 0, i == p - 1
-        inflight = _in_flight(i, p, v, m_micro)
-        key = (n_moe_i, n_dense_i, first, last, inflight)
+        # In-flight microbatches never grow with the stage index, so among stages with the same layers
+        # the earliest one holds the most: evaluate only that one (keeps large pp cheap for the search).
+        key = (n_moe_i, n_dense_i, first, last)
         if key in seen:
             continue
+        inflight = _in_flight(i, p, v, m_micro)
         r: dict[str, float] = {}
         lay = {k: n_dense_i * dense_layer[k] + n_moe_i * moe_layer_st[k] for k in ("w", "g", "o", "n_opt")}
         r["layer_weights_bytes"], r["layer_gradients_bytes"] = lay["w"], lay["g"]
