@@ -136,25 +136,25 @@ class SearchResult:
         }
 
     def report(self) -> str:
-        lines = [f"Layout search ({self.objective}): {self.n_explored} layouts explored, {self.n_evaluated} "
-                 f"evaluated, {self.n_feasible} fit, {self.n_rejected} rejected, {self.n_pruned_by_bound} "
-                 f"pruned because their step-time lower bound cannot reach the top {len(self.best) or ''}"]
+        lines = [f"Layout search ({self.objective}): {self.n_explored} layouts explored, {self.n_evaluated} evaluated,",
+                 f"  {self.n_feasible} fit, {self.n_rejected} rejected, {self.n_pruned_by_bound} pruned by the "
+                 f"step-time bound"]
         if self.best:
             p0 = self.best[0]
             lines.append(f"  {p0.model.name} on {p0.cluster.n_gpus} x {p0.cluster.gpu.name}, "
                          f"{p0.train.global_batch_tokens / 1e6:.3g}M tokens per step")
-            lines.append(f"  {'#':>2}  {'layout':<44}{'mem GiB':>9}{'step s':>10}{'MFU %':>8}{'days':>8}")
+            lines.append(f"  {'#':>2} {'layout':<38}{'GiB':>6}{'step s':>8}{'MFU %':>7}{'days':>8}")
             for i, p in enumerate(self.best, 1):
                 row = p.summary_row()
                 days = "-" if math.isnan(row["days"]) else f"{row['days']:.1f}"
-                lines.append(f"  {i:>2}  {row['layout']:<44}{row['mem_GiB']:9.1f}{row['step_s']:10.3g}"
-                             f"{row['mfu'] * 100:8.1f}{days:>8}")
+                lines.append(f"  {i:>2} {row['layout']:<38}{row['mem_GiB']:6.1f}{row['step_s']:8.3g}"
+                             f"{row['mfu'] * 100:7.1f}{days:>8}")
         else:
             lines.append("  no layout fits; see the rejection reasons below")
         if self.rejected_counts:
             lines.append("  rejected, by reason:")
             for k, v in sorted(self.rejected_counts.items(), key=lambda kv: -kv[1]):
-                lines.append(f"    {v:>8}  {k}")
+                lines.append(f"  {v:>8}  {k}")
         return "\n".join(lines)
 
 
@@ -286,10 +286,10 @@ def search_layouts(
     examples: dict[str, list[Rejected]] = {}
     n_explored = n_feasible = n_evaluated = n_bound = 0
 
-    def reject(make_layout, reasons, count: int = 1) -> None:
+    def reject(make_layout, reasons, count: int = 1, category: str | None = None) -> None:
         nonlocal n_explored
         n_explored += count
-        cat = reason_category(reasons[0])
+        cat = category or reason_category(reasons[0])
         counts[cat] += count
         ex = examples.setdefault(cat, [])
         if len(ex) < max_rejected_examples:
@@ -362,12 +362,14 @@ def search_layouts(
                         sub = len(recompute) * len(mbs) * len(vs)
                         if dp * cp == 1 and (z > 0 or sg != "dp") and 0 in zero_stages:
                             reject(lambda: base.model_copy(update={"zero": z}),
-                                   ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub)
+                                   ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub,
+                                   "ZeRO>0 with dp*cp=1 (duplicate of ZeRO-0)")
                             continue
                         if dp * cp > 1 and z == 0 and 1 in zero_stages:
                             reject(lambda: base.model_copy(update={"zero": 0, "offload_optimizer": oo}),
                                    ["dominated by zero=1: the same bytes on the wire (reduce-scatter + all-gather "
-                                    "= all-reduce), less memory and a sharded optimizer step"], sub)
+                                    "= all-reduce), less memory and a sharded optimizer step"], sub,
+                                   "ZeRO-0 (dominated by ZeRO-1: same traffic, less memory)")
                             continue
                         upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
                                 "offload_params": op, "shard_group": sg}
@@ -428,12 +430,14 @@ def search_layouts(
         if prev and any(mb0 <= mb and v0 <= v for mb0, v0 in prev):
             # Activations grow with the micro-batch and with interleaving: a smaller one already failed.
             reject(lambda: base.model_copy(update=upd),
-                   ["out of memory (a smaller micro-batch or interleave of this layout already is)"])
+                   ["out of memory (a smaller micro-batch or interleave of this layout already is)"], 1,
+                   "out of memory")
             continue
         skey = mkey[:4] + mkey[6:] + (mb, v)  # the same layout without offload
         if (upd["offload_optimizer"] != "none" or upd["offload_params"] != "none") and skey in fits:
             reject(lambda: base.model_copy(update=upd),
-                   ["dominated by the same layout without offload, which fits and moves fewer bytes"])
+                   ["dominated by the same layout without offload, which fits and moves fewer bytes"], 1,
+                   "offload when the layout fits without it (dominated)")
             continue
         lay = base.model_copy(update=upd)
         p = plan(model, cluster, train, lay, _flops_cache=flops_cache, **plan_kw)

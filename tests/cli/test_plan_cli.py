@@ -1,0 +1,136 @@
+"""`scalelab plan` and `scalelab search`: JSON output, config-file precedence, and every error-table row
+the planner commands can hit (exit 1, a heading, the value, what is allowed, no traceback)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scalelab.cli.app import main
+
+BASE = ["--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "64", "--seq-len", "8192", "--global-batch", "512"]
+
+
+def run(argv, capsys, monkeypatch):
+    monkeypatch.delenv("SCALELAB_DEBUG", raising=False)
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_plan_json(capsys, monkeypatch):
+    code, out, err = run(["plan", *BASE, "--tp", "2", "--zero", "1", "--recompute", "selective", "--tokens", "1e12",
+                          "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    for k in ("feasible", "reasons", "layout", "memory_per_gpu_bytes", "flops_per_step", "step_time_s",
+              "tokens_per_s", "mfu", "hfu", "training_days", "gpu_hours", "conventions"):
+        assert k in d
+    assert d["feasible"] is True
+    assert d["layout"]["tp"] == 2 and d["layout"]["dp"] == 32 and d["layout"]["sequence_parallel"] is True
+    assert d["training_days"] > 0 and set(d["memory_per_gpu_bytes"]) >= {"weights", "total"}
+
+
+def test_plan_human_and_measured(capsys, monkeypatch):
+    code, out, _ = run(["plan", *BASE, "--tp", "2", "--zero", "1", "--measured-step-time", "5"], capsys, monkeypatch)
+    assert code == 0
+    assert "measured_step_time" in out and "MFU" in out
+
+
+def test_plan_out_of_memory_is_reported_not_an_error(capsys, monkeypatch):
+    code, out, _ = run(["plan", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--n-gpus", "8", "--seq-len", "4096",
+                        "--global-batch", "8", "--format", "json"], capsys, monkeypatch)
+    assert code == 0
+    d = json.loads(out)
+    assert d["feasible"] is False and d["reasons"][0].startswith("out of memory by")
+
+
+def test_global_batch_tokens_and_config_precedence(tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = "llama-3.1-8b"\n[cluster]\ngpu = "h100-sxm"\nn_gpus = 64\n'
+                   '[train]\nseq_len = 8192\nglobal_batch = 512\n[layout]\ntp = 4\nzero = 1\n')
+    code, out, err = run(["plan", "--config", str(cfg), "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out)["layout"]["tp"] == 4
+    code, out, _ = run(["plan", "--config", str(cfg), "--tp", "2", "--global-batch-tokens", str(8192 * 256),
+                        "--format", "json"], capsys, monkeypatch)
+    d = json.loads(out)
+    assert d["layout"]["tp"] == 2 and d["train"]["global_batch"] == 256  # flags win
+
+
+def test_search_json(capsys, monkeypatch):
+    code, out, err = run(["search", *BASE, "--top", "3", "--objective", "step_time", "--format", "json"],
+                         capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert 1 <= len(d["best"]) <= 3 and d["n_explored"] > 0
+    assert d["best"][0]["step_time_s"] <= d["best"][-1]["step_time_s"]
+    assert d["rejected_counts"]
+
+
+def test_search_fixed_flags(capsys, monkeypatch):
+    code, out, _ = run(["search", *BASE, "--top", "2", "--tp", "4", "--format", "json"], capsys, monkeypatch)
+    assert code == 0
+    assert all(p["layout"]["tp"] == 4 for p in json.loads(out)["best"])
+
+
+@pytest.mark.parametrize("argv, heading, fragments", [
+    (["plan", "--model", "llama-3.1-80b", "--gpu", "h100-sxm", "--n-gpus", "8"], "Unknown name", ["llama-3.1-8b"]),
+    (["plan", "--model", "llama-3.1-8b", "--gpu", "h1000", "--n-gpus", "8"], "Unknown name", ["h100"]),
+    (["plan", *BASE, "--tp", "3"], "Impossible layout", ["tp=3 does not divide n_heads=32", "allowed: tp in"]),
+    (["plan", *BASE, "--pp", "64"], "Impossible layout", ["pp=64 exceeds n_layers=32"]),
+    (["plan", *BASE, "--tp", "8", "--dp", "16"], "Impossible layout", ["more than the cluster's n_gpus=64"]),
+    (["plan", *BASE, "--cp", "3"], "Impossible layout", ["cp=3 does not divide seq_len=8192"]),
+    (["plan", *BASE, "--micro-batch", "3"], "Impossible layout", ["not divisible by dp*micro_batch"]),
+    (["plan", "--model", "mixtral-8x7b", "--gpu", "h100-sxm", "--n-gpus", "64", "--ep", "3"], "Impossible layout",
+     ["ep=3 does not divide n_experts=8"]),
+    (["plan", *BASE, "--zero", "1", "--offload-params", "cpu"], "Impossible layout", ["needs zero=3"]),
+    (["plan", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "0"], "Invalid configuration", ["n_gpus"]),
+    (["plan", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "-8"], "Invalid configuration", ["n_gpus"]),
+    (["plan", *BASE, "--tp", "0"], "Invalid configuration", ["tp"]),
+    (["plan", *BASE, "--seq-len", "-1"], "Invalid configuration", ["seq_len"]),
+    (["plan", *BASE, "--efficiency", "1.5"], "Invalid configuration", ["efficiency", "1.5"]),
+    (["plan", *BASE, "--measured-step-time", "-2"], "Invalid configuration", ["-2"]),
+    (["plan", *BASE, "--precision", "fp7"], "Invalid configuration", ["precision"]),
+    (["plan", "--gpu", "h100-sxm", "--n-gpus", "8"], "Invalid configuration", ["no model given"]),
+    (["plan", "--model", "llama-3.1-8b"], "Invalid configuration", ["--gpu NAME --n-gpus N"]),
+    (["plan", "--config", "/nonexistent/run.toml"], "File not found", ["/nonexistent/run.toml"]),
+    (["search", *BASE, "--top", "0"], "Invalid configuration", ["top"]),
+])
+def test_errors(argv, heading, fragments, capsys, monkeypatch):
+    code, out, err = run(argv, capsys, monkeypatch)
+    assert code == 1, (out, err)
+    flat = " ".join(err.split())
+    assert heading in flat
+    for f in fragments:
+        assert f in flat, flat
+    assert "Traceback" not in err
+
+
+def test_malformed_config_files(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cluster\ngpu = 'h100-sxm'\n")
+    code, _, err = run(["plan", "--config", str(bad)], capsys, monkeypatch)
+    assert code == 1 and "not valid TOML" in " ".join(err.split())
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('model = "llama-3.1-8b"\n[cluster]\ngpu = "h100-sxm"\nn_gpus = 8\ncolour = "red"\n')
+    code, _, err = run(["plan", "--config", str(unknown)], capsys, monkeypatch)
+    assert code == 1 and "colour" in err
+
+
+def test_debug_shows_traceback(capsys, monkeypatch):
+    monkeypatch.setenv("SCALELAB_DEBUG", "1")
+    code = main(["plan", *BASE, "--tp", "3"])
+    assert code == 1 and "Traceback" in capsys.readouterr().err
+
+
+def test_plan_command_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from scalelab.cli.app import main; "
+            "main(['plan', '--model', 'llama-3.1-8b', '--gpu', 'h100-sxm', '--n-gpus', '8', '--format', 'json']); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
