@@ -138,3 +138,22 @@ def test_tiny_presets_are_wind_tunnel_sized():
 def test_preset_notes_explain_known_gaps():
     assert "relative" in get_preset("chinchilla-70b").notes
     assert "LayerNorm" in get_preset("bloom-176b").notes
+
+
+_TUNNEL_BUILDABLE = [p.name for p in list_presets() if p.spec.mla is None]
+
+
+@pytest.mark.parametrize("name", _TUNNEL_BUILDABLE)
+def test_wind_tunnel_model_has_exactly_n_params(name):
+    """DESIGN.md principle 1: the wind tunnel's module, built on the meta device, holds exactly the
+    preset's count (the tunnel does not build MLA, so DeepSeek-V3 is checked against transformers only).
+    Same widths with fewer layers (every kind of layer kept): the count is linear in each layer kind."""
+    torch = pytest.importorskip("torch")
+    from scalelab.tunnel.model import GPT
+
+    spec = get_model(name)
+    dense = spec.moe.n_dense_layers if spec.moe else 0
+    short = get_model(spec, n_layers=min(spec.n_layers, dense + 2))
+    with torch.device("meta"):
+        model = GPT(short)
+    assert sum(p.numel() for p in model.parameters()) == short.n_params().total
