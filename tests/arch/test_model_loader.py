@@ -102,3 +102,19 @@ def test_bad_value_is_quoted_in_the_message(tmp_path):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         get_model(tmp_path / "nope.toml")
+
+
+def test_a_dumped_spec_loads_back_unchanged(tmp_path):
+    import json
+
+    for name in ("deepseek-v3", "qwen3-30b-a3b", "gpt3-175b"):
+        spec = get_model(name)
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(spec.to_dict()))
+        assert get_model(p) == spec
+
+
+def test_unknown_family_is_an_error_with_suggestions():
+    with pytest.raises(UnknownNameError) as e:
+        list_models("qwen")
+    assert "qwen2" in e.value.suggestions or "qwen3" in e.value.suggestions

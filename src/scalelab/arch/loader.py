@@ -114,7 +114,11 @@ def list_presets(family: str | None = None) -> list[Preset]:
     """Every preset (with its source), in catalog order; optionally only one ``family``."""
     out = list(_catalog().values())
     if family is not None:
-        out = [p for p in out if p.family == family.lower()]
+        families = sorted({p.family for p in out})
+        if family.strip().lower() not in families:
+            raise UnknownNameError("model family", family, families,
+                                   fix="use a family shown by `scalelab models --format json` (field 'family')")
+        out = [p for p in out if p.family == family.strip().lower()]
     return out
 
 
