@@ -217,11 +217,13 @@ def run_grid(
                                   fix="for one run across processes use `run_ddp` (torchrun)"))
     hashes = [c.content_hash() for c in configs]
     labels = dict(zip(hashes, g.labels or [""] * len(hashes)))
+    stored = {r.hash: r.status for r in st.runs(hashes=hashes)}
+    todo = [h for h in hashes if stored.get(h) not in ("completed", "diverged")]
+    if todo and check_corpus:
+        # Before anything is written: a bad corpus fails the grid with the store exactly as it was.
+        preflight([c for c, h in zip(configs, hashes) if h in set(todo)])
     st.add_many(configs, grid=g.name)
     st.reclaim_stale(hashes)
-    todo = [h for h, r in zip(hashes, st.runs(hashes=hashes)) if r.status not in ("completed", "diverged")]
-    if todo and check_corpus:
-        preflight([c for c, h in zip(configs, hashes) if h in set(todo)])
     prog = progress or make_progress(quiet)
     by_hash = dict(zip(hashes, configs))
     total_flops = sum(6.0 * by_hash[h].model.n_params().active * by_hash[h].n_tokens for h in todo)
