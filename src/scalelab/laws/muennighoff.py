@@ -90,6 +90,9 @@ class MuennighoffLaw(ScalingLaw):
         (``D <= U``) of the data given to ``fit``. A preset name (``"muennighoff2023"``) or a dict with
         ``E, A, B, alpha, beta``: keep that base fixed and fit only ``R_D_star, R_N_star`` (the paper's
         stage 2). Intervals of the decay constants are then conditional on the base.
+        Stage 1 assumes its runs carry no excess parameters (``N <= U_N``, about 20 or more tokens per
+        parameter), as the paper's stage-1 points (Chinchilla's isoFLOP runs) do; larger models on one
+        epoch bias the base. Drop them, or fix the base.
     tie_exponents : bool
         Stage 1 with ``alpha = beta`` (the paper's C4 fit, App. A). Default True.
     stage2 : {"global", "paper"}
@@ -192,7 +195,11 @@ class MuennighoffLaw(ScalingLaw):
         N = np.exp(rng.uniform(math.log(1e7), math.log(9e9), n))
         U = np.exp(rng.uniform(math.log(1e8), math.log(1e11), n))
         epochs = np.exp(rng.uniform(0.0, math.log(60.0), n))
-        epochs[: n // 3] = 1.0  # single-epoch runs for stage 1
+        # single-epoch runs for stage 1, at or below the compute-optimal size (no excess parameters), as the
+        # paper's stage-1 points (Chinchilla's isoFLOP runs) are
+        k = n // 3
+        epochs[:k] = 1.0
+        N[:k] = U[:k] / np.exp(rng.uniform(math.log(20.0), math.log(200.0), k))
         D = U * epochs
         pub = np.array([[cls._example_params[k] for k in cls.param_names]])
         y = np.exp(cls._log_form(cls._pdict(pub), (N, D, U))[0] + cls._example_noise * rng.standard_normal(n))
