@@ -121,6 +121,8 @@ def test_zero_offload_cpu_states_and_pcie_traffic():
     assert mem.optimizer_bytes == 0 and mem.gradients_bytes == 0
     assert mem.host_bytes == pytest.approx(16 * n)
     assert mem.pcie_bytes_per_step == pytest.approx(4 * n)
+    # to hide it behind a 10 s step the link must carry 4 bytes/param per 10 s
+    assert mem.offload_bandwidth_needed(10.0)["pcie"] == pytest.approx(4 * n / 10)
     # data-parallel ZeRO-Offload partitions the host states too
     mem8 = memory_per_gpu(m, TrainSpec(seq_len=1024, global_batch=8), Layout(zero=2, offload_optimizer="cpu"),
                           dp=8)

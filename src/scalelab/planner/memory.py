@@ -196,6 +196,20 @@ class MemoryBreakdown:
         """Weights + gradients + optimizer states (the ZeRO paper's "model states")."""
         return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
 
+    def offload_bandwidth_needed(self, overlap_time_s: float) -> dict[str, float]:
+        """Host-link and NVMe bandwidth (bytes/s per GPU) that hides the offload traffic behind
+        ``overlap_time_s`` of compute per step (ZeRO-Infinity §5's bandwidth requirement; calculon
+        reports the same figure).
+
+        >>> MemoryBreakdown(0, 0, 0, 0, 0, 0, pcie_bytes_per_step=8e9).offload_bandwidth_needed(2.0)["pcie"]
+        4000000000.0
+        """
+        if not overlap_time_s > 0:
+            raise ConfigError(explain("overlap_time_s must be > 0", value=overlap_time_s,
+                                      fix="pass the step's compute time in seconds"))
+        return {"pcie": self.pcie_bytes_per_step / overlap_time_s,
+                "nvme": self.nvme_bytes_per_step / overlap_time_s}
+
     def get(self, key: str) -> float:
         """One entry of ``detail`` (0 when absent)."""
         return dict(self.detail).get(key, 0.0)
