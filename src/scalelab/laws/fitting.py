@@ -253,6 +253,11 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
             return 1e300, np.zeros_like(th)
         return val, np.where(np.isfinite(g), g, 0.0)
 
+    if obj.kind == "asymmetric":
+        # the absolute loss has kinks at every data point: quasi-Newton line searches stall there, so the
+        # polish is derivative-free (Powell's method handles bounds since scipy 1.5)
+        return minimize(lambda th: fun(th)[0], theta0, method="Powell", bounds=bounds,
+                        options={"maxiter": 20000, "xtol": 1e-10, "ftol": 1e-14})
     return minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                     options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
 
@@ -260,7 +265,7 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
 def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.ndarray, *,
                w: np.ndarray | None = None, loss: str = "huber", delta: float = 1e-3, space: str = "log",
                asymmetry: float = 10.0, max_iter: int = 200, n_polish: int = 3,
-               keep_fraction: float = 0.01, prune_after: int = 2, patience: int = 5,
+               keep_fraction: float = 0.02, prune_after: int = 4, patience: int = 5,
                warn: bool = True) -> FitOutput:
     """Multi-start fit: batched LM over all ``starts``, then L-BFGS-B polish of the best ``n_polish``.
 
@@ -271,7 +276,8 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     t0 = time.perf_counter()
     obj = Objective(loss, float(delta), float(asymmetry))
     k = starts.shape[0]
-    keep = max(32, int(math.ceil(keep_fraction * k)))
+    # small grids run every start to the end; large ones keep the best rows after a few iterations
+    keep = k if k <= 500 else max(64, int(math.ceil(keep_fraction * k)))
     theta, val, conv, iters = fit_batch(law_cls, X, y, starts, w=w, obj=obj, space=space, max_iter=max_iter,
                                         prune_after=prune_after if k > keep else None, keep=keep,
                                         patience=patience)
@@ -297,15 +303,16 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     scipy_records = []
     for i in cands:
         res = _scipy_polish(law_cls, X, y, theta[i], w, obj, space)
-        scipy_records.append({"success": bool(res.success), "message": str(res.message), "fun": float(res.fun),
-                              "nit": int(res.nit)})
+        scipy_records.append({"method": "Powell" if obj.kind == "asymmetric" else "L-BFGS-B",
+                              "success": bool(res.success), "message": str(res.message), "fun": float(res.fun),
+                              "nit": int(getattr(res, "nit", 0))})
         if np.isfinite(res.fun) and res.fun < best_val - 1e-15 * max(1.0, abs(best_val)):
-            best_theta, best_val, best_src = np.asarray(res.x, dtype=float), float(res.fun), "L-BFGS-B"
+            best_theta, best_val, best_src = np.asarray(res.x, dtype=float), float(res.fun), scipy_records[-1]["method"]
     best_rec = scipy_records[0] if scipy_records else None
     if best_rec is not None and not best_rec["success"]:
         # L-BFGS-B often stops with ABNORMAL_TERMINATION_IN_LNSRCH on Huber's kinks once it can no longer
         # decrease the objective; that is only a problem when the batched solver did not converge either.
-        msg = explain(f"L-BFGS-B did not report success when polishing the {law_cls.name} fit: "
+        msg = explain(f"{best_rec['method']} did not report success when polishing the {law_cls.name} fit: "
                       f"{best_rec['message']}",
                       fix="the batched solver's result is kept" if lm_converged else
                       "raise max_iter, try loss='ls' or another init grid, and compare objectives")
