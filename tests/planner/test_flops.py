@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalelab.arch.spec import MLASpec, ModelSpec, MoESpec
 from scalelab.errors import ConfigError
@@ -172,3 +174,26 @@ def test_bad_conventions():
         FlopConventions(selective_recompute_passes=-1)
     with pytest.raises(ConfigError, match="LoRA target"):
         flops_per_token(GPT3, 128, lora=LoRASpec(target_modules=("qkv",)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(L=st.integers(1, 8), h_heads=st.sampled_from([(64, 4), (128, 8), (256, 4)]), kv=st.sampled_from([1, 2, 4]),
+       s=st.integers(1, 4096), ffn=st.sampled_from(["gelu", "swiglu"]), halved=st.booleans())
+def test_flop_properties(L, h_heads, kv, s, ffn, halved):
+    h, a = h_heads
+    m = ModelSpec(n_layers=L, d_model=h, n_heads=a, n_kv_heads=kv, d_ff=4 * h, vocab_size=500, ffn_kind=ffn)
+    conv = FlopConventions(causal_halved=halved)
+    none, sel, full = (flops_per_token(m, s, recompute=r, conventions=conv) for r in ("none", "selective", "full"))
+    assert none.forward == pytest.approx(sum(v for _, v in none.detail))
+    assert none.hardware == none.model == pytest.approx(3 * none.forward)
+    assert none.hardware <= sel.hardware <= full.hardware
+    assert full.recompute == pytest.approx(none.forward - dict(none.detail)["logits"])
+    # layers add linearly: one more layer adds the same per-layer cost
+    m2 = m.model_copy(update={"n_layers": L + 1})
+    per_layer = flops_per_token(m2, s, conventions=conv).forward - none.forward
+    assert per_layer * L == pytest.approx(none.forward - dict(none.detail)["logits"])
+    # 6N never counts attention scores, so exact (no logits, matmul weights only) exceeds it by them
+    six = flops_per_token(m, s, conventions=FlopConventions(method="6N", count_logits=False))
+    exact = flops_per_token(m, s, conventions=FlopConventions(count_logits=False, causal_halved=halved))
+    norms = m.n_params().norms
+    assert exact.forward - (six.forward - 2 * norms) == pytest.approx(dict(exact.detail)["attention_scores"])
