@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from .._config_files import config_error_from_validation, read_config_file
 from ..errors import ConfigError, explain
-from .spec import MLASpec, ModelSpec, MoESpec
+from .spec import ModelSpec
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "to_hf_config"]
 
