@@ -1,0 +1,80 @@
+"""``scalelab fit``, ``forecast``, ``laws`` and ``laws show`` through typer's CliRunner, and the error
+path through ``main`` (one message, exit 1, no traceback)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scalelab.cli.app import app, main
+from scalelab.laws import ChinchillaLaw
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def runs_csv(tmp_path):
+    X, y = ChinchillaLaw._example_data(np.random.default_rng(0), n=60)
+    p = tmp_path / "runs.csv"
+    lines = ["n_params,flops,val_loss"] + [f"{n},{6 * n * d},{l}" for n, d, l in zip(X[0], X[1], y, strict=True)]
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_laws_list_and_show():
+    res = runner.invoke(app, ["laws", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert any(r["name"] == "chinchilla" and "Hoffmann" in r["citation"] for r in rows)
+    res = runner.invoke(app, ["laws", "show", "chinchilla", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["params"] == ["E", "A", "B", "alpha", "beta"]
+    assert d["presets"]["besiroglu2024"]["params"]["alpha"] == pytest.approx(0.34781)
+    res = runner.invoke(app, ["laws"])
+    assert res.exit_code == 0 and "chinchilla" in res.output
+
+
+def test_fit_then_forecast(runs_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    plot = tmp_path / "fit.png"
+    res = runner.invoke(app, ["fit", str(runs_csv), "--law", "chinchilla", "--n", "n_params", "--compute", "flops",
+                              "--loss", "val_loss", "--init", "coarse", "--bootstrap", "30", "--seed", "1",
+                              "--n-convention", "total", "--out", str(out), "--plot", str(plot),
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["law"] == "chinchilla" and d["params"]["alpha"] == pytest.approx(0.35, abs=0.1)
+    assert d["intervals"]["alpha"][0] < d["params"]["alpha"] < d["intervals"]["alpha"][1]
+    assert "D derived as C / (6 N)" in d["data"]["notes"]
+    assert out.exists() and plot.stat().st_size > 1000
+    res = runner.invoke(app, ["forecast", str(out), "--compute", "1e21", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    f = json.loads(res.output)
+    law = ChinchillaLaw.load(out)
+    assert f["N_opt"][0] == pytest.approx(float(law.compute_optimal(1e21).N_opt[0]))
+    assert f["bands"]["N_opt"]["low"][0] < f["N_opt"][0] < f["bands"]["N_opt"]["high"][0]
+    res = runner.invoke(app, ["forecast", str(out), "--params", "1e9", "--tokens", "2e10"])
+    assert res.exit_code == 0, res.output
+    assert "band (new run)" in res.output and "extrapolation" in res.output
+
+
+def test_forecast_preset_reproduces_40b():
+    res = runner.invoke(app, ["forecast", "chinchilla:hoffmann2022", "--compute", "5.76e23", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert round(json.loads(res.output)["N_opt"][0] / 1e9) == 40
+
+
+def test_cli_errors_are_one_message(runs_csv, capsys):
+    code = main(["fit", str(runs_csv), "--loss", "nope"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Unusable data" in err and "n_params" in err and "Traceback" not in err
+    code = main(["fit", str(runs_csv), "--law", "chinchila"])
+    assert code == 1 and "did you mean" in capsys.readouterr().err
+    code = main(["forecast", "chinchilla:hoffmann2022"])
+    assert code == 1 and "--compute" in capsys.readouterr().err
+    code = main(["fit"])
+    assert code == 1 and "no runs given" in capsys.readouterr().err

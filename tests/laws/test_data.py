@@ -1,0 +1,155 @@
+"""Runs in from every supported source, and bad input reported with row numbers and a remedy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scalelab.errors import ConfigError, DataError
+from scalelab.laws import ChinchillaLaw, load_runs
+
+
+def _table(n: int = 30, seed: int = 0) -> dict[str, np.ndarray]:
+    X, y = ChinchillaLaw._example_data(np.random.default_rng(seed), n=n)
+    return {"params": X[0], "tokens": X[1], "final_loss": y}
+
+
+def _write_csv(path, cols, header=None):
+    keys = header or list(cols)
+    lines = [",".join(keys)]
+    for i in range(len(next(iter(cols.values())))):
+        lines.append(",".join(str(cols[k][i]) for k in cols))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sources_agree(tmp_path):
+    import pandas as pd
+
+    cols = _table()
+    df = pd.DataFrame(cols)
+    csv = _write_csv(tmp_path / "runs.csv", cols)
+    pq = tmp_path / "runs.parquet"
+    df.to_parquet(pq)
+    js = tmp_path / "runs.json"
+    js.write_text(json.dumps(df.to_dict(orient="records")))
+    for src in (cols, df, csv, pq, js):
+        r = load_runs(src, n_convention="total")
+        np.testing.assert_allclose(r["N"], cols["params"])
+        np.testing.assert_allclose(r["D"], cols["tokens"])
+        np.testing.assert_allclose(r["L"], cols["final_loss"])
+        assert r.n_convention == "total"
+
+
+def test_tokens_derived_from_compute():
+    cols = _table()
+    r = load_runs({"N": cols["params"], "flops": 6 * cols["params"] * cols["tokens"], "loss": cols["final_loss"]})
+    np.testing.assert_allclose(r["D"], cols["tokens"], rtol=1e-12)
+    assert "D derived as C / (6 N)" in r.notes
+
+
+def test_toml_mapping(tmp_path):
+    cols = {"size": [1e8, 2e8], "toks": [1e9, 2e9], "xent": [3.0, 2.9]}
+    cfg = tmp_path / "cols.toml"
+    cfg.write_text('[columns]\nN = "size"\nD = "toks"\nloss = "xent"\n\n[conventions]\nN = "non-embedding"\n')
+    r = load_runs(cols, config=cfg)
+    assert r["N"].tolist() == [1e8, 2e8] and r["L"].tolist() == [3.0, 2.9]
+    assert r.n_convention == "non-embedding"
+    cfg.write_text("[colums]\nN='size'\n")
+    with pytest.raises(ConfigError, match="unknown tables"):
+        load_runs(cols, config=cfg)
+
+
+def test_missing_column_lists_what_was_found():
+    with pytest.raises(DataError, match=r"no loss column.*'params'.*'tokens'"):
+        load_runs({"params": [1.0, 2.0], "tokens": [3.0, 4.0]})
+    with pytest.raises(DataError, match=r"'Model size' \(mapped to N\) is not in.*Fix"):
+        load_runs(_table(), n="Model size")
+    runs = load_runs({"params": [1e8, 2e8], "loss": [3.0, 2.9]})
+    with pytest.raises(DataError, match=r"no column for 'D'.*--col D="):
+        ChinchillaLaw().fit(runs)
+
+
+def test_nan_and_non_positive_rows_are_named(tmp_path):
+    cols = _table(12)
+    cols["final_loss"][3] = np.nan
+    cols["params"][7] = -1.0
+    csv = _write_csv(tmp_path / "bad.csv", cols)
+    runs = load_runs(csv)
+    with pytest.raises(DataError, match=r"'N' has NaN or non-positive values at CSV lines 9"):
+        ChinchillaLaw().fit(runs)
+    cols["params"][7] = 1e8
+    runs = load_runs(cols)
+    with pytest.raises(DataError, match=r"'L' has NaN or non-positive values at data rows \(0-based\) 3"):
+        ChinchillaLaw().fit(runs)
+    # arrays straight into fit: same check, array row numbers
+    c = _table(12)
+    y = c["final_loss"].copy()
+    y[[2, 5]] = 0.0
+    with pytest.raises(DataError, match="rows 2, 5"):
+        ChinchillaLaw().fit(c["params"], c["tokens"], y)
+
+
+def test_non_numeric_cells_are_named(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text("N,D,loss\n1e8,1e9,3.0\n2e8,abc,2.9\n")
+    with pytest.raises(DataError, match=r"'D' has non-numbers at CSV lines 3"):
+        load_runs(p)
+
+
+def test_too_few_points_and_single_model_size():
+    c = _table(5)
+    with pytest.raises(DataError, match="too few points to fit 5 parameters"):
+        ChinchillaLaw().fit(c["params"], c["tokens"], c["final_loss"])
+    c = _table(30)
+    n_one = np.full(30, 1e9)
+    with pytest.raises(DataError, match=r"at least 3 distinct values of N.*several model sizes"):
+        ChinchillaLaw().fit(n_one, c["tokens"], c["final_loss"])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_runs(tmp_path / "nope.csv")
+    p = tmp_path / "runs.xlsx"
+    p.write_text("x")
+    with pytest.raises(DataError, match=r"\.csv, \.tsv, \.parquet"):
+        load_runs(p)
+    p = tmp_path / "runs.json"
+    p.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_runs(p)
+    p = tmp_path / "short.csv"
+    p.write_text("N,D,loss\n1,2\n")
+    with pytest.raises(DataError, match="line 2 has 2 fields"):
+        load_runs(p)
+
+
+def test_bad_options():
+    c = _table(30)
+    with pytest.raises(ConfigError, match="unknown loss"):
+        ChinchillaLaw(loss="l1").fit(c["params"], c["tokens"], c["final_loss"])
+    with pytest.raises(ConfigError, match="level"):
+        ChinchillaLaw(level=95).fit(c["params"], c["tokens"], c["final_loss"])
+    with pytest.raises(DataError, match="differ in length"):
+        ChinchillaLaw().fit(c["params"][:-1], c["tokens"], y=c["final_loss"][:-1][:-1])
+    with pytest.raises(ConfigError, match="N convention"):
+        load_runs(c, n_convention="embedding")
+
+
+def test_save_load_roundtrip(tmp_path):
+    c = _table(40)
+    law = ChinchillaLaw(init="coarse", n_bootstrap=20, random_state=1).fit(c["params"], c["tokens"], c["final_loss"])
+    path = law.save(tmp_path / "fit.json")
+    from scalelab.laws import load_fit
+
+    back = load_fit(path)
+    np.testing.assert_allclose(back.predict(1e9, 2e10), law.predict(1e9, 2e10))
+    np.testing.assert_allclose(back.predict_interval(1e9, 2e10), law.predict_interval(1e9, 2e10))
+    assert back.data_hash_ == law.data_hash_
+    d = json.loads(path.read_text())
+    assert d["scalelab_version"] and d["options"]["n_bootstrap"] == 20 and d["config_hash"]
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="not a saved fit"):
+        load_fit(tmp_path / "junk.json")
