@@ -146,9 +146,10 @@ class RunConfig(Spec):
                 raise ValueError(explain("decay branch points must lie in the stable phase", value=bad,
                                          allowed=f"token counts in [{max(tps, self.warmup_tokens)}, {stable_end})",
                                          fix="branch after warmup and before the final decay starts"))
-            if len(set(self.decay_branches)) != len(self.decay_branches):
-                raise ValueError(explain("decay branch points repeat", value=self.decay_branches,
-                                         fix="list each token count once"))
+            if len({-(-x // tps) for x in self.decay_branches}) != len(self.decay_branches):
+                raise ValueError(explain("decay branch points repeat or fall in the same optimizer step",
+                                         value=self.decay_branches, allowed=f"points at least {tps} tokens apart",
+                                         fix="list each token count once, one step (batch_size * seq_len) apart"))
         return self
 
     @property
@@ -354,6 +355,7 @@ class _Run:
                          if dtype == "bf16" else None)
         self.diverge_above = DIVERGENCE_FACTOR * math.log(config.model.vocab_size)
         self._val = None
+        self.eval_s = 0.0  # time spent evaluating, excluded from tokens/s
 
     def _ctx(self):
         import contextlib
@@ -382,6 +384,7 @@ class _Run:
         import torch
 
         cfg = self.config
+        t0 = time.perf_counter()
         if self._val is None:
             self._val = torch.from_numpy(self.data.val_windows(cfg.seq_len, cfg.eval_tokens))
         self.model.eval()
@@ -393,6 +396,7 @@ class _Run:
                 total += float(loss) * len(rows)
                 n += len(rows)
         self.model.train()
+        self.eval_s += time.perf_counter() - t0
         return total / n
 
     def diverged(self, loss: float) -> bool:
@@ -527,14 +531,14 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     t_train = 0.0
     seg_start = start
     for stop in [*stops, steps]:
-        t0 = time.perf_counter()
+        t0, ev0 = time.perf_counter(), run.eval_s
 
         def on_step(done: int) -> None:
             if ckpt is not None and checkpoint_every_steps and done % checkpoint_every_steps == 0:
                 save(done)
 
         status, last_loss, error = _segment(run, config, seg_start, stop, curve, log_every, progress, "step", on_step)
-        t_train += time.perf_counter() - t0
+        t_train += time.perf_counter() - t0 - (run.eval_s - ev0)  # training steps only, no evaluation
         seg_start = stop
         if status != "completed":
             break
