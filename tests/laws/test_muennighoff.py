@@ -1,0 +1,99 @@
+"""Acceptance 4 (issue 3): datablations. The two-stage fit on Muennighoff et al. 2023's 182 default-fit runs
+gives R_D* and R_N* within 10% of the published 15.39 and 5.31 (App. A; datablations
+utils/parametric_fit.ipynb @13701315, anchors/datablations/PROVENANCE.md). Stage 1 is the paper's C4 base
+(fitted on Chinchilla's C4 isoFLOP points, which are not in the anchors), so it is the fixed base here."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalelab.errors import ConfigError, DataError
+from scalelab.laws.muennighoff import MuennighoffLaw, effective_data, effective_params
+
+
+@pytest.fixture(scope="module")
+def datablations(anchors: Path):
+    path = anchors / "datablations" / "datablations_runs_default_fit.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found (Muennighoff et al. 2023 runs, huggingface/datablations)")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    cols = {k: np.array([float(r[c]) for r in rows]) for k, c in
+            (("N", "params"), ("D", "tokens"), ("U", "unique_tokens"), ("L", "val_loss"))}
+    assert cols["N"].size == 182
+    return cols
+
+
+def test_two_stage_fit_reproduces_decay_constants(datablations):
+    d = datablations
+    law = MuennighoffLaw(base="muennighoff2023", stage2="paper").fit(d["N"], d["D"], d["U"], d["L"])
+    assert law.params_["R_D_star"] == pytest.approx(15.387756, rel=0.10)
+    assert law.params_["R_N_star"] == pytest.approx(5.309743, rel=0.10)
+    # the notebook prints the minimum objective 0.015825936570763588 (summed Huber, delta 1e-3)
+    assert law.objective_ == pytest.approx(0.0158259, rel=1e-4)
+
+
+def test_global_search_finds_a_lower_objective_than_published(datablations):
+    """The paper's L-BFGS stops in a flat valley: scalelab's default search goes further down it. The
+    published constants are not the minimum of their own objective; the interval on R_D* shows how weakly
+    the runs identify it (this pins the finding, see docs/laws-catalog.md)."""
+    d = datablations
+    law = MuennighoffLaw(base="muennighoff2023").fit(d["N"], d["D"], d["U"], d["L"])
+    assert law.objective_ < 0.0158259 - 1e-5
+    lo, hi = law.intervals_["R_D_star"]
+    assert lo < 15.39 < hi and hi / lo > 5
+    assert law.params_["R_N_star"] < 5.31
+
+
+def test_preset_reproduces_readme_examples():
+    # datablations README: L(6.34e9, 242e9, 25e9) and L(8.67e9, 178e9, 25e9); 1e22 FLOPs with 25B unique
+    # tokens -> 237,336,955,477 tokens and 7,022,364,736 parameters
+    law = MuennighoffLaw.preset("muennighoff2023")
+    assert float(law.predict(6.34e9, 242e9, 25e9)) == pytest.approx(2.2256440889984477, abs=1e-6)
+    assert float(law.predict(8.67e9, 178e9, 25e9)) == pytest.approx(2.2269634075087867, abs=1e-6)
+    opt = law.compute_optimal(1e22, 25e9)
+    assert float(opt.D_opt[0]) == pytest.approx(237_336_955_477, rel=2e-3)
+    assert float(opt.N_opt[0]) == pytest.approx(7_022_364_736, rel=2e-3)
+
+
+def test_effective_data_table():
+    # laws.md §6: value of repeated data, D'/D at 4 / 16 epochs = 0.931 / 0.661; limit (1 + R_D*) U
+    rd = 15.387756
+    assert float(effective_data(4e9, 1e9, rd) / 4e9) == pytest.approx(0.931, abs=1e-3)
+    assert float(effective_data(16e9, 1e9, rd) / 16e9) == pytest.approx(0.661, abs=1e-3)
+    assert float(effective_data(1e15, 1e9, rd) / 1e9) == pytest.approx(1 + rd, rel=1e-6)
+    assert float(effective_data(1e9, 1e9, rd)) == pytest.approx(1e9)          # one epoch loses nothing
+    assert float(effective_params(1e9, 1e9, 5.3)) == pytest.approx(1e9)       # no excess parameters
+    # U_N = 0.051 U_D with the C4 base (App. A eq. 17)
+    p = MuennighoffLaw.presets["muennighoff2023"]["params"]
+    G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    assert G**2 == pytest.approx(0.051, abs=5e-4)
+
+
+def test_recovers_synthetic_parameters(rng):
+    X, y = MuennighoffLaw._example_data(rng)
+    law = MuennighoffLaw().fit(*X, y)
+    for k, v in MuennighoffLaw._example_params.items():
+        assert law.params_[k] == pytest.approx(v, rel=0.15), k
+    assert law.fit_info_["stage1"].startswith("fitted on")
+
+
+def test_bad_input(rng):
+    X, y = MuennighoffLaw._example_data(rng)
+    N, D, U = X
+    many = D > U * 1.5
+    with pytest.raises(DataError, match="single-epoch"):
+        MuennighoffLaw().fit(N[many], D[many], U[many], y[many])
+    with pytest.raises(ConfigError, match="base"):
+        MuennighoffLaw(base="no-such").fit(*X, y)
+    with pytest.raises(ConfigError, match="base dict"):
+        MuennighoffLaw(base={"E": 1.0}).fit(*X, y)
+    with pytest.raises(ConfigError, match="stage2"):
+        MuennighoffLaw(base="muennighoff2023", stage2="lbfgs").fit(*X, y)
+    with pytest.raises(DataError, match="U has NaN"):
+        MuennighoffLaw().fit(N, D, np.where(np.arange(U.size) == 3, math.nan, U), y)
