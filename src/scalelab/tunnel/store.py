@@ -330,7 +330,8 @@ class RunStore:
     path
         The SQLite file; ``None`` means :func:`default_store_path`. Parent folders are created.
     timeout_s
-        How long a write waits for another process's lock before raising :class:`StoreLockedError`.
+        How long a write waits for another process's lock before raising :class:`StoreLockedError`
+        (default ``$SCALELAB_STORE_TIMEOUT_S`` or 30 s).
     stale_after_s
         A ``running`` run whose heartbeat is older than this is considered abandoned and is reclaimed
         (a dead pid on this host is reclaimed at once).
@@ -342,9 +343,11 @@ class RunStore:
     {'completed': 12, 'diverged': 1}
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float = 30.0,
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float | None = None,
                  stale_after_s: float = 600.0) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
+        if timeout_s is None:
+            timeout_s = float(os.environ.get("SCALELAB_STORE_TIMEOUT_S", "30") or 30)
         self.timeout_s = float(timeout_s)
         self.stale_after_s = float(stale_after_s)
         self.hostname = socket.gethostname()
