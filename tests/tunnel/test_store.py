@@ -314,3 +314,19 @@ def test_heartbeat_keeps_a_run_and_reports_lost_claims(store):
     after = store.get(rec.hash)
     assert after.heartbeat_at > t0 and after.progress_tokens == 640
     assert not store.heartbeat(rec.hash, "someone-else")
+
+
+def test_an_older_store_gains_new_columns_without_losing_rows(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    with RunStore(path) as s:
+        rec = s.add(_cfg(0))
+        c = s.claim()
+        s.finish(c.hash, _result(1280), claim_id=c.claim_id)
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE runs DROP COLUMN resumed_from_step")  # as a store written before that column
+    con.commit()
+    con.close()
+    before = _rows(path)
+    with RunStore(path) as s:
+        assert s.get(rec.hash).final_val_loss == 2.5 and s.get(rec.hash).resumed_from_step is None
+    assert _rows(path) == before

@@ -453,6 +453,7 @@ class RunStore:
             if mode != "wal":
                 self._set_wal()
             self._conn.execute("PRAGMA synchronous = FULL")
+            self._add_missing_columns()
             return
         self._set_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
@@ -461,6 +462,18 @@ class RunStore:
                 c.execute(stmt)
             if c.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    def _add_missing_columns(self) -> None:
+        """Additive migration: a column this code knows but the file lacks is added (never dropped)."""
+        import re
+
+        have = {r["name"] for r in self._read("PRAGMA table_info(runs)")}
+        wanted = re.findall(r"^\s*(\w+) (INTEGER|REAL|TEXT)(?!.*NOT NULL)", _SCHEMA[1], flags=re.M)
+        missing = [(n, t) for n, t in wanted if n not in have]
+        if missing:
+            with self._write("adding new columns to the store") as c:
+                for name, typ in missing:
+                    c.execute(f"ALTER TABLE runs ADD COLUMN {name} {typ}")
 
     def _set_wal(self) -> None:
         # WAL lets readers (`scalelab tunnel ls`) proceed while a worker writes, and a killed writer
