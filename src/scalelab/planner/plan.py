@@ -329,7 +329,9 @@ class Plan:
                              f"{self.training_days:.1f} days, {format_count(self.gpu_hours)} GPU-hours"
                              + (f", ${format_count(self.cost_usd)}" if not math.isnan(self.cost_usd) else "")
                              + (f", {format_count(self.energy_kwh)} kWh" if not math.isnan(self.energy_kwh) else ""))
-        lines.append(f"  config      {self.config_hash} (scalelab {self.to_dict()['scalelab_version']})")
+        from .. import __version__
+
+        lines.append(f"  config      {self.config_hash} (scalelab {__version__})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
