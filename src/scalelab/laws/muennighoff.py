@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ConfigError, ConvergenceWarning, DataError, explain
+from ..errors import ConfigError, ConvergenceWarning, DataError, FitError, explain
 from .base import ScalingLaw, _data_hash
 
 __all__ = ["MuennighoffLaw", "effective_data", "effective_params", "optimal_params_for_tokens"]
@@ -102,7 +102,8 @@ class MuennighoffLaw(ScalingLaw):
         paper's own 182 runs the two disagree: ``"paper"`` reproduces 15.39 / 5.31, while ``"global"`` finds
         a lower objective near ``R_D* ≈ 47, R_N* ≈ 2.3`` (the objective is flat along that valley and
         L-BFGS stops early on Huber's small gradients); its wide interval on ``R_D*`` says how little the
-        runs pin it down.
+        runs pin it down. Bootstrap refits (``n_bootstrap > 0``) always use the batched solver, so with
+        ``"paper"`` they describe the objective's spread, not the paper's early stopping.
     **options
         As :class:`~scalelab.laws.base.ScalingLaw` (objective Huber delta 1e-3 on log-loss, summed).
 
@@ -471,7 +472,8 @@ def _paper_stage2(S2: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.
         records.append({"success": bool(r.success), "message": str(r.message), "fun": float(r.fun)})
         if best is None or r.fun < best.fun:
             best = r
-    assert best is not None  # starts is never empty (internal invariant, not user input)
+    if best is None:
+        raise FitError(explain("stage 2 got no starting points", fix="pass init as an (m, 2) array of R_D*, R_N*"))
     if not best.success:
         warnings.warn(explain(f"L-BFGS-B did not report success in the paper-style stage 2: {best.message}",
                               fix="compare with stage2='global'"), ConvergenceWarning, stacklevel=4)
