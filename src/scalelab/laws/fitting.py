@@ -193,8 +193,10 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         step = np.where(np.isfinite(step), step, 0.0)
         old = theta[A_idx]
         new = np.clip(old + step, lo, hi)
-        # trial points without the Jacobian; it is computed only for the accepted rows
-        nr, ndr, _, nval = evaluate(new, A_idx, False)
+        # Large batches (early multi-start iterations) accept most steps: evaluate the Jacobian with the
+        # trial point. Small ones evaluate it only for the accepted rows.
+        eager = A_idx.size > 500
+        nr, ndr, nJ, nval = evaluate(new, A_idx, eager)
         ov = val[A_idx]
         acc = nval <= ov
         # accept
@@ -205,7 +207,9 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         lam[A_idx[~acc]] = lam[A_idx[~acc]] * 4.0
         cr[acc] = nr[acc]
         cdr[acc] = ndr[acc]
-        if acc.any():
+        if eager:
+            cJ[acc] = nJ[acc]
+        elif acc.any():
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 cJ[acc] = law_cls._log_model(new[acc], X, jac=True)[1]
         dx = np.max(np.abs(new - old), axis=1)
