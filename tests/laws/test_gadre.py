@@ -98,6 +98,21 @@ def test_compute_optimal_ratio_is_constant():
     np.testing.assert_allclose(6 * opt.N_opt * opt.D_opt, [1e20, 1e23], rtol=1e-9)
 
 
+def test_chinchilla_form_is_equivalent():
+    law = GadreLaw.preset("gadre2024-rpj")
+    ch = law.to_chinchilla()
+    N = np.array([1e8, 1e9, 7e9])
+    M = np.array([20.0, 640.0, 5.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(ch.predict(N, M * N), law.predict(N, M), rtol=1e-12)
+        # same compute-optimal split from both
+        np.testing.assert_allclose(ch.compute_optimal(1e22).N_opt, law.compute_optimal(1e22).N_opt, rtol=1e-9)
+        # serving many tokens favours a smaller, over-trained model (the paper's motivation)
+        inf = ch.inference_optimal(target_loss=2.6, inference_tokens=1e13)
+    assert inf.D / inf.N > float(law.compute_optimal(1e22).tokens_per_param[0])
+
+
 def test_bad_input():
     with pytest.raises(NotFittedError):
         GadreLaw().predict(1e9, 20)

@@ -153,6 +153,35 @@ class GadreLaw(ScalingLaw):
         with np.errstate(all="ignore"):
             return {"alpha_equiv": 2 * p["eta"], "M_opt": (p["b"] / p["a"]) ** (1 / (2 * p["eta"]))}
 
+    def to_chinchilla(self) -> Any:
+        """The same law in Chinchilla's form: with ``C = 6 N D`` and ``D = M N``, eq. 4 is
+        ``E + A/N^alpha + B/D^beta`` with ``A = a 6^-eta``, ``B = b 6^-eta``, ``alpha = beta = 2 eta``.
+        The result has Chinchilla's forecasts (``compute_optimal``, ``isoloss``, and ``inference_optimal``,
+        the over-training trade-off that motivates Gadre et al.); it carries no intervals.
+
+        Examples
+        --------
+        >>> ch = GadreLaw.preset("gadre2024-rpj").to_chinchilla()
+        >>> round(ch.params_["alpha"], 3), round(ch.params_["A"], 1)
+        (0.272, 166.2)
+        """
+        from .chinchilla import ChinchillaLaw
+
+        self._check_fitted()
+        p = self.params_
+        f = 6.0 ** -p["eta"]
+        law = ChinchillaLaw(level=self.level, extrapolation_factor=self.extrapolation_factor)
+        law.params_ = {"E": p["E"], "A": p["a"] * f, "B": p["b"] * f, "alpha": 2 * p["eta"], "beta": 2 * p["eta"]}
+        law.theta_ = ChinchillaLaw._to_theta(law.params_)[0]
+        rng = getattr(self, "X_range_", None)
+        if rng:
+            (n_lo, n_hi), (m_lo, m_hi) = rng["N"], rng["M"]
+            law.X_range_ = {"N": (n_lo, n_hi), "D": (n_lo * m_lo, n_hi * m_hi)}
+        else:
+            law.X_range_ = None
+        law.source_ = f"converted from {self.name} ({getattr(self, 'preset_', None) or 'fit'})"
+        return law
+
     def predict_from_tokens(self, N: Any, D: Any) -> np.ndarray:
         """Loss at ``N`` parameters and ``D`` tokens (``M = D/N``)."""
         N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
