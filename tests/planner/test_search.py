@@ -100,3 +100,45 @@ def test_llama3_405b_layout_is_feasible_and_explained():
     bubble = llama3.best[0].time.bubble_s / llama3.best[0].step_time_s
     assert bubble > r.best[0].time.bubble_s / r.best[0].step_time_s
     assert r.n_explored > 10_000
+
+
+def _space_layouts():
+    from hypothesis import strategies as st
+
+    @st.composite
+    def layouts(draw):
+        tp = draw(st.sampled_from([1, 2, 4, 8]))
+        pp = draw(st.sampled_from([1, 2, 4]))
+        cp = draw(st.sampled_from([1, 2]))
+        z = draw(st.sampled_from([0, 1, 2, 3]))
+        oo = draw(st.sampled_from(["none", "cpu"]))
+        return Layout(tp=tp, pp=pp, cp=cp, zero=z, offload_optimizer=oo,
+                      offload_params=draw(st.sampled_from(["none", "cpu"])) if z == 3 else "none",
+                      recompute=draw(st.sampled_from(["none", "selective", "full"])),
+                      micro_batch=draw(st.sampled_from([1, 2, 4])),
+                      interleave=draw(st.sampled_from([1, 2])) if pp > 1 else 1,
+                      sequence_parallel=tp > 1)
+
+    return layouts()
+
+
+def test_no_layout_of_the_space_beats_the_search():
+    """Property: every feasible layout drawn from the searched space is at most as fast as the search's best
+    (the step-time bound and the dominance rules never discard a faster layout)."""
+    from hypothesis import HealthCheck, given, settings
+
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 16)
+    train = TrainSpec(seq_len=4096, global_batch=64)
+    r = search_layouts(model, cluster, train, top=1, max_cp=2, max_interleave=2, max_micro_batch=4, max_pp=4)
+    best = r.best[0].step_time_s
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_space_layouts())
+    def check(layout):
+        p = plan(model, cluster, train, layout)
+        assert bool(p.reasons) != p.feasible
+        if p.feasible:
+            assert p.step_time_s >= best * (1 - 1e-9), (layout.short(), p.step_time_s, best)
+            assert 0 < p.mfu < 1 and p.memory.total_bytes > 0
+
+    check()

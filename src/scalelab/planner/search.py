@@ -360,12 +360,13 @@ def search_layouts(
                     ew_tok = elementwise_bytes_per_token_layer(model, ew_layout, train.seq_len, train.precision)
                     for z, oo, op, sg in zero_off:
                         sub = len(recompute) * len(mbs) * len(vs)
-                        if dp * cp == 1 and (z > 0 or sg != "dp") and 0 in zero_stages:
+                        edp = dp * cp * tp // (ep * etp)  # expert-data-parallel group (MoE)
+                        if dp * cp == 1 and edp == 1 and (z > 0 or sg != "dp") and 0 in zero_stages:
                             reject(lambda: base.model_copy(update={"zero": z}),
                                    ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub,
                                    "ZeRO>0 with dp*cp=1 (duplicate of ZeRO-0)")
                             continue
-                        if dp * cp > 1 and z == 0 and 1 in zero_stages:
+                        if (dp * cp > 1 or edp > 1) and z == 0 and 1 in zero_stages:
                             reject(lambda: base.model_copy(update={"zero": 0, "offload_optimizer": oo}),
                                    ["dominated by zero=1: the same bytes on the wire (reduce-scatter + all-gather "
                                     "= all-reduce), less memory and a sharded optimizer step"], sub,
@@ -427,10 +428,11 @@ def search_layouts(
                 upd["shard_group"], upd["recompute"])
         mb, v = upd["micro_batch"], upd["interleave"]
         prev = oom.get(mkey)
-        if prev and any(mb0 <= mb and v0 <= v for mb0, v0 in prev):
-            # Activations grow with the micro-batch and with interleaving: a smaller one already failed.
+        if prev and any(mb0 <= mb and (v0 == v or v0 == 1) for mb0, v0 in prev):
+            # Activations grow with the micro-batch, and interleaving (v > 1) holds more in flight than
+            # plain 1F1B (Narayanan 2021: x (1 + (p-1)/(p v))): a smaller one of these already failed.
             reject(lambda: base.model_copy(update=upd),
-                   ["out of memory (a smaller micro-batch or interleave of this layout already is)"], 1,
+                   ["out of memory (a smaller micro-batch of this layout already is)"], 1,
                    "out of memory")
             continue
         skey = mkey[:4] + mkey[6:] + (mb, v)  # the same layout without offload
