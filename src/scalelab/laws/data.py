@@ -257,6 +257,11 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     ...                  drop_top_loss=5)                                    # doctest: +SKIP
     >>> ChinchillaLaw().fit(runs)                                            # doctest: +SKIP
     """
+    store_default_conv = None
+    if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in
+                             (".sqlite", ".db", ".sqlite3")):
+        # the run store's N is the total parameter count (scalelab.tunnel.store.RunStore.runs_table)
+        store_default_conv = "total"
     if store is not None:
         raw, label, kind, offset = _read_store(Path(store))
     elif source is None:
@@ -337,7 +342,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         notes.append(f"dropped the {drop_top_loss} highest-loss runs ({kind} "
                      f"{', '.join(str(int(labels[i])) for i in dropped)})")
         labels = labels[keep]
-    nconv = n_convention or conv.get("N") or "unknown"
+    nconv = n_convention or conv.get("N") or store_default_conv or "unknown"
     if nconv not in N_CONVENTIONS:
         raise ConfigError(explain("unknown N convention", value=nconv, allowed=", ".join(N_CONVENTIONS)))
     if nconv == "unknown" and "N" in cols:
