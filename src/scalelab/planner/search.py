@@ -43,7 +43,7 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from ..units import GiB
-from .comm import activation_bytes, collective_time_s, group_link
+from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
 from .plan import Plan, check_layout, plan
@@ -307,13 +307,23 @@ def search_layouts(
         return [v for v in _divisors(-(-L // pp)) if v <= max_interleave and ok("interleave", v)] or [1]
 
     ep_opts_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
+    n_total = model.n_params().total
     a_bytes = activation_bytes(train.precision)
 
+    @functools.lru_cache(maxsize=None)
     def critical_comm_lb(tp: int, pp: int, cp: int, mb: int) -> tuple[float, float]:
-        """Lower bounds on TP time per micro-batch and PP time per micro-batch and chunk (seconds): at
-        least one all-reduce pair per layer (two with dense MLPs), as comm_per_step counts them."""
+        """Lower bounds on TP + CP time per micro-batch and PP time per micro-batch and chunk (seconds):
+        at least one all-reduce pair per layer (two with dense MLPs) and the CP gathers without
+        recompute, as comm_per_step counts them."""
         msg = mb * train.seq_len / cp * model.d_model * a_bytes
         tp_s = pp_s = 0.0
+        if cp > 1:
+            link = group_link(tp, cp, gpn)
+            bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
+            kv = mb * train.seq_len * (model.kv_dim + model.v_dim) / tp * a_bytes
+            one = collective_time_s("all_gather", kv, cp, bandwidth_bytes_per_s=bw, latency_s=gpu.link_latency_s,
+                                    efficiency=gpu.network_efficiency)
+            tp_s += 3 * one * (-(-L // pp))  # all-gather forward and backward + reduce-scatter (same cost)
         if tp > 1:
             link = group_link(1, tp, gpn)
             bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
@@ -389,6 +399,19 @@ def search_layouts(
                             reject(lay0, [f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more "
                                           f"than {host_limit / GiB:.1f} GiB"], sub)
                             continue
+                        # DP/ZeRO collectives: time per call, and how the call count grows with the
+                        # micro-batches per step (ZeRO-2 reduce-scatters and ZeRO-3 gathers per micro-batch).
+                        frac = 1.0
+                        if train.lora is not None and getattr(bound, "trainable_params", 0):
+                            frac = min(1.0, bound.trainable_params / n_total)
+                        dp_terms = []
+                        for col in comm_per_step(model, cluster, train, lay0, dp=dp,
+                                                 trainable_fraction=frac).collectives:
+                            if col.critical:
+                                continue
+                            per_m = (z >= 2 and "reduce-scatter" in col.name) * 1 + \
+                                (z == 3 and "all-gather" in col.name) * 2
+                            dp_terms.append((col.time_s / col.calls_per_step, per_m))
                         for rc in recompute:
                             hw = flops_cache[(rc,)].hardware
                             base_s = hw / n * imbalance / (peak * eff)
@@ -409,8 +432,11 @@ def search_layouts(
                                                [f"the interleaved schedule needs micro-batches per step ({m}) "
                                                 f"to be a multiple of pp={pp}"])
                                         continue
+                                    t_dp = sum(t1 * (per_m * m if per_m else 1) for t1, per_m in dp_terms)
+                                    window = base_s if z >= 2 else base_s * (2.0 / 3.0) / m
+                                    dp_lb = max(0.0, t_dp - dp_overlap * window)
                                     lb = to_score((base_s + m * crit_mb[0] + m * v * crit_mb[1])
-                                                  * (1 + (pp - 1) / (v * m)) + host_opt)
+                                                  * (1 + (pp - 1) / (v * m)) + host_opt + dp_lb)
                                     candidates.append((lb, next(tie), base,
                                                        {**upd0, "recompute": rc, "micro_batch": mb, "interleave": v}))
 
