@@ -182,9 +182,26 @@ def test_domain_weights_run(tmp_path):
     (tmp_path / "b.txt").write_text("zyx zyx " * 2000)
     cfg = tiny(corpus=f"a={tmp_path / 'a.txt'};b={tmp_path / 'b.txt'}", domain_weights={"a": 1.0, "b": 0.0},
                n_tokens=8 * 128)
-    assert train(cfg, num_threads=1).status == "completed"
+    r = train(cfg, num_threads=1)
+    assert r.status == "completed"
+    # Trained on domain a only: its held-out loss is far below the unseen domain b's.
+    assert set(r.final_val_loss_by_domain) == {"a", "b"}
+    assert r.final_val_loss_by_domain["a"] < r.final_val_loss_by_domain["b"] - 1.0
     with pytest.raises(ConfigError, match="unknown domains"):
         train(cfg.model_copy(update={"domain_weights": {"c": 1.0}}), num_threads=1)
+
+
+def test_bf16_autocast_on_cpu_trains(corpus):
+    r = train(tiny(corpus=corpus, dtype="bf16", n_tokens=12 * 128), num_threads=1)
+    assert (r.status, r.dtype) == ("completed", "bf16")
+    assert r.final_val_loss < math.log(256) - 1.0
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager(corpus):
+    eager = train(tiny(corpus=corpus, n_tokens=8 * 128), num_threads=1)
+    compiled = train(tiny(corpus=corpus, n_tokens=8 * 128, compile=True), num_threads=1)
+    assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, abs=1e-3)
 
 
 # ---- bad input ---------------------------------------------------------------------------------------

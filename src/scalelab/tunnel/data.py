@@ -400,11 +400,12 @@ class TokenData:
         t = torch.from_numpy(rows)
         return t[:, :-1], t[:, 1:]
 
-    def val_windows(self, seq_len: int, eval_tokens: int) -> np.ndarray:
+    def val_windows(self, seq_len: int, eval_tokens: int, domain: str | None = None) -> np.ndarray:
         """Fixed validation windows ``(n, seq_len + 1)``: evenly spaced over the concatenated val
-        streams (domains in sorted order), ``n = max(1, eval_tokens // seq_len)``."""
-        self._check_len(seq_len, "validation", self.val)
-        streams = [self.val[d] for d in self.domains if len(self.val[d]) > seq_len]
+        streams (domains in sorted order, or only ``domain``), ``n = max(1, eval_tokens // seq_len)``."""
+        pool = self.val if domain is None else {domain: self.val[domain]}
+        self._check_len(seq_len, "validation", pool)
+        streams = [pool[d] for d in sorted(pool) if len(pool[d]) > seq_len]
         lens = np.array([len(a) - seq_len for a in streams])
         total = int(lens.sum())
         n = max(1, eval_tokens // seq_len)

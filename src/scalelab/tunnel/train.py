@@ -246,7 +246,8 @@ class BranchResult:
 class TrainResult:
     """Outcome of :func:`train`: status, final losses, throughput, counts and the loss curve.
 
-    ``curve`` entries are ``{"step", "tokens", "train_loss", "val_loss", "lr"}``: ``step`` counts
+    ``final_val_loss_by_domain`` holds each corpus domain's held-out loss at the end (multi-domain
+    corpora only). ``curve`` entries are ``{"step", "tokens", "train_loss", "val_loss", "lr"}``: ``step`` counts
     completed optimizer steps, ``train_loss`` is the mean training cross-entropy (nats/token) since the
     previous point, ``val_loss`` is set where an evaluation ran (else ``None``), ``lr`` is the last
     learning rate used. ``flops_per_token`` is the planner's training FLOPs per token (forward +
@@ -271,6 +272,7 @@ class TrainResult:
     error: str | None = None
     resumed_from_step: int = 0
     version: str = ""
+    final_val_loss_by_domain: dict[str, float] = field(default_factory=dict)
 
     @property
     def flops(self) -> float:
@@ -380,18 +382,23 @@ class _Run:
         self.opt.zero_grad(set_to_none=True)
         return float(loss.detach()), lr
 
-    def evaluate(self) -> float:
+    def evaluate(self, domain: str | None = None) -> float:
+        """Mean validation cross-entropy on the fixed windows (of one domain, or of all)."""
         import torch
 
         cfg = self.config
         t0 = time.perf_counter()
-        if self._val is None:
-            self._val = torch.from_numpy(self.data.val_windows(cfg.seq_len, cfg.eval_tokens))
+        if domain is not None:
+            val = torch.from_numpy(self.data.val_windows(cfg.seq_len, cfg.eval_tokens, domain))
+        else:
+            if self._val is None:
+                self._val = torch.from_numpy(self.data.val_windows(cfg.seq_len, cfg.eval_tokens))
+            val = self._val
         self.model.eval()
         total, n = 0.0, 0
         with torch.no_grad(), self._ctx():
-            for i in range(0, len(self._val), cfg.batch_size):
-                rows = self._val[i : i + cfg.batch_size].to(self.device)
+            for i in range(0, len(val), cfg.batch_size):
+                rows = val[i : i + cfg.batch_size].to(self.device)
                 _, loss, _ = self.model(rows[:, :-1], rows[:, 1:])
                 total += float(loss) * len(rows)
                 n += len(rows)
@@ -554,6 +561,10 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     else:
         final_val, final_train = None, None
     trained_tokens = (done_steps - resumed_from) * tps
+    by_domain: dict[str, float] = {}
+    if status == "completed" and len(data.domains) > 1:
+        # Per-domain held-out loss at the end, for data-mixture laws (RegMix, Ye et al. 2024).
+        by_domain = {d: run.evaluate(d) for d in data.domains if len(data.val[d]) > config.seq_len}
     return TrainResult(
         status=status,
         final_train_loss=final_train,
@@ -573,6 +584,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
         error=error,
         resumed_from_step=resumed_from,
         version=version,
+        final_val_loss_by_domain=by_domain,
     )
 
 
