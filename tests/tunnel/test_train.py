@@ -24,11 +24,13 @@ def _golden_module(assets):
 
 
 @pytest.fixture(scope="module")
-def golden_run(request):
-    assets = request.config.rootpath / "tests" / "assets"
+def golden_run(assets, tmp_path_factory):
     mod = _golden_module(assets)
     cfg = mod.golden_config(assets / "golden_corpus.txt")
-    return cfg, train(cfg, num_threads=1), json.loads((assets / "golden_tiny_curve.json").read_text())
+    with pytest.MonkeyPatch.context() as mp:  # module scope runs before the per-test SCALELAB_HOME
+        mp.setenv("SCALELAB_HOME", str(tmp_path_factory.mktemp("golden_home")))
+        result = train(cfg, num_threads=1)
+    return cfg, result, json.loads((assets / "golden_tiny_curve.json").read_text())
 
 
 def tiny(**kw) -> RunConfig:
