@@ -130,8 +130,10 @@ class ModelSpec(Spec):
     """MLP type: two matrices with GELU, or three (gate, up, down) with SwiGLU."""
     norm_kind: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     """RMSNorm (weight only) or LayerNorm (weight and bias)."""
-    position_kind: Literal["rope", "learned"] = "rope"
-    """Rotary position embedding (no parameters) or a learned table of ``seq_len x d_model``."""
+    position_kind: Literal["rope", "learned", "relative", "alibi"] = "rope"
+    """Rotary embedding (no parameters), a learned ``seq_len x d_model`` table (GPT), Transformer-XL
+    relative positions (Gopher/Chinchilla: a per-layer ``d_model x n_heads*d_head`` projection of the
+    relative encodings; Rae et al. 2021 §C), or ALiBi biases (BLOOM; no parameters)."""
     tied_embeddings: bool = False
     """Whether the output head shares the input embedding matrix."""
     attn_bias: Literal["none", "qkv", "all"] = "none"
@@ -232,6 +234,8 @@ class ModelSpec(Spec):
             n += h
         if self.qk_norm:
             n += 2 * dh
+        if self.position_kind == "relative":
+            n += h * a * dh  # Transformer-XL's projection of the sinusoidal relative encodings
         return n
 
     def _norm_params(self) -> int:

@@ -50,6 +50,15 @@ def check_buildable(spec: ModelSpec) -> None:
     Shape errors (heads not dividing d_model, kv heads not dividing heads) are already rejected when the
     :class:`ModelSpec` is constructed.
     """
+    if spec.position_kind in ("relative", "alibi"):
+        raise ConfigError(
+            explain(
+                f"model {spec.name!r} uses {spec.position_kind} positions, which the wind tunnel does not build",
+                value=spec.position_kind,
+                allowed="rope or learned",
+                fix="set position_kind='rope' for tunnel runs; the planner still counts these models",
+            )
+        )
     if spec.mla is not None:
         raise ConfigError(
             explain(
