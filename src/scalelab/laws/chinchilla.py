@@ -225,6 +225,35 @@ class ChinchillaLaw(ScalingLaw):
         theta = np.atleast_2d(theta)
         lN, lD = np.log(X[0])[None, :], np.log(X[1])[None, :]
         e, a, b, al, be = (theta[:, i : i + 1] for i in range(5))
+        # Relative to the E term: log L = e + log(1 + u1 + u2), u1 = exp(a - alpha log N - e), ...
+        # Two exponentials per point instead of three; within the fitting bounds u stays far below
+        # overflow, and any row that does overflow is recomputed with the max-shifted form.
+        with np.errstate(over="ignore", invalid="ignore"):
+            u1 = np.exp((a - e) - al * lN)
+            u2 = np.exp((b - e) - be * lD)
+            s = 1.0 + u1 + u2
+            f = e + np.log(s)
+        bad = ~np.isfinite(f).all(axis=1)
+        if bad.any():
+            f[bad], J_bad = cls._log_model_shifted(theta[bad], lN, lD, jac)
+        if not jac:
+            return f, None
+        w0 = 1.0 / s
+        J = np.empty((theta.shape[0], 5, lN.shape[1]))
+        J[:, 0] = w0
+        np.multiply(u1, w0, out=J[:, 1])
+        np.multiply(u2, w0, out=J[:, 2])
+        np.multiply(J[:, 1], -lN, out=J[:, 3])
+        np.multiply(J[:, 2], -lD, out=J[:, 4])
+        if bad.any():
+            J[bad] = J_bad
+        return f, J  # (k, P, n)
+
+    @classmethod
+    def _log_model_shifted(cls, theta: np.ndarray, lN: np.ndarray, lD: np.ndarray,
+                           jac: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """log-sum-exp with the maximum term factored out: finite for any parameters."""
+        e, a, b, al, be = (theta[:, i : i + 1] for i in range(5))
         t0 = np.broadcast_to(e, (theta.shape[0], lN.shape[1]))
         t1 = a - al * lN
         t2 = b - be * lD
@@ -234,14 +263,8 @@ class ChinchillaLaw(ScalingLaw):
         f = m + np.log(s)
         if not jac:
             return f, None
-        inv = 1.0 / s
-        J = np.empty((theta.shape[0], 5, lN.shape[1]))
-        np.multiply(x0, inv, out=J[:, 0])
-        np.multiply(x1, inv, out=J[:, 1])
-        np.multiply(x2, inv, out=J[:, 2])
-        np.multiply(J[:, 1], -lN, out=J[:, 3])
-        np.multiply(J[:, 2], -lD, out=J[:, 4])
-        return f, J  # (k, P, n)
+        w0, w1, w2 = x0 / s, x1 / s, x2 / s
+        return f, np.stack([w0, w1, w2, -w1 * lN, -w2 * lD], axis=1)
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:

@@ -172,8 +172,9 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
             break
         Wa = None if W is None else W[A_idx]
         with np.errstate(over="ignore", invalid="ignore"):
-            psi = obj.psi(cr) * cdr
-            om = obj.irls_weight(cr) * cdr * cdr
+            w_ir = obj.irls_weight(cr)  # psi(r) = w_ir * r for every objective here
+            psi = w_ir * cr * cdr
+            om = w_ir * cdr * cdr
             if Wa is not None:
                 psi = psi * Wa
                 om = om * Wa
@@ -208,7 +209,10 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         cr[acc] = nr[acc]
         cdr[acc] = ndr[acc]
         if eager:
-            cJ[acc] = nJ[acc]
+            if acc.all():
+                cJ = nJ
+            else:
+                cJ[acc] = nJ[acc]
         elif acc.any():
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 cJ[acc] = law_cls._log_model(new[acc], X, jac=True)[1]
