@@ -103,6 +103,9 @@ def test_power_scheduler_pinned_to_reference_vector():
     assert lr_at(c, 1e12) == pytest.approx(3.57e-3, rel=2e-3)
     assert lr_at(c, 1e3) == 0.02  # capped at eta_max early on
     assert lr_at(c, 2e12) == pytest.approx(0.1 * lr_at(c, 1.8e12), rel=1e-9)  # decays to min_lr_ratio
+    # Warmup climbs to the power-law value at its end, not to eta_max (no jump after warmup).
+    cw = c.model_copy(update={"warmup_tokens": 10**12})
+    assert lr_at(cw, 0.5e12 - cw.tokens_per_step) == pytest.approx(0.5 * lr_at(cw, 1e12), rel=1e-9)
 
 
 def test_runs_are_deterministic(corpus):

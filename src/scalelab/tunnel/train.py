@@ -188,12 +188,17 @@ def lr_at(config: RunConfig, tokens: float) -> float:
     >>> lr_at(c, 40), lr_at(c, 500), round(lr_at(c, 900), 4), round(lr_at(c, 1000), 4)
     (0.5, 1.0, 0.3162, 0.1)
     """
-    lr, n = config.lr, config.n_tokens
-    lr_min = config.min_lr_ratio * lr
     w = config.warmup_tokens
     if w > 0 and tokens < w:
-        # Linear warmup; the step about to run counts, so the first step does not waste a zero lr.
-        return lr * min(1.0, (tokens + config.tokens_per_step) / w)
+        # Linear warmup to the schedule's value at the end of warmup (eta_max, or the Power law's value);
+        # the step about to run counts, so the first step does not waste a zero learning rate.
+        return _after_warmup(config, w) * min(1.0, (tokens + config.tokens_per_step) / w)
+    return _after_warmup(config, tokens)
+
+
+def _after_warmup(config: RunConfig, tokens: float) -> float:
+    lr, n, w = config.lr, config.n_tokens, config.warmup_tokens
+    lr_min = config.min_lr_ratio * lr
     s = config.schedule
     if s == "constant":
         return lr
@@ -344,8 +349,9 @@ class _Run:
         from .model import GPT
 
         self.config, self.data, self.device, self.dtype = config, data, device, dtype
-        torch.manual_seed(config.seed)
-        self.raw = GPT(config.model).to(device)
+        with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+            torch.manual_seed(config.seed)
+            self.raw = GPT(config.model).to(device)
         self.model = self.raw
         if config.compile:
             self.model = torch.compile(self.raw)
