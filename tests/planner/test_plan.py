@@ -138,10 +138,13 @@ def test_config_hash_is_stable_and_sensitive(small):
 
 
 def test_efficiency_override_scales_the_matmul_time(small):
-    a = plan(*small, Layout(tp=2, zero=1), efficiency=0.3)
-    b = plan(*small, Layout(tp=2, zero=1), efficiency=0.6)
+    a = plan(*small, Layout(tp=2, zero=1), efficiency=0.3, attention_efficiency=0.2)
+    b = plan(*small, Layout(tp=2, zero=1), efficiency=0.6, attention_efficiency=0.4)
     assert a.time.matmul_s == pytest.approx(2 * b.time.matmul_s)
     assert a.step_time_s > b.step_time_s
+    # The device's FlashAttention efficiency (H100: FA2) makes attention slower than the GEMMs.
+    c = plan(*small, Layout(tp=2, zero=1), efficiency=0.6)
+    assert c.time.matmul_s > b.time.matmul_s
 
 
 def test_measured_inputs_replace_the_model(small):
@@ -213,6 +216,7 @@ def test_kv_heads_rule():
     {"measured_step_time_s": -1.0}, {"measured_step_time_s": 0.0}, {"measured_tflops_per_gpu": -5},
     {"measured_step_time_s": 1.0, "measured_tflops_per_gpu": 100},
     {"dp_overlap": 1.5}, {"memory_limit_bytes": -1}, {"mfu_peak_dtype": "fp4"},
+    {"attention_efficiency": 0.0}, {"attention_efficiency": 2.0},
 ])
 def test_bad_values_raise(small, kwargs):
     with pytest.raises(ConfigError):

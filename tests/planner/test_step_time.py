@@ -99,3 +99,30 @@ def test_fp8_runs_at_the_fp8_peak_and_fails_clearly_without_one():
     with pytest.raises(ConfigError, match="fp8"):
         model_step_time(MODEL, cl, TrainSpec(seq_len=2048, global_batch=1, precision="fp8"), Layout(),
                         hardware_flops=1e15, comm=CommBreakdown(), dp=1)
+
+
+def test_fused_attention_runs_at_its_own_efficiency():
+    """FlashAttention FLOPs run at ``attention_efficiency``; without FlashAttention the attention core is
+    batched GEMMs at the matmul efficiency (the HBM traffic of its softmax is the elementwise term)."""
+    lay = Layout()
+    base = _st(lay, comm=CommBreakdown(), efficiency=0.5)
+    slow = _st(lay, comm=CommBreakdown(), efficiency=0.5, attention_flops=2e17, attention_efficiency=0.25)
+    # 2e17 of the 1e18 FLOPs at half the speed: +2e17 / 16 / (1e15 * 0.5)
+    assert slow.matmul_s - base.matmul_s == pytest.approx(2e17 / 16 / (1e15 * 0.5))
+    no_flash = _st(Layout(flash_attention=False), comm=CommBreakdown(), efficiency=0.5, attention_flops=2e17,
+                   attention_efficiency=0.25)
+    assert no_flash.matmul_s == pytest.approx(base.matmul_s)
+
+
+def test_attention_flops_from_the_flops_breakdown():
+    from scalelab.planner import FlopConventions, flops_per_step
+    from scalelab.planner.step_time import attention_hardware_flops
+
+    train = TrainSpec(seq_len=2048, global_batch=8)
+    f = flops_per_step(MODEL, train)
+    fwd = dict(f.detail)["attention_scores"]
+    assert attention_hardware_flops(f, "none") == pytest.approx(3 * fwd)
+    assert attention_hardware_flops(flops_per_step(MODEL, train, recompute="full"), "full") == pytest.approx(4 * fwd)
+    sel3 = flops_per_step(MODEL, train, recompute="selective", conventions=FlopConventions(selective_recompute_passes=3))
+    assert attention_hardware_flops(sel3, "selective") == pytest.approx(6 * fwd)
+    assert attention_hardware_flops(flops_per_step(MODEL, train, conventions=FlopConventions(method="6N")), "none") == 0

@@ -20,8 +20,9 @@ Catalog fields (units in the names)
     Scale-out network per GPU in Gb/s (bits, as NICs are sold: 400 for one NDR port per GPU).
 ``gpus_per_node``, ``pcie_gb_per_s``, ``host_memory_gb_per_gpu``, ``nvme_gb_per_s``, ``power_w``
     Node shape, host link and offload resources.
-``matmul_efficiency``, ``network_efficiency``, ``link_latency_us``
-    Defaults for the step-time model, with ``efficiency_source`` saying what public data set them.
+``matmul_efficiency``, ``attention_efficiency``, ``network_efficiency``, ``link_latency_us``
+    Defaults for the step-time model, with ``efficiency_source`` saying what public data set them
+    (``attention_efficiency`` is optional: the fused attention kernel, else ``matmul_efficiency``).
 ``price_per_hour``, ``price_source``
     Indicative USD per GPU-hour; always pass your own for a real budget.
 ``name``, ``display_name``, ``aliases``, ``source``
@@ -61,6 +62,7 @@ _SCALAR_FIELDS: dict[str, tuple[str, float]] = {
     "gpus_per_node": ("gpus_per_node", 1),
     "power_w": ("power_w", 1),
     "matmul_efficiency": ("matmul_efficiency", 1),
+    "attention_efficiency": ("attention_efficiency", 1),
     "network_efficiency": ("network_efficiency", 1),
     "price_per_hour": ("price_per_hour", 1),
 }

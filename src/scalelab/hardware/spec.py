@@ -39,6 +39,9 @@ class GPUSpec(Spec):
     """Board power (TDP) in watts, for energy estimates; ``None`` when unpublished."""
     matmul_efficiency: float = Field(0.5, gt=0, le=1)
     """Achievable fraction of dense peak for large training matmuls (the default step-time model)."""
+    attention_efficiency: float | None = Field(None, gt=0, le=1)
+    """Achievable fraction of dense peak for the fused attention kernel (FlashAttention forward + backward);
+    ``None`` uses ``matmul_efficiency``."""
     network_efficiency: float = Field(0.7, gt=0, le=1)
     """Achievable fraction of link bandwidth for large collectives (bus bandwidth / line rate)."""
     link_latency_s: float = Field(5e-6, ge=0)

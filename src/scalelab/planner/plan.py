@@ -34,7 +34,14 @@ from ..units import GiB, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_bytes, format
 from .comm import CommBreakdown, comm_per_step
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
-from .step_time import DEFAULT_DP_OVERLAP, StepTime, compute_dtype, measured_step_time, model_step_time
+from .step_time import (
+    DEFAULT_DP_OVERLAP,
+    StepTime,
+    attention_hardware_flops,
+    compute_dtype,
+    measured_step_time,
+    model_step_time,
+)
 
 __all__ = ["Plan", "plan", "check_layout", "resolve_dp"]
 
@@ -370,6 +377,7 @@ def plan(
     dp_overlap: float = DEFAULT_DP_OVERLAP,
     mfu_peak_dtype: str | None = None,
     memory_limit_bytes: float | None = None,
+    attention_efficiency: float | None = None,
     _flops_cache: dict | None = None,
 ) -> Plan:
     """Evaluate one layout of ``model`` on ``cluster`` for ``train``.
@@ -392,6 +400,9 @@ def plan(
         Dense peak that MFU and HFU divide by; default the compute dtype of ``train.precision``.
     memory_limit_bytes
         Usable memory per GPU; default the GPU's HBM capacity.
+    attention_efficiency
+        Fraction of dense peak that the fused attention kernel reaches (FlashAttention); default
+        ``cluster.gpu.attention_efficiency``, else the matmul efficiency.
 
     Returns
     -------
@@ -414,6 +425,10 @@ def plan(
 
     layout = layout if layout is not None else Layout()
     _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
+    if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
+                                                 and 0 < attention_efficiency <= 1):
+        raise ConfigError(explain("attention_efficiency must be a fraction of peak in (0, 1]",
+                                  value=attention_efficiency, fix="pass e.g. 0.35, or leave it out"))
     reasons = check_layout(model, cluster, train, layout)
     dp = resolve_dp(cluster, layout)
     if dp is not None and layout.dp is None:
@@ -432,7 +447,7 @@ def plan(
             _flops_cache[key] = flops
     options = {"efficiency": efficiency, "measured_step_time_s": measured_step_time_s,
                "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
-               "memory_limit_bytes": memory_limit_bytes}
+               "memory_limit_bytes": memory_limit_bytes, "attention_efficiency": attention_efficiency}
     structural = bool(reasons)
     memory = comm = time = None
     if not structural:
@@ -461,7 +476,9 @@ def plan(
             efficiency=efficiency, dp_overlap=dp_overlap, model_state_bytes=states,
             offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
             host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
-            nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0)
+            nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
+            attention_flops=attention_hardware_flops(flops, layout.recompute),
+            attention_efficiency=attention_efficiency)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

@@ -47,7 +47,14 @@ from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
 from .plan import Plan, check_layout, plan
-from .step_time import DEFAULT_DP_OVERLAP, HBM_EFFICIENCY, HOST_MEMORY_BANDWIDTH_BYTES_PER_S, compute_dtype, elementwise_bytes_per_token_layer
+from .step_time import (
+    DEFAULT_DP_OVERLAP,
+    HBM_EFFICIENCY,
+    HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
+    attention_hardware_flops,
+    compute_dtype,
+    elementwise_bytes_per_token_layer,
+)
 
 __all__ = ["SearchResult", "Rejected", "search_layouts"]
 
@@ -188,6 +195,7 @@ def search_layouts(
     flash_attention: bool = True,
     memory_limit_bytes: float | None = None,
     efficiency: float | None = None,
+    attention_efficiency: float | None = None,
     conventions: FlopConventions = FlopConventions(),
     dp_overlap: float = DEFAULT_DP_OVERLAP,
     max_rejected_examples: int = 5,
@@ -210,7 +218,7 @@ def search_layouts(
         Which options to consider.
     memory_limit_bytes
         Usable memory per GPU (default: the GPU's capacity).
-    efficiency, conventions, dp_overlap
+    efficiency, attention_efficiency, conventions, dp_overlap
         Passed to :func:`~scalelab.planner.plan.plan`.
     fixed
         Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
@@ -272,12 +280,13 @@ def search_layouts(
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
     plan_kw = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
-                   memory_limit_bytes=memory_limit_bytes)
+                   memory_limit_bytes=memory_limit_bytes, attention_efficiency=attention_efficiency)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
     gpu = cluster.gpu
     eff = gpu.matmul_efficiency if efficiency is None else efficiency
+    attn_eff = (attention_efficiency or gpu.attention_efficiency or eff) if flash_attention else eff
     peak = gpu.peak_flops_per_s.get(compute_dtype(train.precision, gpu.peak_flops_per_s), float("nan"))
     hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
     price = cluster.price_per_gpu_hour or 1.0
@@ -414,7 +423,8 @@ def search_layouts(
                             dp_terms.append((col.time_s / col.calls_per_step, per_m))
                         for rc in recompute:
                             hw = flops_cache[(rc,)].hardware
-                            base_s = hw / n * imbalance / (peak * eff)
+                            att = min(attention_hardware_flops(flops_cache[(rc,)], rc), hw)
+                            base_s = ((hw - att) / eff + att / attn_eff) / n * imbalance / peak
                             passes = 3.0 + (1.0 if rc == "full" else 0.0)
                             base_s += ew_tok * tokens_per_gpu * (-(-L // pp)) * passes / hbm
                             for i, mb in enumerate(mbs):

@@ -132,6 +132,20 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
     return replicated / replicated_div + mlp + scores
 
 
+def attention_hardware_flops(flops: Any, recompute: str) -> float:
+    """Executed FLOPs of the attention core (``Q K^T`` and ``P V``) per step: forward, backward (2x) and
+    whatever recomputation re-runs, from a per-step ``FlopsBreakdown`` (0 for the 6N method, which has no
+    attention term)."""
+    fwd = dict(flops.detail).get("attention_scores", 0.0)
+    if recompute == "full":
+        extra = fwd
+    elif recompute == "selective":
+        extra = fwd * flops.conventions.selective_recompute_passes
+    else:
+        extra = 0.0
+    return 3.0 * fwd + extra
+
+
 def model_step_time(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -147,6 +161,8 @@ def model_step_time(
     offload_bytes_per_step: float = 0.0,
     host_state_bytes: float = 0.0,
     nvme_state_bytes: float = 0.0,
+    attention_flops: float = 0.0,
+    attention_efficiency: float | None = None,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -168,6 +184,11 @@ def model_step_time(
         Bytes moved between GPU and host/NVMe per step.
     host_state_bytes, nvme_state_bytes
         Offloaded model states per GPU in host DRAM and on NVMe (the CPU optimizer streams them).
+    attention_flops
+        The part of ``hardware_flops`` spent in the attention core (:func:`attention_hardware_flops`).
+        With ``layout.flash_attention`` it runs in a fused kernel at ``attention_efficiency``
+        (default ``GPUSpec.attention_efficiency``, else the matmul efficiency); without, as batched
+        GEMMs at the matmul efficiency.
 
     Examples
     --------
@@ -197,7 +218,14 @@ def model_step_time(
     m = max(1, train.global_batch // (dp * layout.micro_batch))
     # The most-loaded stage holds ceil(L/p) of L layers: it sets the pace of the whole pipeline.
     imbalance = (-(-L // p)) * p / L
-    matmul_s = hardware_flops / cluster.n_gpus * imbalance / (peak * eff)
+    attn_eff = eff
+    if layout.flash_attention:
+        attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
+        if not 0 < attn_eff <= 1:
+            raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
+    attention_flops = min(max(attention_flops, 0.0), hardware_flops)
+    matmul_s = ((hardware_flops - attention_flops) / eff + attention_flops / attn_eff) \
+        / cluster.n_gpus * imbalance / peak
 
     tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
     passes = 3.0 + (1.0 if layout.recompute == "full" else 0.0)  # fwd + bwd (~2x fwd) + recompute
