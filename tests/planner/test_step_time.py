@@ -126,3 +126,35 @@ def test_attention_flops_from_the_flops_breakdown():
     sel3 = flops_per_step(MODEL, train, recompute="selective", conventions=FlopConventions(selective_recompute_passes=3))
     assert attention_hardware_flops(sel3, "selective") == pytest.approx(6 * fwd)
     assert attention_hardware_flops(flops_per_step(MODEL, train, conventions=FlopConventions(method="6N")), "none") == 0
+
+
+def test_ep_overlap_hides_expert_all_to_all_up_to_the_compute():
+    from scalelab.arch.spec import MoESpec
+
+    moe = ModelSpec(n_layers=4, d_model=2048, n_heads=16, d_ff=8192, vocab_size=32000,
+                    moe=MoESpec(n_experts=16, top_k=4, d_expert=1408))
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=4096, global_batch=64)
+    lay = Layout(ep=16, zero=1)
+    comm = comm_per_step(moe, cl, train, lay, dp=16)
+    kw = dict(hardware_flops=1e16, comm=comm, dp=16)
+    exposed = model_step_time(moe, cl, train, lay, ep_overlap=0.0, **kw)
+    hidden = model_step_time(moe, cl, train, lay, ep_overlap=1.0, **kw)
+    total = comm.by_group()["ep"]
+    assert exposed.ep_s == pytest.approx(total)
+    assert hidden.ep_s == pytest.approx(max(0.0, total - (hidden.matmul_s + hidden.elementwise_s)))
+    with pytest.raises(ConfigError):
+        model_step_time(moe, cl, train, lay, ep_overlap=1.5, **kw)
+
+
+def test_fp8_dispatch_halves_the_forward_dispatch_bytes():
+    from scalelab.arch.spec import MoESpec
+
+    moe = ModelSpec(n_layers=4, d_model=2048, n_heads=16, d_ff=8192, vocab_size=32000,
+                    moe=MoESpec(n_experts=16, top_k=4, d_expert=1408))
+    gpu8 = GPU.model_copy(update={"peak_flops_per_s": {"bf16": 1e15, "fp8": 2e15}})
+    cl = ClusterSpec(gpu=gpu8, n_gpus=16)
+    bf16 = comm_per_step(moe, cl, TrainSpec(seq_len=4096, global_batch=64), Layout(ep=16), dp=16)
+    fp8 = comm_per_step(moe, cl, TrainSpec(seq_len=4096, global_batch=64, precision="fp8"), Layout(ep=16), dp=16)
+    ep = lambda cb: sum(c.traffic_bytes for c in cb.collectives if c.group == "ep")  # noqa: E731
+    assert ep(fp8) == pytest.approx(ep(bf16) * (0.5 + 3) / 4)  # 1 of 4 all-to-alls at half the bytes

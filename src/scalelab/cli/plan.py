@@ -62,11 +62,11 @@ _SECTIONS = {
     "cluster": {"gpu", "n_gpus", "gpus_per_node", "price_per_gpu_hour"},
     "train": None,  # TrainSpec fields, checked by the spec itself
     "layout": None,  # Layout fields
-    "plan": {"efficiency", "dp_overlap", "measured_step_time_s", "measured_tflops_per_gpu", "mfu_peak_dtype",
-             "memory_limit_bytes"},
+    "plan": {"efficiency", "attention_efficiency", "dp_overlap", "ep_overlap", "measured_step_time_s",
+             "measured_tflops_per_gpu", "mfu_peak_dtype", "memory_limit_bytes"},
     "search": {"top", "objective", "max_tp", "max_pp", "max_cp", "max_micro_batch", "max_interleave",
                "zero_stages", "recompute", "allow_offload", "allow_hsdp", "flash_attention", "memory_limit_bytes",
-               "efficiency", "dp_overlap"},
+               "efficiency", "attention_efficiency", "dp_overlap", "ep_overlap"},
 }
 
 # ---- shared options -----------------------------------------------------------------------------------
@@ -96,6 +96,7 @@ OoOpt = Annotated[Optional[OffloadChoice], typer.Option("--offload-optimizer", h
 OpOpt = Annotated[Optional[OffloadChoice], typer.Option("--offload-params", help="Offload parameters (needs --zero 3).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML/JSON file with [cluster], [train], [layout], [plan], [search] tables.")]
 EffOpt = Annotated[Optional[float], typer.Option("--efficiency", help="Matmul efficiency, fraction of dense peak (default: the device's).")]
+EpOverlapOpt = Annotated[Optional[float], typer.Option("--ep-overlap", help="Fraction of expert all-to-all hidden behind compute (0 default; 1 = DualPipe).")]
 
 
 def _read_config(path: Path | None) -> dict[str, Any]:
@@ -182,6 +183,7 @@ def register(app: typer.Typer) -> None:
         measured_step_time: Annotated[Optional[float], typer.Option("--measured-step-time", help="Measured seconds per step: report MFU/HFU/days from it.")] = None,
         measured_tflops: Annotated[Optional[float], typer.Option("--measured-tflops", help="Measured TFLOP/s per GPU (recompute included).")] = None,
         efficiency: EffOpt = None,
+        ep_overlap: EpOverlapOpt = None,
         config: ConfigOpt = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -199,7 +201,7 @@ def register(app: typer.Typer) -> None:
         lay.setdefault("sequence_parallel", lay.get("tp", 1) > 1)
         layout = Layout(**lay)
         opts = _merge(cfg.get("plan", {}), efficiency=efficiency, measured_step_time_s=measured_step_time,
-                      measured_tflops_per_gpu=measured_tflops)
+                      measured_tflops_per_gpu=measured_tflops, ep_overlap=ep_overlap)
         result = plan(mdl, cluster, train, layout, **opts)
         structural = [r for r in result.reasons if not r.startswith(("out of memory", "offload needs"))]
         if structural:
@@ -221,6 +223,7 @@ def register(app: typer.Typer) -> None:
         max_cp: Annotated[Optional[int], typer.Option("--max-cp", help="Largest context-parallel degree to try.")] = None,
         no_offload: Annotated[bool, typer.Option("--no-offload", help="Do not consider CPU offload.")] = False,
         efficiency: EffOpt = None,
+        ep_overlap: EpOverlapOpt = None,
         config: ConfigOpt = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -233,7 +236,8 @@ def register(app: typer.Typer) -> None:
             total_tokens=tokens, precision=precision, optimizer=optimizer))
         fixed = _merge(cfg.get("layout", {}), tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, zero=zero, recompute=recompute,
                        interleave=interleave, micro_batch=micro_batch)
-        opts = _merge(cfg.get("search", {}), top=top, objective=objective, max_cp=max_cp, efficiency=efficiency)
+        opts = _merge(cfg.get("search", {}), top=top, objective=objective, max_cp=max_cp, efficiency=efficiency,
+                      ep_overlap=ep_overlap)
         if no_offload:
             opts["allow_offload"] = False
         if "zero_stages" in opts:

@@ -41,8 +41,9 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 - CP (ring attention, Liu et al. 2023; Megatron-Core context parallelism): keys and values of the
   whole sequence are gathered in forward and again in backward, and their gradients reduce-scattered.
 - EP (GShard, Lepikhin et al. 2020): dispatch and combine all-to-alls in forward and in backward, each
-  carrying k b s h / c elements (x capacity factor) per MoE layer per micro-batch; expert gradients are
-  reduced over the expert-data-parallel group (d c / e ranks).
+  carrying k b s h / c elements (x capacity factor) per MoE layer per micro-batch (the forward dispatch in
+  FP8 for FP8 recipes, DeepSeek-V3 section 3.3.2); expert gradients are reduced over the
+  expert-data-parallel group (d c t / (e etp) ranks).
 
 **Placement.** Ranks are ordered tp (fastest varying), cp, dp, pp (Megatron-LM's default
 ``tp-cp-ep-dp-pp``); expert groups take ``etp * ep`` consecutive ranks. A group whose ranks span at most
@@ -310,6 +311,13 @@ def comm_per_step(
         tokens_rank = tokens_mb / (t if layout.sequence_parallel else 1)
         msg = tokens_rank * model.moe.top_k * h * a_bytes * cap
         n_a2a = 4 + (2 if layout.recompute == "full" else 0)
+        if train.precision in ("fp8", "fp4"):
+            # FP8 recipes dispatch tokens in FP8 (1 byte) and combine and send gradients in BF16
+            # (DeepSeek-V3 report section 3.3.2; Transformer Engine's FP8 all-to-all).
+            n_dispatch = 1 + (1 if layout.recompute == "full" else 0)
+            add("ep all-to-all (fp8 dispatch)", "all_to_all", "ep", e, layout.expert_tp, msg / 2,
+                m * n_dispatch * moe_layers_stage, True)
+            n_a2a -= n_dispatch
         add("ep all-to-all", "all_to_all", "ep", e, layout.expert_tp, msg, m * n_a2a * moe_layers_stage, True)
 
     # --- data parallelism / ZeRO ---------------------------------------------------------------------

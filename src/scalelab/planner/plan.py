@@ -36,6 +36,7 @@ from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
 from .step_time import (
     DEFAULT_DP_OVERLAP,
+    DEFAULT_EP_OVERLAP,
     StepTime,
     attention_hardware_flops,
     compute_dtype,
@@ -378,6 +379,7 @@ def plan(
     mfu_peak_dtype: str | None = None,
     memory_limit_bytes: float | None = None,
     attention_efficiency: float | None = None,
+    ep_overlap: float = DEFAULT_EP_OVERLAP,
     _flops_cache: dict | None = None,
 ) -> Plan:
     """Evaluate one layout of ``model`` on ``cluster`` for ``train``.
@@ -403,6 +405,8 @@ def plan(
     attention_efficiency
         Fraction of dense peak that the fused attention kernel reaches (FlashAttention); default
         ``cluster.gpu.attention_efficiency``, else the matmul efficiency.
+    ep_overlap
+        Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap).
 
     Returns
     -------
@@ -425,6 +429,9 @@ def plan(
 
     layout = layout if layout is not None else Layout()
     _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
+    if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
+        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
+                                  fix="0 = expert all-to-all exposed, 1 = hidden behind compute (DualPipe)"))
     if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
                                                  and 0 < attention_efficiency <= 1):
         raise ConfigError(explain("attention_efficiency must be a fraction of peak in (0, 1]",
@@ -447,7 +454,8 @@ def plan(
             _flops_cache[key] = flops
     options = {"efficiency": efficiency, "measured_step_time_s": measured_step_time_s,
                "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
-               "memory_limit_bytes": memory_limit_bytes, "attention_efficiency": attention_efficiency}
+               "memory_limit_bytes": memory_limit_bytes, "attention_efficiency": attention_efficiency,
+               "ep_overlap": ep_overlap}
     structural = bool(reasons)
     memory = comm = time = None
     if not structural:
@@ -478,7 +486,7 @@ def plan(
             host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
             attention_flops=attention_hardware_flops(flops, layout.recompute),
-            attention_efficiency=attention_efficiency)
+            attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

@@ -198,6 +198,7 @@ def search_layouts(
     attention_efficiency: float | None = None,
     conventions: FlopConventions = FlopConventions(),
     dp_overlap: float = DEFAULT_DP_OVERLAP,
+    ep_overlap: float = 0.0,
     max_rejected_examples: int = 5,
     fixed: dict[str, Any] | None = None,
 ) -> SearchResult:
@@ -218,7 +219,7 @@ def search_layouts(
         Which options to consider.
     memory_limit_bytes
         Usable memory per GPU (default: the GPU's capacity).
-    efficiency, attention_efficiency, conventions, dp_overlap
+    efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap
         Passed to :func:`~scalelab.planner.plan.plan`.
     fixed
         Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
@@ -280,7 +281,8 @@ def search_layouts(
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
     plan_kw = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
-                   memory_limit_bytes=memory_limit_bytes, attention_efficiency=attention_efficiency)
+                   memory_limit_bytes=memory_limit_bytes, attention_efficiency=attention_efficiency,
+                   ep_overlap=ep_overlap)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)

@@ -16,7 +16,8 @@ The model (a union of calculon's and llm-analysis' approaches, planner reference
   the tensors they read and write (Korthikanti et al. 2022 section 4.1 lists the same tensors) and timed
   at ``HBM_EFFICIENCY`` of the HBM bandwidth (llm-analysis' suggested 0.9 memory efficiency, rounded down).
 - TP, CP, EP and PP communication sits on the critical path of every micro-batch (Megatron-LM 2021-2022
-  runs these collectives between dependent kernels), from :mod:`scalelab.planner.comm`.
+  runs these collectives between dependent kernels), from :mod:`scalelab.planner.comm`; ``ep_overlap``
+  hides a fraction of the expert all-to-alls behind computation (DeepSeek-V3's DualPipe).
 - Pipeline bubble: 1F1B idles (p - 1) micro-batch slots per step, the interleaved schedule (p - 1) / v
   (Narayanan et al. 2021, section 2.2, eq. 1 and the interleaved variant); uneven layer splits use the
   largest stage.
@@ -53,6 +54,10 @@ HOST_MEMORY_BANDWIDTH_BYTES_PER_S = 50e9
 """Host DRAM bandwidth available to one GPU's CPU optimizer step (a two-socket DDR4/DDR5 server has
 ~200-300 GB/s per socket shared by four GPUs), bytes/s. CPU Adam (ZeRO-Offload, Ren et al. 2021) is
 bound by streaming its states."""
+
+DEFAULT_EP_OVERLAP = 0.0
+"""Fraction of expert-parallel all-to-all time hidden behind computation by default (none: Megatron-LM
+runs dispatch and combine between dependent kernels unless told to overlap them)."""
 
 DEFAULT_DP_OVERLAP = 1.0
 """Fraction of the overlap window that hides DP/ZeRO communication by default (bucketed all-reduce in
@@ -163,6 +168,7 @@ def model_step_time(
     nvme_state_bytes: float = 0.0,
     attention_flops: float = 0.0,
     attention_efficiency: float | None = None,
+    ep_overlap: float = DEFAULT_EP_OVERLAP,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -189,6 +195,10 @@ def model_step_time(
         With ``layout.flash_attention`` it runs in a fused kernel at ``attention_efficiency``
         (default ``GPUSpec.attention_efficiency``, else the matmul efficiency); without, as batched
         GEMMs at the matmul efficiency.
+    ep_overlap
+        Fraction of the expert all-to-all time hidden behind computation, in [0, 1] (0: on the critical
+        path, Megatron-LM's default; 1: DeepSeek-V3's DualPipe, which overlaps one micro-batch's
+        all-to-all with another's compute).
 
     Examples
     --------
@@ -208,6 +218,9 @@ def model_step_time(
     if not 0 < eff <= 1:
         raise ConfigError(explain("matmul efficiency must be in (0, 1]", value=eff,
                                   fix="pass a fraction of peak such as 0.45"))
+    if not 0 <= ep_overlap <= 1:
+        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
+                                  fix="pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)"))
     if not 0 <= dp_overlap <= 1:
         raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
                                   fix="pass 0 (no overlap) to 1 (perfect overlap)"))
@@ -235,6 +248,10 @@ def model_step_time(
 
     by = comm.by_group()
     tp_s, cp_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
+    ep_total = ep_s
+    # Overlapped expert all-to-alls hide behind computation (DualPipe, DeepSeek-V3 section 3.2.1), never
+    # behind more computation than there is.
+    ep_s = ep_total - min(ep_overlap * ep_total, matmul_s + elementwise_s)
     ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * (p - 1) / (v * m)
 
