@@ -16,7 +16,8 @@ name sizes instead of shapes:
   8/3 keeps its three matrices at the cost of a 4x GELU MLP; Llama, Touvron et al. 2023 §2.2);
 * depth follows a target aspect ratio ``d_model / n_layers`` (default 32; the small models of Kaplan
   et al. 2020 Fig. 5 and MiniCPM's wind tunnel sit between 16 and 100, where loss is flat in shape);
-* among all ``(n_heads, n_layers)`` with ``d_model / n_layers`` within a factor 2 of the target, the
+* among all ``(n_heads, n_layers)`` with ``d_model / n_layers`` within a factor 2 of the target (one
+  layer at least), the
   shape whose parameter count is closest to the target in log space wins; ties go to the aspect ratio
   closer to the target. ``count`` says which N is targeted (``"total"``, Chinchilla's, by default).
 
@@ -161,23 +162,33 @@ def model_for_params(
         raise ConfigError(explain("d_head and aspect_ratio must be positive", value=(d_head, aspect_ratio)))
     if count not in ("total", "non_embedding"):
         raise ConfigError(explain("unknown parameter count convention", value=count, allowed="total, non_embedding"))
-    best: tuple[float, float, ModelSpec] | None = None
-    for n_heads in range(1, 129):
+    n_dense = int((moe.n_dense_layers if isinstance(moe, MoESpec) else (moe or {}).get("n_dense_layers", 0)) or 0)
+    best: tuple[float, float, int, int] | None = None
+    for n_heads in range(1, 257):
         d_model = n_heads * d_head
-        lo, hi = max(1, math.floor(d_model / (2 * aspect_ratio))), min(max_layers, math.ceil(2 * d_model / aspect_ratio))
-        for n_layers in range(lo, max(lo, hi) + 1):
-            spec = _family_spec(d_model, n_layers, n_heads, vocab_size, seq_len, ffn_kind, ffn_mult, multiple_of,
-                                moe, fields)
-            c = spec.n_params()
-            n = c.total if count == "total" else c.non_embedding
+        lo = max(1, n_dense, math.ceil(d_model / (2 * aspect_ratio)))
+        hi = max(lo, min(max_layers, math.floor(2 * d_model / aspect_ratio)))
+        # The count is linear in n_layers (once the leading dense layers are in): read its intercept and
+        # slope from two specs instead of building one per depth.
+        def count_at(L: int) -> int:
+            c = _family_spec(d_model, L, n_heads, vocab_size, seq_len, ffn_kind, ffn_mult, multiple_of, moe,
+                             fields).n_params()
+            return c.total if count == "total" else c.non_embedding
+
+        n_lo = count_at(lo)
+        slope = count_at(lo + 1) - n_lo
+        for n_layers in range(lo, hi + 1):
+            n = n_lo + slope * (n_layers - lo)
             score = abs(math.log(n / n_params))
             tie = abs(math.log((d_model / n_layers) / aspect_ratio))
             if best is None or (score, tie) < best[:2]:
-                best = (score, tie, spec)
+                best = (score, tie, n_heads, n_layers)
         if _too_big(n_heads, d_head, vocab_size, n_params, count):
             break
     assert best is not None  # the loop always visits n_heads=1
-    return best[2]
+    _, _, n_heads, n_layers = best
+    return _family_spec(n_heads * d_head, n_layers, n_heads, vocab_size, seq_len, ffn_kind, ffn_mult, multiple_of,
+                        moe, fields)
 
 
 def _too_big(n_heads: int, d_head: int, vocab_size: int, target: float, count: str) -> bool:

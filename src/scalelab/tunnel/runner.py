@@ -13,7 +13,8 @@ A diverged run is stored as ``diverged`` and the grid goes on; a run that raises
 (and retried the next time the grid runs); a user error that would fail every run (an unreadable corpus,
 an unbuildable model) stops the grid with that error.
 
->>> from scalelab.tunnel import load_grid, run_grid, RunStore   # doctest: +SKIP
+>>> from scalelab.tunnel.grid import load_grid                    # doctest: +SKIP
+>>> from scalelab.tunnel.store import RunStore                   # doctest: +SKIP
 >>> records = run_grid(load_grid("recipes/isoflop_tiny.py"), RunStore(), workers=2)   # doctest: +SKIP
 """
 
