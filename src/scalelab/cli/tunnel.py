@@ -43,6 +43,11 @@ def _store(path: Path | None):
     return RunStore(path)
 
 
+def _short(rows: list[dict]) -> list[dict]:
+    """Human tables show the first 10 characters of a hash (any unique prefix works as a run key)."""
+    return [{**r, "hash": r["hash"][:10]} for r in rows]
+
+
 def _quiet_logging() -> None:
     logger = logging.getLogger("scalelab.tunnel")
     if not any(getattr(h, "_scalelab_cli", False) for h in logger.handlers):
@@ -91,7 +96,7 @@ def register(app: typer.Typer) -> None:
         if fmt == OutputFormat.json:
             emit({"grid": g.name, "store": str(st.path), "runs": rows}, fmt)
         else:
-            emit(rows, fmt, title=f"grid {g.name} -> {st.path}")
+            emit(_short(rows), fmt, title=f"grid {g.name} -> {st.path}")
 
     @tunnel.command("ddp")
     def ddp_cmd(
@@ -127,7 +132,7 @@ def register(app: typer.Typer) -> None:
         elif not rows:
             console.print(f"no runs in {st.path}")
         else:
-            emit(rows, fmt, title=f"{len(rows)} runs in {st.path}  " +
+            emit(_short(rows), fmt, title=f"{len(rows)} runs in {st.path}  " +
                  ", ".join(f"{k} {v}" for k, v in sorted(st.counts().items())))
 
     @tunnel.command("show")
@@ -146,7 +151,7 @@ def register(app: typer.Typer) -> None:
             return
         emit(rec, fmt)
         if kids:
-            emit([k.summary() for k in kids], fmt, title="decay branches")
+            emit(_short([k.summary() for k in kids]), fmt, title="decay branches")
         if curve and rec.curve:
             emit(rec.curve, fmt, title="curve")
 
