@@ -112,6 +112,11 @@ def test_impossible_shape_is_a_clear_error_and_trains_nothing(tmp_path, corpus, 
     assert not db.exists()
 
 
+def test_ddp_needs_exactly_one_run(tmp_path, corpus, capsys):
+    assert main(["tunnel", "ddp", str(_grid(tmp_path, corpus)), "--store", str(tmp_path / "r.sqlite")]) == 1
+    assert "exactly one run" in capsys.readouterr().err
+
+
 def test_bad_corpus_and_bad_stores_are_clear_errors(tmp_path, corpus, capsys, monkeypatch):
     empty = tmp_path / "empty.txt"
     empty.write_text("")

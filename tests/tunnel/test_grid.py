@@ -203,6 +203,17 @@ lr = 1e-3
 """)
     with pytest.raises(ConfigError, match="seq_len exceeds"):
         load_grid(tmp_path / "ctx.toml")
+    # A byte-level model needs all 256 byte values in its vocabulary.
+    (tmp_path / "vocab.toml").write_text("""
+[[run]]
+model = {n_layers = 1, d_model = 32, n_heads = 2, d_ff = 96, vocab_size = 100, seq_len = 32}
+n_tokens = 1280
+seq_len = 32
+batch_size = 4
+lr = 1e-3
+""")
+    with pytest.raises(ConfigError, match="vocabulary is smaller"):
+        load_grid(tmp_path / "vocab.toml")
 
 
 def test_python_recipes_load_and_bad_recipes_fail(tmp_path):

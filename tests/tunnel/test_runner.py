@@ -211,3 +211,17 @@ def test_progress_displays(caplog):
         q.start(name="demo", total_runs=1, done_runs=0, total_flops=1e9)
         q.run_finished("abcdef0123456", "diverged", None, 2.0)
     assert "abcdef0123 diverged" in caplog.text and "[1/1]" in caplog.text
+
+
+def test_a_worker_that_lost_its_claim_does_not_overwrite_the_new_owner(corpus, tmp_path):
+    from scalelab.tunnel.runner import execute_run
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    cfg = _config(corpus, 4)
+    store.add(cfg)
+    rec = store.claim()
+    # Meanwhile another worker reclaimed the run (this one looked dead) and holds a new claim.
+    store._conn.execute("UPDATE runs SET claim_id = 'new-owner' WHERE hash = ?", (rec.hash,))
+    out = execute_run(store, rec)
+    assert out.status == "running" and out.claim_id == "new-owner" and out.final_val_loss is None
+    assert store.curve(rec.hash) == []

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from scalelab.errors import ConfigError, SchemaVersionError, StoreError, StoreLockedError, UnknownNameError
-from scalelab.tunnel.store import SCHEMA_VERSION, RunStore, branch_hash, default_store_path, load_runs_for_fit
+from scalelab.tunnel.store import (
+    SCHEMA_VERSION,
+    ClaimLostError,
+    RunStore,
+    branch_hash,
+    default_store_path,
+    load_runs_for_fit,
+)
 
 
 def _cfg(i: int = 0, **kw) -> dict:
@@ -115,7 +122,7 @@ def test_result_from_a_lost_claim_is_discarded(store):
     store._conn.execute("UPDATE runs SET heartbeat_at = 0, hostname = 'elsewhere' WHERE hash = ?", (rec.hash,))
     second = store.claim()
     assert second.hash == rec.hash and second.claim_id != first.claim_id and second.attempts == 2
-    with pytest.raises(StoreError, match="reclaimed"):
+    with pytest.raises(ClaimLostError, match="reclaimed"):
         store.finish(rec.hash, _result(1280, loss=9.0), claim_id=first.claim_id)
     store.finish(rec.hash, _result(1280, loss=2.0), claim_id=second.claim_id)
     assert store.get(rec.hash).final_val_loss == 2.0

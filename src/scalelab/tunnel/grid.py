@@ -571,6 +571,11 @@ def _check(grid: Grid) -> Grid:
             raise ConfigError(explain(f"grid {grid.name!r}, run #{i + 1} is impossible", value=_validation_text(e),
                                       fix="fix the shape or value named above; nothing has run")) from None
         _check_buildable(cfg.model, f"grid {grid.name!r}, run #{i + 1}")
+        need = 256 if cfg.tokenizer == "byte" else getattr(cfg, "bpe_vocab_size", 0)
+        if cfg.model.vocab_size < need:
+            raise ConfigError(explain(f"grid {grid.name!r}, run #{i + 1}: the model's vocabulary is smaller than "
+                                      f"the {cfg.tokenizer} tokenizer's", value=cfg.model.vocab_size,
+                                      allowed=f">= {need}", fix=f"set vocab_size = {need} (or more) for the model"))
         out.append(cfg)
     if not out:
         raise ConfigError(explain(f"grid {grid.name!r} has no runs", fix="return at least one RunConfig"))

@@ -44,7 +44,7 @@ from ..errors import (
 )
 from .grid import Grid, load_grid
 from .progress import GridProgress, _Rate, make_progress
-from .store import RunRecord, RunStore
+from .store import ClaimLostError, RunRecord, RunStore
 
 __all__ = ["run_grid", "execute_run", "RunOptions", "preflight"]
 
@@ -141,7 +141,12 @@ def execute_run(store: RunStore, rec: RunRecord, *, options: RunOptions = RunOpt
         store.fail(rec.hash, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", claim_id=rec.claim_id)
         progress.run_finished(rec.hash, "failed", None, None)
         return store.get(rec.hash)
-    out = store.finish(rec.hash, result, claim_id=rec.claim_id)
+    try:
+        out = store.finish(rec.hash, result, claim_id=rec.claim_id)
+    except ClaimLostError as e:  # another worker took the run over (we looked dead): its result stands
+        log.warning("%s", e)
+        progress.run_finished(rec.hash, "reclaimed", None, None)
+        return store.get(rec.hash)
     if not options.keep_checkpoints:
         with contextlib.suppress(OSError):
             ckpt.unlink()

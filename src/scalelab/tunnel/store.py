@@ -58,6 +58,7 @@ __all__ = [
     "scalelab_home",
     "branch_hash",
     "load_runs_for_fit",
+    "ClaimLostError",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,10 @@ _RUN_COLUMNS = (
     "hostname",
     "pid", "claim_id", "error", "scalelab_version", "torch_version", "python_version",
 )
+
+
+class ClaimLostError(StoreError):
+    """A worker tried to store a run that another worker reclaimed meanwhile; its result is discarded."""
 
 
 def scalelab_home() -> Path:
@@ -607,7 +612,7 @@ class RunStore:
             if row is None:
                 raise UnknownNameError("run", run_hash, [], fix="add the run to the store before finishing it")
             if claim_id is not None and (row["claim_id"] != claim_id or row["status"] != "running"):
-                raise StoreError(explain(
+                raise ClaimLostError(explain(
                     f"run {run_hash} was reclaimed by another worker; this result is discarded",
                     fix="nothing to do: the other worker's result is the one kept"))
             cfg = json.loads(row["config_json"])
