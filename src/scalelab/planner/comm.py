@@ -53,6 +53,7 @@ one node (``stride * size <= gpus_per_node``) uses the intra-node link (NVLink),
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -191,6 +192,12 @@ def param_gather_bytes(precision: str) -> float:
     return 4.0 if precision == "fp32" else 2.0
 
 
+@functools.lru_cache(maxsize=64)
+def _counts(model: ModelSpec):
+    """``model.n_params()``, cached: specs are frozen and hashable, and a search asks thousands of times."""
+    return model.n_params()
+
+
 def local_params(model: ModelSpec, layout: Layout) -> tuple[float, float]:
     """(non-expert, routed-expert) parameters held by the most-loaded rank before ZeRO sharding.
 
@@ -198,7 +205,7 @@ def local_params(model: ModelSpec, layout: Layout) -> tuple[float, float]:
     and output head are split over tp and placed on the first and last stage (the larger of the two
     counts). Routed experts are split over ``ep * etp`` (Megatron-Core's expert buckets).
     """
-    c = model.n_params()
+    c = _counts(model)
     L, p = model.n_layers, layout.pp
     per_stage_layers = -(-L // p)
     body = c.total - c.embedding - c.experts_routed

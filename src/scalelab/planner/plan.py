@@ -381,6 +381,7 @@ def plan(
     attention_efficiency: float | None = None,
     ep_overlap: float = DEFAULT_EP_OVERLAP,
     _flops_cache: dict | None = None,
+    _memory: Any = None,
 ) -> Plan:
     """Evaluate one layout of ``model`` on ``cluster`` for ``train``.
 
@@ -459,7 +460,8 @@ def plan(
     structural = bool(reasons)
     memory = comm = time = None
     if not structural:
-        memory = memory_per_gpu(model, train, layout, dp=dp, gpus_per_node=cluster.gpus_per_node)
+        memory = _memory if _memory is not None else memory_per_gpu(model, train, layout, dp=dp,
+                                                                     gpus_per_node=cluster.gpus_per_node)
         limit = memory_limit_bytes or cluster.gpu.memory_bytes
         if memory.total_bytes > limit:
             reasons.append(f"out of memory by {(memory.total_bytes - limit) / GiB:.1f} GiB "
@@ -471,7 +473,7 @@ def plan(
         trainable = getattr(memory, "trainable_params", 0) or 0
         frac = 1.0
         if train.lora is not None and trainable:
-            frac = min(1.0, trainable / model.n_params().total)
+            frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
         comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac)
     if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
         time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,

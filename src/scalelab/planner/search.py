@@ -379,6 +379,19 @@ def search_layouts(
                 for ep, etp in itertools.product(ep_opts, etp_opts):
                     ew_layout = base.model_copy(update={"ep": ep, "etp": None if etp == tp else etp})
                     ew_tok = elementwise_bytes_per_token_layer(model, ew_layout, train.seq_len, train.precision)
+                    # The least memory any ZeRO/offload choice can reach: the most sharded one, with full
+                    # recompute and micro-batch 1. If even that does not fit, none of them does.
+                    z_min, oo_min, op_min, _ = max(zero_off, key=lambda o: (o[0], o[1] != "none", o[2] != "none",
+                                                                            o[3] == "dp"))
+                    least = ew_layout.model_copy(update={"zero": z_min, "offload_optimizer": oo_min,
+                                                         "offload_params": op_min, "recompute": recompute[-1]})
+                    if len(zero_off) > 1:
+                        lb_mem = memory_per_gpu(model, train, least, dp=dp, gpus_per_node=gpn).total_bytes
+                        if lb_mem > limit:
+                            reject(least, [f"out of memory by {(lb_mem - limit) / GiB:.1f} GiB even with ZeRO-{z_min}, "
+                                           f"offload, full recompute and micro-batch 1"],
+                                   len(zero_off) * len(recompute) * len(mbs) * len(vs))
+                            continue
                     for z, oo, op, sg in zero_off:
                         sub = len(recompute) * len(mbs) * len(vs)
                         edp = dp * cp * tp // (ep * etp)  # expert-data-parallel group (MoE)
@@ -480,8 +493,14 @@ def search_layouts(
                    "offload when the layout fits without it (dominated)")
             continue
         lay = base.model_copy(update=upd)
-        p = plan(model, cluster, train, lay, _flops_cache=flops_cache, **plan_kw)
         n_evaluated += 1
+        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn)
+        if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run
+            reject(lay, [f"out of memory by {(mem.total_bytes - limit) / GiB:.1f} GiB "
+                         f"(needs {mem.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)"])
+            oom.setdefault(mkey, []).append((mb, v))
+            continue
+        p = plan(model, cluster, train, lay, _flops_cache=flops_cache, _memory=mem, **plan_kw)
         if not p.feasible:
             reject(lay, p.reasons)
             if p.reasons[0].startswith("out of memory"):
