@@ -328,7 +328,9 @@ class Plan:
                          ("cp", t.cp_s), ("ep", t.ep_s), ("pp", t.pp_s), ("bubble", t.bubble_s),
                          ("dp exposed", t.dp_exposed_s), ("optimizer", t.optimizer_s),
                          ("offload exposed", t.offload_exposed_s), ("cpu optimizer", t.host_optimizer_s)]
-                lines.append("    " + ", ".join(f"{k} {v:.3g}" for k, v in parts if v > 0))
+                shown = [f"{k} {v:.3g}" for k, v in parts if v > 0]
+                for i in range(0, len(shown), 5):  # keep lines within 80 columns
+                    lines.append("    " + ", ".join(shown[i:i + 5]))
                 lines.append(f"    matmul efficiency {t.efficiency:.2f} of dense {t.peak_dtype} peak")
             lines.append(f"  throughput  {format_count(self.tokens_per_s)} tokens/s, MFU {self.mfu * 100:.1f}%, "
                          f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
