@@ -13,7 +13,7 @@ from .base import ScalingLaw, get_law, list_laws, register_law
 from .chinchilla import ChinchillaLaw, ComputeOptimal, InferenceAllocation
 
 __all__ = ["ScalingLaw", "get_law", "list_laws", "register_law", "ChinchillaLaw", "ComputeOptimal",
-           "InferenceAllocation", "load_runs", "Runs", "load_fit"]
+           "InferenceAllocation", "load_runs", "Runs", "load_fit", "approach1", "approach2", "PowerLawAllocation"]
 
 
 def load_fit(path: Any) -> ScalingLaw:
@@ -26,6 +26,10 @@ def __getattr__(name: str) -> Any:
         from . import data
 
         return getattr(data, name)
+    if name in ("approach1", "approach2", "PowerLawAllocation"):
+        from . import approaches
+
+        return getattr(approaches, name)
     for cls in list_laws():
         if cls.__name__ == name:
             return cls

@@ -60,7 +60,7 @@ import logging
 import math
 import pkgutil
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,7 +70,6 @@ from ..errors import (
     ConfigError,
     DataError,
     ExtrapolationWarning,
-    FitError,
     NotFittedError,
     UnknownNameError,
     explain,
@@ -819,5 +818,3 @@ def _stable_hash(obj: Any) -> str:
 
     return stable_hash(obj)
 
-
-Hook = Callable[..., Any]
