@@ -136,7 +136,8 @@ def register(app: typer.Typer) -> None:
 
             X, y, _ = table.law_inputs(est)
             plot_fit(est, X, y, path=plot)
-        result = _Forecast({**est.to_dict(), "data": table.to_dict()},
+        summary = {k: v for k, v in est.to_dict().items() if k not in ("bootstrap_params", "residuals")}
+        result = _Forecast({**summary, "data": table.to_dict(), "saved_to": str(out) if out else None},
                            est.report() + "\n  data: " + "; ".join([table.source] + table.notes)
                            + (f"\n  N convention: {table.n_convention}") + (f"\n  wrote {out}" if out else "")
                            + (f"\n  plot: {plot}" if plot else ""))
