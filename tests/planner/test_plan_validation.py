@@ -67,3 +67,18 @@ def test_predicted_step_time_against_published_runs():
     assert statistics.median(abs_err) <= tol["median_abs_rel"], errors
     assert max(abs_err) <= tol["max_abs_rel"], errors
     assert len(errors) == 14
+
+
+@pytest.mark.parametrize("i", range(2), ids=["8B", "70B"])
+def test_torchtitan_a100_throughput_out_of_sample(i):
+    """torchtitan's published FSDP throughput on 64 A100 (docs/performance.md), which set nothing: within 15%."""
+    from scalelab import get_model
+
+    data = json.loads((Path(__file__).resolve().parents[1] / "assets" / "planner_step_time_published.json").read_text())
+    tab = data["torchtitan_a100"]
+    c = tab["cases"][i]
+    p = plan(get_model(c["name"]), get_cluster("a100-80gb", c["n_gpus"]),
+             TrainSpec(seq_len=c["seq_len"], global_batch=c["global_batch"]),
+             Layout(zero=3, recompute=c["recompute"]))
+    assert p.feasible, p.reasons
+    assert p.tokens_per_s / c["n_gpus"] == pytest.approx(c["tokens_per_s_per_gpu"], rel=tab["tolerance_rel"])

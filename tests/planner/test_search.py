@@ -95,7 +95,7 @@ def test_llama3_405b_layout_is_feasible_and_explained():
     r = search_layouts(model, cluster, train, top=5)
     llama3 = search_layouts(model, cluster, train, top=1, fixed={"tp": 8, "pp": 16, "cp": 1})
     assert llama3.best and llama3.best[0].layout.dp == 128
-    assert 0.3 < llama3.best[0].mfu < 0.5  # Llama 3 reports 38-43% BF16 MFU (Table 4)
+    assert 0.35 < llama3.best[0].mfu < 0.45  # Llama 3 reports 38-43% BF16 MFU (Table 4)
     assert r.best[0].step_time_s <= llama3.best[0].step_time_s
     bubble = llama3.best[0].time.bubble_s / llama3.best[0].step_time_s
     assert bubble > r.best[0].time.bubble_s / r.best[0].step_time_s
