@@ -104,3 +104,20 @@ def test_isoloss_and_isoflop_curves_are_consistent():
     np.testing.assert_allclose(6 * Nf * Df, 1e21, rtol=1e-12)
     n_best = Nf[np.argmin(Lf)]
     assert n_best == pytest.approx(law.compute_optimal(1e21).N_opt[0], rel=0.05)
+
+
+def test_unidentified_term_warns_with_remedy():
+    # data with no D dependence at all: B runs to its lower bound and the covariance is singular
+    from scalelab.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    N = np.exp(rng.uniform(np.log(1e8), np.log(1e10), 40))
+    D = np.exp(rng.uniform(np.log(1e9), np.log(1e11), 40))
+    y = 1.8 + 400 / N**0.34
+    with pytest.warns(ConvergenceWarning) as rec:
+        law = ChinchillaLaw(init="coarse").fit(N, D, y)
+    msgs = " | ".join(str(r.message) for r in rec)
+    assert "bound of B" in msgs and "Fix:" in msgs
+    assert "singular" in msgs
+    assert law.params_["alpha"] == pytest.approx(0.34, rel=1e-4)
+    assert any("bound of B" in n for n in law.fit_info_["warnings"])

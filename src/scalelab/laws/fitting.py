@@ -328,9 +328,11 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
         if warn and not lm_converged:
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
     lo, hi = law_cls._theta_bounds()
+    # within 1% of a bound for log-parameters (a ratio), 1e-6 relative otherwise
+    tol = np.where(law_cls._log_mask(), 0.01, 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lo), lo, 0))))
     at_bound = [law_cls.param_names[j] for j in range(len(lo))
-                if (np.isfinite(lo[j]) and abs(best_theta[j] - lo[j]) < 1e-6 * max(1, abs(lo[j])))
-                or (np.isfinite(hi[j]) and abs(best_theta[j] - hi[j]) < 1e-6 * max(1, abs(hi[j])))]
+                if (np.isfinite(lo[j]) and best_theta[j] - lo[j] < tol[j])
+                or (np.isfinite(hi[j]) and hi[j] - best_theta[j] < tol[j])]
     if at_bound:
         msg = explain(f"{law_cls.name} fit ended on the bound of {', '.join(at_bound)}",
                       value={n: float(law_cls._from_theta(best_theta[None])[0][law_cls.param_names.index(n)])
