@@ -73,7 +73,9 @@ def test_fixed_fields_are_respected(small):
 
 
 @pytest.mark.parametrize("kw", [{"top": 0}, {"objective": "speed"}, {"max_tp": 0}, {"zero_stages": (4,)},
-                                {"recompute": ("some",)}, {"fixed": {"color": 1}}])
+                                {"recompute": ("some",)}, {"fixed": {"color": 1}}, {"efficiency": 1.5},
+                                {"dp_overlap": -1}, {"ep_overlap": 2}, {"attention_efficiency": 0},
+                                {"memory_limit_bytes": -5}])
 def test_bad_search_arguments(small, kw):
     with pytest.raises(ConfigError):
         search_layouts(*small, **kw)

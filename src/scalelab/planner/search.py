@@ -46,9 +46,10 @@ from ..units import GiB
 from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
-from .plan import Plan, check_layout, plan
+from .plan import Plan, _check_values, check_layout, plan
 from .step_time import (
     DEFAULT_DP_OVERLAP,
+    DEFAULT_EP_OVERLAP,
     HBM_EFFICIENCY,
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
     attention_hardware_flops,
@@ -198,7 +199,7 @@ def search_layouts(
     attention_efficiency: float | None = None,
     conventions: FlopConventions = FlopConventions(),
     dp_overlap: float = DEFAULT_DP_OVERLAP,
-    ep_overlap: float = 0.0,
+    ep_overlap: float = DEFAULT_EP_OVERLAP,
     max_rejected_examples: int = 5,
     fixed: dict[str, Any] | None = None,
 ) -> SearchResult:
@@ -239,6 +240,12 @@ def search_layouts(
     from .memory import memory_per_gpu
 
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
+    _check_values(efficiency, None, None, dp_overlap, memory_limit_bytes)
+    for name, v in (("attention_efficiency", attention_efficiency),):
+        if v is not None and not (isinstance(v, (int, float)) and 0 < v <= 1):
+            raise ConfigError(explain(f"{name} must be a fraction of peak in (0, 1]", value=v))
+    if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
+        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap))
     fixed = dict(fixed or {})
     allowed_fixed = {"tp", "pp", "cp", "dp", "ep", "zero", "recompute", "micro_batch", "interleave"}
     bad = set(fixed) - allowed_fixed
