@@ -16,16 +16,20 @@ The space (every combination is counted as explored, whether evaluated or pruned
 Sequence parallelism is on whenever tp > 1: it moves the same bytes as TP's all-reduces and only saves
 memory (Korthikanti et al. 2022 section 4.2.2), so a layout without it is never better in this model.
 
-Pruning, cheapest first:
+Pruning, cheapest first (every pruned layout is counted, with its reason):
 
 1. divisibility of (tp, pp, cp) against heads, layers, sequence and batch prunes whole subtrees;
-2. a memory lower bound per (tp, pp, cp, ep, etp, zero, offload), computed with the smallest
-   activations (full recompute, micro-batch 1, no interleave), prunes every recompute / micro-batch /
-   interleave under it;
-3. activations grow with the micro-batch, so the first micro-batch that runs out of memory ends that
-   loop.
-
-Only layouts that fit reach the step-time model.
+2. dominance: ZeRO-0 is dominated by ZeRO-1 when the data-parallel group has more than one rank (the
+   same bytes on the wire, less memory, a sharded optimizer step); ZeRO>0 duplicates ZeRO-0 when it
+   has one; offload is dominated by the same layout without it once that one fits;
+3. memory lower bounds: the most sharded ZeRO/offload choice per (tp, pp, cp, ep, etp), then each
+   choice, with the smallest activations (full recompute, micro-batch 1, no interleave), prune every
+   recompute / micro-batch / interleave under them; an out-of-memory layout makes its larger
+   micro-batches out of memory too;
+4. best-first: candidates are sorted by a lower bound on their step time (matmul, attention and
+   elementwise time, TP/CP/PP traffic and the bubble, exposed DP/ZeRO traffic and the CPU optimizer
+   step, each computed the way :mod:`~scalelab.planner.step_time` does, leaving out only terms that add
+   time) and fully evaluated until the bound exceeds the last of the top plans.
 """
 
 from __future__ import annotations
