@@ -1,9 +1,33 @@
-"""CLI command group: demo (filled in by its owner; see app.py for how modules register)."""
+"""``scalelab demo``: the main job (train an isoFLOP grid, fit, forecast, prove on a held-out run, plan)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from ._options import FormatOpt
+from ._output import OutputFormat, emit
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``scalelab demo`` to the root app."""
+
+    @app.command()
+    def demo(
+        quick: Annotated[bool, typer.Option("--quick", help="The two-minute version: smaller grid and budgets.")] = False,
+        seed: Annotated[int, typer.Option(help="Seed of every run and of the bootstrap.")] = 0,
+        store: Annotated[Optional[Path], typer.Option(help="Run store (default $SCALELAB_HOME/runs.sqlite).")] = None,
+        out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("scalelab-report.html"),
+        workers: Annotated[Optional[int], typer.Option(min=1, help="Local worker processes for the grid.")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of a live display.")] = False,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Train an isoFLOP grid of tiny GPTs on the embedded corpus, fit the Chinchilla law, forecast a
+        held-out larger run and train it, then plan the recipe at production scale; writes an HTML report."""
+        from ..demo import run_demo
+
+        result = run_demo(quick=quick, seed=seed, store=store, out=out, workers=workers,
+                          quiet=quiet or fmt == OutputFormat.json)
+        emit(result, fmt)

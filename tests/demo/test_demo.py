@@ -1,0 +1,70 @@
+"""The demo end to end on a miniature grid: runs stored once, law fitted, held-out run trained and
+compared, production plan made, HTML report self-contained; a second call reuses every stored run."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+from scalelab.demo import DemoSettings, run_demo  # noqa: E402
+from scalelab.tunnel.store import RunStore  # noqa: E402
+
+TINY = DemoSettings(budgets_flops=(2e9, 5e9), sizes=(1.2e4, 3e4, 5e4), holdout_flops=1.2e10, n_bootstrap=30,
+                    production_n_gpus=256)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo")
+    res = run_demo(settings=TINY, seed=0, store=d / "runs.sqlite", out=d / "report.html", workers=2, quiet=True)
+    return res, d
+
+
+def test_demo_trains_fits_forecasts_and_plans(demo_run):
+    res, d = demo_run
+    assert len(res.grid_runs) == 6 and all(r["status"] == "completed" for r in res.grid_runs)
+    # every isoFLOP run spent its budget: 6 N D within one optimizer step of C
+    for r in res.grid_runs:
+        assert r["budget_flops"] in TINY.budgets_flops
+        assert 6 * r["n_params"] * r["tokens"] == pytest.approx(r["budget_flops"], rel=0.15)
+    assert set(res.fit["params"]) == {"E", "A", "B", "alpha", "beta"}
+    f = res.forecast
+    assert f["C_flops"] == TINY.holdout_flops and f["loss_lo"] < f["loss"] < f["loss_hi"]
+    h = res.holdout
+    assert h["status"] == "completed" and math.isfinite(h["val_loss"])
+    assert res.forecast_error == pytest.approx((h["val_loss"] - f["loss"]) / h["val_loss"])
+    p = res.production
+    assert p["feasible"] and p["training_days"] > 0 and p["memory_total_bytes"] <= p["gpu_memory_bytes"]
+    text = res.report()
+    assert "held-out" in text and f"{h['val_loss']:.4f}" in text
+    d_json = res.to_dict()
+    assert d_json["inside_interval"] == res.inside_interval
+
+
+def test_report_is_self_contained(demo_run):
+    res, d = demo_run
+    html = (d / "report.html").read_text()
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 4  # isoFLOP, law, forecast, memory
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+
+
+def test_second_demo_reuses_stored_runs(demo_run):
+    res, d = demo_run
+    n_before = len(RunStore(d / "runs.sqlite").runs())
+    again = run_demo(settings=TINY, seed=0, store=d / "runs.sqlite", out=None, workers=1, quiet=True)
+    assert len(RunStore(d / "runs.sqlite").runs()) == n_before
+    assert [r["val_loss"] for r in again.grid_runs] == [r["val_loss"] for r in res.grid_runs]
+    assert again.holdout["val_loss"] == res.holdout["val_loss"]
+
+
+def test_holdout_budget_must_exceed_grid(tmp_path):
+    from scalelab.errors import ConfigError
+
+    bad = DemoSettings(budgets_flops=(1e10,), sizes=(1e4,), holdout_flops=5e9, n_bootstrap=0)
+    with pytest.raises(ConfigError, match="held-out budget must exceed"):
+        run_demo(settings=bad, store=tmp_path / "s.sqlite", out=None)
