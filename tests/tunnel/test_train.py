@@ -231,6 +231,14 @@ def test_bad_corpus_stops_before_training(tmp_path):
         train(tiny(corpus=str(tmp_path / "empty.txt")))
 
 
+def test_corpus_without_room_for_a_validation_sequence_fails_before_training(tmp_path):
+    (tmp_path / "small.txt").write_text("short text, " * 50)  # 600 bytes: 5% held out < one sequence
+    calls = []
+    with pytest.raises(CorpusError, match="validation split is too short"):
+        train(tiny(corpus=str(tmp_path / "small.txt")), progress=calls.append)
+    assert calls == []
+
+
 def test_heads_not_dividing_d_model_fails_in_a_run_config():
     with pytest.raises(ValueError, match="does not divide d_model"):
         RunConfig(model={"n_layers": 2, "d_model": 30, "n_heads": 4, "d_ff": 64, "vocab_size": 256},

@@ -371,6 +371,13 @@ class TokenData:
                 allowed=f"at least seq_len + 1 = {seq_len + 1} tokens in one domain",
                 fix="use a larger corpus or a shorter seq_len"))
 
+    def check(self, seq_len: int, domain_weights: dict[str, float] | None = None) -> None:
+        """Raise :class:`CorpusError`/:class:`ConfigError` now if training or evaluating with these
+        settings would fail later (a split shorter than one sequence, unknown or all-zero weights)."""
+        self._check_len(seq_len, "train", self.train)
+        self._check_len(seq_len, "validation", self.val)
+        self.domain_probs(domain_weights, seq_len)
+
     def domain_probs(self, domain_weights: dict[str, float] | None, seq_len: int) -> tuple[list[str], np.ndarray]:
         """Sampling probability of each domain: ``domain_weights`` normalised, else proportional to size."""
         names = [d for d in self.domains if len(self.train[d]) > seq_len]

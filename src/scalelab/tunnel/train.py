@@ -493,6 +493,7 @@ def train(config: RunConfig, *, progress: Callable[[dict], None] | None = None,
         raise ConfigError(explain("the model's vocabulary is smaller than the tokenizer's",
                                   value=config.model.vocab_size, allowed=f">= {data.vocab_size} ({config.tokenizer})",
                                   fix=f"set model.vocab_size={data.vocab_size} or more"))
+    data.check(config.seq_len, config.domain_weights)  # fail before building anything
     prev_threads = torch.get_num_threads()
     threads = num_threads or int(os.environ.get("SCALELAB_NUM_THREADS", "0") or 0)
     if threads > 0:
