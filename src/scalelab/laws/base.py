@@ -475,7 +475,8 @@ class ScalingLaw:
                                     allowed=f"more than {P} runs (several times more for useful intervals)",
                                     fix="add runs, or fit a law with fewer parameters"))
         for c, a in zip(self.covariates, X, strict=True):
-            need = self.min_distinct.get(c, 2 if any(c in s for s in ("N", "D", "C")) else 1)
+            # an exponent in N, D or C needs at least two distinct values to be identified at all
+            need = self.min_distinct.get(c, 2 if c in ("N", "D", "C") else 1)
             got = np.unique(a).size
             if got < need:
                 raise DataError(explain(
