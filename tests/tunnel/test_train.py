@@ -12,7 +12,7 @@ import pytest
 
 from scalelab.arch import MLASpec, ModelSpec, MoESpec
 from scalelab.errors import ConfigError, CorpusError
-from scalelab.tunnel.train import RunConfig, TrainResult, lr_at, train
+from scalelab.tunnel.train import RunConfig, TrainResult, auto_num_threads, lr_at, train
 
 
 def _golden_module(assets):
@@ -106,6 +106,15 @@ def test_power_scheduler_pinned_to_reference_vector():
     # Warmup climbs to the power-law value at its end, not to eta_max (no jump after warmup).
     cw = c.model_copy(update={"warmup_tokens": 10**12})
     assert lr_at(cw, 0.5e12 - cw.tokens_per_step) == pytest.approx(0.5 * lr_at(cw, 1e12), rel=1e-9)
+
+
+def test_auto_threads_grow_with_work_per_step(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert auto_num_threads(tiny()) == 1  # ~1e8 FLOPs per step: one thread
+    big = ModelSpec(n_layers=12, d_model=768, n_heads=12, d_ff=3072, vocab_size=256, seq_len=1024)
+    assert auto_num_threads(tiny(model=big, seq_len=1024, batch_size=8, n_tokens=8 * 1024)) == 8
 
 
 def test_runs_are_deterministic(corpus):

@@ -63,7 +63,7 @@ from .._spec import Spec
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
 
-__all__ = ["RunConfig", "TrainResult", "BranchResult", "train", "lr_at", "resolve_device"]
+__all__ = ["RunConfig", "TrainResult", "BranchResult", "train", "lr_at", "resolve_device", "auto_num_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -468,8 +468,8 @@ def train(config: RunConfig, *, progress: Callable[[dict], None] | None = None,
         If the file exists and was written for the same config hash, training resumes from it; every
         ``checkpoint_every_steps`` steps (0: never) the run's state is written there atomically.
     num_threads : int, optional
-        CPU threads for PyTorch during this call (restored afterwards); default ``$SCALELAB_NUM_THREADS``
-        or PyTorch's own default. Grid workers running in parallel should split the cores between them.
+        CPU threads for PyTorch during this call (restored afterwards); default ``$SCALELAB_NUM_THREADS``,
+        else :func:`auto_num_threads` on CPU, capped at the current setting (a grid worker may have set it).
 
     Raises
     ------
@@ -496,6 +496,9 @@ def train(config: RunConfig, *, progress: Callable[[dict], None] | None = None,
     data.check(config.seq_len, config.domain_weights)  # fail before building anything
     prev_threads = torch.get_num_threads()
     threads = num_threads or int(os.environ.get("SCALELAB_NUM_THREADS", "0") or 0)
+    if threads <= 0 and torch.device(device).type == "cpu":
+        # Never more than already set: a grid worker may have given this process its share of the cores.
+        threads = min(auto_num_threads(config), prev_threads)
     if threads > 0:
         torch.set_num_threads(threads)
     try:
@@ -504,6 +507,27 @@ def train(config: RunConfig, *, progress: Callable[[dict], None] | None = None,
     finally:
         if threads > 0:
             torch.set_num_threads(prev_threads)
+
+
+#: Training FLOPs per optimizer step that justify one more CPU thread (see :func:`auto_num_threads`).
+FLOPS_PER_STEP_PER_THREAD = 1e10
+
+
+def auto_num_threads(config: RunConfig) -> int:
+    """CPU threads for a run: one per ``FLOPS_PER_STEP_PER_THREAD`` of work per step, at most the cores
+    this process may use.
+
+    Tiny wind-tunnel steps do not amortise thread synchronisation: on a 2-core machine a 2-layer,
+    d_model 64 model (2.2 GFLOP per step) trained 3x faster on one thread than on two
+    (``benchmarks/tunnel_throughput.py --threads``), and grids run several workers side by side. The
+    choice depends only on the config and the machine, so a run's numerics do not vary with load.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        cores = os.cpu_count() or 1
+    step_flops = _planner_flops_per_token(config.model, config.seq_len) * config.tokens_per_step
+    return max(1, min(cores, int(step_flops // FLOPS_PER_STEP_PER_THREAD)))
 
 
 def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_every_steps, t_start, version):
