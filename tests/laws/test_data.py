@@ -153,3 +153,8 @@ def test_save_load_roundtrip(tmp_path):
     (tmp_path / "junk.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="not a saved fit"):
         load_fit(tmp_path / "junk.json")
+
+
+def test_token_multiplier_derived_for_laws_in_m():
+    r = load_runs({"N": [1e8, 2e8], "D": [2e9, 8e9], "loss": [3.0, 2.8]})
+    np.testing.assert_allclose(r.column("M"), [20.0, 40.0])

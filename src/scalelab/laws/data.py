@@ -86,6 +86,9 @@ class Runs:
         alias = {"loss": "L", "L": "L"}.get(name)
         if alias and alias in self.columns:
             return self.columns[alias]
+        if name == "M" and "N" in self.columns and "D" in self.columns:
+            # Gadre et al. 2024's token multiplier M = D / N (tokens per parameter)
+            return self.columns["D"] / self.columns["N"]
         raise DataError(explain(
             f"the runs have no column for {name!r}" + (f" (needed by law {law_name!r})" if law_name else ""),
             value=sorted(self.columns), allowed=f"a column named {name!r} or mapped to it",
