@@ -7,6 +7,7 @@ inside command functions, so ``scalelab plan`` starts without them (DESIGN.md pr
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -40,8 +41,25 @@ for _module in (plan, catalog, laws, tunnel, demo):
     _module.register(app)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Library warnings reach CLI users as one readable line on stderr (no file/line noise)."""
+    from ..errors import ScalelabWarning
+    from ._output import err_console
+
+    if issubclass(category, ScalelabWarning):
+        from rich.markup import escape
+
+        err_console.print(f"[yellow]{category.__name__}:[/] {escape(str(message))}")
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, map known errors to messages and exit code 1."""
+    warnings.showwarning = _show_warning
     try:
         # Standalone mode lets typer report usage errors itself (exit 2); anything else reaches the table.
         app(args=argv, prog_name="scalelab")
