@@ -444,7 +444,7 @@ def _paper_stage2(S2: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.
     """Stage 2 as the paper: L-BFGS-B on (R_D*, R_N*) themselves from each grid start, best kept (App. A)."""
     from scipy.optimize import minimize
 
-    from .fitting import FitOutput, _residuals
+    from .fitting import FitOutput
 
     # The base is fixed, so U_D, R_D, U_N, R_N are constants: precompute them and keep each evaluation lean.
     b = S2._base

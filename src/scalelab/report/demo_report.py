@@ -29,6 +29,13 @@ def _plt() -> Any:
     return plt
 
 
+def _forecast_with_interval(ax: Any, x: float, forecast: dict[str, Any], label: str) -> None:
+    """The forecast as a point with its (asymmetric) 95% interval as error bars."""
+    f = forecast
+    ax.errorbar([x], [f["loss"]], yerr=[[f["loss"] - f["loss_lo"]], [f["loss_hi"] - f["loss"]]], fmt="o",
+                capsize=5, color="tab:blue", label=label)
+
+
 def isoflop_figure(result: Any, law: Any) -> Any:
     """Loss against N for each grid budget: runs as points, the fitted law along each isoFLOP line, the
     fitted optimum of each budget, and the held-out run."""
@@ -81,8 +88,7 @@ def law_bands_figure(result: Any, law: Any) -> Any:
         ax.fill_between(grid, np.ravel(lo), np.ravel(hi), color="k", alpha=0.15, label="95% band (bootstrap)")
     f, h = result.forecast, result.holdout
     c_hold = 6.0 * h["n_params"] * h["tokens"]
-    ax.errorbar([c_hold], [f["loss"]], yerr=[[f["loss"] - f["loss_lo"]], [f["loss_hi"] - f["loss"]]],
-                fmt="o", color="tab:blue", capsize=4, label="forecast (95%, new run)")
+    _forecast_with_interval(ax, c_hold, f, "forecast (95%, new run)")
     ax.scatter([c_hold], [h["val_loss"]], marker="D", s=60, color="crimson", zorder=5, label="measured")
     ax.set_xscale("log")
     ax.set_xlabel("compute C = 6ND (FLOPs)")
@@ -98,8 +104,7 @@ def forecast_figure(result: Any) -> Any:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     f, h = result.forecast, result.holdout
-    ax.errorbar([0], [f["loss"]], yerr=[[f["loss"] - f["loss_lo"]], [f["loss_hi"] - f["loss"]]], fmt="o",
-                capsize=6, color="tab:blue", label="forecast, 95% interval")
+    _forecast_with_interval(ax, 0, f, "forecast, 95% interval")
     ax.scatter([1], [h["val_loss"]], marker="D", s=60, color="crimson", label="measured")
     ax.set_xticks([0, 1], ["forecast", "measured"])
     ax.set_xlim(-0.7, 1.7)
