@@ -273,7 +273,7 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
 def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.ndarray, *,
                w: np.ndarray | None = None, loss: str = "huber", delta: float = 1e-3, space: str = "log",
                asymmetry: float = 10.0, max_iter: int = 200, n_polish: int = 3,
-               keep_fraction: float = 0.02, prune_after: int = 3, patience: int = 5,
+               keep_fraction: float = 0.01, prune_after: int = 2, patience: int = 5,
                warn: bool = True) -> FitOutput:
     """Multi-start fit: batched LM over all ``starts``, then L-BFGS-B polish of the best ``n_polish``.
 
