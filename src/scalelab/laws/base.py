@@ -754,10 +754,11 @@ class ScalingLaw:
         if getattr(self, "preset_", None):
             lines.append(f"  preset {self.preset_!r}: {getattr(self, 'source_', '')}")
         else:
-            lines.append(f"  fit: {self.n_samples_} runs, loss={self.loss}"
+            info = getattr(self, "fit_info_", None) or {}
+            lines.append(f"  fit: {getattr(self, 'n_samples_', '?')} runs, loss={self.loss}"
                          + (f" (delta={self.delta:g})" if self.loss == "huber" else "")
-                         + f", space={self.space}, starts={self.fit_info_.get('n_starts')}, "
-                         f"objective={self.objective_:.6g}")
+                         + f", space={self.space}, starts={info.get('n_starts')}, "
+                         f"objective={_g(getattr(self, 'objective_', None))}")
         lvl = int(round(100 * self.level))
         method = getattr(self, "interval_method_", None)
         lines.append(f"  {'param':<10}{'value':>14}{'std err':>12}   {lvl}% interval"
