@@ -121,3 +121,21 @@ def test_unidentified_term_warns_with_remedy():
     assert "singular" in msgs
     assert law.params_["alpha"] == pytest.approx(0.34, rel=1e-4)
     assert any("bound of B" in n for n in law.fit_info_["warnings"])
+
+
+def test_failed_polish_at_a_non_stationary_point_warns(monkeypatch):
+    # DESIGN principle 6: every scipy result is checked. Simulate a solver that gives up immediately.
+    from types import SimpleNamespace
+
+    from scalelab.errors import ConvergenceWarning
+    from scalelab.laws import fitting
+
+    def give_up(law_cls, X, y, theta0, w, obj, space):
+        return SimpleNamespace(success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH", fun=np.inf, x=theta0, nit=0)
+
+    monkeypatch.setattr(fitting, "_scipy_polish", give_up)
+    X, y = ChinchillaLaw._example_data(np.random.default_rng(7), n=60)
+    start = [[3.0, 50.0, 50.0, 0.1, 0.1]]  # far from the truth; one batched iteration cannot get there
+    with pytest.warns(ConvergenceWarning, match="ABNORMAL_TERMINATION_IN_LNSRCH.*Fix"):
+        law = ChinchillaLaw(init=start, max_iter=1).fit(*X, y)
+    assert not law.fit_info_["stationary"]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvergenceWarning, NotFittedError, explain
-from .fitting import Objective, fit_batch
+from .fitting import Objective, _scipy_polish, fit_batch, stationary_rows
 
 __all__ = ["attach", "bootstrap", "draws", "percentile_interval", "prediction_interval"]
 
@@ -60,6 +60,16 @@ def bootstrap(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray 
     def run(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         th, _, conv, _ = fit_batch(cls, X, y, theta0[idx], w=W[idx], obj=obj, space=law.space,
                                    max_iter=max(int(law.max_iter), 100))
+        # a refit counts as converged when the batched solver says so or its gradient is negligible;
+        # the rest (slow IRLS tails on near-L1 Huber) are finished by scipy, whose result is checked
+        if obj.kind != "asymmetric" and not conv.all():
+            conv = conv | stationary_rows(cls, X, y, th, W[idx], obj, law.space)
+        for j in np.flatnonzero(~conv):
+            res = _scipy_polish(cls, X, y, th[j], W[idx][j], obj, law.space)
+            if np.isfinite(res.fun):
+                th[j] = res.x
+            conv[j] = bool(res.success) or (obj.kind != "asymmetric" and bool(
+                stationary_rows(cls, X, y, th[j][None], W[idx][j], obj, law.space)[0]))
         return th, conv
 
     jobs = max(1, int(n_jobs or 1))
