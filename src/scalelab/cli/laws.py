@@ -102,11 +102,12 @@ def register(app: typer.Typer) -> None:
         loss: Annotated[Optional[str], typer.Option("--loss", help="Column holding the final loss.")] = None,
         compute: Annotated[Optional[str], typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")] = None,
         col: Annotated[Optional[list[str]], typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
-        columns_toml: Annotated[Optional[Path], typer.Option("--columns", help="TOML with [columns] and [conventions].")] = None,
+        columns_toml: Annotated[Optional[Path], typer.Option("--columns", help="TOML file with a columns table and a conventions table.")] = None,
         n_convention: Annotated[Optional[str], typer.Option("--n-convention", help="total | non-embedding | active.")] = None,
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
         objective: Annotated[str, typer.Option("--objective", help="huber | ls | asymmetric.")] = "huber",
         delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
+        space: Annotated[str, typer.Option("--space", help="Residuals on log-loss (log) or loss (linear).")] = "log",
         init: Annotated[str, typer.Option("--init", help="grid (the law's full grid) | coarse.")] = "grid",
         bootstrap: Annotated[int, typer.Option("--bootstrap", "-b", help="Bootstrap refits over runs (0: asymptotic).")] = 0,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap.")] = 0,
@@ -126,7 +127,8 @@ def register(app: typer.Typer) -> None:
         table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
                           config=columns_toml, n_convention=n_convention, store=store,
                           drop_top_loss=drop_top_loss)
-        est = klass(loss=objective, delta=delta, init=init, n_bootstrap=bootstrap, random_state=seed, level=level)
+        est = klass(loss=objective, delta=delta, space=space, init=init, n_bootstrap=bootstrap, random_state=seed,
+                    level=level)
         est.fit(table)
         est.data_source_ = table.to_dict()
         if out is not None:
