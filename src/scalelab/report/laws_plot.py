@@ -66,8 +66,7 @@ def plot_fit(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, path: str | Pat
                 except Exception:  # noqa: BLE001 - no uncertainty available: draw the line only
                     pass
             ax1.set_xlabel(law.covariates[0])
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
+    ax1.set_xscale("log")  # loss stays on a linear axis: its range is narrow
     ax1.set_ylabel(law.target)
     ax1.set_title(f"{law.name}: {law.equation}", fontsize=9)
     ax1.legend(fontsize=8)
@@ -81,8 +80,6 @@ def plot_fit(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, path: str | Pat
         ax2.fill_between(g, g * np.exp(q[0]), g * np.exp(q[1]), color="k", alpha=0.1,
                          label=f"{int(lvl * 100)}% of residuals")
         ax2.legend(fontsize=8)
-    ax2.set_xscale("log")
-    ax2.set_yscale("log")
     ax2.set_xlabel(f"predicted {law.target}")
     ax2.set_ylabel(f"observed {law.target}")
     fig.tight_layout()
