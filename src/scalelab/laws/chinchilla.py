@@ -154,8 +154,8 @@ class ChinchillaLaw(ScalingLaw):
     Examples
     --------
     >>> law = ChinchillaLaw.preset("hoffmann2022")
-    >>> round(float(law.compute_optimal(5.76e23).N_opt[0]) / 1e9, 1)   # the paper's "40B"
-    40.3
+    >>> round(float(law.compute_optimal(5.76e23).N_opt[0]) / 1e9)   # the paper's "40B"
+    40
     """
 
     name = "chinchilla"
@@ -309,7 +309,7 @@ class ChinchillaLaw(ScalingLaw):
         Examples
         --------
         >>> ChinchillaLaw.preset("besiroglu2024").compute_optimal(5.76e23).tokens_per_param.round(1)
-        array([18.4])
+        array([18.3])
         """
         from . import uncertainty
 
