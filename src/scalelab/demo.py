@@ -71,10 +71,10 @@ class DemoSettings:
     @classmethod
     def named(cls, quick: bool) -> "DemoSettings":
         if quick:
-            return cls(budgets_flops=(1e10, 3e10, 1e11), sizes=(1.5e4, 3e4, 6e4), holdout_flops=2.5e11,
-                       n_bootstrap=200)
-        return cls(budgets_flops=(3e10, 1e11, 3e11), sizes=(2e4, 4e4, 8e4, 1.6e5), holdout_flops=1e12,
-                   n_bootstrap=400)
+            return cls(budgets_flops=(1e10, 3e10, 1e11, 3e11), sizes=(1.5e4, 3e4, 6e4), holdout_flops=8e11,
+                       n_bootstrap=100)
+        return cls(budgets_flops=(3e10, 1e11, 3e11, 1e12), sizes=(2e4, 4e4, 8e4, 1.6e5), holdout_flops=2e12,
+                   n_bootstrap=200)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
