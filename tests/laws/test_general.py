@@ -53,3 +53,17 @@ def test_bad_input():
     with pytest.raises(DataError, match="L has NaN"):
         power_law("N", "D")().fit([1e8, 2e8, 4e8, 8e8, 1e9, 2e9, 4e9], [1e10] * 6 + [2e10],
                                   [3.0, 2.9, np.nan, 2.7, 2.6, 2.5, 2.4])
+
+
+def test_saved_power_law_reloads_in_a_fresh_process(tmp_path):
+    """A user's power law is registered when first built; a fit saved from it must load where it was not."""
+    import subprocess
+    import sys
+
+    Law = power_law("N", "D")
+    X, y = Law._example_data(np.random.default_rng(0))
+    path = Law().fit(*X, y).save(tmp_path / "fit.json")
+    code = f"from scalelab.laws import load_fit; print(sorted(load_fit({str(path)!r}).params_))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(sorted(Law.param_names))

@@ -134,9 +134,17 @@ def get_law(name: str) -> type[ScalingLaw]:
     _load_builtins()
     if isinstance(name, type) and issubclass(name, ScalingLaw):
         return name
-    key = str(name).strip().lower()
-    if key in _REGISTRY:
-        return _REGISTRY[key]
+    raw = str(name).strip()
+    if raw in _REGISTRY:
+        return _REGISTRY[raw]
+    for key, klass in _REGISTRY.items():
+        if key.lower() == raw.lower():
+            return klass
+    # A user's power law saved in another process: rebuild its class from the name it was saved under.
+    if raw.startswith("power-law[") and raw.endswith("]"):
+        from .general import power_law
+
+        return power_law(*(c.strip() for c in raw[len("power-law["):-1].split(",")))
     raise UnknownNameError("law", str(name), _REGISTRY, fix="run `scalelab laws` to list the built-in laws")
 
 

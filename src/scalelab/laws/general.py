@@ -208,7 +208,7 @@ def power_law(*covariates: str) -> type[PowerLawPlusConstant]:
                                   fix='use names such as "N", "D", "U"'))
     if covs == ("X",):
         return PowerLawPlusConstant
-    key = f"power-law[{','.join(covs)}]".lower()
+    key = f"power-law[{','.join(covs)}]"  # case kept: get_law rebuilds the class from this name
     existing = _REGISTRY.get(key)
     if existing is not None and getattr(existing, "covariates", None) == covs:
         return existing  # type: ignore[return-value]
