@@ -31,6 +31,12 @@ _LAZY: dict[str, str] = {
     "Plan": "scalelab.planner",
     "plan": "scalelab.planner",
     "search_layouts": "scalelab.planner",
+    "ChinchillaLaw": "scalelab.laws",
+    "get_law": "scalelab.laws",
+    "list_laws": "scalelab.laws",
+    "load_runs": "scalelab.laws",
+    "load_fit": "scalelab.laws",
+    "run_demo": "scalelab.demo",
 }
 
 __all__ = ["__version__", *_LAZY]
