@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, ScalelabWarning, explain
+from .errors import ConfigError, ScalelabError, ScalelabWarning, explain
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def run_demo(
     ok = [r for r in grid_runs if r["status"] == "completed" and r["val_loss"] is not None
           and math.isfinite(r["val_loss"])]
     if len(ok) < 6:
-        raise ConfigError(explain("too few grid runs completed to fit the Chinchilla law", value=len(ok),
+        raise ScalelabError(explain("too few grid runs completed to fit the Chinchilla law", value=len(ok),
                                   allowed="at least 6 completed runs",
                                   fix="check the failed runs with `scalelab tunnel ls` and rerun the demo"))
 
@@ -291,7 +291,7 @@ def run_demo(
     timings["holdout"] = time.perf_counter() - t0
     holdout = _run_row(hold_rec)
     if holdout["status"] != "completed" or holdout["val_loss"] is None:
-        raise ConfigError(explain("the held-out run did not complete", value=hold_rec.status,
+        raise ScalelabError(explain("the held-out run did not complete", value=hold_rec.status,
                                   fix=f"inspect it with `scalelab tunnel show {hold_rec.hash}`"))
 
     # 4. production plan ---------------------------------------------------------------------------
