@@ -97,19 +97,24 @@ def test_parquet_corpus(tmp_path):
     assert d.n_train_tokens + d.n_val_tokens == len(("hello parquet " * 50).encode()) + len(("more rows " * 50).encode()) + 2
 
 
-def test_saved_hf_dataset_or_missing_dependency(tmp_path):
-    try:
-        import datasets
-    except ImportError:
-        ds_dir = tmp_path / "saved"
-        ds_dir.mkdir()
-        (ds_dir / "dataset_info.json").write_text("{}")
-        with pytest.raises(MissingDependencyError, match="datasets"):
-            load_corpus(str(ds_dir))
-        return
+def test_saved_hf_dataset_is_read(tmp_path):
+    datasets = pytest.importorskip("datasets")  # installed with the `data` extra (and in CI)
     ds = datasets.Dataset.from_dict({"text": ["saved dataset text " * 40] * 3})
     ds.save_to_disk(str(tmp_path / "saved"))
-    assert load_corpus(str(tmp_path / "saved")).domains == ["text"]
+    d = load_corpus(str(tmp_path / "saved"))
+    assert d.domains == ["text"]
+    assert d.n_train_tokens + d.n_val_tokens == 3 * (len(("saved dataset text " * 40).encode()) + 1)
+
+
+def test_saved_hf_dataset_without_datasets_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import fails as if not installed
+    ds_dir = tmp_path / "saved"
+    ds_dir.mkdir()
+    (ds_dir / "dataset_info.json").write_text("{}")
+    with pytest.raises(MissingDependencyError, match="scalelab\\[data\\]"):
+        load_corpus(str(ds_dir))
 
 
 def test_bpe_tokenizer_trains_locally_and_round_trips(assets):
