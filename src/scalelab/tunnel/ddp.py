@@ -161,7 +161,7 @@ def _worker(args: argparse.Namespace) -> int:
     import scalelab
 
     from .data import load_corpus
-    from .train import BranchResult, RunConfig, TrainResult, _branch, _planner_flops_per_token, _segment
+    from .train import RunConfig, _train
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", rank))
@@ -174,62 +174,13 @@ def _worker(args: argparse.Namespace) -> int:
             torch.cuda.set_device(local)
         dtype = cfg.dtype if cfg.dtype != "auto" else ("bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32")
         data = load_corpus(cfg.corpus, cfg.tokenizer, cfg.bpe_vocab_size)
-        t_start = time.perf_counter()
-        run = _make_run_class()(cfg, _RankShard(data, rank, world), device, dtype)
-        chash, steps, tps = cfg.content_hash(), cfg.n_steps, cfg.tokens_per_step
-        curve: list[dict[str, Any]] = []
-        branches: list[BranchResult] = []
-        start = 0
-        ckpt = Path(args.checkpoint) if args.checkpoint else None
-        if ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=False)
-            if state.get("config_hash") == chash:
-                run.restore(state)
-                start, curve = state["step"], state["curve"]
-                branches = [BranchResult(**b) for b in state["branches"]]
-        resumed_from = start
-        every = int(args.checkpoint_every)
-
-        def save(done: int) -> None:
-            if rank != 0 or ckpt is None:
-                return
-            tmp = ckpt.with_name(ckpt.name + ".tmp")
-            torch.save({"config_hash": chash, "step": done, "curve": curve,
-                        "branches": [b.to_dict() for b in branches], **run.snapshot()}, tmp)
-            os.replace(tmp, ckpt)
-
-        def on_step(done: int) -> None:
-            if every and done % every == 0:
-                save(done)
-
-        branch_steps = {-(-b // tps): b for b in sorted(cfg.decay_branches)}
-        stops = sorted(s for s in branch_steps if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
-        status, last_loss, error = "completed", None, None
-        t_train, seg = 0.0, start
-        for stop in [*stops, steps]:
-            t0 = time.perf_counter()
-            status, last_loss, error = _segment(run, cfg, seg, stop, curve, max(1, steps // 500), None, "step", on_step)
-            t_train += time.perf_counter() - t0
-            seg = stop
-            if status != "completed":
-                break
-            if stop in branch_steps and stop < steps:
-                branches.append(_branch(run, cfg, stop, branch_steps[stop], None))
-                if every:
-                    save(stop)
-        done_steps = curve[-1]["step"] if curve else start
-        ok = status == "completed"
-        result = TrainResult(
-            status=status,
-            final_train_loss=(curve[-1]["train_loss"] if curve else last_loss) if ok else None,
-            final_val_loss=next((p["val_loss"] for p in reversed(curve) if p["val_loss"] is not None), None) if ok else None,
-            tokens_seen=done_steps * tps, steps=done_steps, wall_s=time.perf_counter() - t_start,
-            tokens_per_s=(done_steps - resumed_from) * tps / t_train if t_train > 0 else 0.0,
-            n_params=run.raw.n_params(), flops_per_token=_planner_flops_per_token(cfg.model, cfg.seq_len),
-            curve=curve, branches=branches, config_hash=chash, config=cfg.to_dict(),
-            device=f"{device} x{world} (DDP)", dtype=dtype, error=error, resumed_from_step=resumed_from,
-            version=scalelab.__version__,
-        )
+        # The same loop as a one-process run (train._train): only the run class (DDP-wrapped model,
+        # rank-averaged loss), the data (this rank's slice of each global batch) and who writes
+        # checkpoints (rank 0) differ.
+        result = _train(cfg, _RankShard(data, rank, world), device, dtype, None,
+                        args.checkpoint or None, int(args.checkpoint_every), time.perf_counter(),
+                        scalelab.__version__, run_cls=_make_run_class(), writes_checkpoints=rank == 0,
+                        device_label=f"{device} x{world} (DDP)")
         if rank == 0:
             d = result.to_dict()
             d = json.loads(json.dumps(d, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else str(v)))

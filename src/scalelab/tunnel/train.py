@@ -530,10 +530,13 @@ def auto_num_threads(config: RunConfig) -> int:
     return max(1, min(cores, int(step_flops // FLOPS_PER_STEP_PER_THREAD)))
 
 
-def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_every_steps, t_start, version):
+def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_every_steps, t_start, version, *,
+           run_cls: type = _Run, writes_checkpoints: bool = True, device_label: str | None = None):
+    """The training loop shared by :func:`train` and each rank of :mod:`scalelab.tunnel.ddp` (which passes
+    its DDP run class, writes checkpoints from rank 0 only, and labels the device with the world size)."""
     import torch
 
-    run = _Run(config, data, device, dtype)
+    run = run_cls(config, data, device, dtype)
     chash = config.content_hash()
     steps = config.n_steps
     tps = config.tokens_per_step
@@ -555,6 +558,8 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     resumed_from = start
 
     def save(done: int) -> None:
+        if not writes_checkpoints:
+            return
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         torch.save({"config_hash": chash, "step": done, "curve": curve, "branches": [b.to_dict() for b in branches],
                     **run.snapshot()}, tmp)
@@ -610,7 +615,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
         branches=branches,
         config_hash=chash,
         config=config.to_dict(),
-        device=device,
+        device=device_label or device,
         dtype=dtype,
         error=error,
         resumed_from_step=resumed_from,
