@@ -493,6 +493,27 @@ class ScalingLaw:
                     fix=f"add runs at other {c} (e.g. several model sizes)"))
 
     # ------------------------------------------------------------------ fit
+    def _prepare_fit(self, X: tuple[Any, ...], y: Any, sample_weight: Any
+                     ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
+        """Validate options, covariates, target and weights for ``fit``, check the design, and forget any
+        previous fit (attributes ending in ``_``). Returns ``(X arrays, y, weights or None)``."""
+        self._check_options()
+        Xr, yr, w_runs = self._split_xy(X, y)
+        Xa = self._check_X(Xr, fitting=True)
+        ya = self._check_y(yr, Xa[0].size if Xa else 0)
+        if sample_weight is None:
+            sample_weight = w_runs
+        w = None
+        if sample_weight is not None:
+            w = _as_float_array(sample_weight, "sample_weight").ravel()
+            if w.size != ya.size or np.any(~np.isfinite(w)) or np.any(w < 0):
+                raise DataError(explain("sample_weight must be finite, non-negative, one per run",
+                                        value=f"{w.size} weights for {ya.size} runs"))
+        self._check_design(Xa, ya)
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+            delattr(self, attr)
+        return Xa, ya, w
+
     def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> ScalingLaw:
         """Fit the law to runs and return ``self``.
 
@@ -514,21 +535,7 @@ class ScalingLaw:
         """
         from . import fitting, uncertainty
 
-        self._check_options()
-        Xr, yr, w_runs = self._split_xy(X, y)
-        Xa = self._check_X(Xr, fitting=True)
-        ya = self._check_y(yr, Xa[0].size if Xa else 0)
-        if sample_weight is None:
-            sample_weight = w_runs
-        w = None
-        if sample_weight is not None:
-            w = _as_float_array(sample_weight, "sample_weight").ravel()
-            if w.size != ya.size or np.any(~np.isfinite(w)) or np.any(w < 0):
-                raise DataError(explain("sample_weight must be finite, non-negative, one per run",
-                                        value=f"{w.size} weights for {ya.size} runs"))
-        self._check_design(Xa, ya)
-        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
-            delattr(self, attr)
+        Xa, ya, w = self._prepare_fit(X, y, sample_weight)
 
         starts = fitting.resolve_init(type(self), self.init, Xa, ya)
         res = fitting.fit_starts(type(self), Xa, ya, starts, w=w, loss=self.loss, delta=self.delta,

@@ -260,24 +260,8 @@ class MuennighoffLaw(ScalingLaw):
         ``R_N_star`` with the base fixed, on every run, from the paper's grid of starts.
         """
         from . import fitting, uncertainty
-        from .base import _as_float_array
 
-        self._check_options()
-        Xr, yr, w_runs = self._split_xy(X, y)
-        Xa = self._check_X(Xr, fitting=True)
-        ya = self._check_y(yr, Xa[0].size)
-        if sample_weight is None:
-            sample_weight = w_runs
-        w = None
-        if sample_weight is not None:
-            w = _as_float_array(sample_weight, "sample_weight").ravel()
-            if w.size != ya.size or np.any(~np.isfinite(w)) or np.any(w < 0):
-                raise DataError(explain("sample_weight must be finite, non-negative, one per run",
-                                        value=f"{w.size} weights for {ya.size} runs"))
-        self._check_design(Xa, ya)
-        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
-            delattr(self, attr)
-
+        Xa, ya, w = self._prepare_fit(X, y, sample_weight)
         fixed = self._resolve_base()
         stage1 = None
         if fixed is None:
