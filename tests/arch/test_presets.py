@@ -63,11 +63,9 @@ def test_preset_matches_published_non_embedding(name, non_emb, rtol, source):
     assert get_model(name).n_params().non_embedding == pytest.approx(non_emb, rel=rtol), source
 
 
-def test_bloom_is_the_model_card_count_less_its_embedding_layernorm():
-    # BigScience BLOOM model card: 176,247,271,424 parameters. ModelSpec has no field for BLOOM's
-    # word_embeddings_layernorm (weight + bias = 2h), so the preset is exactly 2h short.
-    m = get_model("bloom-176b")
-    assert 176_247_271_424 - m.n_params().total == 2 * m.d_model
+def test_bloom_matches_the_model_card_exactly():
+    # BigScience BLOOM model card: 176,247,271,424 parameters, its word_embeddings_layernorm included.
+    assert get_model("bloom-176b").n_params().total == 176_247_271_424
 
 
 def test_megatron_formula_reproduces_gpt3_exactly():
@@ -134,7 +132,7 @@ def test_tiny_presets_are_wind_tunnel_sized():
 
 def test_preset_notes_explain_known_gaps():
     assert get_preset("chinchilla-70b").spec.position_kind == "relative"
-    assert "LayerNorm" in get_preset("bloom-176b").notes
+    assert get_preset("bloom-176b").spec.embedding_norm
 
 
 _TUNNEL_BUILDABLE = [p.name for p in list_presets()

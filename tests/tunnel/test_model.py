@@ -63,11 +63,12 @@ def test_param_count_equals_spec_on_meta_device(name):
     attn_bias=st.sampled_from(["none", "qkv", "all"]),
     mlp_bias=st.booleans(),
     qk_norm=st.booleans(),
+    emb_norm=st.booleans(),
     moe=st.none() | st.tuples(st.integers(1, 6), st.integers(1, 2), st.integers(0, 2), st.integers(0, 2),
                               st.integers(0, 1)),
 )
 def test_param_count_matches_spec_for_random_specs(n_layers, n_kv, d_head, d_ff, vocab, ffn, norm, pos, tied,
-                                                   attn_bias, mlp_bias, qk_norm, moe):
+                                                   attn_bias, mlp_bias, qk_norm, emb_norm, moe):
     moe_spec = None
     if moe is not None:
         e, k, shared, zero, dense = moe
@@ -75,7 +76,8 @@ def test_param_count_matches_spec_for_random_specs(n_layers, n_kv, d_head, d_ff,
                            n_zero_experts=zero, n_dense_layers=min(dense, n_layers))
     spec = ModelSpec(n_layers=n_layers, d_model=32, n_heads=4, n_kv_heads=n_kv, d_head=d_head, d_ff=d_ff,
                      vocab_size=vocab, seq_len=16, ffn_kind=ffn, norm_kind=norm, position_kind=pos,
-                     tied_embeddings=tied, attn_bias=attn_bias, mlp_bias=mlp_bias, qk_norm=qk_norm, moe=moe_spec)
+                     tied_embeddings=tied, attn_bias=attn_bias, mlp_bias=mlp_bias, qk_norm=qk_norm,
+                     embedding_norm=emb_norm, moe=moe_spec)
     assert _meta_params(spec) == spec.n_params().total
 
 

@@ -268,7 +268,7 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
     """A Hugging Face config dict for ``spec`` (``model_type`` chosen from its features unless given).
 
     The result loads with ``transformers.AutoConfig.for_model(**d)``; a model built from it has exactly
-    ``spec.n_params().total`` parameters (``bloom`` adds its embedding LayerNorm, 2h, that ModelSpec lacks).
+    ``spec.n_params().total`` parameters.
 
     Raises ``ConfigError`` when the spec uses a feature the target family does not have.
 
@@ -300,8 +300,12 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
             reasons.append("has no learned positions (ALiBi)")
         if mt == "bloom" and spec.d_ff != 4 * spec.d_model:
             reasons.append("needs d_ff == 4 * d_model")
+        if mt == "bloom" and not spec.embedding_norm:
+            reasons.append("needs embedding_norm=True (BLOOM's word_embeddings_layernorm)")
         if moe is not None or mla is not None or spec.qk_norm:
             reasons.append("has no MoE, MLA or qk_norm")
+        if mt == "gpt2" and spec.embedding_norm:
+            reasons.append("has no embedding norm")
     else:
         if spec.ffn_kind != "swiglu" or spec.norm_kind != "rmsnorm" or spec.position_kind != "rope":
             reasons.append("needs a SwiGLU MLP, RMSNorm and rotary positions")

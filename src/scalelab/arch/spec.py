@@ -142,6 +142,9 @@ class ModelSpec(Spec):
     """Biases in the MLP projections (GPT-2/3, BLOOM)."""
     qk_norm: bool = False
     """RMSNorm over each head's queries and keys (Qwen3, OLMo 2)."""
+    embedding_norm: bool = False
+    """A norm right after the token embedding (BLOOM's ``word_embeddings_layernorm``; Dettmers et al.
+    2022's stable embedding)."""
     mla: MLASpec | None = None
     """Multi-head latent attention; when set, n_kv_heads/d_head are not used for attention weights."""
     moe: MoESpec | None = None
@@ -260,7 +263,8 @@ class ModelSpec(Spec):
             moe_total = router + routed + shared
             moe_active = router + min(e.top_k, e.n_experts) * self._mlp_params(e.d_expert) + shared
         n_moe, n_dense = self.n_moe_layers, self.n_dense_mlp_layers
-        norms = L * 2 * self._norm_params() + self._norm_params()  # two per block + final
+        # two per block, the final one, and BLOOM's embedding norm
+        norms = (L * 2 + 1 + int(self.embedding_norm)) * self._norm_params()
         embedding = V * h * (1 if self.tied_embeddings else 2)
         if self.position_kind == "learned":
             embedding += self.seq_len * h

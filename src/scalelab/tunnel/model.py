@@ -213,6 +213,7 @@ class GPT(nn.Module):
         h, V = spec.d_model, spec.vocab_size
         self.wte = nn.Embedding(V, h)
         self.wpe = nn.Embedding(spec.seq_len, h) if spec.position_kind == "learned" else None
+        self.ln_emb = make_norm(spec.norm_kind, h) if spec.embedding_norm else None
         self.blocks = nn.ModuleList(Block(spec, i, attn_impl) for i in range(spec.n_layers))
         self.ln_f = make_norm(spec.norm_kind, h)
         self.lm_head = nn.Linear(h, V, bias=False)
@@ -268,6 +269,8 @@ class GPT(nn.Module):
         x = self.wte(idx)  # (B, T, h)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(T, device=idx.device))
+        if self.ln_emb is not None:
+            x = self.ln_emb(x)
         rope = (self.rope_cos, self.rope_sin) if self.rope_cos is not None else None
         aux_total = x.new_zeros(())
         for block in self.blocks:
