@@ -36,3 +36,13 @@ def assets() -> Path:
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test gets its own SCALELAB_HOME so no test touches a user's store."""
     monkeypatch.setenv("SCALELAB_HOME", str(tmp_path_factory.mktemp("scalelab_home")))
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """A small real-text corpus (scalelab's own tunnel source), so run tests never tokenize the whole
+    standard library. Test modules that need another corpus define their own ``corpus`` fixture."""
+    root = ROOT / "src" / "scalelab" / "tunnel"
+    p = tmp_path_factory.mktemp("corpus") / "text.txt"
+    p.write_text("\n".join(f.read_text() for f in sorted(root.glob("*.py"))))
+    return p

@@ -17,14 +17,6 @@ pytest.importorskip("torch")
 MODEL = {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 96, "vocab_size": 256, "seq_len": 16}
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = Path(__file__).resolve().parents[2] / "src" / "scalelab" / "tunnel"
-    p = tmp_path_factory.mktemp("corpus") / "text.txt"
-    p.write_text("\n".join(f.read_text() for f in sorted(root.glob("*.py"))))
-    return p
-
-
 def _config(corpus: Path, steps: int, **kw):
     from scalelab.tunnel.train import RunConfig
 

@@ -30,15 +30,6 @@ MODEL = {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 96, "vocab_size": 2
 STEP = 16 * 4  # tokens per step
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """A small real-text corpus (this repository's own source), so tests never tokenize the stdlib."""
-    root = Path(__file__).resolve().parents[2] / "src" / "scalelab" / "tunnel"
-    p = tmp_path_factory.mktemp("corpus") / "text.txt"
-    p.write_text("\n".join(f.read_text() for f in sorted(root.glob("*.py"))))
-    return p
-
-
 def _config(corpus: Path, steps: int, **kw):
     from scalelab.tunnel.train import RunConfig
 
