@@ -80,6 +80,7 @@ __all__ = [
     "get_law",
     "list_laws",
     "register_law",
+    "canonical_order",
     "LOSSES",
 ]
 
@@ -160,6 +161,23 @@ def _as_float_array(x: Any, what: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise DataError(explain(f"{what} must be numbers", value=type(x).__name__)) from None
     return arr
+
+
+def canonical_order(X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """The permutation that sorts runs by their covariates (in ``covariates`` order), then the target, then
+    the weight: the one order every fit sees its runs in.
+
+    Optimisers, multi-start pruning and bootstrap resamples all depend on row order at the last bit (and a
+    local optimiser can stop in a different place of a flat valley); putting the runs in one canonical
+    order first makes the same runs give the same fit, whatever order they were read in. Rows equal in
+    every column are interchangeable, so the stable sort's choice among them does not matter.
+
+    >>> canonical_order((np.array([3.0, 1.0, 2.0]),), np.array([1.0, 1.0, 1.0])).tolist()
+    [1, 2, 0]
+    """
+    keys = [y] if w is None else [w, y]
+    keys += [x for x in reversed(X)]
+    return np.lexsort(keys)  # the last key is the primary one
 
 
 class ScalingLaw:
@@ -512,7 +530,15 @@ class ScalingLaw:
         self._check_design(Xa, ya)
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
-        return Xa, ya, w
+        order = canonical_order(Xa, ya, w)
+        self._row_order = order
+        return tuple(a[order] for a in Xa), ya[order], (None if w is None else w[order])
+
+    def _set_residuals(self, residuals_canonical: np.ndarray) -> None:
+        """Store log residuals (computed in the canonical order) in the order the user gave the runs."""
+        out = np.empty_like(residuals_canonical)
+        out[self._row_order] = residuals_canonical
+        self.residuals_ = out
 
     def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> ScalingLaw:
         """Fit the law to runs and return ``self``.
@@ -535,7 +561,7 @@ class ScalingLaw:
         """
         from . import fitting, uncertainty
 
-        Xa, ya, w = self._prepare_fit(X, y, sample_weight)
+        Xa, ya, w = self._prepare_fit(X, y, sample_weight)  # in canonical row order
 
         starts = fitting.resolve_init(type(self), self.init, Xa, ya)
         res = fitting.fit_starts(type(self), Xa, ya, starts, w=w, loss=self.loss, delta=self.delta,
@@ -547,7 +573,7 @@ class ScalingLaw:
         self.n_samples_ = int(ya.size)
         self.X_range_ = {c: (float(a.min()), float(a.max())) for c, a in zip(self.covariates, Xa, strict=True)}
         logpred = self._log_model(res.theta[None], Xa, jac=False)[0][0]
-        self.residuals_ = np.log(ya) - logpred  # log(observed / predicted)
+        self._set_residuals(np.log(ya) - logpred)  # log(observed / predicted)
         self.gof_ = fitting.goodness_of_fit(ya, np.exp(logpred), len(self.param_names), self.objective_)
         self.data_hash_ = _data_hash(Xa, ya, w)
         self._fit_data = (Xa, ya, w)

@@ -261,7 +261,7 @@ class MuennighoffLaw(ScalingLaw):
         """
         from . import fitting, uncertainty
 
-        Xa, ya, w = self._prepare_fit(X, y, sample_weight)
+        Xa, ya, w = self._prepare_fit(X, y, sample_weight)  # in canonical row order
         fixed = self._resolve_base()
         stage1 = None
         if fixed is None:
@@ -298,7 +298,7 @@ class MuennighoffLaw(ScalingLaw):
         self.n_samples_ = int(ya.size)
         self.X_range_ = {c: (float(a.min()), float(a.max())) for c, a in zip(self.covariates, Xa, strict=True)}
         logpred = self._log_model(self.theta_[None], Xa, jac=False)[0][0]
-        self.residuals_ = np.log(ya) - logpred
+        self._set_residuals(np.log(ya) - logpred)
         self.gof_ = fitting.goodness_of_fit(ya, np.exp(logpred), 2 if stage1 is None else len(self.param_names),
                                             self.objective_)
         self.data_hash_ = _data_hash(Xa, ya, w)

@@ -210,6 +210,7 @@ def prediction_interval(law: Any, X: tuple[np.ndarray, ...], level: float,
         m = f.shape[0]
         reps = max(1, int(math.ceil(4000 / m)))
         f = np.repeat(f, reps, axis=0)
-        f = f + rng.choice(np.asarray(res, dtype=float), size=f.shape, replace=True)
+        # sorted: residuals_ follow the user's row order, and the band must not depend on it
+        f = f + rng.choice(np.sort(np.asarray(res, dtype=float)), size=f.shape, replace=True)
     lo, hi = percentile_interval(np.exp(f), level)
     return lo, hi
