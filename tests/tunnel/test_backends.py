@@ -26,6 +26,7 @@ def _config(corpus: Path, steps: int, **kw):
     return RunConfig(**base)
 
 
+@pytest.mark.slow  # end to end with several processes: ~15-30 s on 2 cores
 def test_ray_backend_trains_a_grid_into_the_store(corpus, tmp_path):
     ray = pytest.importorskip("ray")
     configs = [_config(corpus, 6, seed=s) for s in range(2)]
@@ -42,6 +43,7 @@ def test_ray_backend_trains_a_grid_into_the_store(corpus, tmp_path):
         assert b.final_val_loss == pytest.approx(a.final_val_loss, rel=1e-4)
 
 
+@pytest.mark.slow  # end to end with several processes: ~15-30 s on 2 cores
 def test_ddp_run_under_torchrun_equals_the_one_process_run(corpus, tmp_path):
     from scalelab.tunnel.ddp import run_ddp
 

@@ -100,6 +100,7 @@ def _grid_toml(corpus: Path, steps: list[int]) -> str:
             f"eval_tokens = 256\n\n{runs}")
 
 
+@pytest.mark.slow  # end to end with several processes: ~15-30 s on 2 cores
 def test_sigkilled_grid_resumes_without_losing_or_duplicating_runs(corpus, tmp_path):
     """Acceptance 3: kill the grid process (SIGKILL) mid-run, run the grid again."""
     grid_file = tmp_path / "grid.toml"
@@ -172,6 +173,7 @@ def test_bad_corpus_fails_before_anything_is_written(corpus, tmp_path):
     assert _rows(store.path) == before
 
 
+@pytest.mark.slow  # end to end with several processes: ~15-30 s on 2 cores
 def test_parallel_workers_match_one_process(corpus, tmp_path):
     configs = [_config(corpus, 6, seed=s) for s in range(3)]
     one = run_grid(configs, RunStore(tmp_path / "a.sqlite"), quiet=True)
