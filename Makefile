@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # other spec makes pip fetch a multi-GB CUDA build. On a user's machine it comes from PyPI.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(VENV)/.installed-test
 
 test-all: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# ruff, mypy and pandas-stubs come from the `lint` extra; both tools read their settings from pyproject.toml.
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks recipes
+	$(BIN)/python -m mypy src
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
