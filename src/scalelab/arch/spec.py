@@ -57,7 +57,7 @@ class MoESpec(Spec):
     """Weight of the load-balancing auxiliary loss (Switch Transformer, arXiv:2101.03961 eq. 4)."""
 
     @model_validator(mode="after")
-    def _check(self) -> "MoESpec":
+    def _check(self) -> MoESpec:
         if self.top_k > self.n_experts + self.n_zero_experts:
             raise ValueError(
                 f"top_k={self.top_k} exceeds the number of experts ({self.n_experts} routed + "
@@ -151,7 +151,7 @@ class ModelSpec(Spec):
     """Mixture-of-experts settings; ``None`` for a dense model."""
 
     @model_validator(mode="after")
-    def _resolve_and_check(self) -> "ModelSpec":
+    def _resolve_and_check(self) -> ModelSpec:
         # Frozen model: fill derived defaults through object.__setattr__ once, at construction.
         if self.d_head is None:
             if self.d_model % self.n_heads:

@@ -81,7 +81,7 @@ class ClusterSpec(Spec):
     """USD per GPU-hour for cost estimates; defaults to the catalog's typical price."""
 
     @model_validator(mode="after")
-    def _fill(self) -> "ClusterSpec":
+    def _fill(self) -> ClusterSpec:
         if self.gpus_per_node is None:
             object.__setattr__(self, "gpus_per_node", min(self.gpu.gpus_per_node, self.n_gpus))
         if self.price_per_gpu_hour is None and self.gpu.price_per_hour is not None:

@@ -76,11 +76,11 @@ from ..errors import (
 )
 
 __all__ = [
+    "LOSSES",
     "ScalingLaw",
     "get_law",
     "list_laws",
     "register_law",
-    "LOSSES",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def register_law(cls: type[ScalingLaw]) -> type[ScalingLaw]:
     other = _REGISTRY.get(key)
     if other is not None and other.__qualname__ != cls.__qualname__:
         raise ConfigError(explain(f"two laws share the registry name {key!r}",
-                                  value=f"{other.__module__}.{other.__qualname__} and {cls.__module__}.{cls.__qualname__}",
+                                  value=f"{other.__module__}.{other.__qualname__} and "
+                                        f"{cls.__module__}.{cls.__qualname__}",
                                   fix="give one of them another `name`"))
     _REGISTRY[key] = cls
     return cls
@@ -774,7 +775,7 @@ class ScalingLaw:
                          + (f" (delta={self.delta:g})" if self.loss == "huber" else "")
                          + f", space={self.space}, starts={info.get('n_starts')}, "
                          f"objective={_g(getattr(self, 'objective_', None))}")
-        lvl = int(round(100 * self.level))
+        lvl = round(100 * self.level)
         method = getattr(self, "interval_method_", None)
         lines.append(f"  {'param':<10}{'value':>14}{'std err':>12}   {lvl}% interval"
                      + (f" ({method})" if method else ""))

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, explain
 
-__all__ = ["Runs", "load_runs", "SYNONYMS", "FLOPS_PER_PARAM_TOKEN"]
+__all__ = ["FLOPS_PER_PARAM_TOKEN", "SYNONYMS", "Runs", "load_runs"]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 
@@ -96,7 +96,7 @@ class Runs:
 
     def law_inputs(self, law: Any) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
         """(covariates, target, weights) for ``law``, validated with row numbers."""
-        names = list(law.covariates) + [law.target]
+        names = [*law.covariates, law.target]
         arrays = [self.column(n, law.name) for n in names]
         positive = law.covariates if law.positive_covariates is None else law.positive_covariates
         for n, a in zip(names, arrays, strict=True):

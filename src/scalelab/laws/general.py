@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, explain
-from .base import ScalingLaw, _REGISTRY
+from .base import _REGISTRY, ScalingLaw
 
 __all__ = ["MonomialLaw", "PowerLawPlusConstant", "power_law"]
 
@@ -229,7 +229,7 @@ def power_law(*covariates: str) -> type[PowerLawPlusConstant]:
         "covariates": covs,
         "covariate_units": {c: "user's unit (positive)" for c in covs},
         "param_names": tuple(names),
-        "log_params": ("E",) + tuple(f"A_{c}" for c in covs),
+        "log_params": ("E", *(f"A_{c}" for c in covs)),
         "bounds": bounds,
         "presets": {},
         "_example_params": example,

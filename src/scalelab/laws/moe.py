@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import ConventionWarning, explain
 from .base import ScalingLaw
 
-__all__ = ["EfficiencyLeverageLaw", "ClarkMoELaw", "KrajewskiMoELaw", "saturating_transform"]
+__all__ = ["ClarkMoELaw", "EfficiencyLeverageLaw", "KrajewskiMoELaw", "saturating_transform"]
 
 
 def saturating_transform(x: Any, x_start: Any, x_max: Any, offset: float = 0.0) -> np.ndarray:
@@ -222,7 +222,8 @@ class KrajewskiMoELaw(ScalingLaw):
         with np.errstate(all="ignore"):
             t = np.stack(np.broadcast_arrays(
                 np.log(p["c"]), np.log(p["a"]) - p["alpha"] * np.log(N),
-                np.log(p["g"]) - p["gamma"] * np.log(G) - p["alpha"] * np.log(N), np.log(p["b"]) - p["beta"] * np.log(D)))
+                np.log(p["g"]) - p["gamma"] * np.log(G) - p["alpha"] * np.log(N),
+                np.log(p["b"]) - p["beta"] * np.log(D)))
             m = t.max(axis=0)
             return m + np.log(np.exp(t - m).sum(axis=0))
 

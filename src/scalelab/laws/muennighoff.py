@@ -461,7 +461,7 @@ def _paper_stage2(S2: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.
     if not best.success:
         warnings.warn(explain(f"L-BFGS-B did not report success in the paper-style stage 2: {best.message}",
                               fix="compare with stage2='global'"), ConvergenceWarning, stacklevel=4)
-    info = {"n_starts": int(len(starts)), "best_from": "L-BFGS-B (paper procedure)", "scipy": records,
+    info = {"n_starts": len(starts), "best_from": "L-BFGS-B (paper procedure)", "scipy": records,
             "warnings": [] if best.success else [str(best.message)]}
     return FitOutput(theta=S2._to_theta(np.asarray(best.x)[None])[0], objective=float(best.fun), info=info)
 

@@ -208,7 +208,7 @@ def prediction_interval(law: Any, X: tuple[np.ndarray, ...], level: float,
                                          fix="use kind='mean', or fit the law to runs"))
         rng = np.random.default_rng(_seed(law) + 1)
         m = f.shape[0]
-        reps = max(1, int(math.ceil(4000 / m)))
+        reps = max(1, math.ceil(4000 / m))
         f = np.repeat(f, reps, axis=0)
         f = f + rng.choice(np.asarray(res, dtype=float), size=f.shape, replace=True)
     lo, hi = percentile_interval(np.exp(f), level)

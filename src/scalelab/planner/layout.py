@@ -74,7 +74,7 @@ class TrainSpec(Spec):
     """LoRA/QLoRA fine-tuning; ``None`` trains every parameter."""
 
     @model_validator(mode="after")
-    def _resolve_batch(self) -> "TrainSpec":
+    def _resolve_batch(self) -> TrainSpec:
         if self.global_batch is None and self.global_batch_tokens is None:
             object.__setattr__(self, "global_batch_tokens", self.seq_len * 512)
         if self.global_batch is None:

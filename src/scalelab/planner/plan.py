@@ -30,7 +30,7 @@ from .._spec import stable_hash
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from ..units import GiB, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_bytes, format_count
+from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
 from .comm import CommBreakdown, comm_per_step
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
@@ -44,7 +44,7 @@ from .step_time import (
     model_step_time,
 )
 
-__all__ = ["Plan", "plan", "check_layout", "resolve_dp"]
+__all__ = ["Plan", "check_layout", "plan", "resolve_dp"]
 
 _NAN = float("nan")
 

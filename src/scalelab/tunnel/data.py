@@ -178,7 +178,8 @@ def _expand(pattern: str) -> list[Path]:
         paths = [p for p in paths if p.is_file()]
         if not paths:
             raise CorpusError(explain("the corpus glob matches no files", value=pattern,
-                                      fix="check the pattern (use ** with a recursive glob), or pass a file or directory"))
+                                      fix="check the pattern (use ** with a recursive glob), "
+                                          "or pass a file or directory"))
         return paths
     p = Path(os.path.expanduser(pattern))
     if not p.exists():
@@ -491,8 +492,9 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
         vocab = tok.get_vocab_size()
         dtype = np.uint16 if vocab <= 65536 else np.uint32
         encs = tok.encode_batch([d.text for d in docs])
-        for d, e in zip(docs, encs):
-            by_domain.setdefault(d.domain, []).extend([np.asarray(e.ids, dtype=np.uint32), np.array([EOT_ID], np.uint32)])
+        for d, e in zip(docs, encs, strict=True):
+            by_domain.setdefault(d.domain, []).extend([np.asarray(e.ids, dtype=np.uint32),
+                                                       np.array([EOT_ID], np.uint32)])
     sizes = {}
     for dom, parts in sorted(by_domain.items()):
         stream = np.concatenate(parts).astype(dtype)
@@ -500,7 +502,7 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
         safe = re.sub(r"[^\w.-]", "_", dom)
         tr.tofile(out / f"{safe}.train.bin")
         va.tofile(out / f"{safe}.val.bin")
-        sizes[dom] = {"file": safe, "train": int(len(tr)), "val": int(len(va))}
+        sizes[dom] = {"file": safe, "train": len(tr), "val": len(va)}
     meta = {"corpus": corpus, "tokenizer": tokenizer, "vocab_size": int(vocab), "dtype": np.dtype(dtype).name,
             "domains": sizes, "n_documents": len(docs), "format": CACHE_FORMAT}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -256,7 +256,7 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
         """idx, targets: (B, T) int64. Returns :class:`ModelOutput` ``(logits, loss, aux_loss)``."""
-        B, T = idx.shape
+        _B, T = idx.shape
         if T > self.spec.seq_len:
             raise ConfigError(
                 explain(

@@ -63,7 +63,7 @@ from .._spec import Spec
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
 
-__all__ = ["RunConfig", "TrainResult", "BranchResult", "train", "lr_at", "resolve_device", "auto_num_threads"]
+__all__ = ["BranchResult", "RunConfig", "TrainResult", "auto_num_threads", "lr_at", "resolve_device", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class RunConfig(Spec):
     """Sampling weight per corpus domain (a mixture); ``None`` samples domains in proportion to size."""
 
     @model_validator(mode="after")
-    def _check(self) -> "RunConfig":
+    def _check(self) -> RunConfig:
         m = self.model
         tps = self.batch_size * self.seq_len
         if self.seq_len > m.seq_len:
@@ -168,9 +168,9 @@ class RunConfig(Spec):
 
     def branch_decay_tokens(self, at_tokens: int) -> int:
         """Decay length of the branch taken at ``at_tokens``: the branch run's last ``decay_fraction``."""
-        return int(round(at_tokens * self.decay_fraction / (1.0 - self.decay_fraction)))
+        return round(at_tokens * self.decay_fraction / (1.0 - self.decay_fraction))
 
-    def branch_config(self, at_tokens: int) -> "RunConfig":
+    def branch_config(self, at_tokens: int) -> RunConfig:
         """The from-scratch run a decay branch at ``at_tokens`` reproduces: ``n_tokens = at + decay``,
         the same ``decay_fraction``, no branches. Its ``content_hash()`` identifies the branch's point."""
         return self.model_copy(update={"n_tokens": int(at_tokens) + self.branch_decay_tokens(at_tokens),
@@ -327,7 +327,8 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]
     except RuntimeError as e:
         raise ConfigError(explain("unknown device", value=device, allowed="auto, cpu, cuda, cuda:N, mps")) from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(explain("CUDA was requested but is not available", value=device, fix="use device='auto' or 'cpu'"))
+        raise ConfigError(explain("CUDA was requested but is not available", value=device,
+                                  fix="use device='auto' or 'cpu'"))
     if dtype == "auto":
         dtype = "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return device, dtype
@@ -424,7 +425,8 @@ class _Run:
 
 
 def _segment(run: _Run, cfg: RunConfig, start: int, stop: int, curve: list, log_every: int,
-             progress, event: str, on_step: Callable[[int], None] | None = None) -> tuple[str, float | None, str | None]:
+             progress, event: str,
+             on_step: Callable[[int], None] | None = None) -> tuple[str, float | None, str | None]:
     """Train steps ``[start, stop)`` under ``cfg``; append curve points; returns (status, last train loss, error)."""
     acc, n_acc, last_loss = 0.0, 0, None
     t0, tok0 = time.perf_counter(), start
@@ -568,7 +570,8 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     # Branch points in steps: the branch starts from the state after this many steps.
     todo = sorted(b for b in config.decay_branches)
     branch_steps = {-(-b // tps): b for b in todo}
-    stops = sorted(s for s in branch_steps if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
+    stops = sorted(s for s in branch_steps
+                   if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
 
     status, last_loss, error = "completed", None, None
     t_train = 0.0
