@@ -12,11 +12,11 @@ Buffers (rotary tables, DeepSeek's expert-bias correction) are not parameters an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from .._spec import Spec
+from .._spec import Derived, Spec
 
 
 class MLASpec(Spec):
@@ -116,9 +116,9 @@ class ModelSpec(Spec):
     """Residual stream width (h)."""
     n_heads: PositiveInt
     """Query heads (a)."""
-    n_kv_heads: PositiveInt | None = None
+    n_kv_heads: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """Key/value heads (g); ``n_heads`` for MHA, fewer for GQA, 1 for MQA. Defaults to ``n_heads``."""
-    d_head: PositiveInt | None = None
+    d_head: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """Per-head width (d_h); defaults to ``d_model // n_heads``."""
     d_ff: PositiveInt
     """Inner width of the dense MLP (f). For MoE models: width of the leading dense layers."""

@@ -97,7 +97,7 @@ def _human_table(rows: list[dict[str, Any]], title: str) -> Any:
     t.padding = (0, 1, 0, 0)
     for col in t.columns:  # cells never wrap; long headers may take two lines
         col.min_width = max([len(w) for w in str(col.header).split()]
-                            + [len(str(r.get(col.header) or "-")) for r in rows])
+                            + [len(str(r.get(str(col.header)) or "-")) for r in rows])
     return t
 
 

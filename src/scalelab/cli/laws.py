@@ -32,7 +32,7 @@ class _LawList:
     def __init__(self, rows: list[dict[str, Any]]):
         self.rows = rows
 
-    def to_dict(self) -> list[dict[str, Any]]:  # type: ignore[override]
+    def to_dict(self) -> list[dict[str, Any]]:
         return self.rows
 
     def report(self) -> str:

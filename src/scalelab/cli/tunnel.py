@@ -48,12 +48,15 @@ def _short(rows: list[dict]) -> list[dict]:
     return [{**r, "hash": r["hash"][:10]} for r in rows]
 
 
+class _CliLogHandler(logging.StreamHandler):
+    """The handler the CLI adds once, told apart from the user's own by its class."""
+
+
 def _quiet_logging() -> None:
     logger = logging.getLogger("scalelab.tunnel")
-    if not any(getattr(h, "_scalelab_cli", False) for h in logger.handlers):
-        h = logging.StreamHandler()
+    if not any(isinstance(h, _CliLogHandler) for h in logger.handlers):
+        h = _CliLogHandler()
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        h._scalelab_cli = True  # type: ignore[attr-defined]
         logger.addHandler(h)
     logger.setLevel(logging.INFO)
 

@@ -183,7 +183,7 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
         if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
             raise DataError(explain(f"{path} must hold a list of run objects or an object of columns",
                                     value=type(recs).__name__))
-        keys: list[str] = []
+        keys = []
         for r in recs:
             for k in r:
                 if k not in keys:
@@ -280,9 +280,9 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         mapping = {("L" if k == "loss" else k): v for k, v in mapping.items()}
     for k, v in (columns or {}).items():
         mapping["L" if k == "loss" else k] = v
-    for k, v in (("N", n), ("D", d), ("L", loss), ("C", compute), ("weight", weight)):
-        if v:
-            mapping[k] = v
+    for k, column in (("N", n), ("D", d), ("L", loss), ("C", compute), ("weight", weight)):
+        if column:
+            mapping[k] = column
     found = list(raw)
     normed = {_norm(c): c for c in found}
     resolved: dict[str, str] = {}

@@ -336,7 +336,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     best_theta, best_val, best_src = theta[order[0]].copy(), float(val[order[0]]), "batched"
     lm_converged = bool(conv[order[0]])
     notes: list[str] = []
-    scipy_records = []
+    scipy_records: list[dict[str, Any]] = []
     for i in cands:
         res = _scipy_polish(law_cls, X, y, theta[i], w, obj, space)
         scipy_records.append({"method": "Powell" if obj.kind == "asymmetric" else "L-BFGS-B",

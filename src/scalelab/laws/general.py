@@ -210,8 +210,8 @@ def power_law(*covariates: str) -> type[PowerLawPlusConstant]:
         return PowerLawPlusConstant
     key = f"power-law[{','.join(covs)}]"  # case kept: get_law rebuilds the class from this name
     existing = _REGISTRY.get(key)
-    if existing is not None and getattr(existing, "covariates", None) == covs:
-        return existing  # type: ignore[return-value]
+    if existing is not None and issubclass(existing, PowerLawPlusConstant) and existing.covariates == covs:
+        return existing
     names: list[str] = ["E"]
     bounds: dict[str, tuple[float, float]] = {"E": (1e-8, 1e6)}
     example: dict[str, float] = {"E": 1.7}

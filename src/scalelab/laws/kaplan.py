@@ -396,7 +396,7 @@ class KaplanFrontier:
     def to_dict(self) -> dict[str, Any]:
         from .. import __version__
 
-        d = {k: np.asarray(v, dtype=float).ravel().tolist() for k, v in self.__dict__.items()}
+        d: dict[str, Any] = {k: np.asarray(v, dtype=float).ravel().tolist() for k, v in self.__dict__.items()}
         d["source"] = "Kaplan et al. 2020 Table 6, eq. 1.3"
         d["scalelab_version"] = __version__
         return d

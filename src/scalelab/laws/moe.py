@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class EfficiencyLeverageLaw(ScalingLaw):
     min_distinct = {"A": 3, "G": 3, "C": 3}
 
     @classmethod
-    def preset(cls, name: str, **options: Any) -> ScalingLaw:
+    def preset(cls, name: str, **options: Any) -> Self:
         """As :meth:`ScalingLaw.preset`; warns :class:`ConventionWarning` for unconfirmed constants."""
         law = super().preset(name, **options)
         if not cls.presets[name].get("confirmed", True):

@@ -110,6 +110,7 @@ def attach(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | N
     level = float(law.level)
     law.cov_theta_ = _asymptotic_cov(law, X, y, w)
     B = int(law.n_bootstrap)
+    sample: np.ndarray | None  # parameter draws (fitting space) behind the derived intervals
     if B > 0:
         thetas, conv = bootstrap(law, X, y, w, B, law.random_state, law.n_jobs)
         frac = float(conv.mean())

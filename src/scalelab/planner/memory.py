@@ -642,7 +642,7 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
 
     opt_attn = opt_b(mats["attention"], attn_per_layer)
     opt_mlp = opt_b(mats["dense_mlp"], dense_mlp)
-    opt_exp = opt_b(mats["expert"], routed_per_layer / model.moe.n_experts) if is_moe else 0.0
+    opt_exp = opt_b(mats["expert"], routed_per_layer / model.moe.n_experts) if model.moe is not None else 0.0
     opt_shared = opt_b(mats["shared"], shared_per_layer) if is_moe else 0.0
     opt_router = opt_b(mats["router"], router_per_layer) if is_moe else 0.0
     opt_vec = opt_b([], 1.0)  # norms, biases, adapters: unfactored states

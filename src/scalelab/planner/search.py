@@ -291,9 +291,9 @@ def search_layouts(
                 zero_off.append((z, "cpu", "none", g))
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
-    plan_kw = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
-                   memory_limit_bytes=memory_limit_bytes, attention_efficiency=attention_efficiency,
-                   ep_overlap=ep_overlap)
+    plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
+                                   memory_limit_bytes=memory_limit_bytes,
+                                   attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
@@ -437,7 +437,7 @@ def search_layouts(
                         # DP/ZeRO collectives: time per call, and how the call count grows with the
                         # micro-batches per step (ZeRO-2 reduce-scatters and ZeRO-3 gathers per micro-batch).
                         frac = 1.0
-                        if train.lora is not None and getattr(bound, "trainable_params", 0):
+                        if train.lora is not None and bound.trainable_params:
                             frac = min(1.0, bound.trainable_params / n_total)
                         dp_terms = []
                         for col in comm_per_step(model, cluster, train, lay0, dp=dp,
@@ -505,6 +505,7 @@ def search_layouts(
                    "offload when the layout fits without it (dominated)")
             continue
         lay = base.model_copy(update=upd)
+        assert lay.dp is not None  # every base layout above is built with its dp
         n_evaluated += 1
         mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn)
         if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run

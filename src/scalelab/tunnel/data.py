@@ -47,6 +47,7 @@ import sysconfig
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,8 @@ def _stdlib_files(max_bytes: int) -> list[tuple[Path, Path]]:
         files.append((rel, p))
     # A fixed pseudo-random order spreads the capped sample over the whole library.
     files.sort(key=lambda rp: hashlib.sha1(rp[0].as_posix().encode()).hexdigest())
-    picked, total = [], 0
+    picked: list[tuple[Path, Path]] = []
+    total = 0
     for rel, p in files:
         size = p.stat().st_size
         if total + size > max_bytes and picked:
@@ -482,6 +484,7 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
         raise CorpusError(explain("the corpus holds no text", value=corpus,
                                   fix="point it at non-empty UTF-8 text files, or use corpus='stdlib'"))
     by_domain: dict[str, list[np.ndarray]] = {}
+    dtype: type[np.unsignedinteger[Any]]  # of the token files: the smallest that holds every id
     if tokenizer == "byte":
         vocab, dtype = 256, np.uint16
         for d in docs:
@@ -511,7 +514,8 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
 def _open(key: str, d: Path) -> TokenData:
     meta = json.loads((d / "meta.json").read_text())
     dtype = np.dtype(meta["dtype"])
-    train, val = {}, {}
+    train: dict[str, np.ndarray] = {}
+    val: dict[str, np.ndarray] = {}
     for dom, info in meta["domains"].items():
         for split, target in (("train", train), ("val", val)):
             n = info[split]

@@ -77,12 +77,15 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
 from ..arch.spec import ModelSpec, MoESpec
 from ..errors import ConfigError, explain
+
+if TYPE_CHECKING:
+    from .train import RunConfig
 
 __all__ = [
     "Grid",
@@ -103,7 +106,7 @@ _HELPER_KEYS = ("warmup_fraction",)
 _FAMILY_KEYS = ("d_head", "aspect_ratio", "ffn_mult", "multiple_of", "count", "max_layers")
 
 
-def _run_config_cls() -> type:
+def _run_config_cls() -> type[RunConfig]:
     from .train import RunConfig
 
     return RunConfig
@@ -508,7 +511,7 @@ def load_grid(source: str | Path | Grid | Sequence[Any] | Callable[[], Any], *, 
     if isinstance(source, Grid):
         return _check(source)
     if callable(source) and not isinstance(source, (str, Path)):
-        return _from_recipe_value(source, name or getattr(source, "__name__", "recipe"), None)
+        return _from_recipe_value(source, str(name or getattr(source, "__name__", "recipe")), None)
     if isinstance(source, (list, tuple)):
         return _check(Grid(name or "grid", list(source), labels=[""] * len(source)))
     text = str(source)
@@ -541,7 +544,7 @@ def load_grid(source: str | Path | Grid | Sequence[Any] | Callable[[], Any], *, 
         if not callable(fn):
             raise ConfigError(explain(f"recipe {path} has no function {func!r}", allowed="a grid() function",
                                       fix="define `def grid(): return [...]` or pass file.py:function"))
-        return _from_recipe_value(fn, name or getattr(module, "NAME", path.stem), str(path))
+        return _from_recipe_value(fn, str(name or getattr(module, "NAME", path.stem)), str(path))
     raise ConfigError(explain("a grid must be a .toml file or a .py recipe", value=str(path)))
 
 

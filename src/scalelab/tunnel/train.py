@@ -55,7 +55,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -69,6 +69,9 @@ log = logging.getLogger(__name__)
 
 #: A run whose training loss exceeds this multiple of ln(vocab) (the loss of a uniform guess) is diverged.
 DIVERGENCE_FACTOR = 2.0
+
+#: How a run (or a branch) ended.
+RunStatus = Literal["completed", "diverged"]
 
 
 class RunConfig(Spec):
@@ -239,7 +242,7 @@ class BranchResult:
     final_train_loss: float | None
     tokens_seen: int
     steps: int
-    status: Literal["completed", "diverged"]
+    status: RunStatus
     config_hash: str
     curve: list[dict[str, Any]] = field(default_factory=list)
 
@@ -259,7 +262,7 @@ class TrainResult:
     backward, ``scalelab.planner.flops.flops_per_token`` with its default conventions).
     """
 
-    status: Literal["completed", "diverged"]
+    status: RunStatus
     final_train_loss: float | None
     final_val_loss: float | None
     tokens_seen: int
@@ -353,9 +356,10 @@ class _Run:
         with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
             torch.manual_seed(config.seed)
             self.raw = GPT(config.model).to(device)
-        self.model = self.raw
+        self.model: torch.nn.Module = self.raw
         if config.compile:
-            self.model = torch.compile(self.raw)
+            # torch.compile types its result as a plain callable; for a module it is an OptimizedModule.
+            self.model = cast(torch.nn.Module, torch.compile(self.raw))
         fused = torch.device(device).type == "cuda"
         self.opt = torch.optim.AdamW(self.raw.param_groups(config.weight_decay), lr=config.lr,
                                      betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if fused else {}))
@@ -363,7 +367,7 @@ class _Run:
         self.autocast = (torch.autocast(device_type=dev_type, dtype=torch.bfloat16)
                          if dtype == "bf16" else None)
         self.diverge_above = DIVERGENCE_FACTOR * math.log(config.model.vocab_size)
-        self._val = None
+        self._val: torch.Tensor | None = None
         self.eval_s = 0.0  # time spent evaluating, excluded from tokens/s
 
     def _ctx(self):
@@ -426,7 +430,7 @@ class _Run:
 
 def _segment(run: _Run, cfg: RunConfig, start: int, stop: int, curve: list, log_every: int,
              progress, event: str,
-             on_step: Callable[[int], None] | None = None) -> tuple[str, float | None, str | None]:
+             on_step: Callable[[int], None] | None = None) -> tuple[RunStatus, float | None, str | None]:
     """Train steps ``[start, stop)`` under ``cfg``; append curve points; returns (status, last train loss, error)."""
     acc, n_acc, last_loss = 0.0, 0, None
     t0, tok0 = time.perf_counter(), start
@@ -560,7 +564,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     resumed_from = start
 
     def save(done: int) -> None:
-        if not writes_checkpoints:
+        if not writes_checkpoints or ckpt is None:
             return
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         torch.save({"config_hash": chash, "step": done, "curve": curve, "branches": [b.to_dict() for b in branches],
@@ -573,6 +577,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     stops = sorted(s for s in branch_steps
                    if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
 
+    status: RunStatus
     status, last_loss, error = "completed", None, None
     t_train = 0.0
     seg_start = start
