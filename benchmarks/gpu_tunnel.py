@@ -118,8 +118,9 @@ def main() -> None:
     tun = tunnel_tokens_per_s(cfg, args.warmup)
     plain = plain_tokens_per_s(spec, args.batch, args.seq, args.steps, args.warmup, compile)
 
-    print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | model {spec.n_params().total / 1e6:.1f}M params "
-          f"| batch {args.batch} x seq {args.seq} | bf16 | compile={compile} | {args.steps} steps, first {args.warmup} untimed")
+    print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} "
+          f"| model {spec.n_params().total / 1e6:.1f}M params | batch {args.batch} x seq {args.seq} | bf16 "
+          f"| compile={compile} | {args.steps} steps, first {args.warmup} untimed")
     print(f"planner training FLOPs/token {fpt:.4g}; measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s")
     head = "| loop           | tokens/s   | MFU (measured peak) |"
     if args.peak_tflops:

@@ -91,7 +91,8 @@ core.itertools.product = lambda *a: iter(sub)
 t = time.perf_counter(); cc.fit(parallel=True); wall = time.perf_counter() - t
 core.itertools.product = orig
 print(json.dumps({"wall_s": wall, "n_starts": n_sub, "n_full": len(full),
-                  "params": {"E": float(cc.E), "A": float(cc.A), "B": float(cc.B), "alpha": float(cc.alpha), "beta": float(cc.beta)}}))
+                  "params": {"E": float(cc.E), "A": float(cc.A), "B": float(cc.B), "alpha": float(cc.alpha),
+                             "beta": float(cc.beta)}}))
 """
 
 

@@ -64,7 +64,8 @@ def main() -> None:
     print("| rank | layout | step s | MFU % | memory GiB |")
     print("|---|---|---|---|---|")
     for i, p in enumerate(r.best, 1):
-        print(f"| {i} | {p.layout.short()} | {p.step_time_s:.3g} | {p.mfu * 100:.1f} | {p.memory.total_bytes / 2**30:.1f} |")
+        print(f"| {i} | {p.layout.short()} | {p.step_time_s:.3g} | {p.mfu * 100:.1f} "
+              f"| {p.memory.total_bytes / 2**30:.1f} |")
     b = llama3.best[0]
     print(f"| Llama 3 (TP8 PP16 DP128) best | {b.layout.short()} | {b.step_time_s:.3g} | {b.mfu * 100:.1f} | "
           f"{b.memory.total_bytes / 2**30:.1f} |")

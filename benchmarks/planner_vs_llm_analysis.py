@@ -184,7 +184,7 @@ def main() -> None:
     print("| configuration | metric | published | scalelab | llm-analysis | scalelab us/eval | llm-analysis us/eval |")
     print("|---|---|---|---|---|---|---|")
     notes = []
-    for c, lr in zip(cs, lla_results):
+    for c, lr in zip(cs, lla_results, strict=True):
         c["ours"]()  # warm
         n = 50
         t0 = time.perf_counter()
@@ -197,7 +197,8 @@ def main() -> None:
         else:
             lla_v, lla_t = "n/a", "n/a"
             notes.append(f"{c['name']}: {lr.get('error')}")
-        print(f"| {c['name']} | {c['metric']} | {c['published']} | {ours_v:.3g} | {lla_v} | {ours_t * 1e6:.0f} | {lla_t} |")
+        print(f"| {c['name']} | {c['metric']} | {c['published']} | {ours_v:.3g} | {lla_v} "
+              f"| {ours_t * 1e6:.0f} | {lla_t} |")
     for note in notes:
         print(f"\nllm-analysis could not evaluate: {note}")
 

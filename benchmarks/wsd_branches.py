@@ -61,7 +61,7 @@ def main() -> None:
     print(f"model: {model.n_layers} layers x d_model {model.d_model}, N = {model.n_params().total:,} "
           f"({n_active:,} active); {len(kids) + 1} (N, D) points; corpus {args.corpus}\n")
     print(f"{'point D (tokens)':>18} {'branch val loss':>16} {'scratch val loss':>17} {'|diff|':>8}")
-    for k, s in zip(kids, srecs):
+    for k, s in zip(kids, srecs, strict=True):
         print(f"{k.tokens_seen:>18,} {k.final_val_loss:>16.4f} {s.final_val_loss:>17.4f} "
               f"{abs(k.final_val_loss - s.final_val_loss):>8.1e}")
     print(f"{prec.tokens_seen:>18,} {prec.final_val_loss:>16.4f} {'(same run)':>17}\n")

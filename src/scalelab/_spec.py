@@ -10,13 +10,27 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidatorFunctionWrapHandler, WrapValidator
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (sorted keys, no whitespace), first ``length`` hex digits."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def _none_until_resolved(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return None if value is None else handler(value)
+
+
+#: Marks a field that the spec derives from its other fields when it is omitted or ``None`` (``d_head``
+#: from ``d_model // n_heads``, ...): ``None`` skips the field's own checks and the spec's
+#: ``mode="after"`` validator fills the value in. Declared as
+#: ``d_head: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)``, the attribute
+#: is typed without ``None`` because no constructed spec holds one, so code that reads it needs no
+#: narrowing. (``validate_default`` sends the default down the same path; it is also the form of ``Field``
+#: whose default type checkers do not compare with the field's type.)
+Derived = WrapValidator(_none_until_resolved)
 
 
 class Spec(BaseModel):

@@ -69,7 +69,7 @@ class DemoSettings:
     """Published Chinchilla fit used for the production allocation."""
 
     @classmethod
-    def named(cls, quick: bool) -> "DemoSettings":
+    def named(cls, quick: bool) -> DemoSettings:
         if quick:
             return cls(budgets_flops=(1e10, 3e10, 1e11, 3e11), sizes=(1.5e4, 3e4, 6e4), holdout_flops=8e11,
                        n_bootstrap=100)
@@ -129,7 +129,7 @@ class DemoResult:
         from .units import format_bytes, format_count
 
         f, h, p, fc = self.fit, self.holdout, self.production, self.forecast
-        lvl = int(round(100 * fc["level"]))
+        lvl = round(100 * fc["level"])
         lines = [
             f"scalelab demo: {len(self.grid_runs)} isoFLOP runs + 1 held-out run on the stdlib corpus "
             f"(byte tokens), seed {self.seed}",
@@ -269,7 +269,7 @@ def run_demo(
     timings["fit"] = time.perf_counter() - t0
     fit = {
         "law": "chinchilla",
-        "n_points": int(len(ok)),
+        "n_points": len(ok),
         "n_bootstrap": s.n_bootstrap,
         "params": {k: float(v) for k, v in law.params_.items()},
         "intervals": {k: (float(v[0]), float(v[1])) for k, v in getattr(law, "intervals_", {}).items()},

@@ -74,10 +74,12 @@ def test_file_can_start_from_a_preset(tmp_path):
     [
         ('n_layers = 2\nd_model = -64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n', "d_model"),
         ('n_layers = 0\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n', "n_layers"),
-        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\nlayers = 3\n', "unknown field 'layers'"),
+        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\nlayers = 3\n',
+         "unknown field 'layers'"),
         ('n_layers = 2\nd_model = 64\nn_heads = 4\nvocab_size = 256\n', "missing required field 'd_ff'"),
         ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\nffn_kind = "relu"\n', "ffn_kind"),
-        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n[moe]\nn_experts = 2\ntop_k = 4\nd_expert = 8\n', "top_k"),
+        ('n_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n'
+         '[moe]\nn_experts = 2\ntop_k = 4\nd_expert = 8\n', "top_k"),
         ('n_layers = 2\nd_model = [64\n', "not valid TOML"),
         ('base = "llama-9"\nn_layers = 2\n', "unknown model 'llama-9'"),
     ],

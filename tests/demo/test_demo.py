@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from scalelab.demo import DemoSettings, run_demo  # noqa: E402
-from scalelab.tunnel.store import RunStore  # noqa: E402
+from scalelab.demo import DemoSettings, run_demo
+from scalelab.tunnel.store import RunStore
 
 TINY = DemoSettings(budgets_flops=(2e9, 5e9), sizes=(1.2e4, 3e4, 5e4), holdout_flops=1.2e10, n_bootstrap=30,
                     production_n_gpus=256)
@@ -26,7 +26,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_demo_trains_fits_forecasts_and_plans(demo_run):
-    res, d = demo_run
+    res, _d = demo_run
     assert len(res.grid_runs) == 6 and all(r["status"] == "completed" for r in res.grid_runs)
     # every isoFLOP run spent its budget: 6 N D within one optimizer step of C
     for r in res.grid_runs:
@@ -47,7 +47,7 @@ def test_demo_trains_fits_forecasts_and_plans(demo_run):
 
 
 def test_report_is_self_contained(demo_run):
-    res, d = demo_run
+    _res, d = demo_run
     html = (d / "report.html").read_text()
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 4  # isoFLOP, law, forecast, memory
     assert "<script" not in html and "http://" not in html and "https://" not in html

@@ -26,7 +26,7 @@ def test_unknown_name_suggests_close_names():
 
 def test_dtype_bytes_and_unknown_dtype():
     assert units.dtype_bytes("BF16") == 2.0 and units.dtype_bytes("nf4") == 0.5
-    with pytest.raises(errors.ConfigError, match="unknown dtype.*fp7"):
+    with pytest.raises(errors.ConfigError, match=r"unknown dtype.*fp7"):
         units.dtype_bytes("fp7")
 
 

@@ -132,7 +132,8 @@ def test_missing_fields_and_peaks_are_reported(tmp_path):
     p.write_text('name = "x"\nmemory_gb = 80\n')
     with pytest.raises(ConfigError, match="missing required field"):
         get_gpu(p)
-    p.write_text('name = "x"\nmemory_gb = 80\nhbm_bandwidth_tb_per_s = 1\nintra_node_gb_per_s = 1\nnic_gbit_per_s = 1\n')
+    p.write_text('name = "x"\nmemory_gb = 80\nhbm_bandwidth_tb_per_s = 1\nintra_node_gb_per_s = 1\n'
+                 'nic_gbit_per_s = 1\n')
     with pytest.raises(ConfigError, match="no peak FLOP/s"):
         get_gpu(p)
 

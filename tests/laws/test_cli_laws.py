@@ -19,7 +19,7 @@ runner = CliRunner()
 def runs_csv(tmp_path):
     X, y = ChinchillaLaw._example_data(np.random.default_rng(0), n=60)
     p = tmp_path / "runs.csv"
-    lines = ["n_params,flops,val_loss"] + [f"{n},{6 * n * d},{l}" for n, d, l in zip(X[0], X[1], y, strict=True)]
+    lines = ["n_params,flops,val_loss"] + [f"{n},{6 * n * d},{loss}" for n, d, loss in zip(X[0], X[1], y, strict=True)]
     p.write_text("\n".join(lines) + "\n")
     return p
 

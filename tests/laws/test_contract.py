@@ -20,7 +20,7 @@ def test_registry_lists_chinchilla_and_finds_by_name():
     names = [c.name for c in LAWS]
     assert "chinchilla" in names
     assert get_law("Chinchilla").name == "chinchilla"
-    with pytest.raises(KeyError, match="chinchila|chinchilla"):
+    with pytest.raises(KeyError, match=r"chinchila|chinchilla"):
         get_law("chinchila")
 
 

@@ -67,7 +67,7 @@ def test_loss_law_predicts_large_runs_as_published(gadre_runs):
 def test_error_law_predicts_large_runs_as_published(gadre_runs):
     pts = _fit_points(gadre_runs, "rpj")
     law = GadreLaw().fit([p["N"] for p in pts], [p["M"] for p in pts], [p["loss"] for p in pts])
-    pts_err = pts + [_run(gadre_runs, "rpj", "open_lm_1b", 20.0)]
+    pts_err = [*pts, _run(gadre_runs, "rpj", "open_lm_1b", 20.0)]
     err = GadreDownstreamLaw().fit([p["loss"] for p in pts_err], [p["err"] for p in pts_err])
     assert err.params_["epsilon"] == pytest.approx(0.857, abs=1e-3)
     assert err.params_["k"] == pytest.approx(2.21, abs=0.01)

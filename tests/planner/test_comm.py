@@ -132,7 +132,7 @@ def test_expert_all_to_all_and_expert_gradients():
     assert a2a.link == "intra"
     edp = [c for c in cb.collectives if c.group == "edp"]
     assert edp and all(c.group_size == 2 for c in edp)  # 16 ranks / ep 8
-    dense, routed = local_params(moe, Layout(ep=8))
+    _dense, routed = local_params(moe, Layout(ep=8))
     assert routed == pytest.approx(moe.n_params().experts_routed / 8)
 
 

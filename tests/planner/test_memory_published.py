@@ -145,8 +145,9 @@ def test_lora_trainable_params_gpt3():
     """Hu et al. 2021 (LoRA): GPT-3 175B with adapters on W_q and W_v has 4.7M trainable parameters at
     r = 1 and 37.7M at r = 8 (their Table 4), i.e. r * 2 * (2 * 12288) * 96."""
     gpt3 = ModelSpec(n_layers=96, d_model=12288, n_heads=96, d_ff=49152, vocab_size=50257, ffn_kind="gelu")
-    assert lora_trainable_params(gpt3, LoRASpec(rank=1, target_modules=("q", "v"))) / 1e6 == pytest.approx(4.7, abs=0.05)
-    assert lora_trainable_params(gpt3, LoRASpec(rank=8, target_modules=("q", "v"))) / 1e6 == pytest.approx(37.7, abs=0.05)
+    qv = ("q", "v")
+    assert lora_trainable_params(gpt3, LoRASpec(rank=1, target_modules=qv)) / 1e6 == pytest.approx(4.7, abs=0.05)
+    assert lora_trainable_params(gpt3, LoRASpec(rank=8, target_modules=qv)) / 1e6 == pytest.approx(37.7, abs=0.05)
 
 
 def test_qlora_65b_fits_under_48gb():

@@ -123,7 +123,8 @@ def test_attention_flops_from_the_flops_breakdown():
     fwd = dict(f.detail)["attention_scores"]
     assert attention_hardware_flops(f, "none") == pytest.approx(3 * fwd)
     assert attention_hardware_flops(flops_per_step(MODEL, train, recompute="full"), "full") == pytest.approx(4 * fwd)
-    sel3 = flops_per_step(MODEL, train, recompute="selective", conventions=FlopConventions(selective_recompute_passes=3))
+    sel3 = flops_per_step(MODEL, train, recompute="selective",
+                          conventions=FlopConventions(selective_recompute_passes=3))
     assert attention_hardware_flops(sel3, "selective") == pytest.approx(6 * fwd)
     assert attention_hardware_flops(flops_per_step(MODEL, train, conventions=FlopConventions(method="6N")), "none") == 0
 

@@ -39,7 +39,7 @@ def test_ray_backend_trains_a_grid_into_the_store(corpus, tmp_path):
     assert all(r.final_val_loss is not None and r.pid is not None for r in recs)
     # Same runs, trained in this process: the Ray workers produced the same losses.
     local = run_grid(configs, RunStore(tmp_path / "local.sqlite"), quiet=True)
-    for a, b in zip(local, recs):
+    for a, b in zip(local, recs, strict=True):
         assert b.final_val_loss == pytest.approx(a.final_val_loss, rel=1e-4)
 
 

@@ -79,7 +79,8 @@ def test_domain_weights_select_domains(two_domain_corpus):
 
 def test_jsonl_with_field_and_domains(tmp_path):
     p = tmp_path / "d.jsonl"
-    rows = [{"content": "alpha " * 200, "domain": "web"}, {"content": "beta " * 200, "domain": "code"}, {"content": "gamma " * 200}]
+    rows = [{"content": "alpha " * 200, "domain": "web"}, {"content": "beta " * 200, "domain": "code"},
+            {"content": "gamma " * 200}]
     p.write_text("\n".join(json.dumps(r) for r in rows))
     d = load_corpus(f"{p}#content")
     assert d.domains == ["code", "text", "web"]
@@ -94,7 +95,8 @@ def test_parquet_corpus(tmp_path):
     p = tmp_path / "d.parquet"
     pq.write_table(pa.table({"text": ["hello parquet " * 50, "more rows " * 50]}), p)
     d = load_corpus(str(p))
-    assert d.n_train_tokens + d.n_val_tokens == len(("hello parquet " * 50).encode()) + len(("more rows " * 50).encode()) + 2
+    n_bytes = len(("hello parquet " * 50).encode()) + len(("more rows " * 50).encode())
+    assert d.n_train_tokens + d.n_val_tokens == n_bytes + 2
 
 
 def test_saved_hf_dataset_is_read(tmp_path):

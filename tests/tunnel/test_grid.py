@@ -132,7 +132,7 @@ decay_branches = [256, 512]
     assert g.name == "mixed" and g.source == str(f)
     # The sweep's lr=3e-3 is not in [1e-3, 1e-2], so no duplicates are expected among the 7 runs.
     assert len(g) == 2 + 2 + 2 + 1
-    wsd = [c for c in g if c.schedule == "wsd"][0]
+    wsd = next(c for c in g if c.schedule == "wsd")
     assert wsd.decay_branches == (256, 512) and wsd.model.d_model == 64 and wsd.model.vocab_size == 256
 
 
@@ -190,7 +190,7 @@ def test_bad_grid_files_fail_clearly(tmp_path):
     with pytest.raises(ConfigError, match="missing a key"):
         load_grid(tmp_path / "nokey.toml")
     (tmp_path / "grid.txt").write_text("")
-    with pytest.raises(ConfigError, match=".toml file or a .py recipe"):
+    with pytest.raises(ConfigError, match=r"\.toml file or a \.py recipe"):
         load_grid(tmp_path / "grid.txt")
     # seq_len longer than the explicit model's context is impossible too.
     (tmp_path / "ctx.toml").write_text("""

@@ -166,7 +166,7 @@ def test_bad_corpus_fails_before_anything_is_written(corpus, tmp_path):
     before = _rows(store.path)
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    with pytest.raises(CorpusError, match="empty|no text"):
+    with pytest.raises(CorpusError, match=r"empty|no text"):
         run_grid([_config(empty, 4)], store, quiet=True)
     with pytest.raises(CorpusError, match="does not exist"):
         run_grid([_config(tmp_path / "nowhere" / "x.txt", 4)], store, quiet=True)
@@ -182,7 +182,7 @@ def test_parallel_workers_match_one_process(corpus, tmp_path):
     assert [r.hash for r in one] == [r.hash for r in two]
     assert [r.status for r in two] == ["completed"] * 3
     # Same seed, same data order, same model: the same losses whichever process trained the run.
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         assert b.final_val_loss == pytest.approx(a.final_val_loss, rel=1e-4)
     assert len({r.pid for r in two}) >= 1 and all(r.pid != os.getpid() for r in two)
 

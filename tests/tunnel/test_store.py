@@ -187,7 +187,7 @@ def test_runs_table_conventions_and_fit_loader(store, tmp_path):
     t = store.runs_table()
     assert len(t["hash"]) == 3
     # C = 6 N_active D (Kaplan et al. 2020 eq. 2.1; Hoffmann et al. 2022 sec. 3).
-    for n, d, c in zip(t["N_active"], t["D"], t["C"]):
+    for n, d, c in zip(t["N_active"], t["D"], t["C"], strict=True):
         assert c == pytest.approx(6 * n * d)
     cols = load_runs_for_fit(store.path)
     assert isinstance(cols["N"], np.ndarray) and cols["N"].dtype == float

@@ -51,10 +51,10 @@ def test_golden_curve_matches_and_loss_decreases(golden_run):
     """Acceptance 1: same seed, CPU, one thread, fp32. The tolerance (0.02 nats) covers float
     reassociation across CPU instruction sets; an actual change to the model, data order, init or
     optimizer moves these losses by far more."""
-    cfg, result, golden = golden_run
+    _cfg, result, golden = golden_run
     assert result.status == golden["status"] == "completed"
     assert [p["step"] for p in result.curve] == [p["step"] for p in golden["curve"]]
-    for got, want in zip(result.curve, golden["curve"]):
+    for got, want in zip(result.curve, golden["curve"], strict=True):
         assert got["train_loss"] == pytest.approx(want["train_loss"], abs=0.02), got["step"]
         assert got["lr"] == pytest.approx(want["lr"], rel=1e-9)
         if want["val_loss"] is not None:

@@ -12,8 +12,8 @@ from .spec import MLASpec, ModelSpec, MoESpec, ParamCounts
 
 __all__ = [
     "MLASpec",
-    "ModelSpec",
     "MoESpec",
+    "ModelSpec",
     "ParamCounts",
     "Preset",
     "from_hf_config",

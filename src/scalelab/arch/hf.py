@@ -363,15 +363,16 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
         d["attention_bias"] = spec.attn_bias == "all"
     if mt == "llama":
         d["mlp_bias"] = spec.mlp_bias
-    if mt == "mixtral":
+    # The MoE types were rejected above unless the spec has moe (and deepseek_v3 unless it has mla).
+    if mt == "mixtral" and moe is not None:
         # Mixtral has no dense layers: intermediate_size is the expert width (d_ff is then unused).
         d.update(intermediate_size=moe.d_expert, num_local_experts=moe.n_experts, num_experts_per_tok=moe.top_k,
                  router_aux_loss_coef=moe.router_aux_loss_coef)
-    elif mt == "qwen3_moe":
+    elif mt == "qwen3_moe" and moe is not None:
         d.update(num_experts=moe.n_experts, num_experts_per_tok=moe.top_k, moe_intermediate_size=moe.d_expert,
                  decoder_sparse_step=1, mlp_only_layers=list(range(moe.n_dense_layers)),
                  router_aux_loss_coef=moe.router_aux_loss_coef)
-    elif mt == "deepseek_v3":
+    elif mt == "deepseek_v3" and moe is not None and mla is not None:
         n_group = 8 if moe.n_experts % 8 == 0 else 1
         d.update(n_routed_experts=moe.n_experts, num_experts_per_tok=moe.top_k, moe_intermediate_size=moe.d_expert,
                  n_shared_experts=moe.n_shared_experts, first_k_dense_replace=moe.n_dense_layers, moe_layer_freq=1,

@@ -28,7 +28,7 @@ from .._config_files import config_error_from_validation, looks_like_path, read_
 from ..errors import ConfigError, UnknownNameError, explain
 from .spec import ModelSpec
 
-__all__ = ["Preset", "get_model", "get_preset", "list_models", "list_presets", "model_from_dict", "load_model_file"]
+__all__ = ["Preset", "get_model", "get_preset", "list_models", "list_presets", "load_model_file", "model_from_dict"]
 
 #: Keys of a preset entry that describe it rather than the model; everything else is a ModelSpec field.
 _META_KEYS = ("aliases", "family", "source", "notes")

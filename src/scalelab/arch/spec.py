@@ -12,11 +12,11 @@ Buffers (rotary tables, DeepSeek's expert-bias correction) are not parameters an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from .._spec import Spec
+from .._spec import Derived, Spec
 
 
 class MLASpec(Spec):
@@ -57,7 +57,7 @@ class MoESpec(Spec):
     """Weight of the load-balancing auxiliary loss (Switch Transformer, arXiv:2101.03961 eq. 4)."""
 
     @model_validator(mode="after")
-    def _check(self) -> "MoESpec":
+    def _check(self) -> MoESpec:
         if self.top_k > self.n_experts + self.n_zero_experts:
             raise ValueError(
                 f"top_k={self.top_k} exceeds the number of experts ({self.n_experts} routed + "
@@ -116,9 +116,9 @@ class ModelSpec(Spec):
     """Residual stream width (h)."""
     n_heads: PositiveInt
     """Query heads (a)."""
-    n_kv_heads: PositiveInt | None = None
+    n_kv_heads: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """Key/value heads (g); ``n_heads`` for MHA, fewer for GQA, 1 for MQA. Defaults to ``n_heads``."""
-    d_head: PositiveInt | None = None
+    d_head: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """Per-head width (d_h); defaults to ``d_model // n_heads``."""
     d_ff: PositiveInt
     """Inner width of the dense MLP (f). For MoE models: width of the leading dense layers."""
@@ -151,7 +151,7 @@ class ModelSpec(Spec):
     """Mixture-of-experts settings; ``None`` for a dense model."""
 
     @model_validator(mode="after")
-    def _resolve_and_check(self) -> "ModelSpec":
+    def _resolve_and_check(self) -> ModelSpec:
         # Frozen model: fill derived defaults through object.__setattr__ once, at construction.
         if self.d_head is None:
             if self.d_model % self.n_heads:

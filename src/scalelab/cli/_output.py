@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     human = "human"
     json = "json"
 

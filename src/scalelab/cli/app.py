@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from typing import TextIO
 
 import typer
 
@@ -41,7 +42,8 @@ for _module in (plan, catalog, laws, tunnel, demo):
     _module.register(app)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
     """Library warnings reach CLI users as one readable line on stderr (no file/line noise)."""
     from ..errors import ScalelabWarning
     from ._output import err_console

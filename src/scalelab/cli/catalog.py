@@ -88,15 +88,16 @@ def _gpu_row(entry: Any, human: bool) -> dict[str, Any]:
 
 def _human_table(rows: list[dict[str, Any]], title: str) -> Any:
     """The shared table, with the name column kept whole on narrow terminals."""
-    from ._output import table
-
     from rich import box
+
+    from ._output import table
 
     t = table(rows, title=title)
     t.box = box.SIMPLE_HEAD  # no vertical rules: the catalog fits an 80-column terminal
     t.padding = (0, 1, 0, 0)
     for col in t.columns:  # cells never wrap; long headers may take two lines
-        col.min_width = max([len(w) for w in str(col.header).split()] + [len(str(r.get(col.header) or "-")) for r in rows])
+        col.min_width = max([len(w) for w in str(col.header).split()]
+                            + [len(str(r.get(str(col.header)) or "-")) for r in rows])
     return t
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,11 +16,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        quick: Annotated[bool, typer.Option("--quick", help="The two-minute version: smaller grid and budgets.")] = False,
+        quick: Annotated[
+            bool, typer.Option("--quick", help="The two-minute version: smaller grid and budgets.")
+        ] = False,
         seed: Annotated[int, typer.Option(help="Seed of every run and of the bootstrap.")] = 0,
-        store: Annotated[Optional[Path], typer.Option(help="Run store (default $SCALELAB_HOME/runs.sqlite).")] = None,
+        store: Annotated[Path | None, typer.Option(help="Run store (default $SCALELAB_HOME/runs.sqlite).")] = None,
         out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("scalelab-report.html"),
-        workers: Annotated[Optional[int], typer.Option(min=1, help="Local worker processes for the grid.")] = None,
+        workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes for the grid.")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of a live display.")] = False,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:

@@ -6,7 +6,7 @@ numpy/scipy/pandas/matplotlib are imported inside the commands (DESIGN.md princi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -32,7 +32,7 @@ class _LawList:
     def __init__(self, rows: list[dict[str, Any]]):
         self.rows = rows
 
-    def to_dict(self) -> list[dict[str, Any]]:  # type: ignore[override]
+    def to_dict(self) -> list[dict[str, Any]]:
         return self.rows
 
     def report(self) -> str:
@@ -95,26 +95,36 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit_cmd(
-        runs: Annotated[Optional[Path], typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
+        runs: Annotated[Path | None, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
         law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`).")] = "chinchilla",
-        n: Annotated[Optional[str], typer.Option("--n", help="Column holding N (parameters).")] = None,
-        d: Annotated[Optional[str], typer.Option("--d", help="Column holding D (tokens).")] = None,
-        loss: Annotated[Optional[str], typer.Option("--loss", help="Column holding the final loss.")] = None,
-        compute: Annotated[Optional[str], typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")] = None,
-        col: Annotated[Optional[list[str]], typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
-        columns_toml: Annotated[Optional[Path], typer.Option("--columns", help="TOML file with a columns table and a conventions table.")] = None,
-        n_convention: Annotated[Optional[str], typer.Option("--n-convention", help="total | non-embedding | active.")] = None,
+        n: Annotated[str | None, typer.Option("--n", help="Column holding N (parameters).")] = None,
+        d: Annotated[str | None, typer.Option("--d", help="Column holding D (tokens).")] = None,
+        loss: Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")] = None,
+        compute: Annotated[
+            str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")
+        ] = None,
+        col: Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
+        columns_toml: Annotated[
+            Path | None, typer.Option("--columns", help="TOML file with a columns table and a conventions table.")
+        ] = None,
+        n_convention: Annotated[
+            str | None, typer.Option("--n-convention", help="total | non-embedding | active.")
+        ] = None,
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
         objective: Annotated[str, typer.Option("--objective", help="huber | ls | asymmetric.")] = "huber",
         delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
         space: Annotated[str, typer.Option("--space", help="Residuals on log-loss (log) or loss (linear).")] = "log",
         init: Annotated[str, typer.Option("--init", help="grid (the law's full grid) | coarse.")] = "grid",
-        bootstrap: Annotated[int, typer.Option("--bootstrap", "-b", help="Bootstrap refits over runs (0: asymptotic).")] = 0,
+        bootstrap: Annotated[
+            int, typer.Option("--bootstrap", "-b", help="Bootstrap refits over runs (0: asymptotic).")
+        ] = 0,
         seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap.")] = 0,
         level: Annotated[float, typer.Option("--level", help="Interval coverage.")] = 0.95,
-        store: Annotated[Optional[Path], typer.Option("--store", help="Read runs from a wind-tunnel run store.")] = None,
-        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the fit as JSON (reload with forecast).")] = None,
-        plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the fit, bands and data to this PNG.")] = None,
+        store: Annotated[Path | None, typer.Option("--store", help="Read runs from a wind-tunnel run store.")] = None,
+        out: Annotated[
+            Path | None, typer.Option("--out", "-o", help="Write the fit as JSON (reload with forecast).")
+        ] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Draw the fit, bands and data to this PNG.")] = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Fit a scaling law to runs; print parameters with intervals and goodness of fit."""
@@ -140,7 +150,7 @@ def register(app: typer.Typer) -> None:
             plot_fit(est, X, y, path=plot)
         summary = {k: v for k, v in est.to_dict().items() if k not in ("bootstrap_params", "residuals")}
         result = _Forecast({**summary, "data": table.to_dict(), "saved_to": str(out) if out else None},
-                           est.report() + "\n  data: " + "; ".join([table.source] + table.notes)
+                           est.report() + "\n  data: " + "; ".join([table.source, *table.notes])
                            + (f"\n  N convention: {table.n_convention}") + (f"\n  wrote {out}" if out else "")
                            + (f"\n  plot: {plot}" if plot else ""))
         emit(result, fmt)
@@ -149,9 +159,9 @@ def register(app: typer.Typer) -> None:
     def forecast_cmd(
         fit: Annotated[str, typer.Argument(help="A fit JSON from `scalelab fit --out`, or LAW:PRESET "
                                                 "(e.g. chinchilla:besiroglu2024).")],
-        compute: Annotated[Optional[list[float]], typer.Option("--compute", "-c", help="Budget(s) in FLOPs.")] = None,
-        params: Annotated[Optional[float], typer.Option("--params", "-N", help="Model size N.")] = None,
-        tokens: Annotated[Optional[float], typer.Option("--tokens", "-D", help="Training tokens D.")] = None,
+        compute: Annotated[list[float] | None, typer.Option("--compute", "-c", help="Budget(s) in FLOPs.")] = None,
+        params: Annotated[float | None, typer.Option("--params", "-N", help="Model size N.")] = None,
+        tokens: Annotated[float | None, typer.Option("--tokens", "-D", help="Training tokens D.")] = None,
         level: Annotated[float, typer.Option("--level", help="Band coverage.")] = 0.95,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -189,7 +199,7 @@ def register(app: typer.Typer) -> None:
                         notes.append(f"no {kind} band: {e}")
                         continue
                     d[f"{kind}_band"] = [float(lo), float(hi)]
-                    text += f"\n  {int(round(level * 100))}% band ({'mean law' if kind == 'mean' else 'new run'}): " \
+                    text += f"\n  {round(level * 100)}% band ({'mean law' if kind == 'mean' else 'new run'}): " \
                             f"[{float(lo):.4f}, {float(hi):.4f}]"
                 text += f"\n  extrapolation: x{ext:.3g} of the fitted range" if np.isfinite(ext) else \
                     "\n  extrapolation: fitted range unknown"

@@ -31,9 +31,9 @@ and the allowed values); one that only runs out of memory is printed as an infea
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -41,19 +41,19 @@ from ._options import FormatOpt
 from ._output import OutputFormat, emit
 
 
-class RecomputeChoice(str, Enum):
+class RecomputeChoice(StrEnum):
     none = "none"
     selective = "selective"
     full = "full"
 
 
-class OffloadChoice(str, Enum):
+class OffloadChoice(StrEnum):
     none = "none"
     cpu = "cpu"
     nvme = "nvme"
 
 
-class ObjectiveChoice(str, Enum):
+class ObjectiveChoice(StrEnum):
     step_time = "step_time"
     cost = "cost"
 
@@ -70,33 +70,52 @@ _SECTIONS = {
 }
 
 # ---- shared options -----------------------------------------------------------------------------------
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model preset name or a TOML/JSON/HF config.json path.")]
-GpuOpt = Annotated[Optional[str], typer.Option("--gpu", help="GPU catalog name (see `scalelab gpus`) or a TOML/JSON file.")]
-NGpusOpt = Annotated[Optional[int], typer.Option("--n-gpus", "-n", help="GPUs in the job.")]
-GpnOpt = Annotated[Optional[int], typer.Option("--gpus-per-node", help="GPUs per node (default: the catalog's).")]
-PriceOpt = Annotated[Optional[float], typer.Option("--price", help="USD per GPU-hour (default: the catalog's indicative price).")]
-SeqOpt = Annotated[Optional[int], typer.Option("--seq-len", help="Tokens per sequence.")]
-GbOpt = Annotated[Optional[int], typer.Option("--global-batch", help="Sequences per optimizer step.")]
-GbtOpt = Annotated[Optional[int], typer.Option("--global-batch-tokens", help="Tokens per optimizer step (instead of --global-batch).")]
-MbOpt = Annotated[Optional[int], typer.Option("--micro-batch", help="Sequences per micro-batch per DP rank.")]
-TokensOpt = Annotated[Optional[float], typer.Option("--tokens", help="Total training tokens (for days, GPU-hours, cost), e.g. 15e12.")]
-PrecOpt = Annotated[Optional[str], typer.Option("--precision", help="fp32, bf16, bf16-fp32-grad, fp8 or fp4.")]
-OptimOpt = Annotated[Optional[str], typer.Option("--optimizer", help="adamw, adam8bit, adafactor, sgd or galore.")]
-TpOpt = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree.")]
-PpOpt = Annotated[Optional[int], typer.Option("--pp", help="Pipeline stages.")]
-CpOpt = Annotated[Optional[int], typer.Option("--cp", help="Context-parallel degree.")]
-EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
-DpOpt = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel degree (default: fills the cluster).")]
-ZeroOpt = Annotated[Optional[int], typer.Option("--zero", help="ZeRO stage 0-3 (3 = FSDP).")]
-RcOpt = Annotated[Optional[RecomputeChoice], typer.Option("--recompute", help="Activation recomputation.")]
-SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel",
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model preset name or a TOML/JSON/HF config.json path.")
+]
+GpuOpt = Annotated[
+    str | None, typer.Option("--gpu", help="GPU catalog name (see `scalelab gpus`) or a TOML/JSON file.")
+]
+NGpusOpt = Annotated[int | None, typer.Option("--n-gpus", "-n", help="GPUs in the job.")]
+GpnOpt = Annotated[int | None, typer.Option("--gpus-per-node", help="GPUs per node (default: the catalog's).")]
+PriceOpt = Annotated[
+    float | None, typer.Option("--price", help="USD per GPU-hour (default: the catalog's indicative price).")
+]
+SeqOpt = Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence.")]
+GbOpt = Annotated[int | None, typer.Option("--global-batch", help="Sequences per optimizer step.")]
+GbtOpt = Annotated[
+    int | None, typer.Option("--global-batch-tokens", help="Tokens per optimizer step (instead of --global-batch).")
+]
+MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch per DP rank.")]
+TokensOpt = Annotated[
+    float | None, typer.Option("--tokens", help="Total training tokens (for days, GPU-hours, cost), e.g. 15e12.")
+]
+PrecOpt = Annotated[str | None, typer.Option("--precision", help="fp32, bf16, bf16-fp32-grad, fp8 or fp4.")]
+OptimOpt = Annotated[str | None, typer.Option("--optimizer", help="adamw, adam8bit, adafactor, sgd or galore.")]
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree.")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline stages.")]
+CpOpt = Annotated[int | None, typer.Option("--cp", help="Context-parallel degree.")]
+EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert-parallel degree (MoE).")]
+DpOpt = Annotated[int | None, typer.Option("--dp", help="Data-parallel degree (default: fills the cluster).")]
+ZeroOpt = Annotated[int | None, typer.Option("--zero", help="ZeRO stage 0-3 (3 = FSDP).")]
+RcOpt = Annotated[RecomputeChoice | None, typer.Option("--recompute", help="Activation recomputation.")]
+SpOpt = Annotated[bool | None, typer.Option("--sequence-parallel/--no-sequence-parallel",
                                                help="Megatron sequence parallelism (default: on when tp > 1).")]
-VOpt = Annotated[Optional[int], typer.Option("--interleave", help="Virtual pipeline stages per rank.")]
-OoOpt = Annotated[Optional[OffloadChoice], typer.Option("--offload-optimizer", help="Offload optimizer states.")]
-OpOpt = Annotated[Optional[OffloadChoice], typer.Option("--offload-params", help="Offload parameters (needs --zero 3).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML/JSON file with [cluster], [train], [layout], [plan], [search] tables.")]
-EffOpt = Annotated[Optional[float], typer.Option("--efficiency", help="Matmul efficiency, fraction of dense peak (default: the device's).")]
-EpOverlapOpt = Annotated[Optional[float], typer.Option("--ep-overlap", help="Fraction of expert all-to-all hidden behind compute (0 default; 1 = DualPipe).")]
+VOpt = Annotated[int | None, typer.Option("--interleave", help="Virtual pipeline stages per rank.")]
+OoOpt = Annotated[OffloadChoice | None, typer.Option("--offload-optimizer", help="Offload optimizer states.")]
+OpOpt = Annotated[OffloadChoice | None, typer.Option("--offload-params", help="Offload parameters (needs --zero 3).")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML/JSON file with [cluster], [train], [layout], [plan], [search] tables."),
+]
+EffOpt = Annotated[
+    float | None,
+    typer.Option("--efficiency", help="Matmul efficiency, fraction of dense peak (default: the device's)."),
+]
+EpOverlapOpt = Annotated[
+    float | None,
+    typer.Option("--ep-overlap", help="Fraction of expert all-to-all hidden behind compute (0 default; 1 = DualPipe)."),
+]
 
 
 def _read_config(path: Path | None) -> dict[str, Any]:
@@ -180,8 +199,13 @@ def register(app: typer.Typer) -> None:
         cp: CpOpt = None, ep: EpOpt = None, dp: DpOpt = None, zero: ZeroOpt = None, recompute: RcOpt = None,
         sequence_parallel: SpOpt = None, interleave: VOpt = None, offload_optimizer: OoOpt = None,
         offload_params: OpOpt = None,
-        measured_step_time: Annotated[Optional[float], typer.Option("--measured-step-time", help="Measured seconds per step: report MFU/HFU/days from it.")] = None,
-        measured_tflops: Annotated[Optional[float], typer.Option("--measured-tflops", help="Measured TFLOP/s per GPU (recompute included).")] = None,
+        measured_step_time: Annotated[
+            float | None,
+            typer.Option("--measured-step-time", help="Measured seconds per step: report MFU/HFU/days from it."),
+        ] = None,
+        measured_tflops: Annotated[
+            float | None, typer.Option("--measured-tflops", help="Measured TFLOP/s per GPU (recompute included).")
+        ] = None,
         efficiency: EffOpt = None,
         ep_overlap: EpOverlapOpt = None,
         config: ConfigOpt = None,
@@ -218,9 +242,11 @@ def register(app: typer.Typer) -> None:
         precision: PrecOpt = None, optimizer: OptimOpt = None, tp: TpOpt = None, pp: PpOpt = None,
         cp: CpOpt = None, ep: EpOpt = None, dp: DpOpt = None, zero: ZeroOpt = None, recompute: RcOpt = None,
         interleave: VOpt = None,
-        top: Annotated[Optional[int], typer.Option("--top", help="How many plans to show.")] = None,
-        objective: Annotated[Optional[ObjectiveChoice], typer.Option("--objective", help="Rank by step time or by cost.")] = None,
-        max_cp: Annotated[Optional[int], typer.Option("--max-cp", help="Largest context-parallel degree to try.")] = None,
+        top: Annotated[int | None, typer.Option("--top", help="How many plans to show.")] = None,
+        objective: Annotated[
+            ObjectiveChoice | None, typer.Option("--objective", help="Rank by step time or by cost.")
+        ] = None,
+        max_cp: Annotated[int | None, typer.Option("--max-cp", help="Largest context-parallel degree to try.")] = None,
         no_offload: Annotated[bool, typer.Option("--no-offload", help="Do not consider CPU offload.")] = False,
         efficiency: EffOpt = None,
         ep_overlap: EpOverlapOpt = None,

@@ -7,9 +7,9 @@ torch is imported only by ``run`` and ``ddp`` (inside the command), so ``ls``/``
 from __future__ import annotations
 
 import logging
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,22 +17,22 @@ from ._options import FormatOpt
 from ._output import OutputFormat, console, emit, err_console
 
 StoreOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--store", help="Run store (SQLite). Default: $SCALELAB_HOME/runs.sqlite (~/.scalelab)."),
 ]
 
 
-class BackendChoice(str, Enum):
+class BackendChoice(StrEnum):
     local = "local"
     ray = "ray"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
 
 
-class ExportWhat(str, Enum):
+class ExportWhat(StrEnum):
     runs = "runs"
     curves = "curves"
 
@@ -48,12 +48,15 @@ def _short(rows: list[dict]) -> list[dict]:
     return [{**r, "hash": r["hash"][:10]} for r in rows]
 
 
+class _CliLogHandler(logging.StreamHandler):
+    """The handler the CLI adds once, told apart from the user's own by its class."""
+
+
 def _quiet_logging() -> None:
     logger = logging.getLogger("scalelab.tunnel")
-    if not any(getattr(h, "_scalelab_cli", False) for h in logger.handlers):
-        h = logging.StreamHandler()
+    if not any(isinstance(h, _CliLogHandler) for h in logger.handlers):
+        h = _CliLogHandler()
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        h._scalelab_cli = True  # type: ignore[attr-defined]
         logger.addHandler(h)
     logger.setLevel(logging.INFO)
 
@@ -66,14 +69,22 @@ def register(app: typer.Typer) -> None:
 
     @tunnel.command("run")
     def run_cmd(
-        grid: Annotated[str, typer.Argument(help="Grid: a .toml file or a Python recipe (file.py or file.py:function).")],
+        grid: Annotated[
+            str, typer.Argument(help="Grid: a .toml file or a Python recipe (file.py or file.py:function).")
+        ],
         workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")] = 1,
         backend: Annotated[BackendChoice, typer.Option("--backend", help="Where runs execute.")] = BackendChoice.local,
-        ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Existing Ray cluster (default: start a local one).")] = None,
+        ray_address: Annotated[
+            str | None, typer.Option("--ray-address", help="Existing Ray cluster (default: start a local one).")
+        ] = None,
         store: StoreOpt = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of the live display (CI, logs).")] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Log lines instead of the live display (CI, logs).")
+        ] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the grid; train nothing.")] = False,
-        checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Steps between resumable checkpoints (0: never).")] = 50,
+        checkpoint_every: Annotated[
+            int, typer.Option("--checkpoint-every", min=0, help="Steps between resumable checkpoints (0: never).")
+        ] = 50,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Train every run of GRID that the store does not hold yet (completed runs are skipped)."""
@@ -101,7 +112,9 @@ def register(app: typer.Typer) -> None:
     @tunnel.command("ddp")
     def ddp_cmd(
         grid: Annotated[str, typer.Argument(help="A grid file or recipe holding exactly one run.")],
-        nproc: Annotated[int, typer.Option("--nproc", min=1, help="Processes (CPU: gloo; GPUs: one per GPU, NCCL).")] = 2,
+        nproc: Annotated[
+            int, typer.Option("--nproc", min=1, help="Processes (CPU: gloo; GPUs: one per GPU, NCCL).")
+        ] = 2,
         store: StoreOpt = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -119,9 +132,9 @@ def register(app: typer.Typer) -> None:
     @tunnel.command("ls")
     def ls_cmd(
         store: StoreOpt = None,
-        status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
-        kind: Annotated[Optional[str], typer.Option("--kind", help="Only runs of this kind: run, branch, ddp.")] = None,
-        grid: Annotated[Optional[str], typer.Option("--grid", help="Only runs of this grid name.")] = None,
+        status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
+        kind: Annotated[str | None, typer.Option("--kind", help="Only runs of this kind: run, branch, ddp.")] = None,
+        grid: Annotated[str | None, typer.Option("--grid", help="Only runs of this grid name.")] = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """List stored runs, oldest first."""
@@ -158,9 +171,14 @@ def register(app: typer.Typer) -> None:
     @tunnel.command("export")
     def export_cmd(
         out: Annotated[Path, typer.Argument(help="Output file.")],
-        fmt: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="File format (default: from the suffix, else csv).")] = None,
-        what: Annotated[ExportWhat, typer.Option("--what", help="One row per run, or one per curve point.")] = ExportWhat.runs,
-        status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
+        fmt: Annotated[
+            ExportFormat | None,
+            typer.Option("--format", "-f", help="File format (default: from the suffix, else csv)."),
+        ] = None,
+        what: Annotated[
+            ExportWhat, typer.Option("--what", help="One row per run, or one per curve point.")
+        ] = ExportWhat.runs,
+        status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
         store: StoreOpt = None,
     ) -> None:
         """Export runs (N, D, C, loss, config columns) or curves to CSV or Parquet."""

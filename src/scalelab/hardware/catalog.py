@@ -44,7 +44,7 @@ from .._config_files import config_error_from_validation, looks_like_path, read_
 from ..errors import ConfigError, UnknownNameError, explain
 from .spec import ClusterSpec, GPUSpec
 
-__all__ = ["GPUEntry", "get_cluster", "get_gpu", "gpu_from_dict", "list_gpus", "list_gpu_entries"]
+__all__ = ["GPUEntry", "get_cluster", "get_gpu", "gpu_from_dict", "list_gpu_entries", "list_gpus"]
 
 #: Catalog peak fields -> GPUSpec.peak_flops_per_s keys.
 _PEAK_FIELDS = {f"{d}_tflops": d for d in ("fp32", "tf32", "bf16", "fp16", "fp8", "fp4")}
@@ -143,7 +143,8 @@ def gpu_from_dict(data: dict[str, Any], where: str = "GPU file") -> GPUEntry:
     if not peaks:
         raise ConfigError(explain(f"{where}: no peak FLOP/s given", allowed=", ".join(_PEAK_FIELDS),
                                   fix="add at least bf16_tflops (dense, not the sparse figure)"))
-    kwargs: dict[str, Any] = {"name": str(data["name"]), "peak_flops_per_s": peaks, "source": str(data.get("source", ""))}
+    kwargs: dict[str, Any] = {"name": str(data["name"]), "peak_flops_per_s": peaks,
+                              "source": str(data.get("source", ""))}
     for key, (target, scale) in _SCALAR_FIELDS.items():
         if key in data:
             v = _number(data[key], key, where)

@@ -7,9 +7,11 @@ Peak FLOP/s are always the *dense* figures, never the 2:4-sparse ones that spec 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from .._spec import Spec
+from .._spec import Derived, Spec
 
 
 class GPUSpec(Spec):
@@ -75,13 +77,13 @@ class ClusterSpec(Spec):
     """The accelerator."""
     n_gpus: PositiveInt
     """Total accelerators in the job."""
-    gpus_per_node: PositiveInt | None = None
+    gpus_per_node: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """GPUs per node; defaults to the GPU's catalog value."""
     price_per_gpu_hour: float | None = Field(None, ge=0)
     """USD per GPU-hour for cost estimates; defaults to the catalog's typical price."""
 
     @model_validator(mode="after")
-    def _fill(self) -> "ClusterSpec":
+    def _fill(self) -> ClusterSpec:
         if self.gpus_per_node is None:
             object.__setattr__(self, "gpus_per_node", min(self.gpu.gpus_per_node, self.n_gpus))
         if self.price_per_gpu_hour is None and self.gpu.price_per_hour is not None:

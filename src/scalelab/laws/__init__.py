@@ -12,8 +12,21 @@ from typing import Any
 from .base import ScalingLaw, get_law, list_laws, register_law
 from .chinchilla import ChinchillaLaw, ComputeOptimal, InferenceAllocation
 
-__all__ = ["ScalingLaw", "get_law", "list_laws", "register_law", "ChinchillaLaw", "ComputeOptimal",
-           "InferenceAllocation", "load_runs", "Runs", "load_fit", "approach1", "approach2", "PowerLawAllocation"]
+__all__ = [
+    "ChinchillaLaw",
+    "ComputeOptimal",
+    "InferenceAllocation",
+    "PowerLawAllocation",
+    "Runs",
+    "ScalingLaw",
+    "approach1",
+    "approach2",
+    "get_law",
+    "list_laws",
+    "load_fit",
+    "load_runs",
+    "register_law",
+]
 
 
 def load_fit(path: Any) -> ScalingLaw:

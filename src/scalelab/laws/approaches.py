@@ -73,7 +73,7 @@ class PowerLawAllocation:
 
     def report(self) -> str:
         iv = self.intervals
-        lvl = int(round(100 * self.level))
+        lvl = round(100 * self.level)
 
         def ci(k: str) -> str:
             return f" [{iv[k][0]:.4g}, {iv[k][1]:.4g}] ({lvl}%)" if k in iv else ""
@@ -190,8 +190,8 @@ def approach2(C: Any, N: Any, L: Any, *, D: Any = None, window: int | None = 2, 
         warnings.warn(explain(f"approach 2 skipped {len(notes)} budget(s): " + "; ".join(notes),
                               fix="add model sizes on both sides of each profile's minimum"),
                       ConvergenceWarning, stacklevel=2)
-    return _finish(f"approach 2 (isoFLOP profiles, {vertex} vertex)", np.array(Cs), np.array(Ns), np.array(Ds), np.array(Ls),
-                   level, n_bootstrap, random_state, notes)
+    return _finish(f"approach 2 (isoFLOP profiles, {vertex} vertex)", np.array(Cs), np.array(Ns), np.array(Ds),
+                   np.array(Ls), level, n_bootstrap, random_state, notes)
 
 
 def approach1(run: Any, N: Any, D: Any, L: Any, *, C: Any = None, n_flops: int = 1500, level: float = 0.95,

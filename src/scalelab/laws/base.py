@@ -62,7 +62,7 @@ import pkgutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -76,12 +76,12 @@ from ..errors import (
 )
 
 __all__ = [
+    "LOSSES",
     "ScalingLaw",
+    "canonical_order",
     "get_law",
     "list_laws",
     "register_law",
-    "canonical_order",
-    "LOSSES",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ def register_law(cls: type[ScalingLaw]) -> type[ScalingLaw]:
     other = _REGISTRY.get(key)
     if other is not None and other.__qualname__ != cls.__qualname__:
         raise ConfigError(explain(f"two laws share the registry name {key!r}",
-                                  value=f"{other.__module__}.{other.__qualname__} and {cls.__module__}.{cls.__qualname__}",
+                                  value=f"{other.__module__}.{other.__qualname__} and "
+                                        f"{cls.__module__}.{cls.__qualname__}",
                                   fix="give one of them another `name`"))
     _REGISTRY[key] = cls
     return cls
@@ -237,6 +238,29 @@ class ScalingLaw:
     #: Fewest distinct values each covariate needs (e.g. several model sizes for an exponent in N).
     min_distinct: ClassVar[dict[str, int]] = {}
 
+    # ----- fitted state: set by fit(), preset() or from_dict() -----
+    # Annotations without values create no attribute, so ``hasattr(law, "params_")`` still tells a fitted
+    # law from one that is not; the optional ones are absent when the source did not provide them.
+    params_: dict[str, float]
+    theta_: np.ndarray
+    X_range_: dict[str, tuple[float, ...]] | None  # covariate -> (min, max) of the runs
+    objective_: float
+    fit_info_: dict[str, Any]
+    n_samples_: int
+    residuals_: np.ndarray
+    gof_: dict[str, float]
+    data_hash_: str
+    preset_: str
+    source_: str | None
+    stderr_: dict[str, float]
+    intervals_: dict[str, tuple[float, ...]]  # (low, high)
+    derived_intervals_: dict[str, tuple[float, ...]]  # (low, high)
+    interval_method_: str | None
+    cov_theta_: np.ndarray
+    bootstrap_params_: np.ndarray
+    #: Where the runs came from (``Runs.to_dict()``), when the CLI fitted the law.
+    data_source_: dict[str, Any]
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("name"):
@@ -280,7 +304,7 @@ class ScalingLaw:
         """The constructor arguments, as given (scikit-learn convention)."""
         return {k: getattr(self, k) for k in self._get_param_names()}
 
-    def set_params(self, **params: Any) -> ScalingLaw:
+    def set_params(self, **params: Any) -> Self:
         """Set constructor arguments; unknown names raise :class:`ConfigError`. Returns ``self``."""
         valid = set(self._get_param_names())
         for k, v in params.items():
@@ -540,7 +564,7 @@ class ScalingLaw:
         out[self._row_order] = residuals_canonical
         self.residuals_ = out
 
-    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> ScalingLaw:
+    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> Self:
         """Fit the law to runs and return ``self``.
 
         Parameters
@@ -582,7 +606,7 @@ class ScalingLaw:
 
     # ------------------------------------------------------------------ presets
     @classmethod
-    def preset(cls, name: str, **options: Any) -> ScalingLaw:
+    def preset(cls, name: str, **options: Any) -> Self:
         """A law carrying published constants, ready to ``predict`` (no data needed).
 
         ``presets[name]`` holds ``params`` (public units), ``source`` and optionally ``stderr`` and
@@ -746,7 +770,7 @@ class ScalingLaw:
         """Rebuild a working law from :meth:`to_dict` output (the class is looked up by ``d["law"]``)."""
         klass = get_law(d["law"]) if cls is ScalingLaw or cls.name != d.get("law") else cls
         valid = set(klass._get_param_names())
-        opts = {k: v for k, v in (d.get("options") or {}).items()
+        opts: dict[str, Any] = {k: v for k, v in (d.get("options") or {}).items()
                 if k in valid and isinstance(v, (int, float, str, bool, type(None)))
                 and not (k == "init" and v not in ("grid", "coarse"))}
         law = klass(**opts)
@@ -800,7 +824,7 @@ class ScalingLaw:
                          + (f" (delta={self.delta:g})" if self.loss == "huber" else "")
                          + f", space={self.space}, starts={info.get('n_starts')}, "
                          f"objective={_g(getattr(self, 'objective_', None))}")
-        lvl = int(round(100 * self.level))
+        lvl = round(100 * self.level)
         method = getattr(self, "interval_method_", None)
         lines.append(f"  {'param':<10}{'value':>14}{'std err':>12}   {lvl}% interval"
                      + (f" ({method})" if method else ""))
@@ -843,7 +867,7 @@ def _rows(idx: np.ndarray, limit: int = 10) -> str:
     return shown + (f" ... ({idx.size} rows)" if idx.size > limit else "")
 
 
-def _fmt_range(rng: Mapping[str, tuple[float, float]] | None) -> str:
+def _fmt_range(rng: Mapping[str, tuple[float, ...]] | None) -> str:
     if not rng:
         return "unknown"
     return ", ".join(f"{c} in [{lo:.3g}, {hi:.3g}]" for c, (lo, hi) in rng.items())

@@ -31,10 +31,10 @@ from ..errors import ConfigError, DataError, explain
 from .base import ScalingLaw
 
 __all__ = [
+    "FLOPS_PER_PARAM_TOKEN",
     "ChinchillaLaw",
     "ComputeOptimal",
     "InferenceAllocation",
-    "FLOPS_PER_PARAM_TOKEN",
     "chinchilla_grid",
 ]
 
@@ -89,23 +89,25 @@ class ComputeOptimal:
         from ..units import format_count
 
         lines = [f"compute-optimal allocation ({self.law}; {self.method})"]
-        lvl = f" [{int(round(100 * self.level))}% band]" if self.bands and self.level else ""
+        lvl = f" [{round(100 * self.level)}% band]" if self.bands and self.level else ""
+
+        def cell(k: str, v: np.ndarray, fmt: Any, i: int) -> str:
+            s = fmt(float(np.ravel(v)[i]))
+            if k in self.bands:
+                lo, hi = self.bands[k]
+                s += f" [{fmt(float(np.ravel(lo)[i]))}, {fmt(float(np.ravel(hi)[i]))}]"
+            return s
+
+        def g4(x: float) -> str:
+            return f"{x:.4g}"
+
         for i, c in enumerate(np.ravel(self.C_flops)):
-            def cell(k: str, v: np.ndarray, fmt: Any) -> str:
-                s = fmt(float(np.ravel(v)[i]))
-                if k in self.bands:
-                    lo, hi = self.bands[k]
-                    s += f" [{fmt(float(np.ravel(lo)[i]))}, {fmt(float(np.ravel(hi)[i]))}]"
-                return s
-
-            def g4(x: float) -> str:
-                return f"{x:.4g}"
-
-            ex = "" if self.extrapolation is None else f"  (x{float(np.ravel(self.extrapolation)[i]):.3g} of fitted range)"
-            lines.append(f"  C = {c:.3g} FLOPs: N_opt = {cell('N_opt', self.N_opt, format_count)}, "
-                         f"D_opt = {cell('D_opt', self.D_opt, format_count)}, "
-                         f"loss = {cell('loss', self.loss, g4)}, "
-                         f"D/N = {cell('tokens_per_param', self.tokens_per_param, g4)}{ex}")
+            ex = ("" if self.extrapolation is None
+                  else f"  (x{float(np.ravel(self.extrapolation)[i]):.3g} of fitted range)")
+            lines.append(f"  C = {c:.3g} FLOPs: N_opt = {cell('N_opt', self.N_opt, format_count, i)}, "
+                         f"D_opt = {cell('D_opt', self.D_opt, format_count, i)}, "
+                         f"loss = {cell('loss', self.loss, g4, i)}, "
+                         f"D/N = {cell('tokens_per_param', self.tokens_per_param, g4, i)}{ex}")
         if lvl:
             lines.append(f"  bands{lvl}: {self.interval_method}")
         return "\n".join(lines)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, explain
 
-__all__ = ["Runs", "load_runs", "SYNONYMS", "FLOPS_PER_PARAM_TOKEN"]
+__all__ = ["FLOPS_PER_PARAM_TOKEN", "SYNONYMS", "Runs", "load_runs"]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 
@@ -96,7 +96,7 @@ class Runs:
 
     def law_inputs(self, law: Any) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
         """(covariates, target, weights) for ``law``, validated with row numbers."""
-        names = list(law.covariates) + [law.target]
+        names = [*law.covariates, law.target]
         arrays = [self.column(n, law.name) for n in names]
         positive = law.covariates if law.positive_covariates is None else law.positive_covariates
         for n, a in zip(names, arrays, strict=True):
@@ -183,7 +183,7 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
         if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
             raise DataError(explain(f"{path} must hold a list of run objects or an object of columns",
                                     value=type(recs).__name__))
-        keys: list[str] = []
+        keys = []
         for r in recs:
             for k in r:
                 if k not in keys:
@@ -280,9 +280,9 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         mapping = {("L" if k == "loss" else k): v for k, v in mapping.items()}
     for k, v in (columns or {}).items():
         mapping["L" if k == "loss" else k] = v
-    for k, v in (("N", n), ("D", d), ("L", loss), ("C", compute), ("weight", weight)):
-        if v:
-            mapping[k] = v
+    for k, column in (("N", n), ("D", d), ("L", loss), ("C", compute), ("weight", weight)):
+        if column:
+            mapping[k] = column
     found = list(raw)
     normed = {_norm(c): c for c in found}
     resolved: dict[str, str] = {}

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, ConvergenceWarning, FitError, explain
 
-__all__ = ["Objective", "FitOutput", "resolve_init", "fit_starts", "fit_batch", "stationary_rows", "goodness_of_fit"]
+__all__ = ["FitOutput", "Objective", "fit_batch", "fit_starts", "goodness_of_fit", "resolve_init", "stationary_rows"]
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,8 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
     from scipy.optimize import minimize
 
     lo, hi = law_cls._theta_bounds()
-    bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi, strict=True)]
+    bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b)
+              for a, b in zip(lo, hi, strict=True)]
 
     def fun(th: np.ndarray) -> tuple[float, np.ndarray]:
         return _value_and_grad(law_cls, X, y, th, w, obj, space)
@@ -312,7 +313,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     obj = Objective(loss, float(delta), float(asymmetry))
     k = starts.shape[0]
     # small grids run every start to the end; large ones keep the best rows after a few iterations
-    keep = k if k <= 500 else max(64, int(math.ceil(keep_fraction * k)))
+    keep = k if k <= 500 else max(64, math.ceil(keep_fraction * k))
     theta, val, conv, iters = fit_batch(law_cls, X, y, starts, w=w, obj=obj, space=space, max_iter=max_iter,
                                         prune_after=prune_after if k > keep else None, keep=keep,
                                         patience=patience)
@@ -335,7 +336,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     best_theta, best_val, best_src = theta[order[0]].copy(), float(val[order[0]]), "batched"
     lm_converged = bool(conv[order[0]])
     notes: list[str] = []
-    scipy_records = []
+    scipy_records: list[dict[str, Any]] = []
     for i in cands:
         res = _scipy_polish(law_cls, X, y, theta[i], w, obj, space)
         scipy_records.append({"method": "Powell" if obj.kind == "asymmetric" else "L-BFGS-B",

@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import ConfigError, explain
 from .base import ScalingLaw
 
-__all__ = ["GadreLaw", "GadreDownstreamLaw", "gadre_init_grid", "GADRE_FIT_MODELS", "GADRE_SUBSET_TASKS"]
+__all__ = ["GADRE_FIT_MODELS", "GADRE_SUBSET_TASKS", "GadreDownstreamLaw", "GadreLaw", "gadre_init_grid"]
 
 #: The open_lm shapes whose runs the authors fit the loss law on (scaling/shared.py::fit_ds).
 GADRE_FIT_MODELS = ("d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8")

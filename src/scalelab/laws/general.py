@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, explain
-from .base import ScalingLaw, _REGISTRY
+from .base import _REGISTRY, ScalingLaw
 
 __all__ = ["MonomialLaw", "PowerLawPlusConstant", "power_law"]
 
@@ -210,8 +210,8 @@ def power_law(*covariates: str) -> type[PowerLawPlusConstant]:
         return PowerLawPlusConstant
     key = f"power-law[{','.join(covs)}]"  # case kept: get_law rebuilds the class from this name
     existing = _REGISTRY.get(key)
-    if existing is not None and getattr(existing, "covariates", None) == covs:
-        return existing  # type: ignore[return-value]
+    if existing is not None and issubclass(existing, PowerLawPlusConstant) and existing.covariates == covs:
+        return existing
     names: list[str] = ["E"]
     bounds: dict[str, tuple[float, float]] = {"E": (1e-8, 1e6)}
     example: dict[str, float] = {"E": 1.7}
@@ -229,7 +229,7 @@ def power_law(*covariates: str) -> type[PowerLawPlusConstant]:
         "covariates": covs,
         "covariate_units": {c: "user's unit (positive)" for c in covs},
         "param_names": tuple(names),
-        "log_params": ("E",) + tuple(f"A_{c}" for c in covs),
+        "log_params": ("E", *(f"A_{c}" for c in covs)),
         "bounds": bounds,
         "presets": {},
         "_example_params": example,

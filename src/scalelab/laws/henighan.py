@@ -34,7 +34,7 @@ import numpy as np
 from .base import ScalingLaw
 from .general import MonomialLaw
 
-__all__ = ["HenighanComputeLaw", "HenighanSizeLaw", "HenighanOptimalSizeLaw"]
+__all__ = ["HenighanComputeLaw", "HenighanOptimalSizeLaw", "HenighanSizeLaw"]
 
 _T1 = "Henighan et al. 2020 Table 1"
 _CHECK = " (transcribed from a markdown conversion; verify digits against the PDF)"

@@ -25,7 +25,8 @@ Laws (all monomials ``y = c * prod_i X_i^p_i``, refit by least squares on ``log 
   ``B_opt = 0.2920 C^0.3271`` tokens, ``M_opt = 0.1715 C^0.5243``, ``D_opt = 5.8316 C^0.4757``.
   Tian et al. 2025 (arXiv:2507.17702) fit the same forms for MoE (``eta = 1.1576 C^-0.1529``,
   ``B = 0.0694 C^0.3644``) and dense/MoE allocations; they are presets of the same classes.
-* Kaplan et al. 2020 critical batch ``B_crit(L) = B_* / L^(1/alpha_B)``: :class:`~scalelab.laws.kaplan.KaplanCriticalBatchLaw`.
+* Kaplan et al. 2020 critical batch ``B_crit(L) = B_* / L^(1/alpha_B)``:
+  :class:`~scalelab.laws.kaplan.KaplanCriticalBatchLaw`.
 * MiniCPM (Hu et al. 2024, arXiv:2404.06395 §4.2): ``bs = 1.21e9 / L^6.24`` tokens, ``L`` the C4 loss.
 """
 
@@ -40,13 +41,13 @@ from .general import MonomialLaw
 from .kaplan import KaplanCriticalBatchLaw
 
 __all__ = [
-    "StepLawLRLaw",
-    "StepLawBatchLaw",
-    "DeepSeekLRLaw",
     "DeepSeekBatchLaw",
+    "DeepSeekLRLaw",
     "DeepSeekScaleLaw",
-    "MiniCPMBatchLaw",
     "KaplanCriticalBatchLaw",
+    "MiniCPMBatchLaw",
+    "StepLawBatchLaw",
+    "StepLawLRLaw",
     "deepseek_model_scale",
     "steplaw_near_optimal",
 ]
@@ -96,7 +97,8 @@ class StepLawLRLaw(MonomialLaw):
     param_names = ("c", "p_N", "p_D")
     param_units = {"c": "learning rate * params^-p_N * tokens^-p_D", "p_N": "1", "p_D": "1"}
     log_params = ("c",)
-    conventions = {"N": "non-embedding parameters", "D": "tokens", "schedule": "2000-step warmup, cosine to a fixed min LR",
+    conventions = {"N": "non-embedding parameters", "D": "tokens",
+                   "schedule": "2000-step warmup, cosine to a fixed min LR",
                    "fit": "OLS on log eta over runs within 0.25% of each (N, D) cell's best loss"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "li2025": {"params": {"c": 1.79, "p_N": -0.713, "p_D": 0.307}, "source": _STEP_SRC + " (as printed)",

@@ -37,21 +37,21 @@ from .general import MonomialLaw
 
 __all__ = [
     "PF_DAY_FLOPS",
-    "flops_to_pf_days",
-    "pf_days_to_flops",
-    "KaplanSizeLaw",
-    "KaplanDataLaw",
-    "KaplanLaw",
-    "KaplanStepsLaw",
     "KaplanComputeLaw",
     "KaplanCriticalBatchLaw",
-    "KaplanOptimalSizeLaw",
+    "KaplanDataLaw",
     "KaplanFrontier",
+    "KaplanLaw",
+    "KaplanOptimalSizeLaw",
+    "KaplanSizeLaw",
+    "KaplanStepsLaw",
     "compute_efficient_frontier",
-    "steps_min",
     "compute_min",
-    "overfit_free_tokens",
+    "flops_to_pf_days",
     "off_optimum_cost",
+    "overfit_free_tokens",
+    "pf_days_to_flops",
+    "steps_min",
 ]
 
 #: FLOPs in one PF-day (1e15 FLOP/s for 86,400 s), Kaplan et al. 2020 §1.2 footnote.
@@ -97,7 +97,6 @@ class _PurePowerLaw(ScalingLaw):
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
-        c, a = cls.param_names
         return np.array([[10.0**e, al] for e in (6, 9, 12, 14, 17, 20) for al in (0.03, 0.07, 0.15, 0.4)])
 
 
@@ -397,7 +396,7 @@ class KaplanFrontier:
     def to_dict(self) -> dict[str, Any]:
         from .. import __version__
 
-        d = {k: np.asarray(v, dtype=float).ravel().tolist() for k, v in self.__dict__.items()}
+        d: dict[str, Any] = {k: np.asarray(v, dtype=float).ravel().tolist() for k, v in self.__dict__.items()}
         d["source"] = "Kaplan et al. 2020 Table 6, eq. 1.3"
         d["scalelab_version"] = __version__
         return d

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from ..errors import ConventionWarning, explain
 from .base import ScalingLaw
 
-__all__ = ["EfficiencyLeverageLaw", "ClarkMoELaw", "KrajewskiMoELaw", "saturating_transform"]
+__all__ = ["ClarkMoELaw", "EfficiencyLeverageLaw", "KrajewskiMoELaw", "saturating_transform"]
 
 
 def saturating_transform(x: Any, x_start: Any, x_max: Any, offset: float = 0.0) -> np.ndarray:
@@ -98,7 +98,7 @@ class EfficiencyLeverageLaw(ScalingLaw):
     min_distinct = {"A": 3, "G": 3, "C": 3}
 
     @classmethod
-    def preset(cls, name: str, **options: Any) -> ScalingLaw:
+    def preset(cls, name: str, **options: Any) -> Self:
         """As :meth:`ScalingLaw.preset`; warns :class:`ConventionWarning` for unconfirmed constants."""
         law = super().preset(name, **options)
         if not cls.presets[name].get("confirmed", True):
@@ -222,7 +222,8 @@ class KrajewskiMoELaw(ScalingLaw):
         with np.errstate(all="ignore"):
             t = np.stack(np.broadcast_arrays(
                 np.log(p["c"]), np.log(p["a"]) - p["alpha"] * np.log(N),
-                np.log(p["g"]) - p["gamma"] * np.log(G) - p["alpha"] * np.log(N), np.log(p["b"]) - p["beta"] * np.log(D)))
+                np.log(p["g"]) - p["gamma"] * np.log(G) - p["alpha"] * np.log(N),
+                np.log(p["b"]) - p["beta"] * np.log(D)))
             m = t.max(axis=0)
             return m + np.log(np.exp(t - m).sum(axis=0))
 

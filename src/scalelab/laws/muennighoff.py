@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -73,7 +73,8 @@ def effective_params(N: Any, U_N: Any, R_N_star: float) -> np.ndarray:
     return Un + Un * R_N_star * (1 - np.exp(-Rn / R_N_star))
 
 
-def optimal_params_for_tokens(U: Any, A: float, B: float, alpha: float, beta: float) -> np.ndarray:
+def optimal_params_for_tokens(U: Any, A: float | np.ndarray, B: float | np.ndarray, alpha: float | np.ndarray,
+                              beta: float | np.ndarray) -> np.ndarray:
     """Chinchilla-optimal parameters whose optimal data is ``U`` tokens: ``G (G U)^(beta/alpha)``
     (from Hoffmann et al. 2022 eq. 4; the ``U_N`` of Muennighoff et al. 2023 §3.1)."""
     G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
@@ -242,8 +243,9 @@ class MuennighoffLaw(ScalingLaw):
                     "to keep a published base fixed"))
         Xs = (N[idx], D[idx])
         ws = None if w is None else w[idx]
-        opts = dict(loss=self.loss, delta=self.delta, space=self.space, asymmetry=self.asymmetry,
-                    max_iter=self.max_iter, level=self.level)
+        opts: dict[str, Any] = dict(loss=self.loss, delta=self.delta, space=self.space, asymmetry=self.asymmetry,
+                                    max_iter=self.max_iter, level=self.level)
+        law: ScalingLaw
         if self.tie_exponents:
             law = _TiedChinchilla(**opts).fit(*Xs, y[idx], sample_weight=ws)
             p = dict(law.params_)
@@ -253,7 +255,7 @@ class MuennighoffLaw(ScalingLaw):
             base = {k: float(law.params_[k]) for k in _BASE_NAMES}
         return base, law
 
-    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> MuennighoffLaw:
+    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> Self:
         """Two-stage fit (Muennighoff et al. 2023 App. A); returns ``self``.
 
         Stage 1 fits (or takes, see ``base``) the Chinchilla-form base; stage 2 fits ``R_D_star`` and
@@ -461,7 +463,7 @@ def _paper_stage2(S2: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: np.
     if not best.success:
         warnings.warn(explain(f"L-BFGS-B did not report success in the paper-style stage 2: {best.message}",
                               fix="compare with stage2='global'"), ConvergenceWarning, stacklevel=4)
-    info = {"n_starts": int(len(starts)), "best_from": "L-BFGS-B (paper procedure)", "scipy": records,
+    info = {"n_starts": len(starts), "best_from": "L-BFGS-B (paper procedure)", "scipy": records,
             "warnings": [] if best.success else [str(best.message)]}
     return FitOutput(theta=S2._to_theta(np.asarray(best.x)[None])[0], objective=float(best.fun), info=info)
 

@@ -110,6 +110,7 @@ def attach(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | N
     level = float(law.level)
     law.cov_theta_ = _asymptotic_cov(law, X, y, w)
     B = int(law.n_bootstrap)
+    sample: np.ndarray | None  # parameter draws (fitting space) behind the derived intervals
     if B > 0:
         thetas, conv = bootstrap(law, X, y, w, B, law.random_state, law.n_jobs)
         frac = float(conv.mean())
@@ -208,7 +209,7 @@ def prediction_interval(law: Any, X: tuple[np.ndarray, ...], level: float,
                                          fix="use kind='mean', or fit the law to runs"))
         rng = np.random.default_rng(_seed(law) + 1)
         m = f.shape[0]
-        reps = max(1, int(math.ceil(4000 / m)))
+        reps = max(1, math.ceil(4000 / m))
         f = np.repeat(f, reps, axis=0)
         # sorted: residuals_ follow the user's row order, and the band must not depend on it
         f = f + rng.choice(np.sort(np.asarray(res, dtype=float)), size=f.shape, replace=True)

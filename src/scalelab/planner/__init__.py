@@ -1,7 +1,7 @@
 """The planner: memory, FLOPs, communication, step time, cost and layout search."""
 
-from .flops import FlopConventions, FlopsBreakdown, flops_per_step, flops_per_token
 from .comm import CommBreakdown, comm_per_step
+from .flops import FlopConventions, FlopsBreakdown, flops_per_step, flops_per_token
 from .layout import Layout, LoRASpec, TrainSpec
 from .memory import (
     MemoryBreakdown,
@@ -17,30 +17,27 @@ from .search import Rejected, SearchResult, search_layouts
 from .step_time import StepTime
 
 __all__ = [
-    "Layout",
-    "LoRASpec",
-    "TrainSpec",
-    # flops.py
+    "CommBreakdown",
     "FlopConventions",
     "FlopsBreakdown",
-    "flops_per_token",
-    "flops_per_step",
-    # memory.py
+    "Layout",
+    "LoRASpec",
     "MemoryBreakdown",
     "MemoryConventions",
-    "memory_per_gpu",
+    "Plan",
+    "Rejected",
+    "SearchResult",
+    "StepTime",
+    "TrainSpec",
     "activation_bytes_per_layer",
+    "check_layout",
+    "comm_per_step",
+    "flops_per_step",
+    "flops_per_token",
     "inference_weights_bytes",
     "lora_trainable_params",
-    "zero_model_states_bytes",
-    # comm.py, step_time.py, plan.py, search.py
-    "CommBreakdown",
-    "comm_per_step",
-    "StepTime",
-    "Plan",
+    "memory_per_gpu",
     "plan",
-    "check_layout",
-    "SearchResult",
-    "Rejected",
     "search_layouts",
+    "zero_model_states_bytes",
 ]

@@ -354,7 +354,8 @@ def comm_per_step(
         add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg, rs_calls, False)
         if z == 3:
             ag_calls = 2 * m  # parameters gathered for forward and again for backward of every micro-batch
-            add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls, False)
+            add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls,
+                False)
         else:
             add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1, False)
         if rep_n > 1:  # HSDP: replicas all-reduce their gradient shard

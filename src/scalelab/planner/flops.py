@@ -48,10 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FlopConventions",
     "FlopsBreakdown",
-    "flops_per_token",
     "flops_per_step",
-    "matmul_params_per_layer",
+    "flops_per_token",
     "lora_params_by_layer",
+    "matmul_params_per_layer",
 ]
 
 _RECOMPUTE = ("none", "selective", "full")
@@ -114,7 +114,7 @@ class FlopsBreakdown:
     conventions: FlopConventions
     detail: tuple[tuple[str, float], ...] = ()
 
-    def scaled(self, factor: float, per: Literal["token", "step"]) -> "FlopsBreakdown":
+    def scaled(self, factor: float, per: Literal["token", "step"]) -> FlopsBreakdown:
         """The same breakdown multiplied by ``factor`` (e.g. tokens per step)."""
         return FlopsBreakdown(
             forward=self.forward * factor, backward=self.backward * factor,
@@ -145,12 +145,12 @@ class FlopsBreakdown:
 
 # ---- shapes -------------------------------------------------------------------------------------------
 
-def _mlp_matmul(model: "ModelSpec", width: int) -> int:
+def _mlp_matmul(model: ModelSpec, width: int) -> int:
     """Weights in the matmuls of one MLP of inner width ``width`` (SwiGLU: gate, up, down)."""
     return (3 if model.ffn_kind == "swiglu" else 2) * model.d_model * width
 
 
-def _attention_matmul(model: "ModelSpec") -> int:
+def _attention_matmul(model: ModelSpec) -> int:
     """Weights in one layer's attention projections (no biases or norms)."""
     h, a = model.d_model, model.n_heads
     if model.mla is not None:
@@ -163,7 +163,7 @@ def _attention_matmul(model: "ModelSpec") -> int:
     return h * dh * (a + 2 * g) + a * dh * h
 
 
-def _score_width(model: "ModelSpec") -> int:
+def _score_width(model: ModelSpec) -> int:
     """``a * (d_qk + d_v)``: width of the two attention-core matmuls summed over query heads."""
     if model.mla is not None:
         m = model.mla
@@ -171,7 +171,7 @@ def _score_width(model: "ModelSpec") -> int:
     return 2 * model.n_heads * model.d_head
 
 
-def matmul_params_per_layer(model: "ModelSpec") -> dict[str, int]:
+def matmul_params_per_layer(model: ModelSpec) -> dict[str, int]:
     """Weights in matmuls of one layer, by kind: attention, dense MLP, MoE (active and total), router.
 
     >>> from scalelab.arch.spec import ModelSpec
@@ -193,11 +193,12 @@ def matmul_params_per_layer(model: "ModelSpec") -> dict[str, int]:
 _LORA_NAMES = ("q", "k", "v", "o", "gate", "up", "down")
 
 
-def lora_params_by_layer(model: "ModelSpec", lora: "LoRASpec") -> dict[str, int]:
+def lora_params_by_layer(model: ModelSpec, lora: LoRASpec) -> dict[str, int]:
     """Adapter parameters per layer: ``r * (d_in + d_out)`` for each targeted matrix (Hu et al. 2021 §4.1).
 
     Returns ``{"attention", "dense_mlp", "moe_total", "moe_active", "moe_routed", "moe_shared"}``
-    counts for one layer of each kind. MLA models: ``q``/``k``/``v`` adapt the (up-)projections that produce queries, keys and values.
+    counts for one layer of each kind. MLA models: ``q``/``k``/``v`` adapt the (up-)projections that produce
+    queries, keys and values.
     MoE layers: ``gate``/``up``/``down`` adapt every routed and shared expert (``moe_total``); a token
     uses the top-k (``moe_active``). The router is not adapted.
     """
@@ -253,9 +254,9 @@ def _check_recompute(recompute: str) -> None:
                                   fix="pass recompute='none', 'selective' or 'full'"))
 
 
-def flops_per_token(model: "ModelSpec", seq_len: int, *, recompute: str = "none",
+def flops_per_token(model: ModelSpec, seq_len: int, *, recompute: str = "none",
                     conventions: FlopConventions = FlopConventions(),
-                    lora: "LoRASpec | None" = None) -> FlopsBreakdown:
+                    lora: LoRASpec | None = None) -> FlopsBreakdown:
     """Training FLOPs for one token of a sequence of ``seq_len`` tokens.
 
     Parameters
@@ -345,7 +346,7 @@ def flops_per_token(model: "ModelSpec", seq_len: int, *, recompute: str = "none"
                           detail=tuple(detail.items()))
 
 
-def flops_per_step(model: "ModelSpec", train: "TrainSpec", *, recompute: str = "none",
+def flops_per_step(model: ModelSpec, train: TrainSpec, *, recompute: str = "none",
                    conventions: FlopConventions = FlopConventions()) -> FlopsBreakdown:
     """Training FLOPs of one optimizer step: :func:`flops_per_token` x ``train.global_batch_tokens``.
 

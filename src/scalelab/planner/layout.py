@@ -18,11 +18,11 @@ returns reasons instead of raising, so a search can explain every rejected layou
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
-from .._spec import Spec
+from .._spec import Derived, Spec
 
 Precision = Literal["fp32", "bf16", "bf16-fp32-grad", "fp8", "fp4"]
 """Training precision recipe (bytes per parameter with Adam in parentheses):
@@ -57,9 +57,9 @@ class TrainSpec(Spec):
 
     seq_len: PositiveInt = 2048
     """Tokens per sequence."""
-    global_batch: PositiveInt | None = None
+    global_batch: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """Sequences per optimizer step; derived from ``global_batch_tokens`` when omitted."""
-    global_batch_tokens: PositiveInt | None = None
+    global_batch_tokens: Annotated[PositiveInt, Derived] = Field(default=None, validate_default=True)
     """Tokens per optimizer step (``global_batch * seq_len``); give one of the two."""
     total_tokens: float | None = Field(None, gt=0)
     """Tokens to train on in total (for days, GPU-hours and cost)."""
@@ -74,7 +74,7 @@ class TrainSpec(Spec):
     """LoRA/QLoRA fine-tuning; ``None`` trains every parameter."""
 
     @model_validator(mode="after")
-    def _resolve_batch(self) -> "TrainSpec":
+    def _resolve_batch(self) -> TrainSpec:
         if self.global_batch is None and self.global_batch_tokens is None:
             object.__setattr__(self, "global_batch_tokens", self.seq_len * 512)
         if self.global_batch is None:

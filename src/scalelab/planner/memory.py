@@ -40,16 +40,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .layout import Layout, LoRASpec, TrainSpec
 
 __all__ = [
-    "MemoryConventions",
-    "MemoryBreakdown",
-    "PrecisionRecipe",
     "PRECISION_RECIPES",
-    "memory_per_gpu",
+    "MemoryBreakdown",
+    "MemoryConventions",
+    "PrecisionRecipe",
     "activation_bytes_per_layer",
     "inference_weights_bytes",
     "lora_trainable_params",
-    "zero_model_states_bytes",
+    "memory_per_gpu",
     "quantized_bytes_per_param",
+    "zero_model_states_bytes",
 ]
 
 
@@ -123,7 +123,7 @@ class MemoryConventions:
             raise ConfigError(explain("zero3_prefetch_layers must be >= 1", value=self.zero3_prefetch_layers))
 
     @classmethod
-    def korthikanti(cls) -> "MemoryConventions":
+    def korthikanti(cls) -> MemoryConventions:
         """Korthikanti et al. 2022's setting: GPT layers with dropout, 1-byte masks, 16-bit activations."""
         return cls(activation_bytes=2.0, dropout=True, dropout_mask_bytes=1.0, norm_stats=False)
 
@@ -156,8 +156,8 @@ def _recipe(precision: str) -> PrecisionRecipe:
     try:
         return PRECISION_RECIPES[precision]
     except KeyError:
-        raise ConfigError(explain("unknown precision recipe", value=precision,
-                                  allowed=", ".join(PRECISION_RECIPES), fix="choose one of the listed recipes"))
+        raise ConfigError(explain("unknown precision recipe", value=precision, allowed=", ".join(PRECISION_RECIPES),
+                                  fix="choose one of the listed recipes")) from None
 
 
 # ---- results ----------------------------------------------------------------------------------------
@@ -283,15 +283,15 @@ def quantized_bytes_per_param(dtype: str, *, double_quant: bool = True) -> float
                               fix="choose one of the listed formats"))
 
 
-def _matrices(model: "ModelSpec") -> dict[str, list[tuple[int, int]]]:
+def _matrices(model: ModelSpec) -> dict[str, list[tuple[int, int]]]:
     """(d_in, d_out) of every weight matrix in one layer, by bucket (one routed expert for ``expert``)."""
     h, a = model.d_model, model.n_heads
     if model.mla is not None:
         m = model.mla
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
         q = [(h, m.q_lora_rank), (m.q_lora_rank, a * qk)] if m.q_lora_rank else [(h, a * qk)]
-        attn = q + [(h, m.kv_lora_rank + m.qk_rope_head_dim),
-                    (m.kv_lora_rank, a * (m.qk_nope_head_dim + m.v_head_dim)), (a * m.v_head_dim, h)]
+        attn = [*q, (h, m.kv_lora_rank + m.qk_rope_head_dim),
+                (m.kv_lora_rank, a * (m.qk_nope_head_dim + m.v_head_dim)), (a * m.v_head_dim, h)]
     else:
         dh, g = model.d_head, model.n_kv_heads
         attn = [(h, a * dh), (h, g * dh), (h, g * dh), (a * dh, h)]
@@ -308,7 +308,7 @@ def _matrices(model: "ModelSpec") -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-def _state_elems_per_param(train: "TrainSpec", mats: list[tuple[int, int]], n_params: float) -> float:
+def _state_elems_per_param(train: TrainSpec, mats: list[tuple[int, int]], n_params: float) -> float:
     """Optimizer-state elements per parameter for a bucket of matrices (plus non-matrix params)."""
     opt = train.optimizer
     if opt == "adamw":
@@ -335,7 +335,7 @@ def _state_elems_per_param(train: "TrainSpec", mats: list[tuple[int, int]], n_pa
     raise ConfigError(explain("unknown optimizer", value=opt, allowed="adamw, adam8bit, adafactor, sgd, galore"))
 
 
-def _optimizer_bytes_per_param(train: "TrainSpec", conv: MemoryConventions,
+def _optimizer_bytes_per_param(train: TrainSpec, conv: MemoryConventions,
                                mats: list[tuple[int, int]], n_params: float) -> float:
     if train.optimizer == "adam8bit":
         # bitsandbytes 8-bit Adam: two 1-byte states plus an fp32 absmax per block of 2048.
@@ -363,7 +363,7 @@ def zero_model_states_bytes(n_params: float, *, zero: int, n_d: int, k: float = 
     return {"weights": w, "gradients": g, "optimizer": o, "total": w + g + o}
 
 
-def lora_trainable_params(model: "ModelSpec", lora: "LoRASpec") -> int:
+def lora_trainable_params(model: ModelSpec, lora: LoRASpec) -> int:
     """Trainable LoRA adapter parameters of the whole model (Hu et al. 2021 §4.1: ``r (d_in + d_out)``
     per adapted matrix). MoE layers adapt every expert they target.
 
@@ -378,7 +378,7 @@ def lora_trainable_params(model: "ModelSpec", lora: "LoRASpec") -> int:
                + model.n_layers * lp["attention"])
 
 
-def inference_weights_bytes(model: "ModelSpec", dtype: str, *, quantize_embeddings: bool = False,
+def inference_weights_bytes(model: ModelSpec, dtype: str, *, quantize_embeddings: bool = False,
                             double_quant: bool = True) -> float:
     """Bytes to hold a model's weights for inference (reference only: no KV cache or activations).
 
@@ -419,7 +419,7 @@ def _check_positive_int(name: str, v: object) -> int:
     return v
 
 
-def _layer_activation_terms(model: "ModelSpec", seq_len: int, micro_batch: int, layout: "Layout",
+def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout,
                             act: float, conv: MemoryConventions, moe_layer: bool,
                             recompute: str) -> dict[str, float]:
     """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
@@ -480,7 +480,7 @@ def _layer_activation_terms(model: "ModelSpec", seq_len: int, micro_batch: int, 
     return terms
 
 
-def activation_bytes_per_layer(model: "ModelSpec", seq_len: int, micro_batch: int, layout: "Layout", *,
+def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout, *,
                                dtype_bytes: float = 2.0,
                                conventions: MemoryConventions = MemoryConventions(),
                                moe_layer: bool | None = None, recompute: str | None = None) -> float:
@@ -549,7 +549,7 @@ def _in_flight(stage: int, pp: int, v: int, m: int) -> float:
     return chunks / v
 
 
-def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, dp: int,
+def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int,
                    gpus_per_node: int = 8,
                    conventions: MemoryConventions = MemoryConventions()) -> MemoryBreakdown:
     """Training memory per GPU at the peak pipeline stage.
@@ -642,7 +642,7 @@ def memory_per_gpu(model: "ModelSpec", train: "TrainSpec", layout: "Layout", *, 
 
     opt_attn = opt_b(mats["attention"], attn_per_layer)
     opt_mlp = opt_b(mats["dense_mlp"], dense_mlp)
-    opt_exp = opt_b(mats["expert"], routed_per_layer / model.moe.n_experts) if is_moe else 0.0
+    opt_exp = opt_b(mats["expert"], routed_per_layer / model.moe.n_experts) if model.moe is not None else 0.0
     opt_shared = opt_b(mats["shared"], shared_per_layer) if is_moe else 0.0
     opt_router = opt_b(mats["router"], router_per_layer) if is_moe else 0.0
     opt_vec = opt_b([], 1.0)  # norms, biases, adapters: unfactored states

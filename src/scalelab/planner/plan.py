@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._spec import stable_hash
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from ..units import GiB, SECONDS_PER_DAY, SECONDS_PER_HOUR, format_bytes, format_count
+from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
 from .comm import CommBreakdown, comm_per_step
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
@@ -44,7 +44,10 @@ from .step_time import (
     model_step_time,
 )
 
-__all__ = ["Plan", "plan", "check_layout", "resolve_dp"]
+if TYPE_CHECKING:
+    from .memory import MemoryBreakdown
+
+__all__ = ["Plan", "check_layout", "plan", "resolve_dp"]
 
 _NAN = float("nan")
 
@@ -334,7 +337,7 @@ class Plan:
                 lines.append(f"    matmul efficiency {t.efficiency:.2f} of dense {t.peak_dtype} peak")
             lines.append(f"  throughput  {format_count(self.tokens_per_s)} tokens/s, MFU {self.mfu * 100:.1f}%, "
                          f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
-            if not math.isnan(self.training_days):
+            if not math.isnan(self.training_days) and self.train.total_tokens is not None:
                 lines.append(f"  training    {format_count(self.train.total_tokens)} tokens: "
                              f"{self.training_days:.1f} days, {format_count(self.gpu_hours)} GPU-hours"
                              + (f", ${format_count(self.cost_usd)}" if not math.isnan(self.cost_usd) else "")
@@ -460,8 +463,10 @@ def plan(
                "memory_limit_bytes": memory_limit_bytes, "attention_efficiency": attention_efficiency,
                "ep_overlap": ep_overlap}
     structural = bool(reasons)
-    memory = comm = time = None
-    if not structural:
+    memory: MemoryBreakdown | None = None
+    comm: CommBreakdown | None = None
+    time = None
+    if not structural and dp is not None:  # check_layout reports a dp that is not whole
         memory = _memory if _memory is not None else memory_per_gpu(model, train, layout, dp=dp,
                                                                      gpus_per_node=cluster.gpus_per_node)
         limit = memory_limit_bytes or cluster.gpu.memory_bytes
@@ -481,7 +486,7 @@ def plan(
         time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,
                                   measured_step_time_s=measured_step_time_s,
                                   measured_tflops_per_gpu=measured_tflops_per_gpu)
-    elif not structural:
+    elif memory is not None and comm is not None and dp is not None:  # the layout is not structurally broken
         states = memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
         time = model_step_time(
             model, cluster, train, layout, hardware_flops=flops.hardware, comm=comm, dp=dp,

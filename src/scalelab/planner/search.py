@@ -61,14 +61,14 @@ from .step_time import (
     elementwise_bytes_per_token_layer,
 )
 
-__all__ = ["SearchResult", "Rejected", "search_layouts"]
+__all__ = ["Rejected", "SearchResult", "search_layouts"]
 
 Objective = Literal["step_time", "cost"]
 _RECOMPUTE_ORDER = ("none", "selective", "full")
 
 
 def _divisors(n: int) -> list[int]:
-    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return sorted(set(small + [n // d for d in small]))
 
 
@@ -291,9 +291,9 @@ def search_layouts(
                 zero_off.append((z, "cpu", "none", g))
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
-    plan_kw = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
-                   memory_limit_bytes=memory_limit_bytes, attention_efficiency=attention_efficiency,
-                   ep_overlap=ep_overlap)
+    plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
+                                   memory_limit_bytes=memory_limit_bytes,
+                                   attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
@@ -332,7 +332,7 @@ def search_layouts(
     n_total = model.n_params().total
     a_bytes = activation_bytes(train.precision)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def critical_comm_lb(tp: int, pp: int, cp: int, mb: int) -> tuple[float, float]:
         """Lower bounds on TP + CP time per micro-batch and PP time per micro-batch and chunk (seconds):
         at least one all-reduce pair per layer (two with dense MLPs) and the CP gathers without
@@ -407,12 +407,12 @@ def search_layouts(
                         sub = len(recompute) * len(mbs) * len(vs)
                         edp = dp * cp * tp // (ep * etp)  # expert-data-parallel group (MoE)
                         if dp * cp == 1 and edp == 1 and (z > 0 or sg != "dp") and 0 in zero_stages:
-                            reject(lambda: base.model_copy(update={"zero": z}),
+                            reject(functools.partial(base.model_copy, update={"zero": z}),
                                    ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub,
                                    "ZeRO>0 with dp*cp=1 (duplicate of ZeRO-0)")
                             continue
                         if (dp * cp > 1 or edp > 1) and z == 0 and 1 in zero_stages:
-                            reject(lambda: base.model_copy(update={"zero": 0, "offload_optimizer": oo}),
+                            reject(functools.partial(base.model_copy, update={"zero": 0, "offload_optimizer": oo}),
                                    ["dominated by zero=1: the same bytes on the wire (reduce-scatter + all-gather "
                                     "= all-reduce), less memory and a sharded optimizer step"], sub,
                                    "ZeRO-0 (dominated by ZeRO-1: same traffic, less memory)")
@@ -437,7 +437,7 @@ def search_layouts(
                         # DP/ZeRO collectives: time per call, and how the call count grows with the
                         # micro-batches per step (ZeRO-2 reduce-scatters and ZeRO-3 gathers per micro-batch).
                         frac = 1.0
-                        if train.lora is not None and getattr(bound, "trainable_params", 0):
+                        if train.lora is not None and bound.trainable_params:
                             frac = min(1.0, bound.trainable_params / n_total)
                         dp_terms = []
                         for col in comm_per_step(model, cluster, train, lay0, dp=dp,
@@ -456,15 +456,16 @@ def search_layouts(
                             for i, mb in enumerate(mbs):
                                 crit_mb = critical_comm_lb(tp, pp, cp, mb)  # per micro-batch, per chunk
                                 if B % (dp * mb):
-                                    reject(lambda: lay0.model_copy(update={"recompute": rc, "micro_batch": mb}),
+                                    reject(functools.partial(lay0.model_copy,
+                                                             update={"recompute": rc, "micro_batch": mb}),
                                            [f"global_batch={B} sequences is not divisible by "
                                             f"dp*micro_batch={dp * mb}"], len(vs) * (len(mbs) - i))
                                     break  # powers of two: every larger micro-batch fails too
                                 m = B // (dp * mb)
                                 for v in vs:
                                     if v > 1 and m % pp:
-                                        reject(lambda: lay0.model_copy(update={"recompute": rc, "micro_batch": mb,
-                                                                               "interleave": v}),
+                                        reject(functools.partial(lay0.model_copy, update={
+                                                   "recompute": rc, "micro_batch": mb, "interleave": v}),
                                                [f"the interleaved schedule needs micro-batches per step ({m}) "
                                                 f"to be a multiple of pp={pp}"])
                                         continue
@@ -493,17 +494,18 @@ def search_layouts(
         if prev and any(mb0 <= mb and (v0 == v or v0 == 1) for mb0, v0 in prev):
             # Activations grow with the micro-batch, and interleaving (v > 1) holds more in flight than
             # plain 1F1B (Narayanan 2021: x (1 + (p-1)/(p v))): a smaller one of these already failed.
-            reject(lambda: base.model_copy(update=upd),
+            reject(functools.partial(base.model_copy, update=upd),
                    ["out of memory (a smaller micro-batch of this layout already is)"], 1,
                    "out of memory")
             continue
         skey = mkey[:4] + mkey[6:] + (mb, v)  # the same layout without offload
         if (upd["offload_optimizer"] != "none" or upd["offload_params"] != "none") and skey in fits:
-            reject(lambda: base.model_copy(update=upd),
+            reject(functools.partial(base.model_copy, update=upd),
                    ["dominated by the same layout without offload, which fits and moves fewer bytes"], 1,
                    "offload when the layout fits without it (dominated)")
             continue
         lay = base.model_copy(update=upd)
+        assert lay.dp is not None  # every base layout above is built with its dp
         n_evaluated += 1
         mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn)
         if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run

@@ -317,4 +317,5 @@ def measured_step_time(
     nan = float("nan")
     return StepTime(step_time_s=t, matmul_s=nan, elementwise_s=nan, tp_s=nan, cp_s=nan, ep_s=nan, pp_s=nan,
                     bubble_s=nan, dp_total_s=nan, dp_exposed_s=nan, optimizer_s=nan, offload_total_s=nan,
-                    offload_exposed_s=nan, host_optimizer_s=nan, efficiency=nan, dp_overlap=nan, source=src, peak_dtype=peak_dtype)
+                    offload_exposed_s=nan, host_optimizer_s=nan, efficiency=nan, dp_overlap=nan, source=src,
+                    peak_dtype=peak_dtype)

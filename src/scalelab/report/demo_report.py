@@ -47,12 +47,12 @@ def isoflop_figure(result: Any, law: Any) -> Any:
     n_axis = np.geomspace(min(ns) / 3, max(ns) * 3, 120)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for c, col in zip(budgets + [result.forecast["C_flops"]], colors):
+        for c, col in zip([*budgets, result.forecast["C_flops"]], colors, strict=True):
             pts = [r for r in result.grid_runs if r["budget_flops"] == c and r["val_loss"] is not None]
             if pts:
                 ax.scatter([r["n_params"] for r in pts], [r["val_loss"] for r in pts], color=col, zorder=3,
                            label=f"C = {c:.0e} FLOPs")
-            N, D, L = law.isoflop(c, N=n_axis)
+            N, _D, L = law.isoflop(c, N=n_axis)
             ax.plot(N, L, color=col, lw=1.2, alpha=0.8)
             co = law.compute_optimal(c)
             ax.scatter(co.N_opt, co.loss, marker="*", s=140, color=col, edgecolor="k", zorder=4)
@@ -121,7 +121,7 @@ def memory_figure(production: dict[str, Any]) -> Any:
     fig, ax = plt.subplots(figsize=(7, 2.2))
     left = 0.0
     colors = plt.cm.tab10(np.arange(5))
-    for (k, v), col in zip(production["memory_bytes"].items(), colors):
+    for (k, v), col in zip(production["memory_bytes"].items(), colors, strict=True):
         ax.barh([0], [v / GiB], left=left, color=col, label=f"{k} {v / GiB:.1f} GiB")
         left += v / GiB
     ax.axvline(production["gpu_memory_bytes"] / GiB, color="crimson", ls="--",

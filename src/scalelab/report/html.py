@@ -73,7 +73,8 @@ class HtmlReport:
         plt.close(fig)
         data = base64.b64encode(buf.getvalue()).decode()
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-        self._parts.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">{cap}</figure>')
+        self._parts.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                           f'{cap}</figure>')
 
     def preformatted(self, text: str) -> None:
         self._parts.append(f"<pre>{html.escape(text)}</pre>")

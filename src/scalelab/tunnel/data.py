@@ -47,6 +47,7 @@ import sysconfig
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,8 @@ def _stdlib_files(max_bytes: int) -> list[tuple[Path, Path]]:
         files.append((rel, p))
     # A fixed pseudo-random order spreads the capped sample over the whole library.
     files.sort(key=lambda rp: hashlib.sha1(rp[0].as_posix().encode()).hexdigest())
-    picked, total = [], 0
+    picked: list[tuple[Path, Path]] = []
+    total = 0
     for rel, p in files:
         size = p.stat().st_size
         if total + size > max_bytes and picked:
@@ -178,7 +180,8 @@ def _expand(pattern: str) -> list[Path]:
         paths = [p for p in paths if p.is_file()]
         if not paths:
             raise CorpusError(explain("the corpus glob matches no files", value=pattern,
-                                      fix="check the pattern (use ** with a recursive glob), or pass a file or directory"))
+                                      fix="check the pattern (use ** with a recursive glob), "
+                                          "or pass a file or directory"))
         return paths
     p = Path(os.path.expanduser(pattern))
     if not p.exists():
@@ -481,6 +484,7 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
         raise CorpusError(explain("the corpus holds no text", value=corpus,
                                   fix="point it at non-empty UTF-8 text files, or use corpus='stdlib'"))
     by_domain: dict[str, list[np.ndarray]] = {}
+    dtype: type[np.unsignedinteger[Any]]  # of the token files: the smallest that holds every id
     if tokenizer == "byte":
         vocab, dtype = 256, np.uint16
         for d in docs:
@@ -491,8 +495,9 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
         vocab = tok.get_vocab_size()
         dtype = np.uint16 if vocab <= 65536 else np.uint32
         encs = tok.encode_batch([d.text for d in docs])
-        for d, e in zip(docs, encs):
-            by_domain.setdefault(d.domain, []).extend([np.asarray(e.ids, dtype=np.uint32), np.array([EOT_ID], np.uint32)])
+        for d, e in zip(docs, encs, strict=True):
+            by_domain.setdefault(d.domain, []).extend([np.asarray(e.ids, dtype=np.uint32),
+                                                       np.array([EOT_ID], np.uint32)])
     sizes = {}
     for dom, parts in sorted(by_domain.items()):
         stream = np.concatenate(parts).astype(dtype)
@@ -500,7 +505,7 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
         safe = re.sub(r"[^\w.-]", "_", dom)
         tr.tofile(out / f"{safe}.train.bin")
         va.tofile(out / f"{safe}.val.bin")
-        sizes[dom] = {"file": safe, "train": int(len(tr)), "val": int(len(va))}
+        sizes[dom] = {"file": safe, "train": len(tr), "val": len(va)}
     meta = {"corpus": corpus, "tokenizer": tokenizer, "vocab_size": int(vocab), "dtype": np.dtype(dtype).name,
             "domains": sizes, "n_documents": len(docs), "format": CACHE_FORMAT}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -509,7 +514,8 @@ def _build(corpus: str, tokenizer: str, bpe_vocab_size: int, out: Path) -> None:
 def _open(key: str, d: Path) -> TokenData:
     meta = json.loads((d / "meta.json").read_text())
     dtype = np.dtype(meta["dtype"])
-    train, val = {}, {}
+    train: dict[str, np.ndarray] = {}
+    val: dict[str, np.ndarray] = {}
     for dom, info in meta["domains"].items():
         for split, target in (("train", train), ("val", val)):
             n = info[split]

@@ -183,7 +183,8 @@ def _worker(args: argparse.Namespace) -> int:
                         device_label=f"{device} x{world} (DDP)")
         if rank == 0:
             d = result.to_dict()
-            d = json.loads(json.dumps(d, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else str(v)))
+            d = json.loads(json.dumps(
+                d, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else str(v)))
             tmp = Path(args.out + ".tmp")
             tmp.write_text(json.dumps(d))
             os.replace(tmp, args.out)

@@ -77,24 +77,27 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
 from ..arch.spec import ModelSpec, MoESpec
 from ..errors import ConfigError, explain
 
+if TYPE_CHECKING:
+    from .train import RunConfig
+
 __all__ = [
     "Grid",
-    "load_grid",
-    "model_for_params",
-    "tokens_for_budget",
-    "isoflop_grid",
-    "product_grid",
-    "lr_batch_grid",
     "dense_vs_moe_grid",
+    "isoflop_grid",
+    "load_grid",
+    "lr_batch_grid",
     "make_config",
+    "model_for_params",
     "moe_twin",
+    "product_grid",
+    "tokens_for_budget",
 ]
 
 #: Keys of ``[defaults]`` that are grid helpers, not RunConfig fields.
@@ -103,7 +106,7 @@ _HELPER_KEYS = ("warmup_fraction",)
 _FAMILY_KEYS = ("d_head", "aspect_ratio", "ffn_mult", "multiple_of", "count", "max_layers")
 
 
-def _run_config_cls() -> type:
+def _run_config_cls() -> type[RunConfig]:
     from .train import RunConfig
 
     return RunConfig
@@ -164,19 +167,20 @@ def model_for_params(
         raise ConfigError(explain("unknown parameter count convention", value=count, allowed="total, non_embedding"))
     n_dense = int((moe.n_dense_layers if isinstance(moe, MoESpec) else (moe or {}).get("n_dense_layers", 0)) or 0)
     best: tuple[float, float, int, int] | None = None
+
+    def count_at(d_model: int, n_heads: int, L: int) -> int:
+        c = _family_spec(d_model, L, n_heads, vocab_size, seq_len, ffn_kind, ffn_mult, multiple_of, moe,
+                         fields).n_params()
+        return c.total if count == "total" else c.non_embedding
+
     for n_heads in range(1, 257):
         d_model = n_heads * d_head
         lo = max(1, n_dense, math.ceil(d_model / (2 * aspect_ratio)))
         hi = max(lo, min(max_layers, math.floor(2 * d_model / aspect_ratio)))
         # The count is linear in n_layers (once the leading dense layers are in): read its intercept and
         # slope from two specs instead of building one per depth.
-        def count_at(L: int) -> int:
-            c = _family_spec(d_model, L, n_heads, vocab_size, seq_len, ffn_kind, ffn_mult, multiple_of, moe,
-                             fields).n_params()
-            return c.total if count == "total" else c.non_embedding
-
-        n_lo = count_at(lo)
-        slope = count_at(lo + 1) - n_lo
+        n_lo = count_at(d_model, n_heads, lo)
+        slope = count_at(d_model, n_heads, lo + 1) - n_lo
         for n_layers in range(lo, hi + 1):
             n = n_lo + slope * (n_layers - lo)
             score = abs(math.log(n / n_params))
@@ -281,13 +285,13 @@ class Grid:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "n_runs": len(self), "total_flops": self.total_flops(),
                 "runs": [{"hash": c.content_hash(), "label": lab, **_brief(c)}
-                         for c, lab in zip(self.configs, self.labels or [""] * len(self))]}
+                         for c, lab in zip(self.configs, self.labels or [""] * len(self), strict=False)]}
 
     def report(self) -> str:
         from ..units import format_count
 
         lines = [f"grid {self.name}: {len(self)} runs, {self.total_flops():.3g} FLOPs (6ND)"]
-        for c, lab in zip(self.configs, self.labels or [""] * len(self)):
+        for c, lab in zip(self.configs, self.labels or [""] * len(self), strict=False):
             b = _brief(c)
             lines.append(f"  {c.content_hash()[:10]}  {lab:<18} N={format_count(b['n_params'])} "
                          f"D={format_count(b['n_tokens'])} lr={b['lr']} bs={b['batch_size']}")
@@ -488,7 +492,7 @@ def _validation_text(e: ValidationError) -> str:
 def _dedupe(grid: Grid) -> Grid:
     seen: set[str] = set()
     configs, labels = [], []
-    for c, lab in zip(grid.configs, grid.labels or [""] * len(grid)):
+    for c, lab in zip(grid.configs, grid.labels or [""] * len(grid), strict=False):
         h = c.content_hash()
         if h not in seen:
             seen.add(h)
@@ -507,7 +511,7 @@ def load_grid(source: str | Path | Grid | Sequence[Any] | Callable[[], Any], *, 
     if isinstance(source, Grid):
         return _check(source)
     if callable(source) and not isinstance(source, (str, Path)):
-        return _from_recipe_value(source, name or getattr(source, "__name__", "recipe"), None)
+        return _from_recipe_value(source, str(name or getattr(source, "__name__", "recipe")), None)
     if isinstance(source, (list, tuple)):
         return _check(Grid(name or "grid", list(source), labels=[""] * len(source)))
     text = str(source)
@@ -534,12 +538,13 @@ def load_grid(source: str | Path | Grid | Sequence[Any] | Callable[[], Any], *, 
         try:
             spec.loader.exec_module(module)
         except ValidationError as e:
-            raise ConfigError(explain(f"recipe {path} describes an impossible run", value=_validation_text(e))) from None
+            raise ConfigError(explain(f"recipe {path} describes an impossible run",
+                                      value=_validation_text(e))) from None
         fn = getattr(module, func, None)
         if not callable(fn):
             raise ConfigError(explain(f"recipe {path} has no function {func!r}", allowed="a grid() function",
                                       fix="define `def grid(): return [...]` or pass file.py:function"))
-        return _from_recipe_value(fn, name or getattr(module, "NAME", path.stem), str(path))
+        return _from_recipe_value(fn, str(name or getattr(module, "NAME", path.stem)), str(path))
     raise ConfigError(explain("a grid must be a .toml file or a .py recipe", value=str(path)))
 
 
@@ -548,7 +553,8 @@ def _from_recipe_value(fn: Callable[[], Any], name: str, source: str | None) -> 
         value = fn()
     except ValidationError as e:
         raise ConfigError(explain(f"recipe {source or name} describes an impossible run",
-                                  value=_validation_text(e), fix="fix the shape or value named above; nothing has run")) from None
+                                  value=_validation_text(e),
+                                  fix="fix the shape or value named above; nothing has run")) from None
     if isinstance(value, Grid):
         value.source = value.source or source
         if name and value.name in ("isoflop", "product", "lr_batch", "dense_vs_moe", "grid"):

@@ -118,7 +118,7 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, a, dh).transpose(1, 2)  # (B, a, T, d_h)
         k = k.view(B, T, g, dh).transpose(1, 2)  # (B, g, T, d_h)
         v = v.view(B, T, g, dh).transpose(1, 2)
-        if self.q_norm is not None:
+        if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.use_rope and rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -166,7 +166,7 @@ class Block(nn.Module):
         self.ln_2 = make_norm(spec.norm_kind, spec.d_model)
         moe = spec.moe
         self.is_moe = moe is not None and layer >= moe.n_dense_layers  # leading layers stay dense
-        if self.is_moe:
+        if moe is not None and self.is_moe:
             self.mlp: nn.Module = MoELayer(spec.d_model, moe, spec.ffn_kind, spec.mlp_bias)
         else:
             self.mlp = MLP(spec.d_model, spec.d_ff, spec.ffn_kind, spec.mlp_bias)
@@ -256,7 +256,7 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> ModelOutput:
         """idx, targets: (B, T) int64. Returns :class:`ModelOutput` ``(logits, loss, aux_loss)``."""
-        B, T = idx.shape
+        _B, T = idx.shape
         if T > self.spec.seq_len:
             raise ConfigError(
                 explain(
@@ -291,7 +291,9 @@ class GPT(nn.Module):
         no_decay_ids = {id(self.wte.weight)}
         if self.wpe is not None:
             no_decay_ids.add(id(self.wpe.weight))
-        decay, no_decay, seen = [], [], set()
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        seen: set[int] = set()
         for p in self.parameters():
             if id(p) in seen:
                 continue

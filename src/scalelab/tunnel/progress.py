@@ -13,7 +13,7 @@ from typing import Any
 
 log = logging.getLogger("scalelab.tunnel")
 
-__all__ = ["GridProgress", "RichProgress", "LogProgress", "make_progress"]
+__all__ = ["GridProgress", "LogProgress", "RichProgress", "make_progress"]
 
 
 class GridProgress:

@@ -46,7 +46,7 @@ from .grid import Grid, load_grid
 from .progress import GridProgress, _Rate, make_progress
 from .store import ClaimLostError, RunRecord, RunStore
 
-__all__ = ["run_grid", "execute_run", "RunOptions", "preflight"]
+__all__ = ["RunOptions", "execute_run", "preflight", "run_grid"]
 
 log = logging.getLogger(__name__)
 
@@ -222,16 +222,16 @@ def run_grid(
         raise ConfigError(explain("unknown backend", value=backend, allowed="local, ray",
                                   fix="for one run across processes use `run_ddp` (torchrun)"))
     hashes = [c.content_hash() for c in configs]
-    labels = dict(zip(hashes, g.labels or [""] * len(hashes)))
+    labels = dict(zip(hashes, g.labels or [""] * len(hashes), strict=False))
     stored = {r.hash: r.status for r in st.runs(hashes=hashes)}
     todo = [h for h in hashes if stored.get(h) not in ("completed", "diverged")]
     if todo and check_corpus:
         # Before anything is written: a bad corpus fails the grid with the store exactly as it was.
-        preflight([c for c, h in zip(configs, hashes) if h in set(todo)])
+        preflight([c for c, h in zip(configs, hashes, strict=True) if h in set(todo)])
     st.add_many(configs, grid=g.name)
     st.reclaim_stale(hashes)
     prog = progress or make_progress(quiet)
-    by_hash = dict(zip(hashes, configs))
+    by_hash = dict(zip(hashes, configs, strict=True))
     total_flops = sum(6.0 * by_hash[h].model.n_params().active * by_hash[h].n_tokens for h in todo)
     prog.start(name=g.name, total_runs=len(hashes), done_runs=len(hashes) - len(todo), total_flops=total_flops)
     try:

@@ -52,13 +52,13 @@ from ..errors import ConfigError, SchemaVersionError, StoreError, StoreLockedErr
 __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
+    "ClaimLostError",
     "RunRecord",
     "RunStore",
-    "default_store_path",
-    "scalelab_home",
     "branch_hash",
+    "default_store_path",
     "load_runs_for_fit",
-    "ClaimLostError",
+    "scalelab_home",
 ]
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,8 @@ class RunRecord:
             lines.append(f"  throughput       {self.tokens_per_s:,.0f} tokens/s over {self.wall_s:.1f} s")
         if self.resumed_from_step:
             lines.append(f"  resumed from     step {self.resumed_from_step}")
-        lines.append(f"  attempts         {self.attempts}" + (f" on {self.hostname} pid {self.pid}" if self.pid else ""))
+        lines.append(f"  attempts         {self.attempts}"
+                     + (f" on {self.hostname} pid {self.pid}" if self.pid else ""))
         if self.error:
             lines.append(f"  error            {self.error}")
         if self.scalelab_version:
@@ -565,7 +566,8 @@ class RunStore:
         now = time.time()
         with self._write("claiming a run") as c:
             self._reclaim_in(c, None if wanted is None else set(wanted))
-            pending = [r["hash"] for r in c.execute("SELECT hash FROM runs WHERE status='pending' ORDER BY created_at, rowid")]
+            pending = [r["hash"] for r in
+                       c.execute("SELECT hash FROM runs WHERE status='pending' ORDER BY created_at, rowid")]
             if wanted is not None:
                 ps = set(pending)
                 pending = [h for h in wanted if h in ps]
@@ -640,14 +642,16 @@ class RunStore:
         # Replace the whole curve: a resumed run re-reports the points before its checkpoint.
         c.execute("DELETE FROM curves WHERE run_hash=?", (run_hash,))
         c.executemany(
-            "INSERT OR REPLACE INTO curves (run_hash, step, tokens, train_loss, val_loss, lr) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO curves (run_hash, step, tokens, train_loss, val_loss, lr) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             [(run_hash, int(p["step"]), p.get("tokens"), _finite(p.get("train_loss")), _finite(p.get("val_loss")),
               _finite(p.get("lr"))) for p in curve],
         )
 
     def _write_branch(self, c: sqlite3.Connection, parent: str, parent_cfg: dict[str, Any], br: Any,
                       fpt: float | None, vers: dict[str, str | None], now: float) -> None:
-        b = br.to_dict() if hasattr(br, "to_dict") else (asdict(br) if hasattr(br, "__dataclass_fields__") else dict(br))
+        b = (br.to_dict() if hasattr(br, "to_dict")
+             else asdict(br) if hasattr(br, "__dataclass_fields__") else dict(br))
         at, dec = int(b["at_tokens"]), int(b["decay_tokens"])
         total = at + dec
         # The branch's config is the from-scratch WSD run it stands for (``RunConfig.branch_config``): same
@@ -667,11 +671,12 @@ class RunStore:
         total = int(b.get("tokens_seen") or total)
         n_total, n_active, n_ne = _param_counts(cfg)
         c.execute(
-            "INSERT OR REPLACE INTO runs (hash, parent_hash, kind, status, grid, config_json, n_params, n_params_active, "
-            "n_params_non_embedding, n_tokens, tokens_seen, steps, flops_per_token, flops, branch_at_tokens, "
-            "decay_tokens, final_train_loss, final_val_loss, created_at, started_at, finished_at, attempts, "
-            "scalelab_version, torch_version, python_version) "
-            "SELECT ?, ?, 'branch', ?, grid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ? FROM runs WHERE hash=?",
+            "INSERT OR REPLACE INTO runs (hash, parent_hash, kind, status, grid, config_json, n_params, "
+            "n_params_active, n_params_non_embedding, n_tokens, tokens_seen, steps, flops_per_token, flops, "
+            "branch_at_tokens, decay_tokens, final_train_loss, final_val_loss, created_at, started_at, finished_at, "
+            "attempts, scalelab_version, torch_version, python_version) "
+            "SELECT ?, ?, 'branch', ?, grid, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ? "
+            "FROM runs WHERE hash=?",
             (h, parent, status, json.dumps(cfg, sort_keys=True), n_total,
              n_active, n_ne, at + dec, total, b.get("steps") or (curve[-1]["step"] if curve else None), fpt,
              fpt * total if fpt else None, at, dec, train_losses[-1] if train_losses else None, val, now, now, now,
@@ -836,7 +841,8 @@ class RunStore:
         """Every curve point as columns (``hash``, ``step``, ``tokens``, ``train_loss``, ``val_loss``, ``lr``)."""
         keep = None if status is None else {r.hash for r in self.runs(status=status)}
         cols: dict[str, list[Any]] = {k: [] for k in ("hash", "step", "tokens", "train_loss", "val_loss", "lr")}
-        for r in self._read("SELECT run_hash, step, tokens, train_loss, val_loss, lr FROM curves ORDER BY run_hash, step"):
+        for r in self._read("SELECT run_hash, step, tokens, train_loss, val_loss, lr FROM curves "
+                            "ORDER BY run_hash, step"):
             if keep is not None and r["run_hash"] not in keep:
                 continue
             cols["hash"].append(r["run_hash"])
@@ -854,7 +860,7 @@ class RunStore:
             with open(out, "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(names)
-                for row in zip(*(table[n] for n in names)):
+                for row in zip(*(table[n] for n in names), strict=True):
                     w.writerow(["" if v is None else v for v in row])
         elif format == "parquet":
             try:

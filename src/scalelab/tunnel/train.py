@@ -55,7 +55,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -63,12 +63,15 @@ from .._spec import Spec
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
 
-__all__ = ["RunConfig", "TrainResult", "BranchResult", "train", "lr_at", "resolve_device", "auto_num_threads"]
+__all__ = ["BranchResult", "RunConfig", "TrainResult", "auto_num_threads", "lr_at", "resolve_device", "train"]
 
 log = logging.getLogger(__name__)
 
 #: A run whose training loss exceeds this multiple of ln(vocab) (the loss of a uniform guess) is diverged.
 DIVERGENCE_FACTOR = 2.0
+
+#: How a run (or a branch) ended.
+RunStatus = Literal["completed", "diverged"]
 
 
 class RunConfig(Spec):
@@ -124,7 +127,7 @@ class RunConfig(Spec):
     """Sampling weight per corpus domain (a mixture); ``None`` samples domains in proportion to size."""
 
     @model_validator(mode="after")
-    def _check(self) -> "RunConfig":
+    def _check(self) -> RunConfig:
         m = self.model
         tps = self.batch_size * self.seq_len
         if self.seq_len > m.seq_len:
@@ -168,9 +171,9 @@ class RunConfig(Spec):
 
     def branch_decay_tokens(self, at_tokens: int) -> int:
         """Decay length of the branch taken at ``at_tokens``: the branch run's last ``decay_fraction``."""
-        return int(round(at_tokens * self.decay_fraction / (1.0 - self.decay_fraction)))
+        return round(at_tokens * self.decay_fraction / (1.0 - self.decay_fraction))
 
-    def branch_config(self, at_tokens: int) -> "RunConfig":
+    def branch_config(self, at_tokens: int) -> RunConfig:
         """The from-scratch run a decay branch at ``at_tokens`` reproduces: ``n_tokens = at + decay``,
         the same ``decay_fraction``, no branches. Its ``content_hash()`` identifies the branch's point."""
         return self.model_copy(update={"n_tokens": int(at_tokens) + self.branch_decay_tokens(at_tokens),
@@ -239,7 +242,7 @@ class BranchResult:
     final_train_loss: float | None
     tokens_seen: int
     steps: int
-    status: Literal["completed", "diverged"]
+    status: RunStatus
     config_hash: str
     curve: list[dict[str, Any]] = field(default_factory=list)
 
@@ -259,7 +262,7 @@ class TrainResult:
     backward, ``scalelab.planner.flops.flops_per_token`` with its default conventions).
     """
 
-    status: Literal["completed", "diverged"]
+    status: RunStatus
     final_train_loss: float | None
     final_val_loss: float | None
     tokens_seen: int
@@ -327,7 +330,8 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[str, str]
     except RuntimeError as e:
         raise ConfigError(explain("unknown device", value=device, allowed="auto, cpu, cuda, cuda:N, mps")) from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(explain("CUDA was requested but is not available", value=device, fix="use device='auto' or 'cpu'"))
+        raise ConfigError(explain("CUDA was requested but is not available", value=device,
+                                  fix="use device='auto' or 'cpu'"))
     if dtype == "auto":
         dtype = "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return device, dtype
@@ -352,9 +356,10 @@ class _Run:
         with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
             torch.manual_seed(config.seed)
             self.raw = GPT(config.model).to(device)
-        self.model = self.raw
+        self.model: torch.nn.Module = self.raw
         if config.compile:
-            self.model = torch.compile(self.raw)
+            # torch.compile types its result as a plain callable; for a module it is an OptimizedModule.
+            self.model = cast(torch.nn.Module, torch.compile(self.raw))
         fused = torch.device(device).type == "cuda"
         self.opt = torch.optim.AdamW(self.raw.param_groups(config.weight_decay), lr=config.lr,
                                      betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if fused else {}))
@@ -362,7 +367,7 @@ class _Run:
         self.autocast = (torch.autocast(device_type=dev_type, dtype=torch.bfloat16)
                          if dtype == "bf16" else None)
         self.diverge_above = DIVERGENCE_FACTOR * math.log(config.model.vocab_size)
-        self._val = None
+        self._val: torch.Tensor | None = None
         self.eval_s = 0.0  # time spent evaluating, excluded from tokens/s
 
     def _ctx(self):
@@ -424,7 +429,8 @@ class _Run:
 
 
 def _segment(run: _Run, cfg: RunConfig, start: int, stop: int, curve: list, log_every: int,
-             progress, event: str, on_step: Callable[[int], None] | None = None) -> tuple[str, float | None, str | None]:
+             progress, event: str,
+             on_step: Callable[[int], None] | None = None) -> tuple[RunStatus, float | None, str | None]:
     """Train steps ``[start, stop)`` under ``cfg``; append curve points; returns (status, last train loss, error)."""
     acc, n_acc, last_loss = 0.0, 0, None
     t0, tok0 = time.perf_counter(), start
@@ -558,7 +564,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     resumed_from = start
 
     def save(done: int) -> None:
-        if not writes_checkpoints:
+        if not writes_checkpoints or ckpt is None:
             return
         tmp = ckpt.with_name(ckpt.name + ".tmp")
         torch.save({"config_hash": chash, "step": done, "curve": curve, "branches": [b.to_dict() for b in branches],
@@ -568,8 +574,10 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     # Branch points in steps: the branch starts from the state after this many steps.
     todo = sorted(b for b in config.decay_branches)
     branch_steps = {-(-b // tps): b for b in todo}
-    stops = sorted(s for s in branch_steps if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
+    stops = sorted(s for s in branch_steps
+                   if start <= s < steps and branch_steps[s] not in {x.at_tokens for x in branches})
 
+    status: RunStatus
     status, last_loss, error = "completed", None, None
     t_train = 0.0
     seg_start = start
