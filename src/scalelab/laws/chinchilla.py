@@ -164,13 +164,19 @@ class ChinchillaLaw(ScalingLaw):
     citation = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, eq. 2, App. D.2"
     equation = "L(N, D) = E + A / N^alpha + B / D^beta"
     covariates = ("N", "D")
-    covariate_units = {"N": "parameters (total, embeddings included)", "D": "training tokens"}
+    covariate_units: ClassVar[dict[str, str]] = {"N": "parameters (total, embeddings included)", "D": "training tokens"}
     param_names = ("E", "A", "B", "alpha", "beta")
-    param_units = {"E": "nats/token", "A": "nats/token * params^alpha", "B": "nats/token * tokens^beta",
-                   "alpha": "1", "beta": "1"}
+    param_units: ClassVar[dict[str, str]] = {
+        "E": "nats/token", "A": "nats/token * params^alpha", "B": "nats/token * tokens^beta", "alpha": "1",
+        "beta": "1",
+    }
     log_params = ("E", "A", "B")
-    bounds = {"E": (1e-6, 1e4), "A": (1e-10, 1e30), "B": (1e-10, 1e30), "alpha": (0.0, 5.0), "beta": (0.0, 5.0)}
-    conventions = {"N": "total parameters", "C": "6 N D FLOPs", "objective": "Huber on log-loss, summed"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "E": (1e-6, 1e4), "A": (1e-10, 1e30), "B": (1e-10, 1e30), "alpha": (0.0, 5.0), "beta": (0.0, 5.0),
+    }
+    conventions: ClassVar[dict[str, str]] = {
+        "N": "total parameters", "C": "6 N D FLOPs", "objective": "Huber on log-loss, summed",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "hoffmann2022": {
             # Unrounded values from the paper's TeX source, as printed in Epoch's data_analysis.ipynb.
@@ -208,10 +214,10 @@ class ChinchillaLaw(ScalingLaw):
             "range": {"N": (5.73e7, 1.62e10), "D": (1.39e9, 3.18e11)},
         },
     }
-    _example_params = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
-    _example_ranges = {"N": (5e7, 2e10), "D": (1e9, 4e11)}
+    _example_params: ClassVar[dict[str, float]] = {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (5e7, 2e10), "D": (1e9, 4e11)}
     _example_n = 80
-    min_distinct = {"N": 3, "D": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 3, "D": 3}
 
     # ---------------------------------------------------------------- hooks
     @classmethod

@@ -86,13 +86,21 @@ class GadreLaw(ScalingLaw):
                 "tasks, eq. 4; fit as scaling/shared.py::fit_ds")
     equation = "L(N, M) = E + (a M^eta + b M^-eta) C^-eta,  C = 6 N^2 M"
     covariates = ("N", "M")
-    covariate_units = {"N": "parameters (total, embeddings included)", "M": "tokens per parameter (D/N)"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "N": "parameters (total, embeddings included)", "M": "tokens per parameter (D/N)",
+    }
     param_names = ("E", "a", "b", "eta")
-    param_units = {"E": "nats/token", "a": "nats/token * FLOPs^eta", "b": "nats/token * FLOPs^eta", "eta": "1"}
+    param_units: ClassVar[dict[str, str]] = {
+        "E": "nats/token", "a": "nats/token * FLOPs^eta", "b": "nats/token * FLOPs^eta", "eta": "1",
+    }
     log_params = ("a", "b")
-    bounds = {"E": (0.0, 1e3), "a": (1e-12, 1e30), "b": (1e-12, 1e30), "eta": (1e-4, 3.0)}
-    conventions = {"N": "total parameters", "C": "6 N D FLOPs", "L": "C4 validation loss, nats/token",
-                   "objective": "least squares on raw loss (the authors' curve_fit)"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "E": (0.0, 1e3), "a": (1e-12, 1e30), "b": (1e-12, 1e30), "eta": (1e-4, 3.0),
+    }
+    conventions: ClassVar[dict[str, str]] = {
+        "N": "total parameters", "C": "6 N D FLOPs", "L": "C4 validation loss, nats/token",
+        "objective": "least squares on raw loss (the authors' curve_fit)",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "gadre2024-rpj": {
             "params": {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136},
@@ -102,10 +110,10 @@ class GadreLaw(ScalingLaw):
             "range": {"N": (1.06e7, 4.12e8), "M": (20.0, 320.0)},
         },
     }
-    _example_params = {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136}
-    _example_ranges = {"N": (1e7, 5e8), "M": (5.0, 640.0)}
+    _example_params: ClassVar[dict[str, float]] = {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e7, 5e8), "M": (5.0, 640.0)}
     _example_noise = 0.003
-    min_distinct = {"N": 2, "M": 2}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 2, "M": 2}
 
     def __init__(self, *, loss: str = "ls", delta: float = 1e-3, space: str = "linear", asymmetry: float = 10.0,
                  init: Any = "grid", n_bootstrap: int = 0, level: float = 0.95, random_state: Any = None,
@@ -217,14 +225,16 @@ class GadreDownstreamLaw(ScalingLaw):
     citation = "Gadre et al. 2024, eq. 5; fit as scaling/shared.py::fit_ds (curve_fit, default starts)"
     equation = "Err(L) = epsilon - k exp(-gamma L)"
     covariates = ("L",)
-    covariate_units = {"L": "C4 validation loss, nats/token"}
+    covariate_units: ClassVar[dict[str, str]] = {"L": "C4 validation loss, nats/token"}
     target = "Err"
     target_units = "average top-1 error (fraction)"
     param_names = ("epsilon", "k", "gamma")
-    param_units = {"epsilon": "fraction", "k": "fraction", "gamma": "per nat/token"}
-    bounds = {"epsilon": (0.0, 10.0), "k": (0.0, 1e6), "gamma": (0.0, 50.0)}
-    conventions = {"L": "C4 validation loss", "Err": "mean of (1 - accuracy) over the task set",
-                   "objective": "least squares on raw error (the authors' curve_fit)"}
+    param_units: ClassVar[dict[str, str]] = {"epsilon": "fraction", "k": "fraction", "gamma": "per nat/token"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"epsilon": (0.0, 10.0), "k": (0.0, 1e6), "gamma": (0.0, 50.0)}
+    conventions: ClassVar[dict[str, str]] = {
+        "L": "C4 validation loss", "Err": "mean of (1 - accuracy) over the task set",
+        "objective": "least squares on raw error (the authors' curve_fit)",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "gadre2024-rpj": {
             "params": {"epsilon": 0.857, "k": 2.21, "gamma": 0.715},
@@ -234,11 +244,11 @@ class GadreDownstreamLaw(ScalingLaw):
             "range": {"L": (2.77, 5.4)},
         },
     }
-    _example_params = {"epsilon": 0.857, "k": 2.21, "gamma": 0.715}
-    _example_ranges = {"L": (2.5, 5.5)}
+    _example_params: ClassVar[dict[str, float]] = {"epsilon": 0.857, "k": 2.21, "gamma": 0.715}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"L": (2.5, 5.5)}
     _example_noise = 0.003
     positive_covariates = ("L",)
-    min_distinct = {"L": 4}
+    min_distinct: ClassVar[dict[str, int]] = {"L": 4}
 
     def __init__(self, *, loss: str = "ls", delta: float = 1e-3, space: str = "linear", asymmetry: float = 10.0,
                  init: Any = "grid", n_bootstrap: int = 0, level: float = 0.95, random_state: Any = None,

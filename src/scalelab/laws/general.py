@@ -111,12 +111,12 @@ class PowerLawPlusConstant(ScalingLaw):
                 "Kaplan et al. 2020 eq. 1.1-1.2)")
     equation = "L = E + A_X / X^alpha_X"
     covariates: ClassVar[tuple[str, ...]] = ("X",)
-    covariate_units = {"X": "user's unit (positive)"}
+    covariate_units: ClassVar[dict[str, str]] = {"X": "user's unit (positive)"}
     param_names: ClassVar[tuple[str, ...]] = ("E", "A_X", "alpha_X")
     log_params: ClassVar[tuple[str, ...]] = ("E", "A_X")
     bounds: ClassVar[dict[str, tuple[float, float]]] = {"E": (1e-8, 1e6), "A_X": (1e-12, 1e40),
                                                         "alpha_X": (0.0, 5.0)}
-    conventions = {"objective": "Huber on log-loss, summed (delta 1e-3)"}
+    conventions: ClassVar[dict[str, str]] = {"objective": "Huber on log-loss, summed (delta 1e-3)"}
     _example_params: ClassVar[dict[str, float]] = {"E": 1.7, "A_X": 300.0, "alpha_X": 0.3}
     _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"X": (1e7, 1e10)}
     _example_n = 60

@@ -96,12 +96,16 @@ class HenighanComputeLaw(_ConstPlusPower):
     citation = "Henighan et al. 2020, Scaling Laws for Autoregressive Generative Modeling, Table 1"
     equation = "L(C) = L_inf + (C_0 / C)^alpha_C   (C in PF-days)"
     covariates = ("C",)
-    covariate_units = {"C": "PF-days (1 PF-day = 8.64e19 FLOPs)"}
+    covariate_units: ClassVar[dict[str, str]] = {"C": "PF-days (1 PF-day = 8.64e19 FLOPs)"}
     param_names = ("L_inf", "C_0", "alpha_C")
-    param_units = {"L_inf": "nats/token", "C_0": "PF-days", "alpha_C": "1"}
+    param_units: ClassVar[dict[str, str]] = {"L_inf": "nats/token", "C_0": "PF-days", "alpha_C": "1"}
     log_params = ("C_0",)
-    bounds = {"L_inf": (0.0, 1e3), "C_0": (1e-40, 1e40), "alpha_C": (1e-4, 5.0)}
-    conventions = {"C": "PF-days, C = 6 N E (non-embedding N)", "L": "nats/token (image: per colour channel)"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "L_inf": (0.0, 1e3), "C_0": (1e-40, 1e40), "alpha_C": (1e-4, 5.0),
+    }
+    conventions: ClassVar[dict[str, str]] = {
+        "C": "PF-days, C = 6 N E (non-embedding N)", "L": "nats/token (image: per colour channel)",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "henighan2020-language": {"params": {"L_inf": 0.0, "C_0": 3.47e8, "alpha_C": 0.048},
                                   "source": _T1 + ", Language (GPT-3 frontier)" + _CHECK},
@@ -116,8 +120,8 @@ class HenighanComputeLaw(_ConstPlusPower):
         "henighan2020-math": {"params": {"L_inf": 0.14, "C_0": 1.4e-5, "alpha_C": 0.17},
                               "source": _T1 + ", Math (extrapolate)" + _CHECK},
     }
-    _example_params = {"L_inf": 2.6, "C_0": 1.6e-8, "alpha_C": 0.16}
-    _example_ranges = {"C": (1e-6, 1e2)}
+    _example_params: ClassVar[dict[str, float]] = {"L_inf": 2.6, "C_0": 1.6e-8, "alpha_C": 0.16}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e-6, 1e2)}
     _example_noise = 0.002
 
 
@@ -135,12 +139,14 @@ class HenighanSizeLaw(_ConstPlusPower):
     citation = "Henighan et al. 2020, Table 1"
     equation = "L(N) = L_inf + (N_0 / N)^alpha_N"
     covariates = ("N",)
-    covariate_units = {"N": "parameters (non-embedding)"}
+    covariate_units: ClassVar[dict[str, str]] = {"N": "parameters (non-embedding)"}
     param_names = ("L_inf", "N_0", "alpha_N")
-    param_units = {"L_inf": "nats/token", "N_0": "parameters (non-embedding)", "alpha_N": "1"}
+    param_units: ClassVar[dict[str, str]] = {"L_inf": "nats/token", "N_0": "parameters (non-embedding)", "alpha_N": "1"}
     log_params = ("N_0",)
-    bounds = {"L_inf": (0.0, 1e3), "N_0": (1e-40, 1e40), "alpha_N": (1e-4, 5.0)}
-    conventions = {"N": "non-embedding parameters", "L": "nats/token, converged"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "L_inf": (0.0, 1e3), "N_0": (1e-40, 1e40), "alpha_N": (1e-4, 5.0),
+    }
+    conventions: ClassVar[dict[str, str]] = {"N": "non-embedding parameters", "L": "nats/token, converged"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "henighan2020-language": {"params": {"L_inf": 0.0, "N_0": 1.47e14, "alpha_N": 0.070},
                                   "source": _T1 + ", Language" + _CHECK},
@@ -155,8 +161,8 @@ class HenighanSizeLaw(_ConstPlusPower):
         "henighan2020-math": {"params": {"L_inf": 0.28, "N_0": 1.1e4, "alpha_N": 0.16},
                               "source": _T1 + ", Math (extrapolate)" + _CHECK},
     }
-    _example_params = {"L_inf": 2.64, "N_0": 2.8e2, "alpha_N": 0.22}
-    _example_ranges = {"N": (1e4, 1e9)}
+    _example_params: ClassVar[dict[str, float]] = {"L_inf": 2.64, "N_0": 2.8e2, "alpha_N": 0.22}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e4, 1e9)}
     _example_noise = 0.002
 
 
@@ -175,13 +181,13 @@ class HenighanOptimalSizeLaw(MonomialLaw):
     citation = "Henighan et al. 2020, Table 1 (N_opt column); abstract (beta ≈ 0.7)"
     equation = "N_opt(C) = (C / C_N)^beta_N = c * C^beta_N   (C in PF-days)"
     covariates = ("C",)
-    covariate_units = {"C": "PF-days"}
+    covariate_units: ClassVar[dict[str, str]] = {"C": "PF-days"}
     target = "N_opt"
     target_units = "parameters (non-embedding)"
     param_names = ("c", "beta_N")
-    param_units = {"c": "parameters / PF-day^beta_N", "beta_N": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "parameters / PF-day^beta_N", "beta_N": "1"}
     log_params = ("c",)
-    conventions = {"N": "non-embedding parameters", "C": "PF-days"}
+    conventions: ClassVar[dict[str, str]] = {"N": "non-embedding parameters", "C": "PF-days"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         f"henighan2020-{dom}": {"params": {"c": cn ** -b, "beta_N": b},
                                 "source": f"{_T1}, {label}: N_opt = (C/{cn:g})^{b:g}{_CHECK}"}
@@ -194,8 +200,8 @@ class HenighanOptimalSizeLaw(MonomialLaw):
             ("math", "Math (extrapolate)", 2.3e-12, 0.69),
         )
     }
-    _example_params = {"c": 3.3e-13 ** -0.73, "beta_N": 0.73}
-    _example_ranges = {"C": (1e-6, 1e2)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 3.3e-13 ** -0.73, "beta_N": 0.73}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e-6, 1e2)}
     _example_noise = 0.05
 
     def C_N(self) -> float:

@@ -91,13 +91,13 @@ class StepLawLRLaw(MonomialLaw):
     citation = _STEP_SRC + ", optimal learning rate law (Fig. 1; step-law/steplaw)"
     equation = "eta_opt = c * N^p_N * D^p_D"
     covariates = ("N", "D")
-    covariate_units = {"N": "parameters (non-embedding)", "D": "training tokens"}
+    covariate_units: ClassVar[dict[str, str]] = {"N": "parameters (non-embedding)", "D": "training tokens"}
     target = "eta_opt"
     target_units = "peak learning rate (AdamW)"
     param_names = ("c", "p_N", "p_D")
-    param_units = {"c": "learning rate * params^-p_N * tokens^-p_D", "p_N": "1", "p_D": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "learning rate * params^-p_N * tokens^-p_D", "p_N": "1", "p_D": "1"}
     log_params = ("c",)
-    conventions = {"N": "non-embedding parameters", "D": "tokens",
+    conventions: ClassVar[dict[str, str]] = {"N": "non-embedding parameters", "D": "tokens",
                    "schedule": "2000-step warmup, cosine to a fixed min LR",
                    "fit": "OLS on log eta over runs within 0.25% of each (N, D) cell's best loss"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -112,8 +112,8 @@ class StepLawLRLaw(MonomialLaw):
             "range": _STEP_RANGE,
         },
     }
-    _example_params = {"c": 1.79, "p_N": -0.713, "p_D": 0.307}
-    _example_ranges = {"N": (2e8, 1.1e9), "D": (4e9, 1e11)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 1.79, "p_N": -0.713, "p_D": 0.307}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (2e8, 1.1e9), "D": (4e9, 1e11)}
     _example_noise = 0.1
 
 
@@ -130,13 +130,15 @@ class StepLawBatchLaw(MonomialLaw):
     citation = _STEP_SRC + ", optimal batch-size law"
     equation = "B_opt = c * D^p_D   (tokens)"
     covariates = ("D",)
-    covariate_units = {"D": "training tokens"}
+    covariate_units: ClassVar[dict[str, str]] = {"D": "training tokens"}
     target = "B_opt"
     target_units = "tokens"
     param_names = ("c", "p_D")
-    param_units = {"c": "tokens * tokens^-p_D", "p_D": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "tokens * tokens^-p_D", "p_D": "1"}
     log_params = ("c",)
-    conventions = {"B": "tokens (the released grid stores sequences of 2048 tokens)", "D": "tokens"}
+    conventions: ClassVar[dict[str, str]] = {
+        "B": "tokens (the released grid stores sequences of 2048 tokens)", "D": "tokens",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "li2025": {"params": {"c": 0.58, "p_D": 0.571}, "source": _STEP_SRC + " (as printed)",
                    "range": {"D": _STEP_RANGE["D"]}},
@@ -147,8 +149,8 @@ class StepLawBatchLaw(MonomialLaw):
             "range": {"D": _STEP_RANGE["D"]},
         },
     }
-    _example_params = {"c": 0.58, "p_D": 0.571}
-    _example_ranges = {"D": (4e9, 1e11)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 0.58, "p_D": 0.571}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"D": (4e9, 1e11)}
     _example_noise = 0.1
 
 
@@ -211,21 +213,21 @@ class DeepSeekLRLaw(MonomialLaw):
     citation = _DS_SRC + ", eq. 1 (optimal learning rate vs compute)"
     equation = "eta_opt = c * C^p_C   (C = M D FLOPs)"
     covariates = ("C",)
-    covariate_units = {"C": "FLOPs, C = M D (M non-embedding FLOPs/token)"}
+    covariate_units: ClassVar[dict[str, str]] = {"C": "FLOPs, C = M D (M non-embedding FLOPs/token)"}
     target = "eta_opt"
     target_units = "peak learning rate (AdamW)"
     param_names = ("c", "p_C")
-    param_units = {"c": "learning rate * FLOPs^-p_C", "p_C": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "learning rate * FLOPs^-p_C", "p_C": "1"}
     log_params = ("c",)
-    conventions = {"C": "M D FLOPs, M = 72 n_layer d^2 + 6 n_layer d l_seq (no vocabulary)",
+    conventions: ClassVar[dict[str, str]] = {"C": "M D FLOPs, M = 72 n_layer d^2 + 6 n_layer d l_seq (no vocabulary)",
                    "fit": "near-optimal runs (within 0.25% of the best) of small-compute grids"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "bi2024": {"params": {"c": 0.3118, "p_C": -0.1250}, "source": _DS_SRC + " eq. 1", "range": _DS_RANGE},
         "tian2025-moe": {"params": {"c": 1.1576, "p_C": -0.1529}, "source": _TIAN_SRC + " (MoE hyperparameter law)",
                          "range": {"C": (3e17, 3e20)}},
     }
-    _example_params = {"c": 0.3118, "p_C": -0.125}
-    _example_ranges = {"C": (1e17, 3e20)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 0.3118, "p_C": -0.125}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e17, 3e20)}
     _example_noise = 0.1
 
 
@@ -242,20 +244,20 @@ class DeepSeekBatchLaw(MonomialLaw):
     citation = _DS_SRC + ", eq. 1 (optimal batch size vs compute)"
     equation = "B_opt = c * C^p_C   (tokens; C = M D FLOPs)"
     covariates = ("C",)
-    covariate_units = {"C": "FLOPs, C = M D"}
+    covariate_units: ClassVar[dict[str, str]] = {"C": "FLOPs, C = M D"}
     target = "B_opt"
     target_units = "tokens"
     param_names = ("c", "p_C")
-    param_units = {"c": "tokens * FLOPs^-p_C", "p_C": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "tokens * FLOPs^-p_C", "p_C": "1"}
     log_params = ("c",)
-    conventions = {"B": "tokens", "C": "M D FLOPs (non-embedding FLOPs/token)"}
+    conventions: ClassVar[dict[str, str]] = {"B": "tokens", "C": "M D FLOPs (non-embedding FLOPs/token)"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "bi2024": {"params": {"c": 0.2920, "p_C": 0.3271}, "source": _DS_SRC + " eq. 1", "range": _DS_RANGE},
         "tian2025-moe": {"params": {"c": 0.0694, "p_C": 0.3644}, "source": _TIAN_SRC + " (MoE hyperparameter law)",
                          "range": {"C": (3e17, 3e20)}},
     }
-    _example_params = {"c": 0.292, "p_C": 0.3271}
-    _example_ranges = {"C": (1e17, 3e20)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 0.292, "p_C": 0.3271}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e17, 3e20)}
     _example_noise = 0.1
 
 
@@ -277,13 +279,13 @@ class DeepSeekScaleLaw(MonomialLaw):
     citation = _DS_SRC + ", eq. 4 (optimal model scale and data vs compute)"
     equation = "M_opt = c * C^p_C (FLOPs/token),  D_opt = C / M_opt"
     covariates = ("C",)
-    covariate_units = {"C": "FLOPs, C = M D"}
+    covariate_units: ClassVar[dict[str, str]] = {"C": "FLOPs, C = M D"}
     target = "M_opt"
     target_units = "non-embedding FLOPs per token"
     param_names = ("c", "p_C")
-    param_units = {"c": "FLOPs/token * FLOPs^-p_C", "p_C": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "FLOPs/token * FLOPs^-p_C", "p_C": "1"}
     log_params = ("c",)
-    conventions = {"M": "non-embedding FLOPs/token (attention included)", "C": "M D FLOPs"}
+    conventions: ClassVar[dict[str, str]] = {"M": "non-embedding FLOPs/token (attention included)", "C": "M D FLOPs"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "bi2024": {"params": {"c": 0.1715, "p_C": 0.5243}, "source": _DS_SRC + " eq. 4 (D_opt = 5.8316 C^0.4757)",
                    "range": {"C": (1e17, 3e20)}},
@@ -292,8 +294,8 @@ class DeepSeekScaleLaw(MonomialLaw):
         "tian2025-moe": {"params": {"c": 0.1915, "p_C": 0.5095},
                          "source": _TIAN_SRC + " Table 1 (MoE, A = 7.8%, G = 2)", "range": {"C": (3e17, 3e20)}},
     }
-    _example_params = {"c": 0.1715, "p_C": 0.5243}
-    _example_ranges = {"C": (1e17, 3e20)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 0.1715, "p_C": 0.5243}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e17, 3e20)}
     _example_noise = 0.05
 
     def compute_optimal(self, C: Any) -> dict[str, np.ndarray]:
@@ -319,19 +321,19 @@ class MiniCPMBatchLaw(MonomialLaw):
     citation = "Hu et al. 2024, MiniCPM, arXiv:2404.06395 §4.2 (Fig. 4)"
     equation = "bs = c * L^p_L   (tokens; L = C4 loss)"
     covariates = ("L",)
-    covariate_units = {"L": "C4 loss, nats/token"}
+    covariate_units: ClassVar[dict[str, str]] = {"L": "C4 loss, nats/token"}
     target = "bs_opt"
     target_units = "tokens"
     param_names = ("c", "p_L")
-    param_units = {"c": "tokens", "p_L": "1"}
+    param_units: ClassVar[dict[str, str]] = {"c": "tokens", "p_L": "1"}
     log_params = ("c",)
-    conventions = {"B": "tokens", "L": "C4 loss (MiniCPM tokenizer)",
+    conventions: ClassVar[dict[str, str]] = {"B": "tokens", "L": "C4 loss (MiniCPM tokenizer)",
                    "fit": "parabola minima of equal-loss points, joined across 0.009B-0.17B models"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "hu2024": {"params": {"c": 1.21e9, "p_L": -6.24}, "source": "Hu et al. 2024 (MiniCPM) §4.2",
                    "range": {"L": (2.5, 5.0)}},
     }
-    _example_params = {"c": 1.21e9, "p_L": -6.24}
-    _example_ranges = {"L": (2.5, 5.0)}
+    _example_params: ClassVar[dict[str, float]] = {"c": 1.21e9, "p_L": -6.24}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"L": (2.5, 5.0)}
     _example_noise = 0.05
-    min_distinct = {"L": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"L": 3}

@@ -114,18 +114,18 @@ class KaplanSizeLaw(_PurePowerLaw):
     citation = "Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.1, Table 5"
     equation = "L(N) = (N_c / N)^alpha_N"
     covariates = ("N",)
-    covariate_units = {"N": "parameters (non-embedding)"}
+    covariate_units: ClassVar[dict[str, str]] = {"N": "parameters (non-embedding)"}
     param_names = ("N_c", "alpha_N")
-    param_units = {"N_c": "parameters (non-embedding)", "alpha_N": "1"}
+    param_units: ClassVar[dict[str, str]] = {"N_c": "parameters (non-embedding)", "alpha_N": "1"}
     log_params = ("N_c",)
-    bounds = {"N_c": (1.0, 1e40), "alpha_N": (1e-4, 3.0)}
-    conventions = dict(_CONV)
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"N_c": (1.0, 1e40), "alpha_N": (1e-4, 3.0)}
+    conventions: ClassVar[dict[str, str]] = dict(_CONV)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"N_c": 8.8e13, "alpha_N": 0.076},
                        "source": "Kaplan et al. 2020 eq. 1.1 / Table 5", "range": {"N": _RANGE_N}},
     }
-    _example_params = {"N_c": 8.8e13, "alpha_N": 0.076}
-    _example_ranges = {"N": (1e5, 1e9)}
+    _example_params: ClassVar[dict[str, float]] = {"N_c": 8.8e13, "alpha_N": 0.076}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e5, 1e9)}
 
 
 class KaplanDataLaw(_PurePowerLaw):
@@ -142,18 +142,18 @@ class KaplanDataLaw(_PurePowerLaw):
     citation = "Kaplan et al. 2020, eq. 1.2, Table 5 (D_c = 5.4e13; the OCR'd eq. 1.2 text reads 3.4e13)"
     equation = "L(D) = (D_c / D)^alpha_D"
     covariates = ("D",)
-    covariate_units = {"D": "tokens"}
+    covariate_units: ClassVar[dict[str, str]] = {"D": "tokens"}
     param_names = ("D_c", "alpha_D")
-    param_units = {"D_c": "tokens", "alpha_D": "1"}
+    param_units: ClassVar[dict[str, str]] = {"D_c": "tokens", "alpha_D": "1"}
     log_params = ("D_c",)
-    bounds = {"D_c": (1.0, 1e40), "alpha_D": (1e-4, 3.0)}
-    conventions = dict(_CONV)
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"D_c": (1.0, 1e40), "alpha_D": (1e-4, 3.0)}
+    conventions: ClassVar[dict[str, str]] = dict(_CONV)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"D_c": 5.4e13, "alpha_D": 0.095},
                        "source": "Kaplan et al. 2020 eq. 1.2 / Table 5", "range": {"D": _RANGE_D}},
     }
-    _example_params = {"D_c": 5.4e13, "alpha_D": 0.095}
-    _example_ranges = {"D": (2e7, 2e10)}
+    _example_params: ClassVar[dict[str, float]] = {"D_c": 5.4e13, "alpha_D": 0.095}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"D": (2e7, 2e10)}
 
 
 class KaplanComputeLaw(_PurePowerLaw):
@@ -173,12 +173,16 @@ class KaplanComputeLaw(_PurePowerLaw):
     citation = "Kaplan et al. 2020, eq. 1.3, Table 5"
     equation = "L(C_min) = (C_c / C_min)^alpha_C   (C in PF-days)"
     covariates = ("C",)
-    covariate_units = {"C": "PF-days (1 PF-day = 8.64e19 FLOPs), C_min for the kaplan2020 preset"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "C": "PF-days (1 PF-day = 8.64e19 FLOPs), C_min for the kaplan2020 preset",
+    }
     param_names = ("C_c", "alpha_C")
-    param_units = {"C_c": "PF-days", "alpha_C": "1"}
+    param_units: ClassVar[dict[str, str]] = {"C_c": "PF-days", "alpha_C": "1"}
     log_params = ("C_c",)
-    bounds = {"C_c": (1e-30, 1e40), "alpha_C": (1e-4, 3.0)}
-    conventions = {**_CONV, "C": "PF-days, C = 6 N B S (embeddings and context FLOPs excluded)"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"C_c": (1e-30, 1e40), "alpha_C": (1e-4, 3.0)}
+    conventions: ClassVar[dict[str, str]] = {
+        **_CONV, "C": "PF-days, C = 6 N B S (embeddings and context FLOPs excluded)",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"C_c": 3.1e8, "alpha_C": 0.050},
                        "source": "Kaplan et al. 2020 eq. 1.3 / Table 5 (L(C_min); Fig. 1 label shows 2.3e8)",
@@ -187,8 +191,8 @@ class KaplanComputeLaw(_PurePowerLaw):
                                    "source": "Kaplan et al. 2020 Table 5 (fixed batch; Fig. 13 label shows 2.0e8)",
                                    "range": {"C": (1e-8, 1e1)}},
     }
-    _example_params = {"C_c": 3.1e8, "alpha_C": 0.050}
-    _example_ranges = {"C": (1e-6, 1e1)}
+    _example_params: ClassVar[dict[str, float]] = {"C_c": 3.1e8, "alpha_C": 0.050}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e-6, 1e1)}
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
@@ -210,21 +214,25 @@ class KaplanLaw(ScalingLaw):
     citation = "Kaplan et al. 2020, eq. 1.5 / 4.1, Table 2"
     equation = "L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
     covariates = ("N", "D")
-    covariate_units = {"N": "parameters (non-embedding)", "D": "tokens"}
+    covariate_units: ClassVar[dict[str, str]] = {"N": "parameters (non-embedding)", "D": "tokens"}
     param_names = ("N_c", "D_c", "alpha_N", "alpha_D")
-    param_units = {"N_c": "parameters (non-embedding)", "D_c": "tokens", "alpha_N": "1", "alpha_D": "1"}
+    param_units: ClassVar[dict[str, str]] = {
+        "N_c": "parameters (non-embedding)", "D_c": "tokens", "alpha_N": "1", "alpha_D": "1",
+    }
     log_params = ("N_c", "D_c")
-    bounds = {"N_c": (1.0, 1e40), "D_c": (1.0, 1e40), "alpha_N": (1e-4, 3.0), "alpha_D": (1e-4, 3.0)}
-    conventions = dict(_CONV)
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "N_c": (1.0, 1e40), "D_c": (1.0, 1e40), "alpha_N": (1e-4, 3.0), "alpha_D": (1e-4, 3.0),
+    }
+    conventions: ClassVar[dict[str, str]] = dict(_CONV)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
                        "source": "Kaplan et al. 2020 Table 2 (eq. 1.5 fit)",
                        "range": {"N": _RANGE_N, "D": _RANGE_D}},
     }
-    _example_params = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
-    _example_ranges = {"N": (1e6, 1.5e9), "D": (2e7, 2e10)}
+    _example_params: ClassVar[dict[str, float]] = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e6, 1.5e9), "D": (2e7, 2e10)}
     _example_noise = 0.003
-    min_distinct = {"N": 3, "D": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 3, "D": 3}
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -268,21 +276,29 @@ class KaplanStepsLaw(ScalingLaw):
     citation = "Kaplan et al. 2020, eq. 1.6 / 5.6, Table 3"
     equation = "L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S"
     covariates = ("N", "S_min")
-    covariate_units = {"N": "parameters (non-embedding)", "S_min": "optimizer steps (at B >> B_crit)"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "N": "parameters (non-embedding)", "S_min": "optimizer steps (at B >> B_crit)",
+    }
     param_names = ("N_c", "S_c", "alpha_N", "alpha_S")
-    param_units = {"N_c": "parameters (non-embedding)", "S_c": "steps", "alpha_N": "1", "alpha_S": "1"}
+    param_units: ClassVar[dict[str, str]] = {
+        "N_c": "parameters (non-embedding)", "S_c": "steps", "alpha_N": "1", "alpha_S": "1",
+    }
     log_params = ("N_c", "S_c")
-    bounds = {"N_c": (1.0, 1e40), "S_c": (1e-6, 1e20), "alpha_N": (1e-4, 3.0), "alpha_S": (1e-4, 5.0)}
-    conventions = {**_CONV, "S_min": "steps at infinite batch, S_min = S / (1 + B_crit/B) (eq. 5.4)"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "N_c": (1.0, 1e40), "S_c": (1e-6, 1e20), "alpha_N": (1e-4, 3.0), "alpha_S": (1e-4, 5.0),
+    }
+    conventions: ClassVar[dict[str, str]] = {
+        **_CONV, "S_min": "steps at infinite batch, S_min = S / (1 + B_crit/B) (eq. 5.4)",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"N_c": 6.5e13, "S_c": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76},
                        "source": "Kaplan et al. 2020 Table 3 (eq. 1.6 fit)",
                        "range": {"N": _RANGE_N, "S_min": (1e3, 2.5e5)}},
     }
-    _example_params = {"N_c": 6.5e13, "S_c": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76}
-    _example_ranges = {"N": (1e6, 1.5e9), "S_min": (1e3, 3e5)}
+    _example_params: ClassVar[dict[str, float]] = {"N_c": 6.5e13, "S_c": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e6, 1.5e9), "S_min": (1e3, 3e5)}
     _example_noise = 0.003
-    min_distinct = {"N": 3, "S_min": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 3, "S_min": 3}
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -319,23 +335,23 @@ class KaplanCriticalBatchLaw(ScalingLaw):
     citation = "Kaplan et al. 2020, eq. 1.4 / 5.3, Table 5"
     equation = "B_crit(L) = B_* / L^(1/alpha_B)"
     covariates = ("L",)
-    covariate_units = {"L": "loss, nats/token"}
+    covariate_units: ClassVar[dict[str, str]] = {"L": "loss, nats/token"}
     target = "B_crit"
     target_units = "tokens"
     param_names = ("B_star", "alpha_B")
-    param_units = {"B_star": "tokens", "alpha_B": "1"}
+    param_units: ClassVar[dict[str, str]] = {"B_star": "tokens", "alpha_B": "1"}
     log_params = ("B_star",)
-    bounds = {"B_star": (1.0, 1e30), "alpha_B": (1e-3, 10.0)}
-    conventions = {"B": "tokens", "L": "nats/token (WebText2)"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"B_star": (1.0, 1e30), "alpha_B": (1e-3, 10.0)}
+    conventions: ClassVar[dict[str, str]] = {"B": "tokens", "L": "nats/token (WebText2)"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"B_star": 2e8, "alpha_B": 0.21}, "source": "Kaplan et al. 2020 eq. 1.4",
                        "range": {"L": (2.0, 6.0)}},
         "kaplan2020-table5": {"params": {"B_star": 2.1e8, "alpha_B": 0.21},
                               "source": "Kaplan et al. 2020 Table 5", "range": {"L": (2.0, 6.0)}},
     }
-    _example_params = {"B_star": 2e8, "alpha_B": 0.21}
-    _example_ranges = {"L": (2.0, 6.0)}
-    min_distinct = {"L": 3}
+    _example_params: ClassVar[dict[str, float]] = {"B_star": 2e8, "alpha_B": 0.21}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"L": (2.0, 6.0)}
+    min_distinct: ClassVar[dict[str, int]] = {"L": 3}
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -360,19 +376,19 @@ class KaplanOptimalSizeLaw(MonomialLaw):
     citation = "Kaplan et al. 2020, Table 6 and eq. 6.1"
     equation = "N_opt = N_e * C_min^p_N   (C_min in PF-days)"
     covariates = ("C",)
-    covariate_units = {"C": "PF-days (C_min)"}
+    covariate_units: ClassVar[dict[str, str]] = {"C": "PF-days (C_min)"}
     target = "N_opt"
     target_units = "parameters (non-embedding)"
     param_names = ("N_e", "p_N")
-    param_units = {"N_e": "parameters (non-embedding)", "p_N": "1"}
+    param_units: ClassVar[dict[str, str]] = {"N_e": "parameters (non-embedding)", "p_N": "1"}
     log_params = ("N_e",)
-    conventions = {"N": "non-embedding parameters", "C": "PF-days (C_min)"}
+    conventions: ClassVar[dict[str, str]] = {"N": "non-embedding parameters", "C": "PF-days (C_min)"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "kaplan2020": {"params": {"N_e": 1.3e9, "p_N": 0.73}, "source": "Kaplan et al. 2020 Table 6",
                        "range": {"C": (1e-8, 1e1)}},
     }
-    _example_params = {"N_e": 1.3e9, "p_N": 0.73}
-    _example_ranges = {"C": (1e-6, 1e1)}
+    _example_params: ClassVar[dict[str, float]] = {"N_e": 1.3e9, "p_N": 0.73}
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"C": (1e-6, 1e1)}
     _example_noise = 0.05
 
 

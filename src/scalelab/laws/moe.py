@@ -69,17 +69,24 @@ class EfficiencyLeverageLaw(ScalingLaw):
     citation = "Tian et al. 2025, Towards Greater Leverage: Scaling Laws for Efficient MoE LMs, eq. 13, Table 2"
     equation = "EL = Â^(alpha + gamma (log10 G)^2 + beta log10 G), alpha = a + d log10 C"
     covariates = ("A", "G", "C")
-    covariate_units = {"A": "activation ratio (fraction)", "G": "granularity 2 d_model / d_expert",
-                       "C": "FLOPs (C = M D)"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "A": "activation ratio (fraction)", "G": "granularity 2 d_model / d_expert", "C": "FLOPs (C = M D)",
+    }
     target = "EL"
     target_units = "efficiency leverage C_dense / C_moe (dimensionless)"
     param_names = ("a", "d", "gamma", "beta", "A_start", "A_max")
-    param_units = {"a": "1", "d": "1", "gamma": "1", "beta": "1", "A_start": "fraction", "A_max": "fraction"}
+    param_units: ClassVar[dict[str, str]] = {
+        "a": "1", "d": "1", "gamma": "1", "beta": "1", "A_start": "fraction", "A_max": "fraction",
+    }
     log_params = ("A_start", "A_max")
-    bounds = {"a": (-20.0, 20.0), "d": (-5.0, 5.0), "gamma": (-5.0, 5.0), "beta": (-5.0, 5.0),
-              "A_start": (1e-8, 1.0), "A_max": (1e-6, 1e30)}
-    conventions = {"log": "base 10 (not stated in the paper section read)", "G": "2 d_model / d_expert",
-                   "C": "M D FLOPs, M non-embedding FLOPs/token", "fit": "Huber + BFGS on points with EL < 6"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "a": (-20.0, 20.0), "d": (-5.0, 5.0), "gamma": (-5.0, 5.0), "beta": (-5.0, 5.0), "A_start": (1e-8, 1.0),
+        "A_max": (1e-6, 1e30),
+    }
+    conventions: ClassVar[dict[str, str]] = {
+        "log": "base 10 (not stated in the paper section read)", "G": "2 d_model / d_expert",
+        "C": "M D FLOPs, M non-embedding FLOPs/token", "fit": "Huber + BFGS on points with EL < 6",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tian2025": {
             "params": {"a": 1.23, "d": -7.61e-2, "gamma": 1.67e-2, "beta": -1.17e-1, "A_start": 1.63e-2,
@@ -90,12 +97,13 @@ class EfficiencyLeverageLaw(ScalingLaw):
             "confirmed": False,
         },
     }
-    _example_params = {"a": 1.23, "d": -7.61e-2, "gamma": 1.67e-2, "beta": -1.17e-1, "A_start": 1.63e-2,
-                       "A_max": 5.28e16}
-    _example_ranges = {"A": (0.01, 0.5), "G": (1.0, 32.0), "C": (1e18, 1e21)}
+    _example_params: ClassVar[dict[str, float]] = {
+        "a": 1.23, "d": -7.61e-2, "gamma": 1.67e-2, "beta": -1.17e-1, "A_start": 1.63e-2, "A_max": 5.28e16,
+    }
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"A": (0.01, 0.5), "G": (1.0, 32.0), "C": (1e18, 1e21)}
     _example_noise = 0.005
     _example_n = 150
-    min_distinct = {"A": 3, "G": 3, "C": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"A": 3, "G": 3, "C": 3}
 
     @classmethod
     def preset(cls, name: str, **options: Any) -> Self:
@@ -144,20 +152,28 @@ class ClarkMoELaw(ScalingLaw):
     citation = "Clark et al. 2022, Unified Scaling Laws for Routed Language Models, eq. 1-3 (form only)"
     equation = "log10 L = a log10 N + b log10 Ê + c log10 N log10 Ê + d"
     covariates = ("N", "E")
-    covariate_units = {"N": "parameters (dense-equivalent, active)", "E": "number of experts (1 = dense)"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "N": "parameters (dense-equivalent, active)", "E": "number of experts (1 = dense)",
+    }
     param_names = ("a", "b", "c", "d", "E_start", "E_max")
-    param_units = {"a": "1", "b": "1", "c": "1", "d": "log10 nats/token", "E_start": "experts", "E_max": "experts"}
+    param_units: ClassVar[dict[str, str]] = {
+        "a": "1", "b": "1", "c": "1", "d": "log10 nats/token", "E_start": "experts", "E_max": "experts",
+    }
     log_params = ("E_start", "E_max")
-    bounds = {"a": (-2.0, 2.0), "b": (-2.0, 2.0), "c": (-1.0, 1.0), "d": (-5.0, 5.0), "E_start": (1.0001, 1e3),
-              "E_max": (1.01, 1e6)}
-    conventions = {"log": "base 10", "N": "active (dense-equivalent) parameters"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "a": (-2.0, 2.0), "b": (-2.0, 2.0), "c": (-1.0, 1.0), "d": (-5.0, 5.0), "E_start": (1.0001, 1e3),
+        "E_max": (1.01, 1e6),
+    }
+    conventions: ClassVar[dict[str, str]] = {"log": "base 10", "N": "active (dense-equivalent) parameters"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     # Synthetic truth for the contract test only (the S-BASE row as transcribed; not a published preset).
-    _example_params = {"a": -0.082, "b": -0.108, "c": 0.009, "d": 1.104, "E_start": 1.847, "E_max": 314.5}
-    _example_ranges = {"N": (1.5e7, 1.3e9), "E": (1.0, 512.0)}
+    _example_params: ClassVar[dict[str, float]] = {
+        "a": -0.082, "b": -0.108, "c": 0.009, "d": 1.104, "E_start": 1.847, "E_max": 314.5,
+    }
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1.5e7, 1.3e9), "E": (1.0, 512.0)}
     _example_noise = 0.002
     _example_n = 120
-    min_distinct = {"N": 3, "E": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 3, "E": 3}
 
     @classmethod
     def _log_form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -195,20 +211,30 @@ class KrajewskiMoELaw(ScalingLaw):
     citation = "Krajewski et al. 2024, Scaling Laws for Fine-Grained Mixture of Experts, eq. 9 (form only)"
     equation = "L(N, D, G) = c + (g / G^gamma + a) N^-alpha + b D^-beta"
     covariates = ("N", "D", "G")
-    covariate_units = {"N": "parameters (non-embedding)", "D": "tokens", "G": "granularity d_ff / d_expert"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "N": "parameters (non-embedding)", "D": "tokens", "G": "granularity d_ff / d_expert",
+    }
     param_names = ("c", "a", "g", "gamma", "alpha", "b", "beta")
-    param_units = {"c": "nats/token", "a": "nats/token * params^alpha", "g": "nats/token * params^alpha",
-                   "gamma": "1", "alpha": "1", "b": "nats/token * tokens^beta", "beta": "1"}
+    param_units: ClassVar[dict[str, str]] = {
+        "c": "nats/token", "a": "nats/token * params^alpha", "g": "nats/token * params^alpha", "gamma": "1",
+        "alpha": "1", "b": "nats/token * tokens^beta", "beta": "1",
+    }
     log_params = ("c", "a", "g", "b")
-    bounds = {"c": (1e-6, 1e3), "a": (1e-10, 1e30), "g": (1e-10, 1e30), "gamma": (0.0, 5.0), "alpha": (0.0, 3.0),
-              "b": (1e-10, 1e30), "beta": (0.0, 3.0)}
-    conventions = {"N": "non-embedding parameters", "G": "d_ff / d_expert (= 4 d_model / d_expert)"}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "c": (1e-6, 1e3), "a": (1e-10, 1e30), "g": (1e-10, 1e30), "gamma": (0.0, 5.0), "alpha": (0.0, 3.0),
+        "b": (1e-10, 1e30), "beta": (0.0, 3.0),
+    }
+    conventions: ClassVar[dict[str, str]] = {
+        "N": "non-embedding parameters", "G": "d_ff / d_expert (= 4 d_model / d_expert)",
+    }
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
-    _example_params = {"c": 0.47, "a": 18.1, "g": 2.1, "gamma": 0.58, "alpha": 0.115, "b": 30.8, "beta": 0.147}
-    _example_ranges = {"N": (1e7, 3e9), "D": (1e9, 1e11), "G": (1.0, 64.0)}
+    _example_params: ClassVar[dict[str, float]] = {
+        "c": 0.47, "a": 18.1, "g": 2.1, "gamma": 0.58, "alpha": 0.115, "b": 30.8, "beta": 0.147,
+    }
+    _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e7, 3e9), "D": (1e9, 1e11), "G": (1.0, 64.0)}
     _example_noise = 0.002
     _example_n = 150
-    min_distinct = {"N": 3, "D": 3, "G": 3}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 3, "D": 3, "G": 3}
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:

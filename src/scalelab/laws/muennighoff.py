@@ -120,14 +120,20 @@ class MuennighoffLaw(ScalingLaw):
     equation = ("L(N, D, U) = E + A / N'^alpha + B / D'^beta;  D' = U_D + U_D R_D* (1 - e^(-R_D/R_D*)), "
                 "N' = U_N + U_N R_N* (1 - e^(-R_N/R_N*))")
     covariates = ("N", "D", "U")
-    covariate_units = {"N": "parameters", "D": "training tokens seen (all epochs)", "U": "unique tokens"}
+    covariate_units: ClassVar[dict[str, str]] = {
+        "N": "parameters", "D": "training tokens seen (all epochs)", "U": "unique tokens",
+    }
     param_names = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
-    param_units = {"E": "nats/token", "A": "nats/token * params^alpha", "B": "nats/token * tokens^beta",
-                   "alpha": "1", "beta": "1", "R_D_star": "repetitions", "R_N_star": "parameter multiples"}
+    param_units: ClassVar[dict[str, str]] = {
+        "E": "nats/token", "A": "nats/token * params^alpha", "B": "nats/token * tokens^beta", "alpha": "1",
+        "beta": "1", "R_D_star": "repetitions", "R_N_star": "parameter multiples",
+    }
     log_params = ("E", "A", "B", "R_D_star", "R_N_star")
-    bounds = {"E": (1e-6, 1e4), "A": (1e-10, 1e30), "B": (1e-10, 1e30), "alpha": (0.0, 5.0), "beta": (0.0, 5.0),
-              "R_D_star": (1e-3, 1e5), "R_N_star": (1e-3, 1e5)}
-    conventions = {"N": "parameters as Chinchilla (total)", "D": "tokens seen, all epochs",
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "E": (1e-6, 1e4), "A": (1e-10, 1e30), "B": (1e-10, 1e30), "alpha": (0.0, 5.0), "beta": (0.0, 5.0),
+        "R_D_star": (1e-3, 1e5), "R_N_star": (1e-3, 1e5),
+    }
+    conventions: ClassVar[dict[str, str]] = {"N": "parameters as Chinchilla (total)", "D": "tokens seen, all epochs",
                    "U": "unique tokens", "objective": "Huber on log-loss, summed (delta 1e-3), two stages"}
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "muennighoff2023": {
@@ -139,11 +145,11 @@ class MuennighoffLaw(ScalingLaw):
             "range": {"N": (7.1e6, 8.67e9), "D": (1e8, 9e11), "U": (1e8, 1.78e11)},
         },
     }
-    _example_params = {"E": 1.87, "A": 520.0, "B": 1490.0, "alpha": 0.353, "beta": 0.353,
+    _example_params: ClassVar[dict[str, float]] = {"E": 1.87, "A": 520.0, "B": 1490.0, "alpha": 0.353, "beta": 0.353,
                        "R_D_star": 15.0, "R_N_star": 5.0}
     _example_noise = 0.002
     _example_n = 120
-    min_distinct = {"N": 3, "D": 3, "U": 2}
+    min_distinct: ClassVar[dict[str, int]] = {"N": 3, "D": 3, "U": 2}
 
     def __init__(self, *, base: Any = None, tie_exponents: bool = True, stage2: str = "global",
                  loss: str = "huber", delta: float = 1e-3,
@@ -397,7 +403,9 @@ class _TiedChinchilla(ScalingLaw):
     covariates = ("N", "D")
     param_names = ("E", "A", "B", "alpha")
     log_params = ("E", "A", "B")
-    bounds = {"E": (1e-6, 1e4), "A": (1e-10, 1e30), "B": (1e-10, 1e30), "alpha": (0.0, 5.0)}
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "E": (1e-6, 1e4), "A": (1e-10, 1e30), "B": (1e-10, 1e30), "alpha": (0.0, 5.0),
+    }
 
     @classmethod
     def _log_model(cls, theta: np.ndarray, X: tuple[np.ndarray, ...],
