@@ -80,7 +80,7 @@ def get_dataset(name: str) -> Dataset:
 
     info = REGISTRY.get(name.strip().lower())
     if info is None:
-        raise UnknownNameError("dataset", name, REGISTRY)
+        raise UnknownNameError("dataset", name, REGISTRY, fix="run `scalelab datasets` to list them")
     return load_table(info)
 
 
