@@ -63,12 +63,12 @@ def test_loader_rows_columns_and_metadata(name):
     # every column is documented; metadata is filled and names a real commit
     assert ds.columns.keys() == ds.data.keys()
     assert all(ds.columns.values()), [c for c, d in ds.columns.items() if not d]
-    assert ds.title and ds.description and ds.citation and ds.info.short_citation
+    assert ds.title and ds.description and ds.citation and ds.short_citation
     assert ds.licence in ("MIT", "Apache-2.0")
     assert re.match(r"https://github\.com/[\w.-]+/[\w.-]+ @ [0-9a-f]{40}", ds.source)
     assert set(ds.law_columns.values()) <= set(ds.data)
     assert set(ds.feature_names) | set(ds.target_names) <= set(ds.data)
-    assert ds.info.loader.startswith("load_")
+    assert ds.loader.startswith("load_")
     # get_dataset gives the same table
     again = sd.get_dataset(name)
     for col, arr in ds.data.items():
@@ -99,11 +99,12 @@ def test_every_shipped_file_is_loaded_and_declared_as_package_data():
         if not folder.is_dir() or folder.name.startswith("__"):
             continue
         names = {f.name for f in folder.iterdir()}
-        assert {"LICENSE", "NOTICE"} <= names, folder.name
+        assert {"LICENSE", "NOTICE", "tables.toml"} <= names, folder.name
         shipped |= {f"{folder.name}/{n}" for n in names if n.endswith(".csv")}
     assert shipped == used  # no unused copy of anyone's data, no table without its file
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["scalelab"]
-    for rel in sorted(shipped) + [f"{f}/{n}" for f in {u.split('/')[0] for u in used} for n in ("LICENSE", "NOTICE")]:
+    beside = ("LICENSE", "NOTICE", "tables.toml")
+    for rel in sorted(shipped) + [f"{f}/{n}" for f in {u.split('/')[0] for u in used} for n in beside]:
         path = f"datasets/data/{rel}"
         assert any(fnmatch.fnmatch(path, p) for p in patterns), f"{path} would not ship in the wheel"
 
@@ -136,8 +137,8 @@ def test_values_match_provenance():
     assert sd.load_regmix("1b", "test").data["index"].tolist() == list(range(64))
     train = sd.load_regmix()
     np.testing.assert_allclose(np.column_stack([train.data[c] for c in train.feature_names]).sum(axis=1), 1, atol=0.01)
-    assert len(train.feature_names) == len(sd.REGMIX_DOMAINS) == 17
-    assert len(train.target_names) == len(sd.REGMIX_LOSS_DOMAINS) == 13
+    assert len(train.feature_names) == 17 and len(train.target_names) == 13  # issue #4: 13 domains logged
+    assert cfg.feature_names == train.feature_names and cfg.target_names == []
     # nanogpt/PROVENANCE.md: Table A9 spans 44M-16.183B; Table 3 starts at 400M params, 8.0B tokens
     a9 = sd.load_chinchilla_table_a9().data["params_reported"]
     assert a9.min() == pytest.approx(44e6) and a9.max() == pytest.approx(16.183e9)

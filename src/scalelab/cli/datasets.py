@@ -61,13 +61,13 @@ def register(app: typer.Typer) -> None:
 
         ds = get_dataset(name)
         path = ds.export(out)
-        licence_file = ds.info.licence_file
+        licence_file = ds.licence_file
         if fmt == OutputFormat.json:
             emit({"name": ds.name, "path": str(path), "rows": len(ds), "licence": ds.licence,
                   "licence_file": str(licence_file), "citation": ds.citation}, fmt)
             return
         err_console.print(f"wrote {len(ds):,} rows of {ds.name} to {path}", markup=False)
         err_console.print(f"licence {ds.licence}: keep its notice with the copy ({licence_file}, and NOTICE "
-                          f"beside it); cite {ds.info.short_citation}", markup=False)
+                          f"beside it); cite {ds.short_citation}", markup=False)
 
     app.add_typer(datasets_app, name="datasets")

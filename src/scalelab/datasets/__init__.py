@@ -1,10 +1,11 @@
 """Published run tables that ship with scalelab, in the style of ``sklearn.datasets``.
 
 Only tables whose source states a licence that allows redistribution ship here (MIT or Apache-2.0); each
-folder under ``scalelab/datasets/data/`` holds the files with the original ``LICENSE`` and a ``NOTICE``
-(source repository, commit, authors, what was changed). Data without a stated licence (Epoch AI's digitised
-Chinchilla points, Step Law, SLDBench, (Mis)Fitting, scaling-law-analysis) never ships: scalelab's own tests
-read it from ``../shared/anchors`` and skip when it is absent.
+folder under ``scalelab/datasets/data/`` holds the files with the original ``LICENSE``, a ``NOTICE``
+(source repository, commit, authors, what was changed) and ``tables.toml`` (the metadata loaders return).
+Data without a stated licence (Epoch AI's digitised Chinchilla points, Step Law, SLDBench, (Mis)Fitting,
+scaling-law-analysis) never ships: scalelab's own tests read it from ``../shared/anchors`` and skip when it
+is absent.
 
 Loaders (rows; licence):
 
@@ -40,12 +41,10 @@ from __future__ import annotations
 
 from ..errors import ConfigError, UnknownNameError, explain
 from ._dataset import EXPORT_SUFFIXES, Dataset, DatasetInfo
-from ._registry import REGISTRY, REGMIX_DOMAINS, REGMIX_LOSS_DOMAINS
+from ._registry import registry
 
 __all__ = [
     "EXPORT_SUFFIXES",
-    "REGMIX_DOMAINS",
-    "REGMIX_LOSS_DOMAINS",
     "Dataset",
     "DatasetInfo",
     "get_dataset",
@@ -67,7 +66,7 @@ def list_datasets() -> list[DatasetInfo]:
     >>> [d.name for d in list_datasets()][:2]
     ['gadre2024', 'gadre2024-grid']
     """
-    return list(REGISTRY.values())
+    return list(registry().values())
 
 
 def get_dataset(name: str) -> Dataset:
@@ -78,9 +77,9 @@ def get_dataset(name: str) -> Dataset:
     """
     from ._dataset import load_table
 
-    info = REGISTRY.get(name.strip().lower())
+    info = registry().get(name.strip().lower())
     if info is None:
-        raise UnknownNameError("dataset", name, REGISTRY, fix="run `scalelab datasets` to list them")
+        raise UnknownNameError("dataset", name, registry(), fix="run `scalelab datasets` to list them")
     return load_table(info)
 
 

@@ -14,10 +14,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,9 @@ def data_folder(folder: str) -> Traversable:
 class DatasetInfo:
     """One shipped table: its files, provenance, licence and the meaning of its columns.
 
-    ``columns`` describes each column (with its unit); ``column_patterns`` describes families of columns
-    by regular expression (``acc_<task>``), the template filled with the match's groups.
+    ``column_docs`` describes each column (with its unit); ``column_patterns`` describes families of
+    columns by regular expression (``acc_<task>``), the template filled with the match's groups. The
+    mappings are read-only: the registry is shared by every loaded table.
     """
 
     name: str
@@ -65,18 +67,24 @@ class DatasetInfo:
     """Repository URL and the commit the files come from."""
     description: str
     """What the rows are, how they were obtained, and caveats."""
-    columns: Mapping[str, str] = field(default_factory=dict)
+    column_docs: Mapping[str, str] = field(default_factory=dict)
+    """Column -> what it holds, with its unit."""
     column_patterns: tuple[tuple[str, str], ...] = ()
+    """(regular expression, template) describing families of columns, e.g. ``acc_<task>``."""
     key: str | None = None
     """Join column when ``files`` holds two files."""
     law_columns: Mapping[str, str] = field(default_factory=dict)
     """Canonical law name (``N``, ``D``, ``C``, ``L``, ``U``) -> column, for ``scalelab.laws.load_runs``."""
     n_convention: str | None = None
     """How ``N`` counts parameters (``total``, ``non-embedding``), where the source says; else None."""
-    feature_names: tuple[str, ...] = ()
-    """Input columns of a regression table (RegMix's domain weights); empty for run tables."""
-    target_names: tuple[str, ...] = ()
-    """Output columns of a regression table (RegMix's per-domain losses)."""
+    features: str | None = None
+    """Regular expression naming the input columns of a regression table (RegMix's domain weights)."""
+    targets: str | None = None
+    """Regular expression naming its output columns (RegMix's per-domain losses)."""
+
+    def __post_init__(self) -> None:
+        for name in ("column_docs", "law_columns"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     @property
     def licence_file(self) -> Traversable:
@@ -90,8 +98,8 @@ class DatasetInfo:
 
     def describe_column(self, column: str) -> str:
         """The description of ``column`` (its unit included), or ``""`` when the registry has none."""
-        if column in self.columns:
-            return self.columns[column]
+        if column in self.column_docs:
+            return self.column_docs[column]
         for pattern, template in self.column_patterns:
             m = re.fullmatch(pattern, column)
             if m:
@@ -105,66 +113,36 @@ class DatasetInfo:
                 "law_columns": dict(self.law_columns), "n_convention": self.n_convention}
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """A published run table with its metadata (the ``sklearn.datasets`` Bunch idea, typed).
+@dataclass(frozen=True, eq=False)  # compared by identity: numpy columns have no single truth value
+class Dataset(DatasetInfo):
+    """A published run table with its metadata (the ``sklearn.datasets`` Bunch idea, typed): every field of
+    :class:`DatasetInfo` (``citation``, ``licence``, ``source``, ``description``, ``law_columns``...) plus
+    the rows.
 
     ``data`` maps each column name to a numpy array (int64, float64 with NaN for empty cells, or str);
-    ``frame`` gives the same table as a pandas DataFrame; ``columns`` describes every column with its
-    unit; ``citation``, ``licence`` and ``source`` say whom to credit and under which terms.
+    ``frame`` gives the same table as a pandas DataFrame; ``columns`` describes every column with its unit.
     """
 
-    info: DatasetInfo
-    data: dict[str, np.ndarray]
+    data: dict[str, np.ndarray] = field(kw_only=True)
+    """Column name -> values, in the file's column order."""
 
     def __len__(self) -> int:
         return len(next(iter(self.data.values())))
 
-    # metadata, delegated so that ``ds.citation`` reads like sklearn's Bunch
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def title(self) -> str:
-        return self.info.title
-
-    @property
-    def citation(self) -> str:
-        return self.info.citation
-
-    @property
-    def licence(self) -> str:
-        return self.info.licence
-
-    @property
-    def source(self) -> str:
-        return self.info.source
-
-    @property
-    def description(self) -> str:
-        return self.info.description
-
-    @property
-    def law_columns(self) -> dict[str, str]:
-        return dict(self.info.law_columns)
-
-    @property
-    def n_convention(self) -> str | None:
-        return self.info.n_convention
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.info.feature_names)
-
-    @property
-    def target_names(self) -> list[str]:
-        return list(self.info.target_names)
-
     @property
     def columns(self) -> dict[str, str]:
         """Every column of the table -> what it holds, with its unit."""
-        return {c: self.info.describe_column(c) for c in self.data}
+        return {c: self.describe_column(c) for c in self.data}
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Input columns of a regression table (RegMix's 17 domain weights); empty for run tables."""
+        return [c for c in self.data if self.features and re.fullmatch(self.features, c)]
+
+    @property
+    def target_names(self) -> list[str]:
+        """Output columns of a regression table (RegMix's 13 per-domain losses); empty for run tables."""
+        return [c for c in self.data if self.targets and re.fullmatch(self.targets, c)]
 
     @property
     def frame(self) -> Any:
@@ -182,14 +160,14 @@ class Dataset:
 
     def to_dict(self) -> dict[str, Any]:
         """Metadata and column descriptions (not the rows: use ``data``, ``frame`` or :meth:`export`)."""
-        return {**self.info.to_dict(), "description": self.description, "columns": self.columns}
+        return {**super().to_dict(), "description": self.description, "columns": self.columns}
 
     def report(self) -> str:
         """A text page: what the table is, whom to cite, its licence and every column."""
         width = max(len(c) for c in self.data)
         lines = [f"{self.name}: {self.title}",
-                 f"  rows {len(self)}, columns {len(self.data)}; loader {self.info.loader}",
-                 f"  licence {self.licence} (text: {self.info.folder}/LICENSE, attribution: {self.info.folder}/NOTICE)",
+                 f"  rows {len(self)}, columns {len(self.data)}; loader {self.loader}",
+                 f"  licence {self.licence} (text: {self.folder}/LICENSE, attribution: {self.folder}/NOTICE)",
                  f"  source  {self.source}",
                  f"  cite    {self.citation}", "", "  " + self.description, ""]
         if self.law_columns:
@@ -283,4 +261,4 @@ def load_table(info: DatasetInfo) -> Dataset:
     if n != info.n_rows:
         raise DataError(explain(f"shipped table {info.name} has {n} rows, its documentation {info.n_rows}",
                                 fix="reinstall scalelab; if it persists, report it"))
-    return Dataset(info, data)
+    return Dataset(**{f.name: getattr(info, f.name) for f in fields(info)}, data=data)
