@@ -13,14 +13,8 @@ from scalelab.datasets import get_dataset, list_datasets
 runner = CliRunner()
 
 
-def _json(args: list[str]):
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
-
-
-def test_list_json_has_every_table_with_rows_licence_and_citation():
-    rows = _json(["datasets", "--format", "json"])
+def test_list_json_has_every_table_with_rows_licence_and_citation(cli_json):
+    rows = cli_json(["datasets", "--format", "json"])
     assert [r["name"] for r in rows] == [d.name for d in list_datasets()]
     by_name = {r["name"]: r for r in rows}
     assert by_name["porian2024"]["rows"] == 1745 and by_name["porian2024"]["licence"] == "MIT"
@@ -36,8 +30,8 @@ def test_list_table_shows_names_rows_and_licences():
         assert text in r.stdout
 
 
-def test_show_gives_columns_and_provenance():
-    d = _json(["datasets", "show", "muennighoff2023", "-f", "json"])
+def test_show_gives_columns_and_provenance(cli_json):
+    d = cli_json(["datasets", "show", "muennighoff2023", "-f", "json"])
     assert d["rows"] == 182 and d["columns"]["unique_tokens"].startswith("U_D")
     assert "13701315b163f1c54642b94ad237b2699187c3ee" in d["source"]
     human = runner.invoke(app, ["datasets", "show", "chinchilla-table-a9"], env={"COLUMNS": "160"})
@@ -45,11 +39,11 @@ def test_show_gives_columns_and_provenance():
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
-def test_export_by_suffix(tmp_path, suffix):
+def test_export_by_suffix(tmp_path, suffix, cli_json):
     if suffix == ".parquet":
         pytest.importorskip("pyarrow", reason="Parquet export needs the data extra (pandas, pyarrow)")
     out = tmp_path / f"t{suffix}"
-    d = _json(["datasets", "export", "regmix-1b-test", str(out), "--format", "json"])
+    d = cli_json(["datasets", "export", "regmix-1b-test", str(out), "--format", "json"])
     assert out.is_file() and d["rows"] == 64 and d["path"] == str(out) and d["licence"] == "MIT"
     assert d["licence_file"].endswith("LICENSE")
     if suffix == ".json":
