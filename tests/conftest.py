@@ -38,6 +38,7 @@ def anchor_file() -> Callable[[str, str], Path]:
     skips the test, naming ``what`` and its source, when the file is not there."""
 
     def get(relpath: str, what: str) -> Path:
+        __tracebackhide__ = True  # a skip reports the calling test's line, not this helper's
         root = anchors_dir()
         path = root / relpath
         if not path.is_file():
