@@ -1,9 +1,14 @@
-"""Shared fixtures. Tests read published data from ``../shared/anchors`` (or ``$SCALELAB_ANCHORS``) and
-skip, saying where the data comes from, when that folder is absent (a user's fresh clone)."""
+"""Shared fixtures.
+
+Published data comes from two places. Tables whose licence allows it ship in ``scalelab.datasets`` and
+are always there. Data without a stated licence is never copied into the project: tests read it from
+``../shared/anchors`` (or ``$SCALELAB_ANCHORS``) through :func:`anchor_file`, which skips, naming the data
+and where it comes from, when the file is absent (a user's fresh clone, an empty or wrong folder)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,14 +21,35 @@ def anchors_dir() -> Path:
     return Path(os.environ.get("SCALELAB_ANCHORS", ROOT.parent / "shared" / "anchors"))
 
 
+#: Anchor folders with no stated licence -> where the data comes from (each folder's PROVENANCE.md).
+UNLICENSED_SOURCES = {
+    "analyzing-chinchilla": "github.com/epoch-research/analyzing-chinchilla",
+    "steplaw": "github.com/step-law/steplaw",
+    "SLD": "github.com/linhaowei1/SLD",
+    "misfitting-scaling-laws": "github.com/hadasah/scaling_laws",
+    "scaling-law-analysis": "github.com/Open-Athena/scaling-law-analysis",
+}
+
+
 @pytest.fixture(scope="session")
-def anchors() -> Path:
-    """Root of the published run data; skips when it is not beside the checkout."""
-    d = anchors_dir()
-    if not d.is_dir():
-        pytest.skip(f"published anchor data not found at {d}: it lives in the project's shared/anchors "
-                    "folder (set SCALELAB_ANCHORS to point elsewhere)")
-    return d
+def anchor_file() -> Callable[[str, str], Path]:
+    """``anchor_file(relpath, what)``: the path of an unlicensed anchor file, e.g.
+    ``anchor_file("steplaw/data/dense_lr_bs_loss.csv", "Step Law's dense LR x batch grid (Li et al. 2025)")``;
+    skips the test, naming ``what`` and its source, when the file is not there."""
+
+    def get(relpath: str, what: str) -> Path:
+        __tracebackhide__ = True  # a skip reports the calling test's line, not this helper's
+        root = anchors_dir()
+        path = root / relpath
+        if not path.is_file():
+            folder = relpath.split("/", 1)[0]
+            origin = UNLICENSED_SOURCES.get(folder, f"the source named in {folder}/PROVENANCE.md")
+            pytest.skip(f"needs {what} from {origin}, which has no stated licence and so does not ship with "
+                        f"scalelab: {relpath} is not under {root}. Put the project's shared/anchors folder "
+                        "beside the checkout, or set SCALELAB_ANCHORS to a copy of it")
+        return path
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,10 @@ printed as "8.03B" is pinned to +-0.05%, one printed as "37B" to +-2%).
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from scalelab.arch import ModelSpec, get_model, get_preset, list_models, list_presets
+from scalelab.datasets import load_chinchilla_table_a9
 
 B = 1e9
 
@@ -83,19 +82,19 @@ def test_deepmind_presets_match_published(name, published):
     assert get_model(name).n_params().total == pytest.approx(published, rel=1e-2)
 
 
-def test_chinchilla_table_a9_sizes_with_relative_position_projection(anchors):
-    """All 50 Chinchilla shapes (Hoffmann et al. 2022 Table A9, via nanoGPT's transcription) come out
+def test_chinchilla_table_a9_sizes_with_relative_position_projection():
+    """All 50 Chinchilla shapes (Hoffmann et al. 2022 Table A9, via nanoGPT's MIT transcription) come out
     within 1% of the published size with the per-layer relative-position projection h x (a d_h)
     (``position_kind="relative"``): this pins the DeepMind presets' shape conventions (tied 32k embedding,
     RMSNorm, 2-matrix MLP, no biases)."""
-    rows = list(csv.DictReader(open(anchors / "nanogpt" / "chinchilla_table_a9_models.csv")))
-    assert len(rows) == 50
+    t = load_chinchilla_table_a9().data
+    assert t["d_model"].size == 50
     worst = 0.0
-    for r in rows:
-        h, a, dh, L = (int(r[k]) for k in ("d_model", "n_heads", "kv_size", "n_layers"))
-        m = ModelSpec(n_layers=L, d_model=h, n_heads=a, d_head=dh, d_ff=int(r["ffw_size"]), vocab_size=32000,
+    for i in range(t["d_model"].size):
+        h, a, dh, L = (int(t[k][i]) for k in ("d_model", "n_heads", "kv_size", "n_layers"))
+        m = ModelSpec(n_layers=L, d_model=h, n_heads=a, d_head=dh, d_ff=int(t["ffw_size"][i]), vocab_size=32000,
                       ffn_kind="gelu", tied_embeddings=True, position_kind="relative")
-        err = abs(m.n_params().total / float(r["params_reported"]) - 1)
+        err = abs(m.n_params().total / float(t["params_reported"][i]) - 1)
         worst = max(worst, err)
     assert worst < 0.01
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
@@ -14,14 +12,8 @@ from scalelab.hardware import get_gpu, list_gpus
 runner = CliRunner()
 
 
-def _json(args: list[str]):
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
-
-
-def test_models_json_has_every_preset_with_exact_counts():
-    rows = _json(["models", "--format", "json"])
+def test_models_json_has_every_preset_with_exact_counts(cli_json):
+    rows = cli_json(["models", "--format", "json"])
     assert [r["name"] for r in rows] == [m.name for m in list_models()]
     by_name = {r["name"]: r for r in rows}
     c = get_model("mixtral-8x7b").n_params()
@@ -39,23 +31,23 @@ def test_models_table_lists_names_and_counts():
     assert "46.7B" in r.stdout and "12.88B" in r.stdout  # Mixtral total / active
 
 
-def test_models_family_filter():
-    rows = _json(["models", "--family", "mixtral", "-f", "json"])
+def test_models_family_filter(cli_json):
+    rows = cli_json(["models", "--family", "mixtral", "-f", "json"])
     assert [r["name"] for r in rows] == ["mixtral-8x7b", "mixtral-8x22b"]
 
 
-def test_show_one_model_by_name_and_by_hf_config(assets):
-    d = _json(["models", "Qwen3-30B-A3B", "--format", "json"])
+def test_show_one_model_by_name_and_by_hf_config(assets, cli_json):
+    d = cli_json(["models", "Qwen3-30B-A3B", "--format", "json"])
     assert d["params"]["total"] == get_model("qwen3-30b-a3b").n_params().total
     assert d["spec"]["moe"]["n_experts"] == 128 and d["family"] == "qwen3_moe"
-    f = _json(["models", str(assets / "hf_configs" / "qwen3-30b-a3b.json"), "--format", "json"])
+    f = cli_json(["models", str(assets / "hf_configs" / "qwen3-30b-a3b.json"), "--format", "json"])
     assert f["params"] == d["params"]
     human = runner.invoke(app, ["models", "chinchilla-70b"], env={"COLUMNS": "120"})
     assert human.exit_code == 0 and "relative" in human.stdout  # the known gap is shown
 
 
-def test_gpus_json_matches_catalog_in_human_units():
-    rows = _json(["gpus", "--format", "json"])
+def test_gpus_json_matches_catalog_in_human_units(cli_json):
+    rows = cli_json(["gpus", "--format", "json"])
     assert {r["name"] for r in rows} == {g.name for g in list_gpus()}
     h100 = next(r for r in rows if r["name"] == "h100-sxm")
     assert h100["bf16_tflops"] == pytest.approx(989.4)
@@ -63,19 +55,19 @@ def test_gpus_json_matches_catalog_in_human_units():
     assert h100["memory_gb"] == 80 and h100["nic_gb_per_s"] == 50 and h100["gpus_per_node"] == 8
 
 
-def test_gpus_table_and_detail():
+def test_gpus_table_and_detail(cli_json):
     r = runner.invoke(app, ["gpus"], env={"COLUMNS": "120"})
     assert r.exit_code == 0 and "mi300x" in r.stdout and "1,307" in r.stdout
-    d = _json(["gpus", "h100", "-f", "json"])
+    d = cli_json(["gpus", "h100", "-f", "json"])
     assert d["name"] == "h100-sxm" and "datasheet" in d["source"] and d["efficiency_source"]
     assert d["spec"]["peak_flops_per_s"]["bf16"] == get_gpu("h100-sxm").peak("bf16")
 
 
-def test_user_gpu_file(tmp_path):
+def test_user_gpu_file(tmp_path, cli_json):
     p = tmp_path / "gpu.toml"
     p.write_text('name = "lab-gpu"\nbf16_tflops = 400\nmemory_gb = 48\nhbm_bandwidth_tb_per_s = 1\n'
                  'intra_node_gb_per_s = 100\nnic_gbit_per_s = 100\n')
-    d = _json(["gpus", str(p), "--format", "json"])
+    d = cli_json(["gpus", str(p), "--format", "json"])
     assert d["name"] == "lab-gpu" and d["bf16_tflops"] == 400
 
 

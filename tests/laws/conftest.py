@@ -1,22 +1,20 @@
-"""Fixtures for the laws tests: the published run tables under ../shared/anchors (skipped when absent)."""
+"""Fixtures for the laws tests. Epoch AI's digitised Chinchilla runs have no stated licence, so they are read
+from ../shared/anchors (skipped when absent); licensed tables come from ``scalelab.datasets``."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="session")
-def epoch_runs(anchors: Path):
+def epoch_runs(anchor_file):
     """Besiroglu et al. 2024's 245 digitised Chinchilla runs, the 5 highest losses dropped (240 left),
     as their data_analysis.ipynb does (analyzing-chinchilla @92258837, PROVENANCE.md)."""
     from scalelab.laws import load_runs
 
-    path = anchors / "analyzing-chinchilla" / "data" / "svg_extracted_data.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found (Epoch AI analyzing-chinchilla data)")
+    path = anchor_file("analyzing-chinchilla/data/svg_extracted_data.csv",
+                       "Epoch AI's 245 digitised Chinchilla runs (Besiroglu et al. 2024)")
     return load_runs(path, n="Model Size", compute="Training FLOP", loss="loss", drop_top_loss=5,
                      n_convention="total")
 

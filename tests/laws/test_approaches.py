@@ -1,43 +1,35 @@
 """Acceptance 5: approach 2 on Porian et al. 2024's isoFLOP points gives their compute-optimal exponent
-``a`` (anchors/resolving-scaling-law-discrepancies, values from their stored fits; PROVENANCE.md), and
-approach 1 recovers a known allocation from synthetic training curves."""
+``a`` (their MIT-licensed tables, shipped as ``scalelab.datasets.load_porian2024``; values from their stored
+fits, anchors/resolving-scaling-law-discrepancies/PROVENANCE.md), and approach 1 recovers a known allocation
+from synthetic training curves."""
 
 from __future__ import annotations
 
-import csv
 import warnings
 
 import numpy as np
 import pytest
 
+from scalelab.datasets import load_porian2024
 from scalelab.laws import ChinchillaLaw
 from scalelab.laws.approaches import approach1, approach2
 
 KEYS = ("source_file", "label", "dataset", "hparams", "warmup", "decay", "param_count", "val")
 
 
-def _porian(anchors):
-    base = anchors / "resolving-scaling-law-discrepancies"
-    points = list(csv.DictReader((base / "isoflop_points.csv").open()))
-    settings = list(csv.DictReader((base / "compute_optimal_exponents.csv").open()))
-    return points, settings
-
-
 @pytest.mark.parametrize("vertex,tol", [("parabola", 0.03), ("akima", 0.02)])
-def test_approach2_matches_porian_exponents(anchors, vertex, tol):
-    points, settings = _porian(anchors)
-    assert len(settings) == 15
-    for s in settings:
-        sub = [p for p in points if all(p[k] == s[k] for k in KEYS)]
-        C = [float(p["flops"]) for p in sub]
-        N = [float(p["n"]) for p in sub]
-        L = [float(p["loss"]) for p in sub]
-        D = [float(p["t"]) for p in sub]
+def test_approach2_matches_porian_exponents(vertex, tol):
+    points, settings = load_porian2024().data, load_porian2024(table="exponents").data
+    assert settings["label"].size == 15
+    for i in range(settings["label"].size):
+        sub = np.logical_and.reduce([points[k] == settings[k][i] for k in KEYS])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = approach2(C, N, L, D=D, vertex=vertex, n_bootstrap=0)
-        a_pub = float(s["a_n_exponent_bs_median_weighted"])
-        assert res.a == pytest.approx(a_pub, abs=tol), f"{s['label']} ({s['dataset']}): {res.a:.4f} vs {a_pub:.4f}"
+            res = approach2(points["flops"][sub], points["n"][sub], points["loss"][sub], D=points["t"][sub],
+                            vertex=vertex, n_bootstrap=0)
+        a_pub = float(settings["a_n_exponent_bs_median_weighted"][i])
+        label = f"{settings['label'][i]} ({settings['dataset'][i]})"
+        assert res.a == pytest.approx(a_pub, abs=tol), f"{label}: {res.a:.4f} vs {a_pub:.4f}"
 
 
 def test_approach2_on_synthetic_isoflops_recovers_closed_form():

@@ -75,13 +75,12 @@ def test_hoffmann_preset_loss_values():
         assert float(law.predict(280e9, 300e9)) == pytest.approx(1.993, abs=1e-3)
 
 
-def test_table3_approach1_projections_follow_from_exponents(anchors):
-    # Chinchilla Table 3 (via nanoGPT scaling_laws.ipynb, anchors/nanogpt): approach-1 projections.
-    import csv
+def test_table3_approach1_projections_follow_from_exponents():
+    # Chinchilla Table 3 (via nanoGPT scaling_laws.ipynb, MIT; shipped in scalelab.datasets): approach 1.
+    from scalelab.datasets import load_chinchilla_table3
 
-    rows = list(csv.DictReader((anchors / "nanogpt" / "chinchilla_table3_compute_optimal.csv").open()))
-    N = np.array([float(r["params"]) for r in rows])
-    D = np.array([float(r["tokens_approach1"]) for r in rows])
+    t3 = load_chinchilla_table3().data
+    N, D = t3["params"], t3["tokens_approach1"]
     C = 6 * N * D
     from scalelab.laws.approaches import fit_power_law
 
@@ -98,12 +97,14 @@ def test_table3_approach1_projections_follow_from_exponents(anchors):
         assert C[i] == pytest.approx(c, rel=0.03), n
 
 
-def test_asymmetric_objective_reproduces_chinchilla_package(anchors):
+def test_asymmetric_objective_reproduces_chinchilla_package():
     # kyo-takano/chinchilla examples/llm/main.ipynb @75e5858f: asymmetric MAE (x10, linear residuals),
-    # E=1.7002, A=184.69, B=1633.48, alpha=0.2890, beta=0.3558 on its df.csv.
+    # E=1.7002, A=184.69, B=1633.48, alpha=0.2890, beta=0.3558 on its df.csv (Apache-2.0, shipped).
+    from scalelab.datasets import load_chinchilla_package_example
     from scalelab.laws import load_runs
 
-    runs = load_runs(anchors / "chinchilla-kyo-takano" / "examples" / "llm" / "df.csv")
+    ds = load_chinchilla_package_example()
+    runs = load_runs(ds.data, columns=ds.law_columns, n_convention=ds.n_convention)
     law = ChinchillaLaw(loss="asymmetric", space="linear", asymmetry=10.0).fit(runs)
     ref = ChinchillaLaw.presets["takano2025-asymmetric"]["params"]
     ours = law.objective_

@@ -2,36 +2,29 @@
 (scaling/shared.py::fit_ds: the four small shapes at M = 20 plus the 0.011B model at M = 320, C4-eval loss,
 curve_fit from their 128-start grid) predicts the 1.4B (M = 640) and 6.9B (M = 20) RedPajama runs; the
 authors' notebook prints 0.7103% and 0.7320% relative error (anchors/mlfoundations-scaling/PROVENANCE.md,
-mlfoundations/scaling @a003c491). The 17-task top-1 error law prints 3.6365% and 0.0464%."""
+mlfoundations/scaling @a003c491). The 17-task top-1 error law prints 3.6365% and 0.0464%. The runs are the
+MIT-licensed table shipped as ``scalelab.datasets.load_gadre2024()``."""
 
 from __future__ import annotations
 
-import csv
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from scalelab.datasets import load_gadre2024
 from scalelab.errors import DataError, NotFittedError
 from scalelab.laws.gadre import GADRE_FIT_MODELS, GADRE_SUBSET_TASKS, GadreDownstreamLaw, GadreLaw
 
 
 @pytest.fixture(scope="module")
-def gadre_runs(anchors: Path) -> list[dict]:
-    path = anchors / "mlfoundations-scaling" / "gadre2024_runs_flat.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found (Gadre et al. 2024 runs, mlfoundations/scaling)")
-    rows = []
-    with path.open() as f:
-        for r in csv.DictReader(f):
-            rows.append({
-                "dataset": r["dataset_name"], "model": r["model"], "N": float(r["params"]),
-                "M": 20.0 * float(r["chinchilla_multiplier"]), "loss": float(r["loss_c4_val"]),
-                # err_avg_subset of scaling/shared.py: mean of (1 - accuracy) over the 17 SUBSET tasks
-                "err": float(np.mean([1.0 - float(r[f"acc_{t}"]) for t in GADRE_SUBSET_TASKS])),
-            })
-    return rows
+def gadre_runs() -> list[dict]:
+    d = load_gadre2024().data
+    # err_avg_subset of scaling/shared.py: mean of (1 - accuracy) over the 17 SUBSET tasks
+    err = np.mean([1.0 - d[f"acc_{t}"] for t in GADRE_SUBSET_TASKS], axis=0)
+    return [{"dataset": str(d["dataset_name"][i]), "model": str(d["model"][i]), "N": float(d["params"][i]),
+             "M": 20.0 * float(d["chinchilla_multiplier"][i]), "loss": float(d["loss_c4_val"][i]),
+             "err": float(err[i])} for i in range(d["params"].size)]
 
 
 def _fit_points(rows, dataset):

@@ -5,7 +5,6 @@ the repository's issue #10 reports, which differs from the paper's formula."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,10 +80,9 @@ def test_kaplan_critical_batch_is_exported():
 
 
 @pytest.fixture(scope="module")
-def steplaw_grid(anchors: Path):
-    path = anchors / "steplaw" / "data" / "dense_lr_bs_loss.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found (Step Law released grid, step-law/steplaw)")
+def steplaw_grid(anchor_file):
+    path = anchor_file("steplaw/data/dense_lr_bs_loss.csv",
+                       "Step Law's released dense LR x batch-size grid (Li et al. 2025)")
     with path.open() as f:
         rows = list(csv.DictReader(f))
     return {k: np.array([float(r[c]) for r in rows]) for k, c in

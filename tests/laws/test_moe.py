@@ -62,16 +62,15 @@ def test_krajewski_matches_transcribed_vectors():
     np.testing.assert_allclose(out[0], [3.276, 3.140, 3.100], atol=1e-3)
 
 
-def test_clark_form_fits_routed_lm_runs(anchors):
+def test_clark_form_fits_routed_lm_runs(anchor_file):
     """SLDBench's copy of the routed-LM runs (anchors/SLD, identified as Clark et al. 2022's; final step):
     the dense runs plus S-BASE at k = 1, routing every other layer. The form fits them to < 1% (log rmse),
     and the refit lands near the transcribed S-BASE row (a -0.082, b -0.108, c 0.009, d 1.104), which is
     support for that transcription and its base-10 logs, not a confirmation (so still no preset)."""
     import csv
 
-    path = anchors / "SLD" / "data" / "moe_scaling_law" / "data.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found (SLDBench MoE data)")
+    path = anchor_file("SLD/data/moe_scaling_law/data.csv",
+                       "SLDBench's routed-LM loss curves (identified as Clark et al. 2022's)")
     last: dict[str, dict] = {}
     with path.open() as f:
         for r in csv.DictReader(f):

@@ -21,14 +21,12 @@ from scalelab.laws.muennighoff import MuennighoffLaw, effective_data, effective_
 
 
 @pytest.fixture(scope="module")
-def datablations(anchors: Path):
-    path = anchors / "datablations" / "datablations_runs_default_fit.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found (Muennighoff et al. 2023 runs, huggingface/datablations)")
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    cols = {k: np.array([float(r[c]) for r in rows]) for k, c in
-            (("N", "params"), ("D", "tokens"), ("U", "unique_tokens"), ("L", "val_loss"))}
+def datablations():
+    """The 182 default-fit runs, shipped (Apache-2.0) as ``scalelab.datasets.load_muennighoff2023()``."""
+    from scalelab.datasets import load_muennighoff2023
+
+    ds = load_muennighoff2023()
+    cols = {k: ds.data[c].astype(float) for k, c in ds.law_columns.items()}   # N, D, U, L
     assert cols["N"].size == 182
     return cols
 
