@@ -9,9 +9,7 @@ is not tested: it depends on floating point (issue 7)."""
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
