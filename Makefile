@@ -17,7 +17,7 @@ LOCK_DEV := requirements/dev.lock
 DEMO_EXTRAS := tunnel report data
 DEV_EXTRAS := tunnel report data distributed hf test lint
 COMPILE := --quiet --generate-hashes --strip-extras --unsafe-package torch --no-emit-index-url \
-	--no-emit-find-links --custom-compile-command "make lock"
+	--no-emit-find-links
 
 .PHONY: demo test test-slow test-all test-latest lint bench lock check-lock clean
 
@@ -71,9 +71,9 @@ bench: $(VENV)/.installed-test
 lock:
 	$(PYTHON) -m venv $(VENV)-lock
 	$(VENV)-lock/bin/pip install --quiet "$(PIP)" "$(PIP_TOOLS)"
-	$(VENV)-lock/bin/pip-compile $(COMPILE) $(addprefix --extra ,$(DEV_EXTRAS)) -o $(LOCK_DEV) \
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile $(COMPILE) $(addprefix --extra ,$(DEV_EXTRAS)) -o $(LOCK_DEV) \
 		pyproject.toml requirements/torch.in
-	$(VENV)-lock/bin/pip-compile $(COMPILE) $(addprefix --extra ,$(DEMO_EXTRAS)) -c $(LOCK_DEV) \
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile $(COMPILE) $(addprefix --extra ,$(DEMO_EXTRAS)) -c $(LOCK_DEV) \
 		-o $(LOCK_DEMO) pyproject.toml requirements/torch.in
 
 # the newest versions pyproject.toml allows, in a venv of their own: drift found on purpose
