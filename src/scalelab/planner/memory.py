@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import ConfigError, explain
 from ..units import GiB
 from .flops import lora_params_by_layer
+from .policy import SavePolicy, get_save_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..arch.spec import ModelSpec
@@ -419,65 +420,109 @@ def _check_positive_int(name: str, v: object) -> int:
     return v
 
 
-def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout,
-                            act: float, conv: MemoryConventions, moe_layer: bool,
-                            recompute: str) -> dict[str, float]:
-    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
-    t, c = layout.tp, layout.cp
-    sp = layout.sequence_parallel and t > 1
-    T = seq_len / c * micro_batch            # local tokens per CP rank
-    rep = T / t if sp else T                  # token count of tensors not split by TP without SP
+def _op_sac_terms(model: ModelSpec, T: float, rep: float, t: int, act: float, moe_layer: bool,
+                  flash: bool) -> dict[str, float]:
+    """torchtitan's op-level selective AC: the layer input, the outputs of the odd-numbered matmuls
+    (Q, V, then gate and down for SwiGLU, fc1 for GELU), SDPA's output and log-sum-exp, and the
+    outputs of TP reduce-scatters (``torchtitan/models/llama3/infra/parallelize.py``, ``_save_list``)."""
+    h, a = model.d_model, model.n_heads
+    if moe_layer and model.moe is not None:
+        f, rows = model.moe.d_expert, T * min(model.moe.top_k, model.moe.n_experts)
+    else:
+        f, rows = model.d_ff, T
+    d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
+    terms = {"layer_input": rep * h * act,
+             "saved_mm_outputs": T * (model.q_dim + model.v_dim) * act / t,
+             "sdpa_outputs": T * a * d_v * act / t + (a * T * 4.0 / t if flash else a * T * model.seq_len * act / t)}
+    # mm order in the MLP: SwiGLU w1 (5), w3 (6), w2 (7): gate and down saved; GELU fc1 (5), fc2 (6).
+    # (the down projection's output is a full-width partial sum before its reduce-scatter)
+    terms["mlp_saved_mm_outputs"] = rows * (f * act / t + (h * act if model.ffn_kind == "swiglu" else 0.0))
+    if t > 1:  # reduce-scatter outputs after the output projection and the MLP (sequence parallel)
+        terms["tp_reduce_scatter_outputs"] = 2 * rep * h * act
+    return terms
+
+
+def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layout: Layout, act: float,
+                     conv: MemoryConventions, policy: SavePolicy) -> dict[str, float]:
+    """Saved tensors of the attention block for one microbatch (Korthikanti et al. 2022 Table 2)."""
+    t = layout.tp
     h, a = model.d_model, model.n_heads
     mask = conv.dropout_mask_bytes if conv.dropout else 0.0
     nstat = (8.0 if model.norm_kind == "layernorm" else 4.0) if conv.norm_stats else 0.0
     d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
-
-    terms: dict[str, float] = {}
-    # Full recompute: only the layer input survives (SP shards it; Korthikanti §4.3).
-    if recompute == "full":
-        return {"layer_input": rep * h * act}
-
-    # Attention block: norm input, projection input, Q/K/V, core, out-proj input, dropout mask.
-    terms["norm_inputs"] = 2 * rep * h * act + 2 * rep * nstat
-    terms["attn_input"] = rep * h * act
+    norm_out = 0.0 if policy.recomputes("layernorm") else 1.0  # the norm output feeding QKV
+    terms = {"norm_inputs": 2 * rep * h * act + 2 * rep * nstat * norm_out,
+             "attn_input": rep * h * act * norm_out}
     if model.mla is not None:
         m = model.mla
         # Latent paths: the down-projection outputs are normed and up-projected (norm input + up input).
-        terms["mla_latents"] = rep * act * (2 * (m.q_lora_rank or 0) + 2 * m.kv_lora_rank + m.qk_rope_head_dim)
-    terms["qkv"] = T * (model.q_dim + model.kv_dim + model.v_dim) * act / t
+        terms["mla_latents"] = rep * act * ((1 + norm_out) * ((m.q_lora_rank or 0) + m.kv_lora_rank)
+                                            + m.qk_rope_head_dim)
+    up_proj_dropped = model.mla is not None and policy.recomputes("mla_up_proj")
+    terms["qkv"] = 0.0 if up_proj_dropped else T * (model.q_dim + model.kv_dim + model.v_dim) * act / t
     core = 0.0
-    if layout.flash_attention:
-        if recompute != "selective":
+    if not policy.recomputes("core_attn"):
+        if layout.flash_attention:
             core = a * T * 4.0 / t  # fp32 log-sum-exp per head and query (Dao et al. 2022)
             if conv.attention_output_copy:
                 core += T * a * d_v * act / t
-    elif recompute != "selective":
-        # Scores: each query attends to all s keys (CP: local queries x all keys, ring by blocks).
-        scores = a * T * seq_len / t
-        core = scores * act + (scores * mask + scores * act if conv.dropout else 0.0)
+        else:
+            # Scores: each query attends to all s keys (CP: local queries x all keys, ring by blocks).
+            scores = a * T * seq_len / t
+            core = scores * act + (scores * mask + scores * act if conv.dropout else 0.0)
     terms["attn_core"] = core
     terms["attn_out_input"] = T * a * d_v * act / t
     terms["dropout_masks"] = 2 * rep * h * mask
+    terms["mlp_input"] = rep * h * act * norm_out
+    return terms
 
-    # MLP block: input plus intermediates of width f.
-    terms["mlp_input"] = rep * h * act
-    widths = conv.swiglu_saved_widths if model.ffn_kind == "swiglu" else 2.0
+
+def _mlp_terms(model: ModelSpec, T: float, rep: float, layout: Layout, act: float, conv: MemoryConventions,
+               policy: SavePolicy, moe_layer: bool) -> dict[str, float]:
+    """Saved tensors of the MLP (or MoE) block for one microbatch: intermediates of width f."""
+    t = layout.tp
+    sp = layout.sequence_parallel and t > 1
+    h = model.d_model
+    if model.ffn_kind == "swiglu":
+        # Fused SwiGLU keeps gate, up and their product (3 widths); recomputing the product keeps 2.
+        widths = 2.0 if policy.recomputes("act") else conv.swiglu_saved_widths
+    else:
+        widths = 1.0 if policy.recomputes("act") else 2.0  # fc1 output (and its GELU)
+    terms: dict[str, float] = {}
     if moe_layer and model.moe is not None:
         e = model.moe
         et = layout.expert_tp
+        cache = policy.moe_cache_bytes or act
         # Routed rows per rank: k copies of each local token (x capacity factor when not dropless); EP
         # exchanges tokens but balanced routing keeps the count (Lepikhin et al. 2020; Fedus et al. 2021).
         k_eff = min(e.top_k, e.n_experts) * (e.capacity_factor or 1.0)
         rows = k_eff * (T * et / t if sp else T)
         terms["router"] = rep * (e.n_experts + e.n_zero_experts) * 4.0 + rep * e.top_k * 4.0
-        terms["expert_inputs"] = rows * h * act
-        terms["expert_intermediates"] = rows * e.d_expert * widths * act / et
+        terms["expert_inputs"] = rows * h * cache
+        terms["expert_intermediates"] = rows * e.d_expert * widths * cache / et
         terms["expert_outputs"] = rows * h * act  # kept for the gradient of the combine weights
         if e.n_shared_experts:
             terms["shared_expert_intermediates"] = T * e.n_shared_experts * e.shared_width * widths * act / t
     else:
         terms["mlp_intermediates"] = T * model.d_ff * widths * act / t
     return terms
+
+
+def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout,
+                            act: float, conv: MemoryConventions, moe_layer: bool,
+                            recompute: str | SavePolicy) -> dict[str, float]:
+    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
+    policy = get_save_policy(recompute)
+    t, c = layout.tp, layout.cp
+    sp = layout.sequence_parallel and t > 1
+    T = seq_len / c * micro_batch            # local tokens per CP rank
+    rep = T / t if sp else T                  # token count of tensors not split by TP without SP
+    if policy.full:  # only the layer input survives (SP shards it; Korthikanti §4.3)
+        return {"layer_input": rep * model.d_model * act}
+    if policy.op_sac:
+        return _op_sac_terms(model, T, rep, t, act, moe_layer, layout.flash_attention)
+    return {**_attention_terms(model, T, rep, seq_len, layout, act, conv, policy),
+            **_mlp_terms(model, T, rep, layout, act, conv, policy, moe_layer)}
 
 
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout, *,
@@ -514,9 +559,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int,
     if not dtype_bytes > 0:
         raise ConfigError(explain("dtype_bytes must be > 0", value=dtype_bytes))
     act = conventions.activation_bytes or dtype_bytes
-    rc = recompute or layout.recompute
-    if rc not in ("none", "selective", "full"):
-        raise ConfigError(explain("unknown recompute mode", value=rc, allowed="none, selective, full"))
+    rc = get_save_policy(recompute or layout.recompute)
     is_moe = model.is_moe if moe_layer is None else (moe_layer and model.is_moe)
     return sum(_layer_activation_terms(model, seq_len, micro_batch, layout, act, conventions, is_moe, rc).values())
 

@@ -10,7 +10,8 @@ The space (every combination is counted as explored, whether evaluated or pruned
 - ``ep`` (MoE only): divisors of n_experts that divide dp * cp; ``etp`` in {tp, 1};
 - ``zero`` in ``zero_stages``; optimizer offload to CPU and, with ZeRO-3, parameter offload
   (``allow_offload``); HSDP (``allow_hsdp``);
-- ``recompute`` in none / selective / full; ``micro_batch`` powers of two up to ``max_micro_batch``;
+- ``recompute``: the save policies none / selective / selective-act / full (any names of
+  :mod:`~scalelab.planner.policy`); ``micro_batch`` powers of two up to ``max_micro_batch``;
   ``interleave`` divisors of layers per stage up to ``max_interleave``.
 
 Sequence parallelism is on whenever tp > 1: it moves the same bytes as TP's all-reduces and only saves
@@ -51,6 +52,7 @@ from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
 from .plan import Plan, _check_values, check_layout, plan
+from .policy import get_save_policy
 from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
@@ -64,7 +66,8 @@ from .step_time import (
 __all__ = ["Rejected", "SearchResult", "search_layouts"]
 
 Objective = Literal["step_time", "cost"]
-_RECOMPUTE_ORDER = ("none", "selective", "full")
+_RECOMPUTE_ORDER = ("none", "selective", "selective-act", "full")
+"""Save policies searched by default (:mod:`scalelab.planner.policy`)."""
 
 
 def _divisors(n: int) -> list[int]:
@@ -170,6 +173,22 @@ class SearchResult:
         return "\n".join(lines)
 
 
+def _order_policies(model: ModelSpec, train: TrainSpec, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The save policies, resolved and deduplicated, most activation memory first (the memory bounds
+    take the last one as the least any of them can reach)."""
+    from .memory import activation_bytes_per_layer
+
+    policies = {get_save_policy(n).name: get_save_policy(n) for n in names}
+    if not policies:
+        raise ConfigError(explain("no save policy to search", fix="pass recompute=('selective', 'full')"))
+    probe = Layout(tp=1)
+
+    def act(name: str) -> tuple[bool, float]:
+        return (policies[name].full, -activation_bytes_per_layer(model, train.seq_len, 1, probe, recompute=name))
+
+    return tuple(sorted(policies, key=act))
+
+
 def _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave):
     if not isinstance(top, int) or top < 1:
         raise ConfigError(explain("top must be a positive integer", value=top, fix="e.g. top=5"))
@@ -267,10 +286,7 @@ def search_layouts(
     for z in zero_stages:
         if z not in (0, 1, 2, 3):
             raise ConfigError(explain("unknown ZeRO stage", value=z, allowed="0, 1, 2, 3"))
-    for rc in recompute:
-        if rc not in _RECOMPUTE_ORDER:
-            raise ConfigError(explain("unknown recompute mode", value=rc, allowed="none, selective, full"))
-    recompute = tuple(r for r in _RECOMPUTE_ORDER if r in recompute)  # least memory last
+    recompute = _order_policies(model, train, recompute)
 
     n = cluster.n_gpus
     gpn = cluster.gpus_per_node
