@@ -80,7 +80,24 @@ class MemoryConventions:
         The attention kernel saves its output in a layout that is a separate copy from the
         output-projection input (eager PyTorch with a (b, a, s, d) layout); False for Megatron/TE.
     logits_bytes : float
-        Bytes per logit element held for the loss (Megatron's vocab-parallel cross-entropy: 4, fp32).
+        Bytes per element of the logits the loss computes in (``--logits-dtype``; Megatron's
+        vocab-parallel cross-entropy and PyTorch's ``cross_entropy(logits.float())``: 4, fp32).
+    logits_copies : float
+        Buffers of the vocabulary width (in ``logits_bytes``) alive at the loss's peak. Megatron's fused
+        vocab-parallel cross-entropy: 1 (softmax and its gradient are written in place). Eager
+        ``F.cross_entropy`` on an fp32 copy (torchtitan): 3 (the log-softmax output, the gradient coming
+        in and the one going out; the caching allocator keeps the forward's blocks reserved).
+    logits_output_bytes : float
+        Bytes per element of the head's own output kept beside them (bf16 logits cast to fp32: 2).
+    loss_chunks : int
+        Chunked (fused linear) cross-entropy computes the loss ``loss_chunks`` token blocks at a time, so
+        only one block's logits are alive (Liger kernel, Megatron ``--cross-entropy-loss-fusion``).
+    master_weight_bytes : float or None
+        Bytes per parameter of the optimizer's master copy; ``None`` takes the precision recipe's (fp32
+        master: 4). 0 when the weights themselves are fp32 (FSDP2 shards fp32 parameters and casts them
+        to bf16 per layer: pass ``master_weight_bytes=0`` with ``weight_bytes=4``).
+    weight_bytes : float or None
+        Bytes per stored (sharded) parameter; ``None`` takes the recipe's (2 for bf16).
     recompute_working_set : bool
         With full recomputation, add the activations of the one layer being recomputed during backward.
     zero3_prefetch_layers : int
@@ -104,6 +121,11 @@ class MemoryConventions:
     swiglu_saved_widths: float = 3.0
     attention_output_copy: bool = False
     logits_bytes: float = 4.0
+    logits_copies: float = 1.0
+    logits_output_bytes: float = 0.0
+    loss_chunks: int = 1
+    master_weight_bytes: float | None = None
+    weight_bytes: float | None = None
     recompute_working_set: bool = True
     zero3_prefetch_layers: int = 2
     fp8_weight_copy_bytes: float = 1.0
@@ -113,13 +135,20 @@ class MemoryConventions:
 
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
-                     "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes"):
+                     "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes", "logits_copies",
+                     "logits_output_bytes"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a finite number >= 0", value=v))
         if self.activation_bytes is not None and not self.activation_bytes > 0:
             raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
                                       fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
+        for name in ("master_weight_bytes", "weight_bytes"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
+        if isinstance(self.loss_chunks, bool) or not isinstance(self.loss_chunks, int) or self.loss_chunks < 1:
+            raise ConfigError(explain("loss_chunks must be a positive integer", value=self.loss_chunks))
         if self.zero3_prefetch_layers < 1:
             raise ConfigError(explain("zero3_prefetch_layers must be >= 1", value=self.zero3_prefetch_layers))
 
@@ -566,6 +595,14 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int,
 
 # ---- memory per GPU -------------------------------------------------------------------------------
 
+def _logits_bytes(model: ModelSpec, tokens: float, tp: int, conv: MemoryConventions) -> float:
+    """Vocabulary-wide buffers of the loss at its peak, per GPU: ``tokens / loss_chunks`` rows of
+    ``V / tp`` (vocab-parallel) columns, ``logits_copies`` of them in ``logits_bytes`` plus the head's
+    output in ``logits_output_bytes``."""
+    rows = tokens / conv.loss_chunks
+    return rows * model.vocab_size / tp * (conv.logits_copies * conv.logits_bytes + conv.logits_output_bytes)
+
+
 def _stage_layers(n_layers: int, pp: int) -> list[tuple[int, int]]:
     """[start, end) layer indices of each stage: an even split, extra layers on the last stages."""
     base, extra = divmod(n_layers, pp)
@@ -677,7 +714,9 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         lp = None
         trainable = counts.total
         base_q = 0.0
-    wb, gb, mb = rec.weight_bytes, rec.grad_bytes, rec.master_bytes
+    wb = rec.weight_bytes if conv.weight_bytes is None else conv.weight_bytes
+    gb = rec.grad_bytes
+    mb = rec.master_bytes if conv.master_weight_bytes is None else conv.master_weight_bytes
     copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
 
     def opt_b(kind_mats: list[tuple[int, int]], n: float) -> float:
@@ -805,9 +844,8 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         if first:  # token ids (int64) and the embedding-dropout mask per in-flight microbatch (Megatron)
             r["embedding_activations_bytes"] = inflight * (8.0 * T + rep_tokens * model.d_model * mask)
             other += r["embedding_activations_bytes"]
-        if last:  # final-norm input, head input and fp32 logits for the loss (Korthikanti §4.1)
-            r["logits_bytes"] = (2 * rep_tokens * model.d_model * act
-                                 + T * model.vocab_size * conv.logits_bytes / t)
+        if last:  # final-norm input, head input and the logits of the loss (Korthikanti §4.1)
+            r["logits_bytes"] = 2 * rep_tokens * model.d_model * act + _logits_bytes(model, T, t, conv)
             other += r["logits_bytes"]
         big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
         if zero >= 3:

@@ -42,7 +42,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
@@ -51,7 +51,7 @@ from ..units import GiB
 from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
-from .plan import Plan, _check_values, check_layout, plan
+from .plan import Plan, _check_values, check_layout, memory_limit, plan
 from .policy import get_save_policy
 from .step_time import (
     DEFAULT_DP_OVERLAP,
@@ -62,6 +62,9 @@ from .step_time import (
     compute_dtype,
     elementwise_bytes_per_token_layer,
 )
+
+if TYPE_CHECKING:
+    from .memory import MemoryConventions
 
 __all__ = ["Rejected", "SearchResult", "search_layouts"]
 
@@ -225,6 +228,8 @@ def search_layouts(
     ep_overlap: float = DEFAULT_EP_OVERLAP,
     max_rejected_examples: int = 5,
     fixed: dict[str, Any] | None = None,
+    memory_conventions: MemoryConventions | None = None,
+    memory_reserve_bytes: float | None = None,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -242,8 +247,8 @@ def search_layouts(
     zero_stages, recompute, allow_offload, allow_hsdp, flash_attention
         Which options to consider.
     memory_limit_bytes
-        Usable memory per GPU (default: the GPU's capacity).
-    efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap
+        Usable memory per GPU (default: the GPU's capacity minus its reserve).
+    efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap, memory_conventions, memory_reserve_bytes
         Passed to :func:`~scalelab.planner.plan.plan`.
     fixed
         Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
@@ -260,7 +265,7 @@ def search_layouts(
     ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
     >>> r.best[0].layout.short()  # doctest: +SKIP
     """
-    from .memory import memory_per_gpu
+    from .memory import MemoryConventions, memory_per_gpu
 
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
     _check_values(efficiency, None, None, dp_overlap, memory_limit_bytes)
@@ -292,7 +297,8 @@ def search_layouts(
     gpn = cluster.gpus_per_node
     L = model.n_layers
     B = train.global_batch
-    limit = memory_limit_bytes or cluster.gpu.memory_bytes
+    limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
+    mconv = memory_conventions or MemoryConventions()
     host_limit = cluster.gpu.host_memory_bytes_per_gpu
     max_tp = max_tp or gpn
     max_pp = min(L, max_pp or L)
@@ -308,7 +314,7 @@ def search_layouts(
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
-                                   memory_limit_bytes=memory_limit_bytes,
+                                   memory_limit_bytes=limit, memory_conventions=mconv,
                                    attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
@@ -413,7 +419,8 @@ def search_layouts(
                     least = ew_layout.model_copy(update={"zero": z_min, "offload_optimizer": oo_min,
                                                          "offload_params": op_min, "recompute": recompute[-1]})
                     if len(zero_off) > 1:
-                        lb_mem = memory_per_gpu(model, train, least, dp=dp, gpus_per_node=gpn).total_bytes
+                        lb_mem = memory_per_gpu(model, train, least, dp=dp, gpus_per_node=gpn,
+                                                conventions=mconv).total_bytes
                         if lb_mem > limit:
                             reject(least, [f"out of memory by {(lb_mem - limit) / GiB:.1f} GiB even with ZeRO-{z_min}, "
                                            f"offload, full recompute and micro-batch 1"],
@@ -437,7 +444,7 @@ def search_layouts(
                                 "offload_params": op, "shard_group": sg}
                         lay0 = base.model_copy(update={**upd0, "recompute": recompute[-1], "micro_batch": 1,
                                                        "interleave": 1})
-                        bound = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=gpn)
+                        bound = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=gpn, conventions=mconv)
                         if bound.total_bytes > limit:
                             reject(lay0, [f"out of memory by {(bound.total_bytes - limit) / GiB:.1f} GiB even "
                                           f"with full recompute and micro-batch 1"], sub)
@@ -523,7 +530,7 @@ def search_layouts(
         lay = base.model_copy(update=upd)
         assert lay.dp is not None  # every base layout above is built with its dp
         n_evaluated += 1
-        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn)
+        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn, conventions=mconv)
         if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run
             reject(lay, [f"out of memory by {(mem.total_bytes - limit) / GiB:.1f} GiB "
                          f"(needs {mem.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)"])
