@@ -100,6 +100,10 @@ class MemoryConventions:
         Bytes per stored (sharded) parameter; ``None`` takes the recipe's (2 for bf16).
     recompute_working_set : bool
         With full recomputation, add the activations of the one layer being recomputed during backward.
+    zero3_tiles : int
+        ZeRO-Infinity's memory-centric tiling (Rajbhandari et al. 2021 §5.1.3): a layer's operators are
+        split into this many tiles, gathered and reduced one at a time, so ZeRO-3 buffers hold
+        ``1 / zero3_tiles`` of a layer.
     zero3_prefetch_layers : int
         Unsharded layers held by ZeRO-3/FSDP at once (the one computing and the one prefetched).
     fp8_weight_copy_bytes : float
@@ -128,6 +132,7 @@ class MemoryConventions:
     weight_bytes: float | None = None
     recompute_working_set: bool = True
     zero3_prefetch_layers: int = 2
+    zero3_tiles: int = 1
     fp8_weight_copy_bytes: float = 1.0
     fp4_weight_copy_bytes: float = 0.5 + 1.0 / 16
     optimizer_state_bytes: float = 4.0
@@ -149,6 +154,8 @@ class MemoryConventions:
                 raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
         if isinstance(self.loss_chunks, bool) or not isinstance(self.loss_chunks, int) or self.loss_chunks < 1:
             raise ConfigError(explain("loss_chunks must be a positive integer", value=self.loss_chunks))
+        if isinstance(self.zero3_tiles, bool) or not isinstance(self.zero3_tiles, int) or self.zero3_tiles < 1:
+            raise ConfigError(explain("zero3_tiles must be a positive integer", value=self.zero3_tiles))
         if self.zero3_prefetch_layers < 1:
             raise ConfigError(explain("zero3_prefetch_layers must be >= 1", value=self.zero3_prefetch_layers))
 
@@ -851,7 +858,7 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         if zero >= 3:
             # ZeRO-3/FSDP: the unsharded weights of the layers being computed and prefetched, and one
             # layer's unsharded gradients before their reduce-scatter (DeepSpeed's live parameters).
-            r["zero3_gather_bytes"] = conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]
+            r["zero3_gather_bytes"] = (conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]) / conv.zero3_tiles
             other += r["zero3_gather_bytes"]
         if p > 1:  # send and receive buffers for one activation each way
             r["pipeline_buffers_bytes"] = 2 * rep_tokens * model.d_model * act
@@ -870,14 +877,16 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
             if layout.offload_optimizer == "cpu":
                 host += o + host_grads
             else:
-                nvme += o
-                host += host_grads
-                nvme_io += 2.0 * o  # states read and written once per step
+                # ZeRO-Infinity keeps the fp32 gradient partition with the states on NVMe and streams
+                # both through pinned host buffers (Rajbhandari et al. 2021 §5.1, §6.2).
+                nvme += o + host_grads
+                nvme_io += 2.0 * o + host_grads  # states read and written, gradients written once
             pcie += (gb + wb) * n_opt
             # Gradients stream to the host bucket by bucket as backward produces them: the GPU keeps
             # about one layer's worth (DeepSpeed's ZeRO-2 offload estimate keeps only the 2-byte params).
-            r["offload_grad_buffer_bytes"] = big["full_g"]
-            other += big["full_g"]
+            buf = big["full_g"] / (conv.zero3_tiles if zero >= 3 else 1)  # ZeRO-Infinity streams tiles
+            r["offload_grad_buffer_bytes"] = buf
+            other += buf
             o, g = 0.0, 0.0
         if layout.offload_params != "none" and zero >= 3:
             # Parameters live off the GPU and are fetched for forward and again for backward.

@@ -45,6 +45,7 @@ from .step_time import (
 )
 
 if TYPE_CHECKING:
+    from .frameworks import FrameworkProfile
     from .memory import MemoryBreakdown, MemoryConventions
 
 __all__ = ["Plan", "check_layout", "memory_limit", "plan", "resolve_dp"]
@@ -405,13 +406,14 @@ def plan(
     measured_step_time_s: float | None = None,
     measured_tflops_per_gpu: float | None = None,
     conventions: FlopConventions = FlopConventions(),
-    dp_overlap: float = DEFAULT_DP_OVERLAP,
+    dp_overlap: float | None = None,
     mfu_peak_dtype: str | None = None,
     memory_limit_bytes: float | None = None,
     attention_efficiency: float | None = None,
-    ep_overlap: float = DEFAULT_EP_OVERLAP,
+    ep_overlap: float | None = None,
     memory_conventions: MemoryConventions | None = None,
     memory_reserve_bytes: float | None = None,
+    framework: str | FrameworkProfile | None = None,
     _flops_cache: dict | None = None,
     _memory: Any = None,
 ) -> Plan:
@@ -430,7 +432,8 @@ def plan(
     conventions
         FLOP counting conventions (:class:`~scalelab.planner.flops.FlopConventions`).
     dp_overlap
-        Fraction of the backward window that hides DP/ZeRO communication (0..1).
+        Fraction of the backward window that hides DP/ZeRO communication (0..1); default the
+        framework's, else ``DEFAULT_DP_OVERLAP`` (1).
     mfu_peak_dtype
         Dense peak that MFU and HFU divide by; default the compute dtype of ``train.precision``.
     memory_limit_bytes
@@ -439,7 +442,12 @@ def plan(
         Fraction of dense peak that the fused attention kernel reaches (FlashAttention); default
         ``cluster.gpu.attention_efficiency``, else the matmul efficiency.
     ep_overlap
-        Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap).
+        Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap);
+        default the framework's, else 0.
+    framework
+        A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``,
+        ``megatron-deepspeed``, ``torchtitan``, ``deepspeed``, ``deepseek-v3``): its memory conventions,
+        overlaps and what it means by ``selective``, each overridden by an explicit argument.
     memory_conventions
         Memory bookkeeping (:class:`~scalelab.planner.memory.MemoryConventions`: activation, logits and
         optimizer-state dtypes, ZeRO-3 buffers...); default ``MemoryConventions()``.
@@ -464,9 +472,18 @@ def plan(
     ...          TrainSpec(seq_len=8192, global_batch=64), Layout(tp=1, zero=1))  # doctest: +SKIP
     >>> p.feasible, round(p.mfu, 2)  # doctest: +SKIP
     """
+    from .frameworks import get_framework
     from .memory import MemoryConventions, memory_per_gpu
 
     layout = layout if layout is not None else Layout()
+    if framework is not None:
+        prof = get_framework(framework)
+        layout = prof.resolve_layout(layout)
+        memory_conventions = memory_conventions or prof.memory
+        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
+        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
+    dp_overlap = DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap
+    ep_overlap = DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap
     _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
     if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
@@ -495,7 +512,8 @@ def plan(
                "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
                "memory_limit_bytes": memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes),
                "attention_efficiency": attention_efficiency, "ep_overlap": ep_overlap,
-               "memory_conventions": (memory_conventions or MemoryConventions()).to_dict()}
+               "memory_conventions": (memory_conventions or MemoryConventions()).to_dict(),
+               "framework": get_framework(framework).name if framework is not None else None}
     structural = bool(reasons)
     memory: MemoryBreakdown | None = None
     comm: CommBreakdown | None = None

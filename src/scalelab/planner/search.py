@@ -64,6 +64,7 @@ from .step_time import (
 )
 
 if TYPE_CHECKING:
+    from .frameworks import FrameworkProfile
     from .memory import MemoryConventions
 
 __all__ = ["Rejected", "SearchResult", "search_layouts"]
@@ -224,12 +225,13 @@ def search_layouts(
     efficiency: float | None = None,
     attention_efficiency: float | None = None,
     conventions: FlopConventions = FlopConventions(),
-    dp_overlap: float = DEFAULT_DP_OVERLAP,
-    ep_overlap: float = DEFAULT_EP_OVERLAP,
+    dp_overlap: float | None = None,
+    ep_overlap: float | None = None,
     max_rejected_examples: int = 5,
     fixed: dict[str, Any] | None = None,
     memory_conventions: MemoryConventions | None = None,
     memory_reserve_bytes: float | None = None,
+    framework: str | FrameworkProfile | None = None,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -250,6 +252,9 @@ def search_layouts(
         Usable memory per GPU (default: the GPU's capacity minus its reserve).
     efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap, memory_conventions, memory_reserve_bytes
         Passed to :func:`~scalelab.planner.plan.plan`.
+    framework
+        A framework profile (:mod:`~scalelab.planner.frameworks`): its memory conventions and overlaps
+        are the defaults, and the save policies searched are what it runs.
     fixed
         Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
         recompute, micro_batch, interleave); the rest is searched.
@@ -265,9 +270,21 @@ def search_layouts(
     ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
     >>> r.best[0].layout.short()  # doctest: +SKIP
     """
+    from .frameworks import get_framework
     from .memory import MemoryConventions, memory_per_gpu
 
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
+    if framework is not None:
+        prof = get_framework(framework)
+        memory_conventions = memory_conventions or prof.memory
+        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
+        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
+        aliases = dict(prof.policy_aliases)
+        recompute = tuple(aliases.get(r, r) for r in recompute)
+        if fixed and "recompute" in fixed:
+            fixed = {**fixed, "recompute": aliases.get(str(fixed["recompute"]), fixed["recompute"])}
+    dp_overlap = DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap
+    ep_overlap = DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap
     _check_values(efficiency, None, None, dp_overlap, memory_limit_bytes)
     for name, v in (("attention_efficiency", attention_efficiency),):
         if v is not None and not (isinstance(v, (int, float)) and 0 < v <= 1):
