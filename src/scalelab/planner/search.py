@@ -154,6 +154,26 @@ class SearchResult:
             "scalelab_version": __version__,
         }
 
+    def to_frame(self) -> Any:
+        """The top plans as a pandas ``DataFrame``, best first: the short layout, its degrees and the
+        headline figures (needs pandas, the ``data`` extra).
+
+        >>> r.to_frame()[["layout", "step_s", "mfu"]]  # doctest: +SKIP
+        """
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - pandas is in the data extra
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError("pandas", "data") from e
+        rows = []
+        for rank, p in enumerate(self.best, 1):
+            lay = p.layout
+            rows.append({"rank": rank, **p.summary_row(), "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "cp": lay.cp,
+                         "ep": lay.ep, "zero": lay.zero, "recompute": lay.recompute, "micro_batch": lay.micro_batch,
+                         "interleave": lay.interleave, "tokens_per_s": p.tokens_per_s})
+        return pd.DataFrame(rows)
+
     def report(self) -> str:
         lines = [f"Layout search ({self.objective}): {self.n_explored} layouts explored, {self.n_evaluated} evaluated,",
                  f"  {self.n_feasible} fit, {self.n_rejected} rejected, {self.n_pruned_by_bound} pruned by the "
