@@ -15,6 +15,7 @@ from scalelab.arch.spec import ModelSpec
 from scalelab.planner import FlopConventions, flops_per_step
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_step_time_published.json"
+RUNS = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_published_runs.json"
 
 
 def gpt(c: dict, data: dict) -> ModelSpec:
@@ -105,5 +106,42 @@ def main() -> None:
               f"{'; '.join(p.reasons) or '-'} |")
 
 
+def published_runs() -> None:
+    """Production runs of tests/assets/planner_published_runs.json: feasibility, memory against the
+    measured GiB, throughput against the published one (no efficiency fitted to any of them)."""
+    import dataclasses
+
+    from scalelab.planner import LoRASpec
+    from scalelab.planner.frameworks import get_framework
+
+    print("\n### Published production runs (tests/assets/planner_published_runs.json; nothing fitted)\n")
+    print("| run | framework | layout | feasible | GiB | measured GiB | error | tok/s/GPU | measured | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in json.loads(RUNS.read_text())["runs"]:
+        model = ModelSpec(**r["model_spec"]) if "model_spec" in r else get_model(r["model"])
+        t = dict(r["train"])
+        if "lora" in t:
+            t["lora"] = LoRASpec(**{**t["lora"], "target_modules": tuple(t["lora"]["target_modules"])})
+        conv = dataclasses.replace(get_framework(r["framework"]).memory, **r.get("memory_conventions", {}))
+        p = plan(model, get_cluster(r["gpu"], r["n_gpus"], **r.get("gpu_overrides", {})), TrainSpec(**t),
+                 Layout(**r["layout"]), framework=r["framework"], memory_conventions=conv)
+        meas = r.get("measured", {})
+        gib = p.memory.total_bytes / 2**30
+        m_gib = meas.get("memory_gib")
+        tps = p.tokens_per_s / r["n_gpus"]
+        m_tps = meas.get("tokens_per_s_per_gpu")
+        if m_tps is None and "tflops_per_gpu" in meas:
+            m_tps = meas["tflops_per_gpu"] * 1e12 * r["n_gpus"] / p.hardware_flops_per_step \
+                * p.train.global_batch_tokens / r["n_gpus"]
+        mem_err = f"{(gib / m_gib - 1) * 100:+.1f}%" if m_gib else "-"
+        tps_err = f"{(tps / m_tps - 1) * 100:+.1f}%" if m_tps else "-"
+        print(f"| {r['id']} | {r['framework']} | {p.layout} | {p.feasible} | {gib:.1f} | {m_gib or '-'} | {mem_err} "
+              f"| {tps:.0f} | {f'{m_tps:.0f}' if m_tps else '-'} | {tps_err} |")
+        if "gpu_hours" in meas:
+            print(f"|   GPU-hours for {p.train.total_tokens:.3g} tokens | | | | | | | {p.gpu_hours / 1e6:.2f}M | "
+                  f"{meas['gpu_hours'] / 1e6:.3f}M | {(p.gpu_hours / meas['gpu_hours'] - 1) * 100:+.1f}% |")
+
+
 if __name__ == "__main__":
     main()
+    published_runs()

@@ -134,3 +134,36 @@ def test_plan_command_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_plan_memory_flags_reach_the_model(capsys, monkeypatch, tmp_path):
+    """--framework, --save-policy, the dtype flags, --memory-reserve-gib and a [memory] table change the
+    numbers the plan reports (issue 9: the conventions were unreachable from the CLI)."""
+    def plan_json(*extra):
+        code, out, err = run(["plan", *BASE, "--zero", "1", "--format", "json", *extra], capsys, monkeypatch)
+        assert code == 0, err
+        return json.loads(out)
+
+    base = plan_json()
+    tt = plan_json("--framework", "torchtitan", "--save-policy", "selective")
+    assert tt["layout"]["recompute"] == "torchtitan-op" and tt["options"]["framework"] == "torchtitan"
+    bf16 = plan_json("--optimizer-state-dtype", "bf16")
+    assert bf16["memory_per_gpu_bytes"]["optimizer"] < base["memory_per_gpu_bytes"]["optimizer"]
+    act8 = plan_json("--activation-dtype", "fp8", "--logits-dtype", "bf16")
+    assert act8["memory_per_gpu_bytes"]["activations"] == pytest.approx(
+        base["memory_per_gpu_bytes"]["activations"] / 2, rel=0.05)
+    reserve = plan_json("--memory-reserve-gib", "10")
+    assert base["memory_limit_bytes"] - reserve["memory_limit_bytes"] == pytest.approx(9 * 2**30)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[memory]\noptimizer_state_bytes = 2\n")
+    assert plan_json("--config", str(cfg))["memory_per_gpu_bytes"] == bf16["memory_per_gpu_bytes"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--save-policy", "most"], "unknown save policy"),
+    (["--framework", "jax"], "unknown framework"),
+    (["--optimizer-state-dtype", "fp7"], "unknown dtype"),
+])
+def test_plan_memory_flag_errors(capsys, monkeypatch, extra, needle):
+    code, _, err = run(["plan", *BASE, *extra], capsys, monkeypatch)
+    assert code == 1 and needle in err and "Traceback" not in err

@@ -43,7 +43,8 @@ def test_dense_peaks_match_datasheets(name, dtype, tflops):
 
 def test_units_are_converted_once_to_si():
     g = get_gpu("h100-sxm")
-    assert g.memory_bytes == 80e9                       # decimal GB
+    assert g.memory_bytes == 81559 * 2**20              # MiB as nvidia-smi reports an "80 GB" H100
+    assert g.usable_memory_bytes == g.memory_bytes - 2**30  # minus the default 1 GiB reserve
     assert g.memory_bandwidth_bytes_per_s == 3.35e12
     assert g.intra_node_bandwidth_bytes_per_s == 450e9  # NVLink4 900 GB/s bidirectional, per direction
     assert g.inter_node_bandwidth_bytes_per_s == 50e9   # 400 Gb/s NIC = 50 GB/s

@@ -136,7 +136,10 @@ def test_zero_infinity_nvme_moves_params_and_states_off_gpu():
     mem = memory_per_gpu(m, TrainSpec(seq_len=1024, global_batch=16), lay, dp=16)
     on_gpu = memory_per_gpu(m, TrainSpec(seq_len=1024, global_batch=16), Layout(zero=3), dp=16)
     assert mem.weights_bytes == 0 and mem.optimizer_bytes == 0
-    assert mem.nvme_bytes == pytest.approx(on_gpu.weights_bytes + on_gpu.optimizer_bytes)
+    # weights, optimizer states and the fp32 gradient partition (2x the bf16 gradient shard) on NVMe
+    assert mem.nvme_bytes == pytest.approx(on_gpu.weights_bytes + on_gpu.optimizer_bytes
+                                           + 2 * on_gpu.gradients_bytes)
+    assert mem.host_bytes == 0
     assert mem.nvme_bytes_per_step > 0 and mem.pcie_bytes_per_step > 0
     assert mem.total_bytes < on_gpu.total_bytes
 

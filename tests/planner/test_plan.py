@@ -89,7 +89,7 @@ def test_deepseek_v3_pp16_ep64_fits_and_pure_dp_does_not():
     # The 16-bit weights of 671B parameters alone exceed the GPU: the reason is the weights, not activations.
     assert bad.memory.weights_bytes > cluster.gpu.memory_bytes
     gib = float(bad.reasons[0].split()[4])
-    assert gib == pytest.approx((bad.memory.total_bytes - cluster.gpu.memory_bytes) / GiB, abs=0.05)
+    assert gib == pytest.approx((bad.memory.total_bytes - cluster.gpu.usable_memory_bytes) / GiB, abs=0.05)
 
 
 # ---- plan contents -------------------------------------------------------------------------------------------

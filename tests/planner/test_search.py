@@ -144,3 +144,18 @@ def test_no_layout_of_the_space_beats_the_search():
             assert 0 < p.mfu < 1 and p.memory.total_bytes > 0
 
     check()
+
+
+def test_layout_str_is_the_short_form_and_search_has_a_frame():
+    """str(layout) is what the CLI prints; SearchResult.to_frame() has one row per plan, best first."""
+    from scalelab import get_cluster, get_model
+
+    lay = Layout(dp=16, tp=8, pp=4, zero=1, sequence_parallel=True, recompute="selective")
+    assert str(lay) == "dp16 tp8 pp4 z1 sp sel mb1" == lay.short()
+    pd = pytest.importorskip("pandas")
+    r = search_layouts(get_model("llama-3.1-8b"), get_cluster("h100-sxm", 16), TrainSpec(seq_len=4096, global_batch=64),
+                       top=3, fixed={"tp": 2})
+    df = r.to_frame()
+    assert isinstance(df, pd.DataFrame) and len(df) == len(r.best) == 3
+    assert list(df["layout"]) == [str(p.layout) for p in r.best]
+    assert df["step_s"].is_monotonic_increasing and (df["tp"] == 2).all()

@@ -18,8 +18,13 @@ The file has one table per spec, with the Python field names::
     zero = 1
     recompute = "selective"
     [plan]                             # options of scalelab.plan
+    framework = "megatron"
     efficiency = 0.6
     dp_overlap = 1.0
+    memory_reserve_bytes = 1073741824
+    [memory]                           # MemoryConventions fields (after the framework's)
+    optimizer_state_bytes = 2
+    logits_copies = 1
     [search]                           # options of scalelab.search_layouts
     top = 5
     objective = "step_time"
@@ -41,12 +46,6 @@ from ._options import FormatOpt
 from ._output import OutputFormat, emit
 
 
-class RecomputeChoice(StrEnum):
-    none = "none"
-    selective = "selective"
-    full = "full"
-
-
 class OffloadChoice(StrEnum):
     none = "none"
     cpu = "cpu"
@@ -63,10 +62,13 @@ _SECTIONS = {
     "train": None,  # TrainSpec fields, checked by the spec itself
     "layout": None,  # Layout fields
     "plan": {"efficiency", "attention_efficiency", "dp_overlap", "ep_overlap", "measured_step_time_s",
-             "measured_tflops_per_gpu", "mfu_peak_dtype", "memory_limit_bytes"},
+             "measured_tflops_per_gpu", "mfu_peak_dtype", "memory_limit_bytes", "memory_reserve_bytes",
+             "framework"},
     "search": {"top", "objective", "max_tp", "max_pp", "max_cp", "max_micro_batch", "max_interleave",
                "zero_stages", "recompute", "allow_offload", "allow_hsdp", "flash_attention", "memory_limit_bytes",
-               "efficiency", "attention_efficiency", "dp_overlap", "ep_overlap"},
+               "efficiency", "attention_efficiency", "dp_overlap", "ep_overlap", "memory_reserve_bytes",
+               "framework"},
+    "memory": None,  # MemoryConventions fields, checked by the dataclass
 }
 
 # ---- shared options -----------------------------------------------------------------------------------
@@ -98,7 +100,18 @@ CpOpt = Annotated[int | None, typer.Option("--cp", help="Context-parallel degree
 EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert-parallel degree (MoE).")]
 DpOpt = Annotated[int | None, typer.Option("--dp", help="Data-parallel degree (default: fills the cluster).")]
 ZeroOpt = Annotated[int | None, typer.Option("--zero", help="ZeRO stage 0-3 (3 = FSDP).")]
-RcOpt = Annotated[RecomputeChoice | None, typer.Option("--recompute", help="Activation recomputation.")]
+RcOpt = Annotated[str | None, typer.Option(
+    "--save-policy", "--recompute",
+    help="Activation save policy: none, act, selective, selective-act, torchtitan-op, deepseek-v3, full, "
+         "or recomputed modules joined by + (core_attn, act, layernorm, mla_up_proj).")]
+FrameworkOpt = Annotated[str | None, typer.Option(
+    "--framework", help="Framework profile: megatron, megatron-deepspeed, torchtitan, deepspeed, deepseek-v3.")]
+ActDtypeOpt = Annotated[str | None, typer.Option("--activation-dtype", help="Stored activations: fp32, bf16, fp8.")]
+OptDtypeOpt = Annotated[str | None, typer.Option(
+    "--optimizer-state-dtype", help="Optimizer moments: fp32 (default) or bf16 (DeepSeek-V3).")]
+LogitsDtypeOpt = Annotated[str | None, typer.Option("--logits-dtype", help="Logits of the loss: fp32 or bf16.")]
+ReserveOpt = Annotated[float | None, typer.Option(
+    "--memory-reserve-gib", help="GiB of each GPU kept for the CUDA context and workspaces (default 1).")]
 SpOpt = Annotated[bool | None, typer.Option("--sequence-parallel/--no-sequence-parallel",
                                                help="Megatron sequence parallelism (default: on when tp > 1).")]
 VOpt = Annotated[int | None, typer.Option("--interleave", help="Virtual pipeline stages per rank.")]
@@ -174,6 +187,39 @@ def _inputs(cfg: dict[str, Any], model: str | None, gpu: str | None, n_gpus: int
     return model_spec, cluster, train
 
 
+def _memory_options(cfg: dict[str, Any], framework: str | None, activation_dtype: str | None,
+                    optimizer_state_dtype: str | None, logits_dtype: str | None,
+                    reserve_gib: float | None) -> dict[str, Any]:
+    """plan()/search_layouts() keywords for memory: the framework's conventions, then ``[memory]`` of the
+    config file, then the dtype flags; and the reserve."""
+    import dataclasses
+
+    from ..errors import ConfigError, explain
+    from ..planner import MemoryConventions
+    from ..planner.frameworks import get_framework
+    from ..units import GiB, dtype_bytes
+
+    out: dict[str, Any] = {}
+    if framework is not None:
+        out["framework"] = framework
+    base = get_framework(framework).memory if framework is not None else MemoryConventions()
+    fields = dict(cfg.get("memory", {}))
+    for key, dtype in (("activation_bytes", activation_dtype), ("optimizer_state_bytes", optimizer_state_dtype),
+                       ("logits_bytes", logits_dtype)):
+        if dtype is not None:
+            fields[key] = dtype_bytes(dtype)
+    if fields:
+        try:
+            out["memory_conventions"] = dataclasses.replace(base, **fields)
+        except TypeError:
+            names = [f.name for f in dataclasses.fields(MemoryConventions)]
+            raise ConfigError(explain("unknown key(s) in [memory]", value=sorted(set(fields) - set(names)),
+                                      allowed=", ".join(names))) from None
+    if reserve_gib is not None:
+        out["memory_reserve_bytes"] = reserve_gib * GiB
+    return out
+
+
 def _layout_hints(model, cluster, train) -> str:
     def divisors(n: int, cap: int | None = None) -> list[int]:
         return [d for d in range(1, n + 1) if n % d == 0 and (cap is None or d <= cap)]
@@ -208,6 +254,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         efficiency: EffOpt = None,
         ep_overlap: EpOverlapOpt = None,
+        framework: FrameworkOpt = None,
+        activation_dtype: ActDtypeOpt = None,
+        optimizer_state_dtype: OptDtypeOpt = None,
+        logits_dtype: LogitsDtypeOpt = None,
+        memory_reserve_gib: ReserveOpt = None,
         config: ConfigOpt = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -225,7 +276,9 @@ def register(app: typer.Typer) -> None:
         lay.setdefault("sequence_parallel", lay.get("tp", 1) > 1)
         layout = Layout(**lay)
         opts = _merge(cfg.get("plan", {}), efficiency=efficiency, measured_step_time_s=measured_step_time,
-                      measured_tflops_per_gpu=measured_tflops, ep_overlap=ep_overlap)
+                      measured_tflops_per_gpu=measured_tflops, ep_overlap=ep_overlap, framework=framework)
+        opts.update(_memory_options(cfg, opts.pop("framework", None), activation_dtype, optimizer_state_dtype,
+                                    logits_dtype, memory_reserve_gib))
         result = plan(mdl, cluster, train, layout, **opts)
         structural = [r for r in result.reasons if not r.startswith(("out of memory", "offload needs"))]
         if structural:
@@ -250,6 +303,11 @@ def register(app: typer.Typer) -> None:
         no_offload: Annotated[bool, typer.Option("--no-offload", help="Do not consider CPU offload.")] = False,
         efficiency: EffOpt = None,
         ep_overlap: EpOverlapOpt = None,
+        framework: FrameworkOpt = None,
+        activation_dtype: ActDtypeOpt = None,
+        optimizer_state_dtype: OptDtypeOpt = None,
+        logits_dtype: LogitsDtypeOpt = None,
+        memory_reserve_gib: ReserveOpt = None,
         config: ConfigOpt = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -263,7 +321,9 @@ def register(app: typer.Typer) -> None:
         fixed = _merge(cfg.get("layout", {}), tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, zero=zero, recompute=recompute,
                        interleave=interleave, micro_batch=micro_batch)
         opts = _merge(cfg.get("search", {}), top=top, objective=objective, max_cp=max_cp, efficiency=efficiency,
-                      ep_overlap=ep_overlap)
+                      ep_overlap=ep_overlap, framework=framework)
+        opts.update(_memory_options(cfg, opts.pop("framework", None), activation_dtype, optimizer_state_dtype,
+                                    logits_dtype, memory_reserve_gib))
         if no_offload:
             opts["allow_offload"] = False
         if "zero_stages" in opts:

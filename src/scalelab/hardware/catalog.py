@@ -9,8 +9,13 @@ Catalog fields (units in the names)
 -----------------------------------
 ``fp32_tflops, tf32_tflops, bf16_tflops, fp16_tflops, fp8_tflops, fp4_tflops``
     Dense peak TFLOP/s per compute dtype (never the 2:4-sparse figure); give only those the device has.
-``memory_gb``
-    HBM capacity in decimal GB (an "80 GB" H100 has 80e9 bytes).
+``memory_gb``, ``memory_mib``
+    HBM capacity: the nominal decimal GB of the datasheet, and the MiB that ``nvidia-smi`` and
+    ``torch.cuda.mem_get_info`` report (an "80 GB" H100 reports 81,559 MiB = 79.6 GiB). The planner
+    uses ``memory_mib`` where a device file gives it, else ``memory_gb``.
+``memory_reserve_gib``
+    Bytes kept back from the capacity for the CUDA context, NCCL and cuBLAS workspaces (default
+    ``GPUSpec.memory_reserve_bytes``, 1 GiB); the planner fits layouts into capacity minus reserve.
 ``hbm_bandwidth_tb_per_s``
     HBM bandwidth in TB/s (decimal).
 ``intra_node_gb_per_s``
@@ -52,6 +57,8 @@ _PEAK_FIELDS = {f"{d}_tflops": d for d in ("fp32", "tf32", "bf16", "fp16", "fp8"
 #: Catalog field -> (GPUSpec field, multiplier to SI). One conversion table, applied once.
 _SCALAR_FIELDS: dict[str, tuple[str, float]] = {
     "memory_gb": ("memory_bytes", 1e9),
+    "memory_mib": ("memory_bytes", 2.0**20),  # after memory_gb: what the device reports wins
+    "memory_reserve_gib": ("memory_reserve_bytes", 2.0**30),
     "hbm_bandwidth_tb_per_s": ("memory_bandwidth_bytes_per_s", 1e12),
     "intra_node_gb_per_s": ("intra_node_bandwidth_bytes_per_s", 1e9),
     "nic_gbit_per_s": ("inter_node_bandwidth_bytes_per_s", 1e9 / 8),
@@ -81,6 +88,8 @@ class GPUEntry:
     efficiency_source: str = ""
     price_source: str = ""
     file: str = field(default="", compare=False)
+    nominal_memory_gb: float | None = None
+    """The datasheet's decimal GB (``memory_gb``), shown in tables; the spec holds what the device reports."""
 
     @property
     def name(self) -> str:
@@ -97,7 +106,8 @@ class GPUEntry:
             "fp16_tflops": _tf(p.get("fp16")),
             "fp8_tflops": _tf(p.get("fp8")),
             "fp4_tflops": _tf(p.get("fp4")),
-            "memory_gb": g.memory_bytes / 1e9,
+            "memory_gb": self.nominal_memory_gb or g.memory_bytes / 1e9,
+            "memory_mib": g.memory_bytes / 2**20,
             "hbm_tb_per_s": g.memory_bandwidth_bytes_per_s / 1e12,
             "intra_node_gb_per_s": g.intra_node_bandwidth_bytes_per_s / 1e9,
             "nic_gb_per_s": g.inter_node_bandwidth_bytes_per_s / 1e9,
@@ -158,7 +168,8 @@ def gpu_from_dict(data: dict[str, Any], where: str = "GPU file") -> GPUEntry:
         raise ConfigError(explain(f"{where}: 'aliases' must be a list of names", value=aliases))
     return GPUEntry(spec=spec, display_name=str(data.get("display_name", spec.name)), aliases=tuple(aliases),
                     efficiency_source=str(data.get("efficiency_source", "")),
-                    price_source=str(data.get("price_source", "")))
+                    price_source=str(data.get("price_source", "")),
+                    nominal_memory_gb=float(data["memory_gb"]))
 
 
 def _number(v: Any, key: str, where: str) -> float:

@@ -13,6 +13,10 @@ from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from .._spec import Derived, Spec
 
+DEFAULT_MEMORY_RESERVE_BYTES = 2.0**30
+"""Default reserve per GPU (1 GiB): the CUDA context of a PyTorch process on Hopper with lazy module
+loading is about 0.5 GiB, NCCL communicators and cuBLAS workspaces take about as much again."""
+
 
 class GPUSpec(Spec):
     """One accelerator (a GPU, an MI250X GCD, a TPU chip)."""
@@ -22,7 +26,12 @@ class GPUSpec(Spec):
     peak_flops_per_s: dict[str, PositiveFloat]
     """Dense peak FLOP/s per compute dtype (keys: fp32, tf32, bf16, fp16, fp8, fp4)."""
     memory_bytes: PositiveFloat
-    """HBM capacity in bytes (decimal; an "80 GB" H100 has 80e9 bytes)."""
+    """HBM capacity in bytes as the device reports it (``nvidia-smi`` / ``torch.cuda.mem_get_info``: an
+    "80 GB" H100 reports 81,559 MiB = 85.5e9 bytes; catalog ``memory_mib``)."""
+    memory_reserve_bytes: float = Field(DEFAULT_MEMORY_RESERVE_BYTES, ge=0)
+    """Bytes of ``memory_bytes`` a training process cannot use for tensors: the CUDA context (~0.5 GiB
+    with lazy module loading), NCCL communicator buffers and cuBLAS workspaces. Layouts must fit in
+    ``usable_memory_bytes = memory_bytes - memory_reserve_bytes``."""
     memory_bandwidth_bytes_per_s: PositiveFloat
     """HBM bandwidth in bytes/s."""
     intra_node_bandwidth_bytes_per_s: PositiveFloat
@@ -52,6 +61,11 @@ class GPUSpec(Spec):
     """Typical cloud price in USD per GPU-hour; only a default, pass your own."""
     source: str = ""
     """Where the figures come from (datasheet, paper)."""
+
+    @property
+    def usable_memory_bytes(self) -> float:
+        """Capacity left for the allocator: ``memory_bytes - memory_reserve_bytes``."""
+        return max(0.0, self.memory_bytes - self.memory_reserve_bytes)
 
     def peak(self, dtype: str = "bf16") -> float:
         """Dense peak FLOP/s for ``dtype``; raises a clear error if the device has no such unit."""

@@ -262,6 +262,7 @@ def comm_per_step(
     L_stage = -(-model.n_layers // p)
     a_bytes = activation_bytes(train.precision)
     lat, eta = gpu.link_latency_s, gpu.network_efficiency
+    policy = layout.save_policy
 
     def bw(link: str) -> float:
         return gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
@@ -284,7 +285,7 @@ def comm_per_step(
 
     # --- tensor parallelism: 4 all-reduces (or RS+AG pairs) per layer per micro-batch -----------------
     if t > 1:
-        n_fwd = 2 + (2 if layout.recompute == "full" else 0)  # full recompute reruns the forward ones
+        n_fwd = 2 + (2 if policy.reruns_tp_forward else 0)  # full recompute reruns the forward ones
         per_layer = n_fwd + 2
         msg = tokens_mb * h * a_bytes
         if model.moe is not None and layout.expert_tp == 1:
@@ -302,7 +303,7 @@ def comm_per_step(
     # --- context parallelism: K,V gathered in fwd and bwd, dK,dV reduce-scattered ------------------------
     if c > 1:
         kv_full = b * s * (model.kv_dim + model.v_dim) / t * a_bytes  # K and V of the whole sequence
-        n_fwd = 1 + (1 if layout.recompute in ("full", "selective") else 0)
+        n_fwd = 1 + (1 if policy.reruns_attention else 0)
         add("cp all-gather K,V", "all_gather", "cp", c, t, kv_full, m * L_stage * (n_fwd + 1), True)
         add("cp reduce-scatter dK,dV", "reduce_scatter", "cp", c, t, kv_full, m * L_stage, True)
 
@@ -317,11 +318,11 @@ def comm_per_step(
         cap = model.moe.capacity_factor or 1.0
         tokens_rank = tokens_mb / (t if layout.sequence_parallel else 1)
         msg = tokens_rank * model.moe.top_k * h * a_bytes * cap
-        n_a2a = 4 + (2 if layout.recompute == "full" else 0)
+        n_a2a = 4 + (2 if policy.reruns_tp_forward else 0)
         if train.precision in ("fp8", "fp4"):
             # FP8 recipes dispatch tokens in FP8 (1 byte) and combine and send gradients in BF16
             # (DeepSeek-V3 report section 3.3.2; Transformer Engine's FP8 all-to-all).
-            n_dispatch = 1 + (1 if layout.recompute == "full" else 0)
+            n_dispatch = 1 + (1 if policy.reruns_tp_forward else 0)
             add("ep all-to-all (fp8 dispatch)", "all_to_all", "ep", e, layout.expert_tp, msg / 2,
                 m * n_dispatch * moe_layers_stage, True)
             n_a2a -= n_dispatch

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError, explain
+from .policy import SavePolicy, get_save_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..arch.spec import ModelSpec
@@ -54,7 +55,6 @@ __all__ = [
     "matmul_params_per_layer",
 ]
 
-_RECOMPUTE = ("none", "selective", "full")
 
 
 @dataclass(frozen=True)
@@ -248,10 +248,29 @@ def lora_params_by_layer(model: ModelSpec, lora: LoRASpec) -> dict[str, int]:
 
 # ---- FLOPs ---------------------------------------------------------------------------------------------
 
-def _check_recompute(recompute: str) -> None:
-    if recompute not in _RECOMPUTE:
-        raise ConfigError(explain("unknown recompute mode", value=recompute, allowed="none, selective, full",
-                                  fix="pass recompute='none', 'selective' or 'full'"))
+def _recompute_forward(model: ModelSpec, policy: SavePolicy, c: FlopConventions, *, layers_fwd: float,
+                       scores_layer: float) -> float:
+    """Forward FLOPs per token that ``policy`` runs again in backward (only matmuls count: norms and
+    activations are elementwise, which FLOP counts leave out)."""
+    if policy.full:
+        return layers_fwd
+    if c.method != "exact":
+        return 0.0
+    L, h = model.n_layers, model.d_model
+    out = 0.0
+    if "core_attn" in policy.recompute:
+        out += c.selective_recompute_passes * L * scores_layer
+    if "mla_up_proj" in policy.recompute and model.mla is not None:
+        m, a = model.mla, model.n_heads
+        q_up = (m.q_lora_rank or 0) * a * (m.qk_nope_head_dim + m.qk_rope_head_dim)
+        kv_up = m.kv_lora_rank * a * (m.qk_nope_head_dim + m.v_head_dim)
+        out += 2.0 * L * (q_up + kv_up)
+    if policy.op_sac:
+        # torchtitan saves every other matmul output: K, the output projection and (SwiGLU) up are
+        # recomputed in a dense layer (MoE expert GEMMs are grouped, not counted by its policy).
+        up = h * model.d_ff if model.ffn_kind == "swiglu" else 0.0
+        out += 2.0 * (L * (h * model.kv_dim + model.q_dim * h) + model.n_dense_mlp_layers * up)
+    return out
 
 
 def flops_per_token(model: ModelSpec, seq_len: int, *, recompute: str = "none",
@@ -265,8 +284,9 @@ def flops_per_token(model: ModelSpec, seq_len: int, *, recompute: str = "none",
         Dense or MoE model; MoE layers count the router, ``top_k`` routed and all shared experts.
     seq_len : int
         Tokens per sequence (the attention-score term grows with it).
-    recompute : {"none", "selective", "full"}
-        Activation recomputation, which adds forward work to the hardware FLOPs only.
+    recompute : str
+        Save policy (:mod:`scalelab.planner.policy`): what is recomputed adds forward work to the
+        hardware FLOPs only.
     conventions : FlopConventions
         Counting conventions (see the class).
     lora : LoRASpec, optional
@@ -289,7 +309,7 @@ def flops_per_token(model: ModelSpec, seq_len: int, *, recompute: str = "none",
     >>> round(f.model / (72 * 96 * 12288**2 * (1 + 2048 / (6 * 12288) + 51200 / (12 * 96 * 12288))), 9)
     1.0
     """
-    _check_recompute(recompute)
+    policy = get_save_policy(recompute)
     if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len <= 0:
         raise ConfigError(explain("seq_len must be a positive integer", value=seq_len,
                                   fix="pass the tokens per sequence, e.g. 2048"))
@@ -334,12 +354,7 @@ def flops_per_token(model: ModelSpec, seq_len: int, *, recompute: str = "none",
         # Frozen weights need only the activation-gradient matmul; the attention core has no weights
         # and keeps both of its backward matmuls; adapters are trained (Hu et al. 2021).
         backward = 1.0 * base_mm_fwd + 2.0 * scores + 2.0 * adapters_fwd
-    if recompute == "full":
-        recomp = layers_fwd
-    elif recompute == "selective":
-        recomp = c.selective_recompute_passes * (L * scores_layer if c.method == "exact" else 0.0)
-    else:
-        recomp = 0.0
+    recomp = _recompute_forward(model, policy, c, layers_fwd=layers_fwd, scores_layer=scores_layer)
     model_flops = forward + backward
     return FlopsBreakdown(forward=forward, backward=backward, recompute=recomp, model=model_flops,
                           hardware=model_flops + recomp, per="token", conventions=c,

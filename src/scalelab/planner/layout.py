@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from .._spec import Derived, Spec
+from .policy import SavePolicy, get_save_policy
 
 Precision = Literal["fp32", "bf16", "bf16-fp32-grad", "fp8", "fp4"]
 """Training precision recipe (bytes per parameter with Adam in parentheses):
@@ -35,7 +36,9 @@ Precision = Literal["fp32", "bf16", "bf16-fp32-grad", "fp8", "fp4"]
 """
 
 Optimizer = Literal["adamw", "adam8bit", "adafactor", "sgd", "galore"]
-Recompute = Literal["none", "selective", "full"]
+Recompute = str
+"""A save-policy name (:data:`scalelab.planner.policy.SAVE_POLICIES`: none, act, selective, selective-act,
+torchtitan-op, deepseek-v3, full) or recomputed modules joined by ``+``."""
 Offload = Literal["none", "cpu", "nvme"]
 
 
@@ -105,7 +108,9 @@ class Layout(Spec):
     sequence_parallel: bool = False
     """Megatron sequence parallelism: shard norm/dropout activations over tp (needs tp > 1)."""
     recompute: Recompute = "none"
-    """Activation recomputation: none, selective (attention core, Korthikanti et al. 2022), full."""
+    """Activation save policy (what is recomputed): ``none``, ``selective`` (attention core, Korthikanti
+    et al. 2022), ``full``, ``act``, ``selective-act``, ``torchtitan-op``, ``deepseek-v3``, or modules
+    joined by ``+`` (see :mod:`scalelab.planner.policy`)."""
     flash_attention: bool = True
     """Fused attention that never stores the s x s score matrix (Dao et al. 2022)."""
     micro_batch: PositiveInt = 1
@@ -116,6 +121,16 @@ class Layout(Spec):
     """Where optimizer states (and fp32 master weights) live: GPU, CPU DRAM or NVMe (ZeRO-Offload/Infinity)."""
     offload_params: Offload = "none"
     """Where parameters live between uses (ZeRO-Infinity; needs zero=3)."""
+
+    @field_validator("recompute", mode="before")
+    @classmethod
+    def _check_recompute(cls, v: object) -> str:
+        return get_save_policy(v).name
+
+    @property
+    def save_policy(self) -> SavePolicy:
+        """The :class:`~scalelab.planner.policy.SavePolicy` that ``recompute`` names."""
+        return get_save_policy(self.recompute)
 
     @property
     def expert_tp(self) -> int:
@@ -137,10 +152,13 @@ class Layout(Spec):
         parts.append(f"z{self.zero}" + ("h" if self.shard_group == "node" else ""))
         if self.sequence_parallel:
             parts.append("sp")
-        parts.append({"none": "norc", "selective": "sel", "full": "full"}[self.recompute])
+        parts.append(self.save_policy.short)
         parts.append(f"mb{self.micro_batch}")
         if self.offload_optimizer != "none":
             parts.append(f"oo-{self.offload_optimizer}")
         if self.offload_params != "none":
             parts.append(f"op-{self.offload_params}")
         return " ".join(parts)
+
+    def __str__(self) -> str:
+        return self.short()

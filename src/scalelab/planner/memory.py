@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import ConfigError, explain
 from ..units import GiB
 from .flops import lora_params_by_layer
+from .policy import SavePolicy, get_save_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..arch.spec import ModelSpec
@@ -79,9 +80,30 @@ class MemoryConventions:
         The attention kernel saves its output in a layout that is a separate copy from the
         output-projection input (eager PyTorch with a (b, a, s, d) layout); False for Megatron/TE.
     logits_bytes : float
-        Bytes per logit element held for the loss (Megatron's vocab-parallel cross-entropy: 4, fp32).
+        Bytes per element of the logits the loss computes in (``--logits-dtype``; Megatron's
+        vocab-parallel cross-entropy and PyTorch's ``cross_entropy(logits.float())``: 4, fp32).
+    logits_copies : float
+        Buffers of the vocabulary width (in ``logits_bytes``) alive at the loss's peak. Megatron's fused
+        vocab-parallel cross-entropy: 1 (softmax and its gradient are written in place). Eager
+        ``F.cross_entropy`` on an fp32 copy (torchtitan): 3 (the log-softmax output, the gradient coming
+        in and the one going out; the caching allocator keeps the forward's blocks reserved).
+    logits_output_bytes : float
+        Bytes per element of the head's own output kept beside them (bf16 logits cast to fp32: 2).
+    loss_chunks : int
+        Chunked (fused linear) cross-entropy computes the loss ``loss_chunks`` token blocks at a time, so
+        only one block's logits are alive (Liger kernel, Megatron ``--cross-entropy-loss-fusion``).
+    master_weight_bytes : float or None
+        Bytes per parameter of the optimizer's master copy; ``None`` takes the precision recipe's (fp32
+        master: 4). 0 when the weights themselves are fp32 (FSDP2 shards fp32 parameters and casts them
+        to bf16 per layer: pass ``master_weight_bytes=0`` with ``weight_bytes=4``).
+    weight_bytes : float or None
+        Bytes per stored (sharded) parameter; ``None`` takes the recipe's (2 for bf16).
     recompute_working_set : bool
         With full recomputation, add the activations of the one layer being recomputed during backward.
+    zero3_tiles : int
+        ZeRO-Infinity's memory-centric tiling (Rajbhandari et al. 2021 §5.1.3): a layer's operators are
+        split into this many tiles, gathered and reduced one at a time, so ZeRO-3 buffers hold
+        ``1 / zero3_tiles`` of a layer.
     zero3_prefetch_layers : int
         Unsharded layers held by ZeRO-3/FSDP at once (the one computing and the one prefetched).
     fp8_weight_copy_bytes : float
@@ -103,8 +125,14 @@ class MemoryConventions:
     swiglu_saved_widths: float = 3.0
     attention_output_copy: bool = False
     logits_bytes: float = 4.0
+    logits_copies: float = 1.0
+    logits_output_bytes: float = 0.0
+    loss_chunks: int = 1
+    master_weight_bytes: float | None = None
+    weight_bytes: float | None = None
     recompute_working_set: bool = True
     zero3_prefetch_layers: int = 2
+    zero3_tiles: int = 1
     fp8_weight_copy_bytes: float = 1.0
     fp4_weight_copy_bytes: float = 0.5 + 1.0 / 16
     optimizer_state_bytes: float = 4.0
@@ -112,13 +140,22 @@ class MemoryConventions:
 
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
-                     "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes"):
+                     "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes", "logits_copies",
+                     "logits_output_bytes"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a finite number >= 0", value=v))
         if self.activation_bytes is not None and not self.activation_bytes > 0:
             raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
                                       fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
+        for name in ("master_weight_bytes", "weight_bytes"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
+        if isinstance(self.loss_chunks, bool) or not isinstance(self.loss_chunks, int) or self.loss_chunks < 1:
+            raise ConfigError(explain("loss_chunks must be a positive integer", value=self.loss_chunks))
+        if isinstance(self.zero3_tiles, bool) or not isinstance(self.zero3_tiles, int) or self.zero3_tiles < 1:
+            raise ConfigError(explain("zero3_tiles must be a positive integer", value=self.zero3_tiles))
         if self.zero3_prefetch_layers < 1:
             raise ConfigError(explain("zero3_prefetch_layers must be >= 1", value=self.zero3_prefetch_layers))
 
@@ -419,65 +456,109 @@ def _check_positive_int(name: str, v: object) -> int:
     return v
 
 
-def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout,
-                            act: float, conv: MemoryConventions, moe_layer: bool,
-                            recompute: str) -> dict[str, float]:
-    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
-    t, c = layout.tp, layout.cp
-    sp = layout.sequence_parallel and t > 1
-    T = seq_len / c * micro_batch            # local tokens per CP rank
-    rep = T / t if sp else T                  # token count of tensors not split by TP without SP
+def _op_sac_terms(model: ModelSpec, T: float, rep: float, t: int, act: float, moe_layer: bool,
+                  flash: bool) -> dict[str, float]:
+    """torchtitan's op-level selective AC: the layer input, the outputs of the odd-numbered matmuls
+    (Q, V, then gate and down for SwiGLU, fc1 for GELU), SDPA's output and log-sum-exp, and the
+    outputs of TP reduce-scatters (``torchtitan/models/llama3/infra/parallelize.py``, ``_save_list``)."""
+    h, a = model.d_model, model.n_heads
+    if moe_layer and model.moe is not None:
+        f, rows = model.moe.d_expert, T * min(model.moe.top_k, model.moe.n_experts)
+    else:
+        f, rows = model.d_ff, T
+    d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
+    terms = {"layer_input": rep * h * act,
+             "saved_mm_outputs": T * (model.q_dim + model.v_dim) * act / t,
+             "sdpa_outputs": T * a * d_v * act / t + (a * T * 4.0 / t if flash else a * T * model.seq_len * act / t)}
+    # mm order in the MLP: SwiGLU w1 (5), w3 (6), w2 (7): gate and down saved; GELU fc1 (5), fc2 (6).
+    # (the down projection's output is a full-width partial sum before its reduce-scatter)
+    terms["mlp_saved_mm_outputs"] = rows * (f * act / t + (h * act if model.ffn_kind == "swiglu" else 0.0))
+    if t > 1:  # reduce-scatter outputs after the output projection and the MLP (sequence parallel)
+        terms["tp_reduce_scatter_outputs"] = 2 * rep * h * act
+    return terms
+
+
+def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layout: Layout, act: float,
+                     conv: MemoryConventions, policy: SavePolicy) -> dict[str, float]:
+    """Saved tensors of the attention block for one microbatch (Korthikanti et al. 2022 Table 2)."""
+    t = layout.tp
     h, a = model.d_model, model.n_heads
     mask = conv.dropout_mask_bytes if conv.dropout else 0.0
     nstat = (8.0 if model.norm_kind == "layernorm" else 4.0) if conv.norm_stats else 0.0
     d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
-
-    terms: dict[str, float] = {}
-    # Full recompute: only the layer input survives (SP shards it; Korthikanti §4.3).
-    if recompute == "full":
-        return {"layer_input": rep * h * act}
-
-    # Attention block: norm input, projection input, Q/K/V, core, out-proj input, dropout mask.
-    terms["norm_inputs"] = 2 * rep * h * act + 2 * rep * nstat
-    terms["attn_input"] = rep * h * act
+    norm_out = 0.0 if policy.recomputes("layernorm") else 1.0  # the norm output feeding QKV
+    terms = {"norm_inputs": 2 * rep * h * act + 2 * rep * nstat * norm_out,
+             "attn_input": rep * h * act * norm_out}
     if model.mla is not None:
         m = model.mla
         # Latent paths: the down-projection outputs are normed and up-projected (norm input + up input).
-        terms["mla_latents"] = rep * act * (2 * (m.q_lora_rank or 0) + 2 * m.kv_lora_rank + m.qk_rope_head_dim)
-    terms["qkv"] = T * (model.q_dim + model.kv_dim + model.v_dim) * act / t
+        terms["mla_latents"] = rep * act * ((1 + norm_out) * ((m.q_lora_rank or 0) + m.kv_lora_rank)
+                                            + m.qk_rope_head_dim)
+    up_proj_dropped = model.mla is not None and policy.recomputes("mla_up_proj")
+    terms["qkv"] = 0.0 if up_proj_dropped else T * (model.q_dim + model.kv_dim + model.v_dim) * act / t
     core = 0.0
-    if layout.flash_attention:
-        if recompute != "selective":
+    if not policy.recomputes("core_attn"):
+        if layout.flash_attention:
             core = a * T * 4.0 / t  # fp32 log-sum-exp per head and query (Dao et al. 2022)
             if conv.attention_output_copy:
                 core += T * a * d_v * act / t
-    elif recompute != "selective":
-        # Scores: each query attends to all s keys (CP: local queries x all keys, ring by blocks).
-        scores = a * T * seq_len / t
-        core = scores * act + (scores * mask + scores * act if conv.dropout else 0.0)
+        else:
+            # Scores: each query attends to all s keys (CP: local queries x all keys, ring by blocks).
+            scores = a * T * seq_len / t
+            core = scores * act + (scores * mask + scores * act if conv.dropout else 0.0)
     terms["attn_core"] = core
     terms["attn_out_input"] = T * a * d_v * act / t
     terms["dropout_masks"] = 2 * rep * h * mask
+    terms["mlp_input"] = rep * h * act * norm_out
+    return terms
 
-    # MLP block: input plus intermediates of width f.
-    terms["mlp_input"] = rep * h * act
-    widths = conv.swiglu_saved_widths if model.ffn_kind == "swiglu" else 2.0
+
+def _mlp_terms(model: ModelSpec, T: float, rep: float, layout: Layout, act: float, conv: MemoryConventions,
+               policy: SavePolicy, moe_layer: bool) -> dict[str, float]:
+    """Saved tensors of the MLP (or MoE) block for one microbatch: intermediates of width f."""
+    t = layout.tp
+    sp = layout.sequence_parallel and t > 1
+    h = model.d_model
+    if model.ffn_kind == "swiglu":
+        # Fused SwiGLU keeps gate, up and their product (3 widths); recomputing the product keeps 2.
+        widths = 2.0 if policy.recomputes("act") else conv.swiglu_saved_widths
+    else:
+        widths = 1.0 if policy.recomputes("act") else 2.0  # fc1 output (and its GELU)
+    terms: dict[str, float] = {}
     if moe_layer and model.moe is not None:
         e = model.moe
         et = layout.expert_tp
+        cache = policy.moe_cache_bytes or act
         # Routed rows per rank: k copies of each local token (x capacity factor when not dropless); EP
         # exchanges tokens but balanced routing keeps the count (Lepikhin et al. 2020; Fedus et al. 2021).
         k_eff = min(e.top_k, e.n_experts) * (e.capacity_factor or 1.0)
         rows = k_eff * (T * et / t if sp else T)
         terms["router"] = rep * (e.n_experts + e.n_zero_experts) * 4.0 + rep * e.top_k * 4.0
-        terms["expert_inputs"] = rows * h * act
-        terms["expert_intermediates"] = rows * e.d_expert * widths * act / et
+        terms["expert_inputs"] = rows * h * cache
+        terms["expert_intermediates"] = rows * e.d_expert * widths * cache / et
         terms["expert_outputs"] = rows * h * act  # kept for the gradient of the combine weights
         if e.n_shared_experts:
             terms["shared_expert_intermediates"] = T * e.n_shared_experts * e.shared_width * widths * act / t
     else:
         terms["mlp_intermediates"] = T * model.d_ff * widths * act / t
     return terms
+
+
+def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout,
+                            act: float, conv: MemoryConventions, moe_layer: bool,
+                            recompute: str | SavePolicy) -> dict[str, float]:
+    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
+    policy = get_save_policy(recompute)
+    t, c = layout.tp, layout.cp
+    sp = layout.sequence_parallel and t > 1
+    T = seq_len / c * micro_batch            # local tokens per CP rank
+    rep = T / t if sp else T                  # token count of tensors not split by TP without SP
+    if policy.full:  # only the layer input survives (SP shards it; Korthikanti §4.3)
+        return {"layer_input": rep * model.d_model * act}
+    if policy.op_sac:
+        return _op_sac_terms(model, T, rep, t, act, moe_layer, layout.flash_attention)
+    return {**_attention_terms(model, T, rep, seq_len, layout, act, conv, policy),
+            **_mlp_terms(model, T, rep, layout, act, conv, policy, moe_layer)}
 
 
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout, *,
@@ -514,14 +595,20 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int,
     if not dtype_bytes > 0:
         raise ConfigError(explain("dtype_bytes must be > 0", value=dtype_bytes))
     act = conventions.activation_bytes or dtype_bytes
-    rc = recompute or layout.recompute
-    if rc not in ("none", "selective", "full"):
-        raise ConfigError(explain("unknown recompute mode", value=rc, allowed="none, selective, full"))
+    rc = get_save_policy(recompute or layout.recompute)
     is_moe = model.is_moe if moe_layer is None else (moe_layer and model.is_moe)
     return sum(_layer_activation_terms(model, seq_len, micro_batch, layout, act, conventions, is_moe, rc).values())
 
 
 # ---- memory per GPU -------------------------------------------------------------------------------
+
+def _logits_bytes(model: ModelSpec, tokens: float, tp: int, conv: MemoryConventions) -> float:
+    """Vocabulary-wide buffers of the loss at its peak, per GPU: ``tokens / loss_chunks`` rows of
+    ``V / tp`` (vocab-parallel) columns, ``logits_copies`` of them in ``logits_bytes`` plus the head's
+    output in ``logits_output_bytes``."""
+    rows = tokens / conv.loss_chunks
+    return rows * model.vocab_size / tp * (conv.logits_copies * conv.logits_bytes + conv.logits_output_bytes)
+
 
 def _stage_layers(n_layers: int, pp: int) -> list[tuple[int, int]]:
     """[start, end) layer indices of each stage: an even split, extra layers on the last stages."""
@@ -634,7 +721,9 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         lp = None
         trainable = counts.total
         base_q = 0.0
-    wb, gb, mb = rec.weight_bytes, rec.grad_bytes, rec.master_bytes
+    wb = rec.weight_bytes if conv.weight_bytes is None else conv.weight_bytes
+    gb = rec.grad_bytes
+    mb = rec.master_bytes if conv.master_weight_bytes is None else conv.master_weight_bytes
     copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
 
     def opt_b(kind_mats: list[tuple[int, int]], n: float) -> float:
@@ -762,15 +851,14 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         if first:  # token ids (int64) and the embedding-dropout mask per in-flight microbatch (Megatron)
             r["embedding_activations_bytes"] = inflight * (8.0 * T + rep_tokens * model.d_model * mask)
             other += r["embedding_activations_bytes"]
-        if last:  # final-norm input, head input and fp32 logits for the loss (Korthikanti §4.1)
-            r["logits_bytes"] = (2 * rep_tokens * model.d_model * act
-                                 + T * model.vocab_size * conv.logits_bytes / t)
+        if last:  # final-norm input, head input and the logits of the loss (Korthikanti §4.1)
+            r["logits_bytes"] = 2 * rep_tokens * model.d_model * act + _logits_bytes(model, T, t, conv)
             other += r["logits_bytes"]
         big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
         if zero >= 3:
             # ZeRO-3/FSDP: the unsharded weights of the layers being computed and prefetched, and one
             # layer's unsharded gradients before their reduce-scatter (DeepSpeed's live parameters).
-            r["zero3_gather_bytes"] = conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]
+            r["zero3_gather_bytes"] = (conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]) / conv.zero3_tiles
             other += r["zero3_gather_bytes"]
         if p > 1:  # send and receive buffers for one activation each way
             r["pipeline_buffers_bytes"] = 2 * rep_tokens * model.d_model * act
@@ -789,14 +877,16 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
             if layout.offload_optimizer == "cpu":
                 host += o + host_grads
             else:
-                nvme += o
-                host += host_grads
-                nvme_io += 2.0 * o  # states read and written once per step
+                # ZeRO-Infinity keeps the fp32 gradient partition with the states on NVMe and streams
+                # both through pinned host buffers (Rajbhandari et al. 2021 §5.1, §6.2).
+                nvme += o + host_grads
+                nvme_io += 2.0 * o + host_grads  # states read and written, gradients written once
             pcie += (gb + wb) * n_opt
             # Gradients stream to the host bucket by bucket as backward produces them: the GPU keeps
             # about one layer's worth (DeepSpeed's ZeRO-2 offload estimate keeps only the 2-byte params).
-            r["offload_grad_buffer_bytes"] = big["full_g"]
-            other += big["full_g"]
+            buf = big["full_g"] / (conv.zero3_tiles if zero >= 3 else 1)  # ZeRO-Infinity streams tiles
+            r["offload_grad_buffer_bytes"] = buf
+            other += buf
             o, g = 0.0, 0.0
         if layout.offload_params != "none" and zero >= 3:
             # Parameters live off the GPU and are fetched for forward and again for backward.

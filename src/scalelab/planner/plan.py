@@ -45,9 +45,10 @@ from .step_time import (
 )
 
 if TYPE_CHECKING:
-    from .memory import MemoryBreakdown
+    from .frameworks import FrameworkProfile
+    from .memory import MemoryBreakdown, MemoryConventions
 
-__all__ = ["Plan", "check_layout", "plan", "resolve_dp"]
+__all__ = ["Plan", "check_layout", "memory_limit", "plan", "resolve_dp"]
 
 _NAN = float("nan")
 
@@ -171,6 +172,11 @@ class Plan:
 
     # ---- headline figures --------------------------------------------------------------------------
     @property
+    def memory_limit_bytes(self) -> float:
+        """Bytes per GPU the layout had to fit in (capacity minus reserve, or the limit given)."""
+        return self.options.get("memory_limit_bytes") or memory_limit(self.cluster)
+
+    @property
     def flops_per_step(self) -> float:
         """Model FLOPs per optimizer step (forward + backward, no recompute)."""
         return self.flops.model
@@ -259,6 +265,7 @@ class Plan:
             "train": self.train.to_dict(),
             "memory_per_gpu_bytes": self.memory_dict(),
             "memory_capacity_bytes": self.cluster.gpu.memory_bytes,
+            "memory_limit_bytes": self.memory_limit_bytes,
             "host_memory_per_gpu_bytes": getattr(mem, "host_bytes", None),
             "nvme_per_gpu_bytes": getattr(mem, "nvme_bytes", None),
             "offload_bytes_per_step": getattr(mem, "offload_bytes_per_step", None),
@@ -314,8 +321,8 @@ class Plan:
             lines.append(f"    - {reason}")
         m = self.memory
         if m is not None:
-            cap = self.cluster.gpu.memory_bytes
-            lines.append(f"  memory/GPU  {m.total_bytes / GiB:.2f} GiB of {cap / GiB:.2f} GiB "
+            cap = self.memory_limit_bytes
+            lines.append(f"  memory/GPU  {m.total_bytes / GiB:.2f} GiB of {cap / GiB:.2f} GiB usable "
                          f"({format_bytes(m.total_bytes)} of {format_bytes(cap)})")
             for k in ("weights", "gradients", "optimizer", "activations", "other"):
                 lines.append(f"    {k:<12}{getattr(m, k + '_bytes') / GiB:10.2f} GiB")
@@ -352,6 +359,25 @@ class Plan:
                 f"feasible={self.feasible}, step_time_s={self.step_time_s:.4g}, mfu={self.mfu:.3f})")
 
 
+def memory_limit(cluster: ClusterSpec, memory_limit_bytes: float | None = None,
+                 memory_reserve_bytes: float | None = None) -> float:
+    """Bytes per GPU a layout may use: ``memory_limit_bytes`` when given, else the device's capacity
+    (as ``nvidia-smi`` reports it) minus the reserve (``memory_reserve_bytes`` or the device's).
+
+    >>> from scalelab.hardware.catalog import get_cluster
+    >>> round(memory_limit(get_cluster("h100-sxm", 8)) / 2**30, 2)   # 81,559 MiB - 1 GiB
+    78.65
+    """
+    if memory_limit_bytes is not None:
+        return float(memory_limit_bytes)
+    gpu = cluster.gpu
+    reserve = gpu.memory_reserve_bytes if memory_reserve_bytes is None else memory_reserve_bytes
+    if not (isinstance(reserve, (int, float)) and 0 <= reserve < gpu.memory_bytes):
+        raise ConfigError(explain("memory reserve must be >= 0 bytes and less than the device's memory",
+                                  value=reserve, fix="e.g. memory_reserve_bytes=2**30 (1 GiB)"))
+    return gpu.memory_bytes - reserve
+
+
 def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes):
     if efficiency is not None and not (isinstance(efficiency, (int, float)) and 0 < efficiency <= 1):
         raise ConfigError(explain("efficiency must be a fraction of peak in (0, 1]", value=efficiency,
@@ -380,11 +406,14 @@ def plan(
     measured_step_time_s: float | None = None,
     measured_tflops_per_gpu: float | None = None,
     conventions: FlopConventions = FlopConventions(),
-    dp_overlap: float = DEFAULT_DP_OVERLAP,
+    dp_overlap: float | None = None,
     mfu_peak_dtype: str | None = None,
     memory_limit_bytes: float | None = None,
     attention_efficiency: float | None = None,
-    ep_overlap: float = DEFAULT_EP_OVERLAP,
+    ep_overlap: float | None = None,
+    memory_conventions: MemoryConventions | None = None,
+    memory_reserve_bytes: float | None = None,
+    framework: str | FrameworkProfile | None = None,
     _flops_cache: dict | None = None,
     _memory: Any = None,
 ) -> Plan:
@@ -403,16 +432,28 @@ def plan(
     conventions
         FLOP counting conventions (:class:`~scalelab.planner.flops.FlopConventions`).
     dp_overlap
-        Fraction of the backward window that hides DP/ZeRO communication (0..1).
+        Fraction of the backward window that hides DP/ZeRO communication (0..1); default the
+        framework's, else ``DEFAULT_DP_OVERLAP`` (1).
     mfu_peak_dtype
         Dense peak that MFU and HFU divide by; default the compute dtype of ``train.precision``.
     memory_limit_bytes
-        Usable memory per GPU; default the GPU's HBM capacity.
+        Usable memory per GPU; default the GPU's capacity minus its reserve (:func:`memory_limit`).
     attention_efficiency
         Fraction of dense peak that the fused attention kernel reaches (FlashAttention); default
         ``cluster.gpu.attention_efficiency``, else the matmul efficiency.
     ep_overlap
-        Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap).
+        Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap);
+        default the framework's, else 0.
+    framework
+        A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``,
+        ``megatron-deepspeed``, ``torchtitan``, ``deepspeed``, ``deepseek-v3``): its memory conventions,
+        overlaps and what it means by ``selective``, each overridden by an explicit argument.
+    memory_conventions
+        Memory bookkeeping (:class:`~scalelab.planner.memory.MemoryConventions`: activation, logits and
+        optimizer-state dtypes, ZeRO-3 buffers...); default ``MemoryConventions()``.
+    memory_reserve_bytes
+        Bytes of the device's memory kept back for the CUDA context and workspaces; default
+        ``cluster.gpu.memory_reserve_bytes`` (1 GiB).
 
     Returns
     -------
@@ -431,9 +472,18 @@ def plan(
     ...          TrainSpec(seq_len=8192, global_batch=64), Layout(tp=1, zero=1))  # doctest: +SKIP
     >>> p.feasible, round(p.mfu, 2)  # doctest: +SKIP
     """
-    from .memory import memory_per_gpu
+    from .frameworks import get_framework
+    from .memory import MemoryConventions, memory_per_gpu
 
     layout = layout if layout is not None else Layout()
+    if framework is not None:
+        prof = get_framework(framework)
+        layout = prof.resolve_layout(layout)
+        memory_conventions = memory_conventions or prof.memory
+        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
+        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
+    dp_overlap = DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap
+    ep_overlap = DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap
     _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
     if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
@@ -460,16 +510,19 @@ def plan(
             _flops_cache[key] = flops
     options = {"efficiency": efficiency, "measured_step_time_s": measured_step_time_s,
                "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
-               "memory_limit_bytes": memory_limit_bytes, "attention_efficiency": attention_efficiency,
-               "ep_overlap": ep_overlap}
+               "memory_limit_bytes": memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes),
+               "attention_efficiency": attention_efficiency, "ep_overlap": ep_overlap,
+               "memory_conventions": (memory_conventions or MemoryConventions()).to_dict(),
+               "framework": get_framework(framework).name if framework is not None else None}
     structural = bool(reasons)
     memory: MemoryBreakdown | None = None
     comm: CommBreakdown | None = None
     time = None
     if not structural and dp is not None:  # check_layout reports a dp that is not whole
-        memory = _memory if _memory is not None else memory_per_gpu(model, train, layout, dp=dp,
-                                                                     gpus_per_node=cluster.gpus_per_node)
-        limit = memory_limit_bytes or cluster.gpu.memory_bytes
+        memory = _memory if _memory is not None else memory_per_gpu(
+            model, train, layout, dp=dp, gpus_per_node=cluster.gpus_per_node,
+            conventions=memory_conventions or MemoryConventions())
+        limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
         if memory.total_bytes > limit:
             reasons.append(f"out of memory by {(memory.total_bytes - limit) / GiB:.1f} GiB "
                            f"(needs {memory.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)")

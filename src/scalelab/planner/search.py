@@ -10,7 +10,8 @@ The space (every combination is counted as explored, whether evaluated or pruned
 - ``ep`` (MoE only): divisors of n_experts that divide dp * cp; ``etp`` in {tp, 1};
 - ``zero`` in ``zero_stages``; optimizer offload to CPU and, with ZeRO-3, parameter offload
   (``allow_offload``); HSDP (``allow_hsdp``);
-- ``recompute`` in none / selective / full; ``micro_batch`` powers of two up to ``max_micro_batch``;
+- ``recompute``: the save policies none / selective / selective-act / full (any names of
+  :mod:`~scalelab.planner.policy`); ``micro_batch`` powers of two up to ``max_micro_batch``;
   ``interleave`` divisors of layers per stage up to ``max_interleave``.
 
 Sequence parallelism is on whenever tp > 1: it moves the same bytes as TP's all-reduces and only saves
@@ -41,7 +42,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
@@ -50,7 +51,8 @@ from ..units import GiB
 from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
-from .plan import Plan, _check_values, check_layout, plan
+from .plan import Plan, _check_values, check_layout, memory_limit, plan
+from .policy import get_save_policy
 from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
@@ -61,10 +63,15 @@ from .step_time import (
     elementwise_bytes_per_token_layer,
 )
 
+if TYPE_CHECKING:
+    from .frameworks import FrameworkProfile
+    from .memory import MemoryConventions
+
 __all__ = ["Rejected", "SearchResult", "search_layouts"]
 
 Objective = Literal["step_time", "cost"]
-_RECOMPUTE_ORDER = ("none", "selective", "full")
+_RECOMPUTE_ORDER = ("none", "selective", "selective-act", "full")
+"""Save policies searched by default (:mod:`scalelab.planner.policy`)."""
 
 
 def _divisors(n: int) -> list[int]:
@@ -147,6 +154,26 @@ class SearchResult:
             "scalelab_version": __version__,
         }
 
+    def to_frame(self) -> Any:
+        """The top plans as a pandas ``DataFrame``, best first: the short layout, its degrees and the
+        headline figures (needs pandas, the ``data`` extra).
+
+        >>> r.to_frame()[["layout", "step_s", "mfu"]]  # doctest: +SKIP
+        """
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - pandas is in the data extra
+            from ..errors import MissingDependencyError
+
+            raise MissingDependencyError("pandas", "data") from e
+        rows = []
+        for rank, p in enumerate(self.best, 1):
+            lay = p.layout
+            rows.append({"rank": rank, **p.summary_row(), "dp": lay.dp, "tp": lay.tp, "pp": lay.pp, "cp": lay.cp,
+                         "ep": lay.ep, "zero": lay.zero, "recompute": lay.recompute, "micro_batch": lay.micro_batch,
+                         "interleave": lay.interleave, "tokens_per_s": p.tokens_per_s})
+        return pd.DataFrame(rows)
+
     def report(self) -> str:
         lines = [f"Layout search ({self.objective}): {self.n_explored} layouts explored, {self.n_evaluated} evaluated,",
                  f"  {self.n_feasible} fit, {self.n_rejected} rejected, {self.n_pruned_by_bound} pruned by the "
@@ -168,6 +195,22 @@ class SearchResult:
             for k, v in sorted(self.rejected_counts.items(), key=lambda kv: -kv[1]):
                 lines.append(f"  {v:>8}  {k}")
         return "\n".join(lines)
+
+
+def _order_policies(model: ModelSpec, train: TrainSpec, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The save policies, resolved and deduplicated, most activation memory first (the memory bounds
+    take the last one as the least any of them can reach)."""
+    from .memory import activation_bytes_per_layer
+
+    policies = {get_save_policy(n).name: get_save_policy(n) for n in names}
+    if not policies:
+        raise ConfigError(explain("no save policy to search", fix="pass recompute=('selective', 'full')"))
+    probe = Layout(tp=1)
+
+    def act(name: str) -> tuple[bool, float]:
+        return (policies[name].full, -activation_bytes_per_layer(model, train.seq_len, 1, probe, recompute=name))
+
+    return tuple(sorted(policies, key=act))
 
 
 def _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave):
@@ -202,10 +245,13 @@ def search_layouts(
     efficiency: float | None = None,
     attention_efficiency: float | None = None,
     conventions: FlopConventions = FlopConventions(),
-    dp_overlap: float = DEFAULT_DP_OVERLAP,
-    ep_overlap: float = DEFAULT_EP_OVERLAP,
+    dp_overlap: float | None = None,
+    ep_overlap: float | None = None,
     max_rejected_examples: int = 5,
     fixed: dict[str, Any] | None = None,
+    memory_conventions: MemoryConventions | None = None,
+    memory_reserve_bytes: float | None = None,
+    framework: str | FrameworkProfile | None = None,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -223,9 +269,12 @@ def search_layouts(
     zero_stages, recompute, allow_offload, allow_hsdp, flash_attention
         Which options to consider.
     memory_limit_bytes
-        Usable memory per GPU (default: the GPU's capacity).
-    efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap
+        Usable memory per GPU (default: the GPU's capacity minus its reserve).
+    efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap, memory_conventions, memory_reserve_bytes
         Passed to :func:`~scalelab.planner.plan.plan`.
+    framework
+        A framework profile (:mod:`~scalelab.planner.frameworks`): its memory conventions and overlaps
+        are the defaults, and the save policies searched are what it runs.
     fixed
         Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
         recompute, micro_batch, interleave); the rest is searched.
@@ -241,9 +290,21 @@ def search_layouts(
     ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
     >>> r.best[0].layout.short()  # doctest: +SKIP
     """
-    from .memory import memory_per_gpu
+    from .frameworks import get_framework
+    from .memory import MemoryConventions, memory_per_gpu
 
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
+    if framework is not None:
+        prof = get_framework(framework)
+        memory_conventions = memory_conventions or prof.memory
+        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
+        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
+        aliases = dict(prof.policy_aliases)
+        recompute = tuple(aliases.get(r, r) for r in recompute)
+        if fixed and "recompute" in fixed:
+            fixed = {**fixed, "recompute": aliases.get(str(fixed["recompute"]), fixed["recompute"])}
+    dp_overlap = DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap
+    ep_overlap = DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap
     _check_values(efficiency, None, None, dp_overlap, memory_limit_bytes)
     for name, v in (("attention_efficiency", attention_efficiency),):
         if v is not None and not (isinstance(v, (int, float)) and 0 < v <= 1):
@@ -267,16 +328,14 @@ def search_layouts(
     for z in zero_stages:
         if z not in (0, 1, 2, 3):
             raise ConfigError(explain("unknown ZeRO stage", value=z, allowed="0, 1, 2, 3"))
-    for rc in recompute:
-        if rc not in _RECOMPUTE_ORDER:
-            raise ConfigError(explain("unknown recompute mode", value=rc, allowed="none, selective, full"))
-    recompute = tuple(r for r in _RECOMPUTE_ORDER if r in recompute)  # least memory last
+    recompute = _order_policies(model, train, recompute)
 
     n = cluster.n_gpus
     gpn = cluster.gpus_per_node
     L = model.n_layers
     B = train.global_batch
-    limit = memory_limit_bytes or cluster.gpu.memory_bytes
+    limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
+    mconv = memory_conventions or MemoryConventions()
     host_limit = cluster.gpu.host_memory_bytes_per_gpu
     max_tp = max_tp or gpn
     max_pp = min(L, max_pp or L)
@@ -292,7 +351,7 @@ def search_layouts(
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
-                                   memory_limit_bytes=memory_limit_bytes,
+                                   memory_limit_bytes=limit, memory_conventions=mconv,
                                    attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
@@ -397,7 +456,8 @@ def search_layouts(
                     least = ew_layout.model_copy(update={"zero": z_min, "offload_optimizer": oo_min,
                                                          "offload_params": op_min, "recompute": recompute[-1]})
                     if len(zero_off) > 1:
-                        lb_mem = memory_per_gpu(model, train, least, dp=dp, gpus_per_node=gpn).total_bytes
+                        lb_mem = memory_per_gpu(model, train, least, dp=dp, gpus_per_node=gpn,
+                                                conventions=mconv).total_bytes
                         if lb_mem > limit:
                             reject(least, [f"out of memory by {(lb_mem - limit) / GiB:.1f} GiB even with ZeRO-{z_min}, "
                                            f"offload, full recompute and micro-batch 1"],
@@ -421,7 +481,7 @@ def search_layouts(
                                 "offload_params": op, "shard_group": sg}
                         lay0 = base.model_copy(update={**upd0, "recompute": recompute[-1], "micro_batch": 1,
                                                        "interleave": 1})
-                        bound = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=gpn)
+                        bound = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=gpn, conventions=mconv)
                         if bound.total_bytes > limit:
                             reject(lay0, [f"out of memory by {(bound.total_bytes - limit) / GiB:.1f} GiB even "
                                           f"with full recompute and micro-batch 1"], sub)
@@ -507,7 +567,7 @@ def search_layouts(
         lay = base.model_copy(update=upd)
         assert lay.dp is not None  # every base layout above is built with its dp
         n_evaluated += 1
-        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn)
+        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn, conventions=mconv)
         if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run
             reject(lay, [f"out of memory by {(mem.total_bytes - limit) / GiB:.1f} GiB "
                          f"(needs {mem.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)"])

@@ -45,6 +45,7 @@ from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from .comm import CommBreakdown, activation_bytes
 from .layout import Layout, TrainSpec
+from .policy import get_save_policy
 
 HBM_EFFICIENCY = 0.8
 """Achievable fraction of HBM bandwidth for elementwise kernels (llm-analysis suggests 0.9 for large
@@ -142,9 +143,10 @@ def attention_hardware_flops(flops: Any, recompute: str) -> float:
     whatever recomputation re-runs, from a per-step ``FlopsBreakdown`` (0 for the 6N method, which has no
     attention term)."""
     fwd = dict(flops.detail).get("attention_scores", 0.0)
-    if recompute == "full":
+    policy = get_save_policy(recompute)
+    if policy.full:
         extra = fwd
-    elif recompute == "selective":
+    elif "core_attn" in policy.recompute:
         extra = fwd * flops.conventions.selective_recompute_passes
     else:
         extra = 0.0
@@ -241,7 +243,7 @@ def model_step_time(
         / cluster.n_gpus * imbalance / peak
 
     tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
-    passes = 3.0 + (1.0 if layout.recompute == "full" else 0.0)  # fwd + bwd (~2x fwd) + recompute
+    passes = 3.0 + (1.0 if layout.save_policy.full else 0.0)  # fwd + bwd (~2x fwd) + recompute
     ew_bytes = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision)
                 * tokens_per_gpu * (-(-L // p)) * passes)
     elementwise_s = ew_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)

@@ -1,0 +1,100 @@
+"""Framework profiles: the memory conventions, save-policy meanings and overlaps a training stack is
+known to have, so that ``plan(..., framework="torchtitan")`` answers for that stack.
+
+Every number a profile sets is a default: anything passed explicitly to :func:`~scalelab.planner.plan.plan`
+(``memory_conventions``, ``dp_overlap``, ``ep_overlap``, ``efficiency``...) wins. What each profile
+sets, and why:
+
+- ``megatron`` (Megatron-LM / Megatron-Core): fused SwiGLU saves 3 widths of f, the vocab-parallel
+  cross-entropy keeps one fp32 buffer of the logits (``fused_vocab_parallel_cross_entropy``: softmax
+  and its gradient in place). The planner's defaults are this profile.
+- ``megatron-deepspeed`` (BLOOM, MT-NLG): Megatron's layers and loss with DeepSpeed's ZeRO-1 optimizer;
+  the same memory conventions.
+- ``torchtitan`` (FSDP2, eager or compiled PyTorch): ``selective`` means its op-level SAC
+  (``torchtitan-op``); eager SwiGLU saves 4 widths (gate, ``silu(gate)``, up and the product); the loss is
+  ``F.cross_entropy(logits.float())``: the bf16 head output, an fp32 log-softmax output and the two fp32
+  gradients of backward (``logits_copies=3``, ``logits_output_bytes=2``).
+- ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
+  Hugging Face's fp32 upcast of the logits, as torchtitan.
+- ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
+  policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
+  (``optimizer_state_bytes=2``), and DualPipe hides the expert all-to-all (``ep_overlap=1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError, explain
+from .layout import Layout
+from .memory import MemoryConventions
+
+__all__ = ["FRAMEWORKS", "FrameworkProfile", "get_framework"]
+
+
+@dataclass(frozen=True)
+class FrameworkProfile:
+    """Defaults of one training framework.
+
+    Attributes
+    ----------
+    name : str
+    memory : MemoryConventions
+        Memory bookkeeping of its layers, loss and sharding.
+    policy_aliases : tuple of (str, str)
+        What the framework means by a generic save-policy name, e.g. ``("selective", "torchtitan-op")``.
+    dp_overlap, ep_overlap : float
+        Overlap of DP/ZeRO and of expert all-to-all traffic with compute (see :mod:`~scalelab.planner.step_time`).
+    sources : tuple of str
+        Where the settings come from.
+    """
+
+    name: str
+    memory: MemoryConventions = field(default_factory=MemoryConventions)
+    policy_aliases: tuple[tuple[str, str], ...] = ()
+    dp_overlap: float = 1.0
+    ep_overlap: float = 0.0
+    sources: tuple[str, ...] = ()
+
+    def resolve_layout(self, layout: Layout) -> Layout:
+        """``layout`` with its save policy translated into what this framework runs."""
+        target = dict(self.policy_aliases).get(layout.recompute)
+        return layout if target is None else layout.model_copy(update={"recompute": target})
+
+
+_EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_copies=3.0, logits_output_bytes=2.0)
+
+#: The built-in profiles.
+FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
+    FrameworkProfile("megatron", sources=(
+        "Megatron-LM megatron/core/fusions/fused_bias_swiglu.py (gate, up saved; product rebuilt by TE/fused "
+        "kernels when asked), megatron/core/tensor_parallel/cross_entropy.py (vocab-parallel CE in fp32)",)),
+    FrameworkProfile("megatron-deepspeed", sources=(
+        "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
+        "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),
+    FrameworkProfile("torchtitan", memory=_EAGER,
+                     policy_aliases=(("selective", "torchtitan-op"),), sources=(
+        "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
+        "(cross_entropy on logits.float()), docs/performance.md (measured memory)",)),
+    FrameworkProfile("deepspeed", memory=_EAGER, sources=(
+        "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
+    FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
+                     policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0, sources=(
+        "DeepSeek-V3 technical report (arXiv:2412.19437) sec. 3.2.1 DualPipe, 3.2.3 memory savings "
+        "(recompute RMSNorm and MLA up-projections, bf16 AdamW moments), 3.3.3 FP8 activation caching",)),
+)}
+
+
+def get_framework(name: str | FrameworkProfile) -> FrameworkProfile:
+    """The profile called ``name`` (see :data:`FRAMEWORKS`).
+
+    >>> get_framework("torchtitan").memory.logits_copies
+    3.0
+    """
+    if isinstance(name, FrameworkProfile):
+        return name
+    try:
+        return FRAMEWORKS[str(name).strip().lower()]
+    except KeyError:
+        raise ConfigError(explain("unknown framework", value=name, allowed=", ".join(FRAMEWORKS),
+                                  fix="pass one of them, or set memory_conventions and overlaps yourself")) from None

@@ -1,0 +1,87 @@
+"""Published production runs (tests/assets/planner_published_runs.json) are judged feasible with their
+teams' settings, and per-GPU memory is within 10% of the measured GiB where the asset says it is
+modelled. Every run names its source and what was assumed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
+from scalelab.arch.spec import ModelSpec
+from scalelab.planner import LoRASpec
+from scalelab.planner.frameworks import get_framework
+from scalelab.units import GiB
+
+ASSET = Path(__file__).resolve().parents[1] / "assets" / "planner_published_runs.json"
+DATA = json.loads(ASSET.read_text())
+
+
+def build(run: dict):
+    """The plan() inputs of one run in the asset."""
+    model = ModelSpec(**run["model_spec"]) if "model_spec" in run else get_model(run["model"])
+    cluster = get_cluster(run["gpu"], run["n_gpus"], **run.get("gpu_overrides", {}))
+    t = dict(run["train"])
+    if "lora" in t:
+        t["lora"] = LoRASpec(**{**t["lora"], "target_modules": tuple(t["lora"]["target_modules"])})
+    conv = get_framework(run["framework"]).memory
+    if "memory_conventions" in run:
+        conv = dataclasses.replace(conv, **run["memory_conventions"])
+    return model, cluster, TrainSpec(**t), Layout(**run["layout"]), conv
+
+
+def run_plan(run: dict):
+    model, cluster, train, layout, conv = build(run)
+    return plan(model, cluster, train, layout, framework=run["framework"], memory_conventions=conv)
+
+
+@pytest.mark.parametrize("run", DATA["runs"], ids=[r["id"] for r in DATA["runs"]])
+def test_published_run_is_feasible(run):
+    p = run_plan(run)
+    assert p.feasible, (run["id"], p.reasons)
+    assert p.layout.recompute != "full" or run["layout"].get("recompute") == "full"
+
+
+MEASURED = [r for r in DATA["runs"] if r.get("memory_check")]
+
+
+@pytest.mark.parametrize("run", MEASURED, ids=[r["id"] for r in MEASURED])
+def test_memory_matches_measured_gib(run):
+    """torchtitan docs/performance.md Tables 1 and 3 (peak reserved GiB)."""
+    got = run_plan(run).memory.total_bytes / GiB
+    assert got == pytest.approx(run["measured"]["memory_gib"], rel=DATA["memory_tolerance_rel"])
+
+
+def test_asset_rows_have_provenance():
+    for run in DATA["runs"]:
+        assert run["source"] and run["framework"] and run["layout"], run["id"]
+        if "memory_gib" in run.get("measured", {}):
+            assert "memory_check" in run, run["id"]
+            if not run["memory_check"]:
+                assert run["memory_note"], run["id"]
+
+
+def test_llama3_405b_needs_the_swiglu_policy_with_interleaving():
+    """Saving every SwiGLU intermediate with interleave 4 on 8,192 GPUs does not fit; recomputing the
+    product (keep gate and up) does: the issue's 81 vs 66 GiB."""
+    run = next(r for r in DATA["runs"] if r["id"] == "llama3-405b-8192")
+    model, cluster, train, layout, _ = build(run)
+    saved = plan(model, cluster, train, layout.model_copy(update={"recompute": "none"}))
+    product = plan(model, cluster, train, layout)
+    assert not saved.feasible and product.feasible
+    assert product.memory.activations_bytes < 0.85 * saved.memory.activations_bytes
+
+
+def test_deepseek_v3_policy_halves_layer_activations():
+    """DeepSeek-V3 report sec. 3.2.3: its recompute and FP8 caching make selective recompute fit
+    where attention-only selective recompute does not."""
+    run = next(r for r in DATA["runs"] if r["id"] == "deepseek-v3")
+    model, cluster, train, layout, _ = build(run)
+    megatron = plan(model, cluster, train, layout)
+    theirs = plan(model, cluster, train, layout, framework="deepseek-v3")
+    assert theirs.layout.recompute == "deepseek-v3"
+    assert theirs.memory.activations_bytes < 0.6 * megatron.memory.activations_bytes
+    assert theirs.feasible and not megatron.feasible
