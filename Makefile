@@ -26,16 +26,17 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet "$(PIP)"
 
 # torch first (pinned), then exactly the lock's versions (hash-checked), then scalelab itself, editable
-# and without dependencies (the lock has them all).
+# and without dependencies (the lock has them all); then check .venv against the lock. The demo lock's
+# versions are the dev lock's, so `make demo` after `make test` accepts the dev lock's extra packages.
 define install_lock
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet --require-hashes -r $(1)
 	$(BIN)/pip install --quiet --no-deps -e .
-	$(BIN)/python requirements/check_lock.py $(1)
+	$(BIN)/python requirements/check_lock.py $(1) $(2)
 endef
 
 $(VENV)/.installed-demo: $(LOCK_DEMO) pyproject.toml | $(BIN)/python
-	$(call install_lock,$(LOCK_DEMO))
+	$(call install_lock,$(LOCK_DEMO),$(LOCK_DEV))
 	touch $@
 
 $(VENV)/.installed-test: $(LOCK_DEV) pyproject.toml | $(BIN)/python

@@ -1,11 +1,13 @@
 """Check that the running environment holds exactly the versions of a lock file.
 
-Usage: ``python requirements/check_lock.py [--report-drift] requirements/dev.lock``
+Usage: ``python requirements/check_lock.py [--report-drift] LOCK [ALSO_LOCK ...]``
 
-Every package pinned in the lock must be installed at its pinned version, torch at the version pinned in
+Every package pinned in LOCK must be installed at its pinned version, torch at the version pinned in
 ``requirements/torch.in`` (a local build label such as ``+cpu`` is allowed), and nothing else may be
-installed except pip, scalelab itself and what torch's own build needs (a CUDA build brings nvidia-*
-packages the CPU build does not). Exit status 1 names each difference and how to fix it.
+installed except pip, scalelab itself, what torch's own build needs (a CUDA build brings nvidia-*
+packages the CPU build does not) and packages pinned, at the installed version, in an ALSO_LOCK (`make
+demo` after `make test` finds the dev lock's extra packages in .venv, at the versions the demo lock
+shares). Exit status 1 names each difference and how to fix it.
 
 With ``--report-drift`` the differences are printed as information and the exit status is 0: `make
 test-latest` uses it to show how far the newest allowed versions have moved from the lock.
@@ -71,8 +73,9 @@ def torch_closure(have: dict[str, str]) -> set[str]:
     return seen
 
 
-def differences(lock: Path) -> list[str]:
-    """One line per difference between the environment and the lock (empty: they agree)."""
+def differences(lock: Path, also: tuple[Path, ...] = ()) -> list[str]:
+    """One line per difference between the environment and the lock (empty: they agree); packages pinned
+    at their installed version in one of the ``also`` locks are not extra."""
     pins = read_pins(lock)
     torch_pin = read_pins(lock.parent / "torch.in").get("torch")
     have = installed()
@@ -84,6 +87,8 @@ def differences(lock: Path) -> list[str]:
     if torch_pin and "torch" in have and have["torch"].split("+")[0] != torch_pin:
         problems.append(f"torch: pinned {torch_pin} (requirements/torch.in), installed {have['torch']}")
     allowed = set(pins) | _NOT_LOCKED | torch_closure(have)
+    for other in also:
+        allowed |= {n for n, v in read_pins(other).items() if have.get(n) == v}
     for name in sorted(set(have) - allowed):
         problems.append(f"{name}: installed {have[name]}, not in {lock.name}")
     return problems
@@ -92,14 +97,15 @@ def differences(lock: Path) -> list[str]:
 def main(argv: list[str]) -> int:
     drift = "--report-drift" in argv
     paths = [a for a in argv if not a.startswith("--")]
-    if len(paths) != 1:
-        print("usage: check_lock.py [--report-drift] LOCKFILE", file=sys.stderr)
+    if not paths:
+        print("usage: check_lock.py [--report-drift] LOCK [ALSO_LOCK ...]", file=sys.stderr)
         return 2
-    lock = Path(paths[0])
-    if not lock.is_file():
-        print(f"check_lock: lock file {lock} not found; run `make lock` to create it", file=sys.stderr)
-        return 2
-    problems = differences(lock)
+    lock, *also = (Path(a) for a in paths)
+    for f in (lock, *also):
+        if not f.is_file():
+            print(f"check_lock: lock file {f} not found; run `make lock` to create it", file=sys.stderr)
+            return 2
+    problems = differences(lock, tuple(also))
     if drift:
         print(f"{len(problems)} difference(s) from {lock}" + (":" if problems else ""))
         for p in problems:
