@@ -476,9 +476,17 @@ def plan(
     from .memory import MemoryConventions, memory_per_gpu
 
     layout = layout if layout is not None else Layout()
+    fused_elementwise = True
     if framework is not None:
         prof = get_framework(framework)
         layout = prof.resolve_layout(layout)
+        fused_elementwise = prof.fused_elementwise
+        if prof.efficiency_scale != 1.0:
+            gpu = cluster.gpu
+            if efficiency is None:
+                efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
+            if attention_efficiency is None and gpu.attention_efficiency is not None:
+                attention_efficiency = min(1.0, gpu.attention_efficiency * prof.efficiency_scale)
         memory_conventions = memory_conventions or prof.memory
         dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
         ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
@@ -548,7 +556,8 @@ def plan(
             host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
             attention_flops=attention_hardware_flops(flops, layout.recompute),
-            attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
+            attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
+            fused_elementwise=fused_elementwise)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)
