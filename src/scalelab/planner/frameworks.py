@@ -20,7 +20,9 @@ sets, and why:
   Hugging Face's fp32 upcast of the logits, as torchtitan.
 - ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
   policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
-  (``optimizer_state_bytes=2``), and DualPipe hides the expert all-to-all (``ep_overlap=1``).
+  (``optimizer_state_bytes=2``), DualPipe hides the expert all-to-all (``ep_overlap=1``), and
+  node-limited routing sends each token to at most 4 nodes, once per node (``ep_nodes_per_token=4``,
+  report sec. 2.1.2, 3.2.2); the kernels that hide it hold 20 of 132 SMs (``comm_sm_fraction``, sec. 3.2.2).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class FrameworkProfile:
         What the framework means by a generic save-policy name, e.g. ``("selective", "torchtitan-op")``.
     dp_overlap, ep_overlap : float
         Overlap of DP/ZeRO and of expert all-to-all traffic with compute (see :mod:`~scalelab.planner.step_time`).
+    comm_sm_fraction : float
+        Share of SMs held by overlapped all-to-all kernels (see ``model_step_time``).
+    ep_nodes_per_token : int or None
+        Node-limited expert routing with one network copy per node (see ``comm_per_step``).
     fused_elementwise : bool
         Norms, activations, rotary and residual adds run as fused kernels (Megatron, ``torch.compile``);
         False: one eager PyTorch kernel per op (see ``eager_elementwise_bytes_per_token_layer``).
@@ -64,6 +70,8 @@ class FrameworkProfile:
     dp_overlap: float = 1.0
     ep_overlap: float = 0.0
     fused_elementwise: bool = True
+    ep_nodes_per_token: int | None = None
+    comm_sm_fraction: float = 0.0
     efficiency_scale: float = 1.0
     sources: tuple[str, ...] = ()
 
@@ -95,7 +103,8 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, sources=(
         "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
-                     policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0, sources=(
+                     policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0,
+                     ep_nodes_per_token=4, comm_sm_fraction=20 / 132, sources=(
         "DeepSeek-V3 technical report (arXiv:2412.19437) sec. 3.2.1 DualPipe, 3.2.3 memory savings "
         "(recompute RMSNorm and MLA up-projections, bf16 AdamW moments), 3.3.3 FP8 activation caching",)),
 )}

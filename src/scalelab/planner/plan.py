@@ -476,11 +476,12 @@ def plan(
     from .memory import MemoryConventions, memory_per_gpu
 
     layout = layout if layout is not None else Layout()
-    fused_elementwise = True
+    fused_elementwise, ep_nodes_per_token, comm_sm_fraction = True, None, 0.0
     if framework is not None:
         prof = get_framework(framework)
         layout = prof.resolve_layout(layout)
-        fused_elementwise = prof.fused_elementwise
+        fused_elementwise, ep_nodes_per_token = prof.fused_elementwise, prof.ep_nodes_per_token
+        comm_sm_fraction = prof.comm_sm_fraction
         if prof.efficiency_scale != 1.0:
             gpu = cluster.gpu
             if efficiency is None:
@@ -542,7 +543,8 @@ def plan(
         frac = 1.0
         if train.lora is not None and trainable:
             frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
-        comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac)
+        comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac,
+                             ep_nodes_per_token=ep_nodes_per_token)
     if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
         time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,
                                   measured_step_time_s=measured_step_time_s,
@@ -557,7 +559,7 @@ def plan(
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
             attention_flops=attention_hardware_flops(flops, layout.recompute),
             attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
-            fused_elementwise=fused_elementwise)
+            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

@@ -215,6 +215,7 @@ def model_step_time(
     attention_efficiency: float | None = None,
     ep_overlap: float = DEFAULT_EP_OVERLAP,
     fused_elementwise: bool = True,
+    comm_sm_fraction: float = 0.0,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -245,6 +246,9 @@ def model_step_time(
         Fraction of the expert all-to-all time hidden behind computation, in [0, 1] (0: on the critical
         path, Megatron-LM's default; 1: DeepSeek-V3's DualPipe, which overlaps one micro-batch's
         all-to-all with another's compute).
+    comm_sm_fraction
+        Fraction of the GPU's SMs that overlapped expert all-to-all kernels occupy, in [0, 1): the
+        computation they hide runs that much slower (DeepSeek-V3: 20 of 132 SMs).
     fused_elementwise
         True when norms, activations and residual adds run as fused kernels (Megatron, torch.compile);
         False for eager PyTorch (:func:`eager_elementwise_bytes_per_token_layer`).
@@ -270,6 +274,9 @@ def model_step_time(
     if not 0 <= ep_overlap <= 1:
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
                                   fix="pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)"))
+    if not 0 <= comm_sm_fraction < 1:
+        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
+                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
     if not 0 <= dp_overlap <= 1:
         raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
                                   fix="pass 0 (no overlap) to 1 (perfect overlap)"))
@@ -304,7 +311,10 @@ def model_step_time(
     ep_total = ep_s
     # Overlapped expert all-to-alls hide behind computation (DualPipe, DeepSeek-V3 section 3.2.1), never
     # behind more computation than there is.
-    ep_s = ep_total - min(ep_overlap * ep_total, matmul_s + elementwise_s)
+    hidden = min(ep_overlap * ep_total, matmul_s + elementwise_s)
+    # The communication kernels that hide it hold SMs: computation under them runs on the rest
+    # (DeepSeek-V3 report sec. 3.2.2: 20 of the H800's 132 SMs), so hiding costs hidden * f / (1 - f).
+    ep_s = ep_total - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
     ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * (p - 1) / (v * m)
 
