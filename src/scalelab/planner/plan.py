@@ -446,7 +446,8 @@ def plan(
         default the framework's, else 0.
     framework
         A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``,
-        ``megatron-deepspeed``, ``torchtitan``, ``deepspeed``, ``deepseek-v3``): its memory conventions,
+        ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``deepspeed``, ``deepseek-v3``): its
+        memory conventions, elementwise fusion, efficiency scale, expert routing,
         overlaps and what it means by ``selective``, each overridden by an explicit argument.
     memory_conventions
         Memory bookkeeping (:class:`~scalelab.planner.memory.MemoryConventions`: activation, logits and
