@@ -142,3 +142,18 @@ def test_lora_shrinks_gradient_traffic():
     full = comm_per_step(MODEL, cl, train, Layout()).traffic_bytes()
     lora = comm_per_step(MODEL, cl, train, Layout(), trainable_fraction=0.01).traffic_bytes()
     assert lora == pytest.approx(0.01 * full)
+
+
+def test_node_limited_routing_cuts_network_all_to_all():
+    """DeepSeek-V3 (report sec. 2.1.2, 3.2.2): top-8 of 256 experts over EP64 = 8 nodes, at most 4 nodes
+    per token, one network copy per node: the network carries about 4 x 7/8 copies instead of 8 x 63/64."""
+    from scalelab import get_cluster, get_model
+    from scalelab.planner import Layout, TrainSpec, comm_per_step
+
+    m, c = get_model("deepseek-v3"), get_cluster("h800", 2048)
+    train, lay = TrainSpec(seq_len=4096, global_batch=14336), Layout(pp=16, ep=64, zero=1)
+    plain = comm_per_step(m, c, train, lay)
+    limited = comm_per_step(m, c, train, lay, ep_nodes_per_token=4)
+    inter = lambda cb: sum(x.traffic_bytes for x in cb.collectives if x.group == "ep" and x.link == "inter")  # noqa: E731
+    assert inter(limited) / inter(plain) == pytest.approx((4 * 7 / 8) / (8 * 63 / 64), rel=1e-6)
+    assert any(x.group == "ep" and x.link == "intra" for x in limited.collectives)

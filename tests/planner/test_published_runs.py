@@ -85,3 +85,41 @@ def test_deepseek_v3_policy_halves_layer_activations():
     assert theirs.layout.recompute == "deepseek-v3"
     assert theirs.memory.activations_bytes < 0.6 * megatron.memory.activations_bytes
     assert theirs.feasible and not megatron.feasible
+
+
+def _measured_tokens_per_gpu(run: dict, p) -> float | None:
+    meas, n = run.get("measured", {}), run["n_gpus"]
+    if "tokens_per_s_per_gpu" in meas:
+        return meas["tokens_per_s_per_gpu"]
+    if "tflops_per_gpu" in meas:  # executed FLOPs, recompute included
+        return meas["tflops_per_gpu"] * 1e12 / p.hardware_flops_per_step * p.train.global_batch_tokens
+    if "days" in meas:
+        return p.train.total_tokens / (meas["days"] * 86400) / n
+    return None
+
+
+THROUGHPUT = [r for r in DATA["runs"]
+              if {"tokens_per_s_per_gpu", "tflops_per_gpu", "days"} & set(r.get("measured", {}))]
+# Known misses, each with its cause (docs/planner.md, "What is not modelled"): OPT-175B (metaseq FSDP + TP,
+# no measurement of its overlap) and LLaMA-65B (layout not published; ZeRO-1 here overlaps the gradient
+# all-reduce with the last micro-batch only, the paper overlaps "as much as possible").
+KNOWN_MISS = {"opt-175b", "llama-65b-2048"}
+
+
+@pytest.mark.parametrize("run", THROUGHPUT, ids=[r["id"] for r in THROUGHPUT])
+def test_step_time_within_15_percent_of_published(run):
+    """Step time from the framework profile alone (nothing per run) within 15% of the published throughput."""
+    p = run_plan(run)
+    err = _measured_tokens_per_gpu(run, p) / (p.tokens_per_s / run["n_gpus"]) - 1
+    if run["id"] in KNOWN_MISS:
+        assert abs(err) > 0.15, f"{run['id']} now within 15% ({err:+.1%}): drop it from KNOWN_MISS"
+    else:
+        assert abs(err) <= 0.15, (run["id"], f"{err:+.1%}")
+
+
+def test_deepseek_v3_gpu_hours_within_15_percent_without_full_recompute():
+    """DeepSeek-V3 report Table 1: 2.664M H800 GPU-hours of pre-training for 14.8T tokens."""
+    run = next(r for r in DATA["runs"] if r["id"] == "deepseek-v3")
+    p = run_plan(run)
+    assert not p.layout.save_policy.full
+    assert p.gpu_hours == pytest.approx(run["measured"]["gpu_hours"], rel=0.15)

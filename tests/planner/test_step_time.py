@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from scalelab import get_cluster, get_model
 from scalelab.arch.spec import ModelSpec
 from scalelab.errors import ConfigError
 from scalelab.hardware.spec import ClusterSpec, GPUSpec
@@ -159,3 +160,36 @@ def test_fp8_dispatch_halves_the_forward_dispatch_bytes():
     fp8 = comm_per_step(moe, cl, TrainSpec(seq_len=4096, global_batch=64, precision="fp8"), Layout(ep=16), dp=16)
     ep = lambda cb: sum(c.traffic_bytes for c in cb.collectives if c.group == "ep")  # noqa: E731
     assert ep(fp8) == pytest.approx(ep(bf16) * (0.5 + 3) / 4)  # 1 of 4 all-to-alls at half the bytes
+
+
+def test_eager_pytorch_moves_more_elementwise_bytes_than_fused_kernels():
+    """An eager Llama layer (one kernel per op: fp32 RMSNorm chain, complex rotary, unfused SwiGLU) moves
+    about 3x the bytes of fused kernels; torchtitan's profile is eager, torchtitan-compile fused."""
+    from scalelab.planner.frameworks import get_framework
+    from scalelab.planner.step_time import elementwise_bytes_per_token_layer
+
+    m = get_model("llama-3.1-8b")
+    fused = elementwise_bytes_per_token_layer(m, Layout(), 8192, "bf16")
+    eager = elementwise_bytes_per_token_layer(m, Layout(), 8192, "bf16", fused=False)
+    assert 2.5 < eager / fused < 3.5
+    assert not get_framework("torchtitan").fused_elementwise
+    assert get_framework("torchtitan-compile").fused_elementwise
+
+
+def test_fp8_recipe_runs_attention_core_at_bf16_peak():
+    """Only the linear layers run in FP8 (DeepSeek-V3 report sec. 3.3.1): the attention core's time is the
+    same under bf16 and fp8 recipes, while the linear layers' halves."""
+    from scalelab.planner.comm import CommBreakdown
+    from scalelab.planner.step_time import model_step_time
+
+    m, c = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 8)
+    kw = dict(comm=CommBreakdown(), dp=8, efficiency=0.5, attention_efficiency=0.5)
+    lay = Layout(dp=8)
+    t16 = model_step_time(m, c, TrainSpec(seq_len=8192, global_batch=8), lay, hardware_flops=1e17,
+                          attention_flops=1e17, **kw)
+    t8 = model_step_time(m, c, TrainSpec(seq_len=8192, global_batch=8, precision="fp8"), lay,
+                         hardware_flops=1e17, attention_flops=1e17, **kw)
+    lin8 = model_step_time(m, c, TrainSpec(seq_len=8192, global_batch=8, precision="fp8"), lay,
+                           hardware_flops=1e17, attention_flops=0.0, **kw)
+    assert t8.matmul_s == pytest.approx(t16.matmul_s)
+    assert lin8.matmul_s == pytest.approx(t16.matmul_s / 2, rel=1e-3)  # 1978.9 vs 2 x 989.4 TFLOP/s

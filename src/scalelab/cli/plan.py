@@ -105,7 +105,8 @@ RcOpt = Annotated[str | None, typer.Option(
     help="Activation save policy: none, act, selective, selective-act, torchtitan-op, deepseek-v3, full, "
          "or recomputed modules joined by + (core_attn, act, layernorm, mla_up_proj).")]
 FrameworkOpt = Annotated[str | None, typer.Option(
-    "--framework", help="Framework profile: megatron, megatron-deepspeed, torchtitan, deepspeed, deepseek-v3.")]
+    "--framework", help="Framework profile: megatron, megatron-deepspeed, torchtitan, torchtitan-compile, "
+    "deepspeed, deepseek-v3.")]
 ActDtypeOpt = Annotated[str | None, typer.Option("--activation-dtype", help="Stored activations: fp32, bf16, fp8.")]
 OptDtypeOpt = Annotated[str | None, typer.Option(
     "--optimizer-state-dtype", help="Optimizer moments: fp32 (default) or bf16 (DeepSeek-V3).")]

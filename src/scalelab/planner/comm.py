@@ -224,6 +224,7 @@ def comm_per_step(
     *,
     dp: int | None = None,
     trainable_fraction: float = 1.0,
+    ep_nodes_per_token: int | None = None,
 ) -> CommBreakdown:
     """Collectives one GPU runs in one optimizer step, with bytes, link and alpha-beta time.
 
@@ -235,6 +236,9 @@ def comm_per_step(
         Data-parallel degree (defaults to ``layout.dp`` or ``n_gpus / (tp * pp * cp)``).
     trainable_fraction
         Share of parameters that get gradients (LoRA: adapters only), which scales gradient traffic.
+    ep_nodes_per_token
+        Node-limited routing: each token reaches at most this many nodes, and crosses the network once
+        per node (DeepSeek-V3: 4, with DeepEP-style forwarding over NVLink); ``None``: a plain all-to-all.
 
     Returns
     -------
@@ -319,14 +323,29 @@ def comm_per_step(
         tokens_rank = tokens_mb / (t if layout.sequence_parallel else 1)
         msg = tokens_rank * model.moe.top_k * h * a_bytes * cap
         n_a2a = 4 + (2 if policy.reruns_tp_forward else 0)
-        if train.precision in ("fp8", "fp4"):
-            # FP8 recipes dispatch tokens in FP8 (1 byte) and combine and send gradients in BF16
-            # (DeepSeek-V3 report section 3.3.2; Transformer Engine's FP8 all-to-all).
-            n_dispatch = 1 + (1 if policy.reruns_tp_forward else 0)
-            add("ep all-to-all (fp8 dispatch)", "all_to_all", "ep", e, layout.expert_tp, msg / 2,
-                m * n_dispatch * moe_layers_stage, True)
-            n_a2a -= n_dispatch
-        add("ep all-to-all", "all_to_all", "ep", e, layout.expert_tp, msg, m * n_a2a * moe_layers_stage, True)
+        span_nodes = -(-e * layout.expert_tp // g_node)
+        if ep_nodes_per_token is not None and span_nodes > 1:
+            # Node-limited routing (DeepSeek-V3 report sec. 2.1.2 and 3.2.2): a token goes to at most M
+            # nodes; it crosses the network once per node (DeepEP forwards it to the node's experts over
+            # NVLink), so the network carries min(M, k) copies, (nodes - 1) / nodes of them remote, and
+            # NVLink the k copies inside the node.
+            per_node = min(ep_nodes_per_token, model.moe.top_k, span_nodes) / model.moe.top_k
+            calls = m * n_a2a * moe_layers_stage
+            ib_msg = msg * per_node
+            if train.precision in ("fp8", "fp4"):
+                ib_msg *= (0.5 + (n_a2a - 1)) / n_a2a  # forward dispatch in FP8 (sec. 3.3.2)
+            add("ep all-to-all (network, node-limited)", "all_to_all", "ep", span_nodes, g_node, ib_msg, calls, True)
+            add("ep forward within node (NVLink)", "all_to_all", "ep", min(g_node, e), layout.expert_tp, msg,
+                calls, True)
+        else:
+            if train.precision in ("fp8", "fp4"):
+                # FP8 recipes dispatch tokens in FP8 (1 byte) and combine and send gradients in BF16
+                # (DeepSeek-V3 report section 3.3.2; Transformer Engine's FP8 all-to-all).
+                n_dispatch = 1 + (1 if policy.reruns_tp_forward else 0)
+                add("ep all-to-all (fp8 dispatch)", "all_to_all", "ep", e, layout.expert_tp, msg / 2,
+                    m * n_dispatch * moe_layers_stage, True)
+                n_a2a -= n_dispatch
+            add("ep all-to-all", "all_to_all", "ep", e, layout.expert_tp, msg, m * n_a2a * moe_layers_stage, True)
 
     # --- data parallelism / ZeRO ---------------------------------------------------------------------
     dense_p, routed_p = local_params(model, layout)

@@ -446,7 +446,8 @@ def plan(
         default the framework's, else 0.
     framework
         A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``,
-        ``megatron-deepspeed``, ``torchtitan``, ``deepspeed``, ``deepseek-v3``): its memory conventions,
+        ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``deepspeed``, ``deepseek-v3``): its
+        memory conventions, elementwise fusion, efficiency scale, expert routing,
         overlaps and what it means by ``selective``, each overridden by an explicit argument.
     memory_conventions
         Memory bookkeeping (:class:`~scalelab.planner.memory.MemoryConventions`: activation, logits and
@@ -476,9 +477,18 @@ def plan(
     from .memory import MemoryConventions, memory_per_gpu
 
     layout = layout if layout is not None else Layout()
+    fused_elementwise, ep_nodes_per_token, comm_sm_fraction = True, None, 0.0
     if framework is not None:
         prof = get_framework(framework)
         layout = prof.resolve_layout(layout)
+        fused_elementwise, ep_nodes_per_token = prof.fused_elementwise, prof.ep_nodes_per_token
+        comm_sm_fraction = prof.comm_sm_fraction
+        if prof.efficiency_scale != 1.0:
+            gpu = cluster.gpu
+            if efficiency is None:
+                efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
+            if attention_efficiency is None and gpu.attention_efficiency is not None:
+                attention_efficiency = min(1.0, gpu.attention_efficiency * prof.efficiency_scale)
         memory_conventions = memory_conventions or prof.memory
         dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
         ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
@@ -534,7 +544,8 @@ def plan(
         frac = 1.0
         if train.lora is not None and trainable:
             frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
-        comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac)
+        comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac,
+                             ep_nodes_per_token=ep_nodes_per_token)
     if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
         time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,
                                   measured_step_time_s=measured_step_time_s,
@@ -548,7 +559,8 @@ def plan(
             host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
             attention_flops=attention_hardware_flops(flops, layout.recompute),
-            attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
+            attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
+            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

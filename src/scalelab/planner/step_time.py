@@ -110,7 +110,8 @@ class StepTime:
         return dict(self.__dict__)
 
 
-def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int, precision: str) -> float:
+def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int, precision: str,
+                                      *, fused: bool = True) -> float:
     """HBM bytes that one layer's non-matmul kernels read and write per token in forward, per GPU.
 
     Counted tensors (bf16 = 2 bytes; one read + one write each, Korthikanti et al. 2022 section 4.1):
@@ -118,7 +119,11 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
     the MLP activation (read and write f, twice for SwiGLU's gate product) and, without FlashAttention,
     the fused scale-mask-softmax and dropout over a x s scores (read and write a s, dropout read,
     write and 1-byte mask). Norms and dropouts are split over tp only with sequence parallelism.
+
+    ``fused=False`` counts what eager PyTorch runs instead (:func:`eager_elementwise_bytes_per_token_layer`).
     """
+    if not fused:
+        return eager_elementwise_bytes_per_token_layer(model, layout, seq_len, precision)
     e = activation_bytes(precision)
     h, a = model.d_model, model.n_heads
     t = layout.tp
@@ -136,6 +141,44 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
         s_ctx = seq_len / layout.cp
         scores = (2 * a * s_ctx * e + 2.5 * a * s_ctx * e) / t  # softmax in/out + dropout in/out/mask
     return replicated / replicated_div + mlp + scores
+
+
+def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int,
+                                            precision: str) -> float:
+    """HBM bytes per token and layer (forward) of the elementwise kernels of an eager PyTorch Llama layer
+    (torchtitan without ``torch.compile``, Hugging Face models), where every op is its own kernel that
+    reads its inputs from and writes its output to HBM.
+
+    Counted per element (e = activation bytes, fp32 = 4), each op a read and a write:
+
+    - RMSNorm as ``x.float()``, ``pow(2)``, ``mean``, ``x * rsqrt(...)``, ``.type_as(x)``, ``* weight``:
+      (e + 4) + (4 + 4) + 4 + (4 + 4) + (4 + e) + (e + e) = 28 + 4e per element of h, two per layer;
+    - rotary embedding of q and k through complex fp32 (``view_as_complex(x.float())``, multiply,
+      ``type_as``): (e + 4) + (4 + 4) + (4 + e) = 16 + 2e per element of q_dim + kv_dim;
+    - two residual adds: 3e per element of h each;
+    - SwiGLU as ``silu(gate)`` then ``* up``: 2e + 3e per element of f (GELU: 2e).
+
+    Norm and residual tensors are split over tp only with sequence parallelism, as in the fused count.
+    torch.compile fuses these chains back to roughly the fused count (torchtitan's docs/performance.md
+    measures 5,762 -> 6,667 tokens/s/GPU on Llama 3.1 8B from compiling alone).
+    """
+    e = activation_bytes(precision)
+    h, t = model.d_model, layout.tp
+    norms = 2 * (28 + 4 * e) * h
+    residual = 2 * 3 * e * h
+    rope = (16 + 2 * e) * (model.q_dim + model.kv_dim) / t if model.position_kind == "rope" else 0.0
+    if model.moe is not None and model.n_moe_layers:
+        f = model.moe.d_expert * model.moe.top_k + model.moe.shared_width * model.moe.n_shared_experts
+        f_tp = layout.expert_tp
+    else:
+        f, f_tp = model.d_ff, t
+    mlp = (5 if model.ffn_kind == "swiglu" else 2) * e * f / f_tp
+    replicated_div = t if layout.sequence_parallel else 1
+    base = elementwise_bytes_per_token_layer(model, layout, seq_len, precision)  # for the softmax term
+    fused_mlp_norms = elementwise_bytes_per_token_layer(
+        model, layout.model_copy(update={"flash_attention": True}), seq_len, precision)
+    scores = base - fused_mlp_norms  # softmax over scores without FlashAttention, as fused
+    return (norms + residual) / replicated_div + rope + mlp + scores
 
 
 def attention_hardware_flops(flops: Any, recompute: str) -> float:
@@ -171,6 +214,8 @@ def model_step_time(
     attention_flops: float = 0.0,
     attention_efficiency: float | None = None,
     ep_overlap: float = DEFAULT_EP_OVERLAP,
+    fused_elementwise: bool = True,
+    comm_sm_fraction: float = 0.0,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -201,6 +246,12 @@ def model_step_time(
         Fraction of the expert all-to-all time hidden behind computation, in [0, 1] (0: on the critical
         path, Megatron-LM's default; 1: DeepSeek-V3's DualPipe, which overlaps one micro-batch's
         all-to-all with another's compute).
+    comm_sm_fraction
+        Fraction of the GPU's SMs that overlapped expert all-to-all kernels occupy, in [0, 1): the
+        computation they hide runs that much slower (DeepSeek-V3: 20 of 132 SMs).
+    fused_elementwise
+        True when norms, activations and residual adds run as fused kernels (Megatron, torch.compile);
+        False for eager PyTorch (:func:`eager_elementwise_bytes_per_token_layer`).
 
     Examples
     --------
@@ -223,6 +274,9 @@ def model_step_time(
     if not 0 <= ep_overlap <= 1:
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
                                   fix="pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)"))
+    if not 0 <= comm_sm_fraction < 1:
+        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
+                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
     if not 0 <= dp_overlap <= 1:
         raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
                                   fix="pass 0 (no overlap) to 1 (perfect overlap)"))
@@ -239,12 +293,16 @@ def model_step_time(
         if not 0 < attn_eff <= 1:
             raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
     attention_flops = min(max(attention_flops, 0.0), hardware_flops)
-    matmul_s = ((hardware_flops - attention_flops) / eff + attention_flops / attn_eff) \
-        / cluster.n_gpus * imbalance / peak
+    # FP8 recipes quantise the linear layers only; the attention core stays in BF16 (DeepSeek-V3 report
+    # sec. 3.3.1; torchao's Float8 converts nn.Linear modules, FlashAttention runs in BF16).
+    attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s else peak
+    matmul_s = ((hardware_flops - attention_flops) / (eff * peak) + attention_flops / (attn_eff * attn_peak)) \
+        / cluster.n_gpus * imbalance
 
     tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
     passes = 3.0 + (1.0 if layout.save_policy.full else 0.0)  # fwd + bwd (~2x fwd) + recompute
-    ew_bytes = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision)
+    ew_bytes = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
+                                                  fused=fused_elementwise)
                 * tokens_per_gpu * (-(-L // p)) * passes)
     elementwise_s = ew_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
 
@@ -253,7 +311,10 @@ def model_step_time(
     ep_total = ep_s
     # Overlapped expert all-to-alls hide behind computation (DualPipe, DeepSeek-V3 section 3.2.1), never
     # behind more computation than there is.
-    ep_s = ep_total - min(ep_overlap * ep_total, matmul_s + elementwise_s)
+    hidden = min(ep_overlap * ep_total, matmul_s + elementwise_s)
+    # The communication kernels that hide it hold SMs: computation under them runs on the rest
+    # (DeepSeek-V3 report sec. 3.2.2: 20 of the H800's 132 SMs), so hiding costs hidden * f / (1 - f).
+    ep_s = ep_total - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
     ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * (p - 1) / (v * m)
 
