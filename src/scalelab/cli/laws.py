@@ -111,6 +111,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--n-convention", help="total | non-embedding | active.")
         ] = None,
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
+        duplicates: Annotated[
+            str, typer.Option("--duplicates", help="Copied runs: error | average (one point per design point) | keep.")
+        ] = "error",
         objective: Annotated[str, typer.Option("--objective", help="huber | ls | asymmetric.")] = "huber",
         delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
         space: Annotated[str, typer.Option("--space", help="Residuals on log-loss (log) or loss (linear).")] = "log",
@@ -139,7 +142,7 @@ def register(app: typer.Typer) -> None:
                           drop_top_loss=drop_top_loss)
         est = klass(loss=objective, delta=delta, space=space, init=init, n_bootstrap=bootstrap, random_state=seed,
                     level=level)
-        est.fit(table)
+        est.fit(table, duplicates=duplicates)
         est.data_source_ = table.to_dict()
         if out is not None:
             est.save(out)
