@@ -90,6 +90,8 @@ log = logging.getLogger(__name__)
 LOSSES = ("huber", "ls", "asymmetric")
 #: What ``fit(..., duplicates=)`` does with repeated runs (see :meth:`ScalingLaw._handle_duplicates`).
 DUPLICATES = ("error", "average", "keep")
+#: Bands of ``predict_interval``: the mean law; a new run if the law is right; a new run, calibrated.
+INTERVAL_KINDS = ("mean", "noise", "new")
 
 _REGISTRY: dict[str, type[ScalingLaw]] = {}
 #: Modules of this package that hold machinery, not laws; every other module is imported on demand so
@@ -269,6 +271,8 @@ class ScalingLaw:
     data_source_: dict[str, Any]
     #: Fit-quality verdict ``{"verdict": "ok" | "suspect", "issues": [...]}`` (:mod:`scalelab.laws.quality`).
     quality_: dict[str, Any]
+    #: Backtested extrapolation scores behind the calibrated new-run band (:mod:`scalelab.laws.calibration`).
+    calibration_: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -830,23 +834,33 @@ class ScalingLaw:
 
     def predict_interval(self, *X: Any, level: float | None = None, kind: str = "mean",
                          **columns: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds at ``level`` for the mean law (``kind="mean"``) or a new run (``"new"``).
+        """Lower and upper bounds at ``level``.
 
-        From the bootstrap draws when ``n_bootstrap > 0``, else from the asymptotic (Gauss-Newton)
-        covariance; ``"new"`` adds the spread of the fit's residuals (run-to-run noise).
+        ``kind="mean"``: the mean law (parameter uncertainty only). ``kind="noise"``: a new run *if the law
+        were exactly right*: the mean-law band plus the spread of the fit's residuals (run-to-run noise).
+        ``kind="new"`` (calibrated, for forecasting a new run): the noise band joined with the law's own
+        backtested extrapolation errors on its runs, growing with the distance from the fitted range
+        (:mod:`scalelab.laws.calibration`); it covers misspecification, not only noise. Parameter
+        uncertainty comes from the bootstrap draws when ``n_bootstrap > 0``, else from the asymptotic
+        (Gauss-Newton) covariance.
         """
-        from . import uncertainty
+        from . import calibration, uncertainty
 
         self._check_fitted()
-        if kind not in ("mean", "new"):
-            raise ConfigError(explain("unknown interval kind", value=kind, allowed="mean, new"))
+        if kind not in INTERVAL_KINDS:
+            raise ConfigError(explain("unknown interval kind", value=kind, allowed=", ".join(INTERVAL_KINDS),
+                                      fix="mean: the law; noise: a new run if the law is right; new: a new run, "
+                                          "calibrated on backtests"))
         X = self._table_X(X, columns)
         Xa = self._check_X(X, fitting=False)
         self._warn_extrapolation(Xa)
         lvl = float(self.level if level is None else level)
         if not 0 < lvl < 1:
             raise ConfigError(explain("level must lie strictly between 0 and 1", value=level))
-        lo, hi = uncertainty.prediction_interval(self, Xa, lvl, kind)
+        if kind == "new":
+            lo, hi = calibration.new_run_interval(self, Xa, lvl)
+        else:
+            lo, hi = uncertainty.prediction_interval(self, Xa, lvl, "new" if kind == "noise" else "mean")
         shape = np.broadcast_shapes(*[np.shape(x) for x in X])
         return lo.reshape(shape), hi.reshape(shape)
 
@@ -888,6 +902,7 @@ class ScalingLaw:
             "fit_info": getattr(self, "fit_info_", None),
             "data_hash": getattr(self, "data_hash_", None),
             "quality": getattr(self, "quality_", None),
+            "calibration": getattr(self, "calibration_", None),
             "scalelab_version": __version__,
         }
         cov = getattr(self, "cov_theta_", None)
@@ -928,7 +943,7 @@ class ScalingLaw:
             law.source_ = d.get("source")
         for key, attr in (("n_samples", "n_samples_"), ("objective", "objective_"),
                           ("goodness_of_fit", "gof_"), ("fit_info", "fit_info_"), ("data_hash", "data_hash_"),
-                          ("quality", "quality_")):
+                          ("quality", "quality_"), ("calibration", "calibration_")):
             if d.get(key) is not None:
                 setattr(law, attr, d[key])
         if d.get("residuals") is not None:
