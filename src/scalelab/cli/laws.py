@@ -13,6 +13,13 @@ import typer
 from ._options import FormatOpt
 from ._output import OutputFormat, emit
 
+# Column options shared by `fit` and `backtest` (defined once, DESIGN.md "Public API shape").
+NColOpt = Annotated[str | None, typer.Option("--n", help="Column holding N (parameters).")]
+DColOpt = Annotated[str | None, typer.Option("--d", help="Column holding D (tokens).")]
+LossColOpt = Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")]
+ComputeColOpt = Annotated[str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")]
+MoreColsOpt = Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")]
+
 
 def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
     from ..errors import ConfigError, explain
@@ -98,13 +105,11 @@ def register(app: typer.Typer) -> None:
         runs: Annotated[Path | None, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
         law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`), or auto: the law "
                                                               "with the lowest backtested error.")] = "chinchilla",
-        n: Annotated[str | None, typer.Option("--n", help="Column holding N (parameters).")] = None,
-        d: Annotated[str | None, typer.Option("--d", help="Column holding D (tokens).")] = None,
-        loss: Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")] = None,
-        compute: Annotated[
-            str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")
-        ] = None,
-        col: Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
+        n: NColOpt = None,
+        d: DColOpt = None,
+        loss: LossColOpt = None,
+        compute: ComputeColOpt = None,
+        col: MoreColsOpt = None,
         columns_toml: Annotated[
             Path | None, typer.Option("--columns", help="TOML file with a columns table and a conventions table.")
         ] = None,
@@ -179,13 +184,11 @@ def register(app: typer.Typer) -> None:
         runs: Annotated[Path, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")],
         law: Annotated[str, typer.Option("--law", "-l", help="Law name, several comma-separated to compare, or "
                                                               "auto (every law the columns allow).")] = "chinchilla",
-        n: Annotated[str | None, typer.Option("--n", help="Column holding N (parameters).")] = None,
-        d: Annotated[str | None, typer.Option("--d", help="Column holding D (tokens).")] = None,
-        loss: Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")] = None,
-        compute: Annotated[
-            str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")
-        ] = None,
-        col: Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
+        n: NColOpt = None,
+        d: DColOpt = None,
+        loss: LossColOpt = None,
+        compute: ComputeColOpt = None,
+        col: MoreColsOpt = None,
         split: Annotated[str, typer.Option("--split", help="n | compute | rolling | largest.")] = "n",
         n_splits: Annotated[int, typer.Option("--n-splits", help="Cutoffs: the last levels of the axis.")] = 3,
         level: Annotated[float, typer.Option("--level", help="Band coverage.")] = 0.95,
