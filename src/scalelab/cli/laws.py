@@ -13,6 +13,13 @@ import typer
 from ._options import FormatOpt
 from ._output import OutputFormat, emit
 
+# Column options shared by `fit` and `backtest` (defined once, DESIGN.md "Public API shape").
+NColOpt = Annotated[str | None, typer.Option("--n", help="Column holding N (parameters).")]
+DColOpt = Annotated[str | None, typer.Option("--d", help="Column holding D (tokens).")]
+LossColOpt = Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")]
+ComputeColOpt = Annotated[str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")]
+MoreColsOpt = Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")]
+
 
 def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
     from ..errors import ConfigError, explain
@@ -96,14 +103,13 @@ def register(app: typer.Typer) -> None:
     @app.command("fit")
     def fit_cmd(
         runs: Annotated[Path | None, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
-        law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`).")] = "chinchilla",
-        n: Annotated[str | None, typer.Option("--n", help="Column holding N (parameters).")] = None,
-        d: Annotated[str | None, typer.Option("--d", help="Column holding D (tokens).")] = None,
-        loss: Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")] = None,
-        compute: Annotated[
-            str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")
-        ] = None,
-        col: Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")] = None,
+        law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`), or auto: the law "
+                                                              "with the lowest backtested error.")] = "chinchilla",
+        n: NColOpt = None,
+        d: DColOpt = None,
+        loss: LossColOpt = None,
+        compute: ComputeColOpt = None,
+        col: MoreColsOpt = None,
         columns_toml: Annotated[
             Path | None, typer.Option("--columns", help="TOML file with a columns table and a conventions table.")
         ] = None,
@@ -111,6 +117,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--n-convention", help="total | non-embedding | active.")
         ] = None,
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
+        duplicates: Annotated[
+            str, typer.Option("--duplicates", help="Copied runs: error | average (one point per design point) | keep.")
+        ] = "error",
         objective: Annotated[str, typer.Option("--objective", help="huber | ls | asymmetric.")] = "huber",
         delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
         space: Annotated[str, typer.Option("--space", help="Residuals on log-loss (log) or loss (linear).")] = "log",
@@ -133,14 +142,25 @@ def register(app: typer.Typer) -> None:
 
         if runs is None and store is None:
             raise DataError(explain("no runs given", fix="pass a runs file, or --store PATH"))
-        klass = get_law(law)
         table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
                           config=columns_toml, n_convention=n_convention, store=store,
                           drop_top_loss=drop_top_loss)
+        selection = None
+        if law == "auto":
+            from ..laws.backtest import BacktestComparison, backtest
+
+            comp = backtest(table, "auto", duplicates=duplicates)
+            selection = ({"chosen": comp.best, "reason": comp.reason} if isinstance(comp, BacktestComparison)
+                         else {"chosen": comp.law, "reason": "the only law these columns allow"})
+            law = selection["chosen"]
+        klass = get_law(law)
         est = klass(loss=objective, delta=delta, space=space, init=init, n_bootstrap=bootstrap, random_state=seed,
                     level=level)
-        est.fit(table)
+        est.fit(table, duplicates=duplicates)
         est.data_source_ = table.to_dict()
+        from ..laws.calibration import calibrate
+
+        calibrate(est)  # the calibrated new-run band's backtest scores travel with the saved fit
         if out is not None:
             est.save(out)
         if plot is not None:
@@ -149,11 +169,43 @@ def register(app: typer.Typer) -> None:
             X, y, _ = table.law_inputs(est)
             plot_fit(est, X, y, path=plot)
         summary = {k: v for k, v in est.to_dict().items() if k not in ("bootstrap_params", "residuals")}
-        result = _Forecast({**summary, "data": table.to_dict(), "saved_to": str(out) if out else None},
-                           est.report() + "\n  data: " + "; ".join([table.source, *table.notes])
+        result = _Forecast({**summary, "data": table.to_dict(), "saved_to": str(out) if out else None,
+                            "law_selection": selection},
+                           est.report()
+                           + (f"\n  law chosen by --law auto: {selection['chosen']} ({selection['reason']})"
+                              if selection else "")
+                           + "\n  data: " + "; ".join([table.source, *table.notes])
                            + (f"\n  N convention: {table.n_convention}") + (f"\n  wrote {out}" if out else "")
                            + (f"\n  plot: {plot}" if plot else ""))
         emit(result, fmt)
+
+    @app.command("backtest")
+    def backtest_cmd(
+        runs: Annotated[Path, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")],
+        law: Annotated[str, typer.Option("--law", "-l", help="Law name, several comma-separated to compare, or "
+                                                              "auto (every law the columns allow).")] = "chinchilla",
+        n: NColOpt = None,
+        d: DColOpt = None,
+        loss: LossColOpt = None,
+        compute: ComputeColOpt = None,
+        col: MoreColsOpt = None,
+        split: Annotated[str, typer.Option("--split", help="n | compute | rolling | largest.")] = "n",
+        n_splits: Annotated[int, typer.Option("--n-splits", help="Cutoffs: the last levels of the axis.")] = 3,
+        level: Annotated[float, typer.Option("--level", help="Band coverage.")] = 0.95,
+        band: Annotated[str, typer.Option("--band", help="new (calibrated) | noise | mean.")] = "new",
+        drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
+        duplicates: Annotated[str, typer.Option("--duplicates", help="error | average | keep.")] = "error",
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Backtest a law: fit the smaller runs, forecast the larger ones; errors, coverage, interval score."""
+        from ..laws import load_runs
+        from ..laws.backtest import backtest
+
+        table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
+                          drop_top_loss=drop_top_loss)
+        laws: Any = law if law == "auto" or "," not in law else [x.strip() for x in law.split(",") if x.strip()]
+        res = backtest(table, laws, split=split, n_splits=n_splits, level=level, kind=band, duplicates=duplicates)
+        emit(res, fmt)
 
     @app.command("forecast")
     def forecast_cmd(

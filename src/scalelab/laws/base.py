@@ -88,11 +88,16 @@ log = logging.getLogger(__name__)
 
 #: Objectives the fitter knows (see :mod:`scalelab.laws.fitting`).
 LOSSES = ("huber", "ls", "asymmetric")
+#: What ``fit(..., duplicates=)`` does with repeated runs (see :meth:`ScalingLaw._handle_duplicates`).
+DUPLICATES = ("error", "average", "keep")
+#: Bands of ``predict_interval``: the mean law; a new run if the law is right; a new run, calibrated.
+INTERVAL_KINDS = ("mean", "noise", "new")
 
 _REGISTRY: dict[str, type[ScalingLaw]] = {}
 #: Modules of this package that hold machinery, not laws; every other module is imported on demand so
 #: that its law classes register themselves.
-_NOT_LAW_MODULES = frozenset({"base", "fitting", "uncertainty", "data", "approaches", "forecast"})
+_NOT_LAW_MODULES = frozenset({"base", "fitting", "uncertainty", "data", "approaches", "forecast", "quality",
+                              "backtest", "calibration"})
 _builtins_loaded = False
 
 
@@ -237,6 +242,10 @@ class ScalingLaw:
     positive_covariates: ClassVar[tuple[str, ...] | None] = None
     #: Fewest distinct values each covariate needs (e.g. several model sizes for an exponent in N).
     min_distinct: ClassVar[dict[str, int]] = {}
+    #: Parameters checked by the fit-quality verdict (:mod:`scalelab.laws.quality`). ``None``: for a law of
+    #: the loss, ``E``/``L_inf`` are the irreducible loss and ``alpha*``/``beta*`` the exponents.
+    irreducible_params: ClassVar[tuple[str, ...] | None] = None
+    exponent_params: ClassVar[tuple[str, ...] | None] = None
 
     # ----- fitted state: set by fit(), preset() or from_dict() -----
     # Annotations without values create no attribute, so ``hasattr(law, "params_")`` still tells a fitted
@@ -260,6 +269,10 @@ class ScalingLaw:
     bootstrap_params_: np.ndarray
     #: Where the runs came from (``Runs.to_dict()``), when the CLI fitted the law.
     data_source_: dict[str, Any]
+    #: Fit-quality verdict ``{"verdict": "ok" | "suspect", "issues": [...]}`` (:mod:`scalelab.laws.quality`).
+    quality_: dict[str, Any]
+    #: Backtested extrapolation scores behind the calibrated new-run band (:mod:`scalelab.laws.calibration`).
+    calibration_: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -376,6 +389,20 @@ class ScalingLaw:
         return lo, hi
 
     @classmethod
+    def _irreducible_names(cls) -> tuple[str, ...]:
+        if cls.irreducible_params is not None:
+            return cls.irreducible_params
+        return tuple(n for n in cls.param_names if n in ("E", "L_inf")) if cls.target == "L" else ()
+
+    @classmethod
+    def _exponent_names(cls) -> tuple[str, ...]:
+        if cls.exponent_params is not None:
+            return cls.exponent_params
+        if cls.target != "L":
+            return ()
+        return tuple(n for n in cls.param_names if n.startswith(("alpha", "beta")) and n not in cls.log_params)
+
+    @classmethod
     def _pdict(cls, public: np.ndarray) -> dict[str, np.ndarray]:
         """(k, P) public array -> {name: (k, 1)} for ``_form``."""
         public = np.atleast_2d(public)
@@ -462,9 +489,23 @@ class ScalingLaw:
         return X, y
 
     # ------------------------------------------------------------------ input handling
-    def _split_xy(self, args: tuple[Any, ...], y: Any) -> tuple[tuple[Any, ...], Any, Any]:
-        """Accept ``fit(N, D, L)``, ``fit(N, D, y=L)`` or ``fit(runs)`` (a :class:`~scalelab.laws.data.Runs`)."""
+    def _split_xy(self, args: tuple[Any, ...], y: Any,
+                  columns: Mapping[str, Any] | None = None) -> tuple[tuple[Any, ...], Any, Any]:
+        """Accept ``fit(N, D, L)``, ``fit(N, D, y=L)``, ``fit(runs)`` (a :class:`~scalelab.laws.data.Runs`)
+        or ``fit(df, n="params", d="tokens", loss="loss")`` (a DataFrame or a dict of columns)."""
+        from .data import is_table, load_table, table_covariates
+
         weights = None
+        if len(args) == 1 and is_table(args[0]):
+            if y is not None:
+                return table_covariates(args[0], self, columns or {}), y, None
+            args = (load_table(args[0], self, columns or {}),)
+        elif columns:
+            raise ConfigError(explain(
+                "column names were given, but the runs are not a table",
+                value=sorted(columns), allowed="column names only with a DataFrame or dict of columns",
+                fix="pass the DataFrame as the only positional argument: fit(df, n='params', d='tokens', "
+                    "loss='loss'), or pass arrays without column names: fit(N, D, L)"))
         if len(args) == 1 and hasattr(args[0], "law_inputs"):
             X, y_r, weights = args[0].law_inputs(self)
             return X, (y if y is not None else y_r), weights
@@ -535,12 +576,17 @@ class ScalingLaw:
                     fix=f"add runs at other {c} (e.g. several model sizes)"))
 
     # ------------------------------------------------------------------ fit
-    def _prepare_fit(self, X: tuple[Any, ...], y: Any, sample_weight: Any
+    def _prepare_fit(self, X: tuple[Any, ...], y: Any, sample_weight: Any, duplicates: str = "error",
+                     columns: Mapping[str, Any] | None = None
                      ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
         """Validate options, covariates, target and weights for ``fit``, check the design, and forget any
-        previous fit (attributes ending in ``_``). Returns ``(X arrays, y, weights or None)``."""
+        previous fit (attributes ending in ``_``). Returns ``(X arrays, y, weights or None)`` in the
+        canonical row order (duplicate design points averaged when ``duplicates="average"``)."""
         self._check_options()
-        Xr, yr, w_runs = self._split_xy(X, y)
+        if duplicates not in DUPLICATES:
+            raise ConfigError(explain("unknown duplicates policy", value=duplicates, allowed=", ".join(DUPLICATES),
+                                      fix="use 'error' (default), 'average' or 'keep'"))
+        Xr, yr, w_runs = self._split_xy(X, y, columns)
         Xa = self._check_X(Xr, fitting=True)
         ya = self._check_y(yr, Xa[0].size if Xa else 0)
         if sample_weight is None:
@@ -555,16 +601,85 @@ class ScalingLaw:
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         order = canonical_order(Xa, ya, w)
-        self._row_order = order
-        return tuple(a[order] for a in Xa), ya[order], (None if w is None else w[order])
+        self._row_order: np.ndarray | None = order
+        Xs, ys, ws = tuple(a[order] for a in Xa), ya[order], (None if w is None else w[order])
+        self._duplicates_note: str | None = None
+        if duplicates != "keep":
+            Xs, ys, ws = self._handle_duplicates(Xs, ys, ws, order, duplicates)
+        return Xs, ys, ws
+
+    def _handle_duplicates(self, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None,
+                           order: np.ndarray, policy: str
+                           ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
+        """Runs in canonical order; equal design points (every covariate equal) sit next to each other.
+
+        ``"error"``: identical rows (every covariate *and* the loss equal; laws of the loss only) raise
+        :class:`DataError`: a
+        copied row counts twice in the objective and in every bootstrap resample, so the bands narrow by
+        about the square root of the copies. Replicates (same covariates, different losses, e.g. seeds)
+        are kept: they carry run-to-run noise. ``"average"``: every group of equal design points becomes
+        one point at the geometric mean of its losses (the fit works on log-loss), weight the mean weight.
+        """
+        n = y.size
+        same_x = np.ones(max(n - 1, 0), dtype=bool)
+        for a in X:
+            same_x &= a[1:] == a[:-1]
+        if policy == "error":
+            if self.target != "L":
+                # a hyperparameter law's target (a learning rate, a batch size) takes grid values: two
+                # runs that differ only in an unmodelled knob share it exactly without being copies
+                return X, y, w
+            dup = np.flatnonzero(same_x & (y[1:] == y[:-1])) + 1
+            if dup.size:
+                rows = np.sort(order[dup])
+                raise DataError(explain(
+                    f"{dup.size} run(s) repeat another run exactly (every covariate and the loss), at rows "
+                    f"{_rows(rows)}: copies count twice and narrow the bands by about the square root of "
+                    "the copies", value=[float(y[i]) for i in dup[:5]],
+                    allowed="one row per run; replicates (same design point, different loss) are fine",
+                    fix="drop the copies, or average equal design points with duplicates='average' "
+                        "(CLI: --duplicates average)"))
+            return X, y, w
+        starts = np.flatnonzero(np.concatenate([[True], ~same_x]))
+        if starts.size == n:
+            return X, y, w
+        self._duplicates_note = f"{n} runs averaged into {starts.size} distinct design points"
+        self._row_order = None  # residuals now belong to the averaged points, not to the user's rows
+        counts = np.diff(np.append(starts, n))
+        ly = np.add.reduceat(np.log(y), starts) / counts
+        wa = None if w is None else np.add.reduceat(w, starts) / counts
+        return tuple(a[starts] for a in X), np.exp(ly), wa
 
     def _set_residuals(self, residuals_canonical: np.ndarray) -> None:
-        """Store log residuals (computed in the canonical order) in the order the user gave the runs."""
+        """Store log residuals (computed in the canonical order) in the order the user gave the runs
+        (in canonical order of the averaged points when duplicates were averaged)."""
+        if getattr(self, "_row_order", None) is None:
+            self.residuals_ = np.array(residuals_canonical, copy=True)
+            return
         out = np.empty_like(residuals_canonical)
         out[self._row_order] = residuals_canonical
         self.residuals_ = out
 
-    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> Self:
+    def _fitted_ranges(self, X: tuple[np.ndarray, ...]) -> dict[str, tuple[float, ...]]:
+        """(min, max) of every covariate, plus compute ``C = 6 N D`` for a law in ``N`` and ``D``: an
+        extrapolation 4x in N and 4x in D is 16x in compute, which no single covariate shows."""
+        rng: dict[str, tuple[float, ...]] = {c: (float(a.min()), float(a.max()))
+                                             for c, a in zip(self.covariates, X, strict=True)}
+        if "N" in self.covariates and "D" in self.covariates and "C" not in self.covariates:
+            C = 6.0 * X[self.covariates.index("N")] * X[self.covariates.index("D")]
+            rng["C"] = (float(C.min()), float(C.max()))
+        return rng
+
+    def _finish_fit(self, y: np.ndarray) -> None:
+        """Record how duplicates were handled and the fit-quality verdict (warns when suspect)."""
+        from . import quality
+
+        if getattr(self, "_duplicates_note", None):
+            self.fit_info_["duplicates"] = self._duplicates_note
+        quality.check(self, y, stacklevel=4)
+
+    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None, duplicates: str = "error",
+            **columns: Any) -> Self:
         """Fit the law to runs and return ``self``.
 
         Parameters
@@ -576,6 +691,13 @@ class ScalingLaw:
             Observed target (final loss).
         sample_weight : array-like, optional
             Non-negative weight per run, multiplying its term in the objective.
+        duplicates : {"error", "average", "keep"}
+            Runs identical in every covariate and the loss are an error by default (copies narrow the
+            bands); ``"average"`` fits one point per design point (geometric mean of its losses).
+        **columns : str
+            With a pandas DataFrame (or dict of columns) as the only positional argument: the column of
+            each covariate and of the target, by canonical name or alias (``n="params", d="tokens",
+            loss="loss"``); columns named as ``load_runs`` recognises them need no mapping.
 
         Examples
         --------
@@ -585,7 +707,7 @@ class ScalingLaw:
         """
         from . import fitting, uncertainty
 
-        Xa, ya, w = self._prepare_fit(X, y, sample_weight)  # in canonical row order
+        Xa, ya, w = self._prepare_fit(X, y, sample_weight, duplicates, columns)  # in canonical row order
 
         starts = fitting.resolve_init(type(self), self.init, Xa, ya)
         res = fitting.fit_starts(type(self), Xa, ya, starts, w=w, loss=self.loss, delta=self.delta,
@@ -595,13 +717,14 @@ class ScalingLaw:
         self.objective_ = float(res.objective)
         self.fit_info_ = res.info
         self.n_samples_ = int(ya.size)
-        self.X_range_ = {c: (float(a.min()), float(a.max())) for c, a in zip(self.covariates, Xa, strict=True)}
+        self.X_range_ = self._fitted_ranges(Xa)
         logpred = self._log_model(res.theta[None], Xa, jac=False)[0][0]
         self._set_residuals(np.log(ya) - logpred)  # log(observed / predicted)
         self.gof_ = fitting.goodness_of_fit(ya, np.exp(logpred), len(self.param_names), self.objective_)
         self.data_hash_ = _data_hash(Xa, ya, w)
         self._fit_data = (Xa, ya, w)
         uncertainty.attach(self, Xa, ya, w)
+        self._finish_fit(ya)
         return self
 
     # ------------------------------------------------------------------ presets
@@ -639,8 +762,9 @@ class ScalingLaw:
         return np.array([[self.params_[n] for n in self.param_names]])
 
     def extrapolation(self, *X: Any) -> np.ndarray:
-        """How far each point lies outside the fitted range: max over covariates of the ratio to the
-        nearest edge (1.0 inside the range; NaN when the range is unknown, e.g. a preset without one)."""
+        """How far each point lies outside the fitted range: max over covariates (and compute ``6 N D`` for
+        a law in ``N`` and ``D``) of the ratio to the nearest edge (1.0 inside the range; NaN when the
+        range is unknown, e.g. a preset without one)."""
         self._check_fitted()
         Xa = self._check_X(X, fitting=False)
         shape = np.broadcast_shapes(*[np.shape(x) for x in X])
@@ -652,7 +776,12 @@ class ScalingLaw:
         if not rng:
             return np.full(Xa[0].shape, np.nan)
         fac = np.ones(Xa[0].shape)
-        for c, a in zip(self.covariates, Xa, strict=True):
+        pairs = list(zip(self.covariates, Xa, strict=True))
+        if "C" in rng and "C" not in self.covariates and "N" in self.covariates and "D" in self.covariates:
+            pairs.append(("C", 6.0 * Xa[self.covariates.index("N")] * Xa[self.covariates.index("D")]))
+        for c, a in pairs:
+            if c not in rng:
+                continue
             lo, hi = rng[c]
             with np.errstate(divide="ignore", invalid="ignore"):
                 if lo > 0:
@@ -675,37 +804,63 @@ class ScalingLaw:
                 ExtrapolationWarning, stacklevel=stacklevel)
         return fac
 
-    def predict(self, *X: Any) -> np.ndarray:
-        """Predicted target (loss) at the covariates; broadcasts scalars and arrays.
+    def _table_X(self, X: tuple[Any, ...], columns: Mapping[str, Any]) -> tuple[Any, ...]:
+        """``(df,)`` or ``(dict of columns,)`` -> the covariate arrays; anything else unchanged."""
+        from .data import is_table, table_covariates
+
+        if len(X) == 1 and is_table(X[0]):
+            return table_covariates(X[0], self, columns)
+        if columns:
+            raise ConfigError(explain("column names were given, but the points are not a table",
+                                      value=sorted(columns),
+                                      fix="pass a DataFrame as the only positional argument, e.g. "
+                                          "predict(df, n='params', d='tokens')"))
+        return X
+
+    def predict(self, *X: Any, **columns: Any) -> np.ndarray:
+        """Predicted target (loss) at the covariates; broadcasts scalars and arrays. A DataFrame (or dict
+        of columns) is read as :meth:`fit` reads it: ``predict(df, n="params", d="tokens")``.
 
         Warns :class:`~scalelab.errors.ExtrapolationWarning` when a point lies more than
         ``extrapolation_factor`` outside the fitted range (see :meth:`extrapolation`).
         """
         self._check_fitted()
+        X = self._table_X(X, columns)
         Xa = self._check_X(X, fitting=False)
         self._warn_extrapolation(Xa)
         shape = np.broadcast_shapes(*[np.shape(x) for x in X])
         out = np.exp(self._log_model(self._to_theta(self.params_), Xa, jac=False)[0][0])
         return out.reshape(shape) if shape else out.reshape(())[()]
 
-    def predict_interval(self, *X: Any, level: float | None = None,
-                         kind: str = "mean") -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds at ``level`` for the mean law (``kind="mean"``) or a new run (``"new"``).
+    def predict_interval(self, *X: Any, level: float | None = None, kind: str = "mean",
+                         **columns: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds at ``level``.
 
-        From the bootstrap draws when ``n_bootstrap > 0``, else from the asymptotic (Gauss-Newton)
-        covariance; ``"new"`` adds the spread of the fit's residuals (run-to-run noise).
+        ``kind="mean"``: the mean law (parameter uncertainty only). ``kind="noise"``: a new run *if the law
+        were exactly right*: the mean-law band plus the spread of the fit's residuals (run-to-run noise).
+        ``kind="new"`` (calibrated, for forecasting a new run): the noise band joined with the law's own
+        backtested extrapolation errors on its runs, growing with the distance from the fitted range
+        (:mod:`scalelab.laws.calibration`); it covers misspecification, not only noise. Parameter
+        uncertainty comes from the bootstrap draws when ``n_bootstrap > 0``, else from the asymptotic
+        (Gauss-Newton) covariance.
         """
-        from . import uncertainty
+        from . import calibration, uncertainty
 
         self._check_fitted()
-        if kind not in ("mean", "new"):
-            raise ConfigError(explain("unknown interval kind", value=kind, allowed="mean, new"))
+        if kind not in INTERVAL_KINDS:
+            raise ConfigError(explain("unknown interval kind", value=kind, allowed=", ".join(INTERVAL_KINDS),
+                                      fix="mean: the law; noise: a new run if the law is right; new: a new run, "
+                                          "calibrated on backtests"))
+        X = self._table_X(X, columns)
         Xa = self._check_X(X, fitting=False)
         self._warn_extrapolation(Xa)
         lvl = float(self.level if level is None else level)
         if not 0 < lvl < 1:
             raise ConfigError(explain("level must lie strictly between 0 and 1", value=level))
-        lo, hi = uncertainty.prediction_interval(self, Xa, lvl, kind)
+        if kind == "new":
+            lo, hi = calibration.new_run_interval(self, Xa, lvl)
+        else:
+            lo, hi = uncertainty.prediction_interval(self, Xa, lvl, "new" if kind == "noise" else "mean")
         shape = np.broadcast_shapes(*[np.shape(x) for x in X])
         return lo.reshape(shape), hi.reshape(shape)
 
@@ -746,6 +901,8 @@ class ScalingLaw:
             "goodness_of_fit": getattr(self, "gof_", None),
             "fit_info": getattr(self, "fit_info_", None),
             "data_hash": getattr(self, "data_hash_", None),
+            "quality": getattr(self, "quality_", None),
+            "calibration": getattr(self, "calibration_", None),
             "scalelab_version": __version__,
         }
         cov = getattr(self, "cov_theta_", None)
@@ -759,10 +916,8 @@ class ScalingLaw:
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON (NaN/inf become null)."""
-        from ..cli._output import to_json
-
         path = Path(path)
-        path.write_text(to_json(self.to_dict()))
+        path.write_text(json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False))
         return path
 
     @classmethod
@@ -787,7 +942,8 @@ class ScalingLaw:
             law.preset_ = d["preset"]
             law.source_ = d.get("source")
         for key, attr in (("n_samples", "n_samples_"), ("objective", "objective_"),
-                          ("goodness_of_fit", "gof_"), ("fit_info", "fit_info_"), ("data_hash", "data_hash_")):
+                          ("goodness_of_fit", "gof_"), ("fit_info", "fit_info_"), ("data_hash", "data_hash_"),
+                          ("quality", "quality_"), ("calibration", "calibration_")):
             if d.get(key) is not None:
                 setattr(law, attr, d[key])
         if d.get("residuals") is not None:
@@ -848,7 +1004,24 @@ class ScalingLaw:
             lines.append(f"  fitted range: {_fmt_range(self.X_range_)}")
         for note in (getattr(self, "fit_info_", None) or {}).get("warnings", []):
             lines.append(f"  warning: {note}")
+        q = getattr(self, "quality_", None)
+        if q:
+            issues = "" if not q["issues"] else " (" + "; ".join(q["issues"]) + ")"
+            lines.append(f"  quality: {q['verdict']}{issues}")
         return "\n".join(lines)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types for a saved fit: numpy scalars and arrays unwrapped, NaN and inf as null."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 def _g(v: Any) -> str:

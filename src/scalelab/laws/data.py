@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, explain
 
-__all__ = ["FLOPS_PER_PARAM_TOKEN", "SYNONYMS", "Runs", "load_runs"]
+__all__ = ["FLOPS_PER_PARAM_TOKEN", "SYNONYMS", "Runs", "is_table", "load_runs", "load_table", "table_covariates"]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 
@@ -98,6 +98,14 @@ class Runs:
         """(covariates, target, weights) for ``law``, validated with row numbers."""
         names = [*law.covariates, law.target]
         arrays = [self.column(n, law.name) for n in names]
+        ep = self.columns.get("epochs")
+        if "U" in law.covariates and ep is not None:
+            bad = np.flatnonzero(np.isfinite(ep) & (ep < 1 - 1e-9))
+            if bad.size:
+                raise DataError(explain(
+                    f"column 'epochs' is below 1 at {self._labels(bad)}", value=[float(ep[i]) for i in bad[:5]],
+                    allowed="at least one epoch (tokens seen >= unique tokens)",
+                    fix="check the mapping of unique tokens (U) and tokens seen (D): they may be swapped"))
         positive = law.covariates if law.positive_covariates is None else law.positive_covariates
         for n, a in zip(names, arrays, strict=True):
             must_pos = n in positive or n == law.target
@@ -353,3 +361,77 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
                      "pass n_convention=)")
     return Runs(cols, source=label, n_convention=nconv, notes=notes, row_labels=labels, label_kind=kind)
 
+
+
+#: Keyword names that ``fit(df, ...)`` and ``predict(df, ...)`` map to canonical columns.
+_KEYWORD_CANON = {"n": "N", "d": "D", "loss": "L", "l": "L", "y": "L", "compute": "C", "c": "C", "weight": "weight"}
+
+
+def is_table(obj: Any) -> bool:
+    """A pandas (or pandas-like) DataFrame, or a dict of columns: what ``fit(df, n=..., ...)`` accepts."""
+    if isinstance(obj, Runs):
+        return False
+    return isinstance(obj, Mapping) or (hasattr(obj, "columns") and hasattr(obj, "iloc"))
+
+
+def _canonical(columns: Mapping[str, Any], covariates: tuple[str, ...]) -> dict[str, str]:
+    """``{"n": "params", "u": "unique"}`` -> ``{"N": "params", "U": "unique"}`` for a law's covariates."""
+    out: dict[str, str] = {}
+    for k, v in columns.items():
+        if not isinstance(v, str):
+            raise ConfigError(explain(f"column name for {k!r} must be a string", value=type(v).__name__,
+                                      fix=f"e.g. {k}='params'"))
+        canon = next((c for c in covariates if c == k), None) or next(
+            (c for c in covariates if c.lower() == k.lower()), None) or _KEYWORD_CANON.get(k.lower(), k)
+        out[canon] = v
+    return out
+
+
+def load_table(table: Any, law: Any, columns: Mapping[str, Any]) -> Runs:
+    """A DataFrame or dict of columns as :class:`Runs`, with ``columns`` naming the law's inputs
+    (``n="params", d="tokens", loss="loss"``; other covariates by their name, ``u="unique_tokens"``)."""
+    canon = _canonical(columns, tuple(law.covariates))
+    def take(c: str) -> str | None:
+        return canon.pop(c, None)
+
+    return load_runs(table, n=take("N"), d=take("D"), loss=take("L"), compute=take("C"), weight=take("weight"),
+                     columns=canon)
+
+
+def table_covariates(table: Any, law: Any, columns: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+    """The law's covariate arrays from a DataFrame or dict of columns (no loss column needed).
+
+    Columns are named in ``columns`` or found by the names :func:`load_runs` recognises; ``D`` is
+    derived as ``C / (6 N)`` when only compute is given.
+    """
+    raw, label, kind, offset = _read_table(table)
+    canon = _canonical(columns, tuple(law.covariates))
+    normed = {_norm(c): c for c in raw}
+    found: dict[str, np.ndarray] = {}
+
+    def lookup(name: str) -> str | None:
+        if name in canon:
+            col = canon[name]
+            if col in raw:
+                return col
+            if _norm(col) in normed:
+                return normed[_norm(col)]
+            raise DataError(explain(f"column {col!r} (mapped to {name}) is not in the {label}", value=sorted(raw),
+                                    fix="use one of the columns found"))
+        for s in (name, *SYNONYMS.get(name, ())):
+            if _norm(s) in normed:
+                return normed[_norm(s)]
+        return None
+
+    for c in (*law.covariates, "N", "C"):
+        col = lookup(c)
+        if col is not None:
+            found[c] = _to_float(list(raw[col]), col, kind, offset)
+    if "D" in law.covariates and "D" not in found and "C" in found and "N" in found:
+        found["D"] = found["C"] / (FLOPS_PER_PARAM_TOKEN * found["N"])
+    missing = [c for c in law.covariates if c not in found]
+    if missing:
+        raise DataError(explain(f"the {label} has no column for {', '.join(missing)} (needed by law {law.name!r})",
+                                value=sorted(raw), allowed="a column of that name, or one mapped to it",
+                                fix=", ".join(f"{m.lower()}='<your column>'" for m in missing) + " in the call"))
+    return tuple(found[c] for c in law.covariates)

@@ -253,15 +253,33 @@ class MuennighoffLaw(ScalingLaw):
                                     max_iter=self.max_iter, level=self.level)
         law: ScalingLaw
         if self.tie_exponents:
-            law = _TiedChinchilla(**opts).fit(*Xs, y[idx], sample_weight=ws)
+            law = _TiedChinchilla(**opts).fit(*Xs, y[idx], sample_weight=ws, duplicates="keep")
             p = dict(law.params_)
             base = {"E": p["E"], "A": p["A"], "B": p["B"], "alpha": p["alpha"], "beta": p["alpha"]}
         else:
-            law = ChinchillaLaw(**opts).fit(*Xs, y[idx], sample_weight=ws)
+            law = ChinchillaLaw(**opts).fit(*Xs, y[idx], sample_weight=ws, duplicates="keep")
             base = {k: float(law.params_[k]) for k in _BASE_NAMES}
         return base, law
 
-    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None) -> Self:
+    def _check_design(self, X: tuple[np.ndarray, ...], y: np.ndarray) -> None:
+        """Unique tokens above the tokens seen (less than one epoch) is an error at fit time: in run tables
+        it is almost always the two token columns swapped (SLD's copy of these runs has them swapped),
+        and the law would silently read it as single-epoch data."""
+        super()._check_design(X, y)
+        _, D, U = X
+        bad = np.flatnonzero(U > D * (1 + 1e-9))
+        if bad.size:
+            from .base import _rows
+
+            raise DataError(explain(
+                f"unique tokens U exceed the tokens seen D (epochs D/U below 1) at rows {_rows(bad)}",
+                value=[f"U={U[i]:.3g}, D={D[i]:.3g}" for i in bad[:3]],
+                allowed="U <= D: every run sees its unique tokens at least once",
+                fix="check which column holds unique tokens and which the tokens seen (all epochs); they "
+                    "may be swapped: map them with --col U=<unique> --d <seen> or u=..., d=..."))
+
+    def fit(self, *X: Any, y: Any = None, sample_weight: Any = None, duplicates: str = "error",
+            **columns: Any) -> Self:
         """Two-stage fit (Muennighoff et al. 2023 App. A); returns ``self``.
 
         Stage 1 fits (or takes, see ``base``) the Chinchilla-form base; stage 2 fits ``R_D_star`` and
@@ -269,7 +287,7 @@ class MuennighoffLaw(ScalingLaw):
         """
         from . import fitting, uncertainty
 
-        Xa, ya, w = self._prepare_fit(X, y, sample_weight)  # in canonical row order
+        Xa, ya, w = self._prepare_fit(X, y, sample_weight, duplicates, columns)  # in canonical row order
         fixed = self._resolve_base()
         stage1 = None
         if fixed is None:
@@ -304,7 +322,7 @@ class MuennighoffLaw(ScalingLaw):
             info["warnings"] = list(info.get("warnings", [])) + list(stage1.fit_info_.get("warnings", []))
         self.fit_info_ = info
         self.n_samples_ = int(ya.size)
-        self.X_range_ = {c: (float(a.min()), float(a.max())) for c, a in zip(self.covariates, Xa, strict=True)}
+        self.X_range_ = self._fitted_ranges(Xa)
         logpred = self._log_model(self.theta_[None], Xa, jac=False)[0][0]
         self._set_residuals(np.log(ya) - logpred)
         self.gof_ = fitting.goodness_of_fit(ya, np.exp(logpred), 2 if stage1 is None else len(self.param_names),
@@ -348,6 +366,7 @@ class MuennighoffLaw(ScalingLaw):
             "max_param_multiple": tuple(1 + v for v in self.intervals_["R_N_star"]),
         }
         self.stage1_ = stage1
+        self._finish_fit(ya)
         return self
 
     # ---------------------------------------------------------------- forecasts

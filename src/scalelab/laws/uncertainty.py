@@ -187,6 +187,14 @@ def draws(law: Any) -> tuple[np.ndarray, str]:
     d = _mvn_draws(law)
     if d is not None:
         return d, "asymptotic"
+    if getattr(law, "cov_theta_", None) is not None:
+        # a fit whose Gauss-Newton matrix is singular (a parameter the runs do not identify, often E at 0)
+        raise NotFittedError(explain(
+            f"this {cls.__name__} fit has no usable parameter covariance: its Gauss-Newton matrix is "
+            "singular (some parameter is not identified by the runs), so there are no asymptotic bands",
+            value=getattr(law, "quality_", {}).get("issues") or None,
+            fix="refit with n_bootstrap > 0 (e.g. 200) for bootstrap bands, add runs over a wider range, "
+                "or use a law with fewer parameters"))
     # Published standard errors without their covariances are not used: the scale parameters and the
     # exponents are strongly correlated (A with alpha, B with beta), so independent draws give bands
     # that are orders of magnitude too wide.

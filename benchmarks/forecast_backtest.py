@@ -1,0 +1,263 @@
+"""Forecast scoreboard: backtest scalelab's default laws on every public run table, against plain scipy.
+
+For each data set (read from ``../shared/anchors`` or ``$SCALELAB_ANCHORS``; a source that is absent is
+skipped) it runs :func:`scalelab.laws.backtest.backtest` along the model-size axis (fit the smaller runs,
+forecast the larger ones, ``n_splits`` cutoffs) with the law a user would pick, and on the same splits:
+
+- ``scipy``: plain ``scipy.optimize.curve_fit`` of the same form (Chinchilla's ``E + A/N^a + B/D^b``), one
+  start, least squares on the loss: what a user writes without scalelab;
+- ``compute``: ``E + a C^-b`` on ``C = 6 N D`` by ``curve_fit``: the simplest law of compute.
+
+It prints one row per data set family and the pooled figures, and writes the per-split JSON to
+``--out``. The families are split into a calibration half and a held-out half (``--families``), so a
+band tuned on one half can be checked on the other.
+
+Usage::
+
+    python benchmarks/forecast_backtest.py [--splits 3] [--out backtest.json] [--only epoch,gadre]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+#: Families whose splits may be used to choose or tune a band method; the rest are held out.
+CALIBRATION = ("epoch", "porian", "steplaw", "datablations")
+HELD_OUT = ("gadre", "misfitting", "scaling-law-analysis", "sld-moe")
+
+
+def anchors_dir() -> Path:
+    env = os.environ.get("SCALELAB_ANCHORS")
+    return Path(env) if env else ROOT.parent / "shared" / "anchors"
+
+
+def _csv(rel: str) -> Any:
+    import pandas as pd
+
+    p = anchors_dir() / rel
+    return pd.read_csv(p) if p.exists() else None
+
+
+def datasets() -> list[dict[str, Any]]:
+    """(family, name, law, columns dict) for every public table found."""
+    out: list[dict[str, Any]] = []
+
+    def add(family: str, name: str, law: str, cols: dict[str, Any]) -> None:
+        out.append({"family": family, "name": name, "law": law,
+                    "cols": {k: np.asarray(v, dtype=float) for k, v in cols.items()}})
+
+    e = _csv("analyzing-chinchilla/data/svg_extracted_data.csv")
+    if e is not None:
+        e = e.sort_values("loss").iloc[: len(e) - 5]  # Besiroglu et al. drop the 5 highest losses
+        N = e["Model Size"].to_numpy()
+        add("epoch", "epoch-chinchilla", "chinchilla", {"N": N, "D": e["Training FLOP"].to_numpy() / (6 * N),
+                                                        "L": e["loss"].to_numpy()})
+    g = _csv("mlfoundations-scaling/gadre2024_runs_flat.csv")
+    if g is not None:
+        for ds, sub in g.groupby("dataset_name"):
+            add("gadre", f"gadre-{ds}", "chinchilla", {"N": sub["params"], "D": sub["tokens"],
+                                                       "L": sub["loss_c4_val"]})
+    d = _csv("datablations/datablations_runs_all.csv")
+    if d is not None:
+        d = d.dropna(subset=["val_loss"])
+        add("datablations", "datablations", "muennighoff", {"N": d["params"], "D": d["tokens"],
+                                                            "U": d["unique_tokens"], "L": d["val_loss"]})
+    m = _csv("misfitting-scaling-laws/data/scaling_results_last_ckpt_only.csv")
+    if m is not None:
+        add("misfitting", "misfitting-last-ckpt", "chinchilla", {"N": m["N"], "D": m["D"], "L": m["loss"]})
+    p = _csv("resolving-scaling-law-discrepancies/isoflop_points.csv")
+    if p is not None:
+        keys = ["label", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
+        for k, sub in p.groupby(keys):
+            if k[1] != "rw":   # one data set per setting keeps the family from dominating the pool
+                continue
+            add("porian", f"porian-{k[0]}", "chinchilla", {"N": sub["n"], "D": sub["t"], "L": sub["loss"]})
+    s = _csv("scaling-law-analysis/data/isoflops/transform/isoflops.csv")
+    if s is not None:
+        for exp, sub in s.groupby("experiment"):
+            if exp.startswith(("epochai", "ml_scalefit", "misfitting")):   # copies of the Epoch / misfitting sets
+                continue
+            add("scaling-law-analysis", f"sla-{exp}", "chinchilla",
+                {"N": sub["params"], "D": sub["tokens"], "L": sub["loss"]})
+    st = _csv("steplaw/data/dense_lr_bs_loss.csv")
+    if st is not None:
+        best = st.groupby(["N", "D"], as_index=False)["loss"].min()   # the best LR and batch size per (N, D)
+        add("steplaw", "steplaw-dense", "chinchilla", {"N": best["N"], "D": best["D"], "L": best["loss"]})
+    mo = _csv("SLD/data/moe_scaling_law/data.csv")
+    if mo is not None:
+        last = mo.loc[mo.groupby("hyper_id")["step"].idxmax()]
+        last = last[last["router_type"].isin(["Dense", last["router_type"].value_counts().index[0]])]
+        last = last.groupby(["dense_parameter_count", "num_experts"], as_index=False)["loss_validation"].mean()
+        add("sld-moe", "sld-moe", "clark-moe", {"N": last["dense_parameter_count"], "E": last["num_experts"],
+                                                "L": last["loss_validation"]})
+    return out
+
+
+# ---------------------------------------------------------------- plain scipy baselines
+def _chinchilla_form(x: tuple[np.ndarray, np.ndarray], E: float, A: float, B: float, a: float, b: float) -> Any:
+    N, D = x
+    return E + A / N**a + B / D**b
+
+
+def _compute_form(C: np.ndarray, E: float, A: float, b: float) -> Any:
+    return E + A * (C / 1e18) ** -b
+
+
+def scipy_forecast(form: str, Xtr: tuple[np.ndarray, ...], ytr: np.ndarray, Xte: tuple[np.ndarray, ...]) -> Any:
+    from scipy.optimize import curve_fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if form == "chinchilla":
+                p, _ = curve_fit(_chinchilla_form, Xtr[:2], ytr, p0=[1.7, 400.0, 400.0, 0.34, 0.28],
+                                 bounds=([0, 0, 0, 0, 0], [10, 1e8, 1e8, 3, 3]), maxfev=20000)
+                return _chinchilla_form(Xte[:2], *p)
+            Ctr, Cte = 6 * Xtr[0] * Xtr[1], 6 * Xte[0] * Xte[1]
+            p, _ = curve_fit(_compute_form, Ctr, ytr, p0=[min(ytr) * 0.8, 1.0, 0.1],
+                             bounds=([0, 0, 0], [10, 1e3, 3]), maxfev=20000)
+            return _compute_form(Cte, *p)
+        except (RuntimeError, ValueError):
+            return np.full(Xte[0].shape, np.nan)
+
+
+def baseline_splits(ds: dict[str, Any], form: str, n_splits: int) -> list[float]:
+    """Per-split median absolute percent error of a plain-scipy baseline on the backtest's splits."""
+    from scalelab.laws.backtest import split_runs
+
+    c = ds["cols"]
+    X = (c["N"], c["D"])
+    out = []
+    for tr, te, _ in split_runs(c["N"], "n", n_splits):
+        pred = scipy_forecast(form, tuple(a[tr] for a in X), c["L"][tr], tuple(a[te] for a in X))
+        out.append(float(np.median(np.abs(100 * (pred / c["L"][te] - 1)))))
+    return out
+
+
+# ---------------------------------------------------------------- main
+def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str = "new") -> dict[str, Any]:
+    from scalelab.laws import load_runs
+    from scalelab.laws.backtest import backtest
+
+    rows = []
+    for ds in datasets():
+        if only and ds["family"] not in only:
+            continue
+        t0 = time.perf_counter()
+        runs = load_runs(ds["cols"], n_convention="total")
+        # copied rows (the misfitting table has 21) are averaged, as the DataError tells a user to do
+        res = backtest(runs, ds["law"], split="n", n_splits=n_splits, options=options, duplicates="average",
+                       kind=kind)
+        row = {"family": ds["family"], "name": ds["name"], "law": ds["law"], "n_runs": len(runs),
+               "splits": res.splits, "pooled": res.pooled, "time_s": time.perf_counter() - t0}
+        if ds["law"] == "chinchilla":
+            row["scipy"] = baseline_splits(ds, "chinchilla", n_splits)
+            row["compute"] = baseline_splits(ds, "compute", n_splits)
+        rows.append(row)
+        p = res.pooled
+        print(f"  {ds['name']:<44} {p['n_splits']:>2} splits  med err {_pct(p['median_abs_pct_error'])}  "
+              f"cover {_pct(100 * p['coverage'] if p['coverage'] is not None else None)}  "
+              f"({row['time_s']:.1f} s)", file=sys.stderr, flush=True)
+    return {"datasets": rows, "summary": summarise(rows)}
+
+
+def _pct(v: Any) -> str:
+    return "   -  " if v is None or not math.isfinite(v) else f"{v:5.2f}%"
+
+
+def _pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ran = [s for r in rows for s in r["splits"] if not s.get("skipped")]
+    errs = [s["median_abs_pct_error"] for s in ran]
+    cov = [c for s in ran for c in s["runs"]["covered"] if c is not None]
+    isc = [v for s in ran for v in s["runs"]["interval_score"] if v is not None]
+    sp = [e for r in rows for e, s in zip(r.get("scipy", []), r["splits"], strict=False) if not s.get("skipped")]
+    cp = [e for r in rows for e, s in zip(r.get("compute", []), r["splits"], strict=False) if not s.get("skipped")]
+    return {"n_sets": len(rows), "n_splits": len(ran),
+            "n_skipped": sum(1 for r in rows for s in r["splits"] if s.get("skipped")),
+            "median_err": float(np.median(errs)) if errs else math.nan,
+            "coverage": float(np.mean(cov)) if cov else math.nan,
+            "interval_score": float(np.mean(isc)) if isc else math.nan,
+            "median_interval_score": float(np.median(isc)) if isc else math.nan,
+            "no_band": sum(1 for s in ran for c in s["runs"]["covered"] if c is None),
+            "scipy_median_err": float(np.nanmedian(sp)) if sp else math.nan,
+            "compute_median_err": float(np.nanmedian(cp)) if cp else math.nan}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    fams = sorted({r["family"] for r in rows})
+    out = {f: _pool([r for r in rows if r["family"] == f]) for f in fams}
+    out["calibration half"] = _pool([r for r in rows if r["family"] in CALIBRATION])
+    out["held-out half"] = _pool([r for r in rows if r["family"] in HELD_OUT])
+    out["all"] = _pool(rows)
+    return out
+
+
+def epoch_protocol(options: dict[str, Any], kind: str = "new") -> dict[str, Any] | None:
+    """Anchors protocol 1: Epoch's points, fit N < 1e9, forecast N >= 1e9."""
+    from scalelab.laws import ChinchillaLaw
+
+    e = next((d for d in datasets() if d["name"] == "epoch-chinchilla"), None)
+    if e is None:
+        return None
+    c = e["cols"]
+    small = c["N"] < 1e9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(**options).fit(c["N"][small], c["D"][small], c["L"][small])
+        pred = law.predict(c["N"][~small], c["D"][~small])
+        lo, hi = law.predict_interval(c["N"][~small], c["D"][~small], kind=kind)
+    y = c["L"][~small]
+    return {"median_abs_pct_error": float(np.median(np.abs(100 * (pred / y - 1)))),
+            "coverage": float(np.mean((lo <= y) & (y <= hi))), "n_test": int(y.size)}
+
+
+def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None) -> None:
+    print("| family | sets | splits | median of per-split median errors | 95% new-run coverage | "
+          "interval score (mean / median) | no band | plain scipy, same form | E + a C^-b |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k, v in summary.items():
+        print(f"| {k} | {v['n_sets']} | {v['n_splits']} | {v['median_err']:.2f}% | {100 * v['coverage']:.1f}% | "
+              f"{v['interval_score']:.4g} / {v['median_interval_score']:.4f} | {v['no_band']} | "
+              f"{v['scipy_median_err']:.2f}% | {v['compute_median_err']:.2f}% |")
+    if epoch:
+        print(f"\nEpoch, fit N < 1e9, forecast N >= 1e9 ({epoch['n_test']} runs): median error "
+              f"{epoch['median_abs_pct_error']:.2f}%, 95% new-run coverage {100 * epoch['coverage']:.1f}%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--splits", type=int, default=3, help="cutoffs per data set (the last levels of N)")
+    ap.add_argument("--only", default="", help="comma-separated families")
+    ap.add_argument("--out", type=Path, default=None, help="write the per-split JSON here")
+    ap.add_argument("--init", default="grid", help="law init (grid: the default 4,500 starts for Chinchilla)")
+    ap.add_argument("--band", default="new", choices=["new", "noise"],
+                    help="new: the calibrated new-run band (default); noise: the uncalibrated one (before issue 8)")
+    args = ap.parse_args()
+    if not anchors_dir().exists():
+        print(f"no public data at {anchors_dir()} (set SCALELAB_ANCHORS)", file=sys.stderr)
+        return
+    options = {} if args.init == "grid" else {"init": args.init}
+    t0 = time.perf_counter()
+    res = run(set(filter(None, args.only.split(","))) or None, args.splits, options, args.band)
+    res["epoch_protocol"] = epoch_protocol(options, args.band)
+    print_table(res["summary"], res["epoch_protocol"])
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    if args.out:
+        args.out.write_text(json.dumps(res, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Issue 8 part 3: fits that refuse to be silently wrong. One test per bad input: implausible fits warn
+FitQualityWarning and carry a verdict; copied runs are an error unless averaged; unique tokens above
+total tokens (epochs below 1) are errors; extrapolation in compute warns; NotFittedError names the
+actual gap."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from scalelab.errors import (
+    ConfigError,
+    DataError,
+    ExtrapolationWarning,
+    FitQualityWarning,
+    NotFittedError,
+)
+from scalelab.laws import ChinchillaLaw, get_law, load_runs
+
+
+def _design(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(np.log(5e7), np.log(2e10), n))
+    D = np.exp(rng.uniform(np.log(1e9), np.log(4e11), n))
+    return rng, N, D
+
+
+def _quiet_fit(law, *X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return law.fit(*X, **kw)
+
+
+def test_no_irreducible_loss_warns_and_marks_the_fit_suspect():
+    rng, N, D = _design()
+    L = (480 / N**0.35 + 2100 / D**0.37) * np.exp(0.005 * rng.standard_normal(N.size))  # E = 0
+    with pytest.warns(FitQualityWarning, match=r"irreducible loss E .* Fix:"):
+        law = ChinchillaLaw(init="coarse").fit(N, D, L)
+    assert law.quality_["verdict"] == "suspect"
+    assert any("irreducible loss E" in s for s in law.quality_["issues"])
+    d = json.loads(json.dumps(law.to_dict(), default=float))
+    assert d["quality"]["verdict"] == "suspect"
+    assert "quality: suspect" in law.report()
+    # its Gauss-Newton matrix is singular: the band's error says so instead of blaming presets
+    with pytest.raises(NotFittedError, match="singular") as exc:
+        law.predict_interval(1e9, 1e10, kind="mean")
+    assert "preset" not in str(exc.value)
+
+
+def test_exponent_above_one_is_suspect():
+    rng, N, D = _design(seed=1)
+    L = (1.5 + 480 / N**1.3 + 2100 / D**0.37) * np.exp(0.005 * rng.standard_normal(N.size))
+    with pytest.warns(FitQualityWarning, match="exponent alpha"):
+        law = ChinchillaLaw(init="coarse").fit(N, D, L)
+    assert law.quality_["verdict"] == "suspect"
+
+
+def test_interval_spanning_orders_of_magnitude_is_suspect():
+    from scalelab.laws import quality
+
+    rng, N, D = _design(seed=2)
+    L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
+    law = _quiet_fit(ChinchillaLaw(init="coarse"), N, D, L)
+    assert quality.assess(law, L)["verdict"] == "ok"
+    law.intervals_["A"] = (1.0, 1e4)
+    q = quality.assess(law, L)
+    assert q["verdict"] == "suspect" and "A spans 4.0 orders" in q["issues"][0]
+
+
+def test_a_plausible_fit_is_ok_and_silent():
+    rng, N, D = _design(seed=3)
+    L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitQualityWarning)
+        law = ChinchillaLaw(init="coarse").fit(N, D, L)
+    assert law.quality_ == {"verdict": "ok", "issues": []}
+
+
+def test_copied_runs_are_an_error_unless_averaged():
+    rng, N, D = _design(n=40, seed=4)
+    L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
+    N2, D2, L2 = np.r_[N, N[:3]], np.r_[D, D[:3]], np.r_[L, L[:3]]
+    with pytest.raises(DataError, match=r"repeat another run exactly.*rows 40, 41, 42.*duplicates='average'"):
+        ChinchillaLaw(init="coarse").fit(N2, D2, L2)
+    avg = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="average")
+    ref = _quiet_fit(ChinchillaLaw(init="coarse"), N, D, L)
+    assert avg.n_samples_ == 40 and "43 runs averaged into 40" in avg.fit_info_["duplicates"]
+    assert avg.params_["alpha"] == pytest.approx(ref.params_["alpha"], rel=1e-6)
+    kept = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="keep")
+    assert kept.n_samples_ == 43
+    with pytest.raises(ConfigError, match="duplicates policy"):
+        ChinchillaLaw().fit(N, D, L, duplicates="drop")
+
+
+def test_replicates_with_different_losses_are_kept_or_averaged():
+    rng, N, D = _design(n=30, seed=5)
+    L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
+    N2, D2 = np.r_[N, N], np.r_[D, D]
+    L2 = np.r_[L * 1.01, L / 1.01]               # two seeds per design point
+    law = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2)
+    assert law.n_samples_ == 60
+    avg = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="average")
+    assert avg.n_samples_ == 30
+    ref = _quiet_fit(ChinchillaLaw(init="coarse"), N, D, L)   # geometric mean of L*1.01 and L/1.01 is L
+    assert avg.params_["beta"] == pytest.approx(ref.params_["beta"], rel=1e-6)
+
+
+def test_unique_tokens_above_total_tokens_is_an_error():
+    cls = get_law("muennighoff")
+    (N, D, U), y = cls._example_data(np.random.default_rng(0))
+    swapped = np.flatnonzero(D > U)[:2]
+    D2, U2 = D.copy(), U.copy()
+    D2[swapped], U2[swapped] = U[swapped], D[swapped]
+    with pytest.raises(DataError, match=r"unique tokens U exceed the tokens seen D .* swapped"):
+        cls(base="muennighoff2023").fit(N, D2, U2, y)
+
+
+def test_epochs_below_one_is_an_error():
+    cls = get_law("muennighoff")
+    runs = load_runs({"params": [1e8, 2e8, 4e8], "tokens": [4e9, 4e9, 8e9], "U": [1e9, 2e9, 4e9],
+                      "epochs": [4.0, 0.5, 2.0], "loss": [3.0, 2.9, 2.8]})
+    with pytest.raises(DataError, match=r"'epochs' is below 1 at data rows \(0-based\) 1"):
+        runs.law_inputs(cls())
+
+
+def test_extrapolation_in_compute_alone_warns():
+    rng, N, D = _design(n=60, seed=6)
+    L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
+    law = _quiet_fit(ChinchillaLaw(init="coarse", extrapolation_factor=10.0), N, D, L)
+    # 4x beyond the largest N and 4x beyond the largest D: neither covariate is 10x out, compute is 16x
+    n_new, d_new = 4 * N.max(), 4 * D.max()
+    assert "C" in law.X_range_
+    fac = law.extrapolation(n_new, d_new)
+    assert fac == pytest.approx(6 * n_new * d_new / law.X_range_["C"][1])
+    assert fac > 10
+    with pytest.warns(ExtrapolationWarning, match=r"C in \["):
+        law.predict(n_new, d_new)
+
+
+def test_unfitted_law_says_what_is_missing():
+    with pytest.raises(NotFittedError, match=r"no parameters yet.*\.fit"):
+        ChinchillaLaw().predict(1e9, 1e10)
+    # a preset has parameters but no covariance: the message says that, not "call fit"
+    with pytest.raises(NotFittedError, match="no parameter covariance"):
+        ChinchillaLaw.preset("hoffmann2022").predict_interval(1e9, 1e10)
