@@ -56,11 +56,28 @@ def test_fit_does_not_depend_on_row_order(cls, data):
     perm = np.array(data.draw(st.permutations(range(y.size)), label="row order"))
     shuffled = _fit(cls, tuple(x[perm] for x in X), y[perm])
     _assert_same_fit(ref, shuffled, perm)
-    # the new-run band draws from the residuals: it must not depend on their order either
-    lo_a, hi_a = ref.predict_interval(*(x[:5] for x in X), kind="new")
-    lo_b, hi_b = shuffled.predict_interval(*(x[:5] for x in X), kind="new")
+    # the noise band draws from the residuals: it must not depend on their order either
+    lo_a, hi_a = ref.predict_interval(*(x[:5] for x in X), kind="noise")
+    lo_b, hi_b = shuffled.predict_interval(*(x[:5] for x in X), kind="noise")
     np.testing.assert_allclose(lo_b, lo_a, rtol=1e-9)
     np.testing.assert_allclose(hi_b, hi_a, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["chinchilla", "kaplan-n"])
+def test_calibrated_band_does_not_depend_on_row_order(name):
+    """The calibrated new-run band backtests the fit on its own runs: in the canonical order, too."""
+    from scalelab.laws import get_law
+
+    cls = get_law(name)
+    X, y = cls._example_data(np.random.default_rng(0))
+    perm = np.random.default_rng(1).permutation(y.size)
+    bands = []
+    for order in (np.arange(y.size), perm):
+        law = _fit(cls, tuple(x[order] for x in X), y[order], init="coarse")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bands.append(law.predict_interval(*(x[:5] * 3 for x in X), kind="new"))
+    np.testing.assert_allclose(bands[1], bands[0], rtol=1e-9)
 
 
 @settings(max_examples=5, deadline=None)
