@@ -13,7 +13,7 @@ from typing import TextIO
 import typer
 
 from .. import __version__
-from . import catalog, datasets, demo, laws, plan, tunnel
+from . import catalog, curve, datasets, demo, laws, mixture, plan, tunnel
 from ._errors import handle
 
 app = typer.Typer(
@@ -38,7 +38,7 @@ def _root(
     """Predict, plan and prove large-language-model training runs."""
 
 
-for _module in (plan, catalog, laws, tunnel, demo, datasets):
+for _module in (plan, catalog, laws, tunnel, demo, datasets, mixture, curve):
     _module.register(app)
 
 

@@ -1,0 +1,9 @@
+"""Learning-curve forecasts: a run's loss at a later step, with a band, from the part of its curve seen
+so far, either from the shape of completed reference runs (:class:`CrossRunForecaster`) or from a power
+law fitted to the prefix (:class:`PrefixForecaster`). See docs/curves.md for measured accuracy."""
+
+from .forecast import MIN_POINTS, CrossRunForecaster, Forecast, PrefixForecaster, check_curve
+from .schedule import SCHEDULES, cumulative_lr, lr_at
+
+__all__ = ["MIN_POINTS", "SCHEDULES", "CrossRunForecaster", "Forecast", "PrefixForecaster", "check_curve",
+           "cumulative_lr", "lr_at"]
