@@ -15,7 +15,7 @@ PIP_TOOLS ?= pip-tools==7.6.2
 LOCK_DEMO := requirements/demo.lock
 LOCK_DEV := requirements/dev.lock
 DEMO_EXTRAS := tunnel report data
-DEV_EXTRAS := tunnel report data distributed hf test lint
+DEV_EXTRAS := tunnel report data distributed hf mixtures test lint
 COMPILE := --quiet --generate-hashes --strip-extras --unsafe-package torch --no-emit-index-url \
 	--no-emit-find-links
 
@@ -83,7 +83,7 @@ test-latest:
 	$(VENV)-latest/bin/pip install --quiet --upgrade pip
 	$(VENV)-latest/bin/pip install --quiet "$(TORCH)"
 	$(VENV)-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager \
-		-e ".[tunnel,report,data,distributed,hf,test]"
+		-e ".[tunnel,report,data,distributed,hf,mixtures,test]"
 	$(VENV)-latest/bin/python requirements/check_lock.py --report-drift $(LOCK_DEV)
 	$(VENV)-latest/bin/python -m pytest -q -m "not slow"
 
