@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         est = klass(loss=objective, delta=delta, space=space, init=init, n_bootstrap=bootstrap, random_state=seed,
                     level=level)
         est.fit(table, duplicates=duplicates)
-        est.data_source_ = table.to_dict()
+        est.result_ = est.result_.replace(data_source=table.to_dict())
         from ..laws.calibration import calibrate
 
         calibrate(est)  # the calibrated new-run band's backtest scores travel with the saved fit

@@ -2,7 +2,8 @@
 
 Every law subclasses :class:`ScalingLaw` (``scalelab.laws.base``) and registers itself under its
 ``name``; :func:`get_law` and :func:`list_laws` find them. Any registered law class can also be imported
-from here by its class name (``from scalelab.laws import KaplanLaw``).
+from here by its class name (``from scalelab.laws import KaplanLaw``). A fit's outcome is a
+:class:`FitResult` at ``law.result_``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Any
 
 from .base import ScalingLaw, get_law, list_laws, register_law
 from .chinchilla import ChinchillaLaw, ComputeOptimal, InferenceAllocation
+from .result import FitResult
 
 __all__ = [
     "ChinchillaLaw",
     "ComputeOptimal",
+    "FitResult",
     "InferenceAllocation",
     "PowerLawAllocation",
     "Runs",

@@ -1,9 +1,17 @@
-"""The estimator contract every scaling law follows, and the registry of built-in laws.
+"""The estimator contract every scaling law follows: :class:`ScalingLaw`.
+
+The rest of the machinery has rooms of its own: the registry (:mod:`scalelab.laws.registry`), input
+checks and the canonical row order (:mod:`scalelab.laws.validation`), the typed fit result
+(:mod:`scalelab.laws.result`) and saved fits (:mod:`scalelab.laws.io`). Their public names are
+re-exported here, so ``from scalelab.laws.base import ScalingLaw, get_law, list_laws, canonical_order``
+keeps working.
 
 A law is a scikit-learn-shaped estimator (DESIGN.md principle 4): hyperparameters are stored unchanged
-in ``__init__``; ``fit`` returns ``self``; fitted state ends in ``_``; ``predict`` before ``fit`` (or
-:meth:`ScalingLaw.preset`) raises :class:`~scalelab.errors.NotFittedError`; ``predict_interval`` gives
-bands; ``random_state`` makes the bootstrap reproducible.
+in ``__init__``; ``fit`` returns ``self``; the fitted state is one frozen
+:class:`~scalelab.laws.result.FitResult` at ``result_`` (plus ``theta_``; the other attributes ending in
+``_`` are read-only views of the result); ``predict`` before ``fit`` (or :meth:`ScalingLaw.preset`) raises
+:class:`~scalelab.errors.NotFittedError`; ``predict_interval`` gives bands; ``random_state`` makes the
+bootstrap reproducible.
 
 Writing a new law
 -----------------
@@ -50,140 +58,88 @@ starts or bootstrap replicates in one numpy call):
     ``tests/laws/test_contract.py`` fits every registered law on it.
 """
 
+
 from __future__ import annotations
 
-import hashlib
-import importlib
 import inspect
-import json
 import logging
 import math
-import pkgutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
-from ..errors import (
-    ConfigError,
-    DataError,
-    ExtrapolationWarning,
-    NotFittedError,
-    UnknownNameError,
-    explain,
-)
+from ..errors import ConfigError, DataError, ExtrapolationWarning, NotFittedError, UnknownNameError, explain
+from . import io as _io
+from . import validation
+from .registry import _NOT_LAW_MODULES, _REGISTRY, _load_builtins, get_law, list_laws, register_law
+from .result import FitResult, _g
+from .result import data_hash as _data_hash
+from .result import fmt_range as _fmt_range
+from .validation import DUPLICATES, LOSSES, _as_float_array, _rows, canonical_order
 
 __all__ = [
     "LOSSES",
+    "FitResult",
     "ScalingLaw",
     "canonical_order",
     "get_law",
     "list_laws",
     "register_law",
 ]
+# Kept importable from here for code written before the split (``from .base import _rows`` etc.).
+_COMPAT = (DUPLICATES, _NOT_LAW_MODULES, _REGISTRY, _load_builtins, _as_float_array, _rows, _data_hash)
 
 log = logging.getLogger(__name__)
 
-#: Objectives the fitter knows (see :mod:`scalelab.laws.fitting`).
-LOSSES = ("huber", "ls", "asymmetric")
-#: What ``fit(..., duplicates=)`` does with repeated runs (see :meth:`ScalingLaw._handle_duplicates`).
-DUPLICATES = ("error", "average", "keep")
 #: Bands of ``predict_interval``: the mean law; a new run if the law is right; a new run, calibrated.
 INTERVAL_KINDS = ("mean", "noise", "new")
 
-_REGISTRY: dict[str, type[ScalingLaw]] = {}
-#: Modules of this package that hold machinery, not laws; every other module is imported on demand so
-#: that its law classes register themselves.
-_NOT_LAW_MODULES = frozenset({"base", "fitting", "uncertainty", "data", "approaches", "forecast", "quality",
-                              "backtest", "calibration"})
-_builtins_loaded = False
+T = TypeVar("T")
 
 
-def register_law(cls: type[ScalingLaw]) -> type[ScalingLaw]:
-    """Class decorator that adds a law to the registry (subclasses that set ``name`` join automatically)."""
-    key = cls.__dict__.get("name")
-    if not key:
-        raise ConfigError(explain("a registered law needs a class attribute `name`", value=cls.__name__))
-    other = _REGISTRY.get(key)
-    if other is not None and other.__qualname__ != cls.__qualname__:
-        raise ConfigError(explain(f"two laws share the registry name {key!r}",
-                                  value=f"{other.__module__}.{other.__qualname__} and "
-                                        f"{cls.__module__}.{cls.__qualname__}",
-                                  fix="give one of them another `name`"))
-    _REGISTRY[key] = cls
-    return cls
+class _FromResult(Generic[T]):
+    """A fitted attribute (``params_``, ``intervals_``, ...) read from one field of ``law.result_``.
+
+    Absent (``AttributeError``, so ``hasattr`` and ``getattr(law, name, None)`` work as for any fitted
+    attribute) before a fit, and when the field is None unless ``none_ok``. Read-only: a fit, ``preset``
+    or ``from_dict`` sets ``result_`` as a whole."""
+
+    def __init__(self, field: str, none_ok: bool = False) -> None:
+        self.field = field
+        self.none_ok = none_ok
+        self.name = field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, law: Any, owner: type | None = None) -> T:
+        if law is None:
+            return self  # type: ignore[return-value]
+        result = law.__dict__.get("result_")
+        value = None if result is None else getattr(result, self.field)
+        if value is None and (result is None or not self.none_ok):
+            raise AttributeError(f"{type(law).__name__} has no {self.name}"
+                                 + (" (not fitted)" if result is None else ""))
+        return value  # type: ignore[return-value]
+
+    def __set__(self, law: Any, value: Any) -> None:
+        raise AttributeError(f"{self.name} is read-only: it reads law.result_.{self.field}; "
+                             f"make a new result with law.result_.replace({self.field}=...)")
 
 
-def _load_builtins() -> None:
-    """Import every law module of ``scalelab.laws`` once, so their classes register themselves."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True
-    from . import __path__ as pkg_path
+class _Params(_FromResult[dict[str, float]]):
+    """``params_``: settable by hand (a law with chosen constants), which makes a new ``result_`` whose
+    parameters (and derived quantities) are those; nothing else of the fit changes."""
 
-    for mod in pkgutil.iter_modules(pkg_path):
-        if mod.name.startswith("_") or mod.name in _NOT_LAW_MODULES:
-            continue
-        importlib.import_module(f"{__package__}.{mod.name}")
-
-
-def get_law(name: str) -> type[ScalingLaw]:
-    """The law class registered under ``name`` (``get_law("chinchilla") is ChinchillaLaw``).
-
-    Raises
-    ------
-    UnknownNameError
-        with the closest registered names.
-    """
-    _load_builtins()
-    if isinstance(name, type) and issubclass(name, ScalingLaw):
-        return name
-    raw = str(name).strip()
-    if raw in _REGISTRY:
-        return _REGISTRY[raw]
-    for key, klass in _REGISTRY.items():
-        if key.lower() == raw.lower():
-            return klass
-    # A user's power law saved in another process: rebuild its class from the name it was saved under.
-    if raw.startswith("power-law[") and raw.endswith("]"):
-        from .general import power_law
-
-        return power_law(*(c.strip() for c in raw[len("power-law["):-1].split(",")))
-    raise UnknownNameError("law", str(name), _REGISTRY, fix="run `scalelab laws` to list the built-in laws")
-
-
-def list_laws() -> list[type[ScalingLaw]]:
-    """Every registered law class, sorted by registry name."""
-    _load_builtins()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def _as_float_array(x: Any, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise DataError(explain(f"{what} must be numbers", value=type(x).__name__)) from None
-    return arr
-
-
-def canonical_order(X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """The permutation that sorts runs by their covariates (in ``covariates`` order), then the target, then
-    the weight: the one order every fit sees its runs in.
-
-    Optimisers, multi-start pruning and bootstrap resamples all depend on row order at the last bit (and a
-    local optimiser can stop in a different place of a flat valley); putting the runs in one canonical
-    order first makes the same runs give the same fit, whatever order they were read in. Rows equal in
-    every column are interchangeable, so the stable sort's choice among them does not matter.
-
-    >>> canonical_order((np.array([3.0, 1.0, 2.0]),), np.array([1.0, 1.0, 1.0])).tolist()
-    [1, 2, 0]
-    """
-    keys = [y] if w is None else [w, y]
-    keys += [x for x in reversed(X)]
-    return np.lexsort(keys)  # the last key is the primary one
+    def __set__(self, law: Any, value: Any) -> None:
+        params = {k: float(v) for k, v in dict(value).items()}
+        result = law.__dict__.get("result_")
+        if result is None:
+            result = FitResult(params=params, interval_level=float(law.level))
+        law.result_ = result.replace(params=params, derived=law._derived_at(params))
 
 
 class ScalingLaw:
@@ -248,31 +204,32 @@ class ScalingLaw:
     exponent_params: ClassVar[tuple[str, ...] | None] = None
 
     # ----- fitted state: set by fit(), preset() or from_dict() -----
-    # Annotations without values create no attribute, so ``hasattr(law, "params_")`` still tells a fitted
-    # law from one that is not; the optional ones are absent when the source did not provide them.
-    params_: dict[str, float]
-    theta_: np.ndarray
-    X_range_: dict[str, tuple[float, ...]] | None  # covariate -> (min, max) of the runs
-    objective_: float
-    fit_info_: dict[str, Any]
-    n_samples_: int
-    residuals_: np.ndarray
-    gof_: dict[str, float]
-    data_hash_: str
-    preset_: str
-    source_: str | None
-    stderr_: dict[str, float]
-    intervals_: dict[str, tuple[float, ...]]  # (low, high)
-    derived_intervals_: dict[str, tuple[float, ...]]  # (low, high)
-    interval_method_: str | None
-    cov_theta_: np.ndarray
-    bootstrap_params_: np.ndarray
+    #: Everything the fit (or preset, or saved file) says; the attributes below read from it.
+    result_: FitResult
+    theta_: np.ndarray  # the parameters in fitting space (log of ``log_params``)
+    params_ = _Params("params")
+    stderr_: _FromResult[dict[str, float]] = _FromResult("stderr")
+    intervals_: _FromResult[dict[str, tuple[float, ...]]] = _FromResult("intervals")  # (low, high)
+    derived_intervals_: _FromResult[dict[str, tuple[float, ...]]] = _FromResult("derived_intervals")
+    interval_method_: _FromResult[str | None] = _FromResult("interval_method", none_ok=True)
+    X_range_: _FromResult[dict[str, tuple[float, ...]] | None] = _FromResult("fitted_range", none_ok=True)
+    objective_: _FromResult[float] = _FromResult("objective")
+    fit_info_: _FromResult[dict[str, Any]] = _FromResult("fit_info")
+    n_samples_: _FromResult[int] = _FromResult("n_samples")
+    residuals_: _FromResult[np.ndarray] = _FromResult("residuals")
+    gof_: _FromResult[dict[str, float]] = _FromResult("goodness_of_fit")
+    data_hash_: _FromResult[str] = _FromResult("data_hash")
+    preset_: _FromResult[str] = _FromResult("preset")
+    source_: _FromResult[str | None] = _FromResult("source")
+    cov_theta_: _FromResult[np.ndarray] = _FromResult("cov_theta")
+    bootstrap_params_: _FromResult[np.ndarray] = _FromResult("bootstrap_params")
     #: Where the runs came from (``Runs.to_dict()``), when the CLI fitted the law.
-    data_source_: dict[str, Any]
+    data_source_: _FromResult[dict[str, Any]] = _FromResult("data_source")
     #: Fit-quality verdict ``{"verdict": "ok" | "suspect", "issues": [...]}`` (:mod:`scalelab.laws.quality`).
-    quality_: dict[str, Any]
+    quality_: _FromResult[dict[str, Any]] = _FromResult("quality")
     #: Backtested extrapolation scores behind the calibrated new-run band (:mod:`scalelab.laws.calibration`).
-    calibration_: dict[str, Any]
+    calibration_: _FromResult[dict[str, Any]] = _FromResult("calibration")
+
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -334,20 +291,7 @@ class ScalingLaw:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def _check_options(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(explain("unknown loss", value=self.loss, allowed=", ".join(LOSSES)))
-        if self.space not in ("log", "linear"):
-            raise ConfigError(explain("unknown space", value=self.space, allowed="log, linear"))
-        if not (isinstance(self.delta, (int, float)) and self.delta > 0):
-            raise ConfigError(explain("delta must be a positive number", value=self.delta))
-        if not (0 < float(self.level) < 1):
-            raise ConfigError(explain("level must lie strictly between 0 and 1", value=self.level,
-                                      fix="use e.g. 0.95 for a 95% interval"))
-        if int(self.n_bootstrap) < 0:
-            raise ConfigError(explain("n_bootstrap must be >= 0", value=self.n_bootstrap))
-        if not (self.extrapolation_factor is None or float(self.extrapolation_factor) >= 1):
-            raise ConfigError(explain("extrapolation_factor must be >= 1 (or None to never warn)",
-                                      value=self.extrapolation_factor))
+        validation.check_options(self)
 
     # ------------------------------------------------------------------ parameterisation
     @classmethod
@@ -489,91 +433,19 @@ class ScalingLaw:
         return X, y
 
     # ------------------------------------------------------------------ input handling
+    # Thin methods over :mod:`scalelab.laws.validation`, so that a law can extend a check (``super()``).
     def _split_xy(self, args: tuple[Any, ...], y: Any,
                   columns: Mapping[str, Any] | None = None) -> tuple[tuple[Any, ...], Any, Any]:
-        """Accept ``fit(N, D, L)``, ``fit(N, D, y=L)``, ``fit(runs)`` (a :class:`~scalelab.laws.data.Runs`)
-        or ``fit(df, n="params", d="tokens", loss="loss")`` (a DataFrame or a dict of columns)."""
-        from .data import is_table, load_table, table_covariates
-
-        weights = None
-        if len(args) == 1 and is_table(args[0]):
-            if y is not None:
-                return table_covariates(args[0], self, columns or {}), y, None
-            args = (load_table(args[0], self, columns or {}),)
-        elif columns:
-            raise ConfigError(explain(
-                "column names were given, but the runs are not a table",
-                value=sorted(columns), allowed="column names only with a DataFrame or dict of columns",
-                fix="pass the DataFrame as the only positional argument: fit(df, n='params', d='tokens', "
-                    "loss='loss'), or pass arrays without column names: fit(N, D, L)"))
-        if len(args) == 1 and hasattr(args[0], "law_inputs"):
-            X, y_r, weights = args[0].law_inputs(self)
-            return X, (y if y is not None else y_r), weights
-        k = len(self.covariates)
-        if y is None:
-            if len(args) != k + 1:
-                raise DataError(explain(
-                    f"{type(self).__name__}.fit needs {k} covariate(s) ({', '.join(self.covariates)}) and the "
-                    f"target {self.target}", value=f"{len(args)} positional arrays",
-                    fix=f"call fit({', '.join(self.covariates)}, {self.target})"))
-            return tuple(args[:k]), args[k], weights
-        if len(args) != k:
-            raise DataError(explain(f"{type(self).__name__}.fit needs {k} covariate array(s) "
-                                    f"({', '.join(self.covariates)})", value=f"{len(args)} arrays"))
-        return tuple(args), y, weights
+        return validation.split_xy(self, args, y, columns)
 
     def _check_X(self, X: Sequence[Any], *, fitting: bool) -> tuple[np.ndarray, ...]:
-        if len(X) != len(self.covariates):
-            raise DataError(explain(
-                f"{type(self).__name__} takes {len(self.covariates)} covariate(s) "
-                f"({', '.join(self.covariates)})", value=f"{len(X)} array(s)"))
-        arrs = [_as_float_array(x, c) for x, c in zip(X, self.covariates, strict=True)]
-        if fitting:
-            arrs = [a.ravel() for a in arrs]
-            n = {a.size for a in arrs}
-            if len(n) > 1:
-                raise DataError(explain("covariate arrays differ in length",
-                                        value={c: a.size for c, a in zip(self.covariates, arrs, strict=True)}))
-        else:
-            arrs = [a.ravel() for a in np.broadcast_arrays(*[np.atleast_1d(a) for a in arrs])]
-        positive = self.covariates if self.positive_covariates is None else self.positive_covariates
-        for c, a in zip(self.covariates, arrs, strict=True):
-            bad = np.flatnonzero(~np.isfinite(a) | ((a <= 0) if c in positive else False))
-            if bad.size:
-                raise DataError(explain(
-                    f"{c} has NaN, infinite{' or non-positive' if c in positive else ''} values at rows "
-                    f"{_rows(bad)}", value=[float(a[i]) for i in bad[:5]],
-                    allowed="finite" + (" positive numbers" if c in positive else " numbers"),
-                    fix="drop or correct those rows"))
-        return tuple(arrs)
+        return validation.check_X(self, X, fitting=fitting)
 
     def _check_y(self, y: Any, n: int) -> np.ndarray:
-        y = _as_float_array(y, self.target).ravel()
-        if y.size != n:
-            raise DataError(explain(f"target {self.target} has a different length from the covariates",
-                                    value=f"{y.size} vs {n}"))
-        bad = np.flatnonzero(~np.isfinite(y) | (y <= 0))
-        if bad.size:
-            raise DataError(explain(f"{self.target} has NaN or non-positive values at rows {_rows(bad)}",
-                                    value=[float(y[i]) for i in bad[:5]], allowed="finite positive numbers",
-                                    fix="drop those runs (a diverged run has no usable final loss)"))
-        return y
+        return validation.check_y(self, y, n)
 
     def _check_design(self, X: tuple[np.ndarray, ...], y: np.ndarray) -> None:
-        P = len(self.param_names)
-        if y.size <= P:
-            raise DataError(explain(f"too few points to fit {P} parameters of {self.name}", value=y.size,
-                                    allowed=f"more than {P} runs (several times more for useful intervals)",
-                                    fix="add runs, or fit a law with fewer parameters"))
-        for c, a in zip(self.covariates, X, strict=True):
-            # an exponent in N, D or C needs at least two distinct values to be identified at all
-            need = self.min_distinct.get(c, 2 if c in ("N", "D", "C") else 1)
-            got = np.unique(a).size
-            if got < need:
-                raise DataError(explain(
-                    f"{self.name} needs at least {need} distinct values of {c} to identify its exponent",
-                    value=f"{got} distinct value(s)",
-                    fix=f"add runs at other {c} (e.g. several model sizes)"))
+        validation.check_design(self, X, y)
 
     # ------------------------------------------------------------------ fit
     def _prepare_fit(self, X: tuple[Any, ...], y: Any, sample_weight: Any, duplicates: str = "error",
@@ -611,54 +483,32 @@ class ScalingLaw:
     def _handle_duplicates(self, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None,
                            order: np.ndarray, policy: str
                            ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
-        """Runs in canonical order; equal design points (every covariate equal) sit next to each other.
+        """:func:`scalelab.laws.validation.handle_duplicates`; remembers the note for ``fit_info``."""
+        Xs, ys, ws, note = validation.handle_duplicates(self, X, y, w, order, policy)
+        if note is not None:
+            self._duplicates_note = note
+            self._row_order = None  # residuals now belong to the averaged points, not to the user's rows
+        return Xs, ys, ws
 
-        ``"error"``: identical rows (every covariate *and* the loss equal; laws of the loss only) raise
-        :class:`DataError`: a
-        copied row counts twice in the objective and in every bootstrap resample, so the bands narrow by
-        about the square root of the copies. Replicates (same covariates, different losses, e.g. seeds)
-        are kept: they carry run-to-run noise. ``"average"``: every group of equal design points becomes
-        one point at the geometric mean of its losses (the fit works on log-loss), weight the mean weight.
-        """
-        n = y.size
-        same_x = np.ones(max(n - 1, 0), dtype=bool)
-        for a in X:
-            same_x &= a[1:] == a[:-1]
-        if policy == "error":
-            if self.target != "L":
-                # a hyperparameter law's target (a learning rate, a batch size) takes grid values: two
-                # runs that differ only in an unmodelled knob share it exactly without being copies
-                return X, y, w
-            dup = np.flatnonzero(same_x & (y[1:] == y[:-1])) + 1
-            if dup.size:
-                rows = np.sort(order[dup])
-                raise DataError(explain(
-                    f"{dup.size} run(s) repeat another run exactly (every covariate and the loss), at rows "
-                    f"{_rows(rows)}: copies count twice and narrow the bands by about the square root of "
-                    "the copies", value=[float(y[i]) for i in dup[:5]],
-                    allowed="one row per run; replicates (same design point, different loss) are fine",
-                    fix="drop the copies, or average equal design points with duplicates='average' "
-                        "(CLI: --duplicates average)"))
-            return X, y, w
-        starts = np.flatnonzero(np.concatenate([[True], ~same_x]))
-        if starts.size == n:
-            return X, y, w
-        self._duplicates_note = f"{n} runs averaged into {starts.size} distinct design points"
-        self._row_order = None  # residuals now belong to the averaged points, not to the user's rows
-        counts = np.diff(np.append(starts, n))
-        ly = np.add.reduceat(np.log(y), starts) / counts
-        wa = None if w is None else np.add.reduceat(w, starts) / counts
-        return tuple(a[starts] for a in X), np.exp(ly), wa
-
-    def _set_residuals(self, residuals_canonical: np.ndarray) -> None:
-        """Store log residuals (computed in the canonical order) in the order the user gave the runs
-        (in canonical order of the averaged points when duplicates were averaged)."""
+    def _user_order(self, residuals_canonical: np.ndarray) -> np.ndarray:
+        """Log residuals (computed in the canonical order) in the order the user gave the runs (in
+        canonical order of the averaged points when duplicates were averaged)."""
         if getattr(self, "_row_order", None) is None:
-            self.residuals_ = np.array(residuals_canonical, copy=True)
-            return
+            return np.array(residuals_canonical, copy=True)
         out = np.empty_like(residuals_canonical)
         out[self._row_order] = residuals_canonical
-        self.residuals_ = out
+        return out
+
+    def _derived_at(self, params: Mapping[str, float]) -> dict[str, float]:
+        """Derived quantities (``_derived``) at one parameter vector, as floats."""
+        d = self._derived({n: np.array([float(params[n])]) for n in self.param_names})
+        return {k: float(np.asarray(v).ravel()[0]) for k, v in d.items()}
+
+    def _new_result(self, params: Mapping[str, float], **fields: Any) -> FitResult:
+        """A :class:`FitResult` for ``params`` (in ``param_names`` order, derived quantities filled in)."""
+        p = {n: float(params[n]) for n in self.param_names}
+        fields.setdefault("interval_level", float(self.level))
+        return FitResult(params=p, derived=self._derived_at(p), **fields)
 
     def _fitted_ranges(self, X: tuple[np.ndarray, ...]) -> dict[str, tuple[float, ...]]:
         """(min, max) of every covariate, plus compute ``C = 6 N D`` for a law in ``N`` and ``D``: an
@@ -675,7 +525,8 @@ class ScalingLaw:
         from . import quality
 
         if getattr(self, "_duplicates_note", None):
-            self.fit_info_["duplicates"] = self._duplicates_note
+            self.result_ = self.result_.replace(fit_info={**(self.result_.fit_info or {}),
+                                                          "duplicates": self._duplicates_note})
         quality.check(self, y, stacklevel=4)
 
     def fit(self, *X: Any, y: Any = None, sample_weight: Any = None, duplicates: str = "error",
@@ -713,17 +564,17 @@ class ScalingLaw:
         res = fitting.fit_starts(type(self), Xa, ya, starts, w=w, loss=self.loss, delta=self.delta,
                                  space=self.space, asymmetry=self.asymmetry, max_iter=self.max_iter)
         self.theta_ = res.theta
-        self.params_ = dict(zip(self.param_names, map(float, self._from_theta(res.theta)[0]), strict=True))
-        self.objective_ = float(res.objective)
-        self.fit_info_ = res.info
-        self.n_samples_ = int(ya.size)
-        self.X_range_ = self._fitted_ranges(Xa)
+        params = dict(zip(self.param_names, map(float, self._from_theta(res.theta)[0]), strict=True))
         logpred = self._log_model(res.theta[None], Xa, jac=False)[0][0]
-        self._set_residuals(np.log(ya) - logpred)  # log(observed / predicted)
-        self.gof_ = fitting.goodness_of_fit(ya, np.exp(logpred), len(self.param_names), self.objective_)
-        self.data_hash_ = _data_hash(Xa, ya, w)
+        objective = float(res.objective)
+        self.result_ = self._new_result(
+            params, objective=objective, fit_info=res.info, n_samples=int(ya.size),
+            fitted_range=self._fitted_ranges(Xa),
+            residuals=self._user_order(np.log(ya) - logpred),  # log(observed / predicted)
+            goodness_of_fit=fitting.goodness_of_fit(ya, np.exp(logpred), len(self.param_names), objective),
+            data_hash=_data_hash(Xa, ya, w))
         self._fit_data = (Xa, ya, w)
-        uncertainty.attach(self, Xa, ya, w)
+        self.result_ = self.result_.replace(**uncertainty.estimate(self, Xa, ya, w, self.result_.fit_info))
         self._finish_fit(ya)
         return self
 
@@ -740,19 +591,19 @@ class ScalingLaw:
                                    fix=f"see `scalelab laws show {cls.name}` for the presets")
         spec = cls.presets[name]
         law = cls(**options)
-        law.params_ = {k: float(spec["params"][k]) for k in cls.param_names}
-        law.theta_ = cls._to_theta(law.params_)[0]
-        law.preset_ = name
-        law.source_ = spec.get("source", "")
-        law.stderr_ = {k: float(v) for k, v in spec.get("stderr", {}).items()}
-        law.intervals_ = {k: tuple(map(float, v)) for k, v in spec.get("intervals", {}).items()}
+        params = {k: float(spec["params"][k]) for k in cls.param_names}
+        law.theta_ = cls._to_theta(params)[0]
         rng = spec.get("range")
-        law.X_range_ = {c: tuple(map(float, rng[c])) for c in cls.covariates} if rng else None
+        law.result_ = law._new_result(
+            params, preset=name, source=spec.get("source", ""),
+            stderr={k: float(v) for k, v in spec.get("stderr", {}).items()},
+            intervals={k: tuple(map(float, v)) for k, v in spec.get("intervals", {}).items()},
+            fitted_range={c: tuple(map(float, rng[c])) for c in cls.covariates} if rng else None)
         return law
 
     # ------------------------------------------------------------------ predict
     def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
+        if "result_" not in self.__dict__:
             raise NotFittedError(explain(
                 f"this {type(self).__name__} has no parameters yet",
                 fix=f"call .fit(...) with runs, or use {type(self).__name__}.preset(name) "
@@ -867,194 +718,42 @@ class ScalingLaw:
     def derived(self) -> dict[str, float]:
         """Derived quantities at the fitted parameters (e.g. ``a``, ``b`` for Chinchilla)."""
         self._check_fitted()
-        pub = self._public_array()
-        d = self._derived({n: pub[:, i] for i, n in enumerate(self.param_names)})
-        return {k: float(np.asarray(v).ravel()[0]) for k, v in d.items()}
+        return self._derived_at(self.params_)
 
     # ------------------------------------------------------------------ reports and files
     def to_dict(self) -> dict[str, Any]:
-        """Everything needed to reload a working law: parameters, intervals, options, data hash, version."""
-        from .. import __version__
-
+        """Everything needed to reload a working law: parameters, intervals, options, data hash, version
+        (the law's description and options around ``result_.to_dict()``; see :mod:`scalelab.laws.io`)."""
         self._check_fitted()
-        d: dict[str, Any] = {
-            "law": self.name,
-            "class": type(self).__name__,
-            "citation": self.citation,
-            "equation": self.equation,
-            "covariates": {c: self.covariate_units.get(c, "") for c in self.covariates},
-            "conventions": dict(self.conventions),
-            "options": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-                        for k, v in self.get_params().items()},
-            "params": dict(self.params_),
-            "stderr": dict(getattr(self, "stderr_", {}) or {}),
-            "intervals": {k: list(v) for k, v in (getattr(self, "intervals_", {}) or {}).items()},
-            "interval_level": float(self.level),
-            "interval_method": getattr(self, "interval_method_", None),
-            "derived": self.derived(),
-            "derived_intervals": {k: list(v) for k, v in (getattr(self, "derived_intervals_", {}) or {}).items()},
-            "preset": getattr(self, "preset_", None),
-            "source": getattr(self, "source_", None),
-            "fitted_range": {c: list(v) for c, v in (getattr(self, "X_range_", None) or {}).items()} or None,
-            "n_samples": getattr(self, "n_samples_", None),
-            "objective": getattr(self, "objective_", None),
-            "goodness_of_fit": getattr(self, "gof_", None),
-            "fit_info": getattr(self, "fit_info_", None),
-            "data_hash": getattr(self, "data_hash_", None),
-            "quality": getattr(self, "quality_", None),
-            "calibration": getattr(self, "calibration_", None),
-            "scalelab_version": __version__,
-        }
-        cov = getattr(self, "cov_theta_", None)
-        d["cov_theta"] = None if cov is None else np.asarray(cov).tolist()
-        res = getattr(self, "residuals_", None)
-        d["residuals"] = None if res is None else [float(r) for r in res]
-        bp = getattr(self, "bootstrap_params_", None)
-        d["bootstrap_params"] = None if bp is None else np.asarray(bp).tolist()
-        d["config_hash"] = _stable_hash({k: d[k] for k in ("law", "options", "data_hash", "preset")})
-        return d
+        return _io.law_to_dict(self)
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON (NaN/inf become null)."""
-        path = Path(path)
-        path.write_text(json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False))
-        return path
+        self._check_fitted()
+        return _io.save_law(self, path)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScalingLaw:
         """Rebuild a working law from :meth:`to_dict` output (the class is looked up by ``d["law"]``)."""
-        klass = get_law(d["law"]) if cls is ScalingLaw or cls.name != d.get("law") else cls
-        valid = set(klass._get_param_names())
-        opts: dict[str, Any] = {k: v for k, v in (d.get("options") or {}).items()
-                if k in valid and isinstance(v, (int, float, str, bool, type(None)))
-                and not (k == "init" and v not in ("grid", "coarse"))}
-        law = klass(**opts)
-        law.params_ = {k: float(d["params"][k]) for k in klass.param_names}
-        law.theta_ = klass._to_theta(law.params_)[0]
-        law.stderr_ = {k: (float("nan") if v is None else float(v)) for k, v in (d.get("stderr") or {}).items()}
-        law.intervals_ = {k: tuple(float("nan") if x is None else x for x in v)
-                          for k, v in (d.get("intervals") or {}).items()}
-        law.derived_intervals_ = {k: tuple(v) for k, v in (d.get("derived_intervals") or {}).items()}
-        law.interval_method_ = d.get("interval_method")
-        fr = d.get("fitted_range")
-        law.X_range_ = {c: tuple(v) for c, v in fr.items()} if fr else None
-        if d.get("preset"):
-            law.preset_ = d["preset"]
-            law.source_ = d.get("source")
-        for key, attr in (("n_samples", "n_samples_"), ("objective", "objective_"),
-                          ("goodness_of_fit", "gof_"), ("fit_info", "fit_info_"), ("data_hash", "data_hash_"),
-                          ("quality", "quality_"), ("calibration", "calibration_")):
-            if d.get(key) is not None:
-                setattr(law, attr, d[key])
-        if d.get("residuals") is not None:
-            law.residuals_ = np.asarray(d["residuals"], dtype=float)
-        if d.get("bootstrap_params") is not None:
-            law.bootstrap_params_ = np.asarray(d["bootstrap_params"], dtype=float).reshape(-1, len(klass.param_names))
-        if d.get("cov_theta") is not None:
-            law.cov_theta_ = np.asarray(d["cov_theta"], dtype=float)
-        return law
+        return _io.law_from_dict(cls, d)
 
     @classmethod
     def load(cls, path: str | Path) -> ScalingLaw:
         """Read a law saved with :meth:`save`."""
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(explain(f"{path} is not a saved fit (invalid JSON: {e.msg} at line {e.lineno})",
-                                    fix="pass the file written by `scalelab fit --out` or law.save()")) from None
-        if not isinstance(d, dict) or "law" not in d or "params" not in d:
-            raise DataError(explain(f"{path} is not a saved fit (no 'law'/'params' keys)",
-                                    fix="pass the file written by `scalelab fit --out` or law.save()"))
-        return cls.from_dict(d)
+        return _io.load_law(cls, path)
 
     def report(self) -> str:
         """A plain-text fit report: parameters with intervals, derived quantities, goodness of fit."""
         self._check_fitted()
+        r = self.result_
         lines = [f"{type(self).__name__} ({self.name}): {self.equation}", f"  source: {self.citation}"]
-        if getattr(self, "preset_", None):
-            lines.append(f"  preset {self.preset_!r}: {getattr(self, 'source_', '')}")
+        if r.preset:
+            lines.append(f"  preset {r.preset!r}: {r.source}")
         else:
-            info = getattr(self, "fit_info_", None) or {}
-            lines.append(f"  fit: {getattr(self, 'n_samples_', '?')} runs, loss={self.loss}"
+            info = r.fit_info or {}
+            lines.append(f"  fit: {r.n_samples if r.n_samples is not None else '?'} runs, loss={self.loss}"
                          + (f" (delta={self.delta:g})" if self.loss == "huber" else "")
                          + f", space={self.space}, starts={info.get('n_starts')}, "
-                         f"objective={_g(getattr(self, 'objective_', None))}")
-        lvl = round(100 * self.level)
-        method = getattr(self, "interval_method_", None)
-        lines.append(f"  {'param':<10}{'value':>14}{'std err':>12}   {lvl}% interval"
-                     + (f" ({method})" if method else ""))
-        se, iv = getattr(self, "stderr_", {}) or {}, getattr(self, "intervals_", {}) or {}
-        for n in self.param_names:
-            s = se.get(n)
-            i = iv.get(n)
-            lines.append(f"  {n:<10}{self.params_[n]:>14.6g}{_g(s):>12}   "
-                         + (f"[{_g(i[0])}, {_g(i[1])}]" if i else "-"))
-        der = self.derived()
-        if der:
-            di = getattr(self, "derived_intervals_", {}) or {}
-            lines.append("  derived:")
-            for k, v in der.items():
-                i = di.get(k)
-                lines.append(f"  {k:<10}{v:>14.6g}{'':>12}   " + (f"[{_g(i[0])}, {_g(i[1])}]" if i else "-"))
-        gof = getattr(self, "gof_", None)
-        if gof:
-            lines.append("  goodness of fit: " + ", ".join(f"{k}={_g(v)}" for k, v in gof.items()))
-        if getattr(self, "X_range_", None):
-            lines.append(f"  fitted range: {_fmt_range(self.X_range_)}")
-        for note in (getattr(self, "fit_info_", None) or {}).get("warnings", []):
-            lines.append(f"  warning: {note}")
-        q = getattr(self, "quality_", None)
-        if q:
-            issues = "" if not q["issues"] else " (" + "; ".join(q["issues"]) + ")"
-            lines.append(f"  quality: {q['verdict']}{issues}")
-        return "\n".join(lines)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types for a saved fit: numpy scalars and arrays unwrapped, NaN and inf as null."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _g(v: Any) -> str:
-    if v is None:
-        return "-"
-    try:
-        fv = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    return "nan" if not math.isfinite(fv) else f"{fv:.4g}"
-
-
-def _rows(idx: np.ndarray, limit: int = 10) -> str:
-    """Row numbers as the user counts them (0-based data rows), truncated."""
-    shown = ", ".join(str(int(i)) for i in idx[:limit])
-    return shown + (f" ... ({idx.size} rows)" if idx.size > limit else "")
-
-
-def _fmt_range(rng: Mapping[str, tuple[float, ...]] | None) -> str:
-    if not rng:
-        return "unknown"
-    return ", ".join(f"{c} in [{lo:.3g}, {hi:.3g}]" for c, (lo, hi) in rng.items())
-
-
-def _data_hash(X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None) -> str:
-    h = hashlib.sha256()
-    for a in (*X, y) + ((w,) if w is not None else ()):
-        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _stable_hash(obj: Any) -> str:
-    from .._spec import stable_hash
-
-    return stable_hash(obj)
+                         f"objective={_g(r.objective)}")
+        return "\n".join(lines + r.replace(derived=self.derived())._report_lines())
 

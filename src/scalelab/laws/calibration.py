@@ -52,13 +52,13 @@ def _axis(law: Any, X: tuple[np.ndarray, ...]) -> np.ndarray:
 
 def calibrate(law: Any) -> dict[str, Any]:
     """Backtest ``law`` on its own runs (rolling, one level ahead) and store the scores in
-    ``law.calibration_``: ``{"method", "scores", "n_steps"}``."""
+    ``law.result_`` (read as ``law.calibration_``): ``{"method", "scores", "n_steps"}``."""
     from .backtest import _levels
 
     data = getattr(law, "_fit_data", None)
     out: dict[str, Any] = {"method": "noise band only (no fitted runs to backtest)", "scores": [], "n_steps": 0}
     if data is None:
-        law.calibration_ = out
+        law.result_ = law.result_.replace(calibration=out)
         return out
     X, y, w = data
     lev = _levels(_axis(law, X))
@@ -90,7 +90,7 @@ def calibrate(law: Any) -> dict[str, Any]:
                "scores": sorted(scores), "n_steps": steps}
     else:
         out["method"] = "noise band only (too few size levels to backtest the fit on its own runs)"
-    law.calibration_ = out
+    law.result_ = law.result_.replace(calibration=out)
     return out
 
 

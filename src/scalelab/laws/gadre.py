@@ -179,15 +179,16 @@ class GadreLaw(ScalingLaw):
         p = self.params_
         f = 6.0 ** -p["eta"]
         law = ChinchillaLaw(level=self.level, extrapolation_factor=self.extrapolation_factor)
-        law.params_ = {"E": p["E"], "A": p["a"] * f, "B": p["b"] * f, "alpha": 2 * p["eta"], "beta": 2 * p["eta"]}
-        law.theta_ = ChinchillaLaw._to_theta(law.params_)[0]
+        params = {"E": p["E"], "A": p["a"] * f, "B": p["b"] * f, "alpha": 2 * p["eta"], "beta": 2 * p["eta"]}
+        law.theta_ = ChinchillaLaw._to_theta(params)[0]
         rng = getattr(self, "X_range_", None)
         if rng:
             (n_lo, n_hi), (m_lo, m_hi) = rng["N"], rng["M"]
-            law.X_range_ = {"N": (n_lo, n_hi), "D": (n_lo * m_lo, n_hi * m_hi)}
+            fitted_range: dict[str, tuple[float, ...]] | None = {"N": (n_lo, n_hi), "D": (n_lo * m_lo, n_hi * m_hi)}
         else:
-            law.X_range_ = None
-        law.source_ = f"converted from {self.name} ({getattr(self, 'preset_', None) or 'fit'})"
+            fitted_range = None
+        law.result_ = law._new_result(params, fitted_range=fitted_range,
+                                      source=f"converted from {self.name} ({getattr(self, 'preset_', None) or 'fit'})")
         return law
 
     def predict_from_tokens(self, N: Any, D: Any) -> np.ndarray:

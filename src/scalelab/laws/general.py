@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, explain
-from .base import _REGISTRY, ScalingLaw
+from .base import ScalingLaw
+from .registry import _REGISTRY, register_name_builder
 
 __all__ = ["MonomialLaw", "PowerLawPlusConstant", "power_law"]
 
@@ -238,3 +239,13 @@ def power_law(*covariates: str) -> type[PowerLawPlusConstant]:
     }
     cls_name = "PowerLawPlusConstant_" + "_".join(covs)
     return type(cls_name, (PowerLawPlusConstant,), attrs)
+
+
+def _rebuild(name: str) -> type[ScalingLaw] | None:
+    """The class of a power law saved under ``power-law[N,D,...]`` in another process (see :func:`get_law`)."""
+    if not (name.startswith("power-law[") and name.endswith("]")):
+        return None
+    return power_law(*(c.strip() for c in name[len("power-law["):-1].split(",")))
+
+
+register_name_builder("power-law[", _rebuild)

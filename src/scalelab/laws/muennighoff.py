@@ -43,7 +43,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..errors import ConfigError, ConvergenceWarning, DataError, FitError, explain
-from .base import ScalingLaw, _data_hash
+from .base import ScalingLaw
+from .result import data_hash as _data_hash
 
 __all__ = ["MuennighoffLaw", "effective_data", "effective_params", "optimal_params_for_tokens"]
 
@@ -269,7 +270,7 @@ class MuennighoffLaw(ScalingLaw):
         _, D, U = X
         bad = np.flatnonzero(U > D * (1 + 1e-9))
         if bad.size:
-            from .base import _rows
+            from .validation import _rows
 
             raise DataError(explain(
                 f"unique tokens U exceed the tokens seen D (epochs D/U below 1) at rows {_rows(bad)}",
@@ -277,6 +278,20 @@ class MuennighoffLaw(ScalingLaw):
                 allowed="U <= D: every run sees its unique tokens at least once",
                 fix="check which column holds unique tokens and which the tokens seen (all epochs); they "
                     "may be swapped: map them with --col U=<unique> --d <seen> or u=..., d=..."))
+
+    def _joint_cov(self, stage1: ScalingLaw | None, cov2: np.ndarray) -> np.ndarray:
+        """Covariance in fitting space of all seven parameters: stage 1's block for the base (zero for a
+        fixed base), stage 2's for the decay constants (conditional on the base)."""
+        P = len(self.param_names)
+        cov = np.zeros((P, P))
+        if stage1 is not None and getattr(stage1, "cov_theta_", None) is not None:
+            c1 = np.asarray(stage1.cov_theta_)
+            m = {"E": 0, "A": 1, "B": 2, "alpha": 3, "beta": 3 if self.tie_exponents else 4}
+            for i, ni in enumerate(_BASE_NAMES):
+                for j, nj in enumerate(_BASE_NAMES):
+                    cov[i, j] = c1[m[ni], m[nj]] if c1.shape[0] > max(m.values()) else np.nan
+        cov[5:, 5:] = cov2
+        return cov
 
     def fit(self, *X: Any, y: Any = None, sample_weight: Any = None, duplicates: str = "error",
             **columns: Any) -> Self:
@@ -310,9 +325,9 @@ class MuennighoffLaw(ScalingLaw):
         else:
             raise ConfigError(explain("unknown stage2 search", value=self.stage2, allowed="'global', 'paper'"))
         rd, rn = (float(v) for v in S2._from_theta(res.theta[None])[0])
-        self.params_ = {**base, "R_D_star": rd, "R_N_star": rn}
-        self.theta_ = self._to_theta(self.params_)[0]
-        self.objective_ = float(res.objective)
+        params = {**base, "R_D_star": rd, "R_N_star": rn}
+        self.theta_ = self._to_theta(params)[0]
+        objective = float(res.objective)
         info = dict(res.info)
         info["stage2"] = self.stage2
         info["stage1"] = ("fixed base" if stage1 is None else
@@ -320,51 +335,37 @@ class MuennighoffLaw(ScalingLaw):
                           + (" (alpha tied to beta)" if self.tie_exponents else ""))
         if stage1 is not None:
             info["warnings"] = list(info.get("warnings", [])) + list(stage1.fit_info_.get("warnings", []))
-        self.fit_info_ = info
-        self.n_samples_ = int(ya.size)
-        self.X_range_ = self._fitted_ranges(Xa)
         logpred = self._log_model(self.theta_[None], Xa, jac=False)[0][0]
-        self._set_residuals(np.log(ya) - logpred)
-        self.gof_ = fitting.goodness_of_fit(ya, np.exp(logpred), 2 if stage1 is None else len(self.param_names),
-                                            self.objective_)
-        self.data_hash_ = _data_hash(Xa, ya, w)
         self._fit_data = (Xa, ya, w)
-
         # Uncertainty of stage 2 (conditional on the base), carried into the full parameter vector.
         s2 = S2(loss=self.loss, delta=self.delta, space=self.space, asymmetry=self.asymmetry,
                 n_bootstrap=self.n_bootstrap, level=self.level, random_state=self.random_state,
                 max_iter=self.max_iter, n_jobs=self.n_jobs)
         s2.theta_ = res.theta
-        s2.fit_info_ = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            uncertainty.attach(s2, Xa, ya, w)
-        P = len(self.param_names)
-        cov = np.zeros((P, P))
-        if stage1 is not None and getattr(stage1, "cov_theta_", None) is not None:
-            c1 = np.asarray(stage1.cov_theta_)
-            m = {"E": 0, "A": 1, "B": 2, "alpha": 3, "beta": 3 if self.tie_exponents else 4}
-            for i, ni in enumerate(_BASE_NAMES):
-                for j, nj in enumerate(_BASE_NAMES):
-                    cov[i, j] = c1[m[ni], m[nj]] if c1.shape[0] > max(m.values()) else np.nan
-        cov[5:, 5:] = s2.cov_theta_
-        self.cov_theta_ = cov
-        self.stderr_ = {**({k: float(stage1.stderr_.get("alpha" if (k == "beta" and self.tie_exponents) else k,
-                                                          float("nan"))) for k in _BASE_NAMES}
-                           if stage1 is not None else {}),
-                        "R_D_star": s2.stderr_["R_D_star"], "R_N_star": s2.stderr_["R_N_star"]}
-        self.intervals_ = {"R_D_star": s2.intervals_["R_D_star"], "R_N_star": s2.intervals_["R_N_star"]}
-        self.interval_method_ = f"{s2.interval_method_}; decay constants conditional on the stage-1 base"
-        if getattr(s2, "bootstrap_params_", None) is not None:
-            bp = np.empty((s2.bootstrap_params_.shape[0], P))
+            u = uncertainty.estimate(s2, Xa, ya, w)
+        intervals = {"R_D_star": u["intervals"]["R_D_star"], "R_N_star": u["intervals"]["R_N_star"]}
+        bp = None
+        if u.get("bootstrap_params") is not None:
+            bp = np.empty((u["bootstrap_params"].shape[0], len(self.param_names)))
             bp[:, :5] = [base[k] for k in _BASE_NAMES]
-            bp[:, 5:] = s2.bootstrap_params_
-            self.bootstrap_params_ = bp
-            self.fit_info_["bootstrap_converged_fraction"] = s2.fit_info_.get("bootstrap_converged_fraction")
-        self.derived_intervals_ = {
-            "max_data_multiple": tuple(1 + v for v in self.intervals_["R_D_star"]),
-            "max_param_multiple": tuple(1 + v for v in self.intervals_["R_N_star"]),
-        }
+            bp[:, 5:] = u["bootstrap_params"]
+            info["bootstrap_converged_fraction"] = u["fit_info"].get("bootstrap_converged_fraction")
+        self.result_ = self._new_result(
+            params, objective=objective, fit_info=info, n_samples=int(ya.size),
+            fitted_range=self._fitted_ranges(Xa), residuals=self._user_order(np.log(ya) - logpred),
+            goodness_of_fit=fitting.goodness_of_fit(ya, np.exp(logpred),
+                                                    2 if stage1 is None else len(self.param_names), objective),
+            data_hash=_data_hash(Xa, ya, w), cov_theta=self._joint_cov(stage1, u["cov_theta"]),
+            stderr={**({k: float(stage1.stderr_.get("alpha" if (k == "beta" and self.tie_exponents) else k,
+                                                    float("nan"))) for k in _BASE_NAMES}
+                       if stage1 is not None else {}),
+                    "R_D_star": u["stderr"]["R_D_star"], "R_N_star": u["stderr"]["R_N_star"]},
+            intervals=intervals, bootstrap_params=bp,
+            interval_method=f"{u['interval_method']}; decay constants conditional on the stage-1 base",
+            derived_intervals={"max_data_multiple": tuple(1 + v for v in intervals["R_D_star"]),
+                               "max_param_multiple": tuple(1 + v for v in intervals["R_N_star"])})
         self.stage1_ = stage1
         self._finish_fit(ya)
         return self

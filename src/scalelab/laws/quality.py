@@ -83,9 +83,10 @@ def assess(law: Any, y: np.ndarray | None = None) -> dict[str, Any]:
 
 
 def check(law: Any, y: np.ndarray | None = None, *, warn: bool = True, stacklevel: int = 3) -> dict[str, Any]:
-    """:func:`assess`, stored as ``law.quality_``; a suspect fit warns :class:`FitQualityWarning`."""
+    """:func:`assess`, stored in ``law.result_`` (read as ``law.quality_``); a suspect fit warns
+    :class:`FitQualityWarning`."""
     q = assess(law, y)
-    law.quality_ = q
+    law.result_ = law.result_.replace(quality=q)
     if warn and q["issues"]:
         warnings.warn(explain(
             f"the {cls_name(law)} fit is implausible: " + "; ".join(q["issues"]),

@@ -102,33 +102,37 @@ def _asymptotic_cov(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.nd
     return s2 * np.linalg.inv(JTJ)
 
 
-def attach(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None) -> None:
-    """Compute and set ``cov_theta_``, ``stderr_``, ``intervals_``, ``derived_intervals_`` and, when
-    ``law.n_bootstrap > 0``, ``bootstrap_params_`` on a freshly fitted law."""
+def estimate(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None,
+             fit_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The uncertainty of a freshly fitted law (``law.theta_`` set), as fields of its
+    :class:`~scalelab.laws.result.FitResult`: ``cov_theta``, ``stderr``, ``intervals``, ``interval_method``,
+    ``derived_intervals``, ``fit_info`` (``fit_info`` plus the bootstrap's convergence) and, when
+    ``law.n_bootstrap > 0``, ``bootstrap_params``."""
     cls = type(law)
     names = cls.param_names
     level = float(law.level)
-    law.cov_theta_ = _asymptotic_cov(law, X, y, w)
+    info = dict(fit_info or {})
+    out: dict[str, Any] = {"cov_theta": _asymptotic_cov(law, X, y, w)}
     B = int(law.n_bootstrap)
     sample: np.ndarray | None  # parameter draws (fitting space) behind the derived intervals
     if B > 0:
         thetas, conv = bootstrap(law, X, y, w, B, law.random_state, law.n_jobs)
         frac = float(conv.mean())
-        law.fit_info_["bootstrap_converged_fraction"] = frac
+        info["bootstrap_converged_fraction"] = frac
         if frac < 0.9:
             msg = explain(f"only {frac:.0%} of the {B} bootstrap refits converged",
                           fix="raise max_iter, or check for parameters the data do not identify")
-            law.fit_info_.setdefault("warnings", []).append(msg)
+            info["warnings"] = [*info.get("warnings", []), msg]
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
         pub = cls._from_theta(thetas)
-        law.bootstrap_params_ = pub
+        out["bootstrap_params"] = pub
         lo, hi = percentile_interval(pub, level)
-        law.stderr_ = dict(zip(names, map(float, np.nanstd(pub, axis=0, ddof=1)), strict=True))
-        law.intervals_ = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
-        law.interval_method_ = f"bootstrap percentile, {B} refits over runs"
+        out["stderr"] = dict(zip(names, map(float, np.nanstd(pub, axis=0, ddof=1)), strict=True))
+        out["intervals"] = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
+        out["interval_method"] = f"bootstrap percentile, {B} refits over runs"
         sample = thetas
     else:
-        cov = law.cov_theta_
+        cov = out["cov_theta"]
         se_t = np.sqrt(np.diag(cov))
         z = _z(level)
         th = np.asarray(law.theta_)
@@ -137,17 +141,25 @@ def attach(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | N
         pub = cls._from_theta(th[None])[0]
         mask = cls._log_mask()
         se = np.where(mask, pub * se_t, se_t)  # delta method for exp()
-        law.stderr_ = dict(zip(names, map(float, se), strict=True))
-        law.intervals_ = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
-        law.interval_method_ = "asymptotic (Gauss-Newton covariance, Wald in fitting space)"
-        sample = _mvn_draws(law)
-    law.derived_intervals_ = {}
+        out["stderr"] = dict(zip(names, map(float, se), strict=True))
+        out["intervals"] = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
+        out["interval_method"] = "asymptotic (Gauss-Newton covariance, Wald in fitting space)"
+        sample = _mvn_draws(law, cov=cov)
+    derived_intervals: dict[str, tuple[float, float]] = {}
     if sample is not None and len(sample):
         p = cls._from_theta(sample)
         der = cls._derived({n: p[:, i] for i, n in enumerate(names)})
         for k, v in der.items():
             a, b = percentile_interval(np.asarray(v, dtype=float), level)
-            law.derived_intervals_[k] = (float(a), float(b))
+            derived_intervals[k] = (float(a), float(b))
+    out["derived_intervals"] = derived_intervals
+    out["fit_info"] = info
+    return out
+
+
+def attach(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | None) -> None:
+    """:func:`estimate`, folded into ``law.result_`` (a new result; the old one is left as it was)."""
+    law.result_ = law.result_.replace(**estimate(law, X, y, w, law.result_.fit_info))
 
 
 def _z(level: float) -> float:
@@ -156,8 +168,10 @@ def _z(level: float) -> float:
     return float(NormalDist().inv_cdf(0.5 + level / 2))
 
 
-def _mvn_draws(law: Any, n: int = N_PARAMETRIC_DRAWS) -> np.ndarray | None:
-    cov = getattr(law, "cov_theta_", None)
+def _mvn_draws(law: Any, n: int = N_PARAMETRIC_DRAWS, cov: np.ndarray | None = None) -> np.ndarray | None:
+    """Draws from the asymptotic covariance (``cov``, else the law's ``cov_theta_``) around ``theta_``."""
+    if cov is None:
+        cov = getattr(law, "cov_theta_", None)
     if cov is None or not np.all(np.isfinite(cov)):
         return None
     rng = np.random.default_rng(_seed(law))
@@ -192,7 +206,7 @@ def draws(law: Any) -> tuple[np.ndarray, str]:
         raise NotFittedError(explain(
             f"this {cls.__name__} fit has no usable parameter covariance: its Gauss-Newton matrix is "
             "singular (some parameter is not identified by the runs), so there are no asymptotic bands",
-            value=getattr(law, "quality_", {}).get("issues") or None,
+            value=(getattr(law, "quality_", None) or {}).get("issues") or None,
             fix="refit with n_bootstrap > 0 (e.g. 200) for bootstrap bands, add runs over a wider range, "
                 "or use a law with fewer parameters"))
     # Published standard errors without their covariances are not used: the scale parameters and the

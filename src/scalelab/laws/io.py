@@ -1,0 +1,108 @@
+"""Saved fits: a law to and from a plain dict and a JSON file (``law.save`` / ``scalelab fit --out``).
+
+The file holds the law's description (name, class, citation, equation, covariates, options), its
+:class:`~scalelab.laws.result.FitResult` (parameters, intervals, goodness of fit, quality, calibration,
+residuals, bootstrap draws, ...), the scalelab version and a config hash. The layout is the one files had
+before the result was typed, so files written by earlier versions load, and files written now load there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DataError, explain
+from .registry import get_law
+from .result import FitResult
+
+if TYPE_CHECKING:
+    from .base import ScalingLaw
+
+__all__ = ["law_from_dict", "law_to_dict", "load_law", "save_law"]
+
+#: Keys of a saved fit written after ``scalelab_version`` (the big arrays go last).
+_TAIL = ("cov_theta", "residuals", "bootstrap_params")
+
+
+def law_to_dict(law: ScalingLaw) -> dict[str, Any]:
+    """Everything needed to reload a working law: description, options, the fit result, version, hashes."""
+    from .. import __version__
+
+    result = law.result_
+    d: dict[str, Any] = {
+        "law": law.name,
+        "class": type(law).__name__,
+        "citation": law.citation,
+        "equation": law.equation,
+        "covariates": {c: law.covariate_units.get(c, "") for c in law.covariates},
+        "conventions": dict(law.conventions),
+        "options": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                    for k, v in law.get_params().items()},
+    }
+    r = result.to_dict()
+    d.update({k: v for k, v in r.items() if k not in _TAIL})
+    d["derived"] = law.derived()
+    d["scalelab_version"] = __version__
+    d.update({k: r[k] for k in _TAIL})
+    d["config_hash"] = _stable_hash({k: d[k] for k in ("law", "options", "data_hash", "preset")})
+    return d
+
+
+def law_from_dict(cls: type[ScalingLaw], d: Mapping[str, Any]) -> ScalingLaw:
+    """Rebuild a working law from :func:`law_to_dict` output (the class is looked up by ``d["law"]``
+    unless ``cls`` is that law; ``ScalingLaw`` itself has no name)."""
+    klass = get_law(d["law"]) if cls.name is None or cls.name != d.get("law") else cls
+    valid = set(klass._get_param_names())
+    opts: dict[str, Any] = {k: v for k, v in (d.get("options") or {}).items()
+                            if k in valid and isinstance(v, (int, float, str, bool, type(None)))
+                            and not (k == "init" and v not in ("grid", "coarse"))}
+    law = klass(**opts)
+    result = FitResult.from_dict(d, klass.param_names, interval_level=float(law.level))
+    law.theta_ = klass._to_theta(result.params)[0]
+    law.result_ = result.replace(derived=law._derived_at(result.params))
+    return law
+
+
+def save_law(law: ScalingLaw, path: str | Path) -> Path:
+    """Write :func:`law_to_dict` as JSON (NaN/inf become null)."""
+    path = Path(path)
+    path.write_text(json.dumps(_jsonable(law_to_dict(law)), indent=2, allow_nan=False))
+    return path
+
+
+def load_law(cls: type[ScalingLaw], path: str | Path) -> ScalingLaw:
+    """Read a law saved with :func:`save_law`."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(explain(f"{path} is not a saved fit (invalid JSON: {e.msg} at line {e.lineno})",
+                                fix="pass the file written by `scalelab fit --out` or law.save()")) from None
+    if not isinstance(d, dict) or "law" not in d or "params" not in d:
+        raise DataError(explain(f"{path} is not a saved fit (no 'law'/'params' keys)",
+                                fix="pass the file written by `scalelab fit --out` or law.save()"))
+    return law_from_dict(cls, d)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types for a saved fit: numpy scalars and arrays unwrapped, NaN and inf as null."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _stable_hash(obj: Any) -> str:
+    from .._spec import stable_hash
+
+    return stable_hash(obj)
