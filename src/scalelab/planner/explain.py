@@ -84,23 +84,21 @@ class LayoutComparison:
     best: Plan
     other: Plan
 
+    def _side_by_side(self, part: str, terms: tuple[tuple[str, str], ...]) -> list[tuple[str, float, float]]:
+        nan = float("nan")
+        objs = (getattr(self.best, part), getattr(self.other, part))
+        def val(obj: Any, name: str) -> float:
+            return float(getattr(obj, name, nan)) if obj is not None else nan
+
+        return [(label, val(objs[0], name), val(objs[1], name)) for label, name in terms]
+
     def step_terms(self) -> list[tuple[str, float, float]]:
         """(term, best seconds, other seconds) for every step-time term; NaN when a plan has no model time."""
-        out = []
-        for label, name in STEP_TERMS:
-            a = getattr(self.best.time, name, float("nan")) if self.best.time is not None else float("nan")
-            b = getattr(self.other.time, name, float("nan")) if self.other.time is not None else float("nan")
-            out.append((label, a, b))
-        return out
+        return self._side_by_side("time", STEP_TERMS)
 
     def memory_terms(self) -> list[tuple[str, float, float]]:
         """(term, best bytes, other bytes) per GPU."""
-        out = []
-        for label, name in MEMORY_TERMS:
-            a = getattr(self.best.memory, name, float("nan")) if self.best.memory is not None else float("nan")
-            b = getattr(self.other.memory, name, float("nan")) if self.other.memory is not None else float("nan")
-            out.append((label, a, b))
-        return out
+        return self._side_by_side("memory", MEMORY_TERMS)
 
     @property
     def slowdown(self) -> float:
