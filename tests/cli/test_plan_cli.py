@@ -75,6 +75,19 @@ def test_search_fixed_flags(capsys, monkeypatch):
     assert all(p["layout"]["tp"] == 4 for p in json.loads(out)["best"])
 
 
+def test_search_explain(capsys, monkeypatch):
+    """`search --explain LAYOUT`: the layout against the best plan, term by term, in JSON and as text."""
+    code, out, err = run(["search", *BASE, "--explain", "tp8 pp4 z1 sp sel mb1", "--format", "json"],
+                         capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["other"]["layout"]["tp"] == 8 and d["other"]["layout"]["pp"] == 4
+    total = sum(t["difference"] for t in d["step_terms_s"])
+    assert total == pytest.approx(d["other"]["step_time_s"] - d["best"]["step_time_s"], rel=1e-6)
+    code, out, _ = run(["search", *BASE, "--explain", "tp8 pp4 z1 sp sel mb1"], capsys, monkeypatch)
+    assert code == 0 and "deciding terms" in out and "bubble" in out
+
+
 @pytest.mark.parametrize("argv, heading, fragments", [
     (["plan", "--model", "llama-3.1-80b", "--gpu", "h100-sxm", "--n-gpus", "8"], "Unknown name", ["llama-3.1-8b"]),
     (["plan", "--model", "llama-3.1-8b", "--gpu", "h1000", "--n-gpus", "8"], "Unknown name", ["h100"]),
@@ -97,6 +110,7 @@ def test_search_fixed_flags(capsys, monkeypatch):
     (["plan", "--model", "llama-3.1-8b"], "Invalid configuration", ["--gpu NAME --n-gpus N"]),
     (["plan", "--config", "/nonexistent/run.toml"], "File not found", ["/nonexistent/run.toml"]),
     (["search", *BASE, "--top", "0"], "Invalid configuration", ["top"]),
+    (["search", *BASE, "--explain", "tp8 warp9"], "Invalid configuration", ["warp9", "allowed"]),
 ])
 def test_errors(argv, heading, fragments, capsys, monkeypatch):
     code, out, err = run(argv, capsys, monkeypatch)

@@ -116,8 +116,13 @@ def test_context_parallel_moves_kv_only():
     cl = ClusterSpec(gpu=GPU, n_gpus=8)
     train = TrainSpec(seq_len=8192, global_batch=8)
     cb = comm_per_step(MODEL, cl, train, Layout(cp=4, dp=2))
-    ag = _one(cb, "cp", "all_gather")
-    assert ag.message_bytes == pytest.approx(8192 * (MODEL.kv_dim + MODEL.v_dim) * 2)
+    ring = [c for c in cb.collectives if c.group == "cp"]
+    assert ring and all(c.kind == "p2p" for c in ring)
+    kv_full = 8192 * (MODEL.kv_dim + MODEL.v_dim) * 2
+    assert ring[0].message_bytes == pytest.approx(kv_full / 4)  # one rank's K,V block per ring step
+    # The ring moves what an all-gather of K,V per forward and backward plus a reduce-scatter of dK,dV
+    # would: 3 x (c - 1) / c of the whole sequence's K,V per layer per micro-batch.
+    assert sum(c.traffic_bytes for c in ring) == pytest.approx(3 * 3 / 4 * kv_full * MODEL.n_layers * 4)
 
 
 def test_expert_all_to_all_and_expert_gradients():

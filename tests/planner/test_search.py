@@ -159,3 +159,60 @@ def test_layout_str_is_the_short_form_and_search_has_a_frame():
     assert isinstance(df, pd.DataFrame) and len(df) == len(r.best) == 3
     assert list(df["layout"]) == [str(p.layout) for p in r.best]
     assert df["step_s"].is_monotonic_increasing and (df["tp"] == 2).all()
+
+
+def test_parse_layout_reads_what_str_prints():
+    from scalelab.planner import parse_layout
+
+    for lay in (Layout(dp=16, tp=8, pp=4, interleave=2, cp=2, zero=1, sequence_parallel=True, recompute="selective"),
+                Layout(dp=8, zero=3, shard_group="node", recompute="full", micro_batch=4, offload_optimizer="cpu",
+                       offload_params="cpu"),
+                Layout(dp=4, tp=2, ep=4, etp=1, recompute="torchtitan-op")):
+        assert parse_layout(str(lay)) == lay
+    assert parse_layout("tp8 pp16").dp is None
+    with pytest.raises(ConfigError):
+        parse_layout("tp8 warp9")
+
+
+def test_explain_compares_term_by_term_and_the_terms_add_up(small):
+    """search --explain: the other layout's terms minus the best's add up to the step-time difference,
+    and the bubble and memory of a pipelined layout show where it loses."""
+    from scalelab.planner import explain_layout
+
+    r = search_layouts(*small, top=1)
+    cmp = explain_layout(r, "tp2 pp4 z1 sp full mb1")
+    assert cmp.best is r.best[0] and cmp.other.layout.pp == 4 and cmp.other.layout.dp == 2
+    diff = sum(b - a for _, a, b in cmp.step_terms())
+    assert diff == pytest.approx(cmp.other.step_time_s - cmp.best.step_time_s, rel=1e-9, abs=1e-12)
+    assert cmp.slowdown >= 0  # the search's best is at least as fast
+    terms = dict((k, b - a) for k, a, b in cmp.step_terms())
+    assert terms["bubble"] > 0  # pp4 against the best
+    assert dict(cmp.deciding_terms(11)) == pytest.approx(terms)
+    assert "deciding terms" in cmp.report() and cmp.to_dict()["slowdown"] == pytest.approx(cmp.slowdown)
+    # The best against itself: every term equal.
+    same = explain_layout(r, r.best[0].layout)
+    assert same.slowdown == pytest.approx(0.0) and all(a == pytest.approx(b) for _, a, b in same.step_terms())
+
+
+def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent():
+    """Issue 9 acceptance: when the model puts Llama 3's TP8 PP16 CP1 (Dubey et al. 2024, Table 4) within 3%
+    of the best layout at 8K on 16,384 H100, those degrees rank in the top 5. Today the model puts them
+    6-7% behind, the whole gap in the bubble of 16 micro-batches per pipeline (explain_layout says so);
+    the test pins that diagnosis, so a change that closes the gap must also rank them."""
+    from scalelab.planner import explain_layout
+
+    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", 16384)
+    train = TrainSpec(seq_len=8192, global_batch=2048)
+    r = search_layouts(model, cluster, train, top=5)
+    llama3 = search_layouts(model, cluster, train, top=1, fixed={"tp": 8, "pp": 16, "cp": 1}).best[0]
+    gap = llama3.step_time_s / r.best[0].step_time_s - 1
+    ranked = any((p.layout.tp, p.layout.pp, p.layout.cp) == (8, 16, 1) for p in r.best)
+    if gap <= 0.03:
+        assert ranked, f"Llama 3's degrees are {gap:.1%} from the best but not in the top 5"
+    else:
+        cmp = explain_layout(r, llama3.layout)
+        assert cmp.deciding_terms(1)[0][0] == "bubble"
+        assert cmp.slowdown == pytest.approx(gap)
+    # CP ranks only where the ring's attention covers its transfers: exposed ring time is a small part.
+    for p in r.best:
+        assert p.time.cp_exposed_s <= 0.25 * max(p.time.cp_transfer_s, 1e-12)

@@ -193,3 +193,109 @@ def test_fp8_recipe_runs_attention_core_at_bf16_peak():
                            hardware_flops=1e17, attention_flops=0.0, **kw)
     assert t8.matmul_s == pytest.approx(t16.matmul_s)
     assert lin8.matmul_s == pytest.approx(t16.matmul_s / 2, rel=1e-3)  # 1978.9 vs 2 x 989.4 TFLOP/s
+
+
+# ---- context parallelism: ring attention's overlap and its cost at short sequences -------------------
+
+def _ring(seq_len, cp, n_gpus):
+    """Llama 3.1 405B at TP8 with ``cp`` ranks of ring attention and 16M-token batches."""
+    from scalelab.planner import plan
+
+    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", n_gpus)
+    train = TrainSpec(seq_len=seq_len, global_batch_tokens=16 * 1024 * 1024)
+    return plan(model, cluster, train, Layout(tp=8, pp=16, cp=cp, zero=1, sequence_parallel=True,
+                                              interleave=1, recompute="none"),
+                memory_limit_bytes=1e15)
+
+
+def test_ring_attention_hides_its_transfers_at_long_sequences_not_its_overheads_at_short_ones():
+    """Ring attention (Liu et al. 2023 sec. 3) overlaps each K,V transfer with one block's attention; the
+    split also costs short attention kernels, fp32 output corrections and per-step launches. Per token, at
+    128K with CP16 (Llama 3's long-context stage) these are a few percent of the attention time; at 8K
+    with CP8 they are a large fraction of it, and the transfers no longer hide fully behind compute."""
+    from scalelab.planner.step_time import RingAttentionCost, cp_ring_cost, flash_tile_efficiency
+
+    long, short = _ring(131072, 16, 16384), _ring(8192, 8, 16384)
+    for p in (long, short):
+        st = p.time
+        assert st.cp_transfer_s > 0 and 0 <= st.cp_exposed_s <= st.cp_transfer_s
+        assert st.cp_s >= st.cp_exposed_s
+    assert long.time.cp_exposed_s == 0.0  # 128K: a block's attention outlasts its transfer
+
+    def overhead_share(p):
+        model, cluster, train, lay = p.model, p.cluster, p.train, p.layout
+        from scalelab.planner.step_time import attention_hardware_flops, compute_terms
+
+        _, attn_s, _ = compute_terms(model, cluster, train, lay, dp=lay.dp, hardware_flops=p.flops.hardware,
+                                     attention_flops=attention_hardware_flops(p.flops, lay.recompute))
+        ring = cp_ring_cost(model, cluster, train, lay, dp=lay.dp, attention_s=attn_s)
+        assert isinstance(ring, RingAttentionCost) and ring.exposed_s == 0.0  # no transfers given
+        return ring.unavoidable_s / attn_s
+
+    assert overhead_share(short) > 3 * overhead_share(long)
+    assert overhead_share(long) < 0.2
+    # Short kernels: FlashAttention's fixed per-tile work weighs more on 512 keys than on 4096.
+    assert flash_tile_efficiency(512) < flash_tile_efficiency(4096) < flash_tile_efficiency(65536) < 1
+
+
+def test_ring_transfers_exposed_when_the_network_outruns_the_attention():
+    """With a slow network the per-step transfer outlasts the step's attention and shows in the step."""
+    slow = GPU.model_copy(update={"inter_node_bandwidth_bytes_per_s": 1e9})
+    cl = ClusterSpec(gpu=slow, n_gpus=16)
+    train = TrainSpec(seq_len=8192, global_batch=16)
+    lay = Layout(tp=2, cp=8, dp=1)
+    comm = comm_per_step(MODEL, cl, train, lay, dp=1)
+    st = model_step_time(MODEL, cl, train, lay, hardware_flops=1e17, attention_flops=1e16, comm=comm, dp=1)
+    assert st.cp_exposed_s > 0.5 * st.cp_transfer_s
+    assert st.cp_s > st.cp_exposed_s
+
+
+def _bound_layouts():
+    from hypothesis import strategies as st
+
+    @st.composite
+    def layouts(draw):
+        tp = draw(st.sampled_from([1, 2, 4, 8]))
+        pp = draw(st.sampled_from([1, 2, 4, 8]))
+        cp = draw(st.sampled_from([1, 2, 4]))
+        z = draw(st.sampled_from([0, 1, 2, 3]))
+        return Layout(tp=tp, pp=pp, cp=cp, zero=z, sequence_parallel=tp > 1 and draw(st.booleans()),
+                      recompute=draw(st.sampled_from(["none", "selective", "full", "torchtitan-op"])),
+                      micro_batch=draw(st.sampled_from([1, 2, 4])),
+                      interleave=draw(st.sampled_from([1, 2])) if pp > 1 else 1,
+                      offload_optimizer=draw(st.sampled_from(["none", "cpu"])),
+                      flash_attention=draw(st.booleans()))
+
+    return layouts()
+
+
+def test_step_time_lower_bound_never_exceeds_the_model():
+    """Property: over random layouts, models and batches, step_time_lower_bound (what the search ranks by)
+    is at most model_step_time of the same layout, and not vacuous (at least the compute time)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from scalelab.planner import plan
+    from scalelab.planner.plan import check_layout
+    from scalelab.planner.step_time import step_time_lower_bound
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_bound_layouts(), st.sampled_from(["llama-3.1-8b", "mixtral-8x7b", "llama-3.1-70b"]),
+           st.sampled_from([32, 64, 256]), st.sampled_from([2048, 8192]), st.sampled_from([0.0, 0.5, 1.0]))
+    def check(layout, name, n_gpus, seq_len, dp_overlap):
+        model, cluster = get_model(name), get_cluster("h100-sxm", n_gpus)
+        train = TrainSpec(seq_len=seq_len, global_batch=256)
+        if check_layout(model, cluster, train, layout):
+            return
+        p = plan(model, cluster, train, layout, dp_overlap=dp_overlap, memory_limit_bytes=1e15)
+        mem = p.memory
+        host_opt = 2.0 * mem.host_bytes / 50e9 + 2.0 * mem.nvme_bytes / cluster.gpu.nvme_bandwidth_bytes_per_s
+        from scalelab.planner.step_time import attention_hardware_flops
+
+        lb = step_time_lower_bound(model, cluster, train, p.layout, dp=p.layout.dp, hardware_flops=p.flops.hardware,
+                                   attention_flops=attention_hardware_flops(p.flops, p.layout.recompute),
+                                   dp_overlap=dp_overlap, dp_comm=p.comm, host_optimizer_s=host_opt)
+        assert lb <= p.step_time_s * (1 + 1e-9), (layout.short(), lb, p.step_time_s)
+        assert lb >= p.time.matmul_s
+
+    check()

@@ -302,6 +302,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         max_cp: Annotated[int | None, typer.Option("--max-cp", help="Largest context-parallel degree to try.")] = None,
         no_offload: Annotated[bool, typer.Option("--no-offload", help="Do not consider CPU offload.")] = False,
+        explain_layout: Annotated[str | None, typer.Option(
+            "--explain", help="A layout as search prints it (e.g. 'dp128 tp8 pp16 v4 z1 sp norc mb1'): show term "
+                              "by term why the best plan beats it.")] = None,
         efficiency: EffOpt = None,
         ep_overlap: EpOverlapOpt = None,
         framework: FrameworkOpt = None,
@@ -332,4 +335,9 @@ def register(app: typer.Typer) -> None:
         if "recompute" in opts:
             opts["recompute"] = tuple(opts["recompute"])
         result = search_layouts(mdl, cluster, train, fixed=fixed or None, **opts)
+        if explain_layout is not None:
+            from ..planner.explain import explain_layout as compare
+
+            emit(compare(result, explain_layout), fmt)
+            return
         emit(result, fmt)

@@ -1,6 +1,7 @@
 """The planner: memory, FLOPs, communication, step time, cost and layout search."""
 
 from .comm import CommBreakdown, comm_per_step
+from .explain import LayoutComparison, explain_layout, parse_layout
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step, flops_per_token
 from .layout import Layout, LoRASpec, TrainSpec
 from .memory import (
@@ -21,6 +22,7 @@ __all__ = [
     "FlopConventions",
     "FlopsBreakdown",
     "Layout",
+    "LayoutComparison",
     "LoRASpec",
     "MemoryBreakdown",
     "MemoryConventions",
@@ -32,11 +34,13 @@ __all__ = [
     "activation_bytes_per_layer",
     "check_layout",
     "comm_per_step",
+    "explain_layout",
     "flops_per_step",
     "flops_per_token",
     "inference_weights_bytes",
     "lora_trainable_params",
     "memory_per_gpu",
+    "parse_layout",
     "plan",
     "search_layouts",
     "zero_model_states_bytes",

@@ -38,8 +38,9 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 - PP: per micro-batch and per (virtual) stage boundary, the activations forward and their gradients
   backward, b s h elements each (divided by t with sequence parallelism, Narayanan 2021 section 4.1);
   interleaving multiplies the count by v.
-- CP (ring attention, Liu et al. 2023; Megatron-Core context parallelism): keys and values of the
-  whole sequence are gathered in forward and again in backward, and their gradients reduce-scattered.
+- CP (ring attention, Liu et al. 2023; Megatron-Core context parallelism): each rank's K,V block goes
+  round the ring in c - 1 point-to-point steps per forward pass and again in backward with the dK,dV
+  accumulators (the bytes of a K,V all-gather per pass plus a dK,dV reduce-scatter).
 - EP (GShard, Lepikhin et al. 2020): dispatch and combine all-to-alls in forward and in backward, each
   carrying k b s h / c elements (x capacity factor) per MoE layer per micro-batch (the forward dispatch in
   FP8 for FP8 recipes, DeepSeek-V3 section 3.3.2); expert gradients are reduced over the
@@ -304,12 +305,17 @@ def comm_per_step(
         else:
             add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
 
-    # --- context parallelism: K,V gathered in fwd and bwd, dK,dV reduce-scattered ------------------------
+    # --- context parallelism: ring attention passes K,V blocks round the CP ring -------------------
     if c > 1:
-        kv_full = b * s * (model.kv_dim + model.v_dim) / t * a_bytes  # K and V of the whole sequence
+        # Each of the c - 1 ring steps of a pass sends this rank's current K,V block (b s / c tokens) to
+        # its neighbour; backward sends K,V and their gradient accumulators (Liu et al. 2023, Ring
+        # Attention, sec. 3; Megatron-Core / TransformerEngine's P2P context parallelism). The bytes equal
+        # an all-gather of K,V per forward pass plus a reduce-scatter of dK,dV in backward; the step-time
+        # model overlaps each transfer with one step's attention (step_time.cp_ring_cost).
+        kv_block = b * s / c * (model.kv_dim + model.v_dim) / t * a_bytes
         n_fwd = 1 + (1 if policy.reruns_attention else 0)
-        add("cp all-gather K,V", "all_gather", "cp", c, t, kv_full, m * L_stage * (n_fwd + 1), True)
-        add("cp reduce-scatter dK,dV", "reduce_scatter", "cp", c, t, kv_full, m * L_stage, True)
+        add("cp ring send/recv K,V", "p2p", "cp", c, t, kv_block, m * L_stage * (n_fwd + 1) * (c - 1), True)
+        add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block, m * L_stage * (c - 1), True)
 
     # --- pipeline: activations forward, gradients backward, per micro-batch per virtual boundary -------
     if p > 1:

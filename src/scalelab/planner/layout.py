@@ -149,6 +149,8 @@ class Layout(Spec):
             parts.append(f"cp{self.cp}")
         if self.ep > 1:
             parts.append(f"ep{self.ep}")
+        if self.etp is not None and self.etp != self.tp:
+            parts.append(f"etp{self.etp}")
         parts.append(f"z{self.zero}" + ("h" if self.shard_group == "node" else ""))
         if self.sequence_parallel:
             parts.append("sp")

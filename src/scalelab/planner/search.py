@@ -48,7 +48,7 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from ..units import GiB
-from .comm import activation_bytes, collective_time_s, comm_per_step, group_link
+from .comm import comm_per_step
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
 from .plan import Plan, _check_values, check_layout, memory_limit, plan
@@ -56,11 +56,9 @@ from .policy import get_save_policy
 from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
-    HBM_EFFICIENCY,
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
     attention_hardware_flops,
-    compute_dtype,
-    elementwise_bytes_per_token_layer,
+    step_time_lower_bound,
 )
 
 if TYPE_CHECKING:
@@ -358,9 +356,6 @@ def search_layouts(
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
     gpu = cluster.gpu
     eff = gpu.matmul_efficiency if efficiency is None else efficiency
-    attn_eff = (attention_efficiency or gpu.attention_efficiency or eff) if flash_attention else eff
-    peak = gpu.peak_flops_per_s.get(compute_dtype(train.precision, gpu.peak_flops_per_s), float("nan"))
-    hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
     price = cluster.price_per_gpu_hour or 1.0
 
     counts: Counter[str] = Counter()
@@ -389,45 +384,15 @@ def search_layouts(
 
     ep_opts_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
     n_total = model.n_params().total
-    a_bytes = activation_bytes(train.precision)
-
-    @functools.cache
-    def critical_comm_lb(tp: int, pp: int, cp: int, mb: int) -> tuple[float, float]:
-        """Lower bounds on TP + CP time per micro-batch and PP time per micro-batch and chunk (seconds):
-        at least one all-reduce pair per layer (two with dense MLPs) and the CP gathers without
-        recompute, as comm_per_step counts them."""
-        msg = mb * train.seq_len / cp * model.d_model * a_bytes
-        tp_s = pp_s = 0.0
-        if cp > 1:
-            link = group_link(tp, cp, gpn)
-            bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
-            kv = mb * train.seq_len * (model.kv_dim + model.v_dim) / tp * a_bytes
-            one = collective_time_s("all_gather", kv, cp, bandwidth_bytes_per_s=bw, latency_s=gpu.link_latency_s,
-                                    efficiency=gpu.network_efficiency)
-            tp_s += 3 * one * (-(-L // pp))  # all-gather forward and backward + reduce-scatter (same cost)
-        if tp > 1:
-            link = group_link(1, tp, gpn)
-            bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
-            per_layer = 4 if model.moe is None else 2
-            tp_s = per_layer * (-(-L // pp)) * collective_time_s(
-                "all_reduce", msg, tp, bandwidth_bytes_per_s=bw, latency_s=gpu.link_latency_s,
-                efficiency=gpu.network_efficiency)
-        if pp > 1:
-            link = group_link(tp * cp * (n // (tp * pp * cp)), pp, gpn)
-            bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
-            pp_s = 2 * collective_time_s("p2p", msg / tp, pp, bandwidth_bytes_per_s=bw,
-                                         latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
-        return tp_s, pp_s
 
     # ---- phase 1: enumerate, prune by divisibility and memory bounds, bound the step time ------------
-    # A candidate is (lower bound on the score, tie-breaker, base layout, updates). The bound is the
-    # matmul and elementwise time stretched by the pipeline bubble: every other term only adds time.
+    # A candidate is (lower bound on the score, tie-breaker, base layout, updates); the bound is
+    # step_time.step_time_lower_bound, built from the same terms as the full step-time model.
     candidates: list[tuple[float, int, Layout, dict]] = []
     tie = itertools.count()
     for tp in (d for d in _divisors(n) if d <= max(max_tp, fixed.get("tp", 0)) and ok("tp", d)):
         for pp in (d for d in _divisors(n // tp) if d <= max_pp and ok("pp", d)):
             vs = interleaves(pp)
-            imbalance = (-(-L // pp)) * pp / L
             for cp in (d for d in _divisors(n // (tp * pp)) if d <= max_cp and ok("cp", d)):
                 dp = n // (tp * pp * cp)
                 if not ok("dp", dp):
@@ -445,10 +410,8 @@ def search_layouts(
                 if B % dp:
                     reject(base, [f"global_batch={B} sequences is not divisible by dp={dp}"], subtree)
                     continue
-                tokens_per_gpu = train.global_batch_tokens / (dp * cp)
                 for ep, etp in itertools.product(ep_opts, etp_opts):
                     ew_layout = base.model_copy(update={"ep": ep, "etp": None if etp == tp else etp})
-                    ew_tok = elementwise_bytes_per_token_layer(model, ew_layout, train.seq_len, train.precision)
                     # The least memory any ZeRO/offload choice can reach: the most sharded one, with full
                     # recompute and micro-batch 1. If even that does not fit, none of them does.
                     z_min, oo_min, op_min, _ = max(zero_off, key=lambda o: (o[0], o[1] != "none", o[2] != "none",
@@ -494,27 +457,14 @@ def search_layouts(
                             reject(lay0, [f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more "
                                           f"than {host_limit / GiB:.1f} GiB"], sub)
                             continue
-                        # DP/ZeRO collectives: time per call, and how the call count grows with the
-                        # micro-batches per step (ZeRO-2 reduce-scatters and ZeRO-3 gathers per micro-batch).
                         frac = 1.0
                         if train.lora is not None and bound.trainable_params:
                             frac = min(1.0, bound.trainable_params / n_total)
-                        dp_terms = []
-                        for col in comm_per_step(model, cluster, train, lay0, dp=dp,
-                                                 trainable_fraction=frac).collectives:
-                            if col.critical:
-                                continue
-                            per_m = (z >= 2 and "reduce-scatter" in col.name) * 1 + \
-                                (z == 3 and "all-gather" in col.name) * 2
-                            dp_terms.append((col.time_s / col.calls_per_step, per_m))
+                        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac)
                         for rc in recompute:
-                            hw = flops_cache[(rc,)].hardware
-                            att = min(attention_hardware_flops(flops_cache[(rc,)], rc), hw)
-                            base_s = ((hw - att) / eff + att / attn_eff) / n * imbalance / peak
-                            passes = 3.0 + (1.0 if rc == "full" else 0.0)
-                            base_s += ew_tok * tokens_per_gpu * (-(-L // pp)) * passes / hbm
+                            flops = flops_cache[(rc,)]
+                            att = attention_hardware_flops(flops, rc)
                             for i, mb in enumerate(mbs):
-                                crit_mb = critical_comm_lb(tp, pp, cp, mb)  # per micro-batch, per chunk
                                 if B % (dp * mb):
                                     reject(functools.partial(lay0.model_copy,
                                                              update={"recompute": rc, "micro_batch": mb}),
@@ -523,19 +473,18 @@ def search_layouts(
                                     break  # powers of two: every larger micro-batch fails too
                                 m = B // (dp * mb)
                                 for v in vs:
+                                    upd = {**upd0, "recompute": rc, "micro_batch": mb, "interleave": v}
                                     if v > 1 and m % pp:
-                                        reject(functools.partial(lay0.model_copy, update={
-                                                   "recompute": rc, "micro_batch": mb, "interleave": v}),
+                                        reject(functools.partial(lay0.model_copy, update=upd),
                                                [f"the interleaved schedule needs micro-batches per step ({m}) "
                                                 f"to be a multiple of pp={pp}"])
                                         continue
-                                    t_dp = sum(t1 * (per_m * m if per_m else 1) for t1, per_m in dp_terms)
-                                    window = base_s if z >= 2 else base_s * (2.0 / 3.0) / m
-                                    dp_lb = max(0.0, t_dp - dp_overlap * window)
-                                    lb = to_score((base_s + m * crit_mb[0] + m * v * crit_mb[1])
-                                                  * (1 + (pp - 1) / (v * m)) + host_opt + dp_lb)
-                                    candidates.append((lb, next(tie), base,
-                                                       {**upd0, "recompute": rc, "micro_batch": mb, "interleave": v}))
+                                    lb = to_score(step_time_lower_bound(
+                                        model, cluster, train, lay0.model_copy(update=upd), dp=dp,
+                                        hardware_flops=flops.hardware, attention_flops=att, efficiency=eff,
+                                        attention_efficiency=attention_efficiency, dp_overlap=dp_overlap,
+                                        dp_comm=dp_comm, host_optimizer_s=host_opt))
+                                    candidates.append((lb, next(tie), base, upd))
 
     # ---- phase 2: best-first evaluation until no remaining bound can enter the top ------------------
     candidates.sort(key=lambda c: (c[0], c[1]))

@@ -64,6 +64,21 @@ DEFAULT_DP_OVERLAP = 1.0
 """Fraction of the overlap window that hides DP/ZeRO communication by default (bucketed all-reduce in
 PyTorch DDP and Megatron's ``--overlap-grad-reduce`` hide most of it when the window is long enough)."""
 
+CP_RING_STEP_OVERHEAD_S = 10e-6
+"""Fixed GPU time of one ring-attention step beyond its attention and transfer, seconds: a step runs
+about five dependent short kernels (the attention block, the softmax-statistics and output corrections,
+the send and the receive with their stream synchronisation, TransformerEngine's P2P context parallelism),
+each leaving a launch gap of ~2 us on the GPU timeline when the kernels are short. An estimate, not fitted."""
+
+FLASH_TILE_TOKENS = 128
+"""Keys per tile of a FlashAttention kernel (block size 128 on Hopper; Dao 2023, Shah et al. 2024)."""
+
+FLASH_FIXED_TILES = 1.5
+"""Fixed work of one query tile in one attention kernel, in key tiles: loading the query tile, writing
+the output and its softmax statistics (the pipeline's fill and drain), and the half-wasted diagonal
+tile of a causal block. Short kernels amortise it over fewer key tiles, which is why FlashAttention's
+throughput falls at 0.5-1K tokens against 8-16K (Dao 2023, FlashAttention-2, Fig. 4). An estimate."""
+
 #: Compute dtype of each precision recipe (whose dense peak the matmuls run at).
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "bf16-fp32-grad": "bf16", "fp8": "fp8", "fp4": "fp4"}
 
@@ -105,6 +120,11 @@ class StepTime:
     """``model``, ``measured_step_time`` or ``measured_tflops``."""
     peak_dtype: str
     """Dtype whose dense peak the matmuls were timed at."""
+    cp_transfer_s: float = 0.0
+    """Context parallelism's ring transfers before overlap (``cp_s`` holds what is exposed of them plus
+    the ring's compute overheads, :class:`RingAttentionCost`)."""
+    cp_exposed_s: float = 0.0
+    """The part of ``cp_transfer_s`` that the ring's attention does not hide."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -196,6 +216,226 @@ def attention_hardware_flops(flops: Any, recompute: str) -> float:
     return 3.0 * fwd + extra
 
 
+def flash_tile_efficiency(keys_per_query_tile: float) -> float:
+    """Fraction of a FlashAttention kernel's time spent on useful key tiles when every query tile sees
+    ``keys_per_query_tile`` keys on average (:data:`FLASH_FIXED_TILES` of fixed work each).
+
+    >>> round(flash_tile_efficiency(4096), 3), round(flash_tile_efficiency(512), 3)
+    (0.955, 0.727)
+    """
+    tiles = max(keys_per_query_tile, 0.0) / FLASH_TILE_TOKENS
+    return tiles / (tiles + FLASH_FIXED_TILES) if tiles > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RingAttentionCost:
+    """What context parallelism's ring attention adds to one step, seconds per GPU (0 without CP).
+
+    ``exposed_s`` is the part of the K,V transfers not hidden behind the attention of the step they
+    overlap; the other terms are paid whatever the network does, so they alone bound CP from below."""
+
+    transfer_s: float = 0.0
+    """All ring transfers of the step, as if nothing overlapped them."""
+    hidden_s: float = 0.0
+    """Attention time of the ring steps that run while a block is in flight ((c - 1) / c of it)."""
+    exposed_s: float = 0.0
+    """max(0, transfer_s - hidden_s)."""
+    short_block_s: float = 0.0
+    """Extra attention time from splitting each sequence's kernels into c short blocks per pass."""
+    correction_s: float = 0.0
+    """HBM time of merging the partial outputs (fp32 output and statistics, dQ and dK,dV accumulators)."""
+    step_overhead_s: float = 0.0
+    """Kernel-launch and synchronisation gaps of the ring steps (:data:`CP_RING_STEP_OVERHEAD_S` each)."""
+
+    @property
+    def unavoidable_s(self) -> float:
+        """The terms that do not depend on the overlap (a lower bound on ``total_s``)."""
+        return self.short_block_s + self.correction_s + self.step_overhead_s
+
+    @property
+    def total_s(self) -> float:
+        return self.exposed_s + self.unavoidable_s
+
+
+def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                 attention_s: float, transfer_s: float = 0.0) -> RingAttentionCost:
+    """Cost of ring attention (context parallelism) in one step, per GPU.
+
+    The sequence of every micro-batch is split over ``c = layout.cp`` ranks, in 2c chunks so that each
+    rank holds an early and a late one and causal attention is balanced (Megatron-Core's context
+    parallelism; Brandon et al. 2023, Striped Attention, for the imbalance it removes). Each attention
+    pass then runs c steps; during each of the first c - 1 the next K,V block travels to the neighbour
+    (Liu et al. 2023, Ring Attention, sec. 3). The transfer hides only while it is shorter than the
+    step's attention: Liu et al.'s condition that a block's compute outlast its transfer, which short
+    sequences break (each step's attention shrinks as (s/c)^2 while its transfer shrinks as s/c).
+    Llama 3 used CP only for its long-context stage (Dubey et al. 2024, sec. 3.3.2). Terms:
+
+    - exposed transfer: ``max(0, transfer_s - attention_s (c - 1) / c)`` (per-step ratio of transfer to
+      compute is the same in every step, so the sum of per-step maxima is this maximum);
+    - short blocks: each ring step's kernel sees s / (2c) keys per query tile instead of s / 2, at
+      :func:`flash_tile_efficiency`; the device's attention efficiency is for whole sequences;
+    - corrections: each step after the first merges its partial output into an fp32 accumulator (read
+      2 bytes, read and write 4) per query element in every forward pass; backward accumulates dQ and
+      dK,dV in fp32 (read and write 4 each) (TransformerEngine's ``AttnFuncWithCPAndKVP2P``);
+    - launch gaps: :data:`CP_RING_STEP_OVERHEAD_S` per ring step (c per pass, per layer, per micro-batch).
+
+    Parameters
+    ----------
+    dp
+        Resolved data-parallel degree.
+    attention_s
+        Time of the attention core per GPU per step at whole-sequence efficiency (all passes).
+    transfer_s
+        Time of all ring transfers per step (the ``cp`` collectives of :func:`~scalelab.planner.comm.comm_per_step`).
+
+    >>> from scalelab import get_model, get_cluster
+    >>> c = cp_ring_cost(get_model("llama-3.1-8b"), get_cluster("h100-sxm", 8), TrainSpec(seq_len=8192,
+    ...                  global_batch=8), Layout(cp=8), dp=1, attention_s=0.1, transfer_s=0.05)
+    >>> c.exposed_s, round(c.short_block_s, 3)
+    (0.0, 0.031)
+    """
+    c = layout.cp
+    if c <= 1:
+        return RingAttentionCost()
+    s, t = train.seq_len, layout.tp
+    L_stage = -(-model.n_layers // layout.pp)
+    m = max(1, train.global_batch // (dp * layout.micro_batch))
+    policy = layout.save_policy
+    n_fwd = 1 + (1 if policy.reruns_attention else 0)
+    ratio = flash_tile_efficiency(s / 2) / max(flash_tile_efficiency(s / (2 * c)), 1e-9)
+    short_block = attention_s * max(0.0, ratio - 1.0)
+    hidden = (attention_s + short_block) * (c - 1) / c
+    exposed = max(0.0, transfer_s - hidden)
+    q_elems, kv_elems = model.q_dim / t, (model.kv_dim + model.v_dim) / t
+    per_token_layer = (c - 1) * (n_fwd * 10.0 * q_elems + 8.0 * q_elems + 8.0 * kv_elems)
+    tokens_per_gpu = train.global_batch_tokens / (dp * c)
+    gpu = cluster.gpu
+    correction = per_token_layer * tokens_per_gpu * L_stage / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
+    overhead = CP_RING_STEP_OVERHEAD_S * c * (n_fwd + 1) * L_stage * m
+    return RingAttentionCost(transfer_s=transfer_s, hidden_s=hidden, exposed_s=exposed, short_block_s=short_block,
+                             correction_s=correction, step_overhead_s=overhead)
+
+
+def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                  hardware_flops: float, attention_flops: float = 0.0, efficiency: float | None = None,
+                  attention_efficiency: float | None = None,
+                  fused_elementwise: bool = True) -> tuple[float, float, float]:
+    """(matmul, attention, elementwise) seconds per step on the most-loaded GPU; matmul includes attention.
+
+    The most-loaded pipeline stage holds ceil(L/p) of L layers and sets the pace of the pipeline. FP8
+    recipes quantise the linear layers only; the attention core stays in BF16 (DeepSeek-V3 report sec.
+    3.3.1; torchao's Float8 converts nn.Linear modules, FlashAttention runs in BF16).
+    """
+    gpu = cluster.gpu
+    eff = gpu.matmul_efficiency if efficiency is None else efficiency
+    dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
+    peak = gpu.peak(dtype)
+    L, p = model.n_layers, layout.pp
+    imbalance = (-(-L // p)) * p / L
+    attn_eff = eff
+    if layout.flash_attention:
+        attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
+        if not 0 < attn_eff <= 1:
+            raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
+    attention_flops = min(max(attention_flops, 0.0), hardware_flops)
+    attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s else peak
+    attention_s = attention_flops / (attn_eff * attn_peak) / cluster.n_gpus * imbalance
+    matmul_s = (hardware_flops - attention_flops) / (eff * peak) / cluster.n_gpus * imbalance + attention_s
+    tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
+    passes = 3.0 + (1.0 if layout.save_policy.full else 0.0)  # fwd + bwd (~2x fwd) + recompute
+    ew_bytes = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
+                                                  fused=fused_elementwise)
+                * tokens_per_gpu * (-(-L // p)) * passes)
+    elementwise_s = ew_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
+    return matmul_s, attention_s, elementwise_s
+
+
+def bubble_fraction(pp: int, interleave: int, n_micro: int) -> float:
+    """Pipeline bubble as a fraction of the ideal time: (p - 1) / (v m) (Narayanan et al. 2021, sec. 2.2).
+
+    >>> bubble_fraction(16, 4, 16)
+    0.234375
+    """
+    return (pp - 1) / (interleave * n_micro)
+
+
+def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
+    """Compute time that DP/ZeRO traffic can hide behind: all of it with ZeRO-2/3 (per-micro-batch
+    collectives), else the backward of the last micro-batch (2/3 of its compute)."""
+    return compute_s if layout.zero >= 2 else compute_s * (2.0 / 3.0) / n_micro
+
+
+def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,
+                          dp: int) -> float:
+    """A lower bound on the TP and PP time of a step (seconds): the fewest TP collectives any save policy
+    runs (two per layer and direction with dense MLPs, one with MoE layers) and the pipeline's sends,
+    at the sizes and links :func:`~scalelab.planner.comm.comm_per_step` uses."""
+    from .comm import collective_time_s, group_link
+
+    gpu, gpn = cluster.gpu, cluster.gpus_per_node
+    t, p, c = layout.tp, layout.pp, layout.cp
+    m = max(1, train.global_batch // (dp * layout.micro_batch))
+    L_stage = -(-model.n_layers // p)
+    msg = layout.micro_batch * train.seq_len / c * model.d_model * activation_bytes(train.precision)
+
+    def one(kind: str, size: float, n: int, stride: int) -> float:
+        link = group_link(stride, n, gpn)
+        bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
+        return collective_time_s(kind, size, n, bandwidth_bytes_per_s=bw, latency_s=gpu.link_latency_s,
+                                 efficiency=gpu.network_efficiency)
+
+    total = 0.0
+    if t > 1:
+        per_layer = 4 if model.moe is None else 2
+        total += m * per_layer * L_stage * one("all_reduce", msg, t, 1)
+    if p > 1:
+        total += 2 * m * layout.interleave * one("p2p", msg / t if layout.sequence_parallel else msg, p, t * c * dp)
+    return total
+
+
+def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                          hardware_flops: float, attention_flops: float = 0.0, efficiency: float | None = None,
+                          attention_efficiency: float | None = None, dp_overlap: float = DEFAULT_DP_OVERLAP,
+                          dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
+                          fused_elementwise: bool = True) -> float:
+    """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
+    before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by).
+
+    It keeps the terms that the full model adds unconditionally, computed by the same functions:
+    matmul, attention and elementwise time (:func:`compute_terms`), the floor of TP and PP traffic
+    (:func:`critical_comm_floor_s`), the part of ring attention no overlap removes
+    (:attr:`RingAttentionCost.unavoidable_s`), the bubble on all of these, the exposed DP/ZeRO traffic
+    and the CPU optimizer step. It leaves out what only adds time: the expert all-to-all, the exposed
+    ring transfers, the GPU optimizer step and offload traffic.
+
+    Parameters
+    ----------
+    dp_comm
+        Collectives of a layout with the same degrees and ZeRO settings (any micro-batch, save policy
+        or interleave); only its DP/ZeRO calls are used, rescaled to this layout's micro-batches
+        (ZeRO-2 reduce-scatters and ZeRO-3 gathers run per micro-batch). ``None``: no DP traffic.
+    host_optimizer_s
+        The CPU optimizer step of offloaded states, which is never overlapped.
+    """
+    eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
+    m = max(1, train.global_batch // (dp * layout.micro_batch))
+    matmul_s, attention_s, elementwise_s = compute_terms(
+        model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
+        efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise)
+    compute_s = matmul_s + elementwise_s
+    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s)
+    ideal = compute_s + critical_comm_floor_s(model, cluster, train, layout, dp=dp) + ring.unavoidable_s
+    dp_total = 0.0
+    for col in (dp_comm.collectives if dp_comm is not None else ()):
+        if col.critical:
+            continue
+        per_m = ((layout.zero >= 2 and "reduce-scatter" in col.name)
+                 + 2 * (layout.zero == 3 and "all-gather" in col.name))
+        dp_total += col.time_s / col.calls_per_step * (per_m * m if per_m else 1)
+    dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, compute_s, m))
+    return ideal * (1.0 + bubble_fraction(layout.pp, layout.interleave, m)) + dp_exposed + host_optimizer_s
+
+
 def model_step_time(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -281,33 +521,16 @@ def model_step_time(
         raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
                                   fix="pass 0 (no overlap) to 1 (perfect overlap)"))
     dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
-    peak = gpu.peak(dtype)
     p, v = layout.pp, layout.interleave
-    L = model.n_layers
     m = max(1, train.global_batch // (dp * layout.micro_batch))
-    # The most-loaded stage holds ceil(L/p) of L layers: it sets the pace of the whole pipeline.
-    imbalance = (-(-L // p)) * p / L
-    attn_eff = eff
-    if layout.flash_attention:
-        attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
-        if not 0 < attn_eff <= 1:
-            raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
-    attention_flops = min(max(attention_flops, 0.0), hardware_flops)
-    # FP8 recipes quantise the linear layers only; the attention core stays in BF16 (DeepSeek-V3 report
-    # sec. 3.3.1; torchao's Float8 converts nn.Linear modules, FlashAttention runs in BF16).
-    attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s else peak
-    matmul_s = ((hardware_flops - attention_flops) / (eff * peak) + attention_flops / (attn_eff * attn_peak)) \
-        / cluster.n_gpus * imbalance
-
-    tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
-    passes = 3.0 + (1.0 if layout.save_policy.full else 0.0)  # fwd + bwd (~2x fwd) + recompute
-    ew_bytes = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
-                                                  fused=fused_elementwise)
-                * tokens_per_gpu * (-(-L // p)) * passes)
-    elementwise_s = ew_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
+    matmul_s, attention_s, elementwise_s = compute_terms(
+        model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
+        efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise)
 
     by = comm.by_group()
-    tp_s, cp_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
+    tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
+    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s)
+    cp_s = ring.total_s
     ep_total = ep_s
     # Overlapped expert all-to-alls hide behind computation (DualPipe, DeepSeek-V3 section 3.2.1), never
     # behind more computation than there is.
@@ -316,14 +539,10 @@ def model_step_time(
     # (DeepSeek-V3 report sec. 3.2.2: 20 of the H800's 132 SMs), so hiding costs hidden * f / (1 - f).
     ep_s = ep_total - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
     ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
-    bubble_s = ideal * (p - 1) / (v * m)
+    bubble_s = ideal * bubble_fraction(p, v, m)
 
     dp_total = comm.time_s(critical=False)
-    if layout.zero >= 2:
-        window = matmul_s + elementwise_s  # per-micro-batch collectives overlap all compute
-    else:
-        window = (matmul_s + elementwise_s) * (2.0 / 3.0) / m  # backward of the last micro-batch
-    dp_exposed = max(0.0, dp_total - dp_overlap * window)
+    dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, matmul_s + elementwise_s, m))
 
     optimizer_s = 2.0 * model_state_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
 
@@ -342,8 +561,8 @@ def model_step_time(
         step_time_s=total, matmul_s=matmul_s, elementwise_s=elementwise_s, tp_s=tp_s, cp_s=cp_s, ep_s=ep_s,
         pp_s=pp_s, bubble_s=bubble_s, dp_total_s=dp_total, dp_exposed_s=dp_exposed, optimizer_s=optimizer_s,
         offload_total_s=offload_total, offload_exposed_s=offload_exposed, host_optimizer_s=host_opt,
-        efficiency=eff,
-        dp_overlap=dp_overlap, source="model", peak_dtype=dtype,
+        efficiency=eff, dp_overlap=dp_overlap, source="model", peak_dtype=dtype,
+        cp_transfer_s=ring.transfer_s, cp_exposed_s=ring.exposed_s,
     )
 
 
