@@ -15,6 +15,7 @@ import typer
 from .. import __version__
 from . import catalog, curve, datasets, demo, laws, mixture, plan, tunnel
 from ._errors import handle
+from ._options import guard_numbers
 
 app = typer.Typer(
     name="scalelab",
@@ -40,6 +41,7 @@ def _root(
 
 for _module in (plan, catalog, laws, tunnel, demo, datasets, mixture, curve):
     _module.register(app)
+guard_numbers(app)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -30,6 +30,22 @@ class BackendChoice(StrEnum):
 class ExportFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
+    json = "json"
+
+
+def _export_format(out: Path, fmt: ExportFormat | None) -> str:
+    """The export format: ``--format`` if given, else the file's suffix; any other suffix is an error
+    (writing CSV into ``out.xlsx`` would hand the user a file their spreadsheet cannot open)."""
+    from ..errors import ConfigError, explain
+
+    if fmt is not None:
+        return fmt.value
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix in {f.value for f in ExportFormat}:
+        return suffix
+    raise ConfigError(explain("cannot tell the export format from the file name", value=str(out),
+                              allowed="a name ending in .csv, .parquet or .json",
+                              fix=f"rename it (e.g. {out.with_suffix('.csv').name}) or pass --format csv|parquet|json"))
 
 
 class ExportWhat(StrEnum):
@@ -37,10 +53,11 @@ class ExportWhat(StrEnum):
     curves = "curves"
 
 
-def _store(path: Path | None):
+def _store(path: Path | None, *, readonly: bool = False):
+    """The run store; ``readonly`` for commands that only read it (the path must then exist)."""
     from ..tunnel.store import RunStore
 
-    return RunStore(path)
+    return RunStore(path, readonly=readonly)
 
 
 def _short(rows: list[dict]) -> list[dict]:
@@ -138,7 +155,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """List stored runs, oldest first."""
-        st = _store(store)
+        st = _store(store, readonly=True)
         rows = [r.summary() for r in st.runs(status=status, kind=kind, grid=grid)]
         if fmt == OutputFormat.json:
             emit(rows, fmt)
@@ -156,7 +173,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Show one run: config, metrics, versions, branches (and its curve)."""
-        st = _store(store)
+        st = _store(store, readonly=True)
         rec = st.get(run, with_curve=curve or fmt == OutputFormat.json)
         kids = st.children(rec.hash)
         if fmt == OutputFormat.json:
@@ -173,7 +190,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Argument(help="Output file.")],
         fmt: Annotated[
             ExportFormat | None,
-            typer.Option("--format", "-f", help="File format (default: from the suffix, else csv)."),
+            typer.Option("--format", "-f", help="File format (default: from the suffix .csv, .parquet or .json)."),
         ] = None,
         what: Annotated[
             ExportWhat, typer.Option("--what", help="One row per run, or one per curve point.")
@@ -181,9 +198,9 @@ def register(app: typer.Typer) -> None:
         status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
         store: StoreOpt = None,
     ) -> None:
-        """Export runs (N, D, C, loss, config columns) or curves to CSV or Parquet."""
-        f = fmt.value if fmt is not None else ("parquet" if out.suffix == ".parquet" else "csv")
-        path = _store(store).export(out, format=f, what=what.value, status=status)
+        """Export runs (N, D, C, loss, config columns) or curves to CSV, Parquet or JSON."""
+        f = _export_format(out, fmt)
+        path = _store(store, readonly=True).export(out, format=f, what=what.value, status=status)
         err_console.print(f"wrote {path}")
 
     @tunnel.command("rm")
