@@ -145,3 +145,22 @@ def test_fit_out_into_an_unwritable_place_keeps_the_result(tmp_path, capsys, mon
     assert saved == str(tmp_path / "fit.json") and "could not write" in err
     assert json.loads((tmp_path / "fit.json").read_text())["law"] == "chinchilla"
 
+
+def test_rm_needs_yes_and_a_long_enough_prefix(ro_store, capsys, monkeypatch):
+    from scalelab.tunnel.store import RunStore
+
+    with RunStore(ro_store) as st:
+        hashes = [r.hash for r in st.runs()]
+    first = hashes[0]
+    k = next(k for k in range(1, 17) if sum(h.startswith(first[:k]) for h in hashes) == 1)
+    assert k < 6
+    code, _, err = run(["tunnel", "rm", first[:k], "--store", str(ro_store), "--yes"], capsys, monkeypatch)
+    assert code == 1 and "at least 6 characters" in err  # a short prefix that matches exactly one run
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, _, err = run(["tunnel", "rm", first, "--store", str(ro_store)], capsys, monkeypatch)
+    assert code == 1 and "--yes" in err
+    with RunStore(ro_store) as st:
+        assert len(st) == 6
+    code, out, err = run(["tunnel", "rm", first[:8], "--store", str(ro_store), "--yes", "-f", "json"],
+                         capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["removed"] == [first]

@@ -22,6 +22,10 @@ StoreOpt = Annotated[
 ]
 
 
+#: Shortest hash prefix `tunnel rm` accepts: a one-character typo must not delete a run.
+RM_MIN_PREFIX = 6
+
+
 class BackendChoice(StrEnum):
     local = "local"
     ray = "ray"
@@ -208,10 +212,30 @@ def register(app: typer.Typer) -> None:
         run: Annotated[str, typer.Argument(help="Run hash or a unique prefix of it.")],
         store: StoreOpt = None,
         force: Annotated[bool, typer.Option("--force", help="Also remove a run marked running.")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
-        """Remove a run with its curve, checkpoint and decay branches."""
-        removed = _store(store).remove(run, force=force)
+        """Remove a run with its curve, checkpoint and decay branches (asks first unless --yes)."""
+        import sys
+
+        from ..errors import ConfigError, explain
+
+        st = _store(store)
+        rec = st.get(run)
+        if run != rec.hash and len(run) < RM_MIN_PREFIX:
+            raise ConfigError(explain(f"`tunnel rm` needs at least {RM_MIN_PREFIX} characters of the hash", value=run,
+                                      allowed=f"a prefix of {RM_MIN_PREFIX}+ characters, or the full hash",
+                                      fix=f"scalelab tunnel rm {rec.hash}"))
+        kids = st.children(rec.hash)
+        what = f"run {rec.hash} ({rec.status})" + (f" and its {len(kids)} decay branch(es)" if kids else "")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(explain(f"`tunnel rm` would delete {what} and cannot ask here (no terminal)",
+                                          fix="pass --yes to confirm"))
+            if not typer.confirm(f"Remove {what}?", default=False):
+                err_console.print("nothing removed")
+                raise typer.Exit(1)
+        removed = st.remove(rec.hash, force=force)
         if fmt == OutputFormat.json:
             emit({"removed": removed}, fmt)
         else:
