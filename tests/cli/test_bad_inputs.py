@@ -164,3 +164,29 @@ def test_rm_needs_yes_and_a_long_enough_prefix(ro_store, capsys, monkeypatch):
     code, out, err = run(["tunnel", "rm", first[:8], "--store", str(ro_store), "--yes", "-f", "json"],
                          capsys, monkeypatch)
     assert code == 0 and json.loads(out)["removed"] == [first]
+
+
+def _commands(cmd, path=()):
+    yield list(path), cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_at_80_columns_shows_every_flag_in_full(root_command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    checked = 0
+    for path, cmd in _commands(root_command):
+        code, out, err = run([*path, "--help"], capsys, monkeypatch)
+        assert code == 0, err
+        assert "…" not in out, (path, out)
+        for p in cmd.params:
+            for flag in [*p.opts, *p.secondary_opts]:
+                if flag.startswith("--"):
+                    assert flag in out, (path, flag)
+                    checked += 1
+        assert max(len(line) for line in out.splitlines()) <= 80, path
+    assert checked > 100
+    _, out, _ = run(["plan", "--help"], capsys, monkeypatch)
+    assert "[cluster], [train], [layout]" in " ".join(out.split())  # not eaten as markup
+    _, out, _ = run(["--help"], capsys, monkeypatch)
+    assert "--install-completion" in out

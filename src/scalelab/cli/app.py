@@ -21,7 +21,8 @@ app = typer.Typer(
     name="scalelab",
     help="Predict, plan and prove large-language-model training runs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
