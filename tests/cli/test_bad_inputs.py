@@ -9,6 +9,8 @@ import math
 
 import pytest
 import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scalelab.cli.app import app, main
 from scalelab.errors import UnknownNameError, explain
@@ -190,3 +192,18 @@ def test_help_at_80_columns_shows_every_flag_in_full(root_command, capsys, monke
     assert "[cluster], [train], [layout]" in " ".join(out.split())  # not eaten as markup
     _, out, _ = run(["--help"], capsys, monkeypatch)
     assert "--install-completion" in out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag=st.sampled_from(["--tokens", "--price", "--efficiency", "--memory-reserve-gib", "--measured-tflops"]),
+       value=st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(["1e400", "-1e400", "-0"]))
+def test_plan_numeric_options_never_trace_back_or_print_inf(flag, value, capsys, monkeypatch):
+    text = value if isinstance(value, str) else repr(value)
+    code, out, err = run([*PLAN, flag, text, "--format", "json"], capsys, monkeypatch)
+    assert code in (0, 1), err
+    assert "Traceback" not in err
+    if code == 0:
+        assert "infinity" not in out.lower() and "nan" not in out.lower()
+        assert "inf days" not in out and json.loads(out)
+    else:
+        assert err.strip() and out == ""
