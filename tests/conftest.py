@@ -72,3 +72,24 @@ def corpus(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("corpus") / "text.txt"
     p.write_text("\n".join(f.read_text() for f in sorted(root.glob("*.py"))))
     return p
+
+
+@pytest.fixture
+def ro_store(tmp_path):
+    """A run store holding six completed runs (no torch: results shaped like ``TrainResult.to_dict()``)."""
+    from scalelab.tunnel.store import RunStore
+
+    path = tmp_path / "store" / "runs.sqlite"
+    with RunStore(path) as st:
+        for i in range(6):
+            model = {"n_layers": 1 + i, "d_model": 64, "n_heads": 4, "d_ff": 176, "vocab_size": 256, "seq_len": 32}
+            n_tokens = 1280 * (i + 1) * (1 + i % 3)
+            rec = st.add({"model": model, "n_tokens": n_tokens, "lr": 1e-3, "seed": i, "seq_len": 32,
+                          "batch_size": 4})
+            claim = st.claim([rec.hash])
+            st.finish(rec.hash, {"status": "completed", "final_train_loss": 3.1 - 0.1 * i,
+                                 "final_val_loss": 3.0 - 0.1 * i + 0.01 * (i % 2), "tokens_seen": n_tokens,
+                                 "steps": n_tokens // 128, "wall_s": 1.0, "tokens_per_s": n_tokens,
+                                 "n_params": 100_000, "flops_per_token": 6e5, "curve": [], "branches": []},
+                      claim_id=claim.claim_id)
+    return path

@@ -39,15 +39,37 @@ def explain(problem: str, *, value: object = None, allowed: str | None = None, f
     >>> explain("tp must divide n_heads", value=3, allowed="a divisor of 32", fix="use --tp 4")
     'tp must divide n_heads (got 3); allowed: a divisor of 32. Fix: use --tp 4'
     """
-    msg = problem
+    value = _plain(value)
+    fixes = []
+    # A message built around another error's message (a validator's, a nested explain) carries its own
+    # "Fix:"; hoist it so the user reads one "Fix:", the inner (more specific) advice first.
+    if isinstance(value, str) and " Fix: " in value:
+        value, inner = value.split(" Fix: ", 1)
+        value = value.rstrip(". ")
+        fixes.append(inner.rstrip(". "))
+    if " Fix: " in problem:
+        problem, inner = problem.split(" Fix: ", 1)
+        fixes.append(inner.rstrip(". "))
+    if fix:
+        fixes.append(fix.removeprefix("Fix: "))
+    msg = problem.rstrip(". ") if fixes or value is not None or allowed else problem
     if value is not None:
         msg += f" (got {value!r})"
     if allowed:
         msg += f"; allowed: {allowed}"
-    msg += "."
-    if fix:
-        msg += f" Fix: {fix}"
+    if not msg.endswith(("?", ".", "!")):
+        msg += "."
+    if fixes:
+        msg += " Fix: " + "; ".join(fixes)
     return msg
+
+
+def _plain(value: object) -> object:
+    """numpy arrays and scalars as plain Python values, so messages read ``[nan]``, not ``array([nan])``."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and type(value).__module__.startswith("numpy"):
+        return tolist()
+    return value
 
 
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
@@ -76,15 +98,26 @@ class UnknownNameError(ScalelabError, KeyError):
         close = suggest(name, choices)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
         self.kind, self.name, self.suggestions = kind, name, close
+        listing = _LISTING_COMMANDS.get(kind)
+        if hint:
+            allowed = hint
+        elif choices and len(choices) <= 12:
+            allowed = "one of " + ", ".join(choices)
+        else:
+            allowed = f"one of {len(choices)} names" + (f", listed by `{listing}`" if listing else "")
         msg = explain(
-            f"unknown {kind} {name!r}",
-            allowed=(hint or f"one of {len(choices)} names, see `scalelab {kind}s`"),
-            fix=fix or f"run `scalelab {kind}s` to list them, or pass a file path",
+            f"unknown {kind} {name!r}", allowed=allowed,
+            fix=fix or (f"run `{listing}` to list them, or pass a file path" if listing else "check the spelling"),
         )
         super().__init__(msg)
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+#: The command that lists each kind of name (messages only point at commands that exist).
+_LISTING_COMMANDS = {"model": "scalelab models", "gpu": "scalelab gpus", "law": "scalelab laws",
+                     "dataset": "scalelab datasets"}
 
 
 class LayoutError(ConfigError):

@@ -23,3 +23,4 @@ def cli_json() -> Callable[[list[str]], Any]:
         return json.loads(r.stdout)
 
     return run
+

@@ -89,7 +89,7 @@ def test_run_ls_show_export_rm(tmp_path, corpus, capsys):
     again = _json(capsys)
     assert sorted(r["hash"] for r in again["runs"]) == sorted(r["hash"] for r in out["runs"])
 
-    assert main(["tunnel", "rm", parent["hash"], "--store", str(db), "--format", "json"]) == 0
+    assert main(["tunnel", "rm", parent["hash"], "--store", str(db), "--yes", "--format", "json"]) == 0
     assert sorted(_json(capsys)["removed"]) == sorted([parent["hash"], branch["hash"]])
     assert main(["tunnel", "ls", "--store", str(db), "--format", "json"]) == 0
     assert len(_json(capsys)) == 1
@@ -136,7 +136,7 @@ def test_bad_corpus_and_bad_stores_are_clear_errors(tmp_path, corpus, capsys, mo
     holder = sqlite3.connect(locked, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        assert main(["tunnel", "rm", rec.hash, "--store", str(locked)]) == 1
+        assert main(["tunnel", "rm", rec.hash, "--store", str(locked), "--yes"]) == 1
         assert "Run store is locked" in capsys.readouterr().err
         assert main(["tunnel", "ls", "--store", str(locked), "--format", "json"]) == 0  # WAL: reads still work
         assert [r["hash"] for r in _json(capsys)] == [rec.hash]

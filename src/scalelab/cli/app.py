@@ -15,12 +15,14 @@ import typer
 from .. import __version__
 from . import catalog, curve, datasets, demo, laws, mixture, plan, tunnel
 from ._errors import handle
+from ._options import guard_numbers
 
 app = typer.Typer(
     name="scalelab",
     help="Predict, plan and prove large-language-model training runs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -40,6 +42,7 @@ def _root(
 
 for _module in (plan, catalog, laws, tunnel, demo, datasets, mixture, curve):
     _module.register(app)
+guard_numbers(app)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

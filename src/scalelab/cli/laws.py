@@ -161,8 +161,15 @@ def register(app: typer.Typer) -> None:
         from ..laws.calibration import calibrate
 
         calibrate(est)  # the calibrated new-run band's backtest scores travel with the saved fit
+        out_note = None
         if out is not None:
-            est.save(out)
+            from ._files import write_keeping
+
+            out, out_note = write_keeping(est.save, out)
+            if out_note:
+                from ._output import err_console
+
+                err_console.print(f"warning: {out_note}", markup=False)
         if plot is not None:
             from ..report.laws_plot import plot_fit
 
@@ -280,9 +287,13 @@ def register(app: typer.Typer) -> None:
         emit(_LawList(rows), fmt)
 
     @laws_app.command("show")
-    def laws_show(name: Annotated[str, typer.Argument(help="Law name.")], fmt: FormatOpt = OutputFormat.human) -> None:
+    def laws_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Law name.")],
+                  fmt: FormatOpt = OutputFormat.human) -> None:
         """Show a law's form, conventions and presets."""
         from ..laws import get_law
+
+        if ctx.parent is not None and ctx.parent.params.get("fmt") == OutputFormat.json:
+            fmt = OutputFormat.json  # `scalelab laws -f json show NAME`: the group's -f holds for the command
 
         c = get_law(name)
         d = {"name": c.name, "class": c.__name__, "equation": c.equation, "citation": c.citation,

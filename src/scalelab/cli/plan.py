@@ -341,3 +341,9 @@ def register(app: typer.Typer) -> None:
             emit(compare(result, explain_layout), fmt)
             return
         emit(result, fmt)
+        if not result.n_feasible:  # the report says why; a script must not read "no layout" as success
+            from ._output import err_console
+
+            err_console.print(f"no layout of {mdl.name} fits on {cluster.n_gpus} GPUs. Fix: add GPUs, shorten "
+                              "--seq-len, lower --micro-batch, or use a smaller model", markup=False)
+            raise typer.Exit(1)

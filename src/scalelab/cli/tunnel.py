@@ -22,6 +22,10 @@ StoreOpt = Annotated[
 ]
 
 
+#: Shortest hash prefix `tunnel rm` accepts: a one-character typo must not delete a run.
+RM_MIN_PREFIX = 6
+
+
 class BackendChoice(StrEnum):
     local = "local"
     ray = "ray"
@@ -30,6 +34,22 @@ class BackendChoice(StrEnum):
 class ExportFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
+    json = "json"
+
+
+def _export_format(out: Path, fmt: ExportFormat | None) -> str:
+    """The export format: ``--format`` if given, else the file's suffix; any other suffix is an error
+    (writing CSV into ``out.xlsx`` would hand the user a file their spreadsheet cannot open)."""
+    from ..errors import ConfigError, explain
+
+    if fmt is not None:
+        return fmt.value
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix in {f.value for f in ExportFormat}:
+        return suffix
+    raise ConfigError(explain("cannot tell the export format from the file name", value=str(out),
+                              allowed="a name ending in .csv, .parquet or .json",
+                              fix=f"rename it (e.g. {out.with_suffix('.csv').name}) or pass --format csv|parquet|json"))
 
 
 class ExportWhat(StrEnum):
@@ -37,10 +57,11 @@ class ExportWhat(StrEnum):
     curves = "curves"
 
 
-def _store(path: Path | None):
+def _store(path: Path | None, *, readonly: bool = False):
+    """The run store; ``readonly`` for commands that only read it (the path must then exist)."""
     from ..tunnel.store import RunStore
 
-    return RunStore(path)
+    return RunStore(path, readonly=readonly)
 
 
 def _short(rows: list[dict]) -> list[dict]:
@@ -138,7 +159,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """List stored runs, oldest first."""
-        st = _store(store)
+        st = _store(store, readonly=True)
         rows = [r.summary() for r in st.runs(status=status, kind=kind, grid=grid)]
         if fmt == OutputFormat.json:
             emit(rows, fmt)
@@ -156,7 +177,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Show one run: config, metrics, versions, branches (and its curve)."""
-        st = _store(store)
+        st = _store(store, readonly=True)
         rec = st.get(run, with_curve=curve or fmt == OutputFormat.json)
         kids = st.children(rec.hash)
         if fmt == OutputFormat.json:
@@ -173,7 +194,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Argument(help="Output file.")],
         fmt: Annotated[
             ExportFormat | None,
-            typer.Option("--format", "-f", help="File format (default: from the suffix, else csv)."),
+            typer.Option("--format", "-f", help="File format (default: from the suffix .csv, .parquet or .json)."),
         ] = None,
         what: Annotated[
             ExportWhat, typer.Option("--what", help="One row per run, or one per curve point.")
@@ -181,9 +202,9 @@ def register(app: typer.Typer) -> None:
         status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
         store: StoreOpt = None,
     ) -> None:
-        """Export runs (N, D, C, loss, config columns) or curves to CSV or Parquet."""
-        f = fmt.value if fmt is not None else ("parquet" if out.suffix == ".parquet" else "csv")
-        path = _store(store).export(out, format=f, what=what.value, status=status)
+        """Export runs (N, D, C, loss, config columns) or curves to CSV, Parquet or JSON."""
+        f = _export_format(out, fmt)
+        path = _store(store, readonly=True).export(out, format=f, what=what.value, status=status)
         err_console.print(f"wrote {path}")
 
     @tunnel.command("rm")
@@ -191,10 +212,30 @@ def register(app: typer.Typer) -> None:
         run: Annotated[str, typer.Argument(help="Run hash or a unique prefix of it.")],
         store: StoreOpt = None,
         force: Annotated[bool, typer.Option("--force", help="Also remove a run marked running.")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
-        """Remove a run with its curve, checkpoint and decay branches."""
-        removed = _store(store).remove(run, force=force)
+        """Remove a run with its curve, checkpoint and decay branches (asks first unless --yes)."""
+        import sys
+
+        from ..errors import ConfigError, explain
+
+        st = _store(store)
+        rec = st.get(run)
+        if run != rec.hash and len(run) < RM_MIN_PREFIX:
+            raise ConfigError(explain(f"`tunnel rm` needs at least {RM_MIN_PREFIX} characters of the hash", value=run,
+                                      allowed=f"a prefix of {RM_MIN_PREFIX}+ characters, or the full hash",
+                                      fix=f"scalelab tunnel rm {rec.hash}"))
+        kids = st.children(rec.hash)
+        what = f"run {rec.hash} ({rec.status})" + (f" and its {len(kids)} decay branch(es)" if kids else "")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(explain(f"`tunnel rm` would delete {what} and cannot ask here (no terminal)",
+                                          fix="pass --yes to confirm"))
+            if not typer.confirm(f"Remove {what}?", default=False):
+                err_console.print("nothing removed")
+                raise typer.Exit(1)
+        removed = st.remove(rec.hash, force=force)
         if fmt == OutputFormat.json:
             emit({"removed": removed}, fmt)
         else:

@@ -262,10 +262,23 @@ def _iter_source(spec: str, domain: str) -> Iterator[Document]:
                 if b"\x00" in raw[:4096]:
                     log.info("skipping binary file %s", p)
                     continue
-                yield Document(domain, str(p), raw.decode("utf-8", errors="replace"))
+                yield Document(domain, str(p), _utf8(raw, p))
         except (OSError, UnicodeDecodeError) as e:
             raise CorpusError(explain("cannot read a corpus file", value=f"{p}: {e}",
                                       fix="check its permissions and encoding (UTF-8 text expected)")) from e
+
+
+def _utf8(raw: bytes, path: Path) -> str:
+    """The file's text; a file that is not UTF-8 (Latin-1, UTF-16...) is an error rather than text full of
+    replacement characters that the model would silently be trained on."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorpusError(explain(
+            f"corpus file {path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+            allowed="UTF-8 text files",
+            fix=f"convert it first, e.g. `iconv -f latin1 -t utf-8 {path} > "
+                f"{path.with_suffix('.utf8' + path.suffix)}`")) from None
 
 
 def _parse_corpus(corpus: str) -> list[tuple[str, str]]:

@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from ..arch.spec import ModelSpec, MoESpec
-from ..errors import ConfigError, explain
+from ..errors import ConfigError, ScalelabError, explain
 
 if TYPE_CHECKING:
     from .train import RunConfig
@@ -244,6 +244,32 @@ def tokens_for_budget(model: ModelSpec, budget_flops: float, *, seq_len: int, ba
     return int(step * max(1, round(budget_flops / per_token / step)))
 
 
+#: How far the FLOPs a run actually spends may stray from its budget (whole steps round the tokens).
+BUDGET_TOLERANCE = 0.25
+
+
+def _check_budget_realised(model: ModelSpec, budget_flops: float, n_tokens: int, seq_len: int, batch_size: int,
+                           flops: Literal["6N", "planner"]) -> None:
+    """Refuse a run whose whole-step token count misses its compute budget by more than
+    :data:`BUDGET_TOLERANCE`: with too many tokens per step (``seq_len = 100000``) every size collapses
+    to one step, the runs share one D, and the budget labels would be false."""
+    if flops == "planner":
+        from ..planner.flops import flops_per_token
+
+        per_token = flops_per_token(model, seq_len).model
+    else:
+        per_token = 6.0 * model.n_params().active
+    spent = per_token * n_tokens
+    if abs(spent - budget_flops) > BUDGET_TOLERANCE * budget_flops:
+        step = seq_len * batch_size
+        raise ConfigError(explain(
+            f"a grid run cannot realise its compute budget: a model of {model.n_params().active:,} active "
+            f"parameters at {step:,} tokens per step (seq_len x batch_size) spends {spent:.3g} FLOPs in whole "
+            "steps", value=f"C={budget_flops:.3g}", allowed=f"within {BUDGET_TOLERANCE:.0%} of the budget",
+            fix=f"lower seq_len or batch_size, use budgets of at least {per_token * step * 4:.2g} FLOPs "
+                "(four steps), or smaller models"))
+
+
 def make_config(model: ModelSpec, n_tokens: int, defaults: dict[str, Any] | None = None, **overrides: Any) -> Any:
     """A ``RunConfig`` for ``model`` trained on ``n_tokens`` with shared ``defaults`` and ``overrides``.
 
@@ -345,6 +371,7 @@ def isoflop_grid(budgets_flops: Sequence[float], sizes: Sequence[float | ModelSp
     for C in budgets_flops:
         for m in models:
             D = tokens_for_budget(m, float(C), seq_len=seq, batch_size=bs, flops=flops)
+            _check_budget_realised(m, float(C), D, seq, bs, flops)
             configs.append(make_config(m, D, defaults))
             labels.append(f"C={float(C):.2g}" + (" moe" if m.moe else ""))
     return Grid("isoflop", configs, labels=labels)
@@ -540,6 +567,8 @@ def load_grid(source: str | Path | Grid | Sequence[Any] | Callable[[], Any], *, 
         except ValidationError as e:
             raise ConfigError(explain(f"recipe {path} describes an impossible run",
                                       value=_validation_text(e))) from None
+        except Exception as e:  # the user's code: one line saying where it failed, not a traceback
+            raise _recipe_error(path, "importing it", e) from e
         fn = getattr(module, func, None)
         if not callable(fn):
             raise ConfigError(explain(f"recipe {path} has no function {func!r}", allowed="a grid() function",
@@ -555,6 +584,11 @@ def _from_recipe_value(fn: Callable[[], Any], name: str, source: str | None) -> 
         raise ConfigError(explain(f"recipe {source or name} describes an impossible run",
                                   value=_validation_text(e),
                                   fix="fix the shape or value named above; nothing has run")) from None
+    except ScalelabError:
+        raise
+    except Exception as e:  # the user's code: one line saying where it failed, not a traceback
+        raise _recipe_error(Path(source) if source else None, f"calling {getattr(fn, '__name__', 'grid')}()",
+                            e) from e
     if isinstance(value, Grid):
         value.source = value.source or source
         if name and value.name in ("isoflop", "product", "lr_batch", "dense_vs_moe", "grid"):
@@ -564,6 +598,24 @@ def _from_recipe_value(fn: Callable[[], Any], name: str, source: str | None) -> 
         return _check(grid_from_dict(value, name=name, source=source))
     configs = list(value)
     return _check(_dedupe(Grid(name, configs, source=source, labels=[""] * len(configs))))
+
+
+def _recipe_error(path: Path | None, doing: str, exc: BaseException) -> ConfigError:
+    """One line for an exception raised by a recipe's own code: which file and line, which error."""
+    import traceback
+
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        where = f" at line {exc.lineno}"
+    elif path is not None:
+        mine = [f for f in frames if Path(f.filename).resolve() == path.resolve()]
+        if mine:
+            where = f" at line {mine[-1].lineno}"
+    message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    return ConfigError(explain(f"recipe {path or '(function)'} failed while {doing}{where}",
+                               value=f"{type(exc).__name__}: {message}",
+                               fix="fix the recipe at that line; nothing has run"))
 
 
 def _check(grid: Grid) -> Grid:

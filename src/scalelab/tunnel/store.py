@@ -341,6 +341,11 @@ class RunStore:
     stale_after_s
         A ``running`` run whose heartbeat is older than this is considered abandoned and is reclaimed
         (a dead pid on this host is reclaimed at once).
+    readonly
+        Open an existing store for reading only (``tunnel ls``, ``show``, ``export``, ``fit``): the file
+        must exist (a mistyped path is an error, not a new empty store), and a store the user may read but
+        not write (a read-only file or folder) can still be listed and fitted. Writes raise
+        :class:`StoreError`.
 
     Examples
     --------
@@ -350,7 +355,7 @@ class RunStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout_s: float | None = None,
-                 stale_after_s: float = 600.0) -> None:
+                 stale_after_s: float = 600.0, readonly: bool = False) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         if timeout_s is None:
             timeout_s = float(os.environ.get("SCALELAB_STORE_TIMEOUT_S", "30") or 30)
@@ -358,9 +363,13 @@ class RunStore:
         self.stale_after_s = float(stale_after_s)
         self.hostname = socket.gethostname()
         self._lock = threading.RLock()
+        self.readonly = readonly
         if self.path.is_dir():
             raise StoreError(explain("the run store path is a directory", value=str(self.path),
                                      fix="pass a file path such as runs.sqlite"))
+        if readonly:
+            self._conn = self._open_readonly()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None,
@@ -376,6 +385,43 @@ class RunStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise StoreError(explain("no run store at this path", value=str(self.path),
+                                     allowed="the path of an existing store (`scalelab tunnel run` creates one)",
+                                     fix="check the spelling of --store, or run a grid first"))
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        # mode=ro first; a WAL store in a folder the user cannot write has no -shm file to share, so
+        # SQLite refuses it: then open it as immutable (nobody can be writing where nobody may write).
+        conn: sqlite3.Connection | None = None
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + query, uri=True, timeout=self.timeout_s, check_same_thread=False,
+                                       isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+                break
+            except sqlite3.Error as e:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                last = e
+        if conn is None:
+            raise StoreError(explain("cannot open the run store for reading", value=str(self.path),
+                                     fix=f"check the file and its permissions ({last})")) from last
+        self._conn = conn
+        try:
+            self._check_version()
+            have = {r["name"] for r in self._read("SELECT name FROM sqlite_master WHERE type='table'")}
+        except BaseException:
+            conn.close()
+            raise
+        if not {"schema_version", "runs", "curves", "checkpoints"} <= have:
+            conn.close()
+            raise StoreError(explain("the file is not a scalelab run store", value=str(self.path),
+                                     fix="point --store at a file written by `scalelab tunnel run`"))
+        return conn
 
     # ---- connection and transactions -----------------------------------------------------------
     def close(self) -> None:
@@ -408,6 +454,9 @@ class RunStore:
     @contextlib.contextmanager
     def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back whole."""
+        if self.readonly:
+            raise StoreError(explain(f"the run store was opened read-only, so {doing} is not possible",
+                                     value=str(self.path), fix="open it with RunStore(path) to write"))
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -850,12 +899,21 @@ class RunStore:
                 cols[k].append(r[k])
         return cols
 
-    def export(self, out: str | os.PathLike[str], *, format: Literal["csv", "parquet"] = "csv",
+    def export(self, out: str | os.PathLike[str], *, format: Literal["csv", "parquet", "json"] = "csv",
                what: Literal["runs", "curves"] = "runs", status: str | Sequence[str] | None = None) -> Path:
-        """Write the runs (or every curve point) to CSV or Parquet; return the path written."""
+        """Write the runs (or every curve point) to CSV, Parquet or JSON (a list of row objects, missing
+        values as null); return the path written."""
         out = Path(out)
+        if format not in EXPORT_FORMATS:
+            raise ConfigError(explain("unknown export format", value=format, allowed=", ".join(EXPORT_FORMATS)))
         table = self.runs_table(status=status) if what == "runs" else self.curves_table(status=status)
-        if format == "csv":
+        if format == "json":
+            names = list(table)
+            rows = [{n: (None if isinstance(v, float) and not math.isfinite(v) else v) for n, v in zip(names, row,
+                                                                                                     strict=True)}
+                    for row in zip(*(table[n] for n in names), strict=True)]
+            out.write_text(json.dumps(rows, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        elif format == "csv":
             names = list(table)
             with open(out, "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
@@ -871,9 +929,11 @@ class RunStore:
 
                 raise MissingDependencyError("pyarrow", "data") from e
             pq.write_table(pa.table(table), out)
-        else:
-            raise ConfigError(explain("unknown export format", value=format, allowed="csv, parquet"))
         return out
+
+
+#: File formats :meth:`RunStore.export` writes, each also the file suffix that selects it.
+EXPORT_FORMATS = ("csv", "parquet", "json")
 
 
 _TABLE_COLUMNS = (
@@ -928,7 +988,7 @@ def load_runs_for_fit(path: str | os.PathLike[str] | None = None, *, status: str
     p = Path(path).expanduser() if path is not None else default_store_path()
     if not p.exists():
         raise FileNotFoundError(2, "No such file", str(p))
-    with RunStore(p) as store:
+    with RunStore(p, readonly=True) as store:
         table = store.runs_table(status=status, kind=kind, grid=grid)
     out: dict[str, Any] = {}
     for k, v in table.items():

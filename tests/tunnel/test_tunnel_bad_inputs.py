@@ -1,0 +1,91 @@
+"""Issue 12, wind-tunnel side: a grid that cannot realise its budgets, a non-UTF-8 corpus, recipes that
+raise, and read-only stores; each a clear error (or a clean read), never silent nonsense or a traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+
+import pytest
+
+from scalelab.errors import ConfigError, CorpusError, StoreError
+from scalelab.tunnel.data import iter_documents
+from scalelab.tunnel.grid import isoflop_grid, load_grid
+from scalelab.tunnel.store import RunStore
+
+
+def test_a_grid_whose_steps_are_too_big_for_its_budgets_says_so():
+    with pytest.raises(ConfigError, match="cannot realise its compute budget") as e:
+        isoflop_grid([1e11, 3e11], [5e4, 1e5, 2e5], defaults={"seq_len": 100_000, "batch_size": 4, "lr": 1e-3})
+    assert "seq_len" in str(e.value) and "C=1e+11" in str(e.value)
+    ok = isoflop_grid([1e11, 3e11], [5e4, 1e5, 2e5], defaults={"seq_len": 32, "batch_size": 4, "lr": 1e-3})
+    assert len(ok) == 6 and len({c.n_tokens for c in ok.configs}) == 6
+
+
+def test_a_latin1_corpus_is_an_error_not_replacement_characters(tmp_path):
+    f = tmp_path / "latin.txt"
+    f.write_bytes("café au lait\n".encode("latin-1") * 50)
+    with pytest.raises(CorpusError, match=r"not UTF-8 text \(byte 0xe9 at offset 3\)") as e:
+        list(iter_documents(str(f)))
+    assert "iconv" in str(e.value)
+    g = tmp_path / "utf8.txt"
+    g.write_text("café au lait\n", encoding="utf-8")
+    assert next(iter_documents(str(g))).text == "café au lait\n"
+
+
+@pytest.mark.parametrize("source, needle", [
+    ("x = 1\ny = 1 / 0\n", "importing it at line 2 (got 'ZeroDivisionError: division by zero')"),
+    ("import not_a_module_xyz\n", "ModuleNotFoundError"),
+    ("def grid(:\n", "SyntaxError"),
+    ("def grid():\n    return {}['nope']\n", "calling grid() at line 2"),
+])
+def test_a_recipe_that_raises_is_one_clear_line(tmp_path, source, needle):
+    f = tmp_path / "recipe.py"
+    f.write_text(source)
+    with pytest.raises(ConfigError) as e:
+        load_grid(str(f))
+    assert needle in str(e.value) and str(f) in str(e.value)
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_readonly_store_reads_and_refuses_writes_without_touching_the_file(ro_store):
+    before = _digest(ro_store)
+    with RunStore(ro_store, readonly=True) as st:
+        assert len(st.runs()) == 6 and st.counts() == {"completed": 6}
+        with pytest.raises(StoreError, match="read-only"):
+            st.add({"model": {"n_layers": 1}, "n_tokens": 1})
+    assert _digest(ro_store) == before
+    with RunStore(ro_store) as st:
+        assert len(st) == 6  # nothing was added
+
+
+def test_readonly_store_missing_or_not_a_store(tmp_path):
+    with pytest.raises(StoreError, match="no run store at this path"):
+        RunStore(tmp_path / "typo.sqlite", readonly=True)
+    assert not (tmp_path / "typo.sqlite").exists()
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not a scalelab run store"):
+        RunStore(other, readonly=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_store_in_a_readonly_folder_can_be_listed_and_fitted(ro_store):
+    from scalelab.cli.app import main
+
+    folder = ro_store.parent
+    ro_store.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        assert main(["tunnel", "ls", "--store", str(ro_store), "--format", "json"]) == 0
+        assert main(["fit", str(ro_store), "--format", "json"]) == 0
+    finally:
+        folder.chmod(0o755)
+        ro_store.chmod(0o644)
