@@ -299,3 +299,33 @@ def test_step_time_lower_bound_never_exceeds_the_model():
         assert lb >= p.time.matmul_s
 
     check()
+
+
+def test_step_time_bound_of_a_group_equals_the_bound_of_each_layout():
+    """The search builds one StepTimeBound per group of layouts (same degrees, ZeRO, offload) and calls it
+    for each save policy, micro-batch and interleave, reusing its caches across calls: every call must
+    give exactly step_time_lower_bound of that layout, built from scratch."""
+    from scalelab.planner import plan
+    from scalelab.planner.step_time import StepTimeBound, attention_hardware_flops, step_time_lower_bound
+
+    cases = [("llama-3.1-70b", 256, Layout(dp=4, tp=8, pp=4, cp=2, zero=2, sequence_parallel=True)),
+             ("mixtral-8x7b", 64, Layout(dp=8, tp=2, pp=4, ep=4, zero=3, sequence_parallel=True))]
+    train = TrainSpec(seq_len=8192, global_batch=256)
+    for name, n_gpus, group in cases:
+        model, cluster = get_model(name), get_cluster("h100-sxm", n_gpus)
+        base = plan(model, cluster, train, group, memory_limit_bytes=1e15)
+        bound = StepTimeBound(model, cluster, train, group, dp=group.dp, dp_overlap=0.5, dp_comm=base.comm)
+        n = 0
+        for rc in ("full", "selective", "none"):
+            for mb in (1, 2, 4):
+                for v in (1, 2):
+                    lay = group.model_copy(update={"recompute": rc, "micro_batch": mb, "interleave": v})
+                    p = plan(model, cluster, train, lay, memory_limit_bytes=1e15, dp_overlap=0.5)
+                    att = attention_hardware_flops(p.flops, rc)
+                    want = step_time_lower_bound(model, cluster, train, lay, dp=lay.dp, hardware_flops=p.flops.hardware,
+                                                 attention_flops=att, dp_overlap=0.5, dp_comm=base.comm)
+                    got = bound(rc, mb, v, hardware_flops=p.flops.hardware, attention_flops=att)
+                    assert got == want, (name, lay.short(), got, want)
+                    assert 0 < got <= p.step_time_s
+                    n += 1
+        assert n == 18

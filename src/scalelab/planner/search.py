@@ -57,8 +57,8 @@ from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
+    StepTimeBound,
     attention_hardware_flops,
-    step_time_lower_bound,
 )
 
 if TYPE_CHECKING:
@@ -354,6 +354,7 @@ def search_layouts(
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
+    attention_flops = {rc: attention_hardware_flops(flops_cache[(rc,)], rc) for rc in recompute}
     gpu = cluster.gpu
     eff = gpu.matmul_efficiency if efficiency is None else efficiency
     price = cluster.price_per_gpu_hour or 1.0
@@ -461,9 +462,12 @@ def search_layouts(
                         if train.lora is not None and bound.trainable_params:
                             frac = min(1.0, bound.trainable_params / n_total)
                         dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac)
+                        bound_of = StepTimeBound(model, cluster, train, lay0, dp=dp, efficiency=eff,
+                                                 attention_efficiency=attention_efficiency, dp_overlap=dp_overlap,
+                                                 dp_comm=dp_comm, host_optimizer_s=host_opt)
                         for rc in recompute:
                             flops = flops_cache[(rc,)]
-                            att = attention_hardware_flops(flops, rc)
+                            att = attention_flops[rc]
                             for i, mb in enumerate(mbs):
                                 if B % (dp * mb):
                                     reject(functools.partial(lay0.model_copy,
@@ -479,11 +483,8 @@ def search_layouts(
                                                [f"the interleaved schedule needs micro-batches per step ({m}) "
                                                 f"to be a multiple of pp={pp}"])
                                         continue
-                                    lb = to_score(step_time_lower_bound(
-                                        model, cluster, train, lay0.model_copy(update=upd), dp=dp,
-                                        hardware_flops=flops.hardware, attention_flops=att, efficiency=eff,
-                                        attention_efficiency=attention_efficiency, dp_overlap=dp_overlap,
-                                        dp_comm=dp_comm, host_optimizer_s=host_opt))
+                                    lb = to_score(bound_of(rc, mb, v, hardware_flops=flops.hardware,
+                                                           attention_flops=att))
                                     candidates.append((lb, next(tie), base, upd))
 
     # ---- phase 2: best-first evaluation until no remaining bound can enter the top ------------------

@@ -43,7 +43,7 @@ from typing import Any
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from .comm import CommBreakdown, activation_bytes
+from .comm import CommBreakdown, activation_bytes, collective_time_s, group_link
 from .layout import Layout, TrainSpec
 from .policy import get_save_policy
 
@@ -294,26 +294,49 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
     >>> c.exposed_s, round(c.short_block_s, 3)
     (0.0, 0.031)
     """
-    c = layout.cp
-    if c <= 1:
+    if layout.cp <= 1:
         return RingAttentionCost()
-    s, t = train.seq_len, layout.tp
-    L_stage = -(-model.n_layers // layout.pp)
+    ring = _RingModel(model, cluster, train, layout, dp=dp)
     m = max(1, train.global_batch // (dp * layout.micro_batch))
-    policy = layout.save_policy
-    n_fwd = 1 + (1 if policy.reruns_attention else 0)
-    ratio = flash_tile_efficiency(s / 2) / max(flash_tile_efficiency(s / (2 * c)), 1e-9)
-    short_block = attention_s * max(0.0, ratio - 1.0)
-    hidden = (attention_s + short_block) * (c - 1) / c
-    exposed = max(0.0, transfer_s - hidden)
-    q_elems, kv_elems = model.q_dim / t, (model.kv_dim + model.v_dim) / t
-    per_token_layer = (c - 1) * (n_fwd * 10.0 * q_elems + 8.0 * q_elems + 8.0 * kv_elems)
-    tokens_per_gpu = train.global_batch_tokens / (dp * c)
-    gpu = cluster.gpu
-    correction = per_token_layer * tokens_per_gpu * L_stage / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
-    overhead = CP_RING_STEP_OVERHEAD_S * c * (n_fwd + 1) * L_stage * m
-    return RingAttentionCost(transfer_s=transfer_s, hidden_s=hidden, exposed_s=exposed, short_block_s=short_block,
-                             correction_s=correction, step_overhead_s=overhead)
+    return ring.cost(attention_s, layout.save_policy.reruns_attention, m, transfer_s)
+
+
+class _RingModel:
+    """The parts of :func:`cp_ring_cost` fixed by the degrees (cp, tp, pp, dp) and the batch; what is left
+    depends on the attention time, the save policy and the micro-batches per step."""
+
+    __slots__ = ("c", "correction", "excess", "overhead_per_m")
+
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int):
+        c = self.c = layout.cp
+        s, t = train.seq_len, layout.tp
+        L_stage = -(-model.n_layers // layout.pp)
+        ratio = flash_tile_efficiency(s / 2) / max(flash_tile_efficiency(s / (2 * c)), 1e-9)
+        self.excess = max(0.0, ratio - 1.0)
+        q_elems, kv_elems = model.q_dim / t, (model.kv_dim + model.v_dim) / t
+        tokens_per_gpu = train.global_batch_tokens / (dp * c)
+        hbm = cluster.gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
+        self.correction: dict[int, float] = {}
+        self.overhead_per_m: dict[int, float] = {}
+        for n_fwd in (1, 2):  # attention forward passes: 2 when the save policy reruns attention
+            per_token_layer = (c - 1) * (n_fwd * 10.0 * q_elems + 8.0 * q_elems + 8.0 * kv_elems)
+            self.correction[n_fwd] = per_token_layer * tokens_per_gpu * L_stage / hbm
+            self.overhead_per_m[n_fwd] = CP_RING_STEP_OVERHEAD_S * c * (n_fwd + 1) * L_stage
+
+    def unavoidable_s(self, attention_s: float, reruns_attention: bool, m: int) -> float:
+        """:attr:`RingAttentionCost.unavoidable_s` without building the cost."""
+        n_fwd = 2 if reruns_attention else 1
+        return attention_s * self.excess + self.correction[n_fwd] + self.overhead_per_m[n_fwd] * m
+
+    def cost(self, attention_s: float, reruns_attention: bool, m: int, transfer_s: float) -> RingAttentionCost:
+        n_fwd = 2 if reruns_attention else 1
+        c = self.c
+        short_block = attention_s * self.excess
+        hidden = (attention_s + short_block) * (c - 1) / c
+        exposed = max(0.0, transfer_s - hidden)
+        return RingAttentionCost(transfer_s=transfer_s, hidden_s=hidden, exposed_s=exposed,
+                                 short_block_s=short_block, correction_s=self.correction[n_fwd],
+                                 step_overhead_s=self.overhead_per_m[n_fwd] * m)
 
 
 def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
@@ -326,28 +349,48 @@ def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layo
     recipes quantise the linear layers only; the attention core stays in BF16 (DeepSeek-V3 report sec.
     3.3.1; torchao's Float8 converts nn.Linear modules, FlashAttention runs in BF16).
     """
-    gpu = cluster.gpu
-    eff = gpu.matmul_efficiency if efficiency is None else efficiency
-    dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
-    peak = gpu.peak(dtype)
-    L, p = model.n_layers, layout.pp
-    imbalance = (-(-L // p)) * p / L
-    attn_eff = eff
-    if layout.flash_attention:
-        attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
-        if not 0 < attn_eff <= 1:
-            raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
-    attention_flops = min(max(attention_flops, 0.0), hardware_flops)
-    attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s else peak
-    attention_s = attention_flops / (attn_eff * attn_peak) / cluster.n_gpus * imbalance
-    matmul_s = (hardware_flops - attention_flops) / (eff * peak) / cluster.n_gpus * imbalance + attention_s
-    tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
-    passes = 3.0 + (1.0 if layout.save_policy.full else 0.0)  # fwd + bwd (~2x fwd) + recompute
-    ew_bytes = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
-                                                  fused=fused_elementwise)
-                * tokens_per_gpu * (-(-L // p)) * passes)
-    elementwise_s = ew_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
-    return matmul_s, attention_s, elementwise_s
+    return _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=efficiency,
+                         attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
+                         ).terms(hardware_flops, attention_flops, layout.save_policy.full)
+
+
+class _ComputeModel:
+    """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
+    depends on the FLOPs and on whether the save policy reruns the whole forward."""
+
+    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "hbm", "imbalance", "n_gpus", "peak")
+
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                 efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
+        gpu = cluster.gpu
+        eff = self.eff = gpu.matmul_efficiency if efficiency is None else efficiency
+        dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
+        self.peak = gpu.peak(dtype)
+        L, p = model.n_layers, layout.pp
+        self.imbalance = (-(-L // p)) * p / L
+        attn_eff = eff
+        if layout.flash_attention:
+            attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
+            if not 0 < attn_eff <= 1:
+                raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
+        self.attn_eff = attn_eff
+        self.attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s \
+            else self.peak
+        self.n_gpus = cluster.n_gpus
+        tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
+        self.ew_bytes_per_pass = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
+                                                                    fused=fused_elementwise)
+                                  * tokens_per_gpu * (-(-L // p)))
+        self.hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
+
+    def terms(self, hardware_flops: float, attention_flops: float, full: bool) -> tuple[float, float, float]:
+        attention_flops = min(max(attention_flops, 0.0), hardware_flops)
+        attention_s = attention_flops / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
+        matmul_s = ((hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
+                    + attention_s)
+        passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
+        elementwise_s = self.ew_bytes_per_pass * passes / self.hbm
+        return matmul_s, attention_s, elementwise_s
 
 
 def bubble_fraction(pp: int, interleave: int, n_micro: int) -> float:
@@ -370,27 +413,112 @@ def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
     """A lower bound on the TP and PP time of a step (seconds): the fewest TP collectives any save policy
     runs (two per layer and direction with dense MLPs, one with MoE layers) and the pipeline's sends,
     at the sizes and links :func:`~scalelab.planner.comm.comm_per_step` uses."""
-    from .comm import collective_time_s, group_link
+    return _CommFloor(model, cluster, train, layout, dp=dp)(layout.micro_batch, layout.interleave)
 
-    gpu, gpn = cluster.gpu, cluster.gpus_per_node
-    t, p, c = layout.tp, layout.pp, layout.cp
-    m = max(1, train.global_batch // (dp * layout.micro_batch))
-    L_stage = -(-model.n_layers // p)
-    msg = layout.micro_batch * train.seq_len / c * model.d_model * activation_bytes(train.precision)
 
-    def one(kind: str, size: float, n: int, stride: int) -> float:
-        link = group_link(stride, n, gpn)
-        bw = gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
-        return collective_time_s(kind, size, n, bandwidth_bytes_per_s=bw, latency_s=gpu.link_latency_s,
-                                 efficiency=gpu.network_efficiency)
+class _CommFloor:
+    """:func:`critical_comm_floor_s` for the layouts that share degrees, as a function of the micro-batch
+    and the interleave."""
 
-    total = 0.0
-    if t > 1:
-        per_layer = 4 if model.moe is None else 2
-        total += m * per_layer * L_stage * one("all_reduce", msg, t, 1)
-    if p > 1:
-        total += 2 * m * layout.interleave * one("p2p", msg / t if layout.sequence_parallel else msg, p, t * c * dp)
-    return total
+    __slots__ = ("B", "L_stage", "act_bytes", "c", "d_model", "dp", "gpu", "p", "per_layer", "pp_bw", "seq_len",
+                 "sp", "t", "tp_bw")
+
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int):
+        gpu, gpn = cluster.gpu, cluster.gpus_per_node
+        t, p, c = layout.tp, layout.pp, layout.cp
+        self.t, self.p, self.c, self.B, self.dp = t, p, c, train.global_batch, dp
+        self.seq_len, self.d_model, self.act_bytes = train.seq_len, model.d_model, activation_bytes(train.precision)
+        self.gpu, self.sp = gpu, layout.sequence_parallel
+        self.L_stage = -(-model.n_layers // p)
+        self.per_layer = 4 if model.moe is None else 2
+
+        def bw(stride: int, n: int) -> float:
+            return (gpu.intra_node_bandwidth_bytes_per_s if group_link(stride, n, gpn) == "intra"
+                    else gpu.inter_node_bandwidth_bytes_per_s)
+
+        self.tp_bw, self.pp_bw = bw(1, t), bw(t * c * dp, p)
+
+    def __call__(self, micro_batch: int, interleave: int) -> float:
+        gpu = self.gpu
+        m = max(1, self.B // (self.dp * micro_batch))
+        msg = micro_batch * self.seq_len / self.c * self.d_model * self.act_bytes
+        total = 0.0
+        if self.t > 1:
+            total += m * self.per_layer * self.L_stage * collective_time_s(
+                "all_reduce", msg, self.t, bandwidth_bytes_per_s=self.tp_bw, latency_s=gpu.link_latency_s,
+                efficiency=gpu.network_efficiency)
+        if self.p > 1:
+            total += 2 * m * interleave * collective_time_s(
+                "p2p", msg / self.t if self.sp else msg, self.p, bandwidth_bytes_per_s=self.pp_bw,
+                latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
+        return total
+
+
+class StepTimeBound:
+    """:func:`step_time_lower_bound` for a group of layouts with the same degrees, ZeRO and offload that
+    differ only in save policy, micro-batch and interleave (what the search enumerates innermost).
+
+    What does not depend on those three (peaks, efficiencies, elementwise bytes, links, the ring's fixed
+    costs, the DP collectives) is computed once at construction; calling it gives the same number as
+    :func:`step_time_lower_bound` on the layout with those fields set, without building a
+    :class:`~scalelab.planner.layout.Layout` per candidate.
+
+    >>> from scalelab import get_model, get_cluster
+    >>> model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 64)
+    >>> train = TrainSpec(seq_len=8192, global_batch=256)
+    >>> bound = StepTimeBound(model, cluster, train, Layout(tp=8, pp=2, dp=4), dp=4)
+    >>> lay = Layout(tp=8, pp=2, dp=4, recompute="full", micro_batch=2, interleave=2)
+    >>> lb = step_time_lower_bound(model, cluster, train, lay, dp=4, hardware_flops=1e18)
+    >>> bound("full", 2, 2, hardware_flops=1e18) == lb
+    True
+    """
+
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                 efficiency: float | None = None, attention_efficiency: float | None = None,
+                 dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
+                 host_optimizer_s: float = 0.0, fused_elementwise: bool = True):
+        eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
+        self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
+                                      attention_efficiency=attention_efficiency,
+                                      fused_elementwise=fused_elementwise)
+        self._floor = _CommFloor(model, cluster, train, layout, dp=dp)
+        self._ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
+        self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
+        self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
+        # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
+        # reduce-scatters, twice for ZeRO-3 gathers) or once per step.
+        self._dp_calls: list[tuple[float, int]] = []
+        for col in (dp_comm.collectives if dp_comm is not None else ()):
+            if col.critical:
+                continue
+            per_m = ((layout.zero >= 2 and "reduce-scatter" in col.name)
+                     + 2 * (layout.zero == 3 and "all-gather" in col.name))
+            self._dp_calls.append((col.time_s / col.calls_per_step, per_m))
+        self._compute_cache: dict[tuple, tuple[float, float, float, bool]] = {}
+        self._floor_cache: dict[tuple[int, int], float] = {}
+
+    def __call__(self, recompute: str, micro_batch: int, interleave: int, *, hardware_flops: float,
+                 attention_flops: float = 0.0) -> float:
+        key = (recompute, hardware_flops, attention_flops)
+        cached = self._compute_cache.get(key)
+        if cached is None:
+            policy = get_save_policy(recompute)
+            cached = self._compute_cache[key] = (*self._compute.terms(hardware_flops, attention_flops, policy.full),
+                                                 policy.reruns_attention)
+        matmul_s, attention_s, elementwise_s, reruns_attention = cached
+        m = max(1, self._B // (self._dp * micro_batch))
+        floor = self._floor_cache.get((micro_batch, interleave))
+        if floor is None:
+            floor = self._floor_cache[(micro_batch, interleave)] = self._floor(micro_batch, interleave)
+        compute_s = matmul_s + elementwise_s
+        ring = (self._ring.unavoidable_s(attention_s, reruns_attention, m)
+                if self._ring is not None else 0.0)
+        ideal = compute_s + floor + ring
+        dp_total = 0.0
+        for per_call, per_m in self._dp_calls:
+            dp_total += per_call * (per_m * m if per_m else 1)
+        dp_exposed = max(0.0, dp_total - self._dp_overlap * dp_window_s(self._layout, compute_s, m))
+        return ideal * (1.0 + bubble_fraction(self._pp, interleave, m)) + dp_exposed + self._host_optimizer_s
 
 
 def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
@@ -399,7 +527,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
                           fused_elementwise: bool = True) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
-    before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by).
+    before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
+    :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
 
     It keeps the terms that the full model adds unconditionally, computed by the same functions:
     matmul, attention and elementwise time (:func:`compute_terms`), the floor of TP and PP traffic
@@ -417,23 +546,11 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
     host_optimizer_s
         The CPU optimizer step of offloaded states, which is never overlapped.
     """
-    eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
-    m = max(1, train.global_batch // (dp * layout.micro_batch))
-    matmul_s, attention_s, elementwise_s = compute_terms(
-        model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
-        efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise)
-    compute_s = matmul_s + elementwise_s
-    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s)
-    ideal = compute_s + critical_comm_floor_s(model, cluster, train, layout, dp=dp) + ring.unavoidable_s
-    dp_total = 0.0
-    for col in (dp_comm.collectives if dp_comm is not None else ()):
-        if col.critical:
-            continue
-        per_m = ((layout.zero >= 2 and "reduce-scatter" in col.name)
-                 + 2 * (layout.zero == 3 and "all-gather" in col.name))
-        dp_total += col.time_s / col.calls_per_step * (per_m * m if per_m else 1)
-    dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, compute_s, m))
-    return ideal * (1.0 + bubble_fraction(layout.pp, layout.interleave, m)) + dp_exposed + host_optimizer_s
+    bound = StepTimeBound(model, cluster, train, layout, dp=dp, efficiency=efficiency,
+                          attention_efficiency=attention_efficiency, dp_overlap=dp_overlap, dp_comm=dp_comm,
+                          host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise)
+    return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
+                 attention_flops=attention_flops)
 
 
 def model_step_time(
