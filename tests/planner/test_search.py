@@ -216,3 +216,31 @@ def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent():
     # CP ranks only where the ring's attention covers its transfers: exposed ring time is a small part.
     for p in r.best:
         assert p.time.cp_exposed_s <= 0.25 * max(p.time.cp_transfer_s, 1e-12)
+
+
+@pytest.mark.parametrize("framework", ["torchtitan", "deepseek-v3", "scaled"])
+def test_search_times_layouts_as_plan_does_under_a_framework(framework):
+    """With framework=, every plan the search returns equals plan() of the same layout with the same
+    framework: step time, memory and options (elementwise fusion, efficiency scale, node-limited routing
+    and the SM share of overlapped all-to-alls included; these once reached plan() only)."""
+    from scalelab.planner.frameworks import FrameworkProfile, get_framework
+
+    if framework == "deepseek-v3":  # a MoE model, where ep_nodes_per_token and comm_sm_fraction matter
+        model, cluster = get_model("mixtral-8x7b"), get_cluster("h800", 64)
+        train = TrainSpec(seq_len=4096, global_batch=256)
+    else:
+        model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 16)
+        train = TrainSpec(seq_len=4096, global_batch=64)
+    prof = (FrameworkProfile("scaled", efficiency_scale=0.8, fused_elementwise=False) if framework == "scaled"
+            else get_framework(framework))
+    r = search_layouts(model, cluster, train, top=4, framework=prof)
+    plain = search_layouts(model, cluster, train, top=4)
+    assert len(r.best) >= 2
+    for p in r.best:
+        q = plan(model, cluster, train, p.layout, framework=prof)
+        assert q.feasible
+        assert p.step_time_s == q.step_time_s, (p.layout.short(), p.step_time_s, q.step_time_s)
+        assert p.memory.total_bytes == q.memory.total_bytes
+        assert p.options == q.options and p.config_hash == q.config_hash
+    # the framework changes the timing (else this test could not tell the two apart)
+    assert [p.step_time_s for p in r.best] != [p.step_time_s for p in plain.best]

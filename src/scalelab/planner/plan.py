@@ -378,6 +378,59 @@ def memory_limit(cluster: ClusterSpec, memory_limit_bytes: float | None = None,
     return gpu.memory_bytes - reserve
 
 
+@dataclass(frozen=True)
+class FrameworkOptions:
+    """The model options of one call once a framework profile's defaults are applied (explicit
+    arguments win); what :func:`plan` and :func:`~scalelab.planner.search.search_layouts` both time with."""
+
+    efficiency: float | None
+    attention_efficiency: float | None
+    dp_overlap: float
+    ep_overlap: float
+    memory_conventions: MemoryConventions | None
+    fused_elementwise: bool = True
+    ep_nodes_per_token: int | None = None
+    comm_sm_fraction: float = 0.0
+
+
+def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
+                      efficiency: float | None = None, attention_efficiency: float | None = None,
+                      dp_overlap: float | None = None, ep_overlap: float | None = None,
+                      memory_conventions: MemoryConventions | None = None) -> FrameworkOptions:
+    """Apply ``framework``'s defaults (:mod:`~scalelab.planner.frameworks`) to the options given.
+
+    The profile's ``efficiency_scale`` multiplies the device's matmul and attention efficiencies unless
+    they are given; its memory conventions and overlaps apply unless given; its elementwise fusion,
+    node-limited routing and SM share always apply. Without a framework the planner's defaults apply.
+
+    >>> from scalelab.hardware.catalog import get_cluster
+    >>> o = framework_options("deepseek-v3", get_cluster("h800", 8))
+    >>> o.ep_overlap, o.ep_nodes_per_token
+    (1.0, 4)
+    """
+    from .frameworks import get_framework
+
+    fused, nodes, sm = True, None, 0.0
+    if framework is not None:
+        prof = get_framework(framework)
+        fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
+        if prof.efficiency_scale != 1.0:
+            gpu = cluster.gpu
+            if efficiency is None:
+                efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
+            if attention_efficiency is None and gpu.attention_efficiency is not None:
+                attention_efficiency = min(1.0, gpu.attention_efficiency * prof.efficiency_scale)
+        memory_conventions = memory_conventions or prof.memory
+        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
+        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
+    return FrameworkOptions(
+        efficiency=efficiency, attention_efficiency=attention_efficiency,
+        dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,
+        ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
+        memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
+        comm_sm_fraction=sm)
+
+
 def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes):
     if efficiency is not None and not (isinstance(efficiency, (int, float)) and 0 < efficiency <= 1):
         raise ConfigError(explain("efficiency must be a fraction of peak in (0, 1]", value=efficiency,
@@ -477,23 +530,14 @@ def plan(
     from .memory import MemoryConventions, memory_per_gpu
 
     layout = layout if layout is not None else Layout()
-    fused_elementwise, ep_nodes_per_token, comm_sm_fraction = True, None, 0.0
     if framework is not None:
-        prof = get_framework(framework)
-        layout = prof.resolve_layout(layout)
-        fused_elementwise, ep_nodes_per_token = prof.fused_elementwise, prof.ep_nodes_per_token
-        comm_sm_fraction = prof.comm_sm_fraction
-        if prof.efficiency_scale != 1.0:
-            gpu = cluster.gpu
-            if efficiency is None:
-                efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
-            if attention_efficiency is None and gpu.attention_efficiency is not None:
-                attention_efficiency = min(1.0, gpu.attention_efficiency * prof.efficiency_scale)
-        memory_conventions = memory_conventions or prof.memory
-        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
-        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
-    dp_overlap = DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap
-    ep_overlap = DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap
+        layout = get_framework(framework).resolve_layout(layout)
+    fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
+                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions)
+    efficiency, attention_efficiency = fw.efficiency, fw.attention_efficiency
+    dp_overlap, ep_overlap, memory_conventions = fw.dp_overlap, fw.ep_overlap, fw.memory_conventions
+    fused_elementwise, ep_nodes_per_token = fw.fused_elementwise, fw.ep_nodes_per_token
+    comm_sm_fraction = fw.comm_sm_fraction
     _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
     if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,

@@ -51,11 +51,9 @@ from ..units import GiB
 from .comm import comm_per_step
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
-from .plan import Plan, _check_values, check_layout, memory_limit, plan
+from .plan import Plan, _check_values, check_layout, framework_options, memory_limit, plan
 from .policy import get_save_policy
 from .step_time import (
-    DEFAULT_DP_OVERLAP,
-    DEFAULT_EP_OVERLAP,
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
     StepTimeBound,
     attention_hardware_flops,
@@ -294,15 +292,16 @@ def search_layouts(
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
     if framework is not None:
         prof = get_framework(framework)
-        memory_conventions = memory_conventions or prof.memory
-        dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
-        ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
         aliases = dict(prof.policy_aliases)
         recompute = tuple(aliases.get(r, r) for r in recompute)
         if fixed and "recompute" in fixed:
             fixed = {**fixed, "recompute": aliases.get(str(fixed["recompute"]), fixed["recompute"])}
-    dp_overlap = DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap
-    ep_overlap = DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap
+    # plan() is given the user's efficiencies and the framework, and applies its defaults itself (so its
+    # options, and config hash, are those of `scalelab plan` with the same framework); the bound uses
+    # the same resolved values.
+    fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
+                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions)
+    dp_overlap, ep_overlap, memory_conventions = fw.dp_overlap, fw.ep_overlap, fw.memory_conventions
     _check_values(efficiency, None, None, dp_overlap, memory_limit_bytes)
     for name, v in (("attention_efficiency", attention_efficiency),):
         if v is not None and not (isinstance(v, (int, float)) and 0 < v <= 1):
@@ -350,13 +349,14 @@ def search_layouts(
                     zero_off.append((z, "cpu", "cpu", g))
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
                                    memory_limit_bytes=limit, memory_conventions=mconv,
-                                   attention_efficiency=attention_efficiency, ep_overlap=ep_overlap)
+                                   attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
+                                   framework=framework)
     flops_cache: dict = {}
     for rc in recompute:  # FLOPs depend on the layout only through recompute
         flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
     attention_flops = {rc: attention_hardware_flops(flops_cache[(rc,)], rc) for rc in recompute}
     gpu = cluster.gpu
-    eff = gpu.matmul_efficiency if efficiency is None else efficiency
+    eff = gpu.matmul_efficiency if fw.efficiency is None else fw.efficiency
     price = cluster.price_per_gpu_hour or 1.0
 
     counts: Counter[str] = Counter()
@@ -461,10 +461,12 @@ def search_layouts(
                         frac = 1.0
                         if train.lora is not None and bound.trainable_params:
                             frac = min(1.0, bound.trainable_params / n_total)
-                        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac)
+                        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac,
+                                                ep_nodes_per_token=fw.ep_nodes_per_token)
                         bound_of = StepTimeBound(model, cluster, train, lay0, dp=dp, efficiency=eff,
-                                                 attention_efficiency=attention_efficiency, dp_overlap=dp_overlap,
-                                                 dp_comm=dp_comm, host_optimizer_s=host_opt)
+                                                 attention_efficiency=fw.attention_efficiency,
+                                                 dp_overlap=dp_overlap, dp_comm=dp_comm, host_optimizer_s=host_opt,
+                                                 fused_elementwise=fw.fused_elementwise)
                         for rc in recompute:
                             flops = flops_cache[(rc,)]
                             att = attention_flops[rc]
