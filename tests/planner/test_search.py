@@ -244,3 +244,37 @@ def test_search_times_layouts_as_plan_does_under_a_framework(framework):
         assert p.options == q.options and p.config_hash == q.config_hash
     # the framework changes the timing (else this test could not tell the two apart)
     assert [p.step_time_s for p in r.best] != [p.step_time_s for p in plain.best]
+
+
+def test_a_search_where_nothing_fits_reports_the_memory_it_needs_as_a_range(small):
+    """Rejections are grouped by kind, and the report shows the numbers of each kind as a range (issue
+    12: "needs # GiB" was printed with literal placeholders)."""
+    import re
+
+    model, cluster, train = small
+    r = search_layouts(model, cluster, train, top=3, memory_limit_bytes=2 * 2**30, allow_offload=False)
+    assert not r.best and r.rejected_counts["out of memory"] > 0
+    label = r.rejected_labels["out of memory"]
+    m = re.fullmatch(r"out of memory \(needs (\d+\.\d)-(\d+\.\d) GiB of 2\.00 GiB\)", label)
+    assert m, label
+    assert 2.0 < float(m.group(1)) < float(m.group(2))
+    report = r.report()
+    assert label in report and "#" not in report.split("rejected, by reason:")[1]
+    assert r.to_dict()["rejected_labels"] == r.rejected_labels
+
+
+def test_rejection_labels_keep_the_grouping_and_show_each_number_as_a_range():
+    from scalelab.planner.search import _Rejections
+
+    rej = _Rejections(max_examples=1, limit_bytes=80 * 2**30)
+    lay = Layout(tp=2)
+    rej.add(lay, ["offload needs 120.5 GiB of host memory per GPU, more than 100.0 GiB"], 3)
+    rej.add(lay, ["offload needs 300.0 GiB of host memory per GPU, more than 100.0 GiB"])
+    rej.add(lay, ["tp=3 does not divide n_heads=32"])
+    assert rej.counts == {"offload needs # GiB of host memory per GPU, more than # GiB": 4,
+                          "tp does not divide n_heads": 1}
+    assert rej.labels() == {
+        "offload needs # GiB of host memory per GPU, more than # GiB":
+            "offload needs 120.5-300.0 GiB of host memory per GPU, more than 100.0 GiB",
+        "tp does not divide n_heads": "tp does not divide n_heads"}
+    assert len(rej.examples["tp does not divide n_heads"]) == 1 and rej.n == 5

@@ -93,6 +93,71 @@ def reason_category(reason: str) -> str:
     return re.sub(r"\s+", " ", r).strip()
 
 
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def _reason_numbers(reason: str) -> list[str]:
+    """The numbers that :func:`reason_category` turns into ``#``, in order, as written."""
+    r = re.sub(r"\([^)]*\)", "", reason)
+    r = re.sub(r"=[^\s:,;]+", "", r)
+    return [m.group(0) for m in _NUMBER.finditer(r)]
+
+
+def _span(lo: tuple[float, str], hi: tuple[float, str]) -> str:
+    return lo[1] if lo[0] == hi[0] else f"{lo[1]}-{hi[1]}"
+
+
+class _Rejections:
+    """Rejected layouts by reason kind: how many, a few examples, and the range of the numbers their
+    reasons give (so a report says "needs 81.2-140.3 GiB", not "needs # GiB")."""
+
+    def __init__(self, max_examples: int, limit_bytes: float):
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[Rejected]] = {}
+        self.n = 0
+        self._max_examples, self._limit = max_examples, limit_bytes
+        self._ranges: dict[str, list[tuple[tuple[float, str], tuple[float, str]]]] = {}
+
+    def add(self, make_layout: Any, reasons: list[str] | tuple[str, ...], count: int = 1,
+            category: str | None = None, needs_bytes: float | None = None) -> None:
+        """Count ``count`` layouts under ``reasons`` (``make_layout``: a Layout, or a callable that builds
+        the example only when one is kept); ``needs_bytes``: the memory an out-of-memory one needs."""
+        self.n += count
+        cat = category or reason_category(reasons[0])
+        self.counts[cat] += count
+        if needs_bytes is not None:
+            self._widen(cat, [f"{needs_bytes / GiB:.1f}"])
+        elif "#" in cat:
+            self._widen(cat, _reason_numbers(reasons[0]))
+        ex = self.examples.setdefault(cat, [])
+        if len(ex) < self._max_examples:
+            lay = make_layout() if callable(make_layout) else make_layout
+            ex.append(Rejected(lay, tuple(reasons), count))
+
+    def _widen(self, cat: str, numbers: list[str]) -> None:
+        vals = [(float(x), x) for x in numbers]
+        old = self._ranges.get(cat)
+        if old is None or len(old) != len(vals):
+            self._ranges[cat] = [(v, v) for v in vals]
+            return
+        self._ranges[cat] = [(min(lo, v), max(hi, v)) for (lo, hi), v in zip(old, vals, strict=True)]
+
+    def labels(self) -> dict[str, str]:
+        """Each reason kind with its numbers as ranges, e.g. ``out of memory (needs 81.2-140.3 GiB of
+        78.65 GiB)``."""
+        out = {}
+        for cat in self.counts:
+            spans = [_span(lo, hi) for lo, hi in self._ranges.get(cat, [])]
+            if cat == "out of memory" and spans:
+                out[cat] = f"out of memory (needs {spans[0]} GiB of {self._limit / GiB:.2f} GiB)"
+            elif spans and cat.count("#") == len(spans):
+                parts = cat.split("#")
+                out[cat] = parts[0] + "".join(sp + rest for sp, rest in zip(spans, parts[1:], strict=True))
+            else:
+                out[cat] = cat
+        return out
+
+
 @dataclass(frozen=True)
 class Rejected:
     """A layout that cannot run, with the reasons (a sample is kept; all are counted)."""
@@ -128,6 +193,9 @@ class SearchResult:
     stretched by the pipeline bubble) could not beat the last of the top plans. Their feasibility is
     unknown; they are neither feasible nor rejected in the counts."""
     constraints: dict[str, Any] = field(default_factory=dict)
+    rejected_labels: dict[str, str] = field(default_factory=dict)
+    """Each key of ``rejected_counts`` as a report shows it: with the range of the numbers its reasons
+    gave, e.g. ``out of memory (needs 81.2-140.3 GiB of 78.65 GiB)``."""
 
     @property
     def n_rejected(self) -> int:
@@ -145,6 +213,7 @@ class SearchResult:
             "n_rejected": self.n_rejected,
             "best": [p.to_dict() for p in self.best],
             "rejected_counts": dict(self.rejected_counts),
+            "rejected_labels": dict(self.rejected_labels),
             "rejected_examples": [r.to_dict() for r in self.rejected],
             "constraints": self.constraints,
             "scalelab_version": __version__,
@@ -189,7 +258,7 @@ class SearchResult:
         if self.rejected_counts:
             lines.append("  rejected, by reason:")
             for k, v in sorted(self.rejected_counts.items(), key=lambda kv: -kv[1]):
-                lines.append(f"  {v:>8}  {k}")
+                lines.append(f"  {v:>8}  {self.rejected_labels.get(k, k)}")
         return "\n".join(lines)
 
 
@@ -286,13 +355,93 @@ def search_layouts(
     ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
     >>> r.best[0].layout.short()  # doctest: +SKIP
     """
-    from .frameworks import get_framework
-    from .memory import MemoryConventions, memory_per_gpu
-
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
+    space = _search_space(model, cluster, train, top=top, objective=objective, max_tp=max_tp, max_pp=max_pp,
+                          max_cp=max_cp, max_micro_batch=max_micro_batch, max_interleave=max_interleave,
+                          zero_stages=zero_stages, recompute=recompute, allow_offload=allow_offload,
+                          allow_hsdp=allow_hsdp, flash_attention=flash_attention,
+                          memory_limit_bytes=memory_limit_bytes, efficiency=efficiency,
+                          attention_efficiency=attention_efficiency, conventions=conventions,
+                          dp_overlap=dp_overlap, ep_overlap=ep_overlap, fixed=fixed,
+                          memory_conventions=memory_conventions, memory_reserve_bytes=memory_reserve_bytes,
+                          framework=framework)
+    rejections = _Rejections(max_rejected_examples, space.limit)
+    candidates = _candidates(space, rejections)
+    return _rank(space, candidates, rejections)
+
+
+# ---- the candidate space ---------------------------------------------------------------------------------
+
+@dataclass
+class _SearchSpace:
+    """What a search enumerates and how it times a layout, with every option resolved."""
+
+    model: ModelSpec
+    cluster: ClusterSpec
+    train: TrainSpec
+    top: int
+    objective: str
+    fixed: dict[str, Any]
+    recompute: tuple[str, ...]
+    """Save policies, most activation memory first."""
+    zero_stages: tuple[int, ...]
+    zero_off: list[tuple[int, str, str, str]]
+    """(zero, offload_optimizer, offload_params, shard_group) choices."""
+    micro_batches: list[int]
+    max_tp: int
+    max_pp: int
+    max_cp: int
+    max_interleave: int
+    flash_attention: bool
+    limit: float
+    """Usable bytes per GPU."""
+    memory_conventions: Any
+    fw: Any
+    """:class:`~scalelab.planner.plan.FrameworkOptions` the bound times with."""
+    plan_kw: dict[str, Any]
+    """What :func:`~scalelab.planner.plan.plan` is called with."""
+    flops: dict[tuple[str], Any]
+    attention_flops: dict[str, float]
+    constraints: dict[str, Any]
+
+    def ok(self, name: str, value: Any) -> bool:
+        """``value`` is allowed for a field held by ``fixed`` (or the field is free)."""
+        return name not in self.fixed or self.fixed[name] == value
+
+    def interleaves(self, pp: int) -> list[int]:
+        if pp == 1:
+            return [1]
+        L = self.model.n_layers
+        return [v for v in _divisors(-(-L // pp)) if v <= self.max_interleave and self.ok("interleave", v)] or [1]
+
+    def score(self, step_s: float) -> float:
+        """What is ranked: seconds per step, or USD per token."""
+        if self.objective == "cost":
+            price = self.cluster.price_per_gpu_hour or 1.0
+            return step_s * self.cluster.n_gpus * price / self.train.global_batch_tokens
+        return step_s
+
+    def degrees(self):
+        """(tp, pp, cp, dp) of the space, tp innermost-first as Megatron orders ranks."""
+        n = self.cluster.n_gpus
+        for tp in (d for d in _divisors(n) if d <= max(self.max_tp, self.fixed.get("tp", 0)) and self.ok("tp", d)):
+            for pp in (d for d in _divisors(n // tp) if d <= self.max_pp and self.ok("pp", d)):
+                for cp in (d for d in _divisors(n // (tp * pp)) if d <= self.max_cp and self.ok("cp", d)):
+                    dp = n // (tp * pp * cp)
+                    if self.ok("dp", dp):
+                        yield tp, pp, cp, dp
+
+
+def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, top, objective, max_tp, max_pp,
+                  max_cp, max_micro_batch, max_interleave, zero_stages, recompute, allow_offload, allow_hsdp,
+                  flash_attention, memory_limit_bytes, efficiency, attention_efficiency, conventions, dp_overlap,
+                  ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework) -> _SearchSpace:
+    """Check the search's options and resolve them (framework defaults, fixed fields, bounds)."""
+    from .frameworks import get_framework
+    from .memory import MemoryConventions
+
     if framework is not None:
-        prof = get_framework(framework)
-        aliases = dict(prof.policy_aliases)
+        aliases = dict(get_framework(framework).policy_aliases)
         recompute = tuple(aliases.get(r, r) for r in recompute)
         if fixed and "recompute" in fixed:
             fixed = {**fixed, "recompute": aliases.get(str(fixed["recompute"]), fixed["recompute"])}
@@ -301,13 +450,13 @@ def search_layouts(
     # the same resolved values.
     fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
                            dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions)
-    dp_overlap, ep_overlap, memory_conventions = fw.dp_overlap, fw.ep_overlap, fw.memory_conventions
-    _check_values(efficiency, None, None, dp_overlap, memory_limit_bytes)
-    for name, v in (("attention_efficiency", attention_efficiency),):
-        if v is not None and not (isinstance(v, (int, float)) and 0 < v <= 1):
-            raise ConfigError(explain(f"{name} must be a fraction of peak in (0, 1]", value=v))
-    if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
-        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap))
+    _check_values(efficiency, None, None, fw.dp_overlap, memory_limit_bytes)
+    if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
+                                                 and 0 < attention_efficiency <= 1):
+        raise ConfigError(explain("attention_efficiency must be a fraction of peak in (0, 1]",
+                                  value=attention_efficiency))
+    if not (isinstance(fw.ep_overlap, (int, float)) and 0 <= fw.ep_overlap <= 1):
+        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=fw.ep_overlap))
     fixed = dict(fixed or {})
     allowed_fixed = {"tp", "pp", "cp", "dp", "ep", "zero", "recompute", "micro_batch", "interleave"}
     bad = set(fixed) - allowed_fixed
@@ -318,186 +467,199 @@ def search_layouts(
         zero_stages = (int(fixed["zero"]),)
     if "recompute" in fixed:
         recompute = (str(fixed["recompute"]),)
-
-    def ok(name: str, value: int) -> bool:
-        return name not in fixed or fixed[name] == value
-
     for z in zero_stages:
         if z not in (0, 1, 2, 3):
             raise ConfigError(explain("unknown ZeRO stage", value=z, allowed="0, 1, 2, 3"))
     recompute = _order_policies(model, train, recompute)
 
-    n = cluster.n_gpus
-    gpn = cluster.gpus_per_node
     L = model.n_layers
-    B = train.global_batch
     limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
-    mconv = memory_conventions or MemoryConventions()
-    host_limit = cluster.gpu.host_memory_bytes_per_gpu
-    max_tp = max_tp or gpn
+    mconv = fw.memory_conventions or MemoryConventions()
+    max_tp = max_tp or cluster.gpus_per_node
     max_pp = min(L, max_pp or L)
     max_cp = max_cp or train.seq_len
-    mbs = [b for b in (2**i for i in range(0, 20)) if b <= max_micro_batch and ok("micro_batch", b)]
-    zero_off: list[tuple[int, str, str, str]] = []  # (zero, offload_optimizer, offload_params, shard_group)
+    mbs = [b for b in (2**i for i in range(0, 20))
+           if b <= max_micro_batch and ("micro_batch" not in fixed or fixed["micro_batch"] == b)]
+    zero_off: list[tuple[int, str, str, str]] = []
     for z in zero_stages:
-        groups = ("dp", "node") if (allow_hsdp and z > 0) else ("dp",)
-        for g in groups:
+        for g in (("dp", "node") if (allow_hsdp and z > 0) else ("dp",)):
             zero_off.append((z, "none", "none", g))
             if allow_offload:
                 zero_off.append((z, "cpu", "none", g))
                 if z == 3:
                     zero_off.append((z, "cpu", "cpu", g))
-    plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=dp_overlap,
+    plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=fw.dp_overlap,
                                    memory_limit_bytes=limit, memory_conventions=mconv,
-                                   attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
+                                   attention_efficiency=attention_efficiency, ep_overlap=fw.ep_overlap,
                                    framework=framework)
-    flops_cache: dict = {}
-    for rc in recompute:  # FLOPs depend on the layout only through recompute
-        flops_cache[(rc,)] = flops_per_step(model, train, recompute=rc, conventions=conventions)
-    attention_flops = {rc: attention_hardware_flops(flops_cache[(rc,)], rc) for rc in recompute}
-    gpu = cluster.gpu
-    eff = gpu.matmul_efficiency if fw.efficiency is None else fw.efficiency
-    price = cluster.price_per_gpu_hour or 1.0
+    flops = {(rc,): flops_per_step(model, train, recompute=rc, conventions=conventions) for rc in recompute}
+    constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
+                   "max_interleave": max_interleave, "zero_stages": list(zero_stages),
+                   "recompute": list(recompute), "allow_offload": allow_offload, "allow_hsdp": allow_hsdp,
+                   "flash_attention": flash_attention, "memory_limit_bytes": limit, "fixed": fixed}
+    return _SearchSpace(
+        model=model, cluster=cluster, train=train, top=top, objective=objective, fixed=fixed, recompute=recompute,
+        zero_stages=tuple(zero_stages), zero_off=zero_off, micro_batches=mbs, max_tp=max_tp, max_pp=max_pp,
+        max_cp=max_cp, max_interleave=max_interleave, flash_attention=flash_attention, limit=limit,
+        memory_conventions=mconv, fw=fw, plan_kw=plan_kw, flops=flops,
+        attention_flops={rc: attention_hardware_flops(flops[(rc,)], rc) for rc in recompute},
+        constraints=constraints)
 
-    counts: Counter[str] = Counter()
-    examples: dict[str, list[Rejected]] = {}
-    n_explored = n_feasible = n_evaluated = n_bound = 0
 
-    def reject(make_layout, reasons, count: int = 1, category: str | None = None) -> None:
-        nonlocal n_explored
-        n_explored += count
-        cat = category or reason_category(reasons[0])
-        counts[cat] += count
-        ex = examples.setdefault(cat, [])
-        if len(ex) < max_rejected_examples:
-            lay = make_layout() if callable(make_layout) else make_layout
-            ex.append(Rejected(lay, tuple(reasons), count))
+# ---- pruning rules and the bound -------------------------------------------------------------------------
 
-    def to_score(step_s: float) -> float:
-        if objective == "cost":
-            return step_s * n * price / train.global_batch_tokens
-        return step_s
+# A candidate: (lower bound on its score, tie-breaker, base layout, the fields to set on it).
+Candidate = tuple[float, int, Layout, dict]
 
-    def interleaves(pp: int) -> list[int]:
-        if pp == 1:
-            return [1]
-        return [v for v in _divisors(-(-L // pp)) if v <= max_interleave and ok("interleave", v)] or [1]
 
-    ep_opts_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
-    n_total = model.n_params().total
-
-    # ---- phase 1: enumerate, prune by divisibility and memory bounds, bound the step time ------------
-    # A candidate is (lower bound on the score, tie-breaker, base layout, updates); the bound is
-    # step_time.step_time_lower_bound, built from the same terms as the full step-time model.
-    candidates: list[tuple[float, int, Layout, dict]] = []
+def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Candidate]:
+    """Phase 1: every layout of the space, pruned by divisibility, dominance and memory bounds (each
+    pruned subtree counted in ``rej``), the rest with the lower bound on their step time."""
+    model, cluster, train = sp.model, sp.cluster, sp.train
+    B = train.global_batch
+    ep_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
+    out: list[Candidate] = []
     tie = itertools.count()
-    for tp in (d for d in _divisors(n) if d <= max(max_tp, fixed.get("tp", 0)) and ok("tp", d)):
-        for pp in (d for d in _divisors(n // tp) if d <= max_pp and ok("pp", d)):
-            vs = interleaves(pp)
-            for cp in (d for d in _divisors(n // (tp * pp)) if d <= max_cp and ok("cp", d)):
-                dp = n // (tp * pp * cp)
-                if not ok("dp", dp):
-                    continue
-                sp = tp > 1
-                base = Layout(dp=dp, tp=tp, pp=pp, cp=cp, sequence_parallel=sp, flash_attention=flash_attention)
-                ep_opts = [e for e in ep_opts_all if (dp * cp) % e == 0 and ok("ep", e)] or [1]
-                etp_opts = [tp] if (model.moe is None or tp == 1) else [tp, 1]
-                inner = len(zero_off) * len(recompute) * len(mbs) * len(vs)
-                subtree = inner * len(ep_opts) * len(etp_opts)
-                structural = check_layout(model, cluster, train, base)
-                if structural:
-                    reject(base, structural, subtree)
-                    continue
-                if B % dp:
-                    reject(base, [f"global_batch={B} sequences is not divisible by dp={dp}"], subtree)
-                    continue
-                for ep, etp in itertools.product(ep_opts, etp_opts):
-                    ew_layout = base.model_copy(update={"ep": ep, "etp": None if etp == tp else etp})
-                    # The least memory any ZeRO/offload choice can reach: the most sharded one, with full
-                    # recompute and micro-batch 1. If even that does not fit, none of them does.
-                    z_min, oo_min, op_min, _ = max(zero_off, key=lambda o: (o[0], o[1] != "none", o[2] != "none",
-                                                                            o[3] == "dp"))
-                    least = ew_layout.model_copy(update={"zero": z_min, "offload_optimizer": oo_min,
-                                                         "offload_params": op_min, "recompute": recompute[-1]})
-                    if len(zero_off) > 1:
-                        lb_mem = memory_per_gpu(model, train, least, dp=dp, gpus_per_node=gpn,
-                                                conventions=mconv).total_bytes
-                        if lb_mem > limit:
-                            reject(least, [f"out of memory by {(lb_mem - limit) / GiB:.1f} GiB even with ZeRO-{z_min}, "
-                                           f"offload, full recompute and micro-batch 1"],
-                                   len(zero_off) * len(recompute) * len(mbs) * len(vs))
-                            continue
-                    for z, oo, op, sg in zero_off:
-                        sub = len(recompute) * len(mbs) * len(vs)
-                        edp = dp * cp * tp // (ep * etp)  # expert-data-parallel group (MoE)
-                        if dp * cp == 1 and edp == 1 and (z > 0 or sg != "dp") and 0 in zero_stages:
-                            reject(functools.partial(base.model_copy, update={"zero": z}),
-                                   ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub,
-                                   "ZeRO>0 with dp*cp=1 (duplicate of ZeRO-0)")
-                            continue
-                        if (dp * cp > 1 or edp > 1) and z == 0 and 1 in zero_stages:
-                            reject(functools.partial(base.model_copy, update={"zero": 0, "offload_optimizer": oo}),
-                                   ["dominated by zero=1: the same bytes on the wire (reduce-scatter + all-gather "
-                                    "= all-reduce), less memory and a sharded optimizer step"], sub,
-                                   "ZeRO-0 (dominated by ZeRO-1: same traffic, less memory)")
-                            continue
-                        upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
-                                "offload_params": op, "shard_group": sg}
-                        lay0 = base.model_copy(update={**upd0, "recompute": recompute[-1], "micro_batch": 1,
-                                                       "interleave": 1})
-                        bound = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=gpn, conventions=mconv)
-                        if bound.total_bytes > limit:
-                            reject(lay0, [f"out of memory by {(bound.total_bytes - limit) / GiB:.1f} GiB even "
-                                          f"with full recompute and micro-batch 1"], sub)
-                            continue
-                        host = getattr(bound, "host_bytes", 0) or 0
-                        # The CPU optimizer step is not overlapped: a valid part of the bound.
-                        host_opt = (2.0 * host / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
-                                    + 2.0 * (getattr(bound, "nvme_bytes", 0) or 0) / gpu.nvme_bandwidth_bytes_per_s)
-                        if host > host_limit:
-                            reject(lay0, [f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more "
-                                          f"than {host_limit / GiB:.1f} GiB"], sub)
-                            continue
-                        frac = 1.0
-                        if train.lora is not None and bound.trainable_params:
-                            frac = min(1.0, bound.trainable_params / n_total)
-                        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac,
-                                                ep_nodes_per_token=fw.ep_nodes_per_token)
-                        bound_of = StepTimeBound(model, cluster, train, lay0, dp=dp, efficiency=eff,
-                                                 attention_efficiency=fw.attention_efficiency,
-                                                 dp_overlap=dp_overlap, dp_comm=dp_comm, host_optimizer_s=host_opt,
-                                                 fused_elementwise=fw.fused_elementwise)
-                        for rc in recompute:
-                            flops = flops_cache[(rc,)]
-                            att = attention_flops[rc]
-                            for i, mb in enumerate(mbs):
-                                if B % (dp * mb):
-                                    reject(functools.partial(lay0.model_copy,
-                                                             update={"recompute": rc, "micro_batch": mb}),
-                                           [f"global_batch={B} sequences is not divisible by "
-                                            f"dp*micro_batch={dp * mb}"], len(vs) * (len(mbs) - i))
-                                    break  # powers of two: every larger micro-batch fails too
-                                m = B // (dp * mb)
-                                for v in vs:
-                                    upd = {**upd0, "recompute": rc, "micro_batch": mb, "interleave": v}
-                                    if v > 1 and m % pp:
-                                        reject(functools.partial(lay0.model_copy, update=upd),
-                                               [f"the interleaved schedule needs micro-batches per step ({m}) "
-                                                f"to be a multiple of pp={pp}"])
-                                        continue
-                                    lb = to_score(bound_of(rc, mb, v, hardware_flops=flops.hardware,
-                                                           attention_flops=att))
-                                    candidates.append((lb, next(tie), base, upd))
+    for tp, pp, cp, dp in sp.degrees():
+        vs = sp.interleaves(pp)
+        base = Layout(dp=dp, tp=tp, pp=pp, cp=cp, sequence_parallel=tp > 1, flash_attention=sp.flash_attention)
+        ep_opts = [e for e in ep_all if (dp * cp) % e == 0 and sp.ok("ep", e)] or [1]
+        etp_opts = [tp] if (model.moe is None or tp == 1) else [tp, 1]
+        inner = len(sp.zero_off) * len(sp.recompute) * len(sp.micro_batches) * len(vs)
+        subtree = inner * len(ep_opts) * len(etp_opts)
+        structural = check_layout(model, cluster, train, base)
+        if structural:
+            rej.add(base, structural, subtree)
+            continue
+        if B % dp:
+            rej.add(base, [f"global_batch={B} sequences is not divisible by dp={dp}"], subtree)
+            continue
+        for ep, etp in itertools.product(ep_opts, etp_opts):
+            ew_layout = base.model_copy(update={"ep": ep, "etp": None if etp == tp else etp})
+            if not _fits_most_sharded(sp, rej, ew_layout, inner):
+                continue
+            for lay0, upd0, bound in _zero_offload_groups(sp, rej, base, ew_layout, len(vs)):
+                _bounded(sp, rej, lay0, upd0, bound, base, vs, out, tie)
+    return out
 
-    # ---- phase 2: best-first evaluation until no remaining bound can enter the top ------------------
+
+def _fits_most_sharded(sp: _SearchSpace, rej: _Rejections, ew_layout: Layout, inner: int) -> bool:
+    """Memory bound: the least memory any ZeRO/offload choice can reach is the most sharded one's, with
+    full recompute and micro-batch 1; if even that does not fit, none of them does."""
+    from .memory import memory_per_gpu
+
+    if len(sp.zero_off) <= 1:
+        return True
+    z_min, oo_min, op_min, _ = max(sp.zero_off, key=lambda o: (o[0], o[1] != "none", o[2] != "none", o[3] == "dp"))
+    least = ew_layout.model_copy(update={"zero": z_min, "offload_optimizer": oo_min, "offload_params": op_min,
+                                         "recompute": sp.recompute[-1]})
+    assert least.dp is not None  # every base layout is built with its dp
+    need = memory_per_gpu(sp.model, sp.train, least, dp=least.dp, gpus_per_node=sp.cluster.gpus_per_node,
+                          conventions=sp.memory_conventions).total_bytes
+    if need > sp.limit:
+        rej.add(least, [f"out of memory by {(need - sp.limit) / GiB:.1f} GiB even with ZeRO-{z_min}, "
+                        f"offload, full recompute and micro-batch 1"], inner, needs_bytes=need)
+        return False
+    return True
+
+
+def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_layout: Layout, n_v: int):
+    """The ZeRO/offload choices of one (degrees, ep, etp) that survive dominance and their memory bound,
+    each as (its layout with full recompute and micro-batch 1, the fields it sets, its step-time bound)."""
+    from .memory import memory_per_gpu
+
+    model, cluster, train = sp.model, sp.cluster, sp.train
+    dp, cp, tp = base.dp, base.cp, base.tp
+    assert dp is not None
+    ep, etp = ew_layout.ep, ew_layout.expert_tp
+    sub = len(sp.recompute) * len(sp.micro_batches) * n_v
+    for z, oo, op, sg in sp.zero_off:
+        edp = dp * cp * tp // (ep * etp)  # expert-data-parallel group (MoE)
+        if dp * cp == 1 and edp == 1 and (z > 0 or sg != "dp") and 0 in sp.zero_stages:
+            rej.add(functools.partial(base.model_copy, update={"zero": z}),
+                    ["duplicate of zero=0: a data-parallel group of one has nothing to shard"], sub,
+                    "ZeRO>0 with dp*cp=1 (duplicate of ZeRO-0)")
+            continue
+        if (dp * cp > 1 or edp > 1) and z == 0 and 1 in sp.zero_stages:
+            rej.add(functools.partial(base.model_copy, update={"zero": 0, "offload_optimizer": oo}),
+                    ["dominated by zero=1: the same bytes on the wire (reduce-scatter + all-gather "
+                     "= all-reduce), less memory and a sharded optimizer step"], sub,
+                    "ZeRO-0 (dominated by ZeRO-1: same traffic, less memory)")
+            continue
+        upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
+                "offload_params": op, "shard_group": sg}
+        lay0 = base.model_copy(update={**upd0, "recompute": sp.recompute[-1], "micro_batch": 1, "interleave": 1})
+        mem = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=cluster.gpus_per_node,
+                             conventions=sp.memory_conventions)
+        if mem.total_bytes > sp.limit:
+            rej.add(lay0, [f"out of memory by {(mem.total_bytes - sp.limit) / GiB:.1f} GiB even "
+                           f"with full recompute and micro-batch 1"], sub, needs_bytes=mem.total_bytes)
+            continue
+        host = getattr(mem, "host_bytes", 0) or 0
+        host_limit = cluster.gpu.host_memory_bytes_per_gpu
+        if host > host_limit:
+            rej.add(lay0, [f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more "
+                           f"than {host_limit / GiB:.1f} GiB"], sub)
+            continue
+        # The CPU optimizer step is not overlapped: a valid part of the bound.
+        host_opt = (2.0 * host / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
+                    + 2.0 * (getattr(mem, "nvme_bytes", 0) or 0) / cluster.gpu.nvme_bandwidth_bytes_per_s)
+        frac = 1.0
+        if train.lora is not None and mem.trainable_params:
+            frac = min(1.0, mem.trainable_params / model.n_params().total)
+        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac,
+                                ep_nodes_per_token=sp.fw.ep_nodes_per_token)
+        eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
+        bound = StepTimeBound(model, cluster, train, lay0, dp=dp, efficiency=eff,
+                              attention_efficiency=sp.fw.attention_efficiency, dp_overlap=sp.fw.dp_overlap,
+                              dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise)
+        yield lay0, upd0, bound
+
+
+def _bounded(sp: _SearchSpace, rej: _Rejections, lay0: Layout, upd0: dict, bound: StepTimeBound, base: Layout,
+             vs: list[int], out: list[Candidate], tie: Any) -> None:
+    """The save policies, micro-batches and interleaves of one ZeRO/offload group that divide the batch,
+    appended to ``out`` with their step-time bound (:class:`~scalelab.planner.step_time.StepTimeBound`)."""
+    B, dp, pp = sp.train.global_batch, base.dp, base.pp
+    assert dp is not None
+    mbs = sp.micro_batches
+    for rc in sp.recompute:
+        hardware, att = sp.flops[(rc,)].hardware, sp.attention_flops[rc]
+        for i, mb in enumerate(mbs):
+            if B % (dp * mb):
+                rej.add(functools.partial(lay0.model_copy, update={"recompute": rc, "micro_batch": mb}),
+                        [f"global_batch={B} sequences is not divisible by dp*micro_batch={dp * mb}"],
+                        len(vs) * (len(mbs) - i))
+                break  # powers of two: every larger micro-batch fails too
+            m = B // (dp * mb)
+            for v in vs:
+                upd = {**upd0, "recompute": rc, "micro_batch": mb, "interleave": v}
+                if v > 1 and m % pp:
+                    rej.add(functools.partial(lay0.model_copy, update=upd),
+                            [f"the interleaved schedule needs micro-batches per step ({m}) "
+                             f"to be a multiple of pp={pp}"])
+                    continue
+                lb = sp.score(bound(rc, mb, v, hardware_flops=hardware, attention_flops=att))
+                out.append((lb, next(tie), base, upd))
+
+
+# ---- ranking ---------------------------------------------------------------------------------------------
+
+def _rank(sp: _SearchSpace, candidates: list[Candidate], rej: _Rejections) -> SearchResult:
+    """Phase 2: evaluate candidates best bound first until no remaining bound can enter the top; skip
+    those a smaller out-of-memory micro-batch or a fitting layout without offload already decides."""
+    from .memory import memory_per_gpu
+
+    model, cluster, train, limit = sp.model, sp.cluster, sp.train, sp.limit
     candidates.sort(key=lambda c: (c[0], c[1]))
     heap: list[tuple[float, float, int, Plan]] = []  # (-score, -memory, tie, plan): heap[0] is the worst kept
+    tie = itertools.count()
     oom: dict[tuple, list[tuple[int, int]]] = {}
     fits: set[tuple] = set()
+    n_feasible = n_evaluated = n_bound = 0
     for idx, (lb, _, base, upd) in enumerate(candidates):
-        if len(heap) >= top and lb > -heap[0][0]:
+        if len(heap) >= sp.top and lb > -heap[0][0]:
             n_bound = len(candidates) - idx
-            n_explored += n_bound
             break
         mkey = (id(base), upd["ep"], upd["etp"], upd["zero"], upd["offload_optimizer"], upd["offload_params"],
                 upd["shard_group"], upd["recompute"])
@@ -506,46 +668,43 @@ def search_layouts(
         if prev and any(mb0 <= mb and (v0 == v or v0 == 1) for mb0, v0 in prev):
             # Activations grow with the micro-batch, and interleaving (v > 1) holds more in flight than
             # plain 1F1B (Narayanan 2021: x (1 + (p-1)/(p v))): a smaller one of these already failed.
-            reject(functools.partial(base.model_copy, update=upd),
-                   ["out of memory (a smaller micro-batch of this layout already is)"], 1,
-                   "out of memory")
+            rej.add(functools.partial(base.model_copy, update=upd),
+                    ["out of memory (a smaller micro-batch of this layout already is)"], 1, "out of memory")
             continue
         skey = mkey[:4] + mkey[6:] + (mb, v)  # the same layout without offload
         if (upd["offload_optimizer"] != "none" or upd["offload_params"] != "none") and skey in fits:
-            reject(functools.partial(base.model_copy, update=upd),
-                   ["dominated by the same layout without offload, which fits and moves fewer bytes"], 1,
-                   "offload when the layout fits without it (dominated)")
+            rej.add(functools.partial(base.model_copy, update=upd),
+                    ["dominated by the same layout without offload, which fits and moves fewer bytes"], 1,
+                    "offload when the layout fits without it (dominated)")
             continue
         lay = base.model_copy(update=upd)
-        assert lay.dp is not None  # every base layout above is built with its dp
+        assert lay.dp is not None  # every base layout is built with its dp
         n_evaluated += 1
-        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=gpn, conventions=mconv)
+        mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=cluster.gpus_per_node,
+                             conventions=sp.memory_conventions)
         if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run
-            reject(lay, [f"out of memory by {(mem.total_bytes - limit) / GiB:.1f} GiB "
-                         f"(needs {mem.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)"])
+            rej.add(lay, [f"out of memory by {(mem.total_bytes - limit) / GiB:.1f} GiB "
+                          f"(needs {mem.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)"],
+                    needs_bytes=mem.total_bytes)
             oom.setdefault(mkey, []).append((mb, v))
             continue
-        p = plan(model, cluster, train, lay, _flops_cache=flops_cache, _memory=mem, **plan_kw)
+        p = plan(model, cluster, train, lay, _flops_cache=sp.flops, _memory=mem, **sp.plan_kw)
         if not p.feasible:
-            reject(lay, p.reasons)
+            rej.add(lay, p.reasons)
             if p.reasons[0].startswith("out of memory"):
                 oom.setdefault(mkey, []).append((mb, v))
             continue
-        n_explored += 1
         n_feasible += 1
         if upd["offload_optimizer"] == "none" and upd["offload_params"] == "none":
             fits.add(skey)
-        key = (-to_score(p.step_time_s), -p.memory.total_bytes, next(tie), p)
-        if len(heap) < top:
+        key = (-sp.score(p.step_time_s), -p.memory.total_bytes, next(tie), p)
+        if len(heap) < sp.top:
             heapq.heappush(heap, key)
         elif key[:2] > heap[0][:2]:
             heapq.heapreplace(heap, key)
     best = tuple(it[3] for it in sorted(heap, key=lambda it: (-it[0], -it[1], it[2])))
-    rejected = tuple(r for exs in examples.values() for r in exs)
-    constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
-                   "max_interleave": max_interleave, "zero_stages": list(zero_stages),
-                   "recompute": list(recompute), "allow_offload": allow_offload, "allow_hsdp": allow_hsdp,
-                   "flash_attention": flash_attention, "memory_limit_bytes": limit, "fixed": fixed}
-    return SearchResult(best=best, rejected=rejected, rejected_counts=dict(counts), n_explored=n_explored,
-                        n_feasible=n_feasible, n_evaluated=n_evaluated, n_pruned_by_bound=n_bound,
-                        objective=objective, constraints=constraints)
+    rejected = tuple(r for exs in rej.examples.values() for r in exs)
+    return SearchResult(best=best, rejected=rejected, rejected_counts=dict(rej.counts),
+                        n_explored=rej.n + n_feasible + n_bound, n_feasible=n_feasible, n_evaluated=n_evaluated,
+                        n_pruned_by_bound=n_bound, objective=sp.objective, constraints=sp.constraints,
+                        rejected_labels=rej.labels())
