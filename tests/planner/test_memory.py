@@ -253,3 +253,37 @@ def test_bad_input_raises_config_error(call):
     with pytest.raises(ConfigError) as e:
         call()
     assert "got" in str(e.value) or "allowed" in str(e.value)
+
+
+def test_each_memory_term_can_be_called_alone_and_is_what_memory_per_gpu_adds():
+    """memory_per_gpu's buffer and offload terms are functions of their own (llm-analysis style): each,
+    called alone, gives the entry memory_per_gpu reports, and follows its formula."""
+    from scalelab import get_model
+    from scalelab.planner.memory import (
+        MemoryConventions,
+        cp_ring_buffer_bytes,
+        logits_buffer_bytes,
+        memory_per_gpu,
+        offload_terms,
+        pipeline_buffer_bytes,
+        zero3_gather_bytes,
+    )
+
+    model = get_model("llama-3.1-8b")
+    train = TrainSpec(seq_len=8192, global_batch=64)
+    lay = Layout(tp=2, pp=2, cp=2, zero=3, sequence_parallel=True, micro_batch=2, offload_optimizer="cpu")
+    conv = MemoryConventions()
+    mem = memory_per_gpu(model, train, lay, dp=4, conventions=conv)
+    T = 8192 / 2 * 2  # tokens of a micro-batch on one CP rank
+    assert pipeline_buffer_bytes(model, train, lay, 2.0) == 2 * (T / 2) * model.d_model * 2.0
+    assert pipeline_buffer_bytes(model, train, lay.model_copy(update={"pp": 1}), 2.0) == 0.0
+    assert cp_ring_buffer_bytes(model, train, lay, 2.0) == 2 * T * (model.kv_dim + model.v_dim) * 2.0 / 2
+    assert mem.get("pipeline_buffers_bytes") == pipeline_buffer_bytes(model, train, lay, 2.0)
+    assert mem.get("cp_ring_buffers_bytes") == cp_ring_buffer_bytes(model, train, lay, 2.0)
+    if mem.peak_stage == 1:  # the last stage holds the loss's buffers
+        assert mem.get("logits_bytes") == logits_buffer_bytes(model, train, lay, conv, 2.0)
+    assert zero3_gather_bytes(10.0, 4.0, MemoryConventions(zero3_prefetch_layers=2, zero3_tiles=4)) == 6.0
+    off = offload_terms(lay, w=1.0, g=2.0, o=12.0, n_opt=1.0, weight_bytes=2.0, grad_bytes=4.0,
+                        grad_buffer_bytes=0.5)
+    assert (off["g"], off["o"], off["host"], off["pcie"], off["grad_buffer"]) == (0.0, 0.0, 16.0, 6.0, 0.5)
+    assert mem.host_bytes > 0 and mem.get("offload_grad_buffer_bytes") > 0

@@ -46,10 +46,16 @@ __all__ = [
     "MemoryConventions",
     "PrecisionRecipe",
     "activation_bytes_per_layer",
+    "cp_ring_buffer_bytes",
+    "embedding_activation_bytes",
     "inference_weights_bytes",
+    "logits_buffer_bytes",
     "lora_trainable_params",
     "memory_per_gpu",
+    "offload_terms",
+    "pipeline_buffer_bytes",
     "quantized_bytes_per_param",
+    "zero3_gather_bytes",
     "zero_model_states_bytes",
 ]
 
@@ -636,69 +642,97 @@ def _in_flight(stage: int, pp: int, v: int, m: int) -> float:
     return chunks / v
 
 
-def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int,
-                   gpus_per_node: int = 8,
-                   conventions: MemoryConventions = MemoryConventions()) -> MemoryBreakdown:
-    """Training memory per GPU at the peak pipeline stage.
+def _micro_batch_tokens(train: TrainSpec, layout: Layout) -> tuple[float, float]:
+    """(tokens of one micro-batch on one CP rank, the same for tensors that TP splits only with SP)."""
+    t = layout.tp
+    T = train.seq_len / layout.cp * layout.micro_batch
+    return T, (T / t if (layout.sequence_parallel and t > 1) else T)
 
-    Parameters
-    ----------
-    model, train, layout
-        What is trained, how, and the parallel layout (``layout.dp`` may be ``None``).
-    dp : int
-        The resolved data-parallel degree (``n_gpus / (tp * pp * cp)``).
-    gpus_per_node : int
-        For HSDP (``layout.shard_group == "node"``): ZeRO shards over the DP ranks inside a node; ranks
-        are ordered tp, cp, dp, pp from the innermost (Megatron-LM's default).
-    conventions : MemoryConventions
-        Bookkeeping conventions (dropout, fused activations, logits dtype...).
 
-    Returns
-    -------
-    MemoryBreakdown
+def embedding_activation_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, conv: MemoryConventions,
+                               in_flight: float) -> float:
+    """First stage: token ids (int64) and the embedding-dropout mask per in-flight micro-batch (Megatron)."""
+    T, rep = _micro_batch_tokens(train, layout)
+    mask = conv.dropout_mask_bytes if conv.dropout else 0.0
+    return in_flight * (8.0 * T + rep * model.d_model * mask)
 
-    Notes
-    -----
-    Sharding (Megatron-Bridge's three buckets): attention, dense MLP, shared experts, embedding and head
-    are split over ``tp``; norms and the router are replicated; routed experts are split over
-    ``ep * etp``. Dense model states are ZeRO-sharded over the ``dp * cp`` ranks that hold the same
-    weights, routed experts over the expert-data-parallel group ``dp * cp * tp / (ep * etp)``.
 
-    Examples
-    --------
-    >>> from scalelab.arch.spec import ModelSpec
-    >>> from scalelab.planner.layout import Layout, TrainSpec
-    >>> m = ModelSpec(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=14336, vocab_size=128256)
-    >>> mem = memory_per_gpu(m, TrainSpec(seq_len=8192, global_batch=64), Layout(zero=3), dp=64)
-    >>> round(mem.model_states_bytes / 1e9, 2)   # 16 bytes x 8.03B / 64
-    2.01
-    """
-    dp = _check_positive_int("dp", dp)
-    gpus_per_node = _check_positive_int("gpus_per_node", gpus_per_node)
-    rec = _recipe(train.precision)
-    conv = conventions
-    act = conv.activation_bytes or rec.activation_bytes
-    notes: list[str] = []
-    t, p, c, v, b = layout.tp, layout.pp, layout.cp, layout.interleave, layout.micro_batch
-    ep, et = layout.ep, layout.expert_tp
-    s = train.seq_len
+def logits_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, conv: MemoryConventions,
+                        act: float) -> float:
+    """Last stage: final-norm input, head input and the loss's logits buffers (Korthikanti §4.1)."""
+    T, rep = _micro_batch_tokens(train, layout)
+    return 2 * rep * model.d_model * act + _logits_bytes(model, T, layout.tp, conv)
+
+
+def zero3_gather_bytes(full_layer_weight_bytes: float, full_layer_grad_bytes: float,
+                       conv: MemoryConventions) -> float:
+    """ZeRO-3/FSDP: the unsharded weights of the layers being computed and prefetched, and one layer's
+    unsharded gradients before their reduce-scatter (DeepSpeed's live parameters), per tile."""
+    return (conv.zero3_prefetch_layers * full_layer_weight_bytes + full_layer_grad_bytes) / conv.zero3_tiles
+
+
+def pipeline_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float) -> float:
+    """Send and receive buffers for one activation each way (0 without pipeline parallelism)."""
+    if layout.pp <= 1:
+        return 0.0
+    _, rep = _micro_batch_tokens(train, layout)
+    return 2 * rep * model.d_model * act
+
+
+def cp_ring_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float) -> float:
+    """Ring attention: a K/V block in flight while the next is received (0 without CP)."""
+    if layout.cp <= 1:
+        return 0.0
+    T, _ = _micro_batch_tokens(train, layout)
+    return 2 * T * (model.kv_dim + model.v_dim) * act / layout.tp
+
+
+def offload_terms(layout: Layout, *, w: float, g: float, o: float, n_opt: float, weight_bytes: float,
+                  grad_bytes: float, grad_buffer_bytes: float) -> dict[str, float]:
+    """What ZeRO-Offload / ZeRO-Infinity move off the GPU: the GPU's weights, gradients and optimizer
+    bytes after offload (``w, g, o``), host and NVMe bytes, PCIe and NVMe traffic per step, and the
+    gradient bucket kept on the GPU (``grad_buffer``)."""
+    host = nvme = pcie = nvme_io = buf = 0.0
+    if layout.offload_optimizer != "none":
+        # Master weights and optimizer states leave the GPU; fp32 gradients are held on the host for
+        # the CPU Adam step; each step sends gradients down and parameters back (Ren et al. 2021 §4).
+        host_grads = 4.0 * n_opt  # fp32 gradient partition for CPU Adam
+        if layout.offload_optimizer == "cpu":
+            host += o + host_grads
+        else:
+            # ZeRO-Infinity keeps the fp32 gradient partition with the states on NVMe and streams
+            # both through pinned host buffers (Rajbhandari et al. 2021 §5.1, §6.2).
+            nvme += o + host_grads
+            nvme_io += 2.0 * o + host_grads  # states read and written, gradients written once
+        pcie += (grad_bytes + weight_bytes) * n_opt
+        # Gradients stream to the host bucket by bucket as backward produces them: the GPU keeps
+        # about one layer's worth (DeepSpeed's ZeRO-2 offload estimate keeps only the 2-byte params);
+        # ZeRO-Infinity streams tiles.
+        buf = grad_buffer_bytes
+        o, g = 0.0, 0.0
+    if layout.offload_params != "none" and layout.zero >= 3:
+        # Parameters live off the GPU and are fetched for forward and again for backward.
+        if layout.offload_params == "cpu":
+            host += w
+        else:
+            nvme += w
+            nvme_io += 2.0 * w
+        pcie += 2.0 * w
+        w = 0.0
+    return {"w": w, "g": g, "o": o, "host": host, "nvme": nvme, "pcie": pcie, "nvme_io": nvme_io,
+            "grad_buffer": buf}
+
+
+def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: MemoryConventions,
+                  rec: PrecisionRecipe, dense_z: float, expert_z: float) -> dict:
+    """Model states per layer and for the embedding and head, after ZeRO: weights, gradients and
+    optimizer bytes of one dense and one MoE layer (``dense_layer``, ``moe_layer``), ``embed_states``
+    for a stage's embedding or head, and the trainable parameter count."""
+    t, ep, et, zero = layout.tp, layout.ep, layout.expert_tp, layout.zero
     counts = model.n_params()
     mats = _matrices(model)
     is_moe = model.is_moe
     n_moe_layers = model.n_moe_layers
-
-    # --- shard groups ---
-    dense_dp = dp * c
-    expert_dp = max(1.0, dp * c * t / (ep * et))
-    if layout.shard_group == "node":
-        dense_z = min(dense_dp, max(1, gpus_per_node // t))
-        expert_z = min(expert_dp, max(1.0, gpus_per_node / (ep * et)))
-    else:
-        dense_z, expert_z = dense_dp, expert_dp
-    zero = layout.zero
-    if layout.offload_params != "none" and zero < 3:
-        notes.append("offload_params needs zero=3 (ZeRO-Infinity); parameters kept on the GPU")
-
     # --- per-layer parameter buckets (unsharded counts) ---
     final_norm = (2 if model.norm_kind == "layernorm" else 1) * model.d_model
     norm_per_layer = (counts.norms - final_norm) / model.n_layers
@@ -794,6 +828,78 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         o = (mb * n + opt_emb * n_tp / t + opt_rep * n_rep) / zo
         return {"w": (wb + copy) * n / zw, "g": gb * n / zg, "o": o, "n_opt": n / zo}
 
+    return {"dense_layer": dense_layer, "moe_layer": moe_layer_st, "embed_states": embed_states,
+            "trainable": trainable, "emb_in": emb_in, "pos": pos, "head": head, "final_norm": final_norm,
+            "opt_pos": opt_pos, "opt_vec": opt_vec, "weight_bytes": wb, "grad_bytes": gb}
+
+
+
+def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                   gpus_per_node: int = 8,
+                   conventions: MemoryConventions = MemoryConventions()) -> MemoryBreakdown:
+    """Training memory per GPU at the peak pipeline stage.
+
+    Parameters
+    ----------
+    model, train, layout
+        What is trained, how, and the parallel layout (``layout.dp`` may be ``None``).
+    dp : int
+        The resolved data-parallel degree (``n_gpus / (tp * pp * cp)``).
+    gpus_per_node : int
+        For HSDP (``layout.shard_group == "node"``): ZeRO shards over the DP ranks inside a node; ranks
+        are ordered tp, cp, dp, pp from the innermost (Megatron-LM's default).
+    conventions : MemoryConventions
+        Bookkeeping conventions (dropout, fused activations, logits dtype...).
+
+    Returns
+    -------
+    MemoryBreakdown
+
+    Notes
+    -----
+    Sharding (Megatron-Bridge's three buckets): attention, dense MLP, shared experts, embedding and head
+    are split over ``tp``; norms and the router are replicated; routed experts are split over
+    ``ep * etp``. Dense model states are ZeRO-sharded over the ``dp * cp`` ranks that hold the same
+    weights, routed experts over the expert-data-parallel group ``dp * cp * tp / (ep * etp)``.
+
+    Examples
+    --------
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import Layout, TrainSpec
+    >>> m = ModelSpec(n_layers=32, d_model=4096, n_heads=32, n_kv_heads=8, d_ff=14336, vocab_size=128256)
+    >>> mem = memory_per_gpu(m, TrainSpec(seq_len=8192, global_batch=64), Layout(zero=3), dp=64)
+    >>> round(mem.model_states_bytes / 1e9, 2)   # 16 bytes x 8.03B / 64
+    2.01
+    """
+    dp = _check_positive_int("dp", dp)
+    gpus_per_node = _check_positive_int("gpus_per_node", gpus_per_node)
+    rec = _recipe(train.precision)
+    conv = conventions
+    act = conv.activation_bytes or rec.activation_bytes
+    notes: list[str] = []
+    t, p, c, v, b = layout.tp, layout.pp, layout.cp, layout.interleave, layout.micro_batch
+    ep, et = layout.ep, layout.expert_tp
+    s = train.seq_len
+    is_moe = model.is_moe
+    n_moe_layers = model.n_moe_layers
+
+    # --- shard groups ---
+    dense_dp = dp * c
+    expert_dp = max(1.0, dp * c * t / (ep * et))
+    if layout.shard_group == "node":
+        dense_z = min(dense_dp, max(1, gpus_per_node // t))
+        expert_z = min(expert_dp, max(1.0, gpus_per_node / (ep * et)))
+    else:
+        dense_z, expert_z = dense_dp, expert_dp
+    zero = layout.zero
+    if layout.offload_params != "none" and zero < 3:
+        notes.append("offload_params needs zero=3 (ZeRO-Infinity); parameters kept on the GPU")
+
+    ms = _model_states(model, train, layout, conv, rec, dense_z, expert_z)
+    dense_layer, moe_layer_st, embed_states = ms["dense_layer"], ms["moe_layer"], ms["embed_states"]
+    emb_in, pos, head, final_norm = ms["emb_in"], ms["pos"], ms["head"], ms["final_norm"]
+    opt_pos, opt_vec, trainable = ms["opt_pos"], ms["opt_vec"], ms["trainable"]
+    wb, gb = ms["weight_bytes"], ms["grad_bytes"]
     # --- activation pieces ---
     act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute).values())
     act_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, layout.recompute).values())
@@ -804,10 +910,6 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
                     if is_moe else work_dense)
     else:
         work_dense = work_moe = 0.0
-    sp = layout.sequence_parallel and t > 1
-    T = s / c * b
-    rep_tokens = T / t if sp else T
-    mask = conv.dropout_mask_bytes if conv.dropout else 0.0
     m_micro = max(1, math.ceil(train.global_batch / (dp * b)))
     if train.global_batch % (dp * b):
         notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
@@ -848,55 +950,31 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
             acts += work_dense
         r["layer_activations_bytes"] = acts
         other = 0.0
-        if first:  # token ids (int64) and the embedding-dropout mask per in-flight microbatch (Megatron)
-            r["embedding_activations_bytes"] = inflight * (8.0 * T + rep_tokens * model.d_model * mask)
+        if first:
+            r["embedding_activations_bytes"] = embedding_activation_bytes(model, train, layout, conv, inflight)
             other += r["embedding_activations_bytes"]
-        if last:  # final-norm input, head input and the logits of the loss (Korthikanti §4.1)
-            r["logits_bytes"] = 2 * rep_tokens * model.d_model * act + _logits_bytes(model, T, t, conv)
+        if last:
+            r["logits_bytes"] = logits_buffer_bytes(model, train, layout, conv, act)
             other += r["logits_bytes"]
         big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
         if zero >= 3:
-            # ZeRO-3/FSDP: the unsharded weights of the layers being computed and prefetched, and one
-            # layer's unsharded gradients before their reduce-scatter (DeepSpeed's live parameters).
-            r["zero3_gather_bytes"] = (conv.zero3_prefetch_layers * big["full_w"] + big["full_g"]) / conv.zero3_tiles
+            r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
             other += r["zero3_gather_bytes"]
-        if p > 1:  # send and receive buffers for one activation each way
-            r["pipeline_buffers_bytes"] = 2 * rep_tokens * model.d_model * act
+        if p > 1:
+            r["pipeline_buffers_bytes"] = pipeline_buffer_bytes(model, train, layout, act)
             other += r["pipeline_buffers_bytes"]
-        if c > 1:  # ring attention: a K/V block in flight while the next is received
-            r["cp_ring_buffers_bytes"] = 2 * T * (model.kv_dim + model.v_dim) * act / t
+        if c > 1:
+            r["cp_ring_buffers_bytes"] = cp_ring_buffer_bytes(model, train, layout, act)
             other += r["cp_ring_buffers_bytes"]
         other += conv.comm_buffer_bytes
 
-        # --- offload (ZeRO-Offload / ZeRO-Infinity) ---
-        host = nvme = pcie = nvme_io = 0.0
+        off = offload_terms(layout, w=w, g=g, o=o, n_opt=n_opt, weight_bytes=wb, grad_bytes=gb,
+                            grad_buffer_bytes=big["full_g"] / (conv.zero3_tiles if zero >= 3 else 1))
+        w, g, o = off["w"], off["g"], off["o"]
+        host, nvme, pcie, nvme_io = off["host"], off["nvme"], off["pcie"], off["nvme_io"]
         if layout.offload_optimizer != "none":
-            # Master weights and optimizer states leave the GPU; fp32 gradients are held on the host for
-            # the CPU Adam step; each step sends gradients down and parameters back (Ren et al. 2021 §4).
-            host_grads = 4.0 * n_opt  # fp32 gradient partition for CPU Adam
-            if layout.offload_optimizer == "cpu":
-                host += o + host_grads
-            else:
-                # ZeRO-Infinity keeps the fp32 gradient partition with the states on NVMe and streams
-                # both through pinned host buffers (Rajbhandari et al. 2021 §5.1, §6.2).
-                nvme += o + host_grads
-                nvme_io += 2.0 * o + host_grads  # states read and written, gradients written once
-            pcie += (gb + wb) * n_opt
-            # Gradients stream to the host bucket by bucket as backward produces them: the GPU keeps
-            # about one layer's worth (DeepSpeed's ZeRO-2 offload estimate keeps only the 2-byte params).
-            buf = big["full_g"] / (conv.zero3_tiles if zero >= 3 else 1)  # ZeRO-Infinity streams tiles
-            r["offload_grad_buffer_bytes"] = buf
-            other += buf
-            o, g = 0.0, 0.0
-        if layout.offload_params != "none" and zero >= 3:
-            # Parameters live off the GPU and are fetched for forward and again for backward.
-            if layout.offload_params == "cpu":
-                host += w
-            else:
-                nvme += w
-                nvme_io += 2.0 * w
-            pcie += 2.0 * w
-            w = 0.0
+            r["offload_grad_buffer_bytes"] = off["grad_buffer"]
+            other += off["grad_buffer"]
         r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = pcie, nvme_io
         total = w + g + o + acts + other
         res = dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=host, nvme=nvme,
