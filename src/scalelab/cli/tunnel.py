@@ -6,13 +6,13 @@ torch is imported only by ``run`` and ``ddp`` (inside the command), so ``ls``/``
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ._long_work import log_lines_wanted, resumable, route_progress_logs
 from ._options import FormatOpt
 from ._output import OutputFormat, console, emit, err_console
 
@@ -69,19 +69,6 @@ def _short(rows: list[dict]) -> list[dict]:
     return [{**r, "hash": r["hash"][:10]} for r in rows]
 
 
-class _CliLogHandler(logging.StreamHandler):
-    """The handler the CLI adds once, told apart from the user's own by its class."""
-
-
-def _quiet_logging() -> None:
-    logger = logging.getLogger("scalelab.tunnel")
-    if not any(isinstance(h, _CliLogHandler) for h in logger.handlers):
-        h = _CliLogHandler()
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(h)
-    logger.setLevel(logging.INFO)
-
-
 def register(app: typer.Typer) -> None:
     """Add the ``tunnel`` sub-app to the root app."""
     tunnel = typer.Typer(name="tunnel", help="Wind tunnel: train grids of tiny GPTs and keep every run.",
@@ -116,11 +103,13 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             emit(g, fmt)
             return
-        if quiet or fmt == OutputFormat.json:
-            _quiet_logging()
+        lines = log_lines_wanted(quiet, fmt == OutputFormat.json)
+        if lines:
+            route_progress_logs()
         st = _store(store)
-        records = run_grid(g, st, workers=workers, backend=backend.value, quiet=quiet or fmt == OutputFormat.json,
-                           ray_address=ray_address, options=RunOptions(checkpoint_every_steps=checkpoint_every))
+        with resumable():
+            records = run_grid(g, st, workers=workers, backend=backend.value, quiet=lines, ray_address=ray_address,
+                               options=RunOptions(checkpoint_every_steps=checkpoint_every))
         rows = []
         for r in records:
             rows.append(r.summary())
