@@ -21,7 +21,17 @@ from ._output import err_console
 
 
 class _CliLogHandler(logging.StreamHandler):
-    """The handler the CLI adds once, told apart from the user's own by its class."""
+    """The handler the CLI adds once, told apart from the user's own by its class. It writes to whatever
+    ``sys.stderr`` is now, not the stream of the first call (which a test runner or a caller may have
+    replaced and closed since)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
 
 
 def log_lines_wanted(quiet: bool, json_output: bool) -> bool:
