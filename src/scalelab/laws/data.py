@@ -364,12 +364,14 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         raise DataError(explain(f"no loss column in {label}", value=found,
                                 allowed="a column named loss, L, final_loss, val_loss or eval_loss",
                                 fix=f"map it with {spelled['loss']}"))
-    if "D" not in cols and "C" in cols and "N" in cols:
-        cols["D"] = cols["C"] / (flops_per_param_token * cols["N"])
-        notes.append(f"D derived as C / ({flops_per_param_token:g} N)")
-    elif "C" not in cols and "D" in cols and "N" in cols:
-        cols["C"] = flops_per_param_token * cols["N"] * cols["D"]
-        notes.append(f"C derived as {flops_per_param_token:g} N D")
+    # a zero N or an overflowing product gives inf/NaN here; the law's input check names those rows
+    with np.errstate(all="ignore"):
+        if "D" not in cols and "C" in cols and "N" in cols:
+            cols["D"] = cols["C"] / (flops_per_param_token * cols["N"])
+            notes.append(f"D derived as C / ({flops_per_param_token:g} N)")
+        elif "C" not in cols and "D" in cols and "N" in cols:
+            cols["C"] = flops_per_param_token * cols["N"] * cols["D"]
+            notes.append(f"C derived as {flops_per_param_token:g} N D")
     labels = np.arange(nrows) + offset
     if drop_top_loss:
         if drop_top_loss < 0 or drop_top_loss >= nrows:
