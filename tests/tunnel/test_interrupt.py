@@ -20,14 +20,6 @@ from scalelab.tunnel.progress import LogProgress
 RESUME = "rerun the same command to resume"
 
 
-def _grid_toml(corpus: Path, steps: list[int]) -> str:
-    runs = "".join(
-        f"[[run]]\nmodel = {{n_layers = 1, d_model = 32, n_heads = 2, d_ff = 96, vocab_size = 256, seq_len = 16}}\n"
-        f"n_tokens = {s * 64}\nseed = {i}\n\n" for i, s in enumerate(steps))
-    return (f'name = "stopped"\n[defaults]\ncorpus = "{corpus}"\nseq_len = 16\nbatch_size = 4\nlr = 3e-3\n'
-            f"eval_tokens = 256\n\n{runs}")
-
-
 def test_log_lines_carry_the_grids_eta(caplog):
     q = LogProgress()
     with caplog.at_level(logging.INFO, logger="scalelab.tunnel"):
@@ -43,12 +35,13 @@ def test_log_lines_carry_the_grids_eta(caplog):
     assert q.eta(10.0) == "done"
 
 
-def test_ctrl_c_in_a_grid_says_what_was_stored_and_exits_130(corpus, tmp_path, capsys, monkeypatch, caplog):
+def test_ctrl_c_in_a_grid_says_what_was_stored_and_exits_130(corpus, tmp_path, capsys, monkeypatch, caplog,
+                                                             grid_toml):
     pytest.importorskip("torch")
     import scalelab.tunnel.runner as runner
 
     grid = tmp_path / "grid.toml"
-    grid.write_text(_grid_toml(corpus, [2, 2, 2]))
+    grid.write_text(grid_toml(corpus, [2, 2, 2], name="stopped"))
     db = tmp_path / "runs.sqlite"
     real, calls = runner.execute_run, []
 
@@ -78,12 +71,12 @@ def test_grid_interrupted_carries_its_signal():
 
 
 @pytest.mark.slow  # a real process, a real SIGTERM: ~10-20 s on 2 cores
-def test_sigterm_stops_the_grid_with_a_line_and_exit_143(corpus, tmp_path):
+def test_sigterm_stops_the_grid_with_a_line_and_exit_143(corpus, tmp_path, grid_toml):
     pytest.importorskip("torch")
     from scalelab.tunnel.store import RunStore
 
     grid = tmp_path / "grid.toml"
-    grid.write_text(_grid_toml(corpus, [2, 3000]))
+    grid.write_text(grid_toml(corpus, [2, 3000], name="stopped"))
     db = tmp_path / "runs.sqlite"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2] / "src"))
     env.pop("SCALELAB_DEBUG", None)
