@@ -19,6 +19,7 @@ __all__ = [
     "ExtrapolationWarning",
     "FitError",
     "FitQualityWarning",
+    "GridInterrupted",
     "LayoutError",
     "MissingDependencyError",
     "NotFittedError",
@@ -150,6 +151,20 @@ class SchemaVersionError(StoreError):
 
 class CorpusError(ScalelabError, ValueError):
     """A training corpus is missing, unreadable or empty."""
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """A grid stopped by Ctrl-C (``signum`` 2) or SIGTERM (15): ``stored`` of its ``total`` runs are in the
+    store (completed or diverged), and running the same grid again resumes the rest from checkpoints.
+
+    A :class:`KeyboardInterrupt`, so code that stops on Ctrl-C still stops; the CLI turns it into one line
+    and exit code ``128 + signum``.
+    """
+
+    def __init__(self, stored: int | None, total: int, signum: int = 2):
+        self.stored, self.total, self.signum = stored, total, signum
+        super().__init__(f"interrupted: {'?' if stored is None else stored} of {total} runs stored; "
+                         "rerun the same command to resume")
 
 
 class MissingDependencyError(ScalelabError, ImportError):

@@ -207,3 +207,26 @@ def test_plan_numeric_options_never_trace_back_or_print_inf(flag, value, capsys,
         assert "inf days" not in out and json.loads(out)
     else:
         assert err.strip() and out == ""
+
+
+def test_fit_messages_name_the_users_loss_column_and_the_cli_flag(tmp_path, capsys, monkeypatch):
+    """Issue 12 wording: the internal 'L' was shown for the user's loss column, `n_convention=` for the
+    flag, and "a diverged run has no usable loss" for a negative N."""
+    rows = [(1e6, 2e9, 3.1), (2e6, 4e9, 3.0), (4e6, 8e9, 2.9), (8e6, 1.6e10, 2.8), (1.6e7, 3.2e10, 2.7),
+            (3.2e7, 6.4e10, 2.6), (1e6, 4e9, 3.0), (2e6, 8e9, 2.9)]
+    bad_loss = tmp_path / "bad_loss.csv"
+    bad_loss.write_text("params,tokens,my_loss\n" + "\n".join(f"{n},{d},{-y if i == 1 else y}"
+                                                              for i, (n, d, y) in enumerate(rows)) + "\n")
+    code, out, err = run(["fit", str(bad_loss), "--loss", "my_loss"], capsys, monkeypatch)
+    assert code == 1 and "'my_loss'" in err and "'L'" not in err and "diverged run" in err
+    bad_n = tmp_path / "bad_n.csv"
+    bad_n.write_text("params,tokens,loss\n" + "\n".join(f"{-n if i == 0 else n},{d},{y}"
+                                                        for i, (n, d, y) in enumerate(rows)) + "\n")
+    code, out, err = run(["fit", str(bad_n)], capsys, monkeypatch)
+    assert code == 1 and "'params'" in err and "diverged" not in err and "parameter count" in err
+    good = tmp_path / "good.csv"
+    good.write_text("params,tokens,loss\n" + "\n".join(f"{n},{d},{y}" for n, d, y in rows) + "\n")
+    code, out, err = run(["fit", str(good), "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    notes = " ".join(json.loads(out)["data"]["notes"])
+    assert "--n-convention" in notes and "n_convention=" not in notes

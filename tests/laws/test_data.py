@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalelab.errors import ConfigError, DataError
-from scalelab.laws import ChinchillaLaw, load_runs
+from scalelab.laws import ChinchillaLaw, Runs, load_runs
 
 
 def _table(n: int = 30, seed: int = 0) -> dict[str, np.ndarray]:
@@ -78,11 +78,13 @@ def test_nan_and_non_positive_rows_are_named(tmp_path):
     cols["params"][7] = -1.0
     csv = _write_csv(tmp_path / "bad.csv", cols)
     runs = load_runs(csv)
-    with pytest.raises(DataError, match=r"'N' has NaN or non-positive values at CSV lines 9"):
+    # messages name the user's columns, not the canonical N and L
+    with pytest.raises(DataError, match=r"'params' has NaN, infinite or non-positive values at CSV lines 9"):
         ChinchillaLaw().fit(runs)
     cols["params"][7] = 1e8
     runs = load_runs(cols)
-    with pytest.raises(DataError, match=r"'L' has NaN or non-positive values at data rows \(0-based\) 3"):
+    with pytest.raises(DataError, match=r"'final_loss' has NaN, infinite or non-positive values at data rows "
+                                         r"\(0-based\) 3"):
         ChinchillaLaw().fit(runs)
     # arrays straight into fit: same check, array row numbers
     c = _table(12)
@@ -90,6 +92,48 @@ def test_nan_and_non_positive_rows_are_named(tmp_path):
     y[[2, 5]] = 0.0
     with pytest.raises(DataError, match="rows 2, 5"):
         ChinchillaLaw().fit(c["params"], c["tokens"], y)
+
+
+def test_bad_value_hints_apply_only_where_they_fit(tmp_path):
+    """Issue 12: "a diverged run has no usable loss" was shown for a negative N."""
+    cols = _table(12)
+    cols["params"][4] = -1e8
+    with pytest.raises(DataError) as e:
+        ChinchillaLaw().fit(load_runs(cols))
+    assert "'params'" in str(e.value) and "diverged" not in str(e.value)
+    assert "a parameter count is positive" in str(e.value)
+    cols = _table(12)
+    cols["final_loss"][4] = -2.0
+    with pytest.raises(DataError) as e:
+        ChinchillaLaw().fit(load_runs(cols))
+    assert "'final_loss'" in str(e.value) and "diverged run has no usable loss" in str(e.value)
+    # arrays: the target is named loss, never the internal L
+    c = _table(12)
+    with pytest.raises(DataError) as e:
+        ChinchillaLaw().fit(c["params"], -c["tokens"], c["final_loss"])
+    assert str(e.value).startswith("D has") and "token count is positive" in str(e.value)
+    assert "diverged" not in str(e.value)
+    y = c["final_loss"].copy()
+    y[0] = np.nan
+    with pytest.raises(DataError, match=r"^loss has NaN.*diverged run has no usable loss"):
+        ChinchillaLaw().fit(c["params"], c["tokens"], y)
+
+
+def test_messages_name_the_loss_column_as_the_user_does():
+    with pytest.raises(DataError, match=r"'my_loss' \(mapped to loss\) is not in"):
+        load_runs(_table(), loss="my_loss")
+    with pytest.raises(DataError, match="no column for 'loss'"):
+        Runs({"N": np.array([1e8, 2e8])}).column("L")
+
+
+def test_argument_spellings_follow_the_caller():
+    """The library names its argument (n_convention=), the CLI its flag (--n-convention)."""
+    assert any("pass n_convention=" in n for n in load_runs(_table()).notes)
+    cli = load_runs(_table(), spellings={"n_convention": "--n-convention"})
+    assert any("pass --n-convention)" in n for n in cli.notes)
+    assert not any("n_convention=" in n for n in cli.notes)
+    with pytest.raises(ConfigError, match=r"\(--n-convention\) \(got 'bogus'\)"):
+        load_runs(_table(), n_convention="bogus", spellings={"n_convention": "--n-convention"})
 
 
 def test_non_numeric_cells_are_named(tmp_path):

@@ -50,7 +50,7 @@ def test_bad_input():
         power_law("N", "N")
     with pytest.raises(ConfigError):
         power_law("not an identifier")
-    with pytest.raises(DataError, match="L has NaN"):
+    with pytest.raises(DataError, match="loss has NaN"):
         power_law("N", "D")().fit([1e8, 2e8, 4e8, 8e8, 1e9, 2e9, 4e9], [1e10] * 6 + [2e10],
                                   [3.0, 2.9, np.nan, 2.7, 2.6, 2.5, 2.4])
 

@@ -92,19 +92,11 @@ _GRID_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _grid_toml(corpus: Path, steps: list[int]) -> str:
-    runs = "".join(
-        f"[[run]]\nmodel = {{n_layers = 1, d_model = 32, n_heads = 2, d_ff = 96, vocab_size = 256, seq_len = 16}}\n"
-        f"n_tokens = {s * STEP}\nseed = {i}\n\n" for i, s in enumerate(steps))
-    return (f'name = "killed"\n[defaults]\ncorpus = "{corpus}"\nseq_len = 16\nbatch_size = 4\nlr = 3e-3\n'
-            f"eval_tokens = 256\n\n{runs}")
-
-
 @pytest.mark.slow  # end to end with several processes: ~15-30 s on 2 cores
-def test_sigkilled_grid_resumes_without_losing_or_duplicating_runs(corpus, tmp_path):
+def test_sigkilled_grid_resumes_without_losing_or_duplicating_runs(corpus, tmp_path, grid_toml):
     """Acceptance 3: kill the grid process (SIGKILL) mid-run, run the grid again."""
     grid_file = tmp_path / "grid.toml"
-    grid_file.write_text(_grid_toml(corpus, [6, 400, 6]))
+    grid_file.write_text(grid_toml(corpus, [6, 400, 6]))
     script = tmp_path / "run_grid.py"
     script.write_text(_GRID_SCRIPT)
     db = tmp_path / "runs.sqlite"

@@ -337,3 +337,64 @@ def test_an_older_store_gains_new_columns_without_losing_rows(tmp_path):
     with RunStore(path) as s:
         assert s.get(rec.hash).final_val_loss == 2.5 and s.get(rec.hash).resumed_from_step is None
     assert _rows(path) == before
+
+
+def _live_child():
+    """A process that is alive (and not this one) for the length of a test."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_reused_pid_is_reclaimed_by_its_start_time(store):
+    """Issue 12: a stale `running` row whose pid now belongs to another live process was skipped (exit 0,
+    grid incomplete). The claim records the process's start time, and a different one means another
+    process holds the pid now."""
+    from scalelab.tunnel.store import _process_start
+
+    child = _live_child()
+    try:
+        if _process_start(child.pid) is None:
+            pytest.skip("no way to read a process's start time here (no /proc, no psutil)")
+        rec = store.add(_cfg(0))
+        store.claim(pid=child.pid)
+        held = store.get(rec.hash)
+        assert held.pid_start == _process_start(child.pid)
+        assert store.reclaim_stale() == []  # the claimant itself is alive: keep it
+        # the claimant died and the kernel gave its pid to this live child, which started at another time
+        store._conn.execute("UPDATE runs SET pid_start = 'linux:1' WHERE hash = ?", (rec.hash,))
+        assert store.reclaim_stale() == [rec.hash]
+        assert store.get(rec.hash).status == "pending"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_claim_without_a_start_time_falls_back_to_pid_and_heartbeat(store):
+    """Rows written before the start time was stored (or where it cannot be read) are judged as before."""
+    child = _live_child()
+    try:
+        rec = store.add(_cfg(0))
+        store.claim(pid=child.pid)
+        store._conn.execute("UPDATE runs SET pid_start = NULL WHERE hash = ?", (rec.hash,))
+        assert store.reclaim_stale() == []
+        store._conn.execute("UPDATE runs SET heartbeat_at = 0 WHERE hash = ?", (rec.hash,))
+        assert store.reclaim_stale() == [rec.hash]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_store_from_before_pid_start_opens_read_only_and_migrates_on_write(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with RunStore(path) as s:
+        h = s.add(_cfg(0)).hash
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE runs DROP COLUMN pid_start")
+    con.commit()
+    con.close()
+    with RunStore(path, readonly=True) as ro:
+        assert ro.get(h).pid_start is None and len(ro.runs()) == 1
+    with RunStore(path) as rw:  # the additive migration adds the column back
+        claimed = rw.claim()
+        assert claimed is not None and claimed.hash == h
+        if sys.platform == "linux":
+            assert claimed.pid_start is not None

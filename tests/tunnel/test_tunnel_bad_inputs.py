@@ -89,3 +89,56 @@ def test_store_in_a_readonly_folder_can_be_listed_and_fitted(ro_store):
     finally:
         folder.chmod(0o755)
         ro_store.chmod(0o644)
+
+
+@pytest.fixture
+def listed_store(tmp_path):
+    """A store with two finished runs of one grid and a pending run of another (no training needed)."""
+    from scalelab.tunnel.store import RunStore
+
+    path = tmp_path / "runs.sqlite"
+    with RunStore(path) as s:
+        for i in range(3):
+            s.add({"model": {"n_layers": 2, "d_model": 64, "moe": {"n_experts": 8}}, "seed": i,
+                   "n_tokens": 10**6 * (i + 1)}, grid="isoflop-with-a-long-grid-name" if i < 2 else "other")
+        s._conn.execute("UPDATE runs SET status='completed', final_val_loss=3.0 - rowid * 0.1, "
+                        "n_params=1234567 * rowid WHERE rowid < 3")
+        hashes = [r.hash for r in s.runs()]
+    return path, hashes
+
+
+def _ls(args, capsys, monkeypatch, width=80):
+    from scalelab.cli import _output
+    from scalelab.cli.app import main
+
+    monkeypatch.setattr(_output.console, "_width", width)
+    assert main(["tunnel", "ls", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_ls_at_80_columns_shows_status_and_full_hashes(listed_store, capsys, monkeypatch):
+    """Issue 12: below ~105 columns status and hash were truncated, so a hash could not be copied."""
+    path, hashes = listed_store
+    out = _ls(["--store", str(path)], capsys, monkeypatch)
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for h in hashes:
+        assert h in out
+    assert out.count("completed") >= 2 and "pending" in out and "…" not in out
+    wide = _ls(["--store", str(path), "--wide"], capsys, monkeypatch)
+    assert "isoflop-with-a-long-grid-name" in wide and "tokens/s" in wide and "…" not in wide
+
+
+def test_ls_filters_and_sorts(listed_store, capsys, monkeypatch):
+    path, (first, second, pending) = listed_store
+    out = _ls(["--store", str(path), "--sort", "loss"], capsys, monkeypatch)
+    # losses 2.9 (first) and 2.8 (second): lowest first, the run without a loss last
+    assert out.index(second) < out.index(first) < out.index(pending)
+    out = _ls(["--store", str(path), "--sort", "loss", "--reverse", "--status", "completed"], capsys, monkeypatch)
+    assert out.index(first) < out.index(second) and pending not in out
+    out = _ls(["--store", str(path), "--grid", "other"], capsys, monkeypatch)
+    assert pending in out and first not in out
+    assert "no runs matching --grid nope" in _ls(["--store", str(path), "--grid", "nope"], capsys, monkeypatch)
+    from scalelab.cli.app import main
+
+    assert main(["tunnel", "ls", "--store", str(path), "--status", "finished"]) == 1
+    assert "unknown run status" in capsys.readouterr().err

@@ -29,7 +29,11 @@ def register(app: typer.Typer) -> None:
         """Train an isoFLOP grid of tiny GPTs on the embedded corpus, fit the Chinchilla law, forecast a
         held-out larger run and train it, then plan the recipe at production scale; writes an HTML report."""
         from ..demo import run_demo
+        from ._long_work import log_lines_wanted, resumable, route_progress_logs
 
-        result = run_demo(quick=quick, seed=seed, store=store, out=out, workers=workers,
-                          quiet=quiet or fmt == OutputFormat.json)
+        lines = log_lines_wanted(quiet, fmt == OutputFormat.json)
+        if lines:
+            route_progress_logs()
+        with resumable():
+            result = run_demo(quick=quick, seed=seed, store=store, out=out, workers=workers, quiet=lines)
         emit(result, fmt)

@@ -19,6 +19,8 @@ DColOpt = Annotated[str | None, typer.Option("--d", help="Column holding D (toke
 LossColOpt = Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")]
 ComputeColOpt = Annotated[str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")]
 MoreColsOpt = Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")]
+#: How the table reader's messages name its arguments here: by the flags of `fit` and `backtest`.
+SPELLINGS = {"n_convention": "--n-convention", "drop_top_loss": "--drop-top-loss", "loss": "--loss COLUMN"}
 
 
 def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
@@ -144,7 +146,7 @@ def register(app: typer.Typer) -> None:
             raise DataError(explain("no runs given", fix="pass a runs file, or --store PATH"))
         table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
                           config=columns_toml, n_convention=n_convention, store=store,
-                          drop_top_loss=drop_top_loss)
+                          drop_top_loss=drop_top_loss, spellings=SPELLINGS)
         selection = None
         if law == "auto":
             from ..laws.backtest import BacktestComparison, backtest
@@ -209,7 +211,7 @@ def register(app: typer.Typer) -> None:
         from ..laws.backtest import backtest
 
         table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
-                          drop_top_loss=drop_top_loss)
+                          drop_top_loss=drop_top_loss, spellings=SPELLINGS)
         laws: Any = law if law == "auto" or "," not in law else [x.strip() for x in law.split(",") if x.strip()]
         res = backtest(table, laws, split=split, n_splits=n_splits, level=level, kind=band, duplicates=duplicates)
         emit(res, fmt)

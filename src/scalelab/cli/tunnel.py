@@ -6,13 +6,13 @@ torch is imported only by ``run`` and ``ddp`` (inside the command), so ``ls``/``
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ._long_work import log_lines_wanted, resumable, route_progress_logs
 from ._options import FormatOpt
 from ._output import OutputFormat, console, emit, err_console
 
@@ -52,6 +52,65 @@ def _export_format(out: Path, fmt: ExportFormat | None) -> str:
                               fix=f"rename it (e.g. {out.with_suffix('.csv').name}) or pass --format csv|parquet|json"))
 
 
+class LsSort(StrEnum):
+    created = "created"
+    loss = "loss"
+    params = "params"
+    tokens = "tokens"
+    flops = "flops"
+    status = "status"
+    hash = "hash"
+
+
+#: How each --sort key reads a record; runs without the value (a pending run has no loss) sort last.
+_SORT_KEYS = {
+    LsSort.created: lambda r: r.created_at, LsSort.loss: lambda r: r.final_val_loss,
+    LsSort.params: lambda r: r.n_params, LsSort.tokens: lambda r: r.tokens_seen or r.n_tokens,
+    LsSort.flops: lambda r: r.flops, LsSort.status: lambda r: r.status, LsSort.hash: lambda r: r.hash,
+}
+
+
+def _sorted_runs(recs: list, key: LsSort, reverse: bool) -> list:
+    get = _SORT_KEYS[key]
+    have = sorted((r for r in recs if get(r) is not None), key=get, reverse=reverse)
+    return have + [r for r in recs if get(r) is None]
+
+
+def _ls_table(recs: list, title: str, wide: bool):
+    """The ``tunnel ls`` table. Narrow (the default) fits 80 columns and always shows the status and the
+    full hash (copyable into ``tunnel show``); ``--wide`` adds grid, kind, parent, speed and time."""
+    from rich.table import Table
+
+    from ..units import format_count
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("hash", no_wrap=True, min_width=16)
+    t.add_column("status", no_wrap=True)
+    if wide:
+        for c in ("grid", "kind", "parent"):
+            t.add_column(c, overflow="fold")
+    t.add_column("model", overflow="fold")
+    for c in ("params", "tokens", "val loss"):
+        t.add_column(c, justify="right", no_wrap=True)
+    if wide:
+        for c in ("tokens/s", "wall s"):
+            t.add_column(c, justify="right", no_wrap=True)
+
+    def num(x: float | None, f=format_count) -> str:
+        return "-" if x is None else f(x)
+
+    for r in recs:
+        s = r.summary()
+        cells = [r.hash, r.status]
+        if wide:
+            cells += [r.grid or "-", r.kind, (r.parent_hash or "-")]
+        cells += [s["model"], num(r.n_params), num(s["tokens"]), num(r.final_val_loss, lambda v: f"{v:.4f}")]
+        if wide:
+            cells += [num(r.tokens_per_s), num(r.wall_s, lambda v: f"{v:.1f}")]
+        t.add_row(*cells)
+    return t
+
+
 class ExportWhat(StrEnum):
     runs = "runs"
     curves = "curves"
@@ -67,19 +126,6 @@ def _store(path: Path | None, *, readonly: bool = False):
 def _short(rows: list[dict]) -> list[dict]:
     """Human tables show the first 10 characters of a hash (any unique prefix works as a run key)."""
     return [{**r, "hash": r["hash"][:10]} for r in rows]
-
-
-class _CliLogHandler(logging.StreamHandler):
-    """The handler the CLI adds once, told apart from the user's own by its class."""
-
-
-def _quiet_logging() -> None:
-    logger = logging.getLogger("scalelab.tunnel")
-    if not any(isinstance(h, _CliLogHandler) for h in logger.handlers):
-        h = _CliLogHandler()
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(h)
-    logger.setLevel(logging.INFO)
 
 
 def register(app: typer.Typer) -> None:
@@ -116,11 +162,13 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             emit(g, fmt)
             return
-        if quiet or fmt == OutputFormat.json:
-            _quiet_logging()
+        lines = log_lines_wanted(quiet, fmt == OutputFormat.json)
+        if lines:
+            route_progress_logs()
         st = _store(store)
-        records = run_grid(g, st, workers=workers, backend=backend.value, quiet=quiet or fmt == OutputFormat.json,
-                           ray_address=ray_address, options=RunOptions(checkpoint_every_steps=checkpoint_every))
+        with resumable():
+            records = run_grid(g, st, workers=workers, backend=backend.value, quiet=lines, ray_address=ray_address,
+                               options=RunOptions(checkpoint_every_steps=checkpoint_every))
         rows = []
         for r in records:
             rows.append(r.summary())
@@ -156,18 +204,34 @@ def register(app: typer.Typer) -> None:
         status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
         kind: Annotated[str | None, typer.Option("--kind", help="Only runs of this kind: run, branch, ddp.")] = None,
         grid: Annotated[str | None, typer.Option("--grid", help="Only runs of this grid name.")] = None,
+        sort: Annotated[LsSort, typer.Option("--sort", help="Order by this field (runs without it last).")
+                        ] = LsSort.created,
+        reverse: Annotated[bool, typer.Option("--reverse", "-r", help="Largest (or newest) first.")] = False,
+        wide: Annotated[
+            bool, typer.Option("--wide", help="Every column (grid, kind, parent, speed); needs ~130 columns.")
+        ] = False,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
-        """List stored runs, oldest first."""
+        """List stored runs (oldest first unless --sort), with full hashes; filter by status, kind or grid."""
         st = _store(store, readonly=True)
-        rows = [r.summary() for r in st.runs(status=status, kind=kind, grid=grid)]
+        recs = _sorted_runs(st.runs(status=status, kind=kind, grid=grid), sort, reverse)
         if fmt == OutputFormat.json:
-            emit(rows, fmt)
-        elif not rows:
-            console.print(f"no runs in {st.path}")
+            emit([r.summary() for r in recs], fmt)
+            return
+        filters = " ".join(f"--{k} {v}" for k, v in (("status", status), ("kind", kind), ("grid", grid)) if v)
+        if not recs:
+            console.print(f"no runs{' matching ' + filters if filters else ''} in {st.path}", markup=False)
+            return
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(st.counts().items()))
+        t = _ls_table(recs, f"{len(recs)} runs{' (' + filters + ')' if filters else ''} in {st.path.name}: {counts}",
+                      wide)
+        # --wide is for wide terminals and files: draw every column whole, never squeezed into 80
+        if wide:
+            from rich.console import Console
+
+            Console(highlight=False, width=max(console.width, 200)).print(t)
         else:
-            emit(_short(rows), fmt, title=f"{len(rows)} runs in {st.path}  " +
-                 ", ".join(f"{k} {v}" for k, v in sorted(st.counts().items())))
+            console.print(t)
 
     @tunnel.command("show")
     def show_cmd(

@@ -47,6 +47,23 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 N_CONVENTIONS = ("total", "non-embedding", "active", "unknown")
 
 
+def shown_name(name: str) -> str:
+    """A canonical column name as messages show it: ``loss`` for the target ``L`` (the CLI's ``--loss``)."""
+    return "loss" if name == "L" else name
+
+
+def bad_value_hint(name: str, bad: np.ndarray) -> str:
+    """Why values of canonical column ``name`` may be unusable, said only where it applies."""
+    if name == "L":
+        return " (a diverged run has no usable loss)"
+    if name in ("N", "D", "C") and np.all(np.isfinite(bad)):
+        return f" ({_QUANTITY[name]} is positive: check the values, and which column or array holds {name})"
+    return ""
+
+
+_QUANTITY = {"N": "a parameter count", "D": "a token count", "C": "a FLOP count"}
+
+
 def _norm(s: str) -> str:
     return str(s).lower().replace(" ", "").replace("_", "").replace("-", "")
 
@@ -66,6 +83,8 @@ class Runs:
     notes: list[str] = field(default_factory=list)
     row_labels: np.ndarray | None = None
     label_kind: str = "data rows (0-based)"
+    #: canonical name -> the column the user's table calls it, so messages name ``my_loss``, not ``L``
+    names: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return 0 if not self.columns else len(next(iter(self.columns.values())))
@@ -79,6 +98,10 @@ class Runs:
         more = f" ... ({idx.size} rows)" if idx.size > limit else ""
         return f"{self.label_kind} {shown}{more}"
 
+    def shown(self, name: str) -> str:
+        """How messages name canonical column ``name``: the user's column name, else ``loss`` for ``L``."""
+        return self.names.get(name) or shown_name(name)
+
     def column(self, name: str, law_name: str = "") -> np.ndarray:
         """The column for canonical ``name``; a :class:`DataError` listing what was found if absent."""
         if name in self.columns:
@@ -90,7 +113,8 @@ class Runs:
             # Gadre et al. 2024's token multiplier M = D / N (tokens per parameter)
             return self.columns["D"] / self.columns["N"]
         raise DataError(explain(
-            f"the runs have no column for {name!r}" + (f" (needed by law {law_name!r})" if law_name else ""),
+            f"the runs have no column for {shown_name(name)!r}"
+            + (f" (needed by law {law_name!r})" if law_name else ""),
             value=sorted(self.columns), allowed=f"a column named {name!r} or mapped to it",
             fix=f"map it: --col {name}=<your column> (CLI) or load_runs(..., columns={{'{name}': '<column>'}})"))
 
@@ -112,9 +136,10 @@ class Runs:
             bad = np.flatnonzero(~np.isfinite(a) | ((a <= 0) if must_pos else False))
             if bad.size:
                 raise DataError(explain(
-                    f"column {n!r} has NaN{' or non-positive' if must_pos else ''} values at "
-                    f"{self._labels(bad)}", value=[float(a[i]) for i in bad[:5]],
-                    fix="drop or correct those rows (a diverged run has no usable loss)"))
+                    f"column {self.shown(n)!r} has NaN, infinite{' or non-positive' if must_pos else ''} values "
+                    f"at {self._labels(bad)}", value=[float(a[i]) for i in bad[:5]],
+                    allowed="finite" + (" positive numbers" if must_pos else " numbers"),
+                    fix=f"drop or correct those rows{bad_value_hint(n, a[bad])}"))
         w = self.columns.get("weight")
         return tuple(arrays[:-1]), arrays[-1], w
 
@@ -247,7 +272,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
               compute: str | None = None, columns: Mapping[str, str] | None = None,
               config: str | Path | None = None, n_convention: str | None = None, store: str | Path | None = None,
               flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN, drop_top_loss: int = 0,
-              weight: str | None = None) -> Runs:
+              weight: str | None = None, spellings: Mapping[str, str] | None = None) -> Runs:
     """Read runs and map their columns to ``N``, ``D``, ``C``, ``L`` (and any other numeric column).
 
     Parameters
@@ -261,6 +286,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     store : a wind-tunnel run store (SQLite) to read instead of ``source``
     drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. 2024 drop 5 outliers)
     weight : column holding a per-run weight
+    spellings : how messages and notes name these arguments, e.g. ``{"n_convention": "--n-convention"}``
+        (the CLI passes its flags); by default the argument names, ``n_convention=``
 
     Examples
     --------
@@ -268,6 +295,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     ...                  drop_top_loss=5)                                    # doctest: +SKIP
     >>> ChinchillaLaw().fit(runs)                                            # doctest: +SKIP
     """
+    spelled = {"n_convention": "n_convention=", "drop_top_loss": "drop_top_loss", "loss": "load_runs(..., loss='COL')",
+               **(spellings or {})}
     store_default_conv = None
     if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in
                              (".sqlite", ".db", ".sqlite3")):
@@ -298,7 +327,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         if col not in raw:
             alt = normed.get(_norm(col))
             if alt is None:
-                raise DataError(explain(f"column {col!r} (mapped to {canon}) is not in {label}",
+                raise DataError(explain(f"column {col!r} (mapped to {shown_name(canon)}) is not in {label}",
                                         value=found, fix="use one of the columns found"))
             col = alt
         resolved[canon] = col
@@ -334,17 +363,19 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     if "L" not in cols:
         raise DataError(explain(f"no loss column in {label}", value=found,
                                 allowed="a column named loss, L, final_loss, val_loss or eval_loss",
-                                fix="map it with --loss COL (CLI) or load_runs(..., loss='COL')"))
-    if "D" not in cols and "C" in cols and "N" in cols:
-        cols["D"] = cols["C"] / (flops_per_param_token * cols["N"])
-        notes.append(f"D derived as C / ({flops_per_param_token:g} N)")
-    elif "C" not in cols and "D" in cols and "N" in cols:
-        cols["C"] = flops_per_param_token * cols["N"] * cols["D"]
-        notes.append(f"C derived as {flops_per_param_token:g} N D")
+                                fix=f"map it with {spelled['loss']}"))
+    # a zero N or an overflowing product gives inf/NaN here; the law's input check names those rows
+    with np.errstate(all="ignore"):
+        if "D" not in cols and "C" in cols and "N" in cols:
+            cols["D"] = cols["C"] / (flops_per_param_token * cols["N"])
+            notes.append(f"D derived as C / ({flops_per_param_token:g} N)")
+        elif "C" not in cols and "D" in cols and "N" in cols:
+            cols["C"] = flops_per_param_token * cols["N"] * cols["D"]
+            notes.append(f"C derived as {flops_per_param_token:g} N D")
     labels = np.arange(nrows) + offset
     if drop_top_loss:
         if drop_top_loss < 0 or drop_top_loss >= nrows:
-            raise DataError(explain("drop_top_loss must be between 0 and the number of runs",
+            raise DataError(explain(f"{spelled['drop_top_loss']} must be between 0 and the number of runs",
                                     value=drop_top_loss, allowed=f"0..{nrows - 1}"))
         order = np.argsort(np.where(np.isnan(cols["L"]), -np.inf, cols["L"]), kind="stable")
         keep = np.sort(order[: nrows - drop_top_loss])
@@ -355,11 +386,13 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         labels = labels[keep]
     nconv = n_convention or conv.get("N") or store_default_conv or "unknown"
     if nconv not in N_CONVENTIONS:
-        raise ConfigError(explain("unknown N convention", value=nconv, allowed=", ".join(N_CONVENTIONS)))
+        raise ConfigError(explain(f"unknown N convention ({spelled['n_convention'].rstrip('=')})", value=nconv,
+                                  allowed=", ".join(N_CONVENTIONS)))
     if nconv == "unknown" and "N" in cols:
         notes.append("N convention not stated (total vs non-embedding changes the exponents; "
-                     "pass n_convention=)")
-    return Runs(cols, source=label, n_convention=nconv, notes=notes, row_labels=labels, label_kind=kind)
+                     f"pass {spelled['n_convention']})")
+    return Runs(cols, source=label, n_convention=nconv, notes=notes, row_labels=labels, label_kind=kind,
+                names={c: col for c, col in resolved.items() if c in cols})
 
 
 

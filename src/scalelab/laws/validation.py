@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, explain
+from .data import bad_value_hint, shown_name
 
 __all__ = ["DUPLICATES", "LOSSES", "canonical_order"]
 
@@ -121,10 +122,10 @@ def check_X(law: Any, X: Sequence[Any], *, fitting: bool) -> tuple[np.ndarray, .
         bad = np.flatnonzero(~np.isfinite(a) | ((a <= 0) if c in positive else False))
         if bad.size:
             raise DataError(explain(
-                f"{c} has NaN, infinite{' or non-positive' if c in positive else ''} values at rows "
+                f"{shown_name(c)} has NaN, infinite{' or non-positive' if c in positive else ''} values at rows "
                 f"{_rows(bad)}", value=[float(a[i]) for i in bad[:5]],
                 allowed="finite" + (" positive numbers" if c in positive else " numbers"),
-                fix="drop or correct those rows"))
+                fix=f"drop or correct those rows{bad_value_hint(c, a[bad])}"))
     return tuple(arrs)
 
 
@@ -132,13 +133,14 @@ def check_y(law: Any, y: Any, n: int) -> np.ndarray:
     """The target as a float vector of ``n`` finite positive values."""
     y = _as_float_array(y, law.target).ravel()
     if y.size != n:
-        raise DataError(explain(f"target {law.target} has a different length from the covariates",
+        raise DataError(explain(f"target {shown_name(law.target)} has a different length from the covariates",
                                 value=f"{y.size} vs {n}"))
     bad = np.flatnonzero(~np.isfinite(y) | (y <= 0))
     if bad.size:
-        raise DataError(explain(f"{law.target} has NaN or non-positive values at rows {_rows(bad)}",
-                                value=[float(y[i]) for i in bad[:5]], allowed="finite positive numbers",
-                                fix="drop those runs (a diverged run has no usable final loss)"))
+        raise DataError(explain(f"{shown_name(law.target)} has NaN, infinite or non-positive values at rows "
+                                f"{_rows(bad)}", value=[float(y[i]) for i in bad[:5]],
+                                allowed="finite positive numbers",
+                                fix=f"drop or correct those runs{bad_value_hint(law.target, y[bad])}"))
     return y
 
 

@@ -36,22 +36,40 @@ class GridProgress:
 
 
 class LogProgress(GridProgress):
-    """Quiet mode: one log line per run start and end (INFO on the ``scalelab.tunnel`` logger)."""
+    """Quiet mode: one log line per run start and end (INFO on the ``scalelab.tunnel`` logger); each end
+    line carries the grid's ETA, from the FLOPs trained so far in this session (see the module docstring)."""
 
     def __init__(self) -> None:
         self.total = self.done = 0
+        self._flops_total = self._flops_done = 0.0
+        self._run_flops: dict[str, float] = {}
+        self._t0 = time.monotonic()
 
     def start(self, *, name: str, total_runs: int, done_runs: int, total_flops: float) -> None:
         self.total, self.done = total_runs, done_runs
+        self._flops_total, self._t0 = total_flops, time.monotonic()
         log.info("grid %s: %d runs, %d already stored, %.3g FLOPs to train", name, total_runs, done_runs, total_flops)
 
     def run_started(self, run_hash: str, label: str, n_tokens: int, flops: float) -> None:
+        self._run_flops[run_hash] = flops
         log.info("run %s %s: training on %d tokens", run_hash[:10], label, n_tokens)
 
     def run_finished(self, run_hash: str, status: str, val_loss: float | None, wall_s: float | None) -> None:
         self.done += 1
-        log.info("run %s %s (val loss %s, %.1f s) [%d/%d]", run_hash[:10], status,
-                 "-" if val_loss is None else f"{val_loss:.4f}", wall_s or 0.0, self.done, self.total)
+        self._flops_done += self._run_flops.pop(run_hash, 0.0)
+        log.info("run %s %s (val loss %s, %.1f s) [%d/%d] ETA %s", run_hash[:10], status,
+                 "-" if val_loss is None else f"{val_loss:.4f}", wall_s or 0.0, self.done, self.total,
+                 self.eta(time.monotonic() - self._t0))
+
+    def eta(self, elapsed_s: float) -> str:
+        """Time left at the FLOP rate so far: ``4m05s``, ``done``, or ``?`` before anything was trained."""
+        left = max(self._flops_total - self._flops_done, 0.0)
+        if self.done >= self.total or left == 0:
+            return "done"
+        if self._flops_done <= 0 or elapsed_s <= 0:
+            return "?"
+        s = round(elapsed_s * left / self._flops_done)
+        return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class RichProgress(GridProgress):

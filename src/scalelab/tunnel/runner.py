@@ -37,6 +37,7 @@ from typing import Any, Literal
 from ..errors import (
     ConfigError,
     CorpusError,
+    GridInterrupted,
     MissingDependencyError,
     ScalelabError,
     StoreError,
@@ -245,6 +246,16 @@ def run_grid(
                     execute_run(st, rec, options=options, progress=prog, label=labels.get(rec.hash, ""))
             else:
                 _run_local_pool(st, todo, labels, workers, options, prog)
+    except KeyboardInterrupt as e:
+        if isinstance(e, GridInterrupted):
+            raise
+        # what is safe on disk, for the one line the CLI prints; a SIGTERM handler sets ``signum``
+        n_stored: int | None
+        try:
+            n_stored = sum(r.status in ("completed", "diverged") for r in st.runs(hashes=hashes))
+        except (ScalelabError, OSError):
+            n_stored = None
+        raise GridInterrupted(n_stored, len(hashes), int(getattr(e, "signum", signal.SIGINT))) from e
     finally:
         prog.close()
     return st.runs(hashes=hashes)

@@ -19,8 +19,11 @@ run twice finds its finished runs and skips them. WSD decay branches are runs of
 Status moves ``pending -> running -> completed | diverged | failed``. A worker *claims* a run inside one
 ``BEGIN IMMEDIATE`` transaction (so two workers never claim the same run) and records a ``claim_id``;
 results are written only while that claim still holds, so a run is never stored twice. A run left
-``running`` by a process that died (its pid is gone on this host, or its heartbeat is older than
-``stale_after_s``) is put back to ``pending`` and resumed from its checkpoint.
+``running`` by a process that died (its pid is gone on this host, or now belongs to a process that started
+at another time than the claimant, or its heartbeat is older than ``stale_after_s``) is put back to
+``pending`` and resumed from its checkpoint. A pid alone is not proof of life: after a reboot or a long
+uptime the kernel hands it to another process, so a claim records the process's start time
+(:func:`_process_start`) with its pid.
 
 Nothing is ever dropped: tables are created with ``IF NOT EXISTS`` and never recreated; every change is
 one transaction, rolled back whole on error.
@@ -103,6 +106,7 @@ _SCHEMA = [
         resumed_from_step INTEGER,
         hostname TEXT,
         pid INTEGER,
+        pid_start TEXT,
         claim_id TEXT,
         error TEXT,
         scalelab_version TEXT,
@@ -133,7 +137,7 @@ _RUN_COLUMNS = (
     "branch_at_tokens", "decay_tokens", "final_train_loss", "final_val_loss", "tokens_per_s", "wall_s",
     "created_at", "started_at", "finished_at", "heartbeat_at", "progress_tokens", "attempts", "resumed_from_step",
     "hostname",
-    "pid", "claim_id", "error", "scalelab_version", "torch_version", "python_version",
+    "pid", "pid_start", "claim_id", "error", "scalelab_version", "torch_version", "python_version",
 )
 
 
@@ -185,6 +189,33 @@ def _pid_alive(pid: int | None) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _process_start(pid: int | None) -> str | None:
+    """When process ``pid`` started, as an opaque token, or ``None`` where this cannot be told.
+
+    Two processes that ever held the same pid have different tokens, so a stored (pid, token) pair names
+    one process. Linux: field 22 of ``/proc/<pid>/stat`` (start time in clock ticks after boot, proc(5)).
+    Elsewhere: ``psutil.Process(pid).create_time()`` when psutil is installed. Without either, ``None``:
+    a claim is then judged by its pid and its heartbeat alone (a reused pid keeps a run ``running`` until
+    its heartbeat is older than ``stale_after_s``).
+    """
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as f:
+            # the command name (field 2) may hold spaces and parentheses: count fields after its last ")"
+            return "linux:" + f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        pass
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    try:
+        return f"psutil:{psutil.Process(int(pid)).create_time():.3f}"
+    except Exception:  # noqa: BLE001 - gone or not ours to inspect: no token
+        return None
 
 
 def _finite(x: Any) -> float | None:
@@ -246,6 +277,7 @@ class RunRecord:
     resumed_from_step: int | None = None
     hostname: str | None = None
     pid: int | None = None
+    pid_start: str | None = None
     claim_id: str | None = None
     error: str | None = None
     scalelab_version: str | None = None
@@ -364,6 +396,7 @@ class RunStore:
         self.hostname = socket.gethostname()
         self._lock = threading.RLock()
         self.readonly = readonly
+        self._run_columns = ", ".join(_RUN_COLUMNS)  # what a SELECT of whole runs names
         if self.path.is_dir():
             raise StoreError(explain("the run store path is a directory", value=str(self.path),
                                      fix="pass a file path such as runs.sqlite"))
@@ -421,6 +454,9 @@ class RunStore:
             conn.close()
             raise StoreError(explain("the file is not a scalelab run store", value=str(self.path),
                                      fix="point --store at a file written by `scalelab tunnel run`"))
+        # a store written before a column was added is read as it is (read-only: nothing is migrated)
+        present = {r["name"] for r in self._read("PRAGMA table_info(runs)")}
+        self._run_columns = ", ".join(c if c in present else f"NULL AS {c}" for c in _RUN_COLUMNS)
         return conn
 
     # ---- connection and transactions -----------------------------------------------------------
@@ -582,8 +618,13 @@ class RunStore:
         if rec.status != "running":
             return False
         now = time.time() if now is None else now
-        if rec.hostname == self.hostname and rec.pid and not _pid_alive(rec.pid):
-            return True
+        if rec.hostname == self.hostname and rec.pid:
+            if not _pid_alive(rec.pid):
+                return True
+            # alive, but is it still the claimant? A reused pid belongs to a process started at another time
+            now_start = _process_start(rec.pid)
+            if rec.pid_start and now_start and now_start != rec.pid_start:
+                return True
         return rec.heartbeat_at is None or now - rec.heartbeat_at > self.stale_after_s
 
     def reclaim_stale(self, hashes: Iterable[str] | None = None) -> list[str]:
@@ -595,7 +636,7 @@ class RunStore:
     def _reclaim_in(self, c: sqlite3.Connection, wanted: set[str] | None) -> list[str]:
         now = time.time()
         out = []
-        for row in c.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE status='running'").fetchall():
+        for row in c.execute(f"SELECT {self._run_columns} FROM runs WHERE status='running'").fetchall():
             rec = RunRecord._from_row(row)
             if (wanted is None or rec.hash in wanted) and self.is_stale(rec, now):
                 c.execute("UPDATE runs SET status='pending', claim_id=NULL, error=? WHERE hash=? AND status='running'",
@@ -624,9 +665,9 @@ class RunStore:
                 return None
             h = pending[0]
             c.execute(
-                "UPDATE runs SET status='running', claim_id=?, pid=?, hostname=?, started_at=?, heartbeat_at=?, "
-                "attempts=attempts+1, error=NULL WHERE hash=? AND status='pending'",
-                (claim_id, pid or os.getpid(), self.hostname, now, now, h),
+                "UPDATE runs SET status='running', claim_id=?, pid=?, pid_start=?, hostname=?, started_at=?, "
+                "heartbeat_at=?, attempts=attempts+1, error=NULL WHERE hash=? AND status='pending'",
+                (claim_id, pid or os.getpid(), _process_start(pid or os.getpid()), self.hostname, now, now, h),
             )
         return self.get(h)
 
@@ -780,7 +821,7 @@ class RunStore:
     def get(self, key: str, *, with_curve: bool = False) -> RunRecord:
         """The run whose hash is ``key`` or starts with it; :class:`UnknownNameError` if none."""
         h = self._resolve(key)
-        rec = RunRecord._from_row(self._read(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE hash=?", (h,))[0])
+        rec = RunRecord._from_row(self._read(f"SELECT {self._run_columns} FROM runs WHERE hash=?", (h,))[0])
         if with_curve:
             rec.curve = self.curve(h)
         return rec
@@ -808,7 +849,7 @@ class RunStore:
         if grid is not None:
             where.append("grid = ?")
             params.append(grid)
-        sql = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
+        sql = f"SELECT {self._run_columns} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         recs = [RunRecord._from_row(r) for r in self._read(sql + " ORDER BY created_at, rowid", params)]
@@ -819,7 +860,7 @@ class RunStore:
 
     def children(self, run_hash: str) -> list[RunRecord]:
         """Runs whose parent is ``run_hash`` (its WSD decay branches)."""
-        rows = self._read(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE parent_hash=? ORDER BY branch_at_tokens",
+        rows = self._read(f"SELECT {self._run_columns} FROM runs WHERE parent_hash=? ORDER BY branch_at_tokens",
                           (run_hash,))
         return [RunRecord._from_row(r) for r in rows]
 
