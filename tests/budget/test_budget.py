@@ -1,0 +1,194 @@
+"""Issue 10 part 1: `scalelab budget` / `scalelab.budget(...)` against Chinchilla Table 3, Llama 3's
+isoFLOP fit, DeepSeek LLM's hyperparameter law, and the closed loop on 1,024 H100 over 30 days."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from scalelab.budget import budget, shape_for_params
+from scalelab.cli.app import main
+from scalelab.datasets import load_chinchilla_table3
+from scalelab.laws import ChinchillaLaw
+from scalelab.planner import Layout, TrainSpec, plan
+
+
+def _cli(argv, capsys, monkeypatch):
+    monkeypatch.delenv("SCALELAB_DEBUG", raising=False)
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ------------------------------------------------------------------ Chinchilla Table 3 (approach 3 preset)
+def test_table3_budgets_match_the_approach3_preset_closed_form_within_1pct():
+    t = load_chinchilla_table3().data
+    law = ChinchillaLaw.preset("hoffmann2022")
+    for n_tab, d_tab in zip(t["params"], t["tokens_approach1"], strict=True):
+        C = 6.0 * float(n_tab) * float(d_tab)
+        run = budget(flops=C, law="hoffmann2022")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            co = law.compute_optimal(C)
+        assert run.n_params == pytest.approx(float(co.N_opt[0]), rel=0.01)
+        assert run.n_tokens == pytest.approx(float(co.D_opt[0]), rel=0.01)
+        assert run.flops == pytest.approx(C, rel=0.01)
+        # the shape built for N carries N parameters (to 1%)
+        assert run.model.n_params().total == pytest.approx(run.n_params, rel=0.01)
+
+
+@pytest.mark.parametrize(("n", "vocab"), [(1e8, 32000), (4e8, 128256), (7e9, 128256), (7e10, 128256),
+                                          (4.05e11, 128256), (1e13, 128256)])
+def test_shape_rule_hits_n_with_128_dim_heads_and_tp_friendly_heads(n, vocab):
+    m = shape_for_params(n, vocab_size=vocab)
+    assert m.d_head == 128 and m.d_model == 128 * m.n_heads
+    assert m.n_params().total == pytest.approx(n, rel=0.01)
+    if m.n_heads >= 8:
+        assert m.n_heads % 8 == 0 and m.n_kv_heads == 8
+    assert 0.75 * m.d_model / 128 - 1 <= m.n_layers <= 1.34 * m.d_model / 128 + 1
+    assert 1.0 <= m.d_ff / m.d_model <= 4.0
+
+
+# ------------------------------------------------------------------ Llama 3 (Dubey et al. 2024 §3.2.1)
+def test_llama3_isoflop_fit_gives_402b_and_16_55t_at_3_8e25(anchor_file, tmp_path):
+    from scalelab.laws.approaches import approach2
+
+    path = anchor_file("scaling-law-analysis/data/isoflops/extract/llama_3/isoflops.csv",
+                       "the digitised Llama 3 isoFLOP profiles (Dubey et al. 2024 Fig. 2)")
+    rows = [r for r in csv.DictReader(path.open()) if r["condition"] == "raw_loss"]
+    C, N, D, L = (np.array([float(r[k]) for r in rows]) for k in ("budget", "params", "tokens", "loss"))
+    # Llama 3 fitted a second-degree polynomial to each whole isoFLOP curve (§3.2.1): window=None.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alloc = approach2(C, N, L, D=D, window=None, n_bootstrap=0)
+    run = budget(flops=3.8e25, law=alloc)
+    assert run.n_params == pytest.approx(402e9, rel=0.15)
+    assert run.n_tokens == pytest.approx(16.55e12, rel=0.15)
+    # the same allocation, saved and passed as a file
+    f = tmp_path / "llama3-approach2.json"
+    f.write_text(json.dumps(alloc.to_dict()))
+    again = budget(flops=3.8e25, law=str(f))
+    assert again.n_params == pytest.approx(run.n_params, rel=1e-9)
+    assert again.loss is None and "no loss model" in again.loss_note
+
+
+# ------------------------------------------------------------------ DeepSeek LLM (Bi et al. 2024)
+def test_deepseek_hyperparameters_use_its_own_compute_convention():
+    run = budget(flops=1e23, law="besiroglu2024", hyperparams="deepseek", seq_len=4096)
+    m = run.model
+    M = 72 * m.n_layers * m.d_model**2 + 6 * m.n_layers * m.d_model * 4096  # eq. 2, no vocabulary
+    C_ds = M * run.n_tokens
+    assert run.hyper["lr"] == pytest.approx(0.3118 * C_ds**-0.1250, rel=1e-9)
+    assert run.hyper["batch_tokens_law"] == pytest.approx(0.2920 * C_ds**0.3271, rel=1e-9)
+    assert run.batch_tokens == pytest.approx(0.2920 * C_ds**0.3271, rel=0.07)  # whole sequences, rounded
+    # C_ds is not 6ND: the convention matters (M excludes the vocabulary, includes attention)
+    assert abs(C_ds / run.flops - 1) > 0.01
+
+
+@pytest.mark.parametrize(("layers", "d", "lr", "batch_seqs"), [(30, 4096, 4.2e-4, 2304), (95, 8192, 3.2e-4, 4608)])
+def test_deepseek_law_reproduces_its_released_7b_and_67b_settings(layers, d, lr, batch_seqs):
+    from scalelab.laws.hyperparams import DeepSeekBatchLaw, DeepSeekLRLaw, deepseek_model_scale
+
+    C = deepseek_model_scale(layers, d, 4096) * 2e12  # both trained on 2T tokens at 4096 context (Table 2)
+    assert float(DeepSeekLRLaw.preset("bi2024").predict(C)) == pytest.approx(lr, rel=0.05)
+    assert float(DeepSeekBatchLaw.preset("bi2024").predict(C)) == pytest.approx(batch_seqs * 4096, rel=0.10)
+
+
+def test_steplaw_uses_non_embedding_n():
+    run = budget(flops=1e21, law="hoffmann2022", hyperparams="steplaw")
+    n = run.model.n_params().non_embedding
+    assert run.hyper["lr"] == pytest.approx(1.79 * n**-0.713 * run.n_tokens**0.307, rel=1e-9)
+    assert run.hyper["schedule"]["kind"] == "cosine"
+
+
+# ------------------------------------------------------------------ repetition (Muennighoff et al. 2023)
+def test_unique_token_limit_repeats_data_at_the_discounted_optimum():
+    from scalelab.budget import _Allocator
+
+    free = budget(flops=1e22, law="hoffmann2022")
+    tight = budget(flops=1e22, law="hoffmann2022", unique_tokens=25e9)
+    assert tight.n_tokens > 25e9 and tight.loss > free.loss
+    alloc = _Allocator("h", ChinchillaLaw.preset("hoffmann2022"), "chinchilla")
+    for f in (0.8, 1.25):  # the chosen N beats its neighbours on the same budget under repetition
+        n = tight.n_params * f
+        assert alloc.loss(n, 1e22 / (6 * n), 25e9)[0] > tight.loss
+    loose = budget(flops=1e22, law="hoffmann2022", unique_tokens=1e15)  # never binds
+    assert loose.n_params == pytest.approx(free.n_params, rel=1e-3)
+
+
+# ------------------------------------------------------------------ closed loop in days
+@pytest.fixture(scope="module")
+def h100_month():
+    return budget(gpu="h100-sxm", n_gpus=1024, days=30, law="hoffmann2022")
+
+
+def test_1024_h100_for_30_days_fits_and_uses_the_layouts_throughput(h100_month):
+    run = h100_month
+    assert run.training_days <= 30.0
+    assert run.flops_used_fraction >= 0.90
+    # the FLOPs follow the layout's modelled throughput, not 6ND at peak: re-plan it independently
+    p = plan(run.model, run.plan.cluster, TrainSpec(seq_len=run.seq_len, global_batch=run.global_batch,
+                                                    total_tokens=run.n_tokens), Layout(**run.plan.layout.model_dump()))
+    assert p.training_days == pytest.approx(run.training_days, rel=1e-9)
+    allowed = 6 * run.n_params * p.tokens_per_s * 30 * 86400
+    assert run.flops / allowed >= 0.90
+    peak = 1024 * run.plan.cluster.gpu.peak_flops_per_s["bf16"] * 30 * 86400
+    assert run.flops < 0.8 * peak
+    d = run.to_dict()
+    for key in ("n_params", "n_tokens", "flops", "lr", "batch_tokens", "layout", "training_days", "gpu_hours",
+                "cost_usd", "loss", "loss_lo", "loss_hi"):
+        assert key in d
+    assert d["cost_usd"] == pytest.approx(d["gpu_hours"] * 2.99, rel=1e-6)
+
+
+def test_recipe_round_trips_through_plan_config(h100_month, tmp_path, capsys, monkeypatch):
+    f = tmp_path / "recipe.toml"
+    f.write_text(h100_month.to_toml())
+    code, out, err = _cli(["plan", "--config", str(f), "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["training_days"] == pytest.approx(h100_month.training_days, rel=1e-9)
+    assert d["mfu"] == pytest.approx(h100_month.plan.mfu, rel=1e-9)
+
+
+def test_dollars_become_gpu_hours_and_days_on_a_small_cluster():
+    run = budget(gpu="h100-sxm", n_gpus=8, dollars=20000.0, price_per_gpu_hour=2.0, law="besiroglu2024")
+    assert run.budget["gpu_hours"] == pytest.approx(10000.0)
+    assert run.budget["days"] == pytest.approx(10000.0 / 8 / 24)
+    assert run.training_days <= run.budget["days"] and run.cost_usd <= 20000.0
+    assert run.flops_used_fraction >= 0.90
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_json_has_the_tool_keys(capsys, monkeypatch):
+    code, out, err = _cli(["budget", "--flops", "1e21", "--law", "hoffmann2022", "--format", "json"],
+                          capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["n_params"] * d["n_tokens"] * 6 == pytest.approx(1e21, rel=1e-9)
+    assert d["layout"] is None and math.isfinite(d["loss"])
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["budget", "--law", "hoffmann2022"], "give exactly one budget"),
+    (["budget", "--flops", "1e21", "--days", "3", "--gpu", "h100-sxm", "-n", "8"], "give exactly one budget"),
+    (["budget", "--days", "30"], "needs a cluster"),
+    (["budget", "--days", "30", "--gpu", "h100-sxm"], "both a GPU type and a GPU count"),
+    (["budget", "--flops", "-1e21"], "--flops must be"),
+    (["budget", "--flops", "1e21", "--law", "chinchila"], "unknown law"),
+    (["budget", "--flops", "1e21", "--hyperparams", "adam"], "unknown hyperparameter law"),
+    (["budget", "--flops", "1e21", "--unique-tokens", "0"], "unique_tokens must be a positive"),
+    (["budget", "--flops", "1e21", "--seq-len", "0"], "seq_len must be"),
+    (["budget", "--flops", "1e21", "--law", "missing-fit.json"], "not found"),
+])
+def test_cli_bad_inputs_name_the_value_and_the_fix(argv, needle, capsys, monkeypatch):
+    code, out, err = _cli(argv, capsys, monkeypatch)
+    assert code == 1 and out == ""
+    flat = " ".join(err.split())
+    assert needle in flat.lower() or needle in flat, flat
+    assert "Traceback" not in err
