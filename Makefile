@@ -77,13 +77,14 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile $(COMPILE) $(addprefix --extra ,$(DEMO_EXTRAS)) -c $(LOCK_DEV) \
 		-o $(LOCK_DEMO) pyproject.toml requirements/torch.in
 
-# the newest versions pyproject.toml allows, in a venv of their own: drift found on purpose
+# the newest versions pyproject.toml allows, in a venv of their own: drift found on purpose (torch stays at
+# its pin: an eager upgrade would otherwise fetch the newest multi-GB build)
 test-latest:
 	$(PYTHON) -m venv $(VENV)-latest
 	$(VENV)-latest/bin/pip install --quiet --upgrade pip
 	$(VENV)-latest/bin/pip install --quiet "$(TORCH)"
-	$(VENV)-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager \
-		-e ".[tunnel,report,data,distributed,hf,mixtures,test]"
+	$(VENV)-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -c requirements/torch.in \
+		-e ".[tunnel,report,data,distributed,hf,mixtures,test,lint]"
 	$(VENV)-latest/bin/python requirements/check_lock.py --report-drift $(LOCK_DEV)
 	$(VENV)-latest/bin/python -m pytest -q -m "not slow"
 
