@@ -16,6 +16,9 @@ LOCK_DEMO := requirements/demo.lock
 LOCK_DEV := requirements/dev.lock
 DEMO_EXTRAS := tunnel report data
 DEV_EXTRAS := tunnel report data distributed hf mixtures test lint
+comma := ,
+empty :=
+space := $(empty) $(empty)
 COMPILE := --quiet --generate-hashes --strip-extras --unsafe-package torch --no-emit-index-url \
 	--no-emit-find-links
 
@@ -84,7 +87,7 @@ test-latest:
 	$(VENV)-latest/bin/pip install --quiet --upgrade pip
 	$(VENV)-latest/bin/pip install --quiet "$(TORCH)"
 	$(VENV)-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -c requirements/torch.in \
-		-e ".[tunnel,report,data,distributed,hf,mixtures,test,lint]"
+		-e ".[$(subst $(space),$(comma),$(DEV_EXTRAS))]"
 	$(VENV)-latest/bin/python requirements/check_lock.py --report-drift $(LOCK_DEV)
 	$(VENV)-latest/bin/python -m pytest -q -m "not slow"
 
