@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _no_cuda() -> str | None:
     return None if torch.cuda.is_available() else "needs a CUDA GPU (none on this machine)"
 
 
-def _needs_anchor(relpath: str, what: str):
+def _needs_anchor(relpath: str, what: str) -> Callable[[], str | None]:
     """A ``requires`` check: the reason to skip when ``relpath`` under the anchors folder is absent."""
     def check() -> str | None:
         path = _anchors() / relpath
@@ -61,7 +62,7 @@ class Benchmark:
     name: str
     quick_args: tuple[str, ...] = ()
     #: returns a reason to skip on this machine, or None
-    requires: object = None
+    requires: Callable[[], str | None] | None = None
     timeout_s: float = 900.0
 
 
@@ -97,7 +98,7 @@ class Outcome:
 def run_one(b: Benchmark) -> Outcome:
     cmd = [sys.executable, str(HERE / f"{b.name}.py"), *b.quick_args]
     shown = ["python", f"benchmarks/{b.name}.py", *b.quick_args]
-    reason = b.requires() if callable(b.requires) else None
+    reason = b.requires() if b.requires is not None else None
     if reason:
         return Outcome(b.name, shown, "skipped", reason=reason)
     t0 = time.perf_counter()
