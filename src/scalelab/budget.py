@@ -649,10 +649,11 @@ def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = N
 def _add_notes(run: BudgetRun, alloc: _Allocator, chinchilla: Any) -> None:
     law = alloc.law
     if isinstance(law, chinchilla):
-        lo_hi = getattr(law.result_, "ranges", None) or {}
-        top = lo_hi.get("N", (None, None))[1] if isinstance(lo_hi, dict) else None
-        if top and run.n_params > 10 * top:
-            run.notes.append(f"N is {run.n_params / top:.0f}x the largest model the law was fitted on")
+        # the law's own measure: the largest ratio to its fitted range over N, D and compute (NaN when the
+        # range is unknown, e.g. a preset published without one)
+        fac = float(law.extrapolation(run.n_params, run.n_tokens))
+        if math.isfinite(fac) and fac > float(law.extrapolation_factor or math.inf):
+            run.notes.append(f"(N, D) lies {fac:.3g}x outside the range the law was fitted on: an extrapolation")
     actual = run.model.n_params().total
     if abs(actual / run.n_params - 1) > 0.01:
         run.notes.append(f"the shape has {actual:.4g} parameters, {100 * (actual / run.n_params - 1):+.1f}% "

@@ -192,3 +192,15 @@ def test_cli_bad_inputs_name_the_value_and_the_fix(argv, needle, capsys, monkeyp
     flat = " ".join(err.split())
     assert needle in flat.lower() or needle in flat, flat
     assert "Traceback" not in err
+
+
+def test_a_budget_far_beyond_the_fitted_runs_says_it_extrapolates():
+    """A law fitted on N <= 2e10 asked for 1e26 FLOPs: the run's notes say how far outside it lies."""
+    X, y = ChinchillaLaw._example_data(np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(init="coarse").fit(*X, y)
+        inside = budget(flops=6.0 * 1e9 * 2e10, law=law)
+        far = budget(flops=1e26, law=law)
+    assert not any("outside the range" in n for n in inside.notes)
+    assert any("outside the range the law was fitted on" in n for n in far.notes), far.notes
