@@ -146,3 +146,42 @@ def test_unfitted_law_says_what_is_missing():
     # a preset has parameters but no covariance: the message says that, not "call fit"
     with pytest.raises(NotFittedError, match="no parameter covariance"):
         ChinchillaLaw.preset("hoffmann2022").predict_interval(1e9, 1e10)
+
+
+def test_a_failed_refit_keeps_the_previous_fit(tmp_path):
+    """Bad input to a second fit raises, and the first fit's result is still there, unchanged."""
+    from scalelab.errors import ConfigError, DataError
+    from scalelab.laws import ChinchillaLaw, get_law
+
+    X, y = ChinchillaLaw._example_data(np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(init="coarse").fit(*X, y)
+    before = dict(law.params_)
+    with pytest.raises(DataError):
+        law.fit(X[0], X[1], -y)
+    with pytest.raises(ConfigError):
+        law.set_params(init={"E": [1.0]}).fit(*X, y)   # fails after the inputs were accepted
+    assert law.params_ == before and law.predict(X[0][:1], X[1][:1]).shape == (1,)
+    muen = get_law("muennighoff")
+    (N, D, U), yy = muen._example_data(np.random.default_rng(1))
+    m = muen(base="muennighoff2023").fit(N, D, U, yy)
+    kept = dict(m.params_)
+    with pytest.raises(ConfigError):
+        m.set_params(stage2="lbfgs").fit(N, D, U, yy)
+    assert m.params_ == kept
+
+
+def test_save_right_after_fit_keeps_the_calibrated_band(tmp_path):
+    from scalelab.laws import ChinchillaLaw, load_fit
+
+    X, y = ChinchillaLaw._example_data(np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(init="coarse").fit(*X, y)
+        law.save(tmp_path / "fit.json")
+        back = load_fit(tmp_path / "fit.json")
+        far = tuple(x[:3] * 20 for x in X)
+        assert back.calibration_ is not None and back.calibration_["n_steps"] >= 1
+        np.testing.assert_allclose(back.predict_interval(*far, kind="new"), law.predict_interval(*far, kind="new"),
+                                   rtol=1e-9)

@@ -61,11 +61,12 @@ starts or bootstrap replicates in one numpy call):
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -140,6 +141,27 @@ class _Params(_FromResult[dict[str, float]]):
         if result is None:
             result = FitResult(params=params, interval_level=float(law.level))
         law.result_ = result.replace(params=params, derived=law._derived_at(params))
+
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def keeps_previous_fit(fit: _F) -> _F:
+    """Decorator for ``fit``: a fit that raises (bad input, a failed optimiser) leaves the law exactly as it
+    was, so a user's previous fitted result is not lost."""
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved = dict(vars(self))
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 class ScalingLaw:
@@ -529,6 +551,7 @@ class ScalingLaw:
                                                           "duplicates": self._duplicates_note})
         quality.check(self, y, stacklevel=4)
 
+    @keeps_previous_fit
     def fit(self, *X: Any, y: Any = None, sample_weight: Any = None, duplicates: str = "error",
             **columns: Any) -> Self:
         """Fit the law to runs and return ``self``.

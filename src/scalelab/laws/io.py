@@ -69,7 +69,14 @@ def law_from_dict(cls: type[ScalingLaw], d: Mapping[str, Any]) -> ScalingLaw:
 
 
 def save_law(law: ScalingLaw, path: str | Path) -> Path:
-    """Write :func:`law_to_dict` as JSON (NaN/inf become null)."""
+    """Write :func:`law_to_dict` as JSON (NaN/inf become null).
+
+    A fitted law's calibrated new-run band needs the backtest scores of its own runs, and a saved law no
+    longer has the runs: they are computed here first if nothing asked for that band yet."""
+    if law.result_.calibration is None and getattr(law, "_fit_data", None) is not None:
+        from .calibration import calibrate
+
+        calibrate(law)
     path = Path(path)
     path.write_text(json.dumps(_jsonable(law_to_dict(law)), indent=2, allow_nan=False))
     return path

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..errors import ConfigError, ConvergenceWarning, DataError, FitError, explain
-from .base import ScalingLaw
+from .base import ScalingLaw, keeps_previous_fit
 from .result import data_hash as _data_hash
 
 __all__ = ["MuennighoffLaw", "effective_data", "effective_params", "optimal_params_for_tokens"]
@@ -293,6 +293,7 @@ class MuennighoffLaw(ScalingLaw):
         cov[5:, 5:] = cov2
         return cov
 
+    @keeps_previous_fit
     def fit(self, *X: Any, y: Any = None, sample_weight: Any = None, duplicates: str = "error",
             **columns: Any) -> Self:
         """Two-stage fit (Muennighoff et al. 2023 App. A); returns ``self``.
