@@ -25,7 +25,7 @@ def test_prefix_power_law_recovers_a_clean_curve():
     L = curve(1.5)
     fc = PrefixForecaster(n_bootstrap=20).forecast(STEPS[:10], L[:10], total_steps=T, at=[1500])
     np.testing.assert_allclose(fc.loss, [L[14], L[-1]], rtol=2e-3)
-    assert np.all(fc.loss_lo <= fc.loss) and np.all(fc.loss <= fc.loss_hi)
+    assert np.all(fc.loss_hi > fc.loss_lo) and np.all(fc.loss_hi / fc.loss_lo < 1.05)   # a tight band
 
 
 def test_cross_run_learns_the_shape_and_its_band_covers():
@@ -38,7 +38,7 @@ def test_cross_run_learns_the_shape_and_its_band_covers():
         hits.append(fc.loss_lo[-1] <= L[-1] <= fc.loss_hi[-1])
         errs.append(abs(fc.loss[-1] / L[-1] - 1))
     assert np.median(errs) < 0.01
-    assert 0.75 <= np.mean(hits) <= 1.0
+    assert 0.75 <= np.mean(hits) <= 0.99   # a nominal 90% band: not everything, not nothing
 
 
 def test_schedule_area():

@@ -39,7 +39,8 @@ def test_models_rank_held_out_mixtures(model):
     m = MixtureRegressor(model=model, n_bootstrap=10).fit(W, y, domains=DOMAINS)
     floor = {"linear": 0.9, "loglinear": 0.9, "law": 0.97}[model]
     assert m.score(Wt, yt) > floor
-    assert list(m.rank(Wt)[:3]) == list(np.argsort(m.predict(Wt))[:3])
+    # the three mixtures ranked best are among the five truly best held-out mixtures
+    assert set(m.rank(Wt)[:3]) <= set(np.argsort(yt)[:5])
 
 
 def test_bootstrap_band_covers_new_runs():
@@ -103,8 +104,10 @@ def test_lightgbm_quantile_band_and_round_trip(tmp_path):
     W, y = law_data(200, 9, noise=0.01)
     m = MixtureRegressor(model="lightgbm", n_estimators=200, learning_rate=0.05).fit(W, y, domains=DOMAINS)
     assert m.uncertainty_ == "quantile"
-    lo, hi = m.predict_interval(W)
-    assert np.all(lo <= m.predict(W)) and np.all(m.predict(W) <= hi)
+    Wt, yt = law_data(300, 10, noise=0.01)
+    lo, hi = m.predict_interval(Wt)
+    assert np.all(hi >= lo) and np.mean(hi > lo) > 0.9
+    assert 0.5 <= np.mean((lo <= yt) & (yt <= hi)) <= 0.999   # a real band around new runs, not a point
     m2 = MixtureRegressor.load(m.save(tmp_path / "lgb.json"))
     np.testing.assert_allclose(m2.predict(W), m.predict(W))
 
