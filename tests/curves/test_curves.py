@@ -83,3 +83,12 @@ def test_misfitting_from_half_of_each_curve(anchor_file):
         hits.append(fc.loss_lo[-1] <= L[-1] <= fc.loss_hi[-1])
     assert len(errs) >= 40
     assert np.median(errs) <= 0.007 and np.mean(hits) >= 0.85
+
+
+@pytest.mark.parametrize("level", [95, 0.0, float("nan")])
+def test_a_level_outside_0_1_is_a_clear_error(level):
+    from scalelab.errors import ConfigError
+
+    L = curve(1.5)
+    with pytest.raises(ConfigError, match="level must be a coverage between 0 and 1"):
+        PrefixForecaster(level=level, n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T)

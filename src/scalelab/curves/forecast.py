@@ -34,6 +34,18 @@ __all__ = ["MIN_POINTS", "CrossRunForecaster", "Forecast", "PrefixForecaster", "
 MIN_POINTS = 3
 
 
+def _check_level(level: Any) -> float:
+    """The band's coverage, checked: a user who types 95 for 95% gets a clear error, not numpy's."""
+    try:
+        lv = float(level)
+    except (TypeError, ValueError):
+        lv = float("nan")
+    if not 0 < lv < 1:
+        raise ConfigError(explain("level must be a coverage between 0 and 1", value=level,
+                                  allowed="0 < level < 1", fix="use 0.9 or 0.95 (not 95)"))
+    return lv
+
+
 @dataclass(frozen=True)
 class Forecast:
     """Forecast losses (and band) at ``steps``; ``method`` says which forecaster made it."""
@@ -140,6 +152,7 @@ class CrossRunForecaster:
 
     def forecast(self, steps: Any, losses: Any, total_steps: int, at: Any = None) -> Forecast:
         """Loss at ``total_steps`` (and at the steps in ``at``) with the ``level`` band."""
+        _check_level(self.level)
         if not hasattr(self, "references_"):
             from ..errors import NotFittedError
 
@@ -224,6 +237,7 @@ class PrefixForecaster:
 
     def forecast(self, steps: Any, losses: Any, total_steps: int, at: Any = None) -> Forecast:
         """Loss at ``total_steps`` (and at ``at``) with a residual-bootstrap ``level`` band."""
+        _check_level(self.level)
         t, L = check_curve(steps, losses, total_steps)
         targets = np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
         x, xq = self._x(t, total_steps), self._x(targets, total_steps)
