@@ -100,7 +100,8 @@ def test_export_by_extension(tmp_path, capsys, monkeypatch, ro_store):
 
 def test_ls_on_a_missing_store_is_an_error_and_creates_nothing(tmp_path, capsys, monkeypatch):
     typo = tmp_path / "typo.sqlite"
-    for cmd in (["tunnel", "ls"], ["tunnel", "show", "abc"], ["tunnel", "export", str(tmp_path / "o.csv")]):
+    for cmd in (["tunnel", "ls"], ["tunnel", "show", "abc"], ["tunnel", "export", str(tmp_path / "o.csv")],
+                ["tunnel", "rm", "abcdef", "--yes"]):
         code, _, err = run([*cmd, "--store", str(typo)], capsys, monkeypatch)
         assert code == 1 and "no run store at this path" in err and str(typo) in err.replace("\n", "")
     assert not typo.exists()
@@ -230,3 +231,14 @@ def test_fit_messages_name_the_users_loss_column_and_the_cli_flag(tmp_path, caps
     assert code == 0, err
     notes = " ".join(json.loads(out)["data"]["notes"])
     assert "--n-convention" in notes and "n_convention=" not in notes
+
+
+def test_export_never_overwrites_the_store_it_reads(tmp_path, capsys, monkeypatch, ro_store):
+    before = ro_store.read_bytes()
+    code, _, err = run(["tunnel", "export", str(ro_store), "--format", "csv", "--store", str(ro_store)],
+                       capsys, monkeypatch)
+    assert code == 1 and "would overwrite the run store itself" in err
+    assert ro_store.read_bytes() == before
+    code, out, _ = run(["tunnel", "ls", "--store", str(ro_store), "--format", "json"], capsys, monkeypatch)
+    assert code == 0 and len(json.loads(out)) == 6
+    assert not list(tmp_path.glob("*.partial"))

@@ -284,7 +284,9 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import ConfigError, explain
 
-        st = _store(store)
+        ro = _store(store, readonly=True)   # a mistyped --store is an error, not a new empty store
+        ro.close()
+        st = _store(ro.path)
         rec = st.get(run)
         if run != rec.hash and len(run) < RM_MIN_PREFIX:
             raise ConfigError(explain(f"`tunnel rm` needs at least {RM_MIN_PREFIX} characters of the hash", value=run,

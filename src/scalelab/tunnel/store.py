@@ -428,7 +428,15 @@ class RunStore:
         # mode=ro first; a WAL store in a folder the user cannot write has no -shm file to share, so
         # SQLite refuses it: then open it as immutable (nobody can be writing where nobody may write).
         conn: sqlite3.Connection | None = None
+        wal = Path(f"{self.path}-wal")
         for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            if "immutable" in query and wal.exists() and wal.stat().st_size > 0:
+                # an immutable open ignores the -wal file: it would silently show only part of the runs
+                raise StoreError(explain(
+                    "this run store cannot be opened read-only here: writes not yet merged into it sit in "
+                    "its -wal file, which a read-only open of a folder you cannot write does not see",
+                    value=str(self.path), fix="copy the store together with its -wal file to a folder you can "
+                                              "write and read the copy, or open it once with write access"))
             try:
                 conn = sqlite3.connect(uri + query, uri=True, timeout=self.timeout_s, check_same_thread=False,
                                        isolation_level=None)
@@ -947,7 +955,12 @@ class RunStore:
         out = Path(out)
         if format not in EXPORT_FORMATS:
             raise ConfigError(explain("unknown export format", value=format, allowed=", ".join(EXPORT_FORMATS)))
+        own = {Path(os.path.abspath(f"{self.path}{suffix}")) for suffix in ("", "-wal", "-shm", "-journal")}
+        if Path(os.path.abspath(out)) in own:
+            raise ConfigError(explain("the export would overwrite the run store itself", value=str(out),
+                                      fix="name a new file, e.g. runs.csv"))
         table = self.runs_table(status=status) if what == "runs" else self.curves_table(status=status)
+        final, out = out, out.with_name(out.name + ".partial")   # written whole, then moved into place
         if format == "json":
             names = list(table)
             rows = [{n: (None if isinstance(v, float) and not math.isfinite(v) else v) for n, v in zip(names, row,
@@ -970,7 +983,8 @@ class RunStore:
 
                 raise MissingDependencyError("pyarrow", "data") from e
             pq.write_table(pa.table(table), out)
-        return out
+        os.replace(out, final)
+        return final
 
 
 #: File formats :meth:`RunStore.export` writes, each also the file suffix that selects it.
