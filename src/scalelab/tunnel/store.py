@@ -571,8 +571,11 @@ class RunStore:
         missing = [(n, t) for n, t in wanted if n not in have]
         if missing:
             with self._write("adding new columns to the store") as c:
+                # look again under the write lock: another process may have added them meanwhile
+                have = {r["name"] for r in c.execute("PRAGMA table_info(runs)").fetchall()}
                 for name, typ in missing:
-                    c.execute(f"ALTER TABLE runs ADD COLUMN {name} {typ}")
+                    if name not in have:
+                        c.execute(f"ALTER TABLE runs ADD COLUMN {name} {typ}")
 
     def _set_wal(self) -> None:
         # WAL lets readers (`scalelab tunnel ls`) proceed while a worker writes, and a killed writer
