@@ -114,7 +114,8 @@ def main() -> list[float]:
 CALIBRATION = ("torchtitan-8b-8", "torchtitan-8b-8-compile", "torchtitan-8b-8-compile-float8",
                "torchtitan-8b-a100-64")
 
-#: The step-time acceptance set of issue 9 (in-sample runs), besides Korthikanti T5 and Narayanan T1.
+#: The step-time acceptance set of issue 9 (the issue calls them 'in-sample'; most are held out from
+#: the efficiency calibration above), besides Korthikanti T5 and Narayanan T1.
 IN_SAMPLE = ("bloom-176b", "opt-175b", "gpt3-175b-1024", "llama-65b-2048", "torchtitan-8b-8",
              "torchtitan-8b-8-compile", "torchtitan-8b-8-compile-float8", "torchtitan-8b-128",
              "torchtitan-70b-256", "torchtitan-405b-512-1f1b", "torchtitan-405b-128", "torchtitan-8b-a100-64",
@@ -218,9 +219,12 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     for split, e in errs.items():
         print(f"{split}: median |step-time error| {statistics.median(e) * 100:.1f}%, max {max(e) * 100:.1f}% "
               f"over {len(e)} runs")
-    print(f"issue 9 in-sample set (Korthikanti T5, Narayanan T1 and the runs above marked in IN_SAMPLE): "
-          f"median {statistics.median(in_sample) * 100:.1f}%, max {max(in_sample) * 100:.1f}% "
-          f"over {len(in_sample)} runs (target median <= 8%, max <= 15%)")
+    med, worst = statistics.median(in_sample), max(in_sample)
+    verdict = "met" if med <= 0.08 and worst <= 0.15 else "NOT MET"
+    print(f"issue 9 acceptance set (the runs the issue lists as 'in-sample': Korthikanti T5, Narayanan T1 and "
+          f"the runs above in IN_SAMPLE; most are held out from the efficiency calibration): median "
+          f"{med * 100:.1f}%, max {worst * 100:.1f}% over {len(in_sample)} runs (target median <= 8%, "
+          f"max <= 15%): {verdict}")
 
 
 if __name__ == "__main__":
