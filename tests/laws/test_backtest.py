@@ -138,3 +138,15 @@ def test_cli_backtest_json_and_fit_auto(tmp_path):
     assert d["law"] == d["law_selection"]["chosen"] and "backtested" in d["law_selection"]["reason"]
     res = runner.invoke(app, ["backtest", str(csv), "--split", "random"])
     assert isinstance(res.exception, ConfigError) and "unknown split" in str(res.exception)
+
+
+def test_the_loss_column_keyword_is_read_as_fit_reads_it(tmp_path):
+    """backtest(path, ..., y="my_loss") names the loss as fit(df, y=...) does (it once became a column 'Y')."""
+    N, D, y = _runs(seed=4, n=40)
+    csv = tmp_path / "runs.csv"
+    csv.write_text("params,tokens,my_loss\n" + "\n".join(f"{a},{b},{c}" for a, b, c in zip(N, D, y, strict=True)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = backtest(csv, ChinchillaLaw(init="coarse"), n_splits=2, n="params", d="tokens", y="my_loss")
+        b = backtest(csv, ChinchillaLaw(init="coarse"), n_splits=2, n="params", d="tokens", loss="my_loss")
+    assert a.pooled == b.pooled

@@ -318,11 +318,16 @@ def _fmt_pct(v: Any) -> str:
 
 
 def _load_kwargs(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """Column keywords as ``fit(df, ...)`` takes them (``n=``, ``y=``/``loss=``, ...) -> ``load_runs``'s."""
+    from .data import _KEYWORD_CANON
+
+    load_runs_arg = {"N": "n", "D": "d", "L": "loss", "C": "compute", "weight": "weight"}
     kw: dict[str, Any] = {}
     other: dict[str, str] = {}
     for k, v in columns.items():
-        if k.lower() in ("n", "d", "loss", "compute", "weight"):
-            kw[k.lower()] = v
+        arg = load_runs_arg.get(_KEYWORD_CANON.get(k.lower(), ""))
+        if arg is not None:
+            kw[arg] = v
         else:
             other[k.upper() if len(k) == 1 else k] = v
     if other:
