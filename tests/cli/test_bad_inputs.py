@@ -242,3 +242,10 @@ def test_export_never_overwrites_the_store_it_reads(tmp_path, capsys, monkeypatc
     code, out, _ = run(["tunnel", "ls", "--store", str(ro_store), "--format", "json"], capsys, monkeypatch)
     assert code == 0 and len(json.loads(out)) == 6
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_export_format_that_contradicts_the_file_name_is_an_error(tmp_path, capsys, monkeypatch, ro_store):
+    out = tmp_path / "x.csv"
+    argv = ["tunnel", "export", str(out), "--format", "json", "--store", str(ro_store)]
+    code, _, err = run(argv, capsys, monkeypatch)
+    assert code == 1 and "--format json disagrees with the file name" in err and not out.exists()

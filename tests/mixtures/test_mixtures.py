@@ -139,3 +139,12 @@ def test_regmix_pile_cc_rank_within_one_point_of_the_notebook():
 def test_regmix_every_domain_within_one_point_of_the_notebook(domain):
     pytest.importorskip("lightgbm", reason="the lightgbm model needs scalelab[mixtures]")
     assert abs(_regmix_rho(f"metric/the_pile_{domain}_val_loss") - PUBLISHED[domain]) <= 1.0
+
+
+def test_token_caps_need_both_counts():
+    from scalelab.errors import ConfigError
+
+    W, y = law_data(100, 11, noise=1e-3)
+    m = MixtureRegressor(model="law", uncertainty="none").fit(W, y, domains=DOMAINS)
+    with pytest.raises(ConfigError, match="only available_tokens was given"):
+        optimize_mixture(m, n_samples=500, top_k=8, available_tokens=[1e9] * 4)

@@ -42,10 +42,14 @@ def _export_format(out: Path, fmt: ExportFormat | None) -> str:
     (writing CSV into ``out.xlsx`` would hand the user a file their spreadsheet cannot open)."""
     from ..errors import ConfigError, explain
 
-    if fmt is not None:
-        return fmt.value
     suffix = out.suffix.lower().lstrip(".")
-    if suffix in {f.value for f in ExportFormat}:
+    known = {f.value for f in ExportFormat}
+    if fmt is not None:
+        if suffix in known and suffix != fmt.value:
+            raise ConfigError(explain(f"--format {fmt.value} disagrees with the file name", value=str(out),
+                                      fix=f"name it {out.with_suffix('.' + fmt.value).name}, or drop --format"))
+        return fmt.value
+    if suffix in known:
         return suffix
     raise ConfigError(explain("cannot tell the export format from the file name", value=str(out),
                               allowed="a name ending in .csv, .parquet or .json",
@@ -292,13 +296,15 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(explain(f"`tunnel rm` needs at least {RM_MIN_PREFIX} characters of the hash", value=run,
                                       allowed=f"a prefix of {RM_MIN_PREFIX}+ characters, or the full hash",
                                       fix=f"scalelab tunnel rm {rec.hash}"))
+        if rec.status == "running" and not force:
+            st.remove(rec.hash, force=False)   # refuses with the store's own message, before anything is asked
         kids = st.children(rec.hash)
         what = f"run {rec.hash} ({rec.status})" + (f" and its {len(kids)} decay branch(es)" if kids else "")
         if not yes:
             if not sys.stdin.isatty():
                 raise ConfigError(explain(f"`tunnel rm` would delete {what} and cannot ask here (no terminal)",
                                           fix="pass --yes to confirm"))
-            if not typer.confirm(f"Remove {what}?", default=False):
+            if not typer.confirm(f"Remove {what}?", default=False, err=True):
                 err_console.print("nothing removed")
                 raise typer.Exit(1)
         removed = st.remove(rec.hash, force=force)

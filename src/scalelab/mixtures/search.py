@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, explain
-from ..laws.muennighoff import effective_data
+from ..laws.muennighoff import MuennighoffLaw, effective_data
 from .regressor import MixtureRegressor
 
 __all__ = ["MixtureSearchResult", "optimize_mixture"]
 
-#: Muennighoff et al. 2023's fitted R_D* (data-constrained law, their eq. 5 and Table 4).
-R_D_STAR = 15.387756
+#: Muennighoff et al. 2023's fitted R_D* (data-constrained law), from the law's published preset.
+R_D_STAR = float(MuennighoffLaw.presets["muennighoff2023"]["params"]["R_D_star"])
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,11 @@ def optimize_mixture(model: MixtureRegressor, *, prior: Any = None, n_samples: i
     p = np.maximum(p / p.sum(), 1e-6)
     lo, hi = _as_vector(min_weight, d, "min_weight", 0.0), _as_vector(max_weight, d, "max_weight", 1.0)
     _check_bounds(lo, hi)
+    if (available_tokens is None) != (total_tokens is None):
+        given = "available_tokens" if available_tokens is not None else "total_tokens"
+        raise ConfigError(explain(f"token caps need both available_tokens and total_tokens; only {given} was given",
+                                  value=given, fix="pass both (unique tokens per domain, and the run's total "
+                                                   "tokens), or neither for no caps"))
     caps = available_tokens is not None and total_tokens is not None
     U = _as_vector(available_tokens, d, "available_tokens", np.inf) if caps else None
     if caps:
