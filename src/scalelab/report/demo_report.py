@@ -254,7 +254,7 @@ def write_demo_report(result: Any, law: Any, path: str | Path) -> Path:
         "error, (measured - forecast) / measured": f"{100 * result.forecast_error:+.2f}%",
         "inside the interval": "yes" if result.inside_interval else "NO"})
     r.figure(lambda narrow: forecast_figure(result, narrow),
-             f"Forecast with its 95% interval for a new run, and the measured loss ({LOSS_LABEL}).")
+             f"Forecast with its 95% interval for a new run, and the measured loss, in {LOSS_UNIT}.")
     r.heading("isoFLOP grid")
     r.figure(lambda narrow: isoflop_figure(result, law, narrow),
              "Each colour is one compute budget. Dots are measured runs; lines and stars are both the fitted "

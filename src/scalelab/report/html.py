@@ -18,7 +18,7 @@ import io
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 #: Pages at most this wide (CSS px) get the narrow drawing of each plot.
 NARROW_MAX_PX = 640
@@ -26,7 +26,7 @@ NARROW_MAX_PX = 640
 #: ones are scaled down to the phone's width (about 360 CSS px), so they are drawn finer for its screen.
 WIDE_DPI, NARROW_DPI = 110, 200
 #: matplotlib settings for every plot in a report: no text below 9 pt.
-PLOT_RC = {"font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
+PLOT_RC: dict[str, Any] = {"font.size": 10, "axes.titlesize": 10.5, "axes.labelsize": 10, "xtick.labelsize": 9,
            "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 10.5}
 
 _STYLE = """
@@ -47,7 +47,7 @@ img{display:block;max-width:100%;height:auto;border:1px solid #e1e6ec}
 .meta{font-size:.8em;color:#6a7482}
 code{font-size:.92em}
 @media (max-width:640px){body{padding:0 .75em;margin:1em auto}h1{font-size:1.4em}img{width:100%}
-th,td{padding:.25em .5em}}
+th,td{padding:.25em .5em}th:first-child,td:first-child,.fields td{white-space:normal;min-width:9em}}
 """
 
 
@@ -115,7 +115,7 @@ class HtmlReport:
         and ``data-dpi`` so a browser test can check how large the plot text is on screen."""
         import matplotlib.pyplot as plt
 
-        with plt.rc_context(PLOT_RC):
+        with plt.rc_context(cast(Any, PLOT_RC)):  # matplotlib types the keys as a Literal of every rc name
             wide, wide_pt = _png(draw(False), WIDE_DPI)
             narrow, narrow_pt = _png(draw(True), NARROW_DPI)
         alt = html.escape(caption)
