@@ -66,7 +66,4 @@ def test_report_in_chromium(driver, report_file, artifacts, width):
         assert img["complete"] and img["natural"] > 0, f"image {i} did not render: {img}"
         assert img["shown"] <= width
         assert img["text_px"] >= MIN_TEXT_PX, f"image {i}: smallest text {img['text_px']:.1f} px at {width} px"
-        # a phone gets the narrow drawing, a desktop the wide one at its natural size
-        assert img["wide"] == (width == browser.DESKTOP)
-        if width == browser.DESKTOP:
-            assert img["shown"] == img["natural"]
+        assert img["wide"] == (width == browser.DESKTOP)  # a phone gets the narrow drawing
