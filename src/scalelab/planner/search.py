@@ -403,6 +403,8 @@ class _SearchSpace:
     flops: dict[tuple[str], Any]
     attention_flops: dict[str, float]
     constraints: dict[str, Any]
+    profile: Any = None
+    """The :class:`~scalelab.planner.frameworks.FrameworkProfile`, if any (layout fields it sets)."""
 
     def ok(self, name: str, value: Any) -> bool:
         """``value`` is allowed for a field held by ``fixed`` (or the field is free)."""
@@ -503,7 +505,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
         max_cp=max_cp, max_interleave=max_interleave, flash_attention=flash_attention, limit=limit,
         memory_conventions=mconv, fw=fw, plan_kw=plan_kw, flops=flops,
         attention_flops={rc: attention_hardware_flops(flops[(rc,)], rc) for rc in recompute},
-        constraints=constraints)
+        constraints=constraints, profile=get_framework(framework) if framework is not None else None)
 
 
 # ---- pruning rules and the bound -------------------------------------------------------------------------
@@ -587,7 +589,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                     "ZeRO-0 (dominated by ZeRO-1: same traffic, less memory)")
             continue
         upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
-                "offload_params": op, "shard_group": sg}
+                "offload_params": op, "shard_group": sg,
+                **(sp.profile.layout_defaults(base.pp, z) if sp.profile is not None else {})}
         lay0 = base.model_copy(update={**upd0, "recompute": sp.recompute[-1], "micro_batch": 1, "interleave": 1})
         mem = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=cluster.gpus_per_node,
                              conventions=sp.memory_conventions)

@@ -404,7 +404,11 @@ def bubble_fraction(pp: int, interleave: int, n_micro: int) -> float:
 
 def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
     """Compute time that DP/ZeRO traffic can hide behind: all of it with ZeRO-2/3 (per-micro-batch
-    collectives), else the backward of the last micro-batch (2/3 of its compute)."""
+    collectives), else the backward of the last micro-batch (2/3 of its compute). ZeRO-3 gathering once
+    per step (``Layout.zero3_gather="step"``) hides its gathers behind the first micro-batch's forward
+    and its reduce-scatter behind the last one's backward: one micro-batch's compute."""
+    if layout.zero == 3 and layout.zero3_gather == "step":
+        return compute_s / n_micro
     return compute_s if layout.zero >= 2 else compute_s * (2.0 / 3.0) / n_micro
 
 
@@ -486,13 +490,14 @@ class StepTimeBound:
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
         # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
-        # reduce-scatters, twice for ZeRO-3 gathers) or once per step.
+        # reduce-scatters, twice for ZeRO-3 gathers unless they run once per step) or once per step.
         self._dp_calls: list[tuple[float, int]] = []
         for col in (dp_comm.collectives if dp_comm is not None else ()):
             if col.critical:
                 continue
-            per_m = ((layout.zero >= 2 and "reduce-scatter" in col.name)
-                     + 2 * (layout.zero == 3 and "all-gather" in col.name))
+            per_step = layout.zero == 3 and layout.zero3_gather == "step"
+            per_m = 0 if per_step else ((layout.zero >= 2 and "reduce-scatter" in col.name)
+                                        + 2 * (layout.zero == 3 and "all-gather" in col.name))
             self._dp_calls.append((col.time_s / col.calls_per_step, per_m))
         self._compute_cache: dict[tuple, tuple[float, float, float, bool]] = {}
         self._floor_cache: dict[tuple[int, int], float] = {}
