@@ -253,7 +253,8 @@ def acceptance_summary(med: float, worst: float, mem_rows: list[tuple[str, float
     for rid, e in mem_rows:
         print(f"| memory, {rid} | {e * 100:+.1f}% | within 10% | {verdict(abs(e) <= 0.10)} |")
     for e in gpu_hours:
-        print(f"| DeepSeek-V3 GPU-hours, no full recompute | {e * 100:+.1f}% | within 15% | {verdict(abs(e) <= 0.15)} |")
+        print(f"| DeepSeek-V3 GPU-hours, no full recompute | {e * 100:+.1f}% | within 15% "
+              f"| {verdict(abs(e) <= 0.15)} |")
 
 
 if __name__ == "__main__":
