@@ -72,3 +72,4 @@ def test_short_form_round_trips():
     assert parse_layout(str(lay)).zero3_gather == "step"
     assert parse_layout("dp8 tp4 pp2 z3h mb4").zero3_gather == "micro-batch"
     assert "z3s" not in str(Layout(zero=2, zero3_gather="step"))
+

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 __all__ = ["Rejected", "SearchResult", "search_layouts"]
 
 Objective = Literal["step_time", "cost"]
-_RECOMPUTE_ORDER = ("none", "selective", "selective-act", "full")
+_RECOMPUTE_ORDER = ("none", "act", "selective", "selective-act", "full")
 """Save policies searched by default (:mod:`scalelab.planner.policy`)."""
 
 

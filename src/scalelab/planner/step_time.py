@@ -164,6 +164,30 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
     return replicated / replicated_div + mlp + scores
 
 
+def rerun_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, precision: str) -> dict[str, float]:
+    """HBM bytes per token and layer that a save policy's recomputed elementwise modules move again in
+    backward, by module name of :mod:`~scalelab.planner.policy` (fused kernels, as
+    :func:`elementwise_bytes_per_token_layer` counts them): ``act`` reruns the MLP activation (SwiGLU reads
+    gate and up and writes their product: 3 widths of f; GELU reads and writes f), ``layernorm`` the two
+    norms (read and write h each; split over tp with sequence parallelism). Full recompute reruns all
+    elementwise kernels and is counted as a fourth pass instead.
+
+    >>> from scalelab import get_model
+    >>> b = rerun_elementwise_bytes_per_token_layer(get_model("llama-3.1-8b"), Layout(), "bf16")
+    >>> b["act"] == 3 * 14336 * 2
+    True
+    """
+    e = activation_bytes(precision)
+    if model.moe is not None and model.n_moe_layers:
+        f = model.moe.d_expert * model.moe.top_k + model.moe.shared_width * model.moe.n_shared_experts
+        f_tp = layout.expert_tp
+    else:
+        f, f_tp = model.d_ff, layout.tp
+    act = (3 if model.ffn_kind == "swiglu" else 2) * f * e / f_tp
+    norms = 2 * 2 * model.d_model * e / (layout.tp if layout.sequence_parallel else 1)
+    return {"act": act, "layernorm": norms}
+
+
 def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int,
                                             precision: str) -> float:
     """HBM bytes per token and layer (forward) of the elementwise kernels of an eager PyTorch Llama layer
@@ -352,14 +376,15 @@ def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layo
     """
     return _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         ).terms(hardware_flops, attention_flops, layout.save_policy.full)
+                         ).terms(hardware_flops, attention_flops, layout.save_policy)
 
 
 class _ComputeModel:
     """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
-    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "hbm", "imbalance", "n_gpus", "peak")
+    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "hbm", "imbalance", "n_gpus", "peak",
+                 "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
@@ -382,15 +407,19 @@ class _ComputeModel:
         self.ew_bytes_per_pass = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
                                                                     fused=fused_elementwise)
                                   * tokens_per_gpu * (-(-L // p)))
+        self.rerun_bytes = {k: v * tokens_per_gpu * (-(-L // p)) for k, v in
+                            rerun_elementwise_bytes_per_token_layer(model, layout, train.precision).items()}
         self.hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
 
-    def terms(self, hardware_flops: float, attention_flops: float, full: bool) -> tuple[float, float, float]:
+    def terms(self, hardware_flops: float, attention_flops: float, policy: Any) -> tuple[float, float, float]:
+        full = policy.full
         attention_flops = min(max(attention_flops, 0.0), hardware_flops)
         attention_s = attention_flops / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
         matmul_s = ((hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
                     + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
-        elementwise_s = self.ew_bytes_per_pass * passes / self.hbm
+        rerun = 0.0 if full else sum(b for k, b in self.rerun_bytes.items() if k in policy.recompute)
+        elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm
         return matmul_s, attention_s, elementwise_s
 
 
@@ -543,7 +572,7 @@ class StepTimeBound:
         cached = self._compute_cache.get(key)
         if cached is None:
             policy = get_save_policy(recompute)
-            cached = self._compute_cache[key] = (*self._compute.terms(hardware_flops, attention_flops, policy.full),
+            cached = self._compute_cache[key] = (*self._compute.terms(hardware_flops, attention_flops, policy),
                                                  policy.reruns_attention)
         matmul_s, attention_s, elementwise_s, reruns_attention = cached
         m = max(1, self._B // (self._dp * micro_batch))
@@ -598,7 +627,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
     best = math.inf
     for rc, hardware, attention in options:
         policy = get_save_policy(rc)
-        matmul_s, attention_s, elementwise_s = comp.terms(hardware, attention, policy.full)
+        matmul_s, attention_s, elementwise_s = comp.terms(hardware, attention, policy)
         ring_s = ring.unavoidable_s(attention_s, policy.reruns_attention, m_min) if ring is not None else 0.0
         best = min(best, matmul_s + elementwise_s + ring_s)
     floor = _CommFloor(model, cluster, train, layout, dp=dp)(mb_max, 1)
