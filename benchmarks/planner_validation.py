@@ -118,7 +118,8 @@ CALIBRATION = ("torchtitan-8b-8", "torchtitan-8b-8-compile", "torchtitan-8b-8-co
 #: the efficiency calibration above), besides Korthikanti T5 and Narayanan T1.
 IN_SAMPLE = ("bloom-176b", "opt-175b", "gpt3-175b-1024", "llama-65b-2048", "torchtitan-8b-8",
              "torchtitan-8b-8-compile", "torchtitan-8b-8-compile-float8", "torchtitan-8b-128",
-             "torchtitan-70b-256", "torchtitan-405b-512-1f1b", "torchtitan-405b-512-interleaved",
+             "torchtitan-70b-256", "torchtitan-70b-256-asynctp", "torchtitan-405b-512-1f1b",
+             "torchtitan-405b-512-interleaved",
              "torchtitan-405b-128", "torchtitan-8b-a100-64",
              "torchtitan-70b-a100-64")
 

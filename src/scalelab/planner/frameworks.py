@@ -15,7 +15,9 @@ sets, and why:
   ``F.cross_entropy(logits.float())``: the bf16 head output, an fp32 log-softmax output and the two fp32
   gradients of backward (``logits_copies=3``, ``logits_output_bytes=2``); with pipeline parallelism its
   FSDP keeps parameters unsharded across micro-batches and accumulates unsharded fp32 gradients
-  (``pp_zero3_gather="step"``; ``torchtitan/parallelisms/parallelize_llama.py`` ``apply_fsdp``).
+  (``pp_zero3_gather="step"``; ``torchtitan/parallelisms/parallelize_llama.py`` ``apply_fsdp``); its
+  DTensor sequence parallelism gathers before the column-parallel linears, which save the gathered input
+  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do.
 - ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
@@ -29,6 +31,7 @@ sets, and why:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, explain
@@ -102,6 +105,8 @@ class FrameworkProfile:
 
 
 _EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_copies=3.0, logits_output_bytes=2.0)
+#: torchtitan: eager conventions, and DTensor sequence parallelism saves the gathered linear inputs
+_TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True)
 
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
@@ -111,12 +116,12 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("megatron-deepspeed", sources=(
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),
-    FrameworkProfile("torchtitan", memory=_EAGER, fused_elementwise=False, pp_zero3_gather="step",
+    FrameworkProfile("torchtitan", memory=_TORCHTITAN, fused_elementwise=False, pp_zero3_gather="step",
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
         "(compile off): one kernel per elementwise op",)),
-    FrameworkProfile("torchtitan-compile", memory=_EAGER, pp_zero3_gather="step",
+    FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step",
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "
         "Llama 3.1 8B on 8 H100 5,762 -> 6,667 tokens/s/GPU from compile alone)",)),

@@ -126,6 +126,11 @@ class MemoryConventions:
         Bytes per parameter of the unsharded copy that ZeRO-3/FSDP gathers; ``None``: the 16-bit
         working copy (4 for fp32 training). FSDP2's Float8 all-gather gathers fp8 weights (1;
         torchtitan ``enable_fsdp_float8_all_gather``).
+    sp_saves_gathered_inputs : bool
+        With sequence parallelism, the column-parallel linears (QKV, MLP in) save the all-gathered input
+        (all T tokens, not T / tp): DTensor's ``SequenceParallel`` + ``ColwiseParallel`` in eager PyTorch
+        (torchtitan without AsyncTP) gathers before the linear, which saves what it receives. Megatron
+        (False) saves the sharded input and gathers it again in backward (Korthikanti et al. 2022 §4.2.2).
     zero3_unsharded_grad_bytes : float
         Bytes per element of the unsharded gradients that accumulate across micro-batches when ZeRO-3
         gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype,
@@ -153,6 +158,7 @@ class MemoryConventions:
     comm_buffer_bytes: float = 0.0
     zero3_gather_weight_bytes: float | None = None
     zero3_unsharded_grad_bytes: float = 4.0
+    sp_saves_gathered_inputs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
@@ -503,8 +509,9 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
     nstat = (8.0 if model.norm_kind == "layernorm" else 4.0) if conv.norm_stats else 0.0
     d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
     norm_out = 0.0 if policy.recomputes("layernorm") else 1.0  # the norm output feeding QKV
+    linear_in = T if conv.sp_saves_gathered_inputs else rep  # what the QKV and MLP-in linears save
     terms = {"norm_inputs": 2 * rep * h * act + 2 * rep * nstat * norm_out,
-             "attn_input": rep * h * act * norm_out}
+             "attn_input": linear_in * h * act * norm_out}
     if model.mla is not None:
         m = model.mla
         # Latent paths: the down-projection outputs are normed and up-projected (norm input + up input).
@@ -525,7 +532,7 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
     terms["attn_core"] = core
     terms["attn_out_input"] = T * a * d_v * act / t
     terms["dropout_masks"] = 2 * rep * h * mask
-    terms["mlp_input"] = rep * h * act * norm_out
+    terms["mlp_input"] = linear_in * h * act * norm_out
     return terms
 
 
