@@ -10,7 +10,7 @@ The space (every combination is counted as explored, whether evaluated or pruned
 - ``ep`` (MoE only): divisors of n_experts that divide dp * cp; ``etp`` in {tp, 1};
 - ``zero`` in ``zero_stages``; optimizer offload to CPU and, with ZeRO-3, parameter offload
   (``allow_offload``); HSDP (``allow_hsdp``);
-- ``recompute``: the save policies none / selective / selective-act / full (any names of
+- ``recompute``: the save policies none / act / selective / selective-act / full (any names of
   :mod:`~scalelab.planner.policy`); ``micro_batch`` powers of two up to ``max_micro_batch``;
   ``interleave`` divisors of layers per stage up to ``max_interleave``.
 
@@ -27,10 +27,14 @@ Pruning, cheapest first (every pruned layout is counted, with its reason):
    choice, with the smallest activations (full recompute, micro-batch 1, no interleave), prune every
    recompute / micro-batch / interleave under them; an out-of-memory layout makes its larger
    micro-batches out of memory too;
-4. best-first: candidates are sorted by a lower bound on their step time (matmul, attention and
-   elementwise time, TP/CP/PP traffic and the bubble, exposed DP/ZeRO traffic and the CPU optimizer
-   step, each computed the way :mod:`~scalelab.planner.step_time` does, leaving out only terms that add
-   time) and fully evaluated until the bound exceeds the last of the top plans.
+4. branch and bound: each group of layouts sharing (tp, pp, cp, dp, ep, etp) gets a lower bound on all
+   its members (:func:`~scalelab.planner.step_time.group_step_time_lower_bound`); groups and candidates
+   share one best-first queue, a group is memory-checked and expanded into candidates only when it
+   reaches the front, and each candidate carries a lower bound on its step time (matmul, attention and
+   elementwise time, TP/CP/PP traffic and the bubble, the part of the expert all-to-alls overlap cannot
+   hide, exposed DP/ZeRO traffic and the CPU optimizer step, each computed the way
+   :mod:`~scalelab.planner.step_time` does, leaving out only terms that add time); candidates are fully
+   evaluated until the front of the queue exceeds the last of the top plans.
 """
 
 from __future__ import annotations
