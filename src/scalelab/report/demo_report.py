@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..planner.flops import training_flops
 from ..units import GiB, format_count
 from .html import HtmlReport
 
@@ -73,7 +74,7 @@ def law_bands_figure(result: Any, law: Any) -> Any:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     data = result.fit["data"]
-    C = 6.0 * np.asarray(data["N"]) * np.asarray(data["D"])
+    C = training_flops(np.asarray(data["N"]), np.asarray(data["D"]))
     sc = ax.scatter(C, data["loss"], c=np.log10(data["N"]), cmap="viridis", zorder=3, label="grid runs")
     fig.colorbar(sc, ax=ax, label="log10 N")
     lo_c = min(C.min(), result.forecast["C_flops"]) / 2
@@ -87,7 +88,7 @@ def law_bands_figure(result: Any, law: Any) -> Any:
         lo, hi = co.bands["loss"]
         ax.fill_between(grid, np.ravel(lo), np.ravel(hi), color="k", alpha=0.15, label="95% band (bootstrap)")
     f, h = result.forecast, result.holdout
-    c_hold = 6.0 * h["n_params"] * h["tokens"]
+    c_hold = training_flops(h["n_params"], h["tokens"])
     _forecast_with_interval(ax, c_hold, f, "forecast (95%, new run)")
     ax.scatter([c_hold], [h["val_loss"]], marker="D", s=60, color="crimson", zorder=5, label="measured")
     ax.set_xscale("log")
