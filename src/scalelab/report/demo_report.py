@@ -15,6 +15,7 @@ import numpy as np
 from ..planner.flops import training_flops
 from ..units import GiB, format_count
 from .html import HtmlReport
+from .plan_vs_measured import add_plan_vs_measured_section
 
 
 def _plt() -> Any:
@@ -173,6 +174,7 @@ def write_demo_report(result: Any, law: Any, path: str | Path) -> Path:
         r.figure(memory_figure(p), "Memory per GPU of the best layout (binary GiB).")
     else:
         r.paragraph(f"No feasible layout: {p.get('reason', '')}")
+    add_plan_vs_measured_section(r, result.grid_runs)
     if result.notes:
         r.heading("Notes")
         for n in result.notes:
