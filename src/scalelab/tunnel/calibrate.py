@@ -10,6 +10,10 @@ tunnel's plan -> prove columns use (:mod:`scalelab.tunnel.perf`). What is measur
   the planner's matmul time (FLOPs / (peak x efficiency)) then runs at the measured rate. fp32 is written as
   both ``fp32_tflops`` and ``tf32_tflops`` (the planner times the fp32 recipe at the tf32 peak; a CPU has
   no TF32 and the measurement on a GPU is the rate torch's default fp32 matmul reaches).
+- **attention**: causal ``F.scaled_dot_product_attention`` forward and backward at the tunnel's shapes
+  (:data:`ATTENTION_SIZES`), counted as the planner counts it (``12 b s^2 h d_h``: scores and values,
+  backward twice the forward, no causal halving); ``attention_efficiency`` is its rate over the fp32
+  matmul rate (at most 1). Small heads run far below the matmul rate on a CPU.
 - **memory-bound**: ``b.copy_(a)`` of a large fp32 tensor, counted as read + write bytes. The planner
   times elementwise kernels at ``HBM_EFFICIENCY`` of the profile's bandwidth, so the profile holds the
   measured rate divided by it: the planner's achieved bandwidth is then the measured one.
@@ -38,6 +42,9 @@ __all__ = ["MATMUL_SIZES", "QUICK_MATMUL_SIZES", "Calibration", "calibrate", "wr
 MATMUL_SIZES = ((1024, 128, 512), (1024, 256, 256), (1024, 256, 1024), (2048, 512, 512))
 #: The sizes of ``--quick`` (tests): fewer and smaller.
 QUICK_MATMUL_SIZES = ((256, 64, 256), (512, 128, 128))
+#: (batch, heads, seq_len, d_head) of the timed causal attention (``F.scaled_dot_product_attention``).
+ATTENTION_SIZES = ((16, 4, 64, 16), (16, 4, 64, 32), (16, 4, 64, 64))
+QUICK_ATTENTION_SIZES = ((4, 2, 32, 16),)
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Calibration:
     threads: int | None
     matmul_flops_per_s: dict[str, dict[str, float]] = field(default_factory=dict)
     """dtype -> {"m x k x n": FLOP/s}."""
+    attention_flops_per_s: dict[str, float] = field(default_factory=dict)
+    """"b x h x s x d_h" -> FLOP/s of causal attention forward + backward in fp32."""
     copy_bytes_per_s: float = 0.0
     copy_bytes: int = 0
     memory_bytes: float = 0.0
@@ -59,9 +68,16 @@ class Calibration:
         """The median over sizes of the achieved FLOP/s in ``dtype``."""
         return float(statistics.median(self.matmul_flops_per_s[dtype].values()))
 
+    def attention_efficiency(self) -> float | None:
+        """Median attention rate over the fp32 matmul rate, at most 1 (``None`` when not measured)."""
+        if not self.attention_flops_per_s or "fp32" not in self.matmul_flops_per_s:
+            return None
+        return min(1.0, float(statistics.median(self.attention_flops_per_s.values())) / self.matmul_rate("fp32"))
+
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "name": self.name, "threads": self.threads,
-                "matmul_flops_per_s": self.matmul_flops_per_s,
+                "matmul_flops_per_s": self.matmul_flops_per_s, "attention_flops_per_s": self.attention_flops_per_s,
+                "attention_efficiency": self.attention_efficiency(),
                 "matmul_median_flops_per_s": {d: self.matmul_rate(d) for d in self.matmul_flops_per_s},
                 "copy_bytes_per_s": self.copy_bytes_per_s, "copy_bytes": self.copy_bytes,
                 "memory_bytes": self.memory_bytes, "wall_s": self.wall_s, "torch_version": self.torch_version}
@@ -73,6 +89,9 @@ class Calibration:
         for dtype, by in self.matmul_flops_per_s.items():
             sizes = ", ".join(f"{k}: {v / 1e9:.1f}" for k, v in by.items())
             lines.append(f"  matmul {dtype:<5} median {self.matmul_rate(dtype) / 1e9:.1f} GFLOP/s  ({sizes})")
+        if self.attention_flops_per_s:
+            sizes = ", ".join(f"{k}: {v / 1e9:.1f}" for k, v in self.attention_flops_per_s.items())
+            lines.append(f"  attention   {self.attention_efficiency():.2f} of the fp32 matmul rate ({sizes} GFLOP/s)")
         lines.append(f"  copy        {self.copy_bytes_per_s / 1e9:.2f} GB/s (read + write, "
                      f"{self.copy_bytes / 2**20:.0f} MiB tensor)")
         return "\n".join(lines)
@@ -140,6 +159,9 @@ def calibrate(*, device: str = "cpu", quick: bool = False, threads: int | None =
                 s = _timer(lambda a=a, b=b: torch.matmul(a, b), sync, min_s, max_calls)
                 by[f"{m}x{k}x{n}"] = 2.0 * m * k * n / s
             out.matmul_flops_per_s[dtype] = by
+        if "fp32" in dtypes:
+            out.attention_flops_per_s = _attention_rates(dev, QUICK_ATTENTION_SIZES if quick else ATTENTION_SIZES,
+                                                         sync, min_s, max_calls)
         n_bytes = (16 if quick else 256) * 2**20 if dev.type == "cpu" else 1024 * 2**20
         src = torch.ones(int(n_bytes // dtype_bytes("fp32")), device=dev)
         dst = torch.empty_like(src)
@@ -149,6 +171,23 @@ def calibrate(*, device: str = "cpu", quick: bool = False, threads: int | None =
     finally:
         torch.set_num_threads(prev)
     out.wall_s = time.perf_counter() - t_start
+    return out
+
+
+def _attention_rates(dev: Any, sizes: tuple[tuple[int, int, int, int], ...], sync: Callable[[], None],
+                     min_s: float, max_calls: int) -> dict[str, float]:
+    import torch
+    import torch.nn.functional as F
+
+    out = {}
+    for b, h, s, dh in sizes:
+        q, k, v = (torch.randn(b, h, s, dh, device=dev, requires_grad=True) for _ in range(3))
+        g = torch.randn(b, h, s, dh, device=dev)
+
+        def fwd_bwd(q: Any = q, k: Any = k, v: Any = v, g: Any = g) -> None:
+            F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(g)
+
+        out[f"{b}x{h}x{s}x{dh}"] = 12.0 * b * s * s * h * dh / _timer(fwd_bwd, sync, min_s, max_calls)
     return out
 
 
@@ -193,7 +232,8 @@ def write_profile(cal: Calibration, path: str | Path) -> Path:
     sizes = "; ".join(f"{d} " + ", ".join(f"{k} {v / 1e9:.2f} GFLOP/s" for k, v in by.items())
                       for d, by in cal.matmul_flops_per_s.items())
     source = (f"scalelab calibrate on {socket.gethostname()} ({cal.device}"
-              + (f", {cal.threads} thread{'s' if cal.threads != 1 else ''}" if cal.threads else "") + f", torch {cal.torch_version}, "
+              + (f", {cal.threads} thread{'s' if cal.threads != 1 else ''}" if cal.threads else "")
+              + f", torch {cal.torch_version}, "
               f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC): matmul medians over sizes ({sizes}); "
               f"copy {cal.copy_bytes_per_s / 1e9:.2f} GB/s read+write, written as bandwidth / HBM_EFFICIENCY "
               f"{HBM_EFFICIENCY} so that the planner's achieved rate is the measured one")
@@ -212,8 +252,9 @@ def write_profile(cal: Calibration, path: str | Path) -> Path:
         "gpus_per_node = 1",
         "memory_reserve_gib = 0.5",
         "matmul_efficiency = 1.0",
-        "attention_efficiency = 1.0",
-        f'efficiency_source = "measured: the peaks above are the achieved matmul rates"',
+        f"attention_efficiency = {cal.attention_efficiency() or 1.0:.4g}",
+        'efficiency_source = "measured: the peaks are the achieved matmul rates; attention_efficiency is the '
+        'achieved rate of causal attention forward + backward over the fp32 matmul rate"',
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
