@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def calibrate(
         out: Annotated[Path | None, typer.Option(
-            "--out", "-o", help="Profile to write (default $SCALELAB_HOME/device.toml, which tunnel runs use).")] = None,
+            "--out", "-o", help="Profile to write (default $SCALELAB_HOME/device.toml, used by tunnel runs).")] = None,
         device: Annotated[str, typer.Option(help="Device to measure: cpu, cuda, cuda:1 ...")] = "cpu",
         threads: Annotated[int, typer.Option(min=0, help="CPU threads while measuring (0: torch's setting). "
                                              "Tunnel runs of small models use 1.")] = 1,

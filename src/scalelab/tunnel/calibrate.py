@@ -25,6 +25,7 @@ median of repeated calls after a warm-up; on a loaded machine run it when the ma
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import statistics
@@ -156,7 +157,7 @@ def calibrate(*, device: str = "cpu", quick: bool = False, threads: int | None =
             for m, k, n in (QUICK_MATMUL_SIZES if quick else MATMUL_SIZES):
                 a = torch.randn(m, k, device=dev, dtype=torch_dtype[dtype])
                 b = torch.randn(k, n, device=dev, dtype=torch_dtype[dtype])
-                s = _timer(lambda a=a, b=b: torch.matmul(a, b), sync, min_s, max_calls)
+                s = _timer(functools.partial(torch.matmul, a, b), sync, min_s, max_calls)
                 by[f"{m}x{k}x{n}"] = 2.0 * m * k * n / s
             out.matmul_flops_per_s[dtype] = by
         if "fp32" in dtypes:
