@@ -19,7 +19,7 @@ from typing import Any
 from .._spec import stable_hash
 from ..errors import ConfigError, StoreError, explain
 
-__all__ = ["ClaimLostError", "RunRecord", "branch_hash", "default_store_path", "scalelab_home"]
+__all__ = ["ClaimLostError", "MeasuredPerf", "RunRecord", "branch_hash", "default_store_path", "scalelab_home"]
 
 
 class ClaimLostError(StoreError):
@@ -74,8 +74,23 @@ def _param_counts(config: dict[str, Any]) -> tuple[int | None, int | None, int |
     return c.total, c.active, c.non_embedding
 
 
+@dataclass(kw_only=True)
+class MeasuredPerf:
+    """What a run measured on its device and what the planner predicted for it (:mod:`scalelab.tunnel.perf`;
+    the run store's schema-2 columns). Times in seconds, memory in bytes."""
+
+    step_s: float | None = None
+    saved_tensor_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    peak_mem_bytes: int | None = None
+    pred_device: str | None = None
+    pred_step_s: float | None = None
+    pred_activation_bytes: int | None = None
+    pred_mem_bytes: int | None = None
+
+
 @dataclass
-class RunRecord:
+class RunRecord(MeasuredPerf):
     """One stored run: its key, status, config, final metrics and bookkeeping.
 
     ``n_params`` counts all parameters and ``n_params_active`` those one token uses (they differ for
@@ -119,14 +134,6 @@ class RunRecord:
     torch_version: str | None = None
     python_version: str | None = None
     device: str | None = None
-    step_s: float | None = None
-    saved_tensor_bytes: int | None = None
-    peak_rss_bytes: int | None = None
-    peak_mem_bytes: int | None = None
-    pred_device: str | None = None
-    pred_step_s: float | None = None
-    pred_activation_bytes: int | None = None
-    pred_mem_bytes: int | None = None
     curve: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod

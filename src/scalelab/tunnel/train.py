@@ -63,6 +63,7 @@ from pydantic import Field, PositiveInt, model_validator
 from .._spec import Spec
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
+from .records import MeasuredPerf
 
 __all__ = ["BranchResult", "RunConfig", "TrainResult", "auto_num_threads", "lr_at", "resolve_device", "train"]
 
@@ -252,7 +253,7 @@ class BranchResult:
 
 
 @dataclass
-class TrainResult:
+class TrainResult(MeasuredPerf):
     """Outcome of :func:`train`: status, final losses, throughput, counts and the loss curve.
 
     ``final_val_loss_by_domain`` holds each corpus domain's held-out loss at the end (multi-domain
@@ -284,14 +285,6 @@ class TrainResult:
     resumed_from_step: int = 0
     version: str = ""
     final_val_loss_by_domain: dict[str, float] = field(default_factory=dict)
-    step_s: float | None = None
-    saved_tensor_bytes: int | None = None
-    peak_rss_bytes: int | None = None
-    peak_mem_bytes: int | None = None
-    pred_device: str | None = None
-    pred_step_s: float | None = None
-    pred_activation_bytes: int | None = None
-    pred_mem_bytes: int | None = None
 
     @property
     def flops(self) -> float:
