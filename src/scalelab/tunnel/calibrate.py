@@ -20,7 +20,7 @@ tunnel's plan -> prove columns use (:mod:`scalelab.tunnel.perf`). What is measur
 
 On a CPU the measurement uses ``threads`` threads (default 1, what the tunnel gives a small model,
 ``tunnel.train.auto_num_threads``): a profile describes the machine as a run sees it. Each figure is the
-median of repeated calls after a warm-up; on a loaded machine run it when the machine is quiet.
+mean rate over a sustained loop after a warm-up (:func:`_timer`); on a loaded machine run it when the machine is quiet.
 """
 
 from __future__ import annotations
@@ -99,20 +99,22 @@ class Calibration:
 
 
 def _timer(fn: Callable[[], Any], sync: Callable[[], None], min_s: float, max_calls: int) -> float:
-    """Median seconds of one call of ``fn`` after a warm-up call, over at least ``min_s`` of calls (at least
-    one call; three when a call is shorter than ``min_s``)."""
-    t0 = time.perf_counter()
+    """Mean seconds of one call of ``fn`` over a sustained loop of at least ``min_s`` (at least one call)
+    after a warm-up call.
+
+    The mean over a window, not the median call: a training step is a sustained workload, and on a machine
+    shared with other processes it gets the CPU share a sustained loop gets, while a median of short calls
+    reports the rate between preemptions (measured here under load: 2-3x faster than the steps ran).
+    """
     fn()
     sync()
-    slow = time.perf_counter() - t0 > min_s
-    times: list[float] = []
-    t_end = time.perf_counter() + min_s
-    while not times or (not slow and len(times) < 3) or (time.perf_counter() < t_end and len(times) < max_calls):
-        t0 = time.perf_counter()
+    n = 0
+    t0 = time.perf_counter()
+    while n == 0 or (time.perf_counter() - t0 < min_s and n < max_calls):
         fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return float(statistics.median(times))
+        n += 1
+    sync()
+    return (time.perf_counter() - t0) / n
 
 
 def calibrate(*, device: str = "cpu", quick: bool = False, threads: int | None = 1,
