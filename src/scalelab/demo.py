@@ -334,11 +334,15 @@ def fit_and_forecast(ok: list[dict[str, Any]], s: DemoSettings, seed: int) -> Fi
 
 
 def _run_row(rec: Any) -> dict[str, Any]:
-    """The fields of a stored run that the demo reports (N total, tokens seen, final validation loss)."""
+    """The fields of a stored run that the demo reports (N total, tokens seen, final validation loss, and
+    measured against planned step time and memory)."""
+    from .tunnel.schema import PERF_COLUMNS
+
     row = rec.summary()
     return {"hash": rec.hash, "model": row["model"], "n_params": rec.n_params, "tokens": row["tokens"],
             "val_loss": rec.final_val_loss, "status": rec.status, "tokens_per_s": rec.tokens_per_s,
-            "wall_s": rec.wall_s}
+            "wall_s": rec.wall_s, "batch_size": rec.config.get("batch_size"), "seq_len": rec.config.get("seq_len"),
+            **{k: getattr(rec, k) for k in PERF_COLUMNS}}
 
 
 def _budget_label(grid: Any, i: int) -> float | None:

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ..planner.flops import training_flops
 from ..units import GiB, format_count
 from .html import HtmlReport, display_path
+from .plan_vs_measured import add_plan_vs_measured_section
 
 LOSS_UNIT = "nats/token"
 LOSS_LABEL = f"validation loss ({LOSS_UNIT})"
@@ -140,7 +142,7 @@ def law_bands_figure(result: Any, law: Any, narrow: bool = False) -> Any:
     if narrow:  # the colour bar takes about half an inch more
         fig.set_size_inches(_SIZE["narrow"][0] - 0.5, _SIZE["narrow"][1])
     data = result.fit["data"]
-    C = 6.0 * np.asarray(data["N"]) * np.asarray(data["D"])
+    C = training_flops(np.asarray(data["N"]), np.asarray(data["D"]))
     sc = ax.scatter(C, data["loss"], c=np.log10(data["N"]), cmap="viridis", zorder=3, label="grid runs")
     fig.colorbar(sc, ax=ax, label="log10 parameters N")
     lo_c = min(C.min(), result.forecast["C_flops"]) / 2
@@ -154,7 +156,7 @@ def law_bands_figure(result: Any, law: Any, narrow: bool = False) -> Any:
         lo, hi = co.bands["loss"]
         ax.fill_between(grid, np.ravel(lo), np.ravel(hi), color="k", alpha=0.15, label="95% band (bootstrap)")
     f, h = result.forecast, result.holdout
-    c_hold = 6.0 * h["n_params"] * h["tokens"]
+    c_hold = training_flops(h["n_params"], h["tokens"])
     _forecast_with_interval(ax, c_hold, f, "forecast (95%, new run)")
     ax.scatter([c_hold], [h["val_loss"]], marker="D", s=60, color="crimson", zorder=5, label="held-out run")
     ax.set_xscale("log")
@@ -280,6 +282,7 @@ def write_demo_report(result: Any, law: Any, path: str | Path) -> Path:
         r.figure(lambda narrow: memory_figure(p, narrow), "Memory per GPU of the best layout (binary GiB).")
     else:
         r.paragraph(f"No feasible layout: {p.get('reason', '')}")
+    add_plan_vs_measured_section(r, result.grid_runs)
     if result.notes:
         r.heading("Notes")
         for n in result.notes:
