@@ -259,7 +259,7 @@ def register(app: typer.Typer) -> None:
 
     @tunnel.command("export")
     def export_cmd(
-        out: Annotated[Path, typer.Argument(help="Output file.")],
+        out: Annotated[Path | None, typer.Argument(help="Output file (optional with --mlflow).")] = None,
         fmt: Annotated[
             ExportFormat | None,
             typer.Option("--format", "-f", help="File format (default: from the suffix .csv, .parquet or .json)."),
@@ -269,11 +269,30 @@ def register(app: typer.Typer) -> None:
         ] = ExportWhat.runs,
         status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
         store: StoreOpt = None,
+        mlflow: Annotated[
+            str | None, typer.Option("--mlflow", help="Also log every finished run into this MLflow tracking store "
+                                                      "(sqlite:///PATH.db or file:PATH; no server needed).")
+        ] = None,
+        experiment: Annotated[
+            str, typer.Option("--experiment", help="MLflow experiment for --mlflow (created when missing).")
+        ] = "scalelab",
     ) -> None:
-        """Export runs (N, D, C, loss, config columns) or curves to CSV, Parquet or JSON."""
-        f = _export_format(out, fmt)
-        path = _store(store, readonly=True).export(out, format=f, what=what.value, status=status)
-        err_console.print(f"wrote {path}")
+        """Export runs (N, D, C, loss, config columns) or curves to CSV, Parquet or JSON, or to MLflow."""
+        from ..errors import ConfigError, explain
+
+        if out is None and mlflow is None:
+            raise ConfigError(explain("nothing to export to", fix="name an output file (runs.csv), or pass "
+                                      "--mlflow sqlite:///mlflow.db"))
+        st = _store(store, readonly=True)
+        if out is not None:
+            f = _export_format(out, fmt)
+            path = st.export(out, format=f, what=what.value, status=status)
+            err_console.print(f"wrote {path}")
+        if mlflow is not None:
+            from ..tunnel.mlflow_io import export_to_mlflow, tracking_uri
+
+            done = export_to_mlflow(st, tracking_uri(mlflow), experiment=experiment, status=status)
+            err_console.print(done.report(), markup=False, highlight=False)
 
     @tunnel.command("rm")
     def rm_cmd(

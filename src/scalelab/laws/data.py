@@ -272,7 +272,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
               compute: str | None = None, columns: Mapping[str, str] | None = None,
               config: str | Path | None = None, n_convention: str | None = None, store: str | Path | None = None,
               flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN, drop_top_loss: int = 0,
-              weight: str | None = None, spellings: Mapping[str, str] | None = None) -> Runs:
+              weight: str | None = None, spellings: Mapping[str, str] | None = None,
+              source_label: str | None = None) -> Runs:
     """Read runs and map their columns to ``N``, ``D``, ``C``, ``L`` (and any other numeric column).
 
     Parameters
@@ -288,6 +289,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     weight : column holding a per-run weight
     spellings : how messages and notes name these arguments, e.g. ``{"n_convention": "--n-convention"}``
         (the CLI passes its flags); by default the argument names, ``n_convention=``
+    source_label : how messages name a dict or DataFrame source (e.g. "MLflow experiment 'x'"); default
+        ``dict`` / ``DataFrame``
 
     Examples
     --------
@@ -310,6 +313,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         return source
     else:
         raw, label, kind, offset = _read_table(source)
+    if source_label:
+        label = source_label
     mapping: dict[str, str] = {}
     conv: dict[str, str] = {}
     if config is not None:
