@@ -92,7 +92,7 @@ def test_what_is_missing_is_named(tmp_path, capsys):
         load_runs(no_loss)
     assert "val/loss" in str(e.value) and "model.n_params" in str(e.value) and "--loss" in str(e.value)
     unfinished = _write(tmp_path / "b.csv", [r for r in runs if r["State"] != "finished"])
-    with pytest.raises(DataError, match="no finished runs.*1 crashed, 1 running"):
+    with pytest.raises(DataError, match=r"no finished runs.*1 crashed, 1 running"):
         load_runs(unfinished)
     no_n = _write(tmp_path / "c.csv", runs, drop=("model.n_params",))
     assert main(["fit", str(no_n)]) != 0
