@@ -104,3 +104,97 @@ def test_sigterm_stops_the_grid_with_a_line_and_exit_143(corpus, tmp_path, grid_
     assert f"interrupted: 1 of 2 runs stored; {RESUME}" in err.decode()
     with RunStore(db, readonly=True) as s:
         assert s.counts() == {"completed": 1, "pending": 1}  # released, to resume from its checkpoint
+
+
+def test_sigterm_in_tunnel_ddp_stops_torchrun_releases_the_run_and_says_so(corpus, tmp_path, monkeypatch, capsys,
+                                                                          grid_toml):
+    """A real SIGTERM to this process while `tunnel ddp` waits on its torchrun (here a stand-in that sleeps)."""
+    pytest.importorskip("torch")
+    import threading
+
+    import scalelab.tunnel.ddp as ddp
+    from scalelab.tunnel.store import RunStore
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(grid_toml(corpus, [4], name="one"))
+    db = tmp_path / "runs.sqlite"
+    monkeypatch.setattr(ddp, "_torchrun_cmd", lambda *a: [sys.executable, "-c", "import time; time.sleep(300)"])
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(*args, **kwargs):
+        p = real_popen(*args, **kwargs)
+        started.append(p)
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return p
+
+    monkeypatch.setattr(ddp.subprocess, "Popen", popen_then_sigterm)
+    monkeypatch.delenv("SCALELAB_DEBUG", raising=False)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(["tunnel", "ddp", str(grid), "--store", str(db), "--nproc", "2"])
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+    err = capsys.readouterr().err
+    assert code == 143, err
+    assert f"interrupted: 0 of 1 runs stored; {RESUME}" in err and "Traceback" not in err
+    (child,) = started
+    assert child.returncode == -signal.SIGTERM  # stopped by the run, not left sleeping
+    with RunStore(db, readonly=True) as s:
+        assert s.counts() == {"pending": 1}
+        (rec,) = s.runs()
+        assert rec.kind == "ddp" and rec.claim_id is None and "resumes from its checkpoint" in rec.error
+    assert signal.getsignal(signal.SIGTERM) == before  # the CLI's handler is gone again
+
+
+def _processes_naming(text: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
+
+
+@pytest.mark.slow  # real torchrun with 2 gloo workers, stopped and resumed: ~30-60 s on 2 cores
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="looks for leftover workers in /proc (Linux)")
+def test_sigterm_to_a_real_tunnel_ddp_leaves_no_worker_and_the_rerun_resumes(corpus, tmp_path, grid_toml):
+    pytest.importorskip("torch")
+    from scalelab.tunnel.store import RunStore
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(grid_toml(corpus, [300], name="ddp"))
+    db = tmp_path / "runs.sqlite"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2] / "src"))
+    env.pop("SCALELAB_DEBUG", None)
+    cmd = [sys.executable, "-c", "import sys; from scalelab.cli.app import main; sys.exit(main())",
+           "tunnel", "ddp", str(grid), "--store", str(db), "--nproc", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    ckpt_dir = tmp_path / "runs-checkpoints"
+    try:
+        deadline = time.monotonic() + 180
+        while not (ckpt_dir.is_dir() and any(ckpt_dir.glob("*.pt"))):  # a checkpoint at step 50
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert f"interrupted: 0 of 1 runs stored; {RESUME}" in err.decode()
+    assert _processes_naming(str(ckpt_dir)) == []  # torchrun and both workers are gone
+    with RunStore(db, readonly=True) as s:
+        assert s.counts() == {"pending": 1}
+    done = subprocess.run([*cmd, "--format", "json"], capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    with RunStore(db, readonly=True) as s:
+        (rec,) = s.runs()
+        assert rec.status == "completed" and rec.resumed_from_step and rec.resumed_from_step >= 50

@@ -200,7 +200,10 @@ def register(app: typer.Typer) -> None:
         if len(g) != 1:
             raise ConfigError(explain("a DDP run needs a grid with exactly one run", value=len(g),
                                       fix="put one [[run]] block in the file, or use `scalelab tunnel run`"))
-        emit(run_ddp(g.configs[0], _store(store), nproc=nproc), fmt)
+        st = _store(store)
+        with resumable():  # Ctrl-C / SIGTERM: torchrun stopped, the run released, one line, exit 130 / 143
+            rec = run_ddp(g.configs[0], st, nproc=nproc)
+        emit(rec, fmt)
 
     @tunnel.command("ls")
     def ls_cmd(
