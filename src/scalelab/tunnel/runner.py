@@ -253,6 +253,7 @@ def run_grid(
     except KeyboardInterrupt as e:
         if isinstance(e, GridInterrupted):
             raise
+        _release_own(st, hashes)
         # what is safe on disk, for the one line the CLI prints; a SIGTERM handler sets ``signum``
         n_stored: int | None
         try:
@@ -263,6 +264,16 @@ def run_grid(
     finally:
         prog.close()
     return st.runs(hashes=hashes)
+
+
+def _release_own(store: RunStore, hashes: list[str]) -> None:
+    """Put the runs this process claimed and left ``running`` back to ``pending``: a Ctrl-C or SIGTERM can land
+    between a claim and the trainer's own handler (while the checkpoint path is recorded, say), and the run
+    would otherwise stay ``running`` until the next grid finds this pid gone."""
+    with contextlib.suppress(ScalelabError, OSError):
+        for r in store.runs(hashes=hashes, status="running"):
+            if r.pid == os.getpid() and r.hostname == store.hostname:
+                store.release(r.hash, claim_id=r.claim_id, error="interrupted; resumes from its checkpoint")
 
 
 def _set_threads(n: int) -> None:
