@@ -218,6 +218,27 @@ def test_an_interrupt_between_claim_and_training_still_releases_the_run(corpus, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(st, "set_checkpoint", interrupted)
-    with pytest.raises(GridInterrupted, match="0 of 1 runs stored"):
+    with pytest.raises(KeyboardInterrupt) as e:  # (a bare one would otherwise stop pytest itself)
         run_grid(load_grid(grid), st, quiet=True)
+    assert isinstance(e.value, GridInterrupted) and "0 of 1 runs stored" in str(e.value)
+    assert st.counts() == {"pending": 1}
+
+
+def test_an_interrupt_before_torchrun_starts_still_releases_the_ddp_run(corpus, tmp_path, monkeypatch, grid_toml):
+    pytest.importorskip("torch")
+    from scalelab.tunnel.ddp import run_ddp
+    from scalelab.tunnel.grid import load_grid
+    from scalelab.tunnel.store import RunStore
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(grid_toml(corpus, [4], name="one"))
+    st = RunStore(tmp_path / "runs.sqlite")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(st, "set_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt) as e:
+        run_ddp(load_grid(grid).configs[0], st, nproc=2)
+    assert isinstance(e.value, GridInterrupted) and "0 of 1 runs stored" in str(e.value)
     assert st.counts() == {"pending": 1}

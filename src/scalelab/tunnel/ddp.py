@@ -71,7 +71,31 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
     if claimed is None:
         raise StoreError(explain(f"run {h} is being trained by another live process", value=rec.pid,
                                  fix="wait for it, or stop that process"))
+    procs: list[subprocess.Popen[Any]] = []
     ckpt = st.checkpoint_path(h)
+    try:
+        result = _launch(st, claimed, ckpt, config, nproc, options, timeout_s, procs)
+        out = st.finish(h, result, claim_id=claimed.claim_id)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM turned into one by the CLI, wherever it landed
+        for p in procs:
+            _stop(p)
+        with contextlib.suppress(StoreError):
+            st.release(h, claim_id=claimed.claim_id, error="interrupted; resumes from its checkpoint")
+        stored = None
+        with contextlib.suppress(ScalelabError):
+            stored = int(st.get(h).status in ("completed", "diverged"))
+        raise GridInterrupted(stored, 1, int(getattr(e, "signum", signal.SIGINT))) from e
+    if not options.keep_checkpoints:
+        with contextlib.suppress(OSError):
+            ckpt.unlink()
+    return out
+
+
+def _launch(st: RunStore, claimed: RunRecord, ckpt: Path, config: Any, nproc: int, options: RunOptions,
+            timeout_s: float | None, procs: list[subprocess.Popen[Any]]) -> dict[str, Any]:
+    """Run torchrun for the claimed run, keeping its heartbeat; rank 0's result. ``procs`` gets torchrun's
+    process as soon as it starts, so the caller can stop it on an interrupt."""
+    h = claimed.hash
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     st.set_checkpoint(h, ckpt)
     with tempfile.TemporaryDirectory(prefix="scalelab-ddp-") as tmp:
@@ -83,19 +107,15 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
         with open(Path(tmp) / "log.txt", "w+", encoding="utf-8") as logf:
             # its own session: Ctrl-C reaches this process only, which stops torchrun in one way for both signals
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            try:
-                while proc.poll() is None:
-                    time.sleep(min(options.heartbeat_every_s, 1.0))
-                    with contextlib.suppress(StoreError):
-                        st.heartbeat(h, claimed.claim_id)
-                    if timeout_s is not None and time.monotonic() - t0 > timeout_s:
-                        _stop(proc)
-                        st.release(h, claim_id=claimed.claim_id, error="DDP run timed out; resumes from its checkpoint")
-                        raise ScalelabError(explain("the DDP run exceeded its timeout", value=f"{timeout_s} s"))
-            except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM turned into one by the CLI
-                _stop(proc)
-                st.release(h, claim_id=claimed.claim_id, error="interrupted; resumes from its checkpoint")
-                raise GridInterrupted(0, 1, int(getattr(e, "signum", signal.SIGINT))) from e
+            procs.append(proc)
+            while proc.poll() is None:
+                time.sleep(min(options.heartbeat_every_s, 1.0))
+                with contextlib.suppress(StoreError):
+                    st.heartbeat(h, claimed.claim_id)
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                    _stop(proc)
+                    st.release(h, claim_id=claimed.claim_id, error="DDP run timed out; resumes from its checkpoint")
+                    raise ScalelabError(explain("the DDP run exceeded its timeout", value=f"{timeout_s} s"))
             logf.seek(0)
             output = logf.read()
         if proc.returncode != 0 or not out_path.exists():
@@ -103,12 +123,8 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
             st.fail(h, f"torchrun exited with {proc.returncode}:\n{tail}", claim_id=claimed.claim_id)
             raise ScalelabError(explain(f"the DDP run failed (torchrun exit code {proc.returncode})",
                                         value=tail[-2000:], fix="set SCALELAB_DEBUG=1 and read the log above"))
-        result = json.loads(out_path.read_text())
-    out = st.finish(h, result, claim_id=claimed.claim_id)
-    if not options.keep_checkpoints:
-        with contextlib.suppress(OSError):
-            ckpt.unlink()
-    return out
+        result: dict[str, Any] = json.loads(out_path.read_text())
+    return result
 
 
 def _torchrun_cmd(nproc: int, cfg_path: Path, out_path: Path, ckpt: Path, checkpoint_every: int) -> list[str]:
