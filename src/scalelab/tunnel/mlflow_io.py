@@ -115,9 +115,12 @@ class ExportSummary(dict[str, Any]):
 
 
 def _flatten(d: dict[str, Any], prefix: str) -> dict[str, str]:
+    """Nested config fields as ``prefix.a.b`` params; characters MLflow refuses in a key become ``_``."""
+    import re
+
     out: dict[str, str] = {}
     for k, v in d.items():
-        key = f"{prefix}{k}"
+        key = prefix + re.sub(r"[^\w\-./ ]", "_", str(k))
         if isinstance(v, dict) and v:
             out.update(_flatten(v, key + "."))
         else:
