@@ -10,7 +10,8 @@ database or a ``file:`` folder; no server needed):
   the rest of the run table's columns, plus every config field as ``config.<key>``;
 - **metrics by step**: the loss curve (``train_loss``, ``val_loss``, ``lr``, ``tokens``);
 - **final metrics**: ``loss`` (the final validation loss: the column ``fit`` reads), ``final_train_loss``,
-  ``C`` (``6 N_active D``), ``C_measured``, ``tokens_per_s``, ``wall_s``.
+  ``C`` (``6 N_active D``), ``C_measured``, ``tokens_per_s``, ``wall_s``, and any other float column of the
+  run table (``lr`` excepted: it is a param).
 
 Export is idempotent: a run whose hash is already tagged in the experiment is left as it is, so exporting
 again adds only runs finished since (an export stopped half-way leaves its last MLflow run unterminated;
@@ -43,6 +44,9 @@ TAG = "scalelab."
 _TAG_COLUMNS = ("hash", "parent_hash", "kind", "status", "grid")
 _FINAL_METRICS = {"loss": "loss", "train_loss": "final_train_loss", "C": "C", "C_measured": "C_measured",
                   "tokens_per_s": "tokens_per_s", "wall_s": "wall_s"}
+#: Float columns that are settings, not results (any other float column of the run table is a final metric,
+#: so a measured column added to the table later goes to the metrics without a change here).
+_FLOAT_PARAMS = {"lr"}
 _CURVE_METRICS = ("train_loss", "val_loss", "lr", "tokens")
 _MLFLOW_STATUS = {"completed": "FINISHED", "diverged": "FAILED"}
 # MLflow's limits (mlflow.utils.validation): entities per log_batch call, and the longest param and tag.
@@ -138,11 +142,11 @@ def _entities(rec: RunRecord, row: dict[str, Any], curve: list[dict[str, Any]]) 
     cfg = json.dumps(rec.config, sort_keys=True)
     if len(cfg) <= _MAX_TAG:
         tags[TAG + "config"] = cfg
-    params = {k: str(v) for k, v in row.items()
-              if k not in _TAG_COLUMNS and k not in _FINAL_METRICS and v is not None}
+    final = {k for k, v in row.items() if k in _FINAL_METRICS or (isinstance(v, float) and k not in _FLOAT_PARAMS)}
+    params = {k: str(v) for k, v in row.items() if k not in _TAG_COLUMNS and k not in final and v is not None}
     params.update(_flatten(rec.config, "config."))
     params = {k: v if len(v) <= _MAX_PARAM else v[: _MAX_PARAM - 3] + "..." for k, v in params.items()}
-    metrics = [Metric(name, float(row[col]), t_ms, 0) for col, name in _FINAL_METRICS.items()
+    metrics = [Metric(_FINAL_METRICS.get(col, col), float(row[col]), t_ms, 0) for col in sorted(final)
                if row.get(col) is not None and math.isfinite(float(row[col]))]
     for p in curve:
         for k in _CURVE_METRICS:
