@@ -124,7 +124,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit_cmd(
-        runs: Annotated[Path | None, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
+        runs: Annotated[Path | None, typer.Argument(help="Runs: CSV (a W&B runs-table export too), Parquet, JSON or a "
+                                                                 "run store (.sqlite).")] = None,
         law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`), or auto: the law "
                                                               "with the lowest backtested error.")] = "chinchilla",
         n: NColOpt = None,
