@@ -202,16 +202,20 @@ def test_sigterm_to_a_real_tunnel_ddp_leaves_no_worker_and_the_rerun_resumes(cor
         assert rec.status == "completed" and rec.resumed_from_step and rec.resumed_from_step >= 50
 
 
-def test_an_interrupt_between_claim_and_training_still_releases_the_run(corpus, tmp_path, monkeypatch, grid_toml):
-    """SIGTERM can land after a run is claimed but before the trainer's own handler (here: while its checkpoint
-    path is recorded); the run must go back to pending, not stay running until a later grid reclaims it."""
+@pytest.mark.parametrize("command", ["run", "ddp"])
+def test_an_interrupt_between_claim_and_training_still_releases_the_run(command, corpus, tmp_path, monkeypatch,
+                                                                        grid_toml):
+    """SIGTERM can land after a run is claimed but before the trainer's own handler, or before torchrun starts
+    (here: while its checkpoint path is recorded); the run must go back to pending, not stay running until a
+    later grid finds this process gone."""
     pytest.importorskip("torch")
+    from scalelab.tunnel.ddp import run_ddp
     from scalelab.tunnel.grid import load_grid
     from scalelab.tunnel.runner import run_grid
     from scalelab.tunnel.store import RunStore
 
     grid = tmp_path / "grid.toml"
-    grid.write_text(grid_toml(corpus, [2], name="early"))
+    grid.write_text(grid_toml(corpus, [4], name="early"))
     st = RunStore(tmp_path / "runs.sqlite")
 
     def interrupted(*args, **kwargs):
@@ -219,26 +223,9 @@ def test_an_interrupt_between_claim_and_training_still_releases_the_run(corpus, 
 
     monkeypatch.setattr(st, "set_checkpoint", interrupted)
     with pytest.raises(KeyboardInterrupt) as e:  # (a bare one would otherwise stop pytest itself)
-        run_grid(load_grid(grid), st, quiet=True)
-    assert isinstance(e.value, GridInterrupted) and "0 of 1 runs stored" in str(e.value)
-    assert st.counts() == {"pending": 1}
-
-
-def test_an_interrupt_before_torchrun_starts_still_releases_the_ddp_run(corpus, tmp_path, monkeypatch, grid_toml):
-    pytest.importorskip("torch")
-    from scalelab.tunnel.ddp import run_ddp
-    from scalelab.tunnel.grid import load_grid
-    from scalelab.tunnel.store import RunStore
-
-    grid = tmp_path / "grid.toml"
-    grid.write_text(grid_toml(corpus, [4], name="one"))
-    st = RunStore(tmp_path / "runs.sqlite")
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(st, "set_checkpoint", interrupted)
-    with pytest.raises(KeyboardInterrupt) as e:
-        run_ddp(load_grid(grid).configs[0], st, nproc=2)
+        if command == "run":
+            run_grid(load_grid(grid), st, quiet=True)
+        else:
+            run_ddp(load_grid(grid).configs[0], st, nproc=2)
     assert isinstance(e.value, GridInterrupted) and "0 of 1 runs stored" in str(e.value)
     assert st.counts() == {"pending": 1}
