@@ -15,7 +15,7 @@ PIP_TOOLS ?= pip-tools==7.6.2
 LOCK_DEMO := requirements/demo.lock
 LOCK_DEV := requirements/dev.lock
 DEMO_EXTRAS := tunnel report data
-DEV_EXTRAS := tunnel report data distributed hf mixtures test lint
+DEV_EXTRAS := tunnel report data distributed hf mixtures tracking test lint
 comma := ,
 empty :=
 space := $(empty) $(empty)

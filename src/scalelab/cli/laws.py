@@ -95,6 +95,26 @@ class _Forecast:
         return self.text
 
 
+#: Trackers `fit --from` reads, as PREFIX:NAME.
+TRACKERS = ("mlflow",)
+
+
+def _read_tracker(spec: str, mlflow_uri: str | None, given: Any) -> tuple[dict[str, Any], str, str | None]:
+    """``fit --from mlflow:EXPERIMENT``: the experiment's finished runs as columns, their label and N convention."""
+    from ..errors import ConfigError, explain
+
+    kind, _, name = spec.partition(":")
+    if kind not in TRACKERS or not name:
+        raise ConfigError(explain("--from takes TRACKER:NAME", value=spec, allowed="mlflow:EXPERIMENT",
+                                  fix="e.g. --from mlflow:scalelab --mlflow-uri sqlite:///mlflow.db"))
+    if given is not None:
+        raise ConfigError(explain("--from reads the runs, so a runs file or --store is one source too many",
+                                  value=str(given), fix="drop the file or --store, or drop --from"))
+    from ..tunnel.mlflow_io import read_mlflow_runs, tracking_uri
+
+    return read_mlflow_runs(tracking_uri(mlflow_uri), name)
+
+
 def _load_fit_or_preset(fit: str) -> Any:
     from ..laws import get_law, load_fit
 
@@ -112,7 +132,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit_cmd(
-        runs: Annotated[Path | None, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")] = None,
+        runs: Annotated[Path | None, typer.Argument(help="Runs: CSV (a W&B runs-table export too), Parquet, JSON or a "
+                                                                 "run store (.sqlite).")] = None,
         law: Annotated[str, typer.Option("--law", "-l", help="Law name (see `scalelab laws`), or auto: the law "
                                                               "with the lowest backtested error.")] = "chinchilla",
         n: NColOpt = None,
@@ -140,6 +161,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed of the bootstrap.")] = 0,
         level: Annotated[float, typer.Option("--level", help="Interval coverage.")] = 0.95,
         store: Annotated[Path | None, typer.Option("--store", help="Read runs from a wind-tunnel run store.")] = None,
+        from_: Annotated[
+            str | None, typer.Option("--from", help="Read runs from a tracker: mlflow:EXPERIMENT (its FINISHED runs).")
+        ] = None,
+        mlflow_uri: Annotated[
+            str | None, typer.Option("--mlflow-uri", help="MLflow tracking URI for --from mlflow:... "
+                                                          "(default: $MLFLOW_TRACKING_URI).")
+        ] = None,
         out: Annotated[
             Path | None, typer.Option("--out", "-o", help="Write the fit as JSON (reload with forecast).")
         ] = None,
@@ -151,11 +179,15 @@ def register(app: typer.Typer) -> None:
         from ..laws import get_law, load_runs
 
         _read_run_stores()
-        if runs is None and store is None:
-            raise DataError(explain("no runs given", fix="pass a runs file, or --store PATH"))
-        table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
-                          config=columns_toml, n_convention=n_convention, store=store,
-                          drop_top_loss=drop_top_loss, spellings=SPELLINGS)
+        source: Any = runs
+        label = conv = None
+        if from_ is not None:
+            source, label, conv = _read_tracker(from_, mlflow_uri, given=runs or store)
+        elif runs is None and store is None:
+            raise DataError(explain("no runs given", fix="pass a runs file, --store PATH or --from mlflow:EXPERIMENT"))
+        table = load_runs(source, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
+                          config=columns_toml, n_convention=n_convention or conv, store=store,
+                          drop_top_loss=drop_top_loss, spellings=SPELLINGS, source_label=label)
         selection = None
         if law == "auto":
             from ..laws.backtest import BacktestComparison, backtest

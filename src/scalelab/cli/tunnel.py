@@ -200,7 +200,10 @@ def register(app: typer.Typer) -> None:
         if len(g) != 1:
             raise ConfigError(explain("a DDP run needs a grid with exactly one run", value=len(g),
                                       fix="put one [[run]] block in the file, or use `scalelab tunnel run`"))
-        emit(run_ddp(g.configs[0], _store(store), nproc=nproc), fmt)
+        st = _store(store)
+        with resumable():  # Ctrl-C / SIGTERM: torchrun stopped, the run released, one line, exit 130 / 143
+            rec = run_ddp(g.configs[0], st, nproc=nproc)
+        emit(rec, fmt)
 
     @tunnel.command("ls")
     def ls_cmd(
@@ -259,7 +262,7 @@ def register(app: typer.Typer) -> None:
 
     @tunnel.command("export")
     def export_cmd(
-        out: Annotated[Path, typer.Argument(help="Output file.")],
+        out: Annotated[Path | None, typer.Argument(help="Output file (optional with --mlflow).")] = None,
         fmt: Annotated[
             ExportFormat | None,
             typer.Option("--format", "-f", help="File format (default: from the suffix .csv, .parquet or .json)."),
@@ -269,11 +272,30 @@ def register(app: typer.Typer) -> None:
         ] = ExportWhat.runs,
         status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
         store: StoreOpt = None,
+        mlflow: Annotated[
+            str | None, typer.Option("--mlflow", help="Also log every finished run into this MLflow tracking store "
+                                                      "(sqlite:///PATH.db or file:PATH; no server needed).")
+        ] = None,
+        experiment: Annotated[
+            str, typer.Option("--experiment", help="MLflow experiment for --mlflow (created when missing).")
+        ] = "scalelab",
     ) -> None:
-        """Export runs (N, D, C, loss, config columns) or curves to CSV, Parquet or JSON."""
-        f = _export_format(out, fmt)
-        path = _store(store, readonly=True).export(out, format=f, what=what.value, status=status)
-        err_console.print(f"wrote {path}")
+        """Export runs (N, D, C, loss, config columns) or curves to CSV, Parquet or JSON, or to MLflow."""
+        from ..errors import ConfigError, explain
+
+        if out is None and mlflow is None:
+            raise ConfigError(explain("nothing to export to", fix="name an output file (runs.csv), or pass "
+                                      "--mlflow sqlite:///mlflow.db"))
+        st = _store(store, readonly=True)
+        if out is not None:
+            f = _export_format(out, fmt)
+            path = st.export(out, format=f, what=what.value, status=status)
+            err_console.print(f"wrote {path}")
+        if mlflow is not None:
+            from ..tunnel.mlflow_io import export_to_mlflow, tracking_uri
+
+            done = export_to_mlflow(st, tracking_uri(mlflow), experiment=experiment, status=status)
+            err_console.print(done.report(), markup=False, highlight=False)
 
     @tunnel.command("rm")
     def rm_cmd(

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, explain
+from .wandb_csv import is_wandb_export
+from .wandb_csv import prepare as prepare_wandb
 
 __all__ = [
     "FLOPS_PER_PARAM_TOKEN", "STORE_SUFFIXES", "SYNONYMS", "Runs", "is_table", "load_runs", "load_table",
@@ -185,8 +187,8 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
             rows = [r for r in reader]
         if not sample.strip():
             raise DataError(explain(f"{path} is empty"))
-        cols: dict[str, list[Any]] = {h.strip(): [] for h in header}
-        keys = list(cols)
+        keys = _unique_names([h.strip() for h in header])
+        cols: dict[str, list[Any]] = {k: [] for k in keys}
         for i, r in enumerate(rows):
             if len(r) != len(keys):
                 raise DataError(explain(f"{path} line {i + 2} has {len(r)} fields, the header has {len(keys)}",
@@ -228,6 +230,18 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
     raise DataError(explain(f"cannot read runs from {path.name}", value=suf or "(no suffix)",
                             allowed=".csv, .tsv, .parquet, .json, .jsonl, or a run store (.sqlite)",
                             fix="convert the file, or load it with pandas and pass the DataFrame"))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Header names made unique as pandas does (``lr``, ``lr.1``): a W&B export may name a key twice,
+    once as config and once as summary."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}.{k}")
+    return out
 
 
 #: Suffixes read as a wind-tunnel run store (through the reader a higher layer sets, :func:`set_store_reader`).
@@ -301,7 +315,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
               compute: str | None = None, columns: Mapping[str, str] | None = None,
               config: str | Path | None = None, n_convention: str | None = None, store: str | Path | None = None,
               flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN, drop_top_loss: int = 0,
-              weight: str | None = None, spellings: Mapping[str, str] | None = None) -> Runs:
+              weight: str | None = None, spellings: Mapping[str, str] | None = None,
+              source_label: str | None = None) -> Runs:
     """Read runs and map their columns to ``N``, ``D``, ``C``, ``L`` (and any other numeric column).
 
     Parameters
@@ -318,6 +333,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     weight : column holding a per-run weight
     spellings : how messages and notes name these arguments, e.g. ``{"n_convention": "--n-convention"}``
         (the CLI passes its flags); by default the argument names, ``n_convention=``
+    source_label : how messages name a dict or DataFrame source (e.g. "MLflow experiment 'x'"); default
+        ``dict`` / ``DataFrame``
 
     Examples
     --------
@@ -339,16 +356,25 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         return source
     else:
         raw, label, kind, offset = _read_table(source)
+    if source_label:
+        label = source_label
+    notes: list[str] = []
     mapping: dict[str, str] = {}
+    rows, wb = None, None
+    if kind == "CSV lines" and is_wandb_export(raw):
+        wb = prepare_wandb(raw, label, SYNONYMS)
+        raw, rows, mapping, notes = wb.columns, wb.rows, dict(wb.hints), list(wb.notes)
     conv: dict[str, str] = {}
     if config is not None:
-        mapping, conv = _read_mapping_toml(config)
-        mapping = {("L" if k == "loss" else k): v for k, v in mapping.items()}
+        from_toml, conv = _read_mapping_toml(config)
+        mapping.update({("L" if k == "loss" else k): v for k, v in from_toml.items()})
     for k, v in (columns or {}).items():
         mapping["L" if k == "loss" else k] = v
     for k, column in (("N", n), ("D", d), ("L", loss), ("C", compute), ("weight", weight)):
         if column:
             mapping[k] = column
+    if wb is not None:  # say which W&B column stands for N, D, C and the loss, where the user did not
+        notes += [n for c, n in wb.hint_notes.items() if mapping.get(c) == wb.hints[c]]
     found = list(raw)
     normed = {_norm(c): c for c in found}
     resolved: dict[str, str] = {}
@@ -388,7 +414,6 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
                 continue
         if arr.ndim == 1 and arr.size == nrows:
             cols[col] = arr
-    notes: list[str] = []
     if "L" not in cols:
         raise DataError(explain(f"no loss column in {label}", value=found,
                                 allowed="a column named loss, L, final_loss, val_loss or eval_loss",
@@ -401,7 +426,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         elif "C" not in cols and "D" in cols and "N" in cols:
             cols["C"] = flops_per_param_token * cols["N"] * cols["D"]
             notes.append(f"C derived as {flops_per_param_token:g} N D")
-    labels = np.arange(nrows) + offset
+    labels = (np.arange(nrows) if rows is None else rows) + offset
     if drop_top_loss:
         if drop_top_loss < 0 or drop_top_loss >= nrows:
             raise DataError(explain(f"{spelled['drop_top_loss']} must be between 0 and the number of runs",

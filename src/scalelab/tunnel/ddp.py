@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ScalelabError, StoreError, explain
+from ..errors import ConfigError, GridInterrupted, ScalelabError, StoreError, explain
 from .runner import RunOptions
 from .store import RunRecord, RunStore
 
@@ -42,7 +43,9 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
     """Train one ``RunConfig`` with DDP over ``nproc`` local processes and store it; return the record.
 
     A run already completed (on any backend: the key is the config's hash) is returned without training.
-    An interrupted DDP run resumes from its checkpoint.
+    An interrupted DDP run resumes from its checkpoint. On Ctrl-C (or SIGTERM where the caller turns it into
+    a ``KeyboardInterrupt``, as the CLI does) torchrun and its workers are stopped, the run is put back to
+    ``pending`` with its checkpoint, and :class:`~scalelab.errors.GridInterrupted` is raised (0 of 1 stored).
 
     >>> rec = run_ddp(config, RunStore(), nproc=2)   # doctest: +SKIP
     """
@@ -68,34 +71,51 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
     if claimed is None:
         raise StoreError(explain(f"run {h} is being trained by another live process", value=rec.pid,
                                  fix="wait for it, or stop that process"))
+    procs: list[subprocess.Popen[Any]] = []
     ckpt = st.checkpoint_path(h)
+    try:
+        result = _launch(st, claimed, ckpt, config, nproc, options, timeout_s, procs)
+        out = st.finish(h, result, claim_id=claimed.claim_id)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM turned into one by the CLI, wherever it landed
+        for p in procs:
+            _stop(p)
+        with contextlib.suppress(StoreError):
+            st.release(h, claim_id=claimed.claim_id, error="interrupted; resumes from its checkpoint")
+        stored = None
+        with contextlib.suppress(ScalelabError):
+            stored = int(st.get(h).status in ("completed", "diverged"))
+        raise GridInterrupted(stored, 1, int(getattr(e, "signum", signal.SIGINT))) from e
+    if not options.keep_checkpoints:
+        with contextlib.suppress(OSError):
+            ckpt.unlink()
+    return out
+
+
+def _launch(st: RunStore, claimed: RunRecord, ckpt: Path, config: Any, nproc: int, options: RunOptions,
+            timeout_s: float | None, procs: list[subprocess.Popen[Any]]) -> dict[str, Any]:
+    """Run torchrun for the claimed run, keeping its heartbeat; rank 0's result. ``procs`` gets torchrun's
+    process as soon as it starts, so the caller can stop it on an interrupt."""
+    h = claimed.hash
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     st.set_checkpoint(h, ckpt)
     with tempfile.TemporaryDirectory(prefix="scalelab-ddp-") as tmp:
         cfg_path, out_path = Path(tmp) / "config.json", Path(tmp) / "result.json"
         cfg_path.write_text(json.dumps(config.to_dict()))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "scalelab.tunnel.ddp", "--config", str(cfg_path), "--out", str(out_path),
-               "--checkpoint", str(ckpt), "--checkpoint-every", str(options.checkpoint_every_steps)]
+        cmd = _torchrun_cmd(nproc, cfg_path, out_path, ckpt, options.checkpoint_every_steps)
         env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
         t0 = time.monotonic()
         with open(Path(tmp) / "log.txt", "w+", encoding="utf-8") as logf:
-            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
-            try:
-                while proc.poll() is None:
-                    time.sleep(min(options.heartbeat_every_s, 1.0))
-                    with contextlib.suppress(StoreError):
-                        st.heartbeat(h, claimed.claim_id)
-                    if timeout_s is not None and time.monotonic() - t0 > timeout_s:
-                        proc.kill()
-                        proc.wait()
-                        st.release(h, claim_id=claimed.claim_id, error="DDP run timed out; resumes from its checkpoint")
-                        raise ScalelabError(explain("the DDP run exceeded its timeout", value=f"{timeout_s} s"))
-            except KeyboardInterrupt:
-                proc.kill()
-                proc.wait()
-                st.release(h, claim_id=claimed.claim_id, error="interrupted; resumes from its checkpoint")
-                raise
+            # its own session: Ctrl-C reaches this process only, which stops torchrun in one way for both signals
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            procs.append(proc)
+            while proc.poll() is None:
+                time.sleep(min(options.heartbeat_every_s, 1.0))
+                with contextlib.suppress(StoreError):
+                    st.heartbeat(h, claimed.claim_id)
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                    _stop(proc)
+                    st.release(h, claim_id=claimed.claim_id, error="DDP run timed out; resumes from its checkpoint")
+                    raise ScalelabError(explain("the DDP run exceeded its timeout", value=f"{timeout_s} s"))
             logf.seek(0)
             output = logf.read()
         if proc.returncode != 0 or not out_path.exists():
@@ -103,12 +123,32 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
             st.fail(h, f"torchrun exited with {proc.returncode}:\n{tail}", claim_id=claimed.claim_id)
             raise ScalelabError(explain(f"the DDP run failed (torchrun exit code {proc.returncode})",
                                         value=tail[-2000:], fix="set SCALELAB_DEBUG=1 and read the log above"))
-        result = json.loads(out_path.read_text())
-    out = st.finish(h, result, claim_id=claimed.claim_id)
-    if not options.keep_checkpoints:
-        with contextlib.suppress(OSError):
-            ckpt.unlink()
-    return out
+        result: dict[str, Any] = json.loads(out_path.read_text())
+    return result
+
+
+def _torchrun_cmd(nproc: int, cfg_path: Path, out_path: Path, ckpt: Path, checkpoint_every: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            "-m", "scalelab.tunnel.ddp", "--config", str(cfg_path), "--out", str(out_path),
+            "--checkpoint", str(ckpt), "--checkpoint-every", str(checkpoint_every)]
+
+
+#: How long torchrun gets to stop its workers after SIGTERM (it waits up to 30 s for them) before SIGKILL.
+STOP_GRACE_S = 40.0
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    """Stop torchrun: SIGTERM, which it passes on to its workers (each in a session of its own, so only
+    torchrun can reach them), then SIGKILL if it is still there after :data:`STOP_GRACE_S` or a second Ctrl-C."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.kill()
+        proc.wait()
 
 
 # ---- inside torchrun ----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ what makes a grid safe to kill and run again:
 
 1. register every config (``pending``; completed and diverged runs are kept and skipped);
 2. a worker *claims* a run atomically (``BEGIN IMMEDIATE``), trains it with a checkpoint path and a
-   heartbeat, and stores the result only while its claim holds;
+   heartbeat, and stores the result only while its claim holds (on Ray the driver claims, beats and stores
+   for its workers, which never open the store: :mod:`scalelab.tunnel.ray_backend`);
 3. a run left ``running`` by a dead worker (pid gone, or heartbeat older than ``stale_after_s``) is
    reclaimed and resumed from its checkpoint, so it is never duplicated and never lost.
 
@@ -199,7 +200,8 @@ def run_grid(
         Local worker processes (``backend="local"``; 1 trains in this process), or the number of
         concurrent Ray tasks' CPUs is left to Ray (``backend="ray"``).
     backend : {"local", "ray"}
-        Where runs execute. Ray workers must see the store path (same machine or a shared filesystem).
+        Where runs execute. Ray workers need no access to the store: they send progress and results back
+        and this process alone writes them (:mod:`scalelab.tunnel.ray_backend`).
     quiet : bool
         Log lines instead of the live display (for CI and log files).
     ray_address : str, optional
@@ -239,7 +241,9 @@ def run_grid(
     try:
         if todo:
             if backend == "ray":
-                _run_ray(st, todo, labels, options, prog, ray_address)
+                from .ray_backend import run_ray
+
+                run_ray(st, todo, labels, options, prog, ray_address)
             elif workers == 1:
                 if options.torch_threads:
                     _set_threads(options.torch_threads)
@@ -250,6 +254,7 @@ def run_grid(
     except KeyboardInterrupt as e:
         if isinstance(e, GridInterrupted):
             raise
+        _release_own(st, hashes)
         # what is safe on disk, for the one line the CLI prints; a SIGTERM handler sets ``signum``
         n_stored: int | None
         try:
@@ -260,6 +265,16 @@ def run_grid(
     finally:
         prog.close()
     return st.runs(hashes=hashes)
+
+
+def _release_own(store: RunStore, hashes: list[str]) -> None:
+    """Put the runs this process claimed and left ``running`` back to ``pending``: a Ctrl-C or SIGTERM can land
+    between a claim and the trainer's own handler (while the checkpoint path is recorded, say), and the run
+    would otherwise stay ``running`` until the next grid finds this pid gone."""
+    with contextlib.suppress(ScalelabError, OSError):
+        for r in store.runs(hashes=hashes, status="running"):
+            if r.pid == os.getpid() and r.hostname == store.hostname:
+                store.release(r.hash, claim_id=r.claim_id, error="interrupted; resumes from its checkpoint")
 
 
 def _set_threads(n: int) -> None:
@@ -362,58 +377,6 @@ def _run_local_pool(store: RunStore, todo: list[str], labels: dict[str, str], wo
         pending_before = left
         log.warning("%d runs left pending after a worker stopped (exit codes %s); starting another round",
                     len(left), [p.exitcode for p in procs])
-    if error is not None:
-        import scalelab.errors as errs
-
-        raise getattr(errs, error[0], ScalelabError)(error[1])
-
-
-# ---- Ray ------------------------------------------------------------------------------------------------
-def _ray_task(store_path: str, run_hash: str, label: str, options: RunOptions) -> tuple[str, str | None, str]:
-    """One Ray task: claim ``run_hash`` (skip if done or held elsewhere), train it, store it."""
-    store = RunStore(store_path)
-    try:
-        rec = store.claim_run(run_hash)
-        if rec is None:
-            return run_hash, None, "skipped"
-        _set_threads(options.torch_threads or 1)
-        try:
-            out = execute_run(store, rec, options=options, label=label)
-        except ScalelabError as e:
-            return run_hash, type(e).__name__, str(e)
-        return run_hash, None, out.status
-    finally:
-        store.close()
-
-
-def _run_ray(store: RunStore, todo: list[str], labels: dict[str, str], options: RunOptions, prog: GridProgress,
-             address: str | None) -> None:
-    try:
-        import ray
-    except ImportError as e:
-        raise MissingDependencyError("ray", "distributed") from e
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=1)(_ray_task)
-    refs = {task.remote(str(store.path), h, labels.get(h, ""), options): h for h in todo}
-    for h in todo:
-        rec = store.get(h)
-        prog.run_started(h, labels.get(h, ""), int(rec.n_tokens or 0),
-                         training_flops(rec.n_params_active or 0, rec.n_tokens or 0))
-    pending = list(refs)
-    error: tuple[str, str] | None = None
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-        for rec in store.runs(hashes=todo, status="running"):
-            if rec.progress_tokens:
-                prog.run_progress(rec.hash, rec.progress_tokens, None)
-        for ref in done:
-            h, err_type, status = ray.get(ref)
-            if err_type is not None:
-                error = error or (err_type, status)
-                continue
-            r = store.get(h)
-            prog.run_finished(h, r.status, r.final_val_loss, r.wall_s)
     if error is not None:
         import scalelab.errors as errs
 
