@@ -108,7 +108,7 @@ def test_steplaw_uses_non_embedding_n():
 
 # ------------------------------------------------------------------ repetition (Muennighoff et al. 2023)
 def test_unique_token_limit_repeats_data_at_the_discounted_optimum():
-    from scalelab.budget import _Allocator
+    from scalelab.budgeting import _Allocator
 
     free = budget(flops=1e22, law="hoffmann2022")
     tight = budget(flops=1e22, law="hoffmann2022", unique_tokens=25e9)

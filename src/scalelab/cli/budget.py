@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Turn a budget into a run: N, D, shape, LR, batch, layout, days, cost and the loss band."""
-        from ..budget import budget
+        from ..budgeting import budget
 
         opts: dict[str, Any] = {} if framework is None else {"framework": framework}
         run = budget(gpu=gpu, n_gpus=n_gpus, days=days, dollars=dollars, gpu_hours=gpu_hours, flops=flops,
