@@ -520,6 +520,17 @@ def _train(s: _Sized, seq_len: int, tokens: float) -> Any:
 _QUICK_SEARCH = {"zero_stages": (1, 2), "max_micro_batch": 2, "max_interleave": 2}
 
 
+def _plan_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The options ``plan()`` takes (``framework``, ``efficiency`` ...): search-only ones such as
+    ``zero_stages`` or ``max_micro_batch`` narrow the search and mean nothing to one plan."""
+    import inspect
+
+    from .planner import plan
+
+    params = inspect.signature(plan).parameters
+    return {k: v for k, v in opts.items() if k in params}
+
+
 def _best_plan(s: _Sized, cluster: Any, seq_len: int, layout: Any, opts: dict[str, Any],
                quick: bool = False) -> Any:
     """The plan of ``layout`` for this size (cheap), or of the best layout a search finds."""
@@ -530,7 +541,7 @@ def _best_plan(s: _Sized, cluster: Any, seq_len: int, layout: Any, opts: dict[st
 
     train = _train(s, seq_len, s.n_tokens)
     if layout is not None:
-        p = plan(s.model, cluster, train, layout, **opts)
+        p = plan(s.model, cluster, train, layout, **_plan_options(opts))
         if p.feasible:
             return p
     res = search_layouts(s.model, cluster, train, top=1, **opts)
@@ -638,7 +649,7 @@ def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = N
     if p is not None:
         from .planner import plan
 
-        p = plan(s.model, cluster, _train(s, seq_len, n_tokens), p.layout, **search_options)
+        p = plan(s.model, cluster, _train(s, seq_len, n_tokens), p.layout, **_plan_options(search_options))
     run = BudgetRun(alloc.name, b, s.C, s.n_params, n_tokens, s.model, s.hyper, s.global_batch, seq_len, p,
                     bands=s.bands, unique_tokens=U, iterations=trace)
     run.loss, run.loss_lo, run.loss_hi, run.loss_note = alloc.loss(s.n_params, n_tokens, U)

@@ -204,3 +204,9 @@ def test_a_budget_far_beyond_the_fitted_runs_says_it_extrapolates():
         far = budget(flops=1e26, law=law)
     assert not any("outside the range" in n for n in inside.notes)
     assert any("outside the range the law was fitted on" in n for n in far.notes), far.notes
+
+
+def test_search_only_options_narrow_the_search_and_are_not_passed_to_plan():
+    # zero_stages / max_micro_batch mean nothing to one plan(); budget used to pass them on and fail
+    run = budget(flops=1e22, gpu="h100-sxm", n_gpus=64, law="hoffmann2022", zero_stages=(1,), max_micro_batch=1)
+    assert run.plan is not None and run.plan.layout.zero == 1 and run.plan.layout.micro_batch == 1

@@ -157,19 +157,27 @@ def write_demo_report(result: Any, law: Any, path: str | Path) -> Path:
               "95% high": f["intervals"].get(k, (None, None))[1]} for k, v in f["params"].items()]
             + [{"parameter": "a = beta/(alpha+beta)", "value": f["a"]}])
     r.figure(law_bands_figure(result, law), "Runs against compute, the fitted compute-optimal frontier and its band.")
-    r.heading("Production plan")
+    r.heading("Production plans")
     r.paragraph(
-        f"At C = {p['C_flops']:.0e} FLOPs the published {p['law']} Chinchilla fit allocates N = "
-        f"{format_count(p['N_opt'])} parameters and D = {format_count(p['D_opt'])} tokens (the tiny byte-level "
-        f"law's exponent a = {p['tiny_law_a']:.3f} is shown above for comparison; its constants do not transfer "
-        "across tokenizers and corpora).")
+        f"`scalelab budget` at C = {p['C_flops']:.0e} FLOPs on {p['n_gpus']} x {p['gpu']}, once with the published "
+        f"{p['law']} Chinchilla fit and once with the law fitted above (allocation, shape, DeepSeek LLM's LR and "
+        "batch law, best layout).")
+    rows = []
+    for name, q in ((f"published ({p['law']})", p), ("fitted above", p.get("fitted") or {})):
+        if q.get("feasible"):
+            rows.append({"law": name, "N": format_count(q["N_opt"]), "D": format_count(q["D_opt"]),
+                         "LR": q["lr"], "batch tokens": format_count(q["batch_tokens"]), "layout": q["layout"],
+                         "MFU %": 100 * q["mfu"], "days": q["training_days"],
+                         "GPU-hours": format_count(q["gpu_hours"]),
+                         "cost (USD)": None if q.get("cost_usd") is None else format_count(q["cost_usd"])})
+        else:
+            rows.append({"law": name, "N": None, "layout": f"no plan: {q.get('reason', 'not computed')}"})
+    r.table(rows)
+    fitted = p.get("fitted") or {}
+    if fitted.get("caveat"):
+        r.paragraph(f"Caveat on the fitted law's plan: {fitted['caveat']}", cls="note")
     if p.get("feasible"):
-        r.table(p["top_layouts"])
-        r.table([{"model": p["model"], "params": format_count(p["n_params"]), "GPUs": f"{p['n_gpus']} x {p['gpu']}",
-                  "layout": p["layout"], "step (s)": p["step_time_s"], "MFU %": 100 * p["mfu"],
-                  "days": p["training_days"], "GPU-hours": format_count(p["gpu_hours"]),
-                  "cost (USD)": None if p.get("cost_usd") is None else format_count(p["cost_usd"])}])
-        r.figure(memory_figure(p), "Memory per GPU of the best layout (binary GiB).")
+        r.figure(memory_figure(p), "Memory per GPU of the published law's plan (binary GiB).")
     else:
         r.paragraph(f"No feasible layout: {p.get('reason', '')}")
     if result.notes:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from .grid import Grid, _dedupe, _models, _seq_and_batch, lr_batch_grid
 
@@ -26,7 +27,7 @@ __all__ = ["SWEEP_PREFIX", "sweep_grid", "sweep_table"]
 SWEEP_PREFIX = "sweep:"
 
 
-def sweep_grid(sizes: Sequence[float], *, lrs: Sequence[float], batch_sizes: Sequence[int],
+def sweep_grid(sizes: Sequence[float | ModelSpec | dict[str, Any]], *, lrs: Sequence[float], batch_sizes: Sequence[int],
                n_tokens: Sequence[float] | None = None, tokens_per_param: Sequence[float] | None = None,
                defaults: dict[str, Any] | None = None, model_defaults: dict[str, Any] | None = None,
                name: str = "sweep") -> Grid:
