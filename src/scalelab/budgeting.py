@@ -52,6 +52,14 @@ FFN_RATIO = 8.0 / 3.0
 #: Key/value heads for grouped-query attention (Llama 3: 8 at every size).
 KV_HEADS = 8
 HYPERPARAM_LAWS = ("deepseek", "steplaw")
+#: Why a preset's run carries no N, D or loss band (printed with it; docs/budget.md "Bands").
+PRESET_NO_BAND = (
+    "no band: a published preset has no joint parameter uncertainty (papers give standard errors without "
+    "their covariances, and independent draws ignore the strong A-alpha and B-beta correlations, giving "
+    "bands orders of magnitude too wide) and no runs of its own to calibrate an extrapolation band on; "
+    "for a band, fit the law with --bootstrap (`scalelab fit RUNS --bootstrap 200 --out fit.json`) and pass "
+    "--law fit.json"
+)
 _LOOP_TOL = 0.005
 _MAX_LOOPS = 12
 
@@ -95,6 +103,8 @@ class _Allocator:
             try:
                 lo, hi = self.law.predict_interval(N, D, kind="new")
             except Exception as exc:  # noqa: BLE001 - a preset without covariance simply has no band
+                if getattr(getattr(self.law, "result_", None), "preset", None):
+                    return mid, None, None, PRESET_NO_BAND
                 return mid, None, None, f"no loss band: {str(exc).split('. Fix:')[0]}"
         return mid, float(lo), float(hi), f"calibrated band for a new run at {round(100 * self.law.level)}%"
 
@@ -258,7 +268,22 @@ def _hyperparams(kind: str, model: Any, n_tokens: float, seq_len: int) -> dict[s
                      "source": "Li et al. 2025 (Step Law): 2000 warmup steps, cosine to a fixed min LR 1e-5"}
             return {"law": "steplaw (Li et al. 2025, N non-embedding)", "lr": lr, "batch_tokens_law": bt,
                     "schedule": sched}
-    raise ConfigError(explain("unknown hyperparameter law", value=kind, allowed=", ".join(HYPERPARAM_LAWS)))
+        return _own_hyperparams(kind, model, n_tokens, seq_len)
+
+
+def _own_hyperparams(path: str, model: Any, n_tokens: float, seq_len: int) -> dict[str, Any]:
+    """LR and batch from a hyperparameter fit of your own sweeps (``scalelab fit --law hyperparams``)."""
+    from .laws.hpfit import load_hyperparam_fit
+    from .laws.hyperparams import deepseek_model_scale
+
+    fit = load_hyperparam_fit(path)
+    M = float(deepseek_model_scale(model.n_layers, model.d_model, seq_len))
+    n = float(model.n_params().non_embedding)
+    sched = {"kind": "cosine", "warmup_fraction": 0.1, "min_lr_ratio": 0.1,
+             "source": "as in the tunnel sweeps the law was fitted on: 10% warmup, cosine to 0.1 x LR"}
+    return {"law": f"own fit ({Path(path).name}; {'Step-Law' if 'steplaw-lr' in fit.laws else 'DeepSeek'} form)",
+            "lr": fit.predict_lr(N=n, D=n_tokens, M=M), "batch_tokens_law": fit.predict_batch_tokens(D=n_tokens, M=M),
+            "schedule": sched}
 
 
 def _batch_sequences(batch_tokens: float, seq_len: int, n_gpus: int | None) -> int:
@@ -296,6 +321,9 @@ class BudgetRun:
     loss_hi: float | None = None
     loss_note: str = ""
     unique_tokens: float | None = None
+    inference: dict[str, Any] | None = None
+    """Inference-aware sizing (Sardana et al. 2024), when ``inference_tokens`` was given: the target loss,
+    the Chinchilla-optimal run of that loss, lifetime FLOPs of both and the saving."""
     iterations: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -358,6 +386,8 @@ class BudgetRun:
             "mfu": self.mfu,
             "tokens_per_s": self._plan_value("tokens_per_s"), "flops_used_fraction": self.flops_used_fraction,
             "loss": self.loss, "loss_lo": self.loss_lo, "loss_hi": self.loss_hi, "loss_note": self.loss_note,
+            "inference_tokens": None if self.inference is None else self.inference["inference_tokens"],
+            "inference": None if self.inference is None else dict(self.inference),
             "iterations": list(self.iterations), "notes": list(self.notes), "scalelab_version": __version__,
         }
 
@@ -385,6 +415,13 @@ class BudgetRun:
             lines.append(f"  loss at the end of training: {self.loss:.4g}{lb} nats/token ({self.loss_note})")
         else:
             lines.append(f"  loss: not forecast ({self.loss_note})")
+        if self.inference is not None:
+            i = self.inference
+            lines.append(f"  inference-aware (Sardana et al. 2024): {i['inference_tokens']:.3g} inference tokens at "
+                         f"2N FLOPs each; lifetime {i['lifetime_flops']:.3g} FLOPs against "
+                         f"{i['chinchilla_lifetime_flops']:.3g} for the Chinchilla-optimal "
+                         f"{format_count(i['chinchilla_n_params'])} model of the same loss {i['loss']:.4g} "
+                         f"({100 * i['saving']:.1f}% saved; training takes {i['train_flops']:.3g} FLOPs)")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -580,9 +617,45 @@ def _close_loop(alloc: _Allocator, cluster: Any, seconds: float, args: dict[str,
     return s, p, trace
 
 
+def _inference_inputs(inference_tokens: Any, b: dict[str, Any], alloc: _Allocator, U: float | None) -> float | None:
+    if inference_tokens is None:
+        return None
+    try:
+        D_inf = float(inference_tokens)
+    except (TypeError, ValueError):
+        D_inf = math.nan
+    if not (math.isfinite(D_inf) and D_inf >= 0):
+        raise ConfigError(explain("inference tokens must be a finite count >= 0", value=inference_tokens,
+                                  fix="pass --inference-tokens with the tokens served over the model's life"))
+    if "flops" not in b:
+        raise ConfigError(explain("inference-aware sizing needs a FLOPs budget", value=b["given"],
+                                  fix="pass --flops: the inference-aware run trains longer than the budget's "
+                                      "Chinchilla-optimal run, which a time or money budget does not allow"))
+    if alloc.kind != "chinchilla" or U is not None:
+        raise ConfigError(explain("inference-aware sizing needs a Chinchilla-form law and no unique-token limit",
+                                  value=alloc.name, fix="pass a Chinchilla preset or fit; drop --unique-tokens"))
+    return D_inf
+
+
+def _inference_aware(alloc: _Allocator, s: _Sized, D_inf: float, args: dict[str, Any]) -> tuple[_Sized, dict[str, Any]]:
+    """Sardana et al. 2024: the run reaching the loss of the Chinchilla-optimal ``s`` with the least
+    ``6 N D + 2 N D_inf`` FLOPs, sized, shaped and given hyperparameters like ``s``."""
+    from .laws.inference import inference_optimal
+
+    p = alloc.law.params_
+    target = float(p["E"] + p["A"] / s.n_params ** p["alpha"] + p["B"] / s.n_tokens ** p["beta"])
+    r = inference_optimal(p, target, D_inf)
+    model = shape_for_params(r.n_params, vocab_size=args["vocab_size"], seq_len=args["seq_len"])
+    h = _hyperparams(args["hyper"], model, r.train_tokens, args["seq_len"])
+    sized = _Sized(s.C, r.n_params, r.train_tokens, {}, model, h,
+                   _batch_sequences(h["batch_tokens_law"], args["seq_len"], args["n_gpus"]))
+    return sized, r.to_dict()
+
+
 def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = None, dollars: float | None = None,
            gpu_hours: float | None = None, flops: float | None = None, law: Any = "besiroglu2024",
-           unique_tokens: float | None = None, hyperparams: str = "deepseek", seq_len: int = 4096,
+           unique_tokens: float | None = None, inference_tokens: float | None = None,
+           hyperparams: str = "deepseek", seq_len: int = 4096,
            vocab_size: int = 128256, price_per_gpu_hour: float | None = None, gpus_per_node: int | None = None,
            mfu_guess: float = 0.4, **search_options: Any) -> BudgetRun:
     """Turn a budget into a run: N and D from ``law``, a shape, LR/batch/schedule, the best layout, loss.
@@ -601,6 +674,11 @@ def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = N
     unique_tokens
         Unique tokens available; repetition and excess parameters are costed by Muennighoff et al. 2023
         (the law's own base, the paper's decay constants R_D* = 15.4, R_N* = 5.3).
+    inference_tokens
+        Tokens the model will serve over its life. The run is then the one that reaches the loss of the
+        budget's Chinchilla-optimal run with the least training + inference FLOPs (``6 N D + 2 N D_inf``;
+        Sardana et al. 2024): a smaller model trained longer, whose training FLOPs exceed ``flops``. Needs a
+        ``flops`` budget (a time or money budget fixes the training FLOPs) and a Chinchilla-form law.
     hyperparams
         ``"deepseek"`` (Bi et al. 2024, in its own compute convention ``C = M D``) or ``"steplaw"``.
     search_options
@@ -620,9 +698,11 @@ def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = N
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(explain(f"{name} must be a whole number of tokens, at least 1", value=v,
                                       fix=f"pass {fl} with a positive integer"))
-    if hyperparams not in HYPERPARAM_LAWS:
-        raise ConfigError(explain("unknown hyperparameter law", value=hyperparams, allowed=", ".join(HYPERPARAM_LAWS),
-                                  fix="pass --hyperparams deepseek or --hyperparams steplaw"))
+    if hyperparams not in HYPERPARAM_LAWS and not str(hyperparams).endswith(".json"):
+        raise ConfigError(explain("unknown hyperparameter law", value=hyperparams,
+                                  allowed=", ".join(HYPERPARAM_LAWS) + ", or a hyperparameter fit (.json)",
+                                  fix="pass --hyperparams deepseek, steplaw, or the file written by "
+                                      "`scalelab fit --law hyperparams --out hp.json`"))
     if not 0 < mfu_guess <= 1:
         raise ConfigError(explain("mfu_guess must be a fraction in (0, 1]", value=mfu_guess))
     U = _positive("unique_tokens", unique_tokens, "--unique-tokens")
@@ -630,11 +710,15 @@ def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = N
     if U is not None and alloc.kind != "chinchilla":
         raise ConfigError(explain("a unique-token limit needs a parametric (Chinchilla-form) law", value=alloc.name,
                                   fix="pass a Chinchilla preset or fit, or drop --unique-tokens"))
+    D_inf = _inference_inputs(inference_tokens, b, alloc, U)
     args: dict[str, Any] = {"U": U, "hyper": hyperparams, "seq_len": seq_len, "vocab_size": vocab_size,
             "n_gpus": None if cluster is None else cluster.n_gpus}
     trace: list[dict[str, Any]] = []
     if "flops" in b:
         s = _size(alloc, b["flops"], **args)
+        inference = None
+        if D_inf is not None:
+            s, inference = _inference_aware(alloc, s, D_inf, args)
         p = None if cluster is None else _best_plan(s, cluster, seq_len, None, search_options)
         n_tokens = s.n_tokens
     else:
@@ -651,7 +735,8 @@ def budget(*, gpu: Any = None, n_gpus: int | None = None, days: float | None = N
 
         p = plan(s.model, cluster, _train(s, seq_len, n_tokens), p.layout, **_plan_options(search_options))
     run = BudgetRun(alloc.name, b, s.C, s.n_params, n_tokens, s.model, s.hyper, s.global_batch, seq_len, p,
-                    bands=s.bands, unique_tokens=U, iterations=trace)
+                    bands=s.bands, unique_tokens=U, iterations=trace,
+                    inference=inference if "flops" in b else None)
     run.loss, run.loss_lo, run.loss_hi, run.loss_note = alloc.loss(s.n_params, n_tokens, U)
     _add_notes(run, alloc, ChinchillaLaw)
     return run

@@ -52,7 +52,7 @@ from .hyperparams import (
     deepseek_model_scale,
 )
 
-__all__ = ["FORMS", "HyperparamFit", "best_per_cell", "fit_hyperparams", "load_hyperparam_fit"]
+__all__ = ["FORMS", "HyperparamFit", "best_per_cell", "fit_hyperparams", "load_hyperparam_fit", "refined_optimum"]
 
 #: The law forms a fit holds, in the order :meth:`HyperparamFit.predict_lr` tries them.
 FORMS = ("steplaw", "deepseek")
@@ -111,6 +111,24 @@ def _vertex(xs: np.ndarray, ys: np.ndarray, x_best: float) -> tuple[float, bool]
     if a <= 0:  # not a bowl (flat or noisy): keep the grid point
         return x_best, False
     return float(np.clip(-b / (2 * a), x3[0], x3[2])), False
+
+
+def refined_optimum(values: Any, losses: Any) -> float:
+    """The loss-minimising value of a one-dimensional sweep (an LR ladder): the parabola in ``log value``
+    through the best point and its neighbours (step 2 of the module docstring); the best grid value at an
+    edge.
+
+    >>> round(refined_optimum([1e-3, 2e-3, 4e-3, 8e-3], [3.0, 2.6, 2.6, 3.0]), 5)
+    0.00283
+    """
+    v = np.asarray(values, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    ok = np.isfinite(y) & (v > 0)
+    if not ok.any():
+        raise DataError(explain("no finite loss in the sweep", value=list(y)))
+    v, y = v[ok], y[ok]
+    x, _ = _vertex(np.log(v), y, float(np.log(v[np.argmin(y)])))
+    return math.exp(x)
 
 
 def best_per_cell(table: Any, *, refine: bool = True) -> dict[str, np.ndarray]:
