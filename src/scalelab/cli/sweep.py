@@ -55,6 +55,9 @@ def register(tunnel: typer.Typer) -> None:
             "--parametrization", help="sp (standard) or mup (maximal update, docs/tunnel-sweeps.md).")
         ] = Parametrization.sp,
         mup_base_d_model: Annotated[int, typer.Option("--mup-base-d-model", min=1, help="muP base width.")] = 64,
+        corpus: Annotated[str, typer.Option("--corpus", help="Corpus: stdlib (embedded) or a path.")] = "stdlib",
+        eval_tokens: Annotated[int, typer.Option("--eval-tokens", min=1, help="Held-out tokens per evaluation.")
+                               ] = 16384,
         workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")] = 1,
         store: Annotated[Path | None, typer.Option("--store", help="Run store (SQLite).")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of the live display.")] = False,
@@ -67,8 +70,8 @@ def register(tunnel: typer.Typer) -> None:
         from ..tunnel.store import RunStore
         from ..tunnel.sweep import sweep_grid, sweep_table
 
-        defaults = {"seq_len": seq_len, "batch_size": 1, "corpus": "stdlib", "tokenizer": "byte",
-                    "warmup_fraction": 0.1, "schedule": "cosine", "eval_tokens": 16384,
+        defaults = {"seq_len": seq_len, "batch_size": 1, "corpus": corpus, "tokenizer": "byte",
+                    "warmup_fraction": 0.1, "schedule": "cosine", "eval_tokens": eval_tokens,
                     **({"parametrization": "mup", "mup_base_d_model": mup_base_d_model}
                        if parametrization == Parametrization.mup else {})}
         g = sweep_grid(_floats(n_params, "--n-params"), lrs=_floats(lr, "--lr"),

@@ -73,7 +73,7 @@ def resolve_lr(spec: str, model: Any, n_tokens: float, seq_len: int) -> float:
     >>> from scalelab.arch import ModelSpec
     >>> m = ModelSpec(n_layers=2, d_model=64, n_heads=2, d_ff=176, vocab_size=256, seq_len=64)
     >>> f"{resolve_lr('law:li2025', m, 1e7, 64):.3g}"
-    '0.0304'
+    '0.0684'
     """
     import warnings
 
