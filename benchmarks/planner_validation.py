@@ -118,7 +118,9 @@ CALIBRATION = ("torchtitan-8b-8", "torchtitan-8b-8-compile", "torchtitan-8b-8-co
 #: the efficiency calibration above), besides Korthikanti T5 and Narayanan T1.
 IN_SAMPLE = ("bloom-176b", "opt-175b", "gpt3-175b-1024", "llama-65b-2048", "torchtitan-8b-8",
              "torchtitan-8b-8-compile", "torchtitan-8b-8-compile-float8", "torchtitan-8b-128",
-             "torchtitan-70b-256", "torchtitan-405b-512-1f1b", "torchtitan-405b-128", "torchtitan-8b-a100-64",
+             "torchtitan-70b-256", "torchtitan-70b-256-asynctp", "torchtitan-405b-512-1f1b",
+             "torchtitan-405b-512-interleaved",
+             "torchtitan-405b-128", "torchtitan-8b-a100-64",
              "torchtitan-70b-a100-64")
 
 FAMILY = {"torchtitan-compile": "torchtitan"}
@@ -193,6 +195,9 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     errs: dict[str, list[float]] = {"calibration": [], "held out": []}
     in_sample = list(k5_t1_errors)
+    mem_rows: list[tuple[str, float]] = []
+    gpu_hours: list[float] = []
+    infeasible: list[str] = []
     for r in runs:
         p = run_plan(r)
         meas = r.get("measured", {})
@@ -208,10 +213,15 @@ def published_runs(k5_t1_errors: list[float]) -> None:
             if r["id"] in IN_SAMPLE:
                 in_sample.append(abs(e))
         mem_err = f"{(gib / m_gib - 1) * 100:+.1f}%" if m_gib else "-"
+        if m_gib:
+            mem_rows.append((r["id"], gib / m_gib - 1))
+        if not p.feasible:
+            infeasible.append(r["id"])
         tps_err = f"{(tps / m_tps - 1) * 100:+.1f}%" if m_tps else "-"
         print(f"| {r['id']} | {split if m_tps else '-'} | {r['framework']} | {p.layout} | {p.feasible} | {gib:.1f} "
               f"| {m_gib or '-'} | {mem_err} | {tps:.0f} | {f'{m_tps:.0f}' if m_tps else '-'} | {tps_err} |")
         if "gpu_hours" in meas:
+            gpu_hours.append(p.gpu_hours / meas["gpu_hours"] - 1)
             print(f"|   GPU-hours for {p.train.total_tokens:.3g} tokens | held out | | | | | | | "
                   f"{p.gpu_hours / 1e6:.2f}M | {meas['gpu_hours'] / 1e6:.3f}M | "
                   f"{(p.gpu_hours / meas['gpu_hours'] - 1) * 100:+.1f}% |")
@@ -225,6 +235,27 @@ def published_runs(k5_t1_errors: list[float]) -> None:
           f"the runs above in IN_SAMPLE; most are held out from the efficiency calibration): median "
           f"{med * 100:.1f}%, max {worst * 100:.1f}% over {len(in_sample)} runs (target median <= 8%, "
           f"max <= 15%): {verdict}")
+    acceptance_summary(med, worst, mem_rows, gpu_hours, infeasible)
+
+
+def acceptance_summary(med: float, worst: float, mem_rows: list[tuple[str, float]], gpu_hours: list[float],
+                       infeasible: list[str]) -> None:
+    """Issue 9's acceptance items that this benchmark measures, one line each."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT MET"
+
+    print("\n### Issue 9 acceptance (what this benchmark measures)\n")
+    print("| item | measured | target | verdict |")
+    print("|---|---|---|---|")
+    print(f"| published layouts judged feasible | {'all' if not infeasible else 'not: ' + ', '.join(infeasible)} "
+          f"| all | {verdict(not infeasible)} |")
+    print(f"| step time, acceptance set | median {med * 100:.1f}%, max {worst * 100:.1f}% | median <= 8%, "
+          f"max <= 15% | {verdict(med <= 0.08 and worst <= 0.15)} |")
+    for rid, e in mem_rows:
+        print(f"| memory, {rid} | {e * 100:+.1f}% | within 10% | {verdict(abs(e) <= 0.10)} |")
+    for e in gpu_hours:
+        print(f"| DeepSeek-V3 GPU-hours, no full recompute | {e * 100:+.1f}% | within 15% "
+              f"| {verdict(abs(e) <= 0.15)} |")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ BENCHMARKS = (
     Benchmark("mixtures_regmix", ("--models", "linear,law", "--samples", "2000", "--top-k", "32")),
     Benchmark("curves_misfitting", ("--bootstrap", "5"), requires=_no_misfitting_data),
     Benchmark("tunnel_throughput", ("--steps", "5", "--repeats", "1")),
+    Benchmark("plan_vs_measured", ("--quick", "--steps", "6")),
     Benchmark("wsd_branches", ("--steps", "60", "--branches", "15,30")),
     Benchmark("demo_forecast", ("--seeds", "0", "--quick")),
     Benchmark("gpu_tunnel", ("--steps", "20", "--warmup", "5"), requires=_no_cuda),

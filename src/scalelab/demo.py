@@ -23,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -224,8 +224,7 @@ def run_demo(
     """
     import os
 
-    from .laws import ChinchillaLaw
-    from .tunnel.grid import isoflop_grid, make_config, model_for_params, tokens_for_budget
+    from .tunnel.grid import isoflop_grid, make_config
     from .tunnel.runner import RunOptions, run_grid
     from .tunnel.store import RunStore
 
@@ -256,40 +255,12 @@ def run_demo(
                                   allowed="at least 6 completed runs",
                                   fix="check the failed runs with `scalelab tunnel ls` and rerun the demo"))
 
-    # 2. fit ---------------------------------------------------------------------------------------
+    # 2. fit, and 3a. forecast the compute-optimal model for the held-out budget ----------------------
     t0 = time.perf_counter()
-    N = np.array([r["n_params"] for r in ok], dtype=float)
-    D = np.array([r["tokens"] for r in ok], dtype=float)
-    L = np.array([r["val_loss"] for r in ok], dtype=float)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        law = ChinchillaLaw(n_bootstrap=s.n_bootstrap, random_state=seed).fit(N, D, L)
-        # 3a. forecast the compute-optimal model for the held-out budget
-        co = law.compute_optimal(s.holdout_flops)
-        n_opt, d_opt = float(np.ravel(co.N_opt)[0]), float(np.ravel(co.D_opt)[0])
-        model = model_for_params(n_opt, seq_len=RUN_DEFAULTS["seq_len"], **MODEL_DEFAULTS)
-        n_tokens = tokens_for_budget(model, s.holdout_flops, seq_len=RUN_DEFAULTS["seq_len"],
-                                     batch_size=RUN_DEFAULTS["batch_size"])
-        n_hold = float(model.n_params().total)
-        pred = float(law.predict(n_hold, float(n_tokens)))
-        lo, hi = law.predict_interval(n_hold, float(n_tokens), level=0.95, kind="new")
-        extrap = float(law.extrapolation(n_hold, float(n_tokens)))
-    notes += _warning_notes(caught)
+    fitted = fit_and_forecast(ok, s, seed)
+    law, fit, forecast, model, n_tokens = fitted.law, fitted.fit, fitted.forecast, fitted.model, fitted.n_tokens
+    notes += fitted.notes
     timings["fit"] = time.perf_counter() - t0
-    fit = {
-        "law": "chinchilla",
-        "n_points": len(ok),
-        "n_bootstrap": s.n_bootstrap,
-        "params": {k: float(v) for k, v in law.params_.items()},
-        "intervals": {k: (float(v[0]), float(v[1])) for k, v in getattr(law, "intervals_", {}).items()},
-        "a": law.derived()["a"],
-        "data": {"N": N.tolist(), "D": D.tolist(), "loss": L.tolist()},
-    }
-    forecast = {
-        "C_flops": s.holdout_flops, "N_opt": n_opt, "D_opt": d_opt, "level": 0.95,
-        "loss": pred, "loss_lo": float(np.ravel(lo)[0]), "loss_hi": float(np.ravel(hi)[0]),
-        "extrapolation_factor": extrap,
-    }
 
     # 3b. train the held-out run -------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -320,12 +291,68 @@ def run_demo(
     return result
 
 
+class Fitted(NamedTuple):
+    """What :func:`fit_and_forecast` returns: the law, the report's ``fit`` and ``forecast`` dicts, the
+    held-out model and its token count, and the fit's warnings as notes."""
+
+    law: Any
+    fit: dict[str, Any]
+    forecast: dict[str, Any]
+    model: Any
+    n_tokens: int
+    notes: list[str]
+
+
+def fit_and_forecast(ok: list[dict[str, Any]], s: DemoSettings, seed: int) -> Fitted:
+    """Fit the Chinchilla law to the completed grid runs ``ok`` (rows with ``n_params``, ``tokens`` and
+    ``val_loss``) and forecast the held-out run: the law's compute-optimal N at ``s.holdout_flops``, the
+    family-rule model nearest it, its tokens from the budget, and its loss with a 95% interval for a new
+    run. Needs no torch."""
+    from .laws import ChinchillaLaw
+    from .tunnel.grid import model_for_params, tokens_for_budget
+
+    N = np.array([r["n_params"] for r in ok], dtype=float)
+    D = np.array([r["tokens"] for r in ok], dtype=float)
+    L = np.array([r["val_loss"] for r in ok], dtype=float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        law = ChinchillaLaw(n_bootstrap=s.n_bootstrap, random_state=seed).fit(N, D, L)
+        co = law.compute_optimal(s.holdout_flops)
+        n_opt, d_opt = float(np.ravel(co.N_opt)[0]), float(np.ravel(co.D_opt)[0])
+        model = model_for_params(n_opt, seq_len=RUN_DEFAULTS["seq_len"], **MODEL_DEFAULTS)
+        n_tokens = tokens_for_budget(model, s.holdout_flops, seq_len=RUN_DEFAULTS["seq_len"],
+                                     batch_size=RUN_DEFAULTS["batch_size"])
+        n_hold = float(model.n_params().total)
+        pred = float(law.predict(n_hold, float(n_tokens)))
+        lo, hi = law.predict_interval(n_hold, float(n_tokens), level=0.95, kind="new")
+        extrap = float(law.extrapolation(n_hold, float(n_tokens)))
+    fit = {
+        "law": "chinchilla",
+        "n_points": len(ok),
+        "n_bootstrap": s.n_bootstrap,
+        "params": {k: float(v) for k, v in law.params_.items()},
+        "intervals": {k: (float(v[0]), float(v[1])) for k, v in getattr(law, "intervals_", {}).items()},
+        "a": law.derived()["a"],
+        "data": {"N": N.tolist(), "D": D.tolist(), "loss": L.tolist()},
+    }
+    forecast = {
+        "C_flops": s.holdout_flops, "N_opt": n_opt, "D_opt": d_opt, "level": 0.95,
+        "loss": pred, "loss_lo": float(np.ravel(lo)[0]), "loss_hi": float(np.ravel(hi)[0]),
+        "extrapolation_factor": extrap,
+    }
+    return Fitted(law, fit, forecast, model, int(n_tokens), _warning_notes(caught))
+
+
 def _run_row(rec: Any) -> dict[str, Any]:
-    """The fields of a stored run that the demo reports (N total, tokens seen, final validation loss)."""
+    """The fields of a stored run that the demo reports (N total, tokens seen, final validation loss, and
+    measured against planned step time and memory)."""
+    from .tunnel.schema import PERF_COLUMNS
+
     row = rec.summary()
     return {"hash": rec.hash, "model": row["model"], "n_params": rec.n_params, "tokens": row["tokens"],
             "val_loss": rec.final_val_loss, "status": rec.status, "tokens_per_s": rec.tokens_per_s,
-            "wall_s": rec.wall_s}
+            "wall_s": rec.wall_s, "batch_size": rec.config.get("batch_size"), "seq_len": rec.config.get("seq_len"),
+            **{k: getattr(rec, k) for k in PERF_COLUMNS}}
 
 
 def _budget_label(grid: Any, i: int) -> float | None:

@@ -182,3 +182,20 @@ def test_plan_memory_flags_reach_the_model(capsys, monkeypatch, tmp_path):
 def test_plan_memory_flag_errors(capsys, monkeypatch, extra, needle):
     code, _, err = run(["plan", *BASE, *extra], capsys, monkeypatch)
     assert code == 1 and needle in err and "Traceback" not in err
+
+
+def test_plan_zero3_gather_flag_and_torchtitan_default_under_pp(capsys, monkeypatch):
+    """--zero3-gather step keeps the stage unsharded (more memory, fewer collectives); the torchtitan
+    profile chooses it under PP unless the flag says otherwise."""
+    def plan_json(*extra):
+        code, out, err = run(["plan", *BASE, "--zero", "3", "--tp", "4", "--pp", "2", "--micro-batch", "2",
+                              "--format", "json", *extra], capsys, monkeypatch)
+        assert code == 0, err
+        return json.loads(out)
+
+    per_mb, per_step = plan_json(), plan_json("--zero3-gather", "step")
+    assert per_mb["layout"]["zero3_gather"] == "micro-batch" and per_step["layout"]["zero3_gather"] == "step"
+    assert per_step["memory_per_gpu_bytes"]["total"] > per_mb["memory_per_gpu_bytes"]["total"]
+    assert plan_json("--framework", "torchtitan")["layout"]["zero3_gather"] == "step"
+    assert plan_json("--framework", "torchtitan", "--zero3-gather", "micro-batch")["layout"]["zero3_gather"] \
+        == "micro-batch"

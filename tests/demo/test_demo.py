@@ -63,6 +63,9 @@ def test_report_is_self_contained(demo_run):
     html = (d / "report.html").read_text()
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 4  # isoFLOP, law, forecast, memory
     assert "<script" not in html and "http://" not in html and "https://" not in html
+    assert "name='viewport'" in html  # laid out at a phone's width, not shrunk from 980 px
+    assert str(d) not in html and "runs.sqlite" in html  # the store by name, not by absolute path
+    assert "budget_flops" not in html and "val_loss" not in html  # headings in words
 
 
 def test_second_demo_reuses_stored_runs(demo_run):

@@ -1,5 +1,6 @@
-"""Runs straight from the wind tunnel's run store (``scalelab fit --store``), through its documented
-loader ``scalelab.tunnel.store.load_runs_for_fit``: total N, tokens seen, final validation loss."""
+"""Runs from the wind tunnel's run store (``scalelab fit --store``), through the documented run table
+(``scalelab.tunnel.runs_table``, docs/run-table.md): total N, tokens seen, final validation loss. The
+laws never open the store themselves: a path needs the reader the CLI sets."""
 
 from __future__ import annotations
 
@@ -38,11 +39,39 @@ def store_path(tmp_path):
     return path
 
 
-def test_load_runs_from_store(store_path):
-    runs = load_runs(store=store_path)
+def test_load_runs_from_the_run_table(store_path):
+    runs = load_runs(store=store_mod.runs_table(store_path))
     assert len(runs) == 12  # the pending run is not a fit point
     assert runs.n_convention == "total"
     assert np.unique(runs["N"]).size == 4 and np.all(runs["L"] > 0)
+    assert np.allclose(runs["C"], 6.0 * runs["N_active"] * runs["D"])
+
+
+def test_a_store_path_needs_the_reader_a_higher_layer_sets(store_path, monkeypatch):
+    from scalelab.errors import DataError
+    from scalelab.laws import data as data_mod
+
+    monkeypatch.setattr(data_mod, "_store_reader", None)
+    with pytest.raises(DataError, match="run table"):
+        load_runs(store_path)
+    data_mod.set_store_reader(store_mod.runs_table)
+    assert len(load_runs(store_path)) == 12 and load_runs(store_path).n_convention == "total"
+
+
+def test_laws_never_import_the_tunnel():
+    """Layers (HELPERS.md): laws/ reads runs through the run table, not by importing tunnel/."""
+    import ast
+    from pathlib import Path
+
+    import scalelab.laws
+
+    bad = []
+    for f in Path(scalelab.laws.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{f.name}: {n}" for n in names if "tunnel" in n.split(".")]
+    assert bad == []
 
 
 def test_cli_fit_from_store(store_path):

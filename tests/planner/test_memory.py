@@ -287,3 +287,24 @@ def test_each_memory_term_can_be_called_alone_and_is_what_memory_per_gpu_adds():
                         grad_buffer_bytes=0.5)
     assert (off["g"], off["o"], off["host"], off["pcie"], off["grad_buffer"]) == (0.0, 0.0, 16.0, 6.0, 0.5)
     assert mem.host_bytes > 0 and mem.get("offload_grad_buffer_bytes") > 0
+
+
+def test_dtensor_sequence_parallel_saves_the_gathered_linear_inputs():
+    """torchtitan's DTensor SP gathers before the QKV and MLP-in linears, which save all T tokens; Megatron
+    saves the T / tp shard. The difference is 2 (T - T / tp) h bytes per layer, and nothing without SP."""
+    import dataclasses
+
+    from scalelab import get_model
+    from scalelab.planner.memory import MemoryConventions, activation_bytes_per_layer
+
+    model = get_model("llama-3.1-70b")
+    meg = MemoryConventions()
+    dt = dataclasses.replace(meg, sp_saves_gathered_inputs=True)
+    lay = Layout(tp=8, sequence_parallel=True, recompute="none")
+    a = activation_bytes_per_layer(model, 8192, 2, lay, conventions=meg)
+    b = activation_bytes_per_layer(model, 8192, 2, lay, conventions=dt)
+    T = 8192 * 2
+    assert b - a == pytest.approx(2 * (T - T / 8) * model.d_model * 2)
+    no_sp = Layout(tp=8, sequence_parallel=False, recompute="none")
+    assert activation_bytes_per_layer(model, 8192, 2, no_sp, conventions=dt) == \
+        activation_bytes_per_layer(model, 8192, 2, no_sp, conventions=meg)

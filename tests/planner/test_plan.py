@@ -69,19 +69,23 @@ def test_narayanan_table2_days_from_tflops(published, i):
 
 # ---- acceptance 8: DeepSeek-V3 on 2048 H800 --------------------------------------------------------------
 def test_deepseek_v3_pp16_ep64_fits_and_pure_dp_does_not():
-    """DeepSeek-V3 report (arXiv:2412.19437) section 3.2: 2048 H800, PP16 x EP64 x ZeRO-1, no TP, FP8.
+    """DeepSeek-V3 report (arXiv:2412.19437) section 3.2: 2048 H800, PP16 x EP64 x ZeRO-1, no TP, FP8, and
+    no full recompute: its own save policy (sec. 3.2.3: RMSNorm and MLA up-projections recomputed, MoE
+    activations cached in FP8, bf16 AdamW moments), which the ``deepseek-v3`` framework profile sets.
 
     Assumed: 4K sequences, 14,336 sequences per step (their 15,360 rounded to a multiple of 2048 so pure DP
-    divides it), micro-batch 1, and full recomputation of the transformer layers (DeepSeek recomputes norms
-    and the MLA up-projections and keeps MoE activations in FP8, which this planner does not model; with
-    attention-only selective recompute our activations exceed 80 GB)."""
+    divides it), micro-batch 1. Megatron's attention-only selective recompute does not fit: the policy is
+    what makes the published layout run."""
     model = get_model("deepseek-v3")
     cluster = get_cluster("h800", 2048)
     train = TrainSpec(seq_len=4096, global_batch=14336, precision="fp8")
-    good = plan(model, cluster, train, Layout(pp=16, ep=64, zero=1, recompute="full"))
+    good = plan(model, cluster, train, Layout(pp=16, ep=64, zero=1, recompute="selective"), framework="deepseek-v3")
     assert good.feasible, good.reasons
+    assert good.layout.recompute == "deepseek-v3" and not good.layout.save_policy.full
     assert good.layout.dp == 128 and good.layout.tp == 1
     assert good.memory.total_bytes < 80e9
+    attn_only = plan(model, cluster, train, Layout(pp=16, ep=64, zero=1, recompute="selective"))
+    assert not attn_only.feasible and attn_only.reasons[0].startswith("out of memory")
     bad = plan(model, cluster, train, Layout(zero=1, recompute="full"))
     assert not bad.feasible
     assert bad.layout.dp == 2048

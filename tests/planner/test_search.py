@@ -36,7 +36,7 @@ def test_search_agrees_with_exhaustive_evaluation(small):
     """The best plan found equals the best of every layout evaluated one by one (same space)."""
     model, cluster, train = small
     r = search_layouts(model, cluster, train, top=1, allow_offload=False, max_interleave=1, max_cp=2,
-                       max_micro_batch=4, zero_stages=(1, 2, 3))
+                       max_micro_batch=4, zero_stages=(1, 2, 3), recompute=("none", "selective", "full"))
     best = None
     for tp, pp, cp, z, rc, mb in itertools.product((1, 2, 4, 8), (1, 2, 4, 8, 16), (1, 2), (1, 2, 3),
                                                    ("none", "selective", "full"), (1, 2, 4)):

@@ -10,7 +10,7 @@ from scalelab import get_cluster, get_model
 from scalelab.arch.spec import ModelSpec
 from scalelab.errors import ConfigError
 from scalelab.hardware.spec import ClusterSpec, GPUSpec
-from scalelab.planner import Layout, TrainSpec, comm_per_step
+from scalelab.planner import Layout, TrainSpec, comm_per_step, plan
 from scalelab.planner.comm import CommBreakdown
 from scalelab.planner.step_time import measured_step_time, model_step_time
 
@@ -329,3 +329,19 @@ def test_step_time_bound_of_a_group_equals_the_bound_of_each_layout():
                     assert 0 < got <= p.step_time_s
                     n += 1
         assert n == 18
+
+
+def test_recomputed_activation_costs_its_elementwise_rerun():
+    """A policy that rebuilds the SwiGLU product in backward pays for rereading gate and up and writing
+    the product (3 widths of f per token and layer), so it is slower than keeping everything."""
+    from scalelab.planner.step_time import HBM_EFFICIENCY
+
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 64)
+    train = TrainSpec(seq_len=4096, global_batch=16)
+    keep = plan(model, cluster, train, Layout(tp=8, sequence_parallel=True, micro_batch=2))
+    act = plan(model, cluster, train, Layout(tp=8, sequence_parallel=True, micro_batch=2, recompute="act"))
+    tokens = train.global_batch_tokens / keep.layout.dp
+    extra = 3 * model.d_ff / 8 * 2 * tokens * model.n_layers / (cluster.gpu.memory_bandwidth_bytes_per_s
+                                                                  * HBM_EFFICIENCY)
+    assert act.time.elementwise_s - keep.time.elementwise_s == pytest.approx(extra, rel=1e-6)
+    assert act.step_time_s > keep.step_time_s

@@ -331,6 +331,7 @@ def test_an_older_store_gains_new_columns_without_losing_rows(tmp_path):
         s.finish(c.hash, _result(1280), claim_id=c.claim_id)
     con = sqlite3.connect(path)
     con.execute("ALTER TABLE runs DROP COLUMN resumed_from_step")  # as a store written before that column
+    con.execute("PRAGMA user_version = 0")  # ... which was before stores were numbered by user_version
     con.commit()
     con.close()
     before = _rows(path)
@@ -389,6 +390,7 @@ def test_a_store_from_before_pid_start_opens_read_only_and_migrates_on_write(tmp
         h = s.add(_cfg(0)).hash
     con = sqlite3.connect(path)
     con.execute("ALTER TABLE runs DROP COLUMN pid_start")
+    con.execute("PRAGMA user_version = 0")
     con.commit()
     con.close()
     with RunStore(path, readonly=True) as ro:

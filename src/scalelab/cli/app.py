@@ -13,7 +13,7 @@ from typing import TextIO
 import typer
 
 from .. import __version__
-from . import budget, catalog, curve, datasets, demo, laws, mixture, plan, tunnel
+from . import budget, calibrate, catalog, curve, datasets, demo, laws, mixture, plan, tunnel
 from ._errors import handle
 from ._options import guard_numbers
 
@@ -40,7 +40,7 @@ def _root(
     """Predict, plan and prove large-language-model training runs."""
 
 
-for _module in (plan, catalog, laws, tunnel, demo, datasets, mixture, curve, budget):
+for _module in (plan, catalog, laws, tunnel, demo, datasets, mixture, curve, budget, calibrate):
     _module.register(app)
 guard_numbers(app)
 

@@ -23,6 +23,14 @@ MoreColsOpt = Annotated[list[str] | None, typer.Option("--col", help="More mappi
 SPELLINGS = {"n_convention": "--n-convention", "drop_top_loss": "--drop-top-loss", "loss": "--loss COLUMN"}
 
 
+def _read_run_stores() -> None:
+    """Let the laws read ``.sqlite`` run stores through the tunnel's run table (laws never import tunnel)."""
+    from ..laws.data import set_store_reader
+    from ..tunnel.table import runs_table
+
+    set_store_reader(runs_table)
+
+
 def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
     from ..errors import ConfigError, explain
 
@@ -147,6 +155,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import DataError, explain
         from ..laws import get_law, load_runs
 
+        _read_run_stores()
         if runs is None and store is None:
             raise DataError(explain("no runs given", fix="pass a runs file, or --store PATH"))
         if law == "hyperparams" or grid is not None:
@@ -220,6 +229,7 @@ def register(app: typer.Typer) -> None:
         from ..laws import load_runs
         from ..laws.backtest import backtest
 
+        _read_run_stores()
         table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
                           drop_top_loss=drop_top_loss, spellings=SPELLINGS)
         laws: Any = law if law == "auto" or "," not in law else [x.strip() for x in law.split(",") if x.strip()]
@@ -259,9 +269,12 @@ def register(app: typer.Typer) -> None:
                                               f"{', '.join(law.covariates)}"))
                 pred = float(law.predict(params, tokens))
                 ext = float(law.extrapolation(params, tokens))
-                d = {"law": law.name, "N": params, "D": tokens, "C_flops": 6 * params * tokens, "loss": pred,
+                from ..planner.flops import training_flops
+
+                c_flops = training_flops(params, tokens)
+                d = {"law": law.name, "N": params, "D": tokens, "C_flops": c_flops, "loss": pred,
                      "extrapolation_factor": ext, "level": level}
-                text = (f"{law.name}: N = {params:.4g}, D = {tokens:.4g} (C = {6 * params * tokens:.3g} FLOPs): "
+                text = (f"{law.name}: N = {params:.4g}, D = {tokens:.4g} (C = {c_flops:.3g} FLOPs): "
                         f"loss = {pred:.4f}")
                 for kind in ("mean", "new"):
                     try:

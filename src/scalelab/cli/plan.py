@@ -52,6 +52,11 @@ class OffloadChoice(StrEnum):
     nvme = "nvme"
 
 
+class GatherChoice(StrEnum):
+    micro_batch = "micro-batch"
+    step = "step"
+
+
 class ObjectiveChoice(StrEnum):
     step_time = "step_time"
     cost = "cost"
@@ -117,6 +122,9 @@ SpOpt = Annotated[bool | None, typer.Option("--sequence-parallel/--no-sequence-p
                                                help="Megatron sequence parallelism (default: on when tp > 1).")]
 VOpt = Annotated[int | None, typer.Option("--interleave", help="Virtual pipeline stages per rank.")]
 OoOpt = Annotated[OffloadChoice | None, typer.Option("--offload-optimizer", help="Offload optimizer states.")]
+GatherOpt = Annotated[GatherChoice | None, typer.Option(
+    "--zero3-gather", help="ZeRO-3 gathers per micro-batch (default) or once per step, keeping the stage "
+    "unsharded (torchtitan under PP; its framework profile sets it).")]
 OpOpt = Annotated[OffloadChoice | None, typer.Option("--offload-params", help="Offload parameters (needs --zero 3).")]
 ConfigOpt = Annotated[
     Path | None,
@@ -245,7 +253,7 @@ def register(app: typer.Typer) -> None:
         precision: PrecOpt = None, optimizer: OptimOpt = None, tp: TpOpt = None, pp: PpOpt = None,
         cp: CpOpt = None, ep: EpOpt = None, dp: DpOpt = None, zero: ZeroOpt = None, recompute: RcOpt = None,
         sequence_parallel: SpOpt = None, interleave: VOpt = None, offload_optimizer: OoOpt = None,
-        offload_params: OpOpt = None,
+        offload_params: OpOpt = None, zero3_gather: GatherOpt = None,
         measured_step_time: Annotated[
             float | None,
             typer.Option("--measured-step-time", help="Measured seconds per step: report MFU/HFU/days from it."),
@@ -273,7 +281,7 @@ def register(app: typer.Typer) -> None:
             total_tokens=tokens, precision=precision, optimizer=optimizer))
         lay = _merge(cfg.get("layout", {}), tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, zero=zero, recompute=recompute,
                      sequence_parallel=sequence_parallel, interleave=interleave, micro_batch=micro_batch,
-                     offload_optimizer=offload_optimizer, offload_params=offload_params)
+                     offload_optimizer=offload_optimizer, offload_params=offload_params, zero3_gather=zero3_gather)
         lay.setdefault("sequence_parallel", lay.get("tp", 1) > 1)
         layout = Layout(**lay)
         opts = _merge(cfg.get("plan", {}), efficiency=efficiency, measured_step_time_s=measured_step_time,

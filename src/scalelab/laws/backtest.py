@@ -339,7 +339,9 @@ def _axis(table: Any, split: str) -> np.ndarray:
     if split == "compute":
         if "C" in table.columns:
             return np.asarray(table.columns["C"], dtype=float)
-        return 6.0 * table.column("N") * table.column("D")
+        from ..planner.flops import training_flops
+
+        return np.asarray(training_flops(table.column("N"), table.column("D")), dtype=float)
     if "N" not in table.columns and "C" in table.columns:
         return np.asarray(table.columns["C"], dtype=float)
     return np.asarray(table.column("N"), dtype=float)

@@ -538,7 +538,9 @@ class ScalingLaw:
         rng: dict[str, tuple[float, ...]] = {c: (float(a.min()), float(a.max()))
                                              for c, a in zip(self.covariates, X, strict=True)}
         if "N" in self.covariates and "D" in self.covariates and "C" not in self.covariates:
-            C = 6.0 * X[self.covariates.index("N")] * X[self.covariates.index("D")]
+            from ..planner.flops import training_flops
+
+            C = training_flops(X[self.covariates.index("N")], X[self.covariates.index("D")])
             rng["C"] = (float(C.min()), float(C.max()))
         return rng
 
@@ -652,7 +654,9 @@ class ScalingLaw:
         fac = np.ones(Xa[0].shape)
         pairs = list(zip(self.covariates, Xa, strict=True))
         if "C" in rng and "C" not in self.covariates and "N" in self.covariates and "D" in self.covariates:
-            pairs.append(("C", 6.0 * Xa[self.covariates.index("N")] * Xa[self.covariates.index("D")]))
+            from ..planner.flops import training_flops
+
+            pairs.append(("C", training_flops(Xa[self.covariates.index("N")], Xa[self.covariates.index("D")])))
         for c, a in pairs:
             if c not in rng:
                 continue

@@ -23,7 +23,7 @@ number in the file, header = line 1).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,10 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, explain
 
-__all__ = ["FLOPS_PER_PARAM_TOKEN", "SYNONYMS", "Runs", "is_table", "load_runs", "load_table", "table_covariates"]
+__all__ = [
+    "FLOPS_PER_PARAM_TOKEN", "STORE_SUFFIXES", "SYNONYMS", "Runs", "is_table", "load_runs", "load_table",
+    "set_store_reader", "table_covariates",
+]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 
@@ -165,7 +168,7 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
     suf = path.suffix.lower()
-    if suf in (".sqlite", ".db", ".sqlite3"):
+    if suf in STORE_SUFFIXES:
         return _read_store(path)
     if suf == ".csv" or suf == ".tsv":
         import csv
@@ -227,12 +230,38 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
                             fix="convert the file, or load it with pandas and pass the DataFrame"))
 
 
-def _read_store(path: Path) -> tuple[dict[str, Any], str, str, int]:
-    """Hook for the wind tunnel's run store (``scalelab.tunnel.store.load_runs_for_fit``)."""
-    from ..tunnel.store import load_runs_for_fit
+#: Suffixes read as a wind-tunnel run store (through the reader a higher layer sets, :func:`set_store_reader`).
+STORE_SUFFIXES = (".sqlite", ".db", ".sqlite3")
 
-    cols = load_runs_for_fit(path)
-    return dict(cols), f"run store {path}", "runs (0-based)", 0
+_store_reader: Callable[[Path], Mapping[str, Any]] | None = None
+
+
+def set_store_reader(reader: Callable[[Path], Mapping[str, Any]] | None) -> None:
+    """Let ``load_runs`` read run-store files through ``reader`` (path -> run table), or stop it (``None``).
+
+    The laws never open a run store: they read runs through the run table, whose columns are documented in
+    docs/run-table.md (``N``, ``N_active``, ``D``, ``C``, ``loss``, ...). A layer above both the laws and the
+    tunnel (the CLI, the demo) sets ``scalelab.tunnel.runs_table`` here; Python code may do the same, or pass
+    the table itself: ``load_runs(store=scalelab.tunnel.runs_table("runs.sqlite"))``.
+    """
+    global _store_reader
+    _store_reader = reader
+
+
+def _read_store(store: Any) -> tuple[dict[str, Any], str, str, int]:
+    """Columns of a run table, given as the table itself or as a store file read by the set reader."""
+    if isinstance(store, Mapping) or hasattr(store, "columns"):
+        raw, _, _, _ = _read_table(store)
+        return raw, "run table", "runs (0-based)", 0
+    path = Path(store)
+    if _store_reader is None:
+        raise DataError(explain(
+            f"the laws read runs through the run table, not the run store file {path.name}", value=str(path),
+            fix="pass its table, load_runs(store=scalelab.tunnel.runs_table(path)), or call "
+                "scalelab.laws.data.set_store_reader(scalelab.tunnel.runs_table) once; `scalelab fit` does this"))
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file", str(path))
+    return {str(k): v for k, v in _store_reader(path).items()}, f"run store {path}", "runs (0-based)", 0
 
 
 def _to_float(values: Any, name: str, label_kind: str, offset: int) -> np.ndarray:
@@ -283,7 +312,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     config : a TOML file with ``[columns]`` and ``[conventions]`` tables (arguments win over it)
     n_convention : ``"total"``, ``"non-embedding"``, ``"active"`` or ``"unknown"`` (recorded, shown in
         reports; Hoffmann et al. count total parameters, Kaplan et al. non-embedding ones)
-    store : a wind-tunnel run store (SQLite) to read instead of ``source``
+    store : a wind-tunnel run table (``scalelab.tunnel.runs_table(path)``; columns in docs/run-table.md) to
+        read instead of ``source``, or a store file when a reader is set (:func:`set_store_reader`)
     drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. 2024 drop 5 outliers)
     weight : column holding a per-run weight
     spellings : how messages and notes name these arguments, e.g. ``{"n_convention": "--n-convention"}``
@@ -298,12 +328,11 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     spelled = {"n_convention": "n_convention=", "drop_top_loss": "drop_top_loss", "loss": "load_runs(..., loss='COL')",
                **(spellings or {})}
     store_default_conv = None
-    if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in
-                             (".sqlite", ".db", ".sqlite3")):
-        # the run store's N is the total parameter count (scalelab.tunnel.store.RunStore.runs_table)
+    if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in STORE_SUFFIXES):
+        # the run table's N is the total parameter count (docs/run-table.md)
         store_default_conv = "total"
     if store is not None:
-        raw, label, kind, offset = _read_store(Path(store))
+        raw, label, kind, offset = _read_store(store)
     elif source is None:
         raise DataError(explain("no runs given", fix="pass a file, a DataFrame, a dict of arrays or store="))
     elif isinstance(source, Runs):

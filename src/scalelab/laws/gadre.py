@@ -124,8 +124,10 @@ class GadreLaw(ScalingLaw):
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
+        from ..planner.flops import training_flops
+
         N, M = X
-        C = 6.0 * N * N * M
+        C = training_flops(N, N * M)  # D = M N
         return p["E"] + (p["a"] * M ** p["eta"] + p["b"] * M ** -p["eta"]) * C ** -p["eta"]
 
     @classmethod
@@ -206,7 +208,9 @@ class GadreLaw(ScalingLaw):
         if np.any(~np.isfinite(Cs) | (Cs <= 0)):
             raise ConfigError(explain("compute budgets must be positive FLOPs", value=C))
         m_opt = self.derived()["M_opt"]
-        N = np.sqrt(Cs / (6.0 * m_opt))
+        from ..planner.flops import tokens_for_training_flops
+
+        N = np.sqrt(tokens_for_training_flops(Cs, m_opt))  # C = 6 N (M N)
         D = m_opt * N
         L = self.predict(N, np.full_like(N, m_opt))
         return ComputeOptimal(self.name or "", Cs, N, D, np.atleast_1d(L), D / N,

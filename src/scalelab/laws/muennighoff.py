@@ -392,11 +392,13 @@ class MuennighoffLaw(ScalingLaw):
         if np.any(~np.isfinite(Cs) | (Cs <= 0)) or np.any(~np.isfinite(Us) | (Us <= 0)):
             raise ConfigError(explain("compute budgets (FLOPs) and unique tokens must be positive", value=(C, U)))
         theta = self._to_theta(self.params_)
+        from ..planner.flops import tokens_for_training_flops
+
         Ns, Ds, Ls = [], [], []
         for c, u in zip(Cs, Us, strict=True):
             def f(ln: float, c: float = c, u: float = u) -> float:
                 n = math.exp(ln)
-                X = (np.array([n]), np.array([c / (6.0 * n)]), np.array([u]))
+                X = (np.array([n]), np.array([tokens_for_training_flops(c, n)]), np.array([u]))
                 return float(self._log_model(theta, X, jac=False)[0][0, 0])
 
             lo, hi = math.log(c / 6.0) / 2 - 12.0, math.log(c / 6.0) / 2 + 12.0
@@ -406,7 +408,7 @@ class MuennighoffLaw(ScalingLaw):
                                         fix="check the budget and the law's parameters"))
             n = math.exp(float(r.x))
             Ns.append(n)
-            Ds.append(c / (6.0 * n))
+            Ds.append(tokens_for_training_flops(c, n))
             Ls.append(math.exp(float(r.fun)))
         N, D = np.array(Ns), np.array(Ds)
         out = ComputeOptimal(self.name or "", Cs, N, D, np.array(Ls), D / N,

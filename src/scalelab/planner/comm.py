@@ -29,7 +29,9 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 - ZeRO-2: the gradient reduce-scatter runs for every micro-batch (only a shard of the gradients is kept),
   then one parameter all-gather per step.
 - ZeRO-3 / FSDP: parameter all-gather in forward and again in backward, plus the gradient reduce-scatter,
-  each per micro-batch: 3 Psi_local (d-1)/d, 1.5x DP (ZeRO section 7.2.2). HSDP shards inside a node
+  each per micro-batch: 3 Psi_local (d-1)/d, 1.5x DP (ZeRO section 7.2.2). With
+  ``Layout.zero3_gather="step"`` (FSDP2 without reshard-after-forward and with gradient sync on the last
+  micro-batch only, torchtitan under PP) one all-gather and one reduce-scatter per step. HSDP shards inside a node
   and adds an all-reduce of the gradient shard across the replicas once per step.
 - TP (Megatron, Shoeybi et al. 2019; Narayanan et al. 2021 section 3.2): 2 all-reduces of b s h
   activations in forward and 2 in backward per layer per micro-batch; full recompute adds the 2 forward
@@ -376,10 +378,13 @@ def comm_per_step(
         if z == 0:
             add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, 1, False)
             continue
-        rs_calls = m if z >= 2 else 1
+        per_step = z == 3 and layout.zero3_gather == "step"
+        rs_calls = m if z >= 2 and not per_step else 1
         add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg, rs_calls, False)
         if z == 3:
-            ag_calls = 2 * m  # parameters gathered for forward and again for backward of every micro-batch
+            # parameters gathered for forward and again for backward of every micro-batch, or once per step
+            # when they stay unsharded across the micro-batches (``Layout.zero3_gather``)
+            ag_calls = 1 if per_step else 2 * m
             add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls,
                 False)
         else:

@@ -41,7 +41,8 @@ MEMORY_TERMS = (("weights", "weights_bytes"), ("gradients", "gradients_bytes"), 
 def parse_layout(text: str) -> Layout:
     """The :class:`Layout` of a short form as ``str(layout)`` prints it.
 
-    Tokens: ``dpN tpN ppN vN cpN epN etpN mbN``, ``zN`` (``zNh`` for HSDP), ``sp``, a save policy
+    Tokens: ``dpN tpN ppN vN cpN epN etpN mbN``, ``zN`` (``zNh`` for HSDP; ``z3s``, ``z3hs`` for ZeRO-3
+    gathering once per step), ``sp``, a save policy
     (``norc``, ``sel``, ``full`` or any policy name), ``oo-cpu|nvme``, ``op-cpu|nvme``; ``dp*`` leaves dp to
     fill the cluster. Sequence parallelism is on only with ``sp``.
 
@@ -60,9 +61,10 @@ def parse_layout(text: str) -> Layout:
             fields[names[hit.group(1)]] = int(hit.group(2))
         elif t == "dp*":
             fields.pop("dp", None)
-        elif re.fullmatch(r"z[0-3]h?", t):
+        elif re.fullmatch(r"z[0-3]h?|z3h?s", t):
             fields["zero"] = int(t[1])
-            fields["shard_group"] = "node" if t.endswith("h") else "dp"
+            fields["shard_group"] = "node" if "h" in t else "dp"
+            fields["zero3_gather"] = "step" if t.endswith("s") else "micro-batch"
         elif t == "sp":
             fields["sequence_parallel"] = True
         elif t.startswith(("oo-", "op-")):
@@ -71,7 +73,7 @@ def parse_layout(text: str) -> Layout:
             fields["recompute"] = get_save_policy(_SHORT_POLICY.get(t, t)).name
         else:
             raise ConfigError(explain("unknown token in layout", value=tok,
-                                      allowed="dpN tpN ppN vN cpN epN etpN mbN zN[h] sp norc|sel|full|<policy> "
+                                      allowed="dpN tpN ppN vN cpN epN etpN mbN zN[h] z3[h]s sp norc|sel|full|<policy> "
                                               "oo-cpu op-cpu",
                                       fix="write it as `scalelab search` prints layouts"))
     return Layout(**fields)

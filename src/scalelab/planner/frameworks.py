@@ -13,7 +13,11 @@ sets, and why:
 - ``torchtitan`` (FSDP2, eager or compiled PyTorch): ``selective`` means its op-level SAC
   (``torchtitan-op``); eager SwiGLU saves 4 widths (gate, ``silu(gate)``, up and the product); the loss is
   ``F.cross_entropy(logits.float())``: the bf16 head output, an fp32 log-softmax output and the two fp32
-  gradients of backward (``logits_copies=3``, ``logits_output_bytes=2``).
+  gradients of backward (``logits_copies=3``, ``logits_output_bytes=2``); with pipeline parallelism its
+  FSDP keeps parameters unsharded across micro-batches and accumulates unsharded fp32 gradients
+  (``pp_zero3_gather="step"``; ``torchtitan/parallelisms/parallelize_llama.py`` ``apply_fsdp``); its
+  DTensor sequence parallelism gathers before the column-parallel linears, which save the gathered input
+  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do.
 - ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
@@ -27,6 +31,7 @@ sets, and why:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, explain
@@ -60,6 +65,11 @@ class FrameworkProfile:
         Multiplies the device's matmul and attention efficiencies: what this framework's kernels reach
         relative to Megatron-LM's, calibrated on the calibration split of its published runs
         (``tests/assets/planner_published_runs.json``, ``benchmarks/planner_validation.py``).
+    pp_zero3_gather : str or None
+        ``Layout.zero3_gather`` this framework uses with ZeRO-3 under pipeline parallelism (torchtitan:
+        ``step``, its ``apply_fsdp`` turns reshard-after-forward off when PP is on "to avoid
+        per-microbatch all-gathers", and PyTorch's pipeline schedule syncs gradients on the last
+        micro-batch only); ``None`` leaves the layout's.
     sources : tuple of str
         Where the settings come from.
     """
@@ -73,15 +83,30 @@ class FrameworkProfile:
     ep_nodes_per_token: int | None = None
     comm_sm_fraction: float = 0.0
     efficiency_scale: float = 1.0
+    pp_zero3_gather: str | None = None
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:
-        """``layout`` with its save policy translated into what this framework runs."""
+        """``layout`` with its save policy translated into what this framework runs, and ZeRO-3's
+        gather schedule under pipeline parallelism set to the framework's unless the layout sets it."""
+        upd = self.layout_defaults(layout.pp, layout.zero)
+        if "zero3_gather" in layout.model_fields_set:
+            upd.pop("zero3_gather", None)
         target = dict(self.policy_aliases).get(layout.recompute)
-        return layout if target is None else layout.model_copy(update={"recompute": target})
+        if target is not None:
+            upd["recompute"] = target
+        return layout.model_copy(update=upd) if upd else layout
+
+    def layout_defaults(self, pp: int, zero: int) -> dict[str, str]:
+        """Layout fields this framework sets for given degrees: ``zero3_gather`` under pipeline parallelism."""
+        if self.pp_zero3_gather is not None and pp > 1 and zero == 3:
+            return {"zero3_gather": self.pp_zero3_gather}
+        return {}
 
 
 _EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_copies=3.0, logits_output_bytes=2.0)
+#: torchtitan: eager conventions, and DTensor sequence parallelism saves the gathered linear inputs
+_TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True)
 
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
@@ -91,12 +116,12 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("megatron-deepspeed", sources=(
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),
-    FrameworkProfile("torchtitan", memory=_EAGER, fused_elementwise=False,
+    FrameworkProfile("torchtitan", memory=_TORCHTITAN, fused_elementwise=False, pp_zero3_gather="step",
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
         "(compile off): one kernel per elementwise op",)),
-    FrameworkProfile("torchtitan-compile", memory=_EAGER,
+    FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step",
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "
         "Llama 3.1 8B on 8 H100 5,762 -> 6,667 tokens/s/GPU from compile alone)",)),

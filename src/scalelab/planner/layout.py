@@ -105,6 +105,13 @@ class Layout(Spec):
     """ZeRO stage: 0 replicate, 1 shard optimizer states, 2 + gradients, 3 + parameters (= FSDP)."""
     shard_group: Literal["dp", "node"] = "dp"
     """Group that ZeRO shards over: the whole DP group, or only the ranks in a node (HSDP)."""
+    zero3_gather: Literal["micro-batch", "step"] = "micro-batch"
+    """When ZeRO-3/FSDP gathers parameters and reduces gradients. ``micro-batch``: gathered for the forward
+    and again for the backward of every micro-batch, gradients reduce-scattered after each backward
+    (FSDP's reshard-after-forward, Zhao et al. 2023; DeepSpeed ZeRO-3). ``step``: gathered once per step
+    and kept unsharded across the micro-batches, gradients accumulated unsharded and reduce-scattered
+    after the last one (FSDP2 ``reshard_after_forward=False`` with gradient sync only on the last
+    micro-batch: what torchtitan does under pipeline parallelism). Fewer collectives, more memory."""
     sequence_parallel: bool = False
     """Megatron sequence parallelism: shard norm/dropout activations over tp (needs tp > 1)."""
     recompute: Recompute = "none"
@@ -151,7 +158,8 @@ class Layout(Spec):
             parts.append(f"ep{self.ep}")
         if self.etp is not None and self.etp != self.tp:
             parts.append(f"etp{self.etp}")
-        parts.append(f"z{self.zero}" + ("h" if self.shard_group == "node" else ""))
+        parts.append(f"z{self.zero}" + ("h" if self.shard_group == "node" else "")
+                     + ("s" if self.zero == 3 and self.zero3_gather == "step" else ""))
         if self.sequence_parallel:
             parts.append("sp")
         parts.append(self.save_policy.short)

@@ -122,6 +122,19 @@ class MemoryConventions:
         keeps Adam moments in bf16: 2).
     comm_buffer_bytes : float
         Extra communication buckets per GPU (e.g. a DDP bucket), bytes.
+    zero3_gather_weight_bytes : float or None
+        Bytes per parameter of the unsharded copy that ZeRO-3/FSDP gathers; ``None``: the 16-bit
+        working copy (4 for fp32 training). FSDP2's Float8 all-gather gathers fp8 weights (1;
+        torchtitan ``enable_fsdp_float8_all_gather``).
+    sp_saves_gathered_inputs : bool
+        With sequence parallelism, the column-parallel linears (QKV, MLP in) save the all-gathered input
+        (all T tokens, not T / tp): DTensor's ``SequenceParallel`` + ``ColwiseParallel`` in eager PyTorch
+        (torchtitan without AsyncTP) gathers before the linear, which saves what it receives. Megatron
+        (False) saves the sharded input and gathers it again in backward (Korthikanti et al. 2022 §4.2.2).
+    zero3_unsharded_grad_bytes : float
+        Bytes per element of the unsharded gradients that accumulate across micro-batches when ZeRO-3
+        gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype,
+        fp32 in torchtitan (``FSDPParam.to_accumulated_grad_if_needed``).
     """
 
     activation_bytes: float | None = None
@@ -143,18 +156,21 @@ class MemoryConventions:
     fp4_weight_copy_bytes: float = 0.5 + 1.0 / 16
     optimizer_state_bytes: float = 4.0
     comm_buffer_bytes: float = 0.0
+    zero3_gather_weight_bytes: float | None = None
+    zero3_unsharded_grad_bytes: float = 4.0
+    sp_saves_gathered_inputs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
                      "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes", "logits_copies",
-                     "logits_output_bytes"):
+                     "logits_output_bytes", "zero3_unsharded_grad_bytes"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a finite number >= 0", value=v))
         if self.activation_bytes is not None and not self.activation_bytes > 0:
             raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
                                       fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
-        for name in ("master_weight_bytes", "weight_bytes"):
+        for name in ("master_weight_bytes", "weight_bytes", "zero3_gather_weight_bytes"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
@@ -493,8 +509,9 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
     nstat = (8.0 if model.norm_kind == "layernorm" else 4.0) if conv.norm_stats else 0.0
     d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
     norm_out = 0.0 if policy.recomputes("layernorm") else 1.0  # the norm output feeding QKV
+    linear_in = T if conv.sp_saves_gathered_inputs else rep  # what the QKV and MLP-in linears save
     terms = {"norm_inputs": 2 * rep * h * act + 2 * rep * nstat * norm_out,
-             "attn_input": rep * h * act * norm_out}
+             "attn_input": linear_in * h * act * norm_out}
     if model.mla is not None:
         m = model.mla
         # Latent paths: the down-projection outputs are normed and up-projected (norm input + up input).
@@ -515,7 +532,7 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
     terms["attn_core"] = core
     terms["attn_out_input"] = T * a * d_v * act / t
     terms["dropout_masks"] = 2 * rep * h * mask
-    terms["mlp_input"] = rep * h * act * norm_out
+    terms["mlp_input"] = linear_in * h * act * norm_out
     return terms
 
 
@@ -671,6 +688,26 @@ def zero3_gather_bytes(full_layer_weight_bytes: float, full_layer_grad_bytes: fl
     return (conv.zero3_prefetch_layers * full_layer_weight_bytes + full_layer_grad_bytes) / conv.zero3_tiles
 
 
+def zero3_unsharded_stage_bytes(*, n_params: float, n_trainable: float, layer_grad_bytes: float,
+                                conv: MemoryConventions, precision: str) -> tuple[float, float]:
+    """ZeRO-3 gathering once per step (``Layout.zero3_gather="step"``): the stage's parameters stay
+    unsharded across the micro-batches, and their gradients accumulate unsharded until the last
+    micro-batch's reduce-scatter (FSDP2 with ``reshard_after_forward=False`` and
+    ``set_requires_gradient_sync(False)``: torchtitan under pipeline parallelism, whose schedule sets
+    both). Returns (unsharded weights, unsharded gradients) in bytes: the gathered copy at
+    ``zero3_gather_weight_bytes`` (default 2, fp32 training 4), the accumulators at
+    ``zero3_unsharded_grad_bytes`` plus one layer's gradients in the compute dtype before the upcast.
+
+    >>> zero3_unsharded_stage_bytes(n_params=1e9, n_trainable=1e9, layer_grad_bytes=0.0,
+    ...                             conv=MemoryConventions(), precision="bf16")
+    (2000000000.0, 4000000000.0)
+    """
+    gw = conv.zero3_gather_weight_bytes
+    if gw is None:
+        gw = 4.0 if precision == "fp32" else 2.0
+    return n_params * gw, n_trainable * conv.zero3_unsharded_grad_bytes + layer_grad_bytes
+
+
 def pipeline_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float) -> float:
     """Send and receive buffers for one activation each way (0 without pipeline parallelism)."""
     if layout.pp <= 1:
@@ -791,8 +828,10 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
     def states(buckets: list[Bucket]) -> dict[str, float]:
         """Weights, grads, optimizer bytes after ZeRO, unsharded weight bytes (for ZeRO-3 gathers), and
         the parameters whose optimizer states this rank owns (for offload traffic)."""
-        w = g = o = full_w = full_g = n_opt = 0.0
+        w = g = o = full_w = full_g = n_opt = full_n = full_n_train = 0.0
         for n, ob, is_exp, n_lora, quantisable in buckets:
+            full_n += n + n_lora
+            full_n_train += n if lp is None else n_lora
             z = expert_z if is_exp else dense_z
             zw, zg, zo = (z if zero >= 3 else 1), (z if zero >= 2 else 1), (z if zero >= 1 else 1)
             if lp is None:
@@ -812,7 +851,8 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
                 full_g += gb * n_lora
                 o += (mb + opt_vec) * n_lora / zo
                 n_opt += n_lora / zo
-        return {"w": w, "g": g, "o": o, "full_w": full_w, "full_g": full_g, "n_opt": n_opt}
+        return {"w": w, "g": g, "o": o, "full_w": full_w, "full_g": full_g, "n_opt": n_opt, "full_n": full_n,
+                "full_n_train": full_n_train}
 
     dense_layer = states(layer_buckets(False))
     moe_layer_st = states(layer_buckets(True)) if is_moe else dense_layer
@@ -957,7 +997,20 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
             r["logits_bytes"] = logits_buffer_bytes(model, train, layout, conv, act)
             other += r["logits_bytes"]
         big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
-        if zero >= 3:
+        if zero >= 3 and layout.zero3_gather == "step":
+            emb_n = 0.0
+            if first:
+                emb_n += emb_in / t + pos
+            if last:
+                emb_n += (head if (not model.tied_embeddings or p > 1) else 0.0) / t + final_norm
+            un = zero3_unsharded_stage_bytes(
+                n_params=(n_dense_i * dense_layer["full_n"] + n_moe_i * moe_layer_st["full_n"] + emb_n),
+                n_trainable=(n_dense_i * dense_layer["full_n_train"] + n_moe_i * moe_layer_st["full_n_train"]
+                             + (emb_n if train.lora is None else 0.0)),
+                layer_grad_bytes=big["full_g"], conv=conv, precision=train.precision)
+            r["zero3_unsharded_weights_bytes"], r["zero3_unsharded_grads_bytes"] = un
+            other += sum(un)
+        elif zero >= 3:
             r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
             other += r["zero3_gather_bytes"]
         if p > 1:

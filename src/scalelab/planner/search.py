@@ -10,7 +10,7 @@ The space (every combination is counted as explored, whether evaluated or pruned
 - ``ep`` (MoE only): divisors of n_experts that divide dp * cp; ``etp`` in {tp, 1};
 - ``zero`` in ``zero_stages``; optimizer offload to CPU and, with ZeRO-3, parameter offload
   (``allow_offload``); HSDP (``allow_hsdp``);
-- ``recompute``: the save policies none / selective / selective-act / full (any names of
+- ``recompute``: the save policies none / act / selective / selective-act / full (any names of
   :mod:`~scalelab.planner.policy`); ``micro_batch`` powers of two up to ``max_micro_batch``;
   ``interleave`` divisors of layers per stage up to ``max_interleave``.
 
@@ -27,10 +27,14 @@ Pruning, cheapest first (every pruned layout is counted, with its reason):
    choice, with the smallest activations (full recompute, micro-batch 1, no interleave), prune every
    recompute / micro-batch / interleave under them; an out-of-memory layout makes its larger
    micro-batches out of memory too;
-4. best-first: candidates are sorted by a lower bound on their step time (matmul, attention and
-   elementwise time, TP/CP/PP traffic and the bubble, exposed DP/ZeRO traffic and the CPU optimizer
-   step, each computed the way :mod:`~scalelab.planner.step_time` does, leaving out only terms that add
-   time) and fully evaluated until the bound exceeds the last of the top plans.
+4. branch and bound: each group of layouts sharing (tp, pp, cp, dp, ep, etp) gets a lower bound on all
+   its members (:func:`~scalelab.planner.step_time.group_step_time_lower_bound`); groups and candidates
+   share one best-first queue, a group is memory-checked and expanded into candidates only when it
+   reaches the front, and each candidate carries a lower bound on its step time (matmul, attention and
+   elementwise time, TP/CP/PP traffic and the bubble, the part of the expert all-to-alls overlap cannot
+   hide, exposed DP/ZeRO traffic and the CPU optimizer step, each computed the way
+   :mod:`~scalelab.planner.step_time` does, leaving out only terms that add time); candidates are fully
+   evaluated until the front of the queue exceeds the last of the top plans.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ from .step_time import (
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
     StepTimeBound,
     attention_hardware_flops,
+    ep_exposed_floor_s,
+    group_step_time_lower_bound,
 )
 
 if TYPE_CHECKING:
@@ -66,7 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["Rejected", "SearchResult", "search_layouts"]
 
 Objective = Literal["step_time", "cost"]
-_RECOMPUTE_ORDER = ("none", "selective", "selective-act", "full")
+_RECOMPUTE_ORDER = ("none", "act", "selective", "selective-act", "full")
 """Save policies searched by default (:mod:`scalelab.planner.policy`)."""
 
 
@@ -366,8 +372,8 @@ def search_layouts(
                           memory_conventions=memory_conventions, memory_reserve_bytes=memory_reserve_bytes,
                           framework=framework)
     rejections = _Rejections(max_rejected_examples, space.limit)
-    candidates = _candidates(space, rejections)
-    return _rank(space, candidates, rejections)
+    groups = _candidates(space, rejections)
+    return _rank(space, groups, rejections)
 
 
 # ---- the candidate space ---------------------------------------------------------------------------------
@@ -403,6 +409,8 @@ class _SearchSpace:
     flops: dict[tuple[str], Any]
     attention_flops: dict[str, float]
     constraints: dict[str, Any]
+    profile: Any = None
+    """The :class:`~scalelab.planner.frameworks.FrameworkProfile`, if any (layout fields it sets)."""
 
     def ok(self, name: str, value: Any) -> bool:
         """``value`` is allowed for a field held by ``fixed`` (or the field is free)."""
@@ -413,6 +421,15 @@ class _SearchSpace:
             return [1]
         L = self.model.n_layers
         return [v for v in _divisors(-(-L // pp)) if v <= self.max_interleave and self.ok("interleave", v)] or [1]
+
+    def ep_volume_floor(self, recompute: str) -> float:
+        """The least fraction of the expert all-to-all volume of a layout with save policy ``recompute``
+        that any searched save policy runs: 0.5 when it reruns the forward and another does not (FP8
+        dispatch 1 of 2, else 4 of 6 all-to-alls per layer), else 1."""
+        if get_save_policy(recompute).reruns_tp_forward and not all(
+                get_save_policy(r).reruns_tp_forward for r in self.recompute):
+            return 0.5
+        return 1.0
 
     def score(self, step_s: float) -> float:
         """What is ranked: seconds per step, or USD per token."""
@@ -503,23 +520,30 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
         max_cp=max_cp, max_interleave=max_interleave, flash_attention=flash_attention, limit=limit,
         memory_conventions=mconv, fw=fw, plan_kw=plan_kw, flops=flops,
         attention_flops={rc: attention_hardware_flops(flops[(rc,)], rc) for rc in recompute},
-        constraints=constraints)
+        constraints=constraints, profile=get_framework(framework) if framework is not None else None)
 
 
 # ---- pruning rules and the bound -------------------------------------------------------------------------
 
 # A candidate: (lower bound on its score, tie-breaker, base layout, the fields to set on it).
 Candidate = tuple[float, int, Layout, dict]
+# A group of candidates that share tp, pp, cp, dp, ep and etp: (lower bound on every member's score,
+# tie-breaker, base layout, base with ep/etp, interleaves, members before pruning).
+Group = tuple[float, int, Layout, Layout, list[int], int]
 
 
-def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Candidate]:
-    """Phase 1: every layout of the space, pruned by divisibility, dominance and memory bounds (each
-    pruned subtree counted in ``rej``), the rest with the lower bound on their step time."""
+def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
+    """Phase 1: the groups of the space (one per tp, pp, cp, dp, ep, etp), pruned by divisibility and
+    structure (each pruned subtree counted in ``rej``), each with a lower bound on the step time of every
+    layout in it (:func:`~scalelab.planner.step_time.group_step_time_lower_bound`). Their memory is
+    checked and their members bounded only when the ranking reaches them (:func:`_expand`)."""
     model, cluster, train = sp.model, sp.cluster, sp.train
     B = train.global_batch
     ep_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
-    out: list[Candidate] = []
+    out: list[Group] = []
     tie = itertools.count()
+    options = [(rc, sp.flops[(rc,)].hardware, sp.attention_flops[rc]) for rc in sp.recompute]
+    eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
     for tp, pp, cp, dp in sp.degrees():
         vs = sp.interleaves(pp)
         base = Layout(dp=dp, tp=tp, pp=pp, cp=cp, sequence_parallel=tp > 1, flash_attention=sp.flash_attention)
@@ -534,12 +558,31 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Candidate]:
         if B % dp:
             rej.add(base, [f"global_batch={B} sequences is not divisible by dp={dp}"], subtree)
             continue
+        mbs = [b for b in sp.micro_batches if B % (dp * b) == 0] or [1]
         for ep, etp in itertools.product(ep_opts, etp_opts):
             ew_layout = base.model_copy(update={"ep": ep, "etp": None if etp == tp else etp})
-            if not _fits_most_sharded(sp, rej, ew_layout, inner):
-                continue
-            for lay0, upd0, bound in _zero_offload_groups(sp, rej, base, ew_layout, len(vs)):
-                _bounded(sp, rej, lay0, upd0, bound, base, vs, out, tie)
+            ep_floor = 0.0
+            if ep > 1:  # the all-to-alls do not depend on ZeRO or offload: one layout's bound them all
+                lay = ew_layout.model_copy(update={"recompute": sp.recompute[-1]})
+                ep_floor = ep_exposed_floor_s(
+                    comm_per_step(model, cluster, train, lay, dp=dp, ep_nodes_per_token=sp.fw.ep_nodes_per_token),
+                    cluster, ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
+                    volume_floor=sp.ep_volume_floor(lay.recompute))
+            g = group_step_time_lower_bound(model, cluster, train, ew_layout, dp=dp, options=options,
+                                            micro_batches=mbs, interleaves=vs, efficiency=eff,
+                                            attention_efficiency=sp.fw.attention_efficiency,
+                                            fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor)
+            out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
+    return out
+
+
+def _expand(sp: _SearchSpace, rej: _Rejections, group: Group, tie: Any) -> list[Candidate]:
+    """The members of one group that pass the memory bounds and dominance rules, with their bounds."""
+    _, _, base, ew_layout, vs, inner = group
+    out: list[Candidate] = []
+    if _fits_most_sharded(sp, rej, ew_layout, inner):
+        for lay0, upd0, bound in _zero_offload_groups(sp, rej, base, ew_layout, len(vs)):
+            _bounded(sp, rej, lay0, upd0, bound, base, vs, out, tie)
     return out
 
 
@@ -587,7 +630,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                     "ZeRO-0 (dominated by ZeRO-1: same traffic, less memory)")
             continue
         upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
-                "offload_params": op, "shard_group": sg}
+                "offload_params": op, "shard_group": sg,
+                **(sp.profile.layout_defaults(base.pp, z) if sp.profile is not None else {})}
         lay0 = base.model_copy(update={**upd0, "recompute": sp.recompute[-1], "micro_batch": 1, "interleave": 1})
         mem = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=cluster.gpus_per_node,
                              conventions=sp.memory_conventions)
@@ -610,9 +654,13 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
         dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac,
                                 ep_nodes_per_token=sp.fw.ep_nodes_per_token)
         eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
+        # the fewest all-to-alls of the save policies searched, against lay0's (the policy that recomputes most)
+        ep_floor = sp.ep_volume_floor(lay0.recompute)
         bound = StepTimeBound(model, cluster, train, lay0, dp=dp, efficiency=eff,
                               attention_efficiency=sp.fw.attention_efficiency, dp_overlap=sp.fw.dp_overlap,
-                              dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise)
+                              dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
+                              ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
+                              ep_volume_floor=ep_floor)
         yield lay0, upd0, bound
 
 
@@ -645,22 +693,35 @@ def _bounded(sp: _SearchSpace, rej: _Rejections, lay0: Layout, upd0: dict, bound
 
 # ---- ranking ---------------------------------------------------------------------------------------------
 
-def _rank(sp: _SearchSpace, candidates: list[Candidate], rej: _Rejections) -> SearchResult:
-    """Phase 2: evaluate candidates best bound first until no remaining bound can enter the top; skip
-    those a smaller out-of-memory micro-batch or a fitting layout without offload already decides."""
+def _rank(sp: _SearchSpace, groups: list[Group], rej: _Rejections) -> SearchResult:
+    """Phase 2, branch and bound: take groups and candidates best bound first; a group is expanded into
+    its candidates (memory checked, each bounded), a candidate is evaluated; stop when no remaining bound
+    can enter the top. Skip candidates that a smaller out-of-memory micro-batch or a fitting layout
+    without offload already decides."""
     from .memory import memory_per_gpu
 
     model, cluster, train, limit = sp.model, sp.cluster, sp.train, sp.limit
-    candidates.sort(key=lambda c: (c[0], c[1]))
     heap: list[tuple[float, float, int, Plan]] = []  # (-score, -memory, tie, plan): heap[0] is the worst kept
     tie = itertools.count()
+    # (bound, order, candidate or None, group or None): groups and candidates in one best-first queue
+    pending: list[tuple[float, int, Candidate | None, Group | None]] = [(g[0], g[1], None, g) for g in groups]
+    heapq.heapify(pending)
+    order = itertools.count(len(groups))
     oom: dict[tuple, list[tuple[int, int]]] = {}
     fits: set[tuple] = set()
     n_feasible = n_evaluated = n_bound = 0
-    for idx, (lb, _, base, upd) in enumerate(candidates):
+    while pending:
+        lb, _, cand, group = pending[0]
         if len(heap) >= sp.top and lb > -heap[0][0]:
-            n_bound = len(candidates) - idx
+            n_bound = sum(g[5] if g is not None else 1 for _, _, _, g in pending)
             break
+        heapq.heappop(pending)
+        if group is not None:
+            for c in _expand(sp, rej, group, tie):
+                heapq.heappush(pending, (c[0], next(order), c, None))
+            continue
+        assert cand is not None
+        _, _, base, upd = cand
         mkey = (id(base), upd["ep"], upd["etp"], upd["zero"], upd["offload_optimizer"], upd["offload_params"],
                 upd["shard_group"], upd["recompute"])
         mb, v = upd["micro_batch"], upd["interleave"]

@@ -37,13 +37,14 @@ model then only converts it into MFU, HFU and days.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from .comm import CommBreakdown, activation_bytes, collective_time_s, group_link
+from .comm import CommBreakdown, activation_bytes, collective_time_s, group_link, ring_factors
 from .layout import Layout, TrainSpec
 from .policy import get_save_policy
 
@@ -161,6 +162,30 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
         s_ctx = seq_len / layout.cp
         scores = (2 * a * s_ctx * e + 2.5 * a * s_ctx * e) / t  # softmax in/out + dropout in/out/mask
     return replicated / replicated_div + mlp + scores
+
+
+def rerun_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, precision: str) -> dict[str, float]:
+    """HBM bytes per token and layer that a save policy's recomputed elementwise modules move again in
+    backward, by module name of :mod:`~scalelab.planner.policy` (fused kernels, as
+    :func:`elementwise_bytes_per_token_layer` counts them): ``act`` reruns the MLP activation (SwiGLU reads
+    gate and up and writes their product: 3 widths of f; GELU reads and writes f), ``layernorm`` the two
+    norms (read and write h each; split over tp with sequence parallelism). Full recompute reruns all
+    elementwise kernels and is counted as a fourth pass instead.
+
+    >>> from scalelab import get_model
+    >>> b = rerun_elementwise_bytes_per_token_layer(get_model("llama-3.1-8b"), Layout(), "bf16")
+    >>> b["act"] == 3 * 14336 * 2
+    True
+    """
+    e = activation_bytes(precision)
+    if model.moe is not None and model.n_moe_layers:
+        f = model.moe.d_expert * model.moe.top_k + model.moe.shared_width * model.moe.n_shared_experts
+        f_tp = layout.expert_tp
+    else:
+        f, f_tp = model.d_ff, layout.tp
+    act = (3 if model.ffn_kind == "swiglu" else 2) * f * e / f_tp
+    norms = 2 * 2 * model.d_model * e / (layout.tp if layout.sequence_parallel else 1)
+    return {"act": act, "layernorm": norms}
 
 
 def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int,
@@ -351,14 +376,15 @@ def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layo
     """
     return _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         ).terms(hardware_flops, attention_flops, layout.save_policy.full)
+                         ).terms(hardware_flops, attention_flops, layout.save_policy)
 
 
 class _ComputeModel:
     """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
-    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "hbm", "imbalance", "n_gpus", "peak")
+    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "hbm", "imbalance", "n_gpus", "peak",
+                 "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
@@ -381,15 +407,19 @@ class _ComputeModel:
         self.ew_bytes_per_pass = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
                                                                     fused=fused_elementwise)
                                   * tokens_per_gpu * (-(-L // p)))
+        self.rerun_bytes = {k: v * tokens_per_gpu * (-(-L // p)) for k, v in
+                            rerun_elementwise_bytes_per_token_layer(model, layout, train.precision).items()}
         self.hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
 
-    def terms(self, hardware_flops: float, attention_flops: float, full: bool) -> tuple[float, float, float]:
+    def terms(self, hardware_flops: float, attention_flops: float, policy: Any) -> tuple[float, float, float]:
+        full = policy.full
         attention_flops = min(max(attention_flops, 0.0), hardware_flops)
         attention_s = attention_flops / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
         matmul_s = ((hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
                     + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
-        elementwise_s = self.ew_bytes_per_pass * passes / self.hbm
+        rerun = 0.0 if full else sum(b for k, b in self.rerun_bytes.items() if k in policy.recompute)
+        elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm
         return matmul_s, attention_s, elementwise_s
 
 
@@ -404,7 +434,11 @@ def bubble_fraction(pp: int, interleave: int, n_micro: int) -> float:
 
 def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
     """Compute time that DP/ZeRO traffic can hide behind: all of it with ZeRO-2/3 (per-micro-batch
-    collectives), else the backward of the last micro-batch (2/3 of its compute)."""
+    collectives), else the backward of the last micro-batch (2/3 of its compute). ZeRO-3 gathering once
+    per step (``Layout.zero3_gather="step"``) hides its gathers behind the first micro-batch's forward
+    and its reduce-scatter behind the last one's backward: one micro-batch's compute."""
+    if layout.zero == 3 and layout.zero3_gather == "step":
+        return compute_s / n_micro
     return compute_s if layout.zero >= 2 else compute_s * (2.0 / 3.0) / n_micro
 
 
@@ -454,6 +488,32 @@ class _CommFloor:
         return total
 
 
+def ep_exposed_floor_s(comm: CommBreakdown | None, cluster: ClusterSpec, *, ep_overlap: float,
+                       comm_sm_fraction: float, volume_floor: float = 1.0) -> float:
+    """The least time the expert all-to-alls of ``comm`` add to a step whatever the micro-batch: their
+    bandwidth time (fewer, larger messages save only latency), scaled by ``volume_floor``, times the
+    least exposed fraction, ``max(r, 1 - ep_overlap (1 - r))`` with ``r = f / (1 - f)``: overlap hides at
+    most ``ep_overlap`` of them and the SMs of the hiding kernels slow the compute by ``r`` of what they
+    hide (:func:`model_step_time`). 0 without expert parallelism.
+
+    >>> from scalelab import get_model, get_cluster
+    >>> from scalelab.planner.comm import comm_per_step
+    >>> cl = get_cluster("h800", 64)
+    >>> cb = comm_per_step(get_model("mixtral-8x7b"), cl, TrainSpec(seq_len=4096, global_batch=64), Layout(ep=8))
+    >>> ep_exposed_floor_s(cb, cl, ep_overlap=1.0, comm_sm_fraction=0.0)
+    0.0
+    >>> ep_exposed_floor_s(cb, cl, ep_overlap=0.0, comm_sm_fraction=0.0) <= cb.by_group()["ep"]
+    True
+    """
+    lat = cluster.gpu.link_latency_s
+    bw_s = sum(col.time_s - col.calls_per_step * ring_factors(col.kind, col.group_size)[1] * lat
+               for col in (comm.collectives if comm is not None else ()) if col.group == "ep")
+    if bw_s <= 0:
+        return 0.0
+    r = comm_sm_fraction / (1.0 - comm_sm_fraction)
+    return volume_floor * bw_s * max(r, 1.0 - ep_overlap * (1.0 - r))
+
+
 class StepTimeBound:
     """:func:`step_time_lower_bound` for a group of layouts with the same degrees, ZeRO and offload that
     differ only in save policy, micro-batch and interleave (what the search enumerates innermost).
@@ -476,7 +536,8 @@ class StepTimeBound:
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None = None, attention_efficiency: float | None = None,
                  dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
-                 host_optimizer_s: float = 0.0, fused_elementwise: bool = True):
+                 host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
+                 comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
@@ -486,16 +547,24 @@ class StepTimeBound:
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
         # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
-        # reduce-scatters, twice for ZeRO-3 gathers) or once per step.
+        # reduce-scatters, twice for ZeRO-3 gathers unless they run once per step) or once per step.
         self._dp_calls: list[tuple[float, int]] = []
         for col in (dp_comm.collectives if dp_comm is not None else ()):
             if col.critical:
                 continue
-            per_m = ((layout.zero >= 2 and "reduce-scatter" in col.name)
-                     + 2 * (layout.zero == 3 and "all-gather" in col.name))
+            per_step = layout.zero == 3 and layout.zero3_gather == "step"
+            per_m = 0 if per_step else ((layout.zero >= 2 and "reduce-scatter" in col.name)
+                                        + 2 * (layout.zero == 3 and "all-gather" in col.name))
             self._dp_calls.append((col.time_s / col.calls_per_step, per_m))
         self._compute_cache: dict[tuple, tuple[float, float, float, bool]] = {}
         self._floor_cache: dict[tuple[int, int], float] = {}
+        # Expert all-to-alls: their bandwidth time (bytes are fixed by the batch; fewer, larger messages
+        # only save latency) at the fewest all-to-alls any save policy runs (ep_volume_floor of those
+        # of dp_comm's layout: 4 of 6 per layer when it reruns the forward, the FP8 dispatch 1 of 2),
+        # and the least of it that overlap can hide: exposed = E - hidden (1 - r), hidden <= ov E,
+        # r = f / (1 - f) for the SMs the hiding kernels take (model_step_time).
+        self._ep_floor_s = ep_exposed_floor_s(dp_comm, cluster, ep_overlap=ep_overlap,
+                                              comm_sm_fraction=comm_sm_fraction, volume_floor=ep_volume_floor)
 
     def __call__(self, recompute: str, micro_batch: int, interleave: int, *, hardware_flops: float,
                  attention_flops: float = 0.0) -> float:
@@ -503,7 +572,7 @@ class StepTimeBound:
         cached = self._compute_cache.get(key)
         if cached is None:
             policy = get_save_policy(recompute)
-            cached = self._compute_cache[key] = (*self._compute.terms(hardware_flops, attention_flops, policy.full),
+            cached = self._compute_cache[key] = (*self._compute.terms(hardware_flops, attention_flops, policy),
                                                  policy.reruns_attention)
         matmul_s, attention_s, elementwise_s, reruns_attention = cached
         m = max(1, self._B // (self._dp * micro_batch))
@@ -513,7 +582,7 @@ class StepTimeBound:
         compute_s = matmul_s + elementwise_s
         ring = (self._ring.unavoidable_s(attention_s, reruns_attention, m)
                 if self._ring is not None else 0.0)
-        ideal = compute_s + floor + ring
+        ideal = compute_s + floor + ring + self._ep_floor_s
         dp_total = 0.0
         for per_call, per_m in self._dp_calls:
             dp_total += per_call * (per_m * m if per_m else 1)
@@ -521,11 +590,56 @@ class StepTimeBound:
         return ideal * (1.0 + bubble_fraction(self._pp, interleave, m)) + dp_exposed + self._host_optimizer_s
 
 
+def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                                options: list[tuple[str, float, float]], micro_batches: list[int],
+                                interleaves: list[int], efficiency: float | None = None,
+                                attention_efficiency: float | None = None, fused_elementwise: bool = True,
+                                ep_floor_s: float = 0.0) -> float:
+    """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
+    (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
+    branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
+
+    Each term is bounded on its own: the compute of the cheapest save policy in ``options`` (name,
+    hardware FLOPs, attention FLOPs); the TP and PP floor at the largest micro-batch and no interleave
+    (the bytes are fixed, the latency terms fall with fewer, larger messages); the ring's unavoidable
+    cost at the fewest micro-batches; the bubble at the most micro-batches and the deepest interleave;
+    no DP/ZeRO exposure and no CPU optimizer step (both >= 0); ``ep_floor_s`` of expert all-to-all
+    (:func:`ep_exposed_floor_s`, which does not depend on ZeRO). ``micro_batches`` are those that divide
+    the batch.
+
+    >>> from scalelab import get_model, get_cluster
+    >>> model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 64)
+    >>> train = TrainSpec(seq_len=8192, global_batch=256)
+    >>> lay = Layout(tp=8, pp=2, dp=4)
+    >>> g = group_step_time_lower_bound(model, cluster, train, lay, dp=4, options=[("full", 1e18, 0.0)],
+    ...                                 micro_batches=[1, 2], interleaves=[1, 2])
+    >>> bound = StepTimeBound(model, cluster, train, lay, dp=4)
+    >>> g <= min(bound("full", b, v, hardware_flops=1e18) for b in (1, 2) for v in (1, 2))
+    True
+    """
+    eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
+    comp = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
+                         attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise)
+    ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
+    B = train.global_batch
+    mb_max, mb_min = max(micro_batches), min(micro_batches)
+    m_min, m_max = max(1, B // (dp * mb_max)), max(1, B // (dp * mb_min))
+    best = math.inf
+    for rc, hardware, attention in options:
+        policy = get_save_policy(rc)
+        matmul_s, attention_s, elementwise_s = comp.terms(hardware, attention, policy)
+        ring_s = ring.unavoidable_s(attention_s, policy.reruns_attention, m_min) if ring is not None else 0.0
+        best = min(best, matmul_s + elementwise_s + ring_s)
+    floor = _CommFloor(model, cluster, train, layout, dp=dp)(mb_max, 1)
+    return (best + floor + ep_floor_s) * (1.0 + bubble_fraction(layout.pp, max(interleaves), m_max))
+
+
 def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                           hardware_flops: float, attention_flops: float = 0.0, efficiency: float | None = None,
                           attention_efficiency: float | None = None, dp_overlap: float = DEFAULT_DP_OVERLAP,
                           dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
-                          fused_elementwise: bool = True) -> float:
+                          fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
+                          ep_volume_floor: float = 0.5) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -533,22 +647,30 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
     It keeps the terms that the full model adds unconditionally, computed by the same functions:
     matmul, attention and elementwise time (:func:`compute_terms`), the floor of TP and PP traffic
     (:func:`critical_comm_floor_s`), the part of ring attention no overlap removes
-    (:attr:`RingAttentionCost.unavoidable_s`), the bubble on all of these, the exposed DP/ZeRO traffic
-    and the CPU optimizer step. It leaves out what only adds time: the expert all-to-all, the exposed
-    ring transfers, the GPU optimizer step and offload traffic.
+    (:attr:`RingAttentionCost.unavoidable_s`), the part of the expert all-to-alls' bandwidth time that
+    ``ep_overlap`` cannot hide (what the SMs of the hiding kernels cost included), the bubble on all of
+    these, the exposed DP/ZeRO traffic and the CPU optimizer step. It leaves out what only adds time:
+    the all-to-alls' latency terms, the exposed ring transfers, the GPU optimizer step and offload traffic.
 
     Parameters
     ----------
     dp_comm
         Collectives of a layout with the same degrees and ZeRO settings (any micro-batch, save policy
         or interleave); only its DP/ZeRO calls are used, rescaled to this layout's micro-batches
-        (ZeRO-2 reduce-scatters and ZeRO-3 gathers run per micro-batch). ``None``: no DP traffic.
+        (ZeRO-2 reduce-scatters and ZeRO-3 gathers run per micro-batch), and its expert all-to-alls.
+        ``None``: no DP or EP traffic.
     host_optimizer_s
         The CPU optimizer step of offloaded states, which is never overlapped.
+    ep_overlap, comm_sm_fraction
+        As :func:`model_step_time` takes them (the defaults leave the all-to-alls out of the bound).
+    ep_volume_floor
+        The least fraction of ``dp_comm``'s all-to-all volume any save policy in question runs: 1 when
+        ``dp_comm``'s layout does not rerun the forward, else 0.5 (FP8 dispatch, 1 of 2; 4 of 6 otherwise).
     """
     bound = StepTimeBound(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                           attention_efficiency=attention_efficiency, dp_overlap=dp_overlap, dp_comm=dp_comm,
-                          host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise)
+                          host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
+                          ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..planner.flops import training_flops
+
 __all__ = ["plot_fit"]
 
 
@@ -44,7 +46,7 @@ def plot_fit(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, path: str | Pat
         warnings.simplefilter("ignore", ExtrapolationWarning)
         pred = np.asarray(law.predict(*X), dtype=float)
         if tuple(law.covariates) == ("N", "D") and hasattr(law, "compute_optimal"):
-            C = 6 * X[0] * X[1]
+            C = training_flops(X[0], X[1])
             sc = ax1.scatter(C, y, c=np.log10(X[0]), s=12, cmap="viridis", label="runs")
             fig.colorbar(sc, ax=ax1, label="log10 N")
             Cg = np.geomspace(C.min(), C.max() * 30, 80)

@@ -15,6 +15,8 @@ _LAZY = {
     "RunStore": "scalelab.tunnel.store",
     "RunRecord": "scalelab.tunnel.store",
     "load_runs_for_fit": "scalelab.tunnel.store",
+    "runs_table": "scalelab.tunnel.table",
+    "RUN_TABLE_COLUMNS": "scalelab.tunnel.table",
     "Grid": "scalelab.tunnel.grid",
     "load_grid": "scalelab.tunnel.grid",
     "isoflop_grid": "scalelab.tunnel.grid",

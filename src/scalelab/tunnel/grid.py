@@ -83,6 +83,7 @@ from pydantic import ValidationError
 
 from ..arch.spec import ModelSpec, MoESpec
 from ..errors import ConfigError, ScalelabError, explain
+from ..planner.flops import training_flops
 
 if TYPE_CHECKING:
     from .train import RunConfig
@@ -233,7 +234,7 @@ def tokens_for_budget(model: ModelSpec, budget_flops: float, *, seq_len: int, ba
     if not (math.isfinite(budget_flops) and budget_flops > 0):
         raise ConfigError(explain("a compute budget must be a positive number of FLOPs", value=budget_flops))
     if flops == "6N":
-        per_token = 6.0 * model.n_params().active
+        per_token = training_flops(model.n_params().active, 1)
     elif flops == "planner":
         from ..planner.flops import flops_per_token
 
@@ -258,7 +259,7 @@ def _check_budget_realised(model: ModelSpec, budget_flops: float, n_tokens: int,
 
         per_token = flops_per_token(model, seq_len).model
     else:
-        per_token = 6.0 * model.n_params().active
+        per_token = training_flops(model.n_params().active, 1)
     spent = per_token * n_tokens
     if abs(spent - budget_flops) > BUDGET_TOLERANCE * budget_flops:
         step = seq_len * batch_size
@@ -308,7 +309,7 @@ class Grid:
 
     def total_flops(self) -> float:
         """``sum 6 N_active D`` over the grid (the Chinchilla count, FLOPs)."""
-        return float(sum(6.0 * c.model.n_params().active * c.n_tokens for c in self.configs))
+        return float(sum(training_flops(c.model.n_params().active, c.n_tokens) for c in self.configs))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "n_runs": len(self), "total_flops": self.total_flops(),

@@ -43,6 +43,7 @@ from ..errors import (
     StoreError,
     explain,
 )
+from ..planner.flops import training_flops
 from .grid import Grid, load_grid
 from .progress import GridProgress, _Rate, make_progress
 from .store import ClaimLostError, RunRecord, RunStore
@@ -115,7 +116,7 @@ def execute_run(store: RunStore, rec: RunRecord, *, options: RunOptions = RunOpt
     store.set_checkpoint(rec.hash, ckpt)
     hb = _Heartbeat(store, rec, options.heartbeat_every_s)
     rate = _Rate()
-    flops = 6.0 * cfg.model.n_params().active * cfg.n_tokens
+    flops = training_flops(cfg.model.n_params().active, cfg.n_tokens)
     progress.run_started(rec.hash, label, cfg.n_tokens, flops)
     if ckpt.exists():
         log.info("run %s resumes from its checkpoint %s", rec.hash, ckpt)
@@ -233,7 +234,7 @@ def run_grid(
     st.reclaim_stale(hashes)
     prog = progress or make_progress(quiet)
     by_hash = dict(zip(hashes, configs, strict=True))
-    total_flops = sum(6.0 * by_hash[h].model.n_params().active * by_hash[h].n_tokens for h in todo)
+    total_flops = sum(training_flops(by_hash[h].model.n_params().active, by_hash[h].n_tokens) for h in todo)
     prog.start(name=g.name, total_runs=len(hashes), done_runs=len(hashes) - len(todo), total_flops=total_flops)
     try:
         if todo:
@@ -398,7 +399,7 @@ def _run_ray(store: RunStore, todo: list[str], labels: dict[str, str], options: 
     for h in todo:
         rec = store.get(h)
         prog.run_started(h, labels.get(h, ""), int(rec.n_tokens or 0),
-                         6.0 * (rec.n_params_active or 0) * (rec.n_tokens or 0))
+                         training_flops(rec.n_params_active or 0, rec.n_tokens or 0))
     pending = list(refs)
     error: tuple[str, str] | None = None
     while pending:

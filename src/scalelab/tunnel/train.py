@@ -46,6 +46,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -62,6 +63,7 @@ from pydantic import Field, PositiveInt, model_validator
 from .._spec import Spec
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
+from .records import MeasuredPerf
 
 __all__ = ["BranchResult", "RunConfig", "TrainResult", "auto_num_threads", "lr_at", "resolve_device", "train"]
 
@@ -264,7 +266,7 @@ class BranchResult:
 
 
 @dataclass
-class TrainResult:
+class TrainResult(MeasuredPerf):
     """Outcome of :func:`train`: status, final losses, throughput, counts and the loss curve.
 
     ``final_val_loss_by_domain`` holds each corpus domain's held-out loss at the end (multi-domain
@@ -273,6 +275,8 @@ class TrainResult:
     previous point, ``val_loss`` is set where an evaluation ran (else ``None``), ``lr`` is the last
     learning rate used. ``flops_per_token`` is the planner's training FLOPs per token (forward +
     backward, ``scalelab.planner.flops.flops_per_token`` with its default conventions).
+    ``step_s``, ``saved_tensor_bytes``, ``peak_rss_bytes`` and ``peak_mem_bytes`` are measured, ``pred_*``
+    the planner's prediction for the same model, batch and device (:mod:`scalelab.tunnel.perf`).
     """
 
     status: RunStatus
@@ -392,6 +396,8 @@ class _Run:
         self.diverge_above = DIVERGENCE_FACTOR * math.log(config.model.vocab_size)
         self._val: torch.Tensor | None = None
         self.eval_s = 0.0  # time spent evaluating, excluded from tokens/s
+        self.step_times: list[float] = []  # wall seconds of each training step (plan -> prove, perf.py)
+        self.saved_tensor_bytes: int | None = None  # measured on the first step this process trains
 
     def _ctx(self):
         import contextlib
@@ -407,8 +413,15 @@ class _Run:
             g["lr"] = lr * g.get("lr_scale", 1.0)  # muP scales some groups' LR (tunnel/mup.py)
         x, y = self.data.train_batch(cfg.batch_size, cfg.seq_len, cfg.seed, step, cfg.domain_weights)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        with self._ctx():
+        meter = None
+        if self.saved_tensor_bytes is None:
+            from .perf import SavedTensorMeter
+
+            meter = SavedTensorMeter(exclude=self.raw.parameters())
+        with meter() if meter is not None else contextlib.nullcontext(), self._ctx():
             _, loss, aux = self.model(x, y)
+        if meter is not None:
+            self.saved_tensor_bytes = meter.bytes
         (loss + aux).backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.raw.parameters(), cfg.grad_clip)
@@ -458,7 +471,9 @@ def _segment(run: _Run, cfg: RunConfig, start: int, stop: int, curve: list, log_
     acc, n_acc, last_loss = 0.0, 0, None
     t0, tok0 = time.perf_counter(), start
     for s in range(start, stop):
-        loss, lr = run.step(s, cfg)
+        t_step = time.perf_counter()
+        loss, lr = run.step(s, cfg)  # returns a Python float: the device has finished the step
+        run.step_times.append(time.perf_counter() - t_step)
         done = s + 1
         if run.diverged(loss):
             curve.append({"step": done, "tokens": done * cfg.tokens_per_step,
@@ -565,6 +580,8 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     its DDP run class, writes checkpoints from rank 0 only, and labels the device with the world size)."""
     import torch
 
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
     run = run_cls(config, data, device, dtype)
     chash = config.content_hash()
     steps = config.n_steps
@@ -632,7 +649,13 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     if status == "completed" and len(data.domains) > 1:
         # Per-domain held-out loss at the end, for data-mixture laws (RegMix, Ye et al. 2024).
         by_domain = {d: run.evaluate(d) for d in data.domains if len(data.val[d]) > config.seq_len}
+    from .perf import measured_memory, median_step_s, planned_or_empty
+
+    perf = {"step_s": median_step_s(run.step_times),
+            **measured_memory(run.raw, run.opt, device, run.saved_tensor_bytes),
+            **planned_or_empty(config, device, dtype)}
     return TrainResult(
+        **perf,
         status=status,
         final_train_loss=final_train,
         final_val_loss=final_val,

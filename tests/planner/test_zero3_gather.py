@@ -1,0 +1,75 @@
+"""ZeRO-3/FSDP gathering per micro-batch or once per step (``Layout.zero3_gather``): collectives, memory,
+the step-time bound, the framework default under PP and the short form."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
+from scalelab.planner.comm import comm_per_step, local_params
+from scalelab.planner.explain import parse_layout
+from scalelab.planner.frameworks import get_framework
+from scalelab.planner.memory import memory_per_gpu
+from scalelab.planner.step_time import StepTimeBound
+
+MODEL = get_model("llama-3.1-8b")
+CLUSTER = get_cluster("h100-sxm", 64)
+TRAIN = TrainSpec(seq_len=4096, global_batch=256)  # dp 8 x mb 4 -> 8 micro-batches with pp2 tp4
+
+
+def _layout(mode: str) -> Layout:
+    return Layout(tp=4, pp=2, zero=3, micro_batch=4, zero3_gather=mode)
+
+
+def _dp_calls(layout: Layout) -> dict[str, float]:
+    cb = comm_per_step(MODEL, CLUSTER, TRAIN, layout, dp=8)
+    return {c.name: c.calls_per_step for c in cb.collectives if c.group == "dp"}
+
+
+def test_per_step_gathers_once_and_reduces_once():
+    m = TRAIN.global_batch // (8 * 4)
+    per_mb, per_step = _dp_calls(_layout("micro-batch")), _dp_calls(_layout("step"))
+    assert per_mb["dp parameter all-gather"] == 2 * m and per_mb["dp gradient reduce-scatter"] == m
+    assert per_step["dp parameter all-gather"] == 1 and per_step["dp gradient reduce-scatter"] == 1
+
+
+def test_per_step_holds_the_stage_unsharded():
+    lay = _layout("step")
+    mem = memory_per_gpu(MODEL, TRAIN, lay, dp=8)
+    ref = memory_per_gpu(MODEL, TRAIN, _layout("micro-batch"), dp=8)
+    d = dict(mem.detail)
+    dense, _ = local_params(MODEL, lay)  # the most-loaded stage's parameters, before ZeRO
+    assert d["zero3_unsharded_weights_bytes"] == pytest.approx(2.0 * dense, rel=0.02)
+    assert d["zero3_unsharded_grads_bytes"] == pytest.approx(4.0 * dense, rel=0.1)
+    assert "zero3_gather_bytes" not in d and "zero3_gather_bytes" in dict(ref.detail)
+    assert mem.total_bytes > ref.total_bytes + 5.0 * dense
+
+
+def test_bound_counts_per_step_gathers_once():
+    """The search's bound rescales ZeRO-3 traffic with the micro-batches only when it runs per micro-batch."""
+    hw = 1e18
+    for mode, grows in (("micro-batch", True), ("step", False)):
+        lay = _layout(mode)
+        comm = comm_per_step(MODEL, CLUSTER, TRAIN, lay, dp=8)
+        slow = StepTimeBound(MODEL, CLUSTER, TRAIN, lay, dp=8, dp_comm=comm, dp_overlap=0.0)
+        a, b = slow("full", 1, 1, hardware_flops=hw), slow("full", 4, 1, hardware_flops=hw)
+        assert (a > b) is grows, mode
+
+
+def test_torchtitan_profile_gathers_per_step_under_pp_only():
+    tt = get_framework("torchtitan")
+    assert tt.resolve_layout(Layout(pp=2, zero=3)).zero3_gather == "step"
+    assert tt.resolve_layout(Layout(pp=1, zero=3)).zero3_gather == "micro-batch"
+    assert tt.resolve_layout(Layout(pp=2, zero=3, zero3_gather="micro-batch")).zero3_gather == "micro-batch"
+    assert get_framework("megatron").resolve_layout(Layout(pp=2, zero=3)).zero3_gather == "micro-batch"
+    p = plan(MODEL, CLUSTER, TRAIN, Layout(tp=4, pp=2, zero=3, micro_batch=4), framework="torchtitan")
+    assert p.layout.zero3_gather == "step"
+
+
+def test_short_form_round_trips():
+    lay = _layout("step")
+    assert "z3s" in str(lay)
+    assert parse_layout(str(lay)).zero3_gather == "step"
+    assert parse_layout("dp8 tp4 pp2 z3h mb4").zero3_gather == "micro-batch"
+    assert "z3s" not in str(Layout(zero=2, zero3_gather="step"))
+
