@@ -37,6 +37,8 @@ _LAZY: dict[str, str] = {
     "load_runs": "scalelab.laws",
     "load_fit": "scalelab.laws",
     "run_demo": "scalelab.demo",
+    "budget": "scalelab.budgeting",
+    "BudgetRun": "scalelab.budgeting",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -108,7 +108,7 @@ def test_steplaw_uses_non_embedding_n():
 
 # ------------------------------------------------------------------ repetition (Muennighoff et al. 2023)
 def test_unique_token_limit_repeats_data_at_the_discounted_optimum():
-    from scalelab.budget import _Allocator
+    from scalelab.budgeting import _Allocator
 
     free = budget(flops=1e22, law="hoffmann2022")
     tight = budget(flops=1e22, law="hoffmann2022", unique_tokens=25e9)
@@ -204,3 +204,70 @@ def test_a_budget_far_beyond_the_fitted_runs_says_it_extrapolates():
         far = budget(flops=1e26, law=law)
     assert not any("outside the range" in n for n in inside.notes)
     assert any("outside the range the law was fitted on" in n for n in far.notes), far.notes
+
+
+def test_search_only_options_narrow_the_search_and_are_not_passed_to_plan():
+    # zero_stages / max_micro_batch mean nothing to one plan(); budget used to pass them on and fail
+    run = budget(flops=1e22, gpu="h100-sxm", n_gpus=64, law="hoffmann2022", zero_stages=(1,), max_micro_batch=1)
+    assert run.plan is not None and run.plan.layout.zero == 1 and run.plan.layout.micro_batch == 1
+
+
+# ------------------------------------------------------------------ inference-aware sizing (Sardana et al. 2024)
+def _chinchilla_13b_budget() -> float:
+    """C at which Hoffmann's approach-3 law puts N_opt at 13B (eq. 4 inverted)."""
+    p = ChinchillaLaw.preset("hoffmann2022").params_
+    a, b = p["alpha"], p["beta"]
+    G = (a * p["A"] / (b * p["B"])) ** (1 / (a + b))
+    return 6.0 * (13e9 / G) ** ((a + b) / b)
+
+
+def test_inference_aware_sizing_reproduces_sardana_fig1():
+    # Sardana et al. 2024 Fig. 1: a Chinchilla-optimal 13B model with 2T tokens of inference demand; a 7B model
+    # trained on more data reaches the same quality for 1.7e22 fewer FLOPs (17%).
+    C = _chinchilla_13b_budget()
+    ref = budget(flops=C, law="hoffmann2022")
+    run = budget(flops=C, law="hoffmann2022", inference_tokens=2e12)
+    assert ref.n_params == pytest.approx(13e9, rel=1e-3)
+    i = run.inference
+    assert run.n_params == pytest.approx(7e9, rel=0.05)
+    assert run.n_tokens > ref.n_tokens and run.flops > C  # trains longer than the budget's Chinchilla run
+    assert i["chinchilla_n_params"] == pytest.approx(ref.n_params, rel=1e-3)
+    assert i["chinchilla_lifetime_flops"] - i["lifetime_flops"] == pytest.approx(1.7e22, rel=0.1)
+    assert i["saving"] == pytest.approx(0.17, abs=0.015)
+    assert run.loss == pytest.approx(ref.loss, rel=1e-6)  # the same quality
+    assert budget(flops=C, law="hoffmann2022", inference_tokens=0).n_params == pytest.approx(ref.n_params, rel=1e-3)
+
+
+def test_inference_aware_sizing_refuses_time_budgets_and_repetition():
+    from scalelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FLOPs budget"):
+        budget(gpu="h100-sxm", n_gpus=8, days=1, law="hoffmann2022", inference_tokens=1e12)
+    with pytest.raises(ConfigError, match="unique-token"):
+        budget(flops=1e22, law="hoffmann2022", inference_tokens=1e12, unique_tokens=1e10)
+    with pytest.raises(ConfigError, match="finite count"):
+        budget(flops=1e22, law="hoffmann2022", inference_tokens=-1)
+
+
+def test_a_preset_run_says_why_it_has_no_band():
+    from scalelab.budgeting import PRESET_NO_BAND
+
+    run = budget(flops=1e23, law="besiroglu2024")
+    d = run.to_dict()
+    assert d["loss"] is not None and d["loss_lo"] is None and d["n_params_lo"] is None
+    assert run.loss_note == PRESET_NO_BAND and "covariances" in run.report()
+
+
+def test_hyperparams_from_an_own_sweep_fit(tmp_path):
+    from scalelab.laws.hpfit import NEEDED, fit_hyperparams
+    from scalelab.laws.hyperparams import deepseek_model_scale
+
+    rows = [(12 * L * d * d, D, lr, 8, 64, 2 + 0.05 * math.log(lr / (0.02 * (L * d * d * D) ** -0.1)) ** 2, L, d)
+            for L, d in ((1, 32), (2, 64), (4, 128)) for D in (1e6, 4e6) for lr in [2.0 ** k for k in range(-14, 0)]]
+    fit = fit_hyperparams(dict(zip(NEEDED, np.array(rows).T, strict=True)))
+    path = fit.save(tmp_path / "hp.json")
+    run = budget(flops=1e21, law="hoffmann2022", hyperparams=str(path), seq_len=2048, vocab_size=32000)
+    m = run.model
+    M = float(deepseek_model_scale(m.n_layers, m.d_model, 2048))
+    assert run.hyper["lr"] == pytest.approx(fit.predict_lr(N=m.n_params().non_embedding, D=run.n_tokens, M=M))
+    assert "own fit" in run.hyper["law"]

@@ -42,6 +42,18 @@ def test_demo_trains_fits_forecasts_and_plans(demo_run):
     assert p["feasible"] and p["training_days"] > 0 and p["memory_total_bytes"] <= p["gpu_memory_bytes"]
     text = res.report()
     assert "held-out" in text and f"{h['val_loss']:.4f}" in text
+    # the law just fitted drives a second production plan, through budget, with the transfer caveat
+    q = p["fitted"]
+    assert q["law"] == "the demo's fitted law" and "caveat" in q and "nats per byte" in q["caveat"]
+    if q["feasible"]:  # N_opt of the fitted law's own closed form (Hoffmann et al. 2022 eq. 4)
+        fp = res.fit["params"]
+        al, be = fp["alpha"], fp["beta"]
+        G = (al * fp["A"] / (be * fp["B"])) ** (1 / (al + be))
+        assert q["N_opt"] == pytest.approx(G * (TINY.production_flops / 6) ** (be / (al + be)), rel=0.01)
+        assert q["training_days"] > 0
+    else:
+        assert q["reason"]
+    assert "the law fitted above" in text and "caveat:" in text
     d_json = res.to_dict()
     assert d_json["inside_interval"] == res.inside_interval
 

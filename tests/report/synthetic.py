@@ -51,7 +51,7 @@ def fitted_result(store_path: str, n_bootstrap: int = 20) -> tuple[Any, Any]:
     holdout = {"hash": "holdout", "model": fitted.model.name, "n_params": n_hold, "tokens": fitted.n_tokens,
                "val_loss": true_loss(n_hold, fitted.n_tokens), "status": "completed", "tokens_per_s": 1e4,
                "wall_s": 30.0}
-    production = {**plan_production(s), "tiny_law_a": fitted.fit["a"]}
+    production = {**plan_production(s), "tiny_law_a": fitted.fit["a"], "fitted": plan_production(s, law=fitted.law)}
     result = DemoResult(settings=s, seed=0, store_path=store_path, grid_runs=runs, fit=fitted.fit,
                         forecast=fitted.forecast, holdout=holdout, production=production,
                         timings_s={"grid": 0.0, "fit": 1.0}, notes=fitted.notes)

@@ -31,6 +31,10 @@ def register(app: typer.Typer) -> None:
                           "saved fit (.json).")] = "besiroglu2024",
         unique_tokens: Annotated[float | None, typer.Option(
             "--unique-tokens", help="Unique tokens available; repetition costed by Muennighoff et al. 2023.")] = None,
+        inference_tokens: Annotated[float | None, typer.Option(
+            "--inference-tokens", help="Tokens served over the model's life: size for the least training + "
+                                       "inference FLOPs at the budget's Chinchilla-optimal loss (Sardana et al. "
+                                       "2024; needs --flops).")] = None,
         hyperparams: Annotated[str, typer.Option(
             "--hyperparams", help="LR and batch law: deepseek (Bi et al. 2024) or steplaw (Li et al. 2025).")
         ] = "deepseek",
@@ -43,11 +47,12 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Turn a budget into a run: N, D, shape, LR, batch, layout, days, cost and the loss band."""
-        from ..budget import budget
+        from ..budgeting import budget
 
         opts: dict[str, Any] = {} if framework is None else {"framework": framework}
         run = budget(gpu=gpu, n_gpus=n_gpus, days=days, dollars=dollars, gpu_hours=gpu_hours, flops=flops,
-                     law=law, unique_tokens=unique_tokens, hyperparams=hyperparams, seq_len=seq_len,
+                     law=law, unique_tokens=unique_tokens, inference_tokens=inference_tokens,
+                     hyperparams=hyperparams, seq_len=seq_len,
                      vocab_size=vocab_size, price_per_gpu_hour=price, **opts)
         if recipe is not None:
             recipe.write_text(run.to_toml(), encoding="utf-8")

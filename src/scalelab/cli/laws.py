@@ -172,9 +172,14 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--out", "-o", help="Write the fit as JSON (reload with forecast).")
         ] = None,
         plot: Annotated[Path | None, typer.Option("--plot", help="Draw the fit, bands and data to this PNG.")] = None,
+        grid: Annotated[str | None, typer.Option(
+            "--grid", help="With --law hyperparams: only this sweep's runs (default: every sweep:* grid).")] = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
-        """Fit a scaling law to runs; print parameters with intervals and goodness of fit."""
+        """Fit a scaling law to runs; print parameters with intervals and goodness of fit.
+
+        ``--law hyperparams`` fits LR and batch laws (Step-Law and DeepSeek forms) to the best run of each
+        (N, D) cell of a `scalelab tunnel sweep` instead (docs/tunnel-sweeps.md)."""
         from ..errors import DataError, explain
         from ..laws import get_law, load_runs
 
@@ -185,6 +190,11 @@ def register(app: typer.Typer) -> None:
             source, label, conv = _read_tracker(from_, mlflow_uri, given=runs or store)
         elif runs is None and store is None:
             raise DataError(explain("no runs given", fix="pass a runs file, --store PATH or --from mlflow:EXPERIMENT"))
+        if law == "hyperparams" or grid is not None:
+            from .sweep import fit_sweep
+
+            emit(fit_sweep(store or runs, law, grid, out), fmt)
+            return
         table = load_runs(source, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
                           config=columns_toml, n_convention=n_convention or conv, store=store,
                           drop_top_loss=drop_top_loss, spellings=SPELLINGS, source_label=label)

@@ -137,6 +137,9 @@ def register(app: typer.Typer) -> None:
     tunnel = typer.Typer(name="tunnel", help="Wind tunnel: train grids of tiny GPTs and keep every run.",
                          no_args_is_help=True)
     app.add_typer(tunnel, name="tunnel")
+    from . import sweep
+
+    sweep.register(tunnel)
 
     @tunnel.command("run")
     def run_cmd(

@@ -237,6 +237,21 @@ def _production_rows(p: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
     return layouts, plan
 
 
+def _plan_comparison_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per production plan: the published law's and the demo's fitted law's."""
+    rows: list[dict[str, Any]] = []
+    for name, q in ((f"published ({p['law']})", p), ("fitted above", p.get("fitted") or {})):
+        if not q.get("feasible"):
+            rows.append({"law": name, "parameters N": None, "layout": f"no plan: {q.get('reason', 'not computed')}"})
+            continue
+        rows.append({"law": name, "parameters N": format_count(q["N_opt"]), "tokens D": format_count(q["D_opt"]),
+                     "peak LR": f"{q['lr']:.3g}", "batch (tokens)": format_count(q["batch_tokens"]),
+                     "layout": q["layout"], "MFU (%)": _pct(q["mfu"]), "training days": f"{q['training_days']:.1f}",
+                     "GPU-hours": format_count(q["gpu_hours"]),
+                     "cost (USD)": None if q.get("cost_usd") is None else "$" + format_count(q["cost_usd"])})
+    return rows
+
+
 def write_demo_report(result: Any, law: Any, path: str | Path) -> Path:
     """Write the demo's self-contained HTML report to ``path`` and return it."""
     r = HtmlReport("scalelab demo: predict, plan and prove")
@@ -268,18 +283,20 @@ def write_demo_report(result: Any, law: Any, path: str | Path) -> Path:
     r.table(_law_rows(f))
     r.figure(lambda narrow: law_bands_figure(result, law, narrow),
              "Runs against compute, the fitted compute-optimal frontier and its band.")
-    r.heading("Production plan")
+    r.heading("Production plans")
     r.paragraph(
-        f"At C = {_flops(p['C_flops'])} FLOPs the published {p['law']} Chinchilla fit allocates N = "
-        f"{format_count(p['N_opt'])} parameters and D = {format_count(p['D_opt'])} tokens (the tiny byte-level "
-        f"law's exponent a = {p['tiny_law_a']:.3f} is shown above for comparison; its constants do not transfer "
-        "across tokenizers and corpora).")
+        f"scalelab budget at C = {_flops(p['C_flops'])} FLOPs on {p['n_gpus']} x {p['gpu']}, once with the "
+        f"published {p['law']} Chinchilla fit and once with the law fitted above (allocation, shape, DeepSeek "
+        "LLM's LR and batch law, best layout).")
+    r.table(_plan_comparison_rows(p))
+    fitted = p.get("fitted") or {}
+    if fitted.get("caveat"):
+        r.paragraph(f"Caveat on the fitted law's plan: {fitted['caveat']}", cls="note")
     if p.get("feasible"):
-        layouts, plan = _production_rows(p)
+        _layouts, plan = _production_rows(p)
+        r.paragraph("The published law's plan:")
         r.fields(plan)
-        r.paragraph("The best layouts found:")
-        r.table(layouts)
-        r.figure(lambda narrow: memory_figure(p, narrow), "Memory per GPU of the best layout (binary GiB).")
+        r.figure(lambda narrow: memory_figure(p, narrow), "Memory per GPU of the published law's plan (binary GiB).")
     else:
         r.paragraph(f"No feasible layout: {p.get('reason', '')}")
     add_plan_vs_measured_section(r, result.grid_runs)

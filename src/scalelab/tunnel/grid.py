@@ -35,7 +35,7 @@ TOML format
     [defaults]                 # RunConfig fields shared by every run
     seq_len = 64
     batch_size = 8
-    lr = 3e-3
+    lr = 3e-3                  # or a law: "law:li2025", "law:deepseek", "fit.json" (tunnel/hplaws.py)
     warmup_fraction = 0.1      # grid helper: warmup_tokens = 0.1 * n_tokens
     [defaults.model]           # ModelSpec fields shared by every model (or family-rule knobs)
     vocab_size = 256
@@ -279,6 +279,8 @@ def make_config(model: ModelSpec, n_tokens: int, defaults: dict[str, Any] | None
     kw = dict(defaults or {})
     kw.update(overrides)
     kw.pop("model", None)
+    if isinstance(kw.get("batch_size"), str) or isinstance(kw.get("lr"), str):
+        n_tokens = _apply_hyperparam_laws(kw, model, n_tokens)
     frac = kw.pop("warmup_fraction", None)
     if frac is not None:
         kw["warmup_tokens"] = int(float(frac) * n_tokens)
@@ -354,7 +356,24 @@ def _seq_and_batch(defaults: dict[str, Any]) -> tuple[int, int]:
     if missing:
         raise ConfigError(explain("a grid needs seq_len and batch_size to derive token counts", value=missing,
                                   fix="set them under [defaults] (or in the block, or the builder's defaults=)"))
-    return int(defaults["seq_len"]), int(defaults["batch_size"])
+    bs = defaults["batch_size"]
+    # A batch from a law is resolved per run by make_config, which rounds the tokens to its whole steps.
+    return int(defaults["seq_len"]), 1 if isinstance(bs, str) else int(bs)
+
+
+def _apply_hyperparam_laws(kw: dict[str, Any], model: ModelSpec, n_tokens: int) -> int:
+    """Replace ``lr`` / ``batch_size`` given as a law (``"law:li2025"``, ``"law:deepseek"``, a saved fit;
+    :mod:`scalelab.tunnel.hplaws`) by their values for this run; return the tokens in whole steps."""
+    from .hplaws import resolve_batch_size, resolve_lr
+
+    seq = int(kw.get("seq_len") or model.seq_len)
+    if isinstance(kw.get("batch_size"), str):
+        kw["batch_size"] = resolve_batch_size(kw["batch_size"], model, n_tokens, seq)
+        step = seq * kw["batch_size"]
+        n_tokens = step * max(1, round(n_tokens / step))
+    if isinstance(kw.get("lr"), str):
+        kw["lr"] = resolve_lr(kw["lr"], model, n_tokens, seq)
+    return int(n_tokens)
 
 
 def isoflop_grid(budgets_flops: Sequence[float], sizes: Sequence[float | ModelSpec | dict[str, Any]], *,

@@ -110,6 +110,8 @@ class CausalSelfAttention(nn.Module):
         # QK-norm (Dehghani et al. 2023; Qwen3, OLMo 2): one RMSNorm over d_h for all query heads, one for keys.
         self.q_norm = nn.RMSNorm(dh, eps=1e-6) if spec.qk_norm else None
         self.k_norm = nn.RMSNorm(dh, eps=1e-6) if spec.qk_norm else None
+        #: Attention logit scale; ``None`` is 1/sqrt(d_h). muP sets ``c / d_h`` (:mod:`scalelab.tunnel.mup`).
+        self.scale: float | None = None
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         B, T, _ = x.shape
@@ -126,11 +128,11 @@ class CausalSelfAttention(nn.Module):
             k = k.repeat_interleave(a // g, dim=1)
             v = v.repeat_interleave(a // g, dim=1)
         if self.attn_impl == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         else:
             # Explicit matmuls: same maths, visible to torch.utils.flop_counter (which does not count the
             # CPU SDPA kernel). Used by the FLOP tests; both scores and values are full T x T products.
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(dh))  # (B, a, T, T)
+            att = (q @ k.transpose(-2, -1)) * (self.scale or 1.0 / math.sqrt(dh))  # (B, a, T, T)
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
             y = att @ v
@@ -217,6 +219,9 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(spec, i, attn_impl) for i in range(spec.n_layers))
         self.ln_f = make_norm(spec.norm_kind, h)
         self.lm_head = nn.Linear(h, V, bias=False)
+        #: Multiplier on the output logits: 1 in the standard parametrisation, ``base_width / width`` under
+        #: muP (Yang et al. 2022's ``MuReadout``; :mod:`scalelab.tunnel.mup`).
+        self.logit_mult = 1.0
         if spec.tied_embeddings:
             # Weight tying (Press & Wolf 2017): one matrix for input and output; counted once.
             self.lm_head.weight = self.wte.weight
@@ -278,6 +283,8 @@ class GPT(nn.Module):
             if aux is not None:
                 aux_total = aux_total + aux
         x = self.ln_f(x)
+        if self.logit_mult != 1.0:
+            x = x * self.logit_mult  # the head is linear without bias: the same as scaling the logits
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:

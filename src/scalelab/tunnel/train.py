@@ -127,6 +127,19 @@ class RunConfig(Spec):
     """Wrap the model in ``torch.compile`` (worth it on GPUs for runs of more than a few hundred steps)."""
     domain_weights: dict[str, float] | None = None
     """Sampling weight per corpus domain (a mixture); ``None`` samples domains in proportion to size."""
+    parametrization: Literal["sp", "mup"] = "sp"
+    """``sp``: the standard (GPT-2) parametrisation; ``mup``: maximal update (:mod:`scalelab.tunnel.mup`)."""
+    mup_base_d_model: PositiveInt = 64
+    """Base width of muP: at this ``d_model`` muP and SP coincide (up to the attention scale)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form; the muP fields are left out under ``sp`` so runs stored before they existed keep
+        their content hash."""
+        d = super().to_dict()
+        if d.get("parametrization") == "sp":
+            d.pop("parametrization", None)
+            d.pop("mup_base_d_model", None)
+        return d
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -360,12 +373,22 @@ class _Run:
         with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
             torch.manual_seed(config.seed)
             self.raw = GPT(config.model).to(device)
+            if config.parametrization == "mup":
+                from .mup import apply_mup
+
+                apply_mup(self.raw, config.mup_base_d_model)
         self.model: torch.nn.Module = self.raw
         if config.compile:
             # torch.compile types its result as a plain callable; for a module it is an OptimizedModule.
             self.model = cast(torch.nn.Module, torch.compile(self.raw))
         fused = torch.device(device).type == "cuda"
-        self.opt = torch.optim.AdamW(self.raw.param_groups(config.weight_decay), lr=config.lr,
+        if config.parametrization == "mup":
+            from .mup import mup_param_groups
+
+            groups = mup_param_groups(self.raw, config.weight_decay, config.mup_base_d_model)
+        else:
+            groups = self.raw.param_groups(config.weight_decay)
+        self.opt = torch.optim.AdamW(groups, lr=config.lr,
                                      betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if fused else {}))
         dev_type = torch.device(device).type
         self.autocast = (torch.autocast(device_type=dev_type, dtype=torch.bfloat16)
@@ -387,7 +410,7 @@ class _Run:
 
         lr = lr_at(cfg, step * cfg.tokens_per_step)
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # muP scales some groups' LR (tunnel/mup.py)
         x, y = self.data.train_batch(cfg.batch_size, cfg.seq_len, cfg.seed, step, cfg.domain_weights)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         meter = None
