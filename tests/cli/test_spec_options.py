@@ -111,3 +111,15 @@ def test_search_holds_every_layout_flag_fixed(capsys, monkeypatch):
         lay = p["layout"]
         assert (lay["zero"], lay["zero3_gather"], lay["offload_optimizer"], lay["sequence_parallel"],
                 lay["shard_group"]) == (3, "step", "cpu", False, "node")
+
+
+def test_other_commands_do_not_import_the_planner():
+    """plan and search are built on first use, so `scalelab laws --help` (and each shell completion of
+    another command) does not pay for the planner's import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from scalelab.cli.app import main; main(['laws', '--help']); "
+            "assert 'scalelab.planner' not in sys.modules, 'planner imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
