@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalelab.cli.app import app, main
+from scalelab.cli.plan import planner_app
 from scalelab.errors import UnknownNameError, explain
 
 PLAN = ["plan", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "64"]
@@ -54,6 +55,7 @@ def _numeric_options() -> list[tuple[list[str], str]]:
             walk(g.typer_instance, [*path, g.name])
 
     walk(app, [])
+    walk(planner_app(), [])  # plan and search, which the root builds on first use
     return found
 
 
@@ -67,7 +69,7 @@ def root_command():
 
 def test_the_numeric_option_list_is_real():
     flags = {f for _, f in NUMERIC}
-    assert {"--tokens", "--price", "--compute", "--level", "--workers", "--top"} <= flags
+    assert {"--tokens", "--price", "--compute", "--level", "--workers", "--top", "--galore-rank"} <= flags
 
 
 _CASES = [(p, f, ["nan", "inf", "-3", "1e400"][i % 4]) for i, (p, f) in enumerate(NUMERIC)]
@@ -78,7 +80,7 @@ def test_every_numeric_option_refuses_nan_inf_and_negative(path, flag, value, ca
     # The guard runs before the command body, so dummy values for the required parameters are enough.
     cmd = root_command
     for name in path:
-        cmd = cmd.commands[name]
+        cmd = cmd.get_command(typer.Context(cmd), name)
     required: list[str] = []
     for p in cmd.params:
         if p.required and p.opts[0] != flag:
@@ -171,8 +173,9 @@ def test_rm_needs_yes_and_a_long_enough_prefix(ro_store, capsys, monkeypatch):
 
 def _commands(cmd, path=()):
     yield list(path), cmd
-    for name, sub in getattr(cmd, "commands", {}).items():
-        yield from _commands(sub, (*path, name))
+    if hasattr(cmd, "list_commands"):  # a group: its commands as the CLI resolves them (plan and search lazily)
+        for name in cmd.list_commands(typer.Context(cmd)):
+            yield from _commands(cmd.get_command(typer.Context(cmd), name), (*path, name))
 
 
 def test_help_at_80_columns_shows_every_flag_in_full(root_command, capsys, monkeypatch):

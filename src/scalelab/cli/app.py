@@ -1,7 +1,9 @@
 """The ``scalelab`` command: one typer app, one module per command group.
 
-Each command module exposes ``register(app)``. Heavy libraries (torch, matplotlib, pandas) are imported
-inside command functions, so ``scalelab plan`` starts without them (DESIGN.md principle 8).
+Each command module exposes ``register(app)``; ``plan`` and ``search`` are built on first use
+(:class:`~scalelab.cli.plan.LazyPlannerGroup`), since their options are read from the planner's specs.
+Heavy libraries (torch, matplotlib, pandas) are imported inside command functions, so ``scalelab plan``
+starts without them (DESIGN.md principle 8).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    cls=plan.LazyPlannerGroup,
 )
 
 
@@ -40,7 +43,7 @@ def _root(
     """Predict, plan and prove large-language-model training runs."""
 
 
-for _module in (plan, catalog, laws, tunnel, demo, datasets, mixture, curve, budget, calibrate):
+for _module in (catalog, laws, tunnel, demo, datasets, mixture, curve, budget, calibrate):
     _module.register(app)
 guard_numbers(app)
 

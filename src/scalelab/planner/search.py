@@ -347,8 +347,8 @@ def search_layouts(
         A framework profile (:mod:`~scalelab.planner.frameworks`): its memory conventions and overlaps
         are the defaults, and the save policies searched are what it runs.
     fixed
-        Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any of tp, pp, cp, dp, ep, zero,
-        recompute, micro_batch, interleave); the rest is searched.
+        Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any field of
+        :class:`~scalelab.planner.layout.Layout`); the rest is searched.
 
     Returns
     -------
@@ -475,7 +475,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     if not (isinstance(fw.ep_overlap, (int, float)) and 0 <= fw.ep_overlap <= 1):
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=fw.ep_overlap))
     fixed = dict(fixed or {})
-    allowed_fixed = {"tp", "pp", "cp", "dp", "ep", "zero", "recompute", "micro_batch", "interleave"}
+    allowed_fixed = set(Layout.model_fields)
     bad = set(fixed) - allowed_fixed
     if bad:
         raise ConfigError(explain("unknown fixed layout field", value=sorted(bad),
@@ -484,6 +484,8 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
         zero_stages = (int(fixed["zero"]),)
     if "recompute" in fixed:
         recompute = (str(fixed["recompute"]),)
+    if "flash_attention" in fixed:
+        flash_attention = bool(fixed["flash_attention"])
     for z in zero_stages:
         if z not in (0, 1, 2, 3):
             raise ConfigError(explain("unknown ZeRO stage", value=z, allowed="0, 1, 2, 3"))
@@ -499,12 +501,15 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
            if b <= max_micro_batch and ("micro_batch" not in fixed or fixed["micro_batch"] == b)]
     zero_off: list[tuple[int, str, str, str]] = []
     for z in zero_stages:
-        for g in (("dp", "node") if (allow_hsdp and z > 0) else ("dp",)):
-            zero_off.append((z, "none", "none", g))
-            if allow_offload:
-                zero_off.append((z, "cpu", "none", g))
-                if z == 3:
-                    zero_off.append((z, "cpu", "cpu", g))
+        offloads = [("none", "none")]
+        if allow_offload:
+            offloads += [("cpu", "none"), ("cpu", "cpu")] if z == 3 else [("cpu", "none")]
+        if "offload_optimizer" in fixed or "offload_params" in fixed:
+            offloads = [(fixed.get("offload_optimizer", "none"), fixed.get("offload_params", "none"))]
+        groups = ("dp", "node") if (allow_hsdp and z > 0) else ("dp",)
+        if "shard_group" in fixed:
+            groups = (fixed["shard_group"],)
+        zero_off += [(z, oo, op, g) for g in groups for oo, op in offloads]
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=fw.dp_overlap,
                                    memory_limit_bytes=limit, memory_conventions=mconv,
                                    attention_efficiency=attention_efficiency, ep_overlap=fw.ep_overlap,
@@ -546,9 +551,12 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
     eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
     for tp, pp, cp, dp in sp.degrees():
         vs = sp.interleaves(pp)
-        base = Layout(dp=dp, tp=tp, pp=pp, cp=cp, sequence_parallel=tp > 1, flash_attention=sp.flash_attention)
+        base = Layout(dp=dp, tp=tp, pp=pp, cp=cp, sequence_parallel=sp.fixed.get("sequence_parallel", tp > 1),
+                      flash_attention=sp.flash_attention)
         ep_opts = [e for e in ep_all if (dp * cp) % e == 0 and sp.ok("ep", e)] or [1]
         etp_opts = [tp] if (model.moe is None or tp == 1) else [tp, 1]
+        if "etp" in sp.fixed:
+            etp_opts = [sp.fixed["etp"] or tp]
         inner = len(sp.zero_off) * len(sp.recompute) * len(sp.micro_batches) * len(vs)
         subtree = inner * len(ep_opts) * len(etp_opts)
         structural = check_layout(model, cluster, train, base)
@@ -631,7 +639,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
             continue
         upd0 = {"ep": ep, "etp": None if etp == tp else etp, "zero": z, "offload_optimizer": oo,
                 "offload_params": op, "shard_group": sg,
-                **(sp.profile.layout_defaults(base.pp, z) if sp.profile is not None else {})}
+                **(sp.profile.layout_defaults(base.pp, z) if sp.profile is not None else {}),
+                **({"zero3_gather": sp.fixed["zero3_gather"]} if "zero3_gather" in sp.fixed else {})}
         lay0 = base.model_copy(update={**upd0, "recompute": sp.recompute[-1], "micro_batch": 1, "interleave": 1})
         mem = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=cluster.gpus_per_node,
                              conventions=sp.memory_conventions)
