@@ -123,6 +123,12 @@ IN_SAMPLE = ("bloom-176b", "opt-175b", "gpt3-175b-1024", "llama-65b-2048", "torc
              "torchtitan-405b-128", "torchtitan-8b-a100-64",
              "torchtitan-70b-a100-64")
 
+#: Rows of torchtitan's tables added after the acceptance set above was first measured (Table 2's long
+#: context with CP, Table 3's compiled runs, Table 6's 4D runs): reported as a second acceptance line.
+ADDED_TORCHTITAN = ("torchtitan-8b-128-compile", "torchtitan-8b-128-compile-float8", "torchtitan-8b-8-cp1",
+                    "torchtitan-8b-8-cp2", "torchtitan-8b-8-cp4", "torchtitan-8b-8-cp8", "torchtitan-405b-512-cp1",
+                    "torchtitan-405b-512-cp2", "torchtitan-405b-512-cp4", "torchtitan-405b-512-cp8")
+
 FAMILY = {"torchtitan-compile": "torchtitan"}
 
 
@@ -159,7 +165,7 @@ def measured_tokens_per_s_per_gpu(r: dict, p) -> float | None:
 
 
 def calibrate(runs: list[dict]) -> dict[str, float]:
-    """Per framework family, the efficiency scale in 0.80..1.20 that minimises the median |error| of the
+    """Per framework family, the efficiency scale in 0.60..1.20 that minimises the median |error| of the
     calibration runs' throughput (a scale within 3% of 1 is reported but not worth a knob)."""
     fams: dict[str, list[dict]] = {}
     for r in runs:
@@ -168,8 +174,8 @@ def calibrate(runs: list[dict]) -> dict[str, float]:
     out = {}
     for fam, rs in fams.items():
         best = (float("inf"), 1.0)
-        for k in range(81):
-            x = 0.80 + 0.005 * k
+        for k in range(121):
+            x = 0.60 + 0.005 * k
             errs = []
             for r in rs:
                 p = run_plan(r, x)
@@ -177,6 +183,25 @@ def calibrate(runs: list[dict]) -> dict[str, float]:
             best = min(best, (statistics.median(errs), x))
         out[fam] = best[1]
     return out
+
+
+def calibrate_device(runs: list[dict], device: str = "h100-hbm2e", like: str = "h100-sxm") -> float:
+    """The factor on ``like``'s matmul and attention efficiencies (0.60..1.20, step 0.01) that minimises the
+    median |step-time error| of the calibration runs on ``device``, whose sustained throughput under its
+    power cap is not published (the catalog's h100-hbm2e efficiencies are this fit)."""
+    ref = get_cluster(like, 8).gpu
+    rs = [r for r in runs if r["id"] in CALIBRATION and r["gpu"] == device]
+    best = (float("inf"), 1.0)
+    for k in range(61):
+        x = 0.60 + 0.01 * k
+        errs = []
+        for r in rs:
+            r = {**r, "gpu_overrides": {**r.get("gpu_overrides", {}), "matmul_efficiency": ref.matmul_efficiency * x,
+                                        "attention_efficiency": ref.attention_efficiency * x}}
+            p = run_plan(r)
+            errs.append(abs(measured_tokens_per_s_per_gpu(r, p) / (p.tokens_per_s / r["n_gpus"]) - 1))
+        best = min(best, (statistics.median(errs), x))
+    return best[1]
 
 
 def published_runs(k5_t1_errors: list[float]) -> None:
@@ -189,12 +214,19 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     from scalelab.planner.frameworks import get_framework
     for fam, x in calibrate(runs).items():
         print(f"| {fam} | {x:.3f} | {get_framework(fam).efficiency_scale:.3f} |")
+    k = calibrate_device(runs)
+    g = get_cluster("h100-hbm2e", 8).gpu
+    print(f"\nh100-hbm2e (500 W cap, sustained throughput not published): factor on h100-sxm's efficiencies "
+          f"fitted on its calibration runs {k:.2f}; catalog matmul {g.matmul_efficiency}, attention "
+          f"{g.attention_efficiency} (= {g.matmul_efficiency / get_cluster('h100-sxm', 8).gpu.matmul_efficiency:.2f}"
+          f" x h100-sxm's)")
 
     print("\n### Published production runs (tests/assets/planner_published_runs.json; profiles' settings)\n")
     print("| run | split | framework | layout | feasible | GiB | measured GiB | error | tok/s/GPU | measured | error |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     errs: dict[str, list[float]] = {"calibration": [], "held out": []}
     in_sample = list(k5_t1_errors)
+    added: list[float] = []
     mem_rows: list[tuple[str, float]] = []
     gpu_hours: list[float] = []
     infeasible: list[str] = []
@@ -212,6 +244,8 @@ def published_runs(k5_t1_errors: list[float]) -> None:
             errs[split].append(abs(e))
             if r["id"] in IN_SAMPLE:
                 in_sample.append(abs(e))
+            elif r["id"] in ADDED_TORCHTITAN:
+                added.append(abs(e))
         mem_err = f"{(gib / m_gib - 1) * 100:+.1f}%" if m_gib else "-"
         if m_gib:
             mem_rows.append((r["id"], gib / m_gib - 1))
@@ -235,11 +269,15 @@ def published_runs(k5_t1_errors: list[float]) -> None:
           f"the runs above in IN_SAMPLE; most are held out from the efficiency calibration): median "
           f"{med * 100:.1f}%, max {worst * 100:.1f}% over {len(in_sample)} runs (target median <= 8%, "
           f"max <= 15%): {verdict}")
-    acceptance_summary(med, worst, mem_rows, gpu_hours, infeasible)
+    ext = in_sample + added
+    print(f"the same with the {len(added)} rows of torchtitan's Tables 2, 3 and 6 added (ADDED_TORCHTITAN): median "
+          f"{statistics.median(ext) * 100:.1f}%, max {max(ext) * 100:.1f}% over {len(ext)} runs: "
+          f"{'met' if statistics.median(ext) <= 0.08 and max(ext) <= 0.15 else 'NOT MET'}")
+    acceptance_summary(med, worst, mem_rows, gpu_hours, infeasible, ext)
 
 
 def acceptance_summary(med: float, worst: float, mem_rows: list[tuple[str, float]], gpu_hours: list[float],
-                       infeasible: list[str]) -> None:
+                       infeasible: list[str], ext: list[float]) -> None:
     """Issue 9's acceptance items that this benchmark measures, one line each."""
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT MET"
@@ -251,6 +289,9 @@ def acceptance_summary(med: float, worst: float, mem_rows: list[tuple[str, float
           f"| all | {verdict(not infeasible)} |")
     print(f"| step time, acceptance set | median {med * 100:.1f}%, max {worst * 100:.1f}% | median <= 8%, "
           f"max <= 15% | {verdict(med <= 0.08 and worst <= 0.15)} |")
+    em, ew = statistics.median(ext), max(ext)
+    print(f"| step time, acceptance set + torchtitan Tables 2, 3, 6 | median {em * 100:.1f}%, max {ew * 100:.1f}% "
+          f"| median <= 8%, max <= 15% | {verdict(em <= 0.08 and ew <= 0.15)} |")
     for rid, e in mem_rows:
         print(f"| memory, {rid} | {e * 100:+.1f}% | within 10% | {verdict(abs(e) <= 0.10)} |")
     for e in gpu_hours:

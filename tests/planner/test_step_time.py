@@ -108,8 +108,12 @@ def test_fused_attention_runs_at_its_own_efficiency():
     lay = Layout()
     base = _st(lay, comm=CommBreakdown(), efficiency=0.5)
     slow = _st(lay, comm=CommBreakdown(), efficiency=0.5, attention_flops=2e17, attention_efficiency=0.25)
-    # 2e17 of the 1e18 FLOPs at half the speed: +2e17 / 16 / (1e15 * 0.5)
-    assert slow.matmul_s - base.matmul_s == pytest.approx(2e17 / 16 / (1e15 * 0.5))
+    # 2e17 of the 1e18 dense FLOPs leave the GEMMs; the kernel does flash_attention_work of them (causal
+    # tiles skipped, scores recomputed in backward) at half the speed
+    from scalelab.planner.step_time import flash_attention_work
+    work = flash_attention_work(lay.save_policy)
+    assert 0.5 < work < 0.6
+    assert slow.matmul_s - base.matmul_s == pytest.approx(2e17 / 16 * (work / (1e15 * 0.25) - 1 / (1e15 * 0.5)))
     no_flash = _st(Layout(flash_attention=False), comm=CommBreakdown(), efficiency=0.5, attention_flops=2e17,
                    attention_efficiency=0.25)
     assert no_flash.matmul_s == pytest.approx(base.matmul_s)
@@ -191,8 +195,10 @@ def test_fp8_recipe_runs_attention_core_at_bf16_peak():
                          hardware_flops=1e17, attention_flops=1e17, **kw)
     lin8 = model_step_time(m, c, TrainSpec(seq_len=8192, global_batch=8, precision="fp8"), lay,
                            hardware_flops=1e17, attention_flops=0.0, **kw)
+    lin16 = model_step_time(m, c, TrainSpec(seq_len=8192, global_batch=8), lay,
+                            hardware_flops=1e17, attention_flops=0.0, **kw)
     assert t8.matmul_s == pytest.approx(t16.matmul_s)
-    assert lin8.matmul_s == pytest.approx(t16.matmul_s / 2, rel=1e-3)  # 1978.9 vs 2 x 989.4 TFLOP/s
+    assert lin8.matmul_s == pytest.approx(lin16.matmul_s / 2, rel=1e-3)  # 1978.9 vs 2 x 989.4 TFLOP/s
 
 
 # ---- context parallelism: ring attention's overlap and its cost at short sequences -------------------
@@ -345,3 +351,24 @@ def test_recomputed_activation_costs_its_elementwise_rerun():
                                                                   * HBM_EFFICIENCY)
     assert act.time.elementwise_s - keep.time.elementwise_s == pytest.approx(extra, rel=1e-6)
     assert act.step_time_s > keep.step_time_s
+
+
+def test_causal_flash_attention_does_half_the_tiles_and_a_longer_backward():
+    """A causal FlashAttention kernel skips the tiles above the diagonal and its backward recomputes the
+    scores (2.5 forwards, not 2). Counting causal attention halved in the FLOP conventions must not change
+    the predicted time."""
+    from scalelab.planner import FlopConventions
+    from scalelab.planner.policy import get_save_policy
+    from scalelab.planner.step_time import FLASH_BACKWARD_EXTRA, FLASH_CAUSAL_WORK, flash_attention_work
+
+    assert flash_attention_work(get_save_policy("none")) == pytest.approx(
+        FLASH_CAUSAL_WORK * (3 + FLASH_BACKWARD_EXTRA) / 3)
+    assert flash_attention_work(get_save_policy("full")) == pytest.approx(
+        FLASH_CAUSAL_WORK * (4 + FLASH_BACKWARD_EXTRA) / 4)
+    m, c = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 8)
+    train = TrainSpec(seq_len=32768, global_batch=8)
+    lay = Layout(zero=3, recompute="full")
+    dense = plan(m, c, train, lay)
+    halved = plan(m, c, train, lay, conventions=FlopConventions(causal_halved=True))
+    assert halved.step_time_s == pytest.approx(dense.step_time_s, rel=1e-12)
+    assert halved.hardware_flops_per_step < dense.hardware_flops_per_step  # the count did change

@@ -17,7 +17,10 @@ sets, and why:
   FSDP keeps parameters unsharded across micro-batches and accumulates unsharded fp32 gradients
   (``pp_zero3_gather="step"``; ``torchtitan/parallelisms/parallelize_llama.py`` ``apply_fsdp``); its
   DTensor sequence parallelism gathers before the column-parallel linears, which save the gathered input
-  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP).
+  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP);
+  with TP its loss is DTensor's loss parallel, whose fused backward holds four fp32 logits buffers at once
+  (``loss_parallel_logits_copies=4``); under PP, PyTorch's pipeline stage keeps every micro-batch's
+  output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do.
 - ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
@@ -106,7 +109,8 @@ class FrameworkProfile:
 
 _EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_copies=3.0, logits_output_bytes=2.0)
 #: torchtitan: eager conventions, and DTensor sequence parallelism saves the gathered linear inputs
-_TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True)
+_TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_parallel_logits_copies=4.0,
+                                  pp_keeps_stage_outputs=True)
 
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (

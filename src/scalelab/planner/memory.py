@@ -54,6 +54,7 @@ __all__ = [
     "memory_per_gpu",
     "offload_terms",
     "pipeline_buffer_bytes",
+    "pipeline_kept_outputs_bytes",
     "quantized_bytes_per_param",
     "zero3_gather_bytes",
     "zero_model_states_bytes",
@@ -95,6 +96,18 @@ class MemoryConventions:
         in and the one going out; the caching allocator keeps the forward's blocks reserved).
     logits_output_bytes : float
         Bytes per element of the head's own output kept beside them (bf16 logits cast to fp32: 2).
+    loss_parallel_logits_copies : float or None
+        ``logits_copies`` when the head and the loss are split over the vocabulary by TP (t > 1) and the
+        framework's vocab-parallel loss allocates differently; ``None``: ``logits_copies``. PyTorch's
+        DTensor loss parallel (torchtitan with TP): 4. Its fused backward
+        (``torch/distributed/tensor/parallel/loss.py``, ``_nll_loss_and_log_softmax_backward``) returns
+        ``(zeros_like(x) + exp(x)) * grad``: the saved log-softmax output, the zeros, their sum and the
+        product are alive at once, where eager ``F.cross_entropy`` needs three.
+    pp_keeps_stage_outputs : bool
+        With pipeline parallelism the last stage keeps every micro-batch's output (the head's logits, in
+        ``logits_output_bytes``) until the step ends: PyTorch's pipelining appends each forward's output
+        to ``output_chunks`` for the schedule's return value (``torch.distributed.pipelining``
+        ``stage.py`` ``forward_one_chunk``); torchtitan's last stage outputs the logits.
     loss_chunks : int
         Chunked (fused linear) cross-entropy computes the loss ``loss_chunks`` token blocks at a time, so
         only one block's logits are alive (Liger kernel, Megatron ``--cross-entropy-loss-fusion``).
@@ -146,6 +159,8 @@ class MemoryConventions:
     logits_bytes: float = 4.0
     logits_copies: float = 1.0
     logits_output_bytes: float = 0.0
+    loss_parallel_logits_copies: float | None = None
+    pp_keeps_stage_outputs: bool = False
     loss_chunks: int = 1
     master_weight_bytes: float | None = None
     weight_bytes: float | None = None
@@ -170,7 +185,8 @@ class MemoryConventions:
         if self.activation_bytes is not None and not self.activation_bytes > 0:
             raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
                                       fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
-        for name in ("master_weight_bytes", "weight_bytes", "zero3_gather_weight_bytes"):
+        for name in ("master_weight_bytes", "weight_bytes", "zero3_gather_weight_bytes",
+                     "loss_parallel_logits_copies"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
@@ -627,10 +643,13 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int,
 
 def _logits_bytes(model: ModelSpec, tokens: float, tp: int, conv: MemoryConventions) -> float:
     """Vocabulary-wide buffers of the loss at its peak, per GPU: ``tokens / loss_chunks`` rows of
-    ``V / tp`` (vocab-parallel) columns, ``logits_copies`` of them in ``logits_bytes`` plus the head's
-    output in ``logits_output_bytes``."""
+    ``V / tp`` (vocab-parallel) columns, ``logits_copies`` of them in ``logits_bytes`` (with t > 1,
+    ``loss_parallel_logits_copies`` when set) plus the head's output in ``logits_output_bytes``."""
     rows = tokens / conv.loss_chunks
-    return rows * model.vocab_size / tp * (conv.logits_copies * conv.logits_bytes + conv.logits_output_bytes)
+    copies = conv.logits_copies
+    if tp > 1 and conv.loss_parallel_logits_copies is not None:
+        copies = conv.loss_parallel_logits_copies
+    return rows * model.vocab_size / tp * (copies * conv.logits_bytes + conv.logits_output_bytes)
 
 
 def _stage_layers(n_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -679,6 +698,24 @@ def logits_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, conv
     """Last stage: final-norm input, head input and the loss's logits buffers (Korthikanti §4.1)."""
     T, rep = _micro_batch_tokens(train, layout)
     return 2 * rep * model.d_model * act + _logits_bytes(model, T, layout.tp, conv)
+
+
+def pipeline_kept_outputs_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, conv: MemoryConventions,
+                                micro_batches: int) -> float:
+    """Last pipeline stage with ``pp_keeps_stage_outputs``: the logits of the step's other micro-batches,
+    kept in ``logits_output_bytes`` until the step ends (the current one is in ``logits_buffer_bytes``).
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import Layout, TrainSpec
+    >>> m = ModelSpec(n_layers=8, d_model=1024, n_heads=8, d_ff=4096, vocab_size=1000)
+    >>> conv = MemoryConventions(logits_output_bytes=2.0, pp_keeps_stage_outputs=True)
+    >>> pipeline_kept_outputs_bytes(m, TrainSpec(seq_len=100, global_batch=8), Layout(pp=2), conv, 8)
+    1400000.0
+    """
+    if layout.pp <= 1 or not conv.pp_keeps_stage_outputs:
+        return 0.0
+    T, _ = _micro_batch_tokens(train, layout)
+    return (micro_batches - 1) * T * model.vocab_size / layout.tp * conv.logits_output_bytes
 
 
 def zero3_gather_bytes(full_layer_weight_bytes: float, full_layer_grad_bytes: float,
@@ -996,6 +1033,10 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         if last:
             r["logits_bytes"] = logits_buffer_bytes(model, train, layout, conv, act)
             other += r["logits_bytes"]
+            kept = pipeline_kept_outputs_bytes(model, train, layout, conv, m_micro)
+            if kept:
+                r["pipeline_kept_outputs_bytes"] = kept
+                other += kept
         big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
         if zero >= 3 and layout.zero3_gather == "step":
             emb_n = 0.0

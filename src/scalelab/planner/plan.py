@@ -38,10 +38,10 @@ from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
     StepTime,
-    attention_hardware_flops,
     compute_dtype,
     measured_step_time,
     model_step_time,
+    timing_flops,
 )
 
 if TYPE_CHECKING:
@@ -596,13 +596,14 @@ def plan(
                                   measured_tflops_per_gpu=measured_tflops_per_gpu)
     elif memory is not None and comm is not None and dp is not None:  # the layout is not structurally broken
         states = memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
+        hardware_t, attention_t = timing_flops(flops, layout.recompute)
         time = model_step_time(
-            model, cluster, train, layout, hardware_flops=flops.hardware, comm=comm, dp=dp,
+            model, cluster, train, layout, hardware_flops=hardware_t, comm=comm, dp=dp,
             efficiency=efficiency, dp_overlap=dp_overlap, model_state_bytes=states,
             offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
             host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
-            attention_flops=attention_hardware_flops(flops, layout.recompute),
+            attention_flops=attention_t,
             attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
             fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,

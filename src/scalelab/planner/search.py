@@ -60,9 +60,9 @@ from .policy import get_save_policy
 from .step_time import (
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
     StepTimeBound,
-    attention_hardware_flops,
     ep_exposed_floor_s,
     group_step_time_lower_bound,
+    timing_flops,
 )
 
 if TYPE_CHECKING:
@@ -407,7 +407,8 @@ class _SearchSpace:
     plan_kw: dict[str, Any]
     """What :func:`~scalelab.planner.plan.plan` is called with."""
     flops: dict[tuple[str], Any]
-    attention_flops: dict[str, float]
+    timing: dict[str, tuple[float, float]]
+    """Per save policy, (hardware, attention-core) FLOPs as the time model takes them (``timing_flops``)."""
     constraints: dict[str, Any]
     profile: Any = None
     """The :class:`~scalelab.planner.frameworks.FrameworkProfile`, if any (layout fields it sets)."""
@@ -524,7 +525,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
         zero_stages=tuple(zero_stages), zero_off=zero_off, micro_batches=mbs, max_tp=max_tp, max_pp=max_pp,
         max_cp=max_cp, max_interleave=max_interleave, flash_attention=flash_attention, limit=limit,
         memory_conventions=mconv, fw=fw, plan_kw=plan_kw, flops=flops,
-        attention_flops={rc: attention_hardware_flops(flops[(rc,)], rc) for rc in recompute},
+        timing={rc: timing_flops(flops[(rc,)], rc) for rc in recompute},
         constraints=constraints, profile=get_framework(framework) if framework is not None else None)
 
 
@@ -547,7 +548,7 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
     ep_all = [1] if model.moe is None else _divisors(model.moe.n_experts)
     out: list[Group] = []
     tie = itertools.count()
-    options = [(rc, sp.flops[(rc,)].hardware, sp.attention_flops[rc]) for rc in sp.recompute]
+    options = [(rc, *sp.timing[rc]) for rc in sp.recompute]
     eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
     for tp, pp, cp, dp in sp.degrees():
         vs = sp.interleaves(pp)
@@ -681,7 +682,7 @@ def _bounded(sp: _SearchSpace, rej: _Rejections, lay0: Layout, upd0: dict, bound
     assert dp is not None
     mbs = sp.micro_batches
     for rc in sp.recompute:
-        hardware, att = sp.flops[(rc,)].hardware, sp.attention_flops[rc]
+        hardware, att = sp.timing[rc]
         for i, mb in enumerate(mbs):
             if B % (dp * mb):
                 rej.add(functools.partial(lay0.model_copy, update={"recompute": rc, "micro_batch": mb}),

@@ -80,6 +80,20 @@ the output and its softmax statistics (the pipeline's fill and drain), and the h
 tile of a causal block. Short kernels amortise it over fewer key tiles, which is why FlashAttention's
 throughput falls at 0.5-1K tokens against 8-16K (Dao 2023, FlashAttention-2, Fig. 4). An estimate."""
 
+FLASH_CAUSAL_WORK = 0.5
+"""Share of the dense attention-core FLOPs (``QK^T`` and ``PV`` over all s x s pairs, as ``flops.py``
+counts them unless ``causal_halved``) that a causal FlashAttention kernel executes: it skips the key
+tiles above the diagonal (Dao et al. 2022 sec. 3.1; FlashAttention-2 sec. 3.1.1: "skip the computation of
+blocks ... where all column indices are more than the row indices", about half the blocks). Its
+published throughputs, from which ``GPUSpec.attention_efficiency`` is set, count causal FLOPs the same
+way (half of the dense count; ``flash-attention/benchmarks``: ``flops / (2 if causal else 1)``). The
+unfused path (``flash_attention=False``) computes the whole score matrix and then masks it."""
+
+FLASH_BACKWARD_EXTRA = 0.5
+"""Forward passes of attention-core work that FlashAttention's backward adds to the 2 of a dense
+backward: it recomputes the scores ``QK^T`` from the saved log-sum-exp, 5 matmuls against the forward's 2
+(Dao 2023, FlashAttention-2 sec. 3.1.2; its benchmarks count backward FLOPs as 2.5 x forward)."""
+
 #: Compute dtype of each precision recipe (whose dense peak the matmuls run at).
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "bf16-fp32-grad": "bf16", "fp8": "fp8", "fp4": "fp4"}
 
@@ -241,6 +255,29 @@ def attention_hardware_flops(flops: Any, recompute: str) -> float:
     return 3.0 * fwd + extra
 
 
+def timing_flops(flops: Any, recompute: str) -> tuple[float, float]:
+    """(hardware FLOPs, attention-core FLOPs) of a step as the time model takes them: the attention core
+    counted dense (all s x s pairs) whatever ``FlopConventions.causal_halved`` says, since what a kernel
+    skips is the time model's business (:data:`FLASH_CAUSAL_WORK`), not a counting convention's."""
+    att = attention_hardware_flops(flops, recompute)
+    if flops.conventions.causal_halved:
+        return flops.hardware + att, 2.0 * att
+    return flops.hardware, att
+
+
+def flash_attention_work(policy: Any) -> float:
+    """Work a causal FlashAttention kernel does, as a fraction of the dense attention-core FLOPs
+    (forward, backward at 2x and recomputed forwards) :func:`attention_hardware_flops` counts: half the
+    tiles (:data:`FLASH_CAUSAL_WORK`), and a backward that redoes ``QK^T`` (:data:`FLASH_BACKWARD_EXTRA`).
+
+    >>> from scalelab.planner.policy import get_save_policy
+    >>> flash_attention_work(get_save_policy("none")), flash_attention_work(get_save_policy("full"))
+    (0.5833333333333334, 0.5625)
+    """
+    reruns = 1.0 if (policy.full or "core_attn" in policy.recompute) else 0.0
+    return FLASH_CAUSAL_WORK * (3.0 + FLASH_BACKWARD_EXTRA + reruns) / (3.0 + reruns)
+
+
 def flash_tile_efficiency(keys_per_query_tile: float) -> float:
     """Fraction of a FlashAttention kernel's time spent on useful key tiles when every query tile sees
     ``keys_per_query_tile`` keys on average (:data:`FLASH_FIXED_TILES` of fixed work each).
@@ -383,8 +420,8 @@ class _ComputeModel:
     """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
-    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "hbm", "imbalance", "n_gpus", "peak",
-                 "rerun_bytes")
+    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "flash", "hbm", "imbalance", "n_gpus",
+                 "peak", "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
@@ -400,6 +437,7 @@ class _ComputeModel:
             if not 0 < attn_eff <= 1:
                 raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
         self.attn_eff = attn_eff
+        self.flash = layout.flash_attention
         self.attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s \
             else self.peak
         self.n_gpus = cluster.n_gpus
@@ -414,7 +452,8 @@ class _ComputeModel:
     def terms(self, hardware_flops: float, attention_flops: float, policy: Any) -> tuple[float, float, float]:
         full = policy.full
         attention_flops = min(max(attention_flops, 0.0), hardware_flops)
-        attention_s = attention_flops / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
+        work = flash_attention_work(policy) if self.flash else 1.0
+        attention_s = attention_flops * work / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
         matmul_s = ((hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
                     + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
