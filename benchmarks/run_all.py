@@ -79,6 +79,7 @@ BENCHMARKS = (
     Benchmark("curves_misfitting", ("--bootstrap", "5"), requires=_no_misfitting_data),
     Benchmark("tunnel_throughput", ("--steps", "5", "--repeats", "1")),
     Benchmark("plan_vs_measured", ("--quick", "--steps", "6")),
+    Benchmark("hyperparam_transfer", ("--widths", "8,16,24,32", "--steps", "20", "--lr-exponents=-9,-5")),
     Benchmark("wsd_branches", ("--steps", "60", "--branches", "15,30")),
     Benchmark("demo_forecast", ("--seeds", "0", "--quick")),
     Benchmark("gpu_tunnel", ("--steps", "20", "--warmup", "5"), requires=_no_cuda),
