@@ -10,8 +10,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import calibration_prior  # noqa: E402
-import forecast_backtest as fb  # noqa: E402
+import calibration_prior
+import forecast_backtest as fb
 
 
 def _ds() -> dict:
