@@ -10,7 +10,7 @@ table that ``calibration.PRIOR_QUANTILES`` holds. The held-out half of the score
 
 Usage::
 
-    python benchmarks/calibration_prior.py
+    python benchmarks/calibration_prior.py [--init coarse]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PRIOR_FAMILIES = ("epoch", "porian", "datablations")
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
 
 
-def family_scores() -> dict[str, list[float]]:
+def family_scores(options: dict | None = None) -> dict[str, list[float]]:
     from forecast_backtest import datasets
 
     from scalelab.laws import get_law, load_runs
@@ -43,7 +43,7 @@ def family_scores() -> dict[str, list[float]]:
         runs = load_runs(ds["cols"], n_convention="total")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            law = get_law(ds["law"])().fit(runs, duplicates="average")
+            law = get_law(ds["law"])(**(options or {})).fit(runs, duplicates="average")
             scores, _ = own_scores(law)
         out.setdefault(ds["family"], []).extend(scores)
     return out
@@ -59,7 +59,15 @@ def weighted_quantiles(groups: dict[str, list[float]], levels: tuple[float, ...]
 
 
 def main() -> None:
-    groups = family_scores()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--init", default="grid", help="law init (grid: the default, which made the shipped table)")
+    args = ap.parse_args()
+    groups = family_scores({} if args.init == "grid" else {"init": args.init})
+    if not groups:
+        print("no public data for the prior's families (set SCALELAB_ANCHORS)", file=sys.stderr)
+        return
     for f, v in groups.items():
         print(f"{f}: {len(v)} scores, median {np.median(v):.5f}, 95% {np.quantile(v, 0.95):.5f}")
     q = weighted_quantiles(groups, LEVELS)
