@@ -197,3 +197,18 @@ def test_prior_band_survives_a_fit_without_covariance():
         lo, hi = law.predict_interval(np.array([1.6e9]), np.array([3.2e10]), kind="new")
     assert law.calibration_["source"] == "prior"
     assert np.isfinite(lo).all() and np.isfinite(hi).all() and lo[0] < hi[0]
+
+
+def test_each_split_says_where_its_band_came_from():
+    # 3 sizes below the first cutoff (too few to backtest: the prior), many below the last (its own backtests)
+    N, D, y = _few_sizes()
+    N = np.concatenate([N, np.repeat([8e8, 1.6e9], 4)])
+    D = np.concatenate([D, N[-8:] * np.tile([10.0, 20.0, 40.0, 80.0], 2)])
+    y = np.concatenate([y, 1.8 + 480 / N[-8:] ** 0.35 + 2100 / D[-8:] ** 0.37])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(load_runs({"N": N, "D": D, "loss": y}), ChinchillaLaw(init="coarse"), n_splits=2)
+        noise = backtest(load_runs({"N": N, "D": D, "loss": y}), ChinchillaLaw(init="coarse"), n_splits=1,
+                         kind="noise")
+    assert [s["band_source"] for s in res.splits] == ["prior", "own"]
+    assert noise.splits[0]["band_source"] is None
