@@ -6,7 +6,10 @@ forecast the larger ones, ``n_splits`` cutoffs) with the law a user would pick, 
 
 - ``scipy``: plain ``scipy.optimize.curve_fit`` of the same form (Chinchilla's ``E + A/N^a + B/D^b``), one
   start, least squares on the loss: what a user writes without scalelab;
-- ``compute``: ``E + a C^-b`` on ``C = 6 N D`` by ``curve_fit``: the simplest law of compute.
+- ``compute``: ``E + a C^-b`` on ``C = 6 N D`` by ``curve_fit``: the simplest law of compute;
+- ``package``: the ``chinchilla`` PyPI package (0.2.0, kyo-takano) with its defaults (BFGS per start, its
+  asymmetric-MAE loss) from :data:`PKG_STARTS` starts of Hoffmann's grid, run by ``--chinchilla-python``
+  (a Python where it is installed; the column is left out without it).
 
 It prints one row per data set family and the pooled figures, and writes the per-split JSON to
 ``--out``. The families are split into a calibration half and a held-out half (``--families``), so a
@@ -14,7 +17,8 @@ band tuned on one half can be checked on the other.
 
 Usage::
 
-    python benchmarks/forecast_backtest.py [--splits 3] [--out backtest.json] [--only epoch,gadre]
+    python benchmarks/forecast_backtest.py [--splits 3] [--out backtest.json] [--only epoch,gadre] \
+        [--chinchilla-python /work/venv-chinchilla/bin/python]
 """
 
 from __future__ import annotations
@@ -147,8 +151,70 @@ def baseline_splits(ds: dict[str, Any], form: str, n_splits: int) -> list[float]
     return out
 
 
+# ---------------------------------------------------------------- the `chinchilla` package (optional)
+#: Random starts drawn (seed 0) from Hoffmann's 4,500-point grid for each package fit: the full grid takes
+#: the package about 3 minutes per fit on 2 cores (docs/laws.md, speed table), too slow for every split.
+PKG_STARTS = 32
+
+PKG_SCRIPT = r"""
+import itertools, json, os, sys, tempfile, numpy as np
+import chinchilla, chinchilla.core as core
+jobs, n_starts = json.load(open(sys.argv[1])), int(sys.argv[2])
+grid = {"e": np.arange(-1, 1.01, 0.5), "a": np.arange(0, 25.1, 5), "b": np.arange(0, 25.1, 5),
+        "alpha": np.arange(0, 2.01, 0.5), "beta": np.arange(0, 2.01, 0.5)}
+full = list(itertools.product(*grid.values()))
+sub = [full[i] for i in np.random.default_rng(0).choice(len(full), size=n_starts, replace=False)]
+core.itertools.product = lambda *a: iter(sub)
+out = []
+for job in jobs:
+    with tempfile.TemporaryDirectory() as proj:
+        with open(os.path.join(proj, "df.csv"), "w") as f:
+            f.write("C,N,D,loss\n" + "".join(f"{6 * n * d},{n},{d},{y}\n" for n, d, y in job["train"]))
+        try:
+            cc = chinchilla.Chinchilla(proj, param_grid=grid, log_level=40)   # its default loss (asymmetric MAE)
+            cc.fit(parallel=False)
+            out.append([float(v) for v in cc.predict_loss(np.array(job["N"]), np.array(job["D"]))])
+        except Exception as e:   # one failed split must not lose the others
+            out.append(str(e))
+print(json.dumps(out))
+"""
+
+
+def pkg_splits(python: str, ds: dict[str, Any], n_splits: int) -> list[float | None]:
+    """Per-split median absolute percent error of the ``chinchilla`` package (``python`` has it installed);
+    None for a split it could not fit, with the reason on stderr."""
+    import subprocess
+    import tempfile
+
+    from scalelab.laws.backtest import split_runs
+
+    c = ds["cols"]
+    parts = split_runs(c["N"], "n", n_splits)
+    jobs = [{"train": np.stack([c["N"][tr], c["D"][tr], c["L"][tr]], axis=1).tolist(),
+             "N": c["N"][te].tolist(), "D": c["D"][te].tolist()} for tr, te, _ in parts]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
+        (Path(tmp) / "run.py").write_text(PKG_SCRIPT)
+        try:
+            res = subprocess.run([python, "run.py", "jobs.json", str(PKG_STARTS)], capture_output=True, text=True,
+                                 cwd=tmp, timeout=1800)
+            preds = json.loads(res.stdout.strip().splitlines()[-1])
+        except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
+            print(f"  chinchilla package failed on {ds['name']}: {e}", file=sys.stderr)
+            return [None] * len(parts)
+    out: list[float | None] = []
+    for (_, te, _), p in zip(parts, preds, strict=True):
+        if isinstance(p, str):
+            print(f"  chinchilla package failed on a split of {ds['name']}: {p}", file=sys.stderr)
+            out.append(None)
+        else:
+            out.append(float(np.median(np.abs(100 * (np.asarray(p) / c["L"][te] - 1)))))
+    return out
+
+
 # ---------------------------------------------------------------- main
-def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str = "new") -> dict[str, Any]:
+def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str = "new",
+        pkg_python: str | None = None) -> dict[str, Any]:
     from scalelab.laws import load_runs
     from scalelab.laws.backtest import backtest
 
@@ -166,6 +232,8 @@ def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str
         if ds["law"] == "chinchilla":
             row["scipy"] = baseline_splits(ds, "chinchilla", n_splits)
             row["compute"] = baseline_splits(ds, "compute", n_splits)
+            if pkg_python:
+                row["package"] = pkg_splits(pkg_python, ds, n_splits)
         rows.append(row)
         p = res.pooled
         print(f"  {ds['name']:<44} {p['n_splits']:>2} splits  med err {_pct(p['median_abs_pct_error'])}  "
@@ -185,6 +253,10 @@ def _pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
     isc = [v for s in ran for v in s["runs"]["interval_score"] if v is not None]
     sp = [e for r in rows for e, s in zip(r.get("scipy", []), r["splits"], strict=False) if not s.get("skipped")]
     cp = [e for r in rows for e, s in zip(r.get("compute", []), r["splits"], strict=False) if not s.get("skipped")]
+    # the package against scalelab on the splits both ran: median errors and how often the package is better
+    both = [(e, s["median_abs_pct_error"]) for r in rows for e, s in zip(r.get("package", []), r["splits"],
+                                                                           strict=False)
+            if e is not None and not s.get("skipped")]
     return {"n_sets": len(rows), "n_splits": len(ran),
             "n_skipped": sum(1 for r in rows for s in r["splits"] if s.get("skipped")),
             "median_err": float(np.median(errs)) if errs else math.nan,
@@ -193,7 +265,9 @@ def _pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "median_interval_score": float(np.median(isc)) if isc else math.nan,
             "no_band": sum(1 for s in ran for c in s["runs"]["covered"] if c is None),
             "scipy_median_err": float(np.nanmedian(sp)) if sp else math.nan,
-            "compute_median_err": float(np.nanmedian(cp)) if cp else math.nan}
+            "compute_median_err": float(np.nanmedian(cp)) if cp else math.nan,
+            "package_median_err": float(np.median([b[0] for b in both])) if both else math.nan,
+            "package_n": len(both), "package_better": sum(1 for a, b in both if a < b)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -226,12 +300,15 @@ def epoch_protocol(options: dict[str, Any], kind: str = "new") -> dict[str, Any]
 
 def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None) -> None:
     print("| family | sets | splits | median of per-split median errors | 95% new-run coverage | "
-          "interval score (mean / median) | no band | plain scipy, same form | E + a C^-b |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "interval score (mean / median) | no band | plain scipy, same form | E + a C^-b | "
+          f"`chinchilla` package ({PKG_STARTS} starts): median error, better than scalelab |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for k, v in summary.items():
+        pkg = (f"{v['package_median_err']:.2f}%, {v['package_better']} of {v['package_n']}" if v["package_n"]
+               else "-")
         print(f"| {k} | {v['n_sets']} | {v['n_splits']} | {v['median_err']:.2f}% | {100 * v['coverage']:.1f}% | "
               f"{v['interval_score']:.4g} / {v['median_interval_score']:.4f} | {v['no_band']} | "
-              f"{v['scipy_median_err']:.2f}% | {v['compute_median_err']:.2f}% |")
+              f"{v['scipy_median_err']:.2f}% | {v['compute_median_err']:.2f}% | {pkg} |")
     if epoch:
         print(f"\nEpoch, fit N < 1e9, forecast N >= 1e9 ({epoch['n_test']} runs): median error "
               f"{epoch['median_abs_pct_error']:.2f}%, 95% new-run coverage {100 * epoch['coverage']:.1f}%")
@@ -245,13 +322,17 @@ def main() -> None:
     ap.add_argument("--init", default="grid", help="law init (grid: the default 4,500 starts for Chinchilla)")
     ap.add_argument("--band", default="new", choices=["new", "noise"],
                     help="new: the calibrated new-run band (default); noise: the uncalibrated one (before issue 8)")
+    ap.add_argument("--chinchilla-python", default=os.environ.get("CHINCHILLA_PYTHON"),
+                    help="a Python with `pip install chinchilla==0.2.0` for the package's column (skipped if not "
+                         "given; it is not a scalelab dependency)")
     args = ap.parse_args()
     if not anchors_dir().exists():
         print(f"no public data at {anchors_dir()} (set SCALELAB_ANCHORS)", file=sys.stderr)
         return
     options = {} if args.init == "grid" else {"init": args.init}
     t0 = time.perf_counter()
-    res = run(set(filter(None, args.only.split(","))) or None, args.splits, options, args.band)
+    res = run(set(filter(None, args.only.split(","))) or None, args.splits, options, args.band,
+              args.chinchilla_python)
     res["epoch_protocol"] = epoch_protocol(options, args.band)
     print_table(res["summary"], res["epoch_protocol"])
     print(f"\n({time.perf_counter() - t0:.0f} s)")

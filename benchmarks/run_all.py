@@ -75,6 +75,7 @@ BENCHMARKS = (
     Benchmark("laws_coverage", ("--trials", "20", "--bootstrap", "50", "--init", "coarse")),
     # data sets that are absent are skipped inside; the shipped ones (gadre, porian, datablations) always run
     Benchmark("forecast_backtest", ("--splits", "2", "--init", "coarse")),
+    Benchmark("calibration_prior", ("--init", "coarse")),
     Benchmark("mixtures_regmix", ("--models", "linear,law", "--samples", "2000", "--top-k", "32")),
     Benchmark("curves_misfitting", ("--bootstrap", "5"), requires=_no_misfitting_data),
     Benchmark("tunnel_throughput", ("--steps", "5", "--repeats", "1")),

@@ -107,8 +107,10 @@ def test_calibrated_band_covers_a_misspecified_extrapolation():
         law = ChinchillaLaw(init="coarse", n_bootstrap=50, random_state=0).fit(N, D, y)
         lo_n, hi_n = law.predict_interval(Nt, Dt, kind="noise")
         lo, hi = law.predict_interval(Nt, Dt, kind="new")
+        pred = law.predict(Nt, Dt)
     assert law.calibration_["n_steps"] >= 1 and "calibrated" in law.calibration_["method"]
-    assert np.all(lo <= lo_n) and np.all(hi >= hi_n)               # the calibrated band contains the noise band
+    # the calibrated band is y_hat exp(+- q log(1 + r)): symmetric in log around the forecast
+    np.testing.assert_allclose(np.log(hi / pred), np.log(pred / lo), rtol=1e-9)
     cover_new = np.mean((lo <= yt) & (yt <= hi))
     cover_noise = np.mean((lo_n <= yt) & (yt <= hi_n))
     assert cover_new >= 0.85 and cover_new > cover_noise
@@ -150,3 +152,63 @@ def test_the_loss_column_keyword_is_read_as_fit_reads_it(tmp_path):
         a = backtest(csv, ChinchillaLaw(init="coarse"), n_splits=2, n="params", d="tokens", y="my_loss")
         b = backtest(csv, ChinchillaLaw(init="coarse"), n_splits=2, n="params", d="tokens", loss="my_loss")
     assert a.pooled == b.pooled
+
+
+def _few_sizes(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three model sizes: too few levels below the last to backtest a fit on them (it needs three)."""
+    rng = np.random.default_rng(seed)
+    N = np.repeat([1e8, 2e8, 4e8], 4)
+    D = N * np.tile([10.0, 20.0, 40.0, 80.0], 3)
+    y = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.003 * rng.standard_normal(N.size))
+    return N, D, y
+
+
+def test_runs_too_few_to_backtest_get_the_prior_band_growing_with_distance():
+    from scalelab.laws import calibration
+
+    N, D, y = _few_sizes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(init="coarse").fit(N, D, y)
+        Nt = np.array([1.6e9, 1.6e10])
+        lo, hi = law.predict_interval(Nt, 20 * Nt, kind="new")
+        pred = law.predict(Nt, 20 * Nt)
+        r = law.extrapolation(Nt, 20 * Nt)
+        lo80, hi80 = law.predict_interval(Nt, 20 * Nt, kind="new", level=0.8)
+    cal = law.calibration_
+    assert cal["source"] == "prior" and cal["n_steps"] == 0 and "prior" in cal["method"], cal
+    want = calibration.prior_quantile(0.95) * np.log1p(r)
+    np.testing.assert_allclose(np.log(hi / pred), want, rtol=1e-9)
+    np.testing.assert_allclose(np.log(pred / lo), want, rtol=1e-9)
+    assert hi[1] / lo[1] > hi[0] / lo[0]                       # further out, wider
+    # the prior table is increasing in the level, and a lower level gives a narrower band
+    qs = [q for _, q in calibration.PRIOR_QUANTILES]
+    assert all(np.diff(qs) > 0)
+    assert np.all(hi80 < hi) and np.all(lo80 > lo)
+
+
+def test_prior_band_survives_a_fit_without_covariance():
+    # the first Gadre split had no band at all (a singular fit, no own backtests): the prior still gives one
+    N, D, y = _few_sizes(seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(init="coarse").fit(N, D, y)
+        law.result_ = law.result_.replace(cov_theta=np.full((5, 5), np.nan))   # as a singular fit leaves it
+        lo, hi = law.predict_interval(np.array([1.6e9]), np.array([3.2e10]), kind="new")
+    assert law.calibration_["source"] == "prior"
+    assert np.isfinite(lo).all() and np.isfinite(hi).all() and lo[0] < hi[0]
+
+
+def test_each_split_says_where_its_band_came_from():
+    # 3 sizes below the first cutoff (too few to backtest: the prior), many below the last (its own backtests)
+    N, D, y = _few_sizes()
+    N = np.concatenate([N, np.repeat([8e8, 1.6e9], 4)])
+    D = np.concatenate([D, N[-8:] * np.tile([10.0, 20.0, 40.0, 80.0], 2)])
+    y = np.concatenate([y, 1.8 + 480 / N[-8:] ** 0.35 + 2100 / D[-8:] ** 0.37])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(load_runs({"N": N, "D": D, "loss": y}), ChinchillaLaw(init="coarse"), n_splits=2)
+        noise = backtest(load_runs({"N": N, "D": D, "loss": y}), ChinchillaLaw(init="coarse"), n_splits=1,
+                         kind="noise")
+    assert [s["band_source"] for s in res.splits] == ["prior", "own"]
+    assert noise.splits[0]["band_source"] is None

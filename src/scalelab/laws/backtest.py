@@ -209,6 +209,8 @@ def _one_split(template: Any, X: tuple[np.ndarray, ...], y: np.ndarray, train: n
         "mean_rel_width": float(np.mean(((hi - lo) / yt)[has])) if has.any() else None,
         "max_extrapolation": float(np.nanmax(law.extrapolation(*Xte))),
         "quality": getattr(law, "quality_", {}).get("verdict"),
+        # where the calibrated band's q came from: the fit's own backtests, the prior, or none (noise band)
+        "band_source": (law.result_.calibration or {}).get("source") if kind == "new" else None,
         "warnings": sorted({w.category.__name__ for w in caught}),
         "runs": {"pct_error": err.tolist(), "covered": [bool(c) if h else None for c, h in zip(cov, has, strict=True)],
                  "interval_score": [float(v) if h else None for v, h in zip(isc, has, strict=True)],

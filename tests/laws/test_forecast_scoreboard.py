@@ -1,0 +1,47 @@
+"""The forecast scoreboard's optional ``chinchilla``-package column and the calibration prior's pooling
+(``benchmarks/forecast_backtest.py``, ``benchmarks/calibration_prior.py``; issue 8)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import calibration_prior
+import forecast_backtest as fb
+
+
+def _ds() -> dict:
+    N = np.repeat([1e7, 2e7, 4e7, 8e7, 1.6e8], 3)
+    D = N * np.tile([10.0, 20.0, 40.0], 5)
+    return {"name": "toy", "family": "toy", "law": "chinchilla",
+            "cols": {"N": N, "D": D, "L": 1.8 + 480 / N**0.35 + 2100 / D**0.37}}
+
+
+def test_package_column_is_none_where_the_package_cannot_run(capsys):
+    # sys.executable has no `chinchilla` package: every split is None, the reason on stderr, nothing raised
+    out = fb.pkg_splits(sys.executable, _ds(), 3)
+    assert out == [None, None, None]
+    assert "chinchilla package failed" in capsys.readouterr().err
+
+
+def test_pool_counts_package_splits_only_where_both_ran(capsys):
+    split = {"median_abs_pct_error": 2.0, "runs": {"covered": [True], "interval_score": [0.1]}}
+    rows = [{"family": "a", "splits": [split, split, {**split, "median_abs_pct_error": 0.5}],
+             "package": [1.0, None, 3.0]},
+            {"family": "b", "splits": [split]}]                          # a table the package never ran
+    p = fb._pool(rows)
+    assert p["package_n"] == 2 and p["package_better"] == 1 and p["package_median_err"] == 2.0
+    assert np.isnan(fb._pool(rows[1:])["package_median_err"]) and fb._pool(rows[1:])["package_n"] == 0
+    fb.print_table({"all": fb._pool(rows[1:])}, None)                  # no package column: a dash, no error
+    assert "| - |" in capsys.readouterr().out
+
+
+def test_prior_pools_families_with_equal_weight():
+    # one family of 1,000 small scores and one of 10 large ones: the median lies between, not in the big family
+    groups = {"big": [0.01] * 1000, "small": [1.0] * 10}
+    q50, q90 = calibration_prior.weighted_quantiles(groups, (0.4, 0.9))
+    assert q50 == 0.01 and q90 == 1.0
