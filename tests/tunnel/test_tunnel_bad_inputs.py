@@ -3,9 +3,13 @@ raise, and read-only stores; each a clear error (or a clean read), never silent 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -76,16 +80,52 @@ def test_readonly_store_missing_or_not_a_store(tmp_path):
         RunStore(other, readonly=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_store_in_a_readonly_folder_can_be_listed_and_fitted(ro_store):
-    from scalelab.cli.app import main
+#: Linux capabilities that let root read and write whatever the permission bits say: DAC_OVERRIDE,
+#: DAC_READ_SEARCH, FOWNER (linux/capability.h).
+_PERMISSION_BYPASS_CAPS = (1, 2, 3)
 
+
+def _without_permission_bypass(args: list[str]) -> subprocess.CompletedProcess:
+    """Run ``scalelab ARGS`` in a child whose capability bounding set lacks the permission bypass, so file
+    permissions bind it even as root (PR_CAPBSET_DROP before exec; the child's permitted set is the bounding
+    set)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop() -> None:
+        for cap in _PERMISSION_BYPASS_CAPS:
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+    code = "import sys; from scalelab.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          preexec_fn=drop)
+
+
+def test_store_in_a_readonly_folder_can_be_listed_and_fitted(ro_store):
+    """A store the user can read but not write, in a folder they cannot write, is listed and fitted read-only
+    and left as it was. Root ignores permission bits, so as root the commands run in a child without the
+    capabilities that bypass them."""
     folder = ro_store.parent
+    before = _digest(ro_store)
     ro_store.chmod(0o444)
     folder.chmod(0o555)
     try:
-        assert main(["tunnel", "ls", "--store", str(ro_store), "--format", "json"]) == 0
-        assert main(["fit", str(ro_store), "--format", "json"]) == 0
+        for args in (["tunnel", "ls", "--store", str(ro_store), "--format", "json"],
+                     ["fit", str(ro_store), "--format", "json"]):
+            if os.geteuid() != 0:
+                from scalelab.cli.app import main
+
+                assert main(args) == 0
+                continue
+            try:
+                done = _without_permission_bypass(args)
+            except subprocess.SubprocessError as e:  # the preexec hook failed: no CAP_SETPCAP here
+                pytest.skip(f"as root, and cannot drop the permission-bypass capabilities: {e}")
+            assert done.returncode == 0, (args, done.stderr)
+            assert "Traceback" not in done.stderr
+        if os.geteuid() == 0:
+            assert json.loads(done.stdout)["params"]
+        assert _digest(ro_store) == before and sorted(p.name for p in folder.iterdir()) == [ro_store.name]
     finally:
         folder.chmod(0o755)
         ro_store.chmod(0o644)
