@@ -16,7 +16,9 @@ A run is keyed by the content hash of its resolved config (``RunConfig.content_h
 run twice finds its finished runs and skips them. WSD decay branches are runs of ``kind="branch"`` whose
 ``parent_hash`` names the stable-phase run they were branched from.
 
-Status moves ``pending -> running -> completed | diverged | failed``. A worker *claims* a run inside one
+Status moves ``pending -> running -> completed | diverged | failed | pruned`` (``pruned``: stopped early by a
+sweep's pruner, :mod:`scalelab.tunnel.pruning`; the decision is kept in ``pruned_json``).
+A worker *claims* a run inside one
 ``BEGIN IMMEDIATE`` transaction (so two workers never claim the same run) and records a ``claim_id``;
 results are written only while that claim still holds, so a run is never stored twice. A run left
 ``running`` by a process that died (its pid is gone on this host, or now belongs to a process that started
@@ -70,9 +72,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 #: Every status a run can have.
-STATUSES = ("pending", "running", "completed", "diverged", "failed")
+STATUSES = ("pending", "running", "completed", "diverged", "failed", "pruned")
 #: Statuses after which a run is not executed again.
-FINAL_STATUSES = ("completed", "diverged")
+FINAL_STATUSES = ("completed", "diverged", "pruned")
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -80,7 +82,7 @@ _SCHEMA = [
         hash TEXT PRIMARY KEY,
         parent_hash TEXT,
         kind TEXT NOT NULL DEFAULT 'run',
-        status TEXT NOT NULL CHECK (status IN ('pending','running','completed','diverged','failed')),
+        status TEXT NOT NULL CHECK (status IN ('pending','running','completed','diverged','failed','pruned')),
         grid TEXT,
         config_json TEXT NOT NULL,
         n_params INTEGER,
@@ -111,7 +113,8 @@ _SCHEMA = [
         error TEXT,
         scalelab_version TEXT,
         torch_version TEXT,
-        python_version TEXT
+        python_version TEXT,
+        pruned_json TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
     "CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_hash)",
@@ -137,7 +140,7 @@ _RUN_COLUMNS = (
     "branch_at_tokens", "decay_tokens", "final_train_loss", "final_val_loss", "tokens_per_s", "wall_s",
     "created_at", "started_at", "finished_at", "heartbeat_at", "progress_tokens", "attempts", "resumed_from_step",
     "hostname",
-    "pid", "pid_start", "claim_id", "error", "scalelab_version", "torch_version", "python_version",
+    "pid", "pid_start", "claim_id", "error", "scalelab_version", "torch_version", "python_version", "pruned_json",
 )
 
 
@@ -283,6 +286,7 @@ class RunRecord:
     scalelab_version: str | None = None
     torch_version: str | None = None
     python_version: str | None = None
+    pruned_json: str | None = None
     curve: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
@@ -290,6 +294,11 @@ class RunRecord:
         d = dict(row)
         d["config"] = json.loads(d.pop("config_json"))
         return cls(**d)
+
+    @property
+    def pruned(self) -> dict[str, Any] | None:
+        """Why a ``pruned`` run was stopped: the pruner's decision and the forecast behind it."""
+        return json.loads(self.pruned_json) if self.pruned_json else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -352,6 +361,9 @@ class RunRecord:
                      + (f" on {self.hostname} pid {self.pid}" if self.pid else ""))
         if self.error:
             lines.append(f"  error            {self.error}")
+        if self.pruned:
+            lines.append(f"  pruned at step   {self.pruned.get('step')} by {self.pruned.get('pruner')}: "
+                         f"{self.pruned.get('reason')}")
         if self.scalelab_version:
             lines.append(f"  versions         scalelab {self.scalelab_version}, torch {self.torch_version}, "
                          f"python {self.python_version}")
@@ -553,6 +565,7 @@ class RunStore:
                 self._set_wal()
             self._conn.execute("PRAGMA synchronous = FULL")
             self._add_missing_columns()
+            self._allow_pruned_status()
             return
         self._set_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
@@ -576,6 +589,30 @@ class RunStore:
                 for name, typ in missing:
                     if name not in have:
                         c.execute(f"ALTER TABLE runs ADD COLUMN {name} {typ}")
+
+    def _allow_pruned_status(self) -> None:
+        """Additive migration: a store made before ``pruned`` existed gets it in its status CHECK.
+
+        SQLite cannot alter a CHECK constraint; loosening one (every stored row still satisfies it) may be
+        done by editing the table's SQL in ``sqlite_schema`` (https://sqlite.org/lang_altertable.html,
+        "Making Other Kinds Of Table Schema Changes"), here in one write transaction.
+        """
+        old = "'diverged','failed')"
+        sql = self._read("SELECT sql FROM sqlite_master WHERE type='table' AND name='runs'")[0]["sql"]
+        if "'pruned'" in sql or old not in sql:
+            return
+        with self._write("letting the store keep pruned runs") as c:
+            sql = c.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()[0]
+            if "'pruned'" in sql:
+                return
+            version = c.execute("PRAGMA schema_version").fetchone()[0]
+            c.execute("PRAGMA writable_schema = ON")
+            try:
+                c.execute("UPDATE sqlite_master SET sql=? WHERE type='table' AND name='runs'",
+                          (sql.replace(old, "'diverged','failed','pruned')"),))
+                c.execute(f"PRAGMA schema_version = {int(version) + 1}")
+            finally:
+                c.execute("PRAGMA writable_schema = OFF")
 
     def _set_wal(self) -> None:
         # WAL lets readers (`scalelab tunnel ls`) proceed while a worker writes, and a killed writer
@@ -706,7 +743,7 @@ class RunStore:
         res = result.to_dict() if hasattr(result, "to_dict") else dict(result)
         status = res.get("status", "completed")
         if status not in FINAL_STATUSES:
-            raise ConfigError(explain("a finished run must be completed or diverged", value=status,
+            raise ConfigError(explain("a finished run must be completed, diverged or pruned", value=status,
                                       allowed=", ".join(FINAL_STATUSES)))
         vers = _versions()
         now = time.time()
@@ -725,13 +762,14 @@ class RunStore:
                 "UPDATE runs SET status=?, tokens_seen=?, steps=?, flops_per_token=?, flops=?, final_train_loss=?, "
                 "final_val_loss=?, tokens_per_s=?, wall_s=?, finished_at=?, heartbeat_at=?, progress_tokens=?, "
                 "claim_id=NULL, error=?, scalelab_version=?, torch_version=?, python_version=?, "
-                "n_params=COALESCE(n_params, ?), resumed_from_step=? WHERE hash=?",
+                "n_params=COALESCE(n_params, ?), resumed_from_step=?, pruned_json=? WHERE hash=?",
                 (status, tokens, res.get("steps"), fpt, fpt * tokens if fpt and tokens else None,
                  _finite(res.get("final_train_loss")), _finite(res.get("final_val_loss")),
                  _finite(res.get("tokens_per_s")), _finite(res.get("wall_s")), now, now, tokens,
                  res.get("error") or ("loss became NaN or diverged" if status == "diverged" else None),
                  vers["scalelab_version"], vers["torch_version"], vers["python_version"], res.get("n_params"),
-                 res.get("resumed_from_step"), run_hash),
+                 res.get("resumed_from_step"),
+                 json.dumps(res["pruned"], sort_keys=True, default=float) if res.get("pruned") else None, run_hash),
             )
             self._write_curve(c, run_hash, res.get("curve") or [])
             for br in res.get("branches") or []:
