@@ -605,7 +605,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
             status, last_loss, error = _segment(run, config, seg_start, stop, curve, log_every, progress, "step",
                                                 on_step)
         except StopRun as e:  # a pruner stopped the run after the curve point it was shown
-            status, last_loss, error, pruned = "pruned", None, str(e), e.decision
+            status, last_loss, error, pruned = "pruned", None, None, e.decision
         t_train += time.perf_counter() - t0 - (run.eval_s - ev0)  # training steps only, no evaluation
         seg_start = stop
         if status != "completed":
