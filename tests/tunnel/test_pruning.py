@@ -99,7 +99,7 @@ def test_replay_counts_compute_and_whether_the_best_survived():
 
 def test_make_pruner_names_the_choices():
     assert isinstance(make_pruner("median", n_startup_trials=1), MedianPruner)
-    with pytest.raises(ConfigError, match="unknown pruner.*forecast, median, halving"):
+    with pytest.raises(ConfigError, match=r"unknown pruner.*forecast, median, halving"):
         make_pruner("medain")
     with pytest.raises(ConfigError, match="bad option"):
         make_pruner("forecast", nope=1)

@@ -7,5 +7,5 @@ from .forecast import MIN_POINTS, CrossRunForecaster, Forecast, PrefixForecaster
 from .ratio import RatioForecaster, loglog_floor
 from .schedule import SCHEDULES, cumulative_lr, lr_at
 
-__all__ = ["MIN_POINTS", "SCHEDULES", "CheckpointLaw", "CrossRunForecaster", "Forecast", "PrefixForecaster", "RatioForecaster",
-           "check_curve", "cumulative_lr", "loglog_floor", "lr_at"]
+__all__ = ["MIN_POINTS", "SCHEDULES", "CheckpointLaw", "CrossRunForecaster", "Forecast", "PrefixForecaster",
+           "RatioForecaster", "check_curve", "cumulative_lr", "loglog_floor", "lr_at"]
