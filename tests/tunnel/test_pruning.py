@@ -158,3 +158,14 @@ def test_a_tiny_sweep_stores_a_pruned_run_with_its_forecast(corpus, tmp_path):
     again = run_grid(Grid("sweep", cfgs), store, quiet=True)
     assert [r.status for r in again] == ["completed", "pruned"]
     assert "pruned at step" in store.get(records[1].hash).report()
+
+
+def test_cli_names_the_pruners_on_a_typo(capsys):
+    from pathlib import Path
+
+    from scalelab.cli.app import main
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "lr_sweep_tiny.py"
+    assert main(["tunnel", "run", str(recipe), "--prune", "medain", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "medain" in err and "median" in err
