@@ -169,3 +169,17 @@ def test_cli_names_the_pruners_on_a_typo(capsys):
     assert main(["tunnel", "run", str(recipe), "--prune", "medain", "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert "medain" in err and "median" in err
+
+
+def test_a_grid_without_evaluations_cannot_be_pruned_and_nothing_is_written(tmp_path):
+    from scalelab.arch import ModelSpec
+    from scalelab.tunnel.runner import RunOptions, run_grid
+    from scalelab.tunnel.store import RunStore
+    from scalelab.tunnel.train import RunConfig
+
+    model = ModelSpec(n_layers=1, d_model=16, n_heads=2, d_ff=32, vocab_size=256, seq_len=16)
+    cfg = RunConfig(model=model, seq_len=16, batch_size=4, n_tokens=640, lr=1e-2)
+    store = RunStore(tmp_path / "runs.sqlite")
+    with pytest.raises(ConfigError, match="eval_every_steps"):
+        run_grid([cfg], store, quiet=True, options=RunOptions(pruner=MedianPruner()))
+    assert len(store) == 0

@@ -41,8 +41,9 @@ import numpy as np
 
 from ..errors import ConfigError, explain
 
-__all__ = ["PRUNERS", "ForecastPruner", "MedianPruner", "PruneDecision", "Pruner", "ReplayResult",
-           "StoreWatch", "SuccessiveHalvingPruner", "Trial", "TrialCurve", "make_pruner", "replay", "sweep_summary"]
+__all__ = ["PRUNERS", "ForecastPruner", "MedianPruner", "PruneDecision", "Pruner", "ReplayResult", "StoreWatch",
+           "SuccessiveHalvingPruner", "Trial", "TrialCurve", "check_prunable", "make_pruner", "replay",
+           "sweep_summary"]
 
 TrialState = Literal["complete", "pruned", "running"]
 
@@ -391,6 +392,15 @@ def _n_steps(config: dict[str, Any]) -> int:
     return int(config["n_tokens"]) // (int(config["batch_size"]) * int(config["seq_len"]))
 
 
+def check_prunable(configs: Sequence[Any]) -> None:
+    """Pruning judges evaluated losses: every run must evaluate during training (``eval_every_steps``)."""
+    bad = [i for i, c in enumerate(configs) if not int(getattr(c, "eval_every_steps", 0) or 0)]
+    if bad:
+        raise ConfigError(explain("pruning needs evaluations during each run", value=f"runs {bad[:5]} have none",
+                                  allowed="eval_every_steps > 0 in every run's config",
+                                  fix="set eval_every_steps (e.g. a twentieth of the run's steps), or drop --prune"))
+
+
 class StoreWatch:
     """The hook between one training run and its sweep's pruner (``RunOptions(pruner=...)``).
 
@@ -400,10 +410,6 @@ class StoreWatch:
     """
 
     def __init__(self, store: Any, rec: Any, pruner: Pruner) -> None:
-        if not int(rec.config.get("eval_every_steps") or 0):
-            raise ConfigError(explain("pruning needs evaluations during the run", value=0,
-                                      allowed="eval_every_steps > 0 in the run's config",
-                                      fix="set eval_every_steps (e.g. a twentieth of the run's steps)"))
         self.store, self.rec = store, rec
         self.total = _n_steps(rec.config)
         self._cache: dict[str, TrialCurve] = {}

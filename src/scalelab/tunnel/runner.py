@@ -238,6 +238,10 @@ def run_grid(
     labels = dict(zip(hashes, g.labels or [""] * len(hashes), strict=False))
     stored = {r.hash: r.status for r in st.runs(hashes=hashes)}
     todo = [h for h in hashes if stored.get(h) not in FINAL_STATUSES]
+    if options.pruner is not None:
+        from .pruning import check_prunable
+
+        check_prunable(configs)  # before anything is written, as a bad corpus is
     if todo and check_corpus:
         # Before anything is written: a bad corpus fails the grid with the store exactly as it was.
         preflight([c for c, h in zip(configs, hashes, strict=True) if h in set(todo)])
