@@ -77,6 +77,8 @@ BENCHMARKS = (
     Benchmark("forecast_backtest", ("--splits", "2", "--init", "coarse")),
     Benchmark("mixtures_regmix", ("--models", "linear,law", "--samples", "2000", "--top-k", "32")),
     Benchmark("curves_misfitting", ("--bootstrap", "5"), requires=_no_misfitting_data),
+    Benchmark("curves_checkpoint_law", requires=_no_misfitting_data),
+    Benchmark("pruning_sweep", ("--quick",)),
     Benchmark("tunnel_throughput", ("--steps", "5", "--repeats", "1")),
     Benchmark("wsd_branches", ("--steps", "60", "--branches", "15,30")),
     Benchmark("demo_forecast", ("--seeds", "0", "--quick")),
