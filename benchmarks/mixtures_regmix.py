@@ -48,7 +48,7 @@ def main() -> None:
     tr, t1m, t60m, t1b = load_regmix(), load_regmix("1m", "test"), load_regmix("60m", "test"), load_regmix("1b", "test")
     fitted: dict[str, MixtureRegressor] = {}
     print("| domain | published | " + " | ".join(f"{m} 1M | {m} 60M | {m} 1B" for m in args.models.split(","))
-          + " | lightgbm 90% band coverage (1M) |")
+          + " | lightgbm 90% band coverage (1M), as fitted -> calibrated |")
     print("|---|---:|" + "---:|" * (3 * len(args.models.split(",")) + 1))
     t0 = time.perf_counter()
     for target in tr.target_names:
@@ -61,7 +61,8 @@ def main() -> None:
             if name == "lightgbm":
                 lo, hi = m.predict_interval(xy(t1m, target)[0])
                 y = xy(t1m, target)[1]
-                cover = f"{np.mean((lo <= y) & (y <= hi)):.0%}"
+                raw = np.mean((lo + m.margin_ <= y) & (y <= hi - m.margin_))  # the band before calibration
+                cover = f"{raw:.0%} -> {np.mean((lo <= y) & (y <= hi)):.0%}"
             if target == TARGET:
                 fitted[name] = m
         print(f"| {short(target)} | {PUBLISHED[short(target)]:.2f} | " + " | ".join(cells) + f" | {cover} |")

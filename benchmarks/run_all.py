@@ -78,6 +78,8 @@ BENCHMARKS = (
     Benchmark("calibration_prior", ("--init", "coarse")),
     Benchmark("mixtures_regmix", ("--models", "linear,law", "--samples", "2000", "--top-k", "32")),
     Benchmark("curves_misfitting", ("--bootstrap", "5"), requires=_no_misfitting_data),
+    Benchmark("curves_checkpoint_law", requires=_no_misfitting_data),
+    Benchmark("pruning_sweep", ("--quick",)),
     Benchmark("tunnel_throughput", ("--steps", "5", "--repeats", "1")),
     Benchmark("plan_vs_measured", ("--quick", "--steps", "6")),
     Benchmark("hyperparam_transfer", ("--widths", "8,16,24,32", "--steps", "20", "--lr-exponents=-9,-5")),

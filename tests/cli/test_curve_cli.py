@@ -32,3 +32,17 @@ def test_missing_column_exits_1(tmp_path, capsys):
     f.write_text("step,loss\n1,3\n2,2.9\n3,2.8\n")
     assert main(["curve", "forecast", str(f), "--step", "step", "--loss", "los", "--total-steps", "10"]) == 1
     assert "'loss'" in capsys.readouterr().err
+
+
+def test_checkpoint_law_fits_and_predicts(tmp_path, cli_json):
+    rows = ["N,step,loss"]
+    for n in (1e7, 3e7, 1e8):
+        rows += [f"{n},{s},{1.8 + 400 * n ** -0.35 + 20 * s ** -0.5}" for s in np.geomspace(100, 1e4, 15)]
+    f = tmp_path / "ckpt.csv"
+    f.write_text("\n".join(rows) + "\n")
+    out = cli_json(["curve", "law", str(f), "--n", "N", "--step", "step", "--loss", "loss", "--at", "1e9:1e5",
+                    "--format", "json"])
+    assert abs(out["E"] - 1.8) < 0.02 and abs(out["alpha"] - 0.35) < 0.02 and abs(out["beta"] - 0.5) < 0.02
+    truth = 1.8 + 400 * 1e9 ** -0.35 + 20 * 1e5 ** -0.5
+    assert out["at"][0]["step"] == 1e5 and abs(out["at"][0]["loss"] / truth - 1) < 0.005
+    assert main(["curve", "law", str(f), "--n", "N", "--step", "step", "--loss", "loss", "--at", "1e9"]) == 1

@@ -92,3 +92,32 @@ def test_a_level_outside_0_1_is_a_clear_error(level):
     L = curve(1.5)
     with pytest.raises(ConfigError, match="level must be a coverage between 0 and 1"):
         PrefixForecaster(level=level, n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T)
+
+
+def test_checkpoint_law_needs_two_sizes_and_recovers_a_known_law():
+    from scalelab.curves import CheckpointLaw
+    from scalelab.errors import DataError
+
+    t = np.geomspace(100, 1e4, 12)
+    with pytest.raises(DataError, match="two sizes"):
+        CheckpointLaw.fit(np.full(12, 1e7), t, 2 + t ** -0.5)
+    N = np.repeat([1e7, 4e7, 1.6e8], 12)
+    tt = np.tile(t, 3)
+    rng = np.random.default_rng(0)
+    L = (2.0 + 300 * N ** -0.3 + 15 * tt ** -0.45) * np.exp(rng.normal(0, 0.002, N.size))
+    law = CheckpointLaw.fit(N, tt, L)
+    assert abs(law.alpha - 0.3) < 0.05 and abs(law.beta - 0.45) < 0.05 and law.rmse_log < 0.005
+    assert abs(law.predict(6.4e8, 1e4) / (2.0 + 300 * 6.4e8 ** -0.3 + 15 * 1e4 ** -0.45) - 1) < 0.01
+
+
+def test_ratio_forecaster_from_one_reference_and_its_floor():
+    from scalelab.curves import RatioForecaster, loglog_floor
+
+    t = np.arange(1, 21) * 10.0
+    ref = (t, 2 + 2 * (t / 10) ** -0.5, 200)
+    run = 2.5 + 2 * (t / 10) ** -0.5
+    fc = RatioForecaster().fit([ref]).forecast(t[:6], run[:6], 200)
+    assert "1 runs" in fc.method and fc.loss_lo[-1] == fc.loss[-1] == fc.loss_hi[-1]
+    # the run's own slope carried to the end is below the truth (an optimistic end)
+    assert loglog_floor(t[:6], run[:6], 200) < run[-1]
+    assert loglog_floor(t[:6], np.full(6, 3.0), 200) == pytest.approx(3.0)

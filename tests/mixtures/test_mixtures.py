@@ -110,6 +110,20 @@ def test_lightgbm_quantile_band_and_round_trip(tmp_path):
     assert 0.5 <= np.mean((lo <= yt) & (yt <= hi)) <= 0.999   # a real band around new runs, not a point
     m2 = MixtureRegressor.load(m.save(tmp_path / "lgb.json"))
     np.testing.assert_allclose(m2.predict(W), m.predict(W))
+    np.testing.assert_allclose(m2.predict_interval(Wt), (lo, hi))  # the calibration travels with the file
+
+
+def test_conformal_calibration_brings_the_quantile_band_to_its_level():
+    pytest.importorskip("lightgbm", reason="the lightgbm model needs scalelab[mixtures]")
+    W, y = law_data(200, 11, noise=0.01)
+    Wt, yt = law_data(600, 12, noise=0.01)
+    m = MixtureRegressor(model="lightgbm", n_estimators=200, learning_rate=0.05, level=0.9).fit(W, y)
+    lo, hi = m.predict_interval(Wt)
+    raw = np.mean((lo + m.margin_ <= yt) & (yt <= hi - m.margin_))
+    cal = np.mean((lo <= yt) & (yt <= hi))
+    assert m.margin_ > 0 and raw < 0.85 and 0.85 <= cal <= 0.97, (raw, cal)
+    assert MixtureRegressor(model="lightgbm", n_estimators=200, learning_rate=0.05,
+                            conformal_folds=0).fit(W, y).margin_ == 0.0
 
 
 def _regmix_rho(target: str) -> float:

@@ -307,7 +307,7 @@ def test_bad_status_filter_and_bad_config(store):
         store.runs(status="done")
     with pytest.raises(ConfigError, match="RunConfig or a dict"):
         store.add(42)
-    with pytest.raises(ConfigError, match="completed or diverged"):
+    with pytest.raises(ConfigError, match="completed, diverged or pruned"):
         rec = store.add(_cfg(0))
         store.finish(rec.hash, {"status": "running"})
 

@@ -73,4 +73,37 @@ def register(app: typer.Typer) -> None:
             fc = CrossRunForecaster(level=level).fit(refs).forecast(t, L, total_steps, at=at)
         emit(fc, fmt)
 
+    @curve_app.command("law")
+    def curve_law(
+        checkpoints: Annotated[Path, typer.Argument(help="CSV of checkpoints: size, step and loss columns.")],
+        n: Annotated[str, typer.Option("--n", help="Name of the model-size column (parameters).")],
+        step: Annotated[str, typer.Option("--step", help="Name of the step (or tokens) column.")],
+        loss: Annotated[str, typer.Option("--loss", help="Name of the loss column.")],
+        at: Annotated[list[str] | None, typer.Option(
+            "--at", help="Predict at N:STEP, e.g. 1.2e9:16000 (repeatable).")] = None,
+        fmt: FormatOpt = OutputFormat.human,
+    ) -> None:
+        """Fit L(N, t) = E + A N^-alpha + B t^-beta to every checkpoint; optionally predict at --at points."""
+        from ..curves import CheckpointLaw
+        from ..errors import ConfigError, explain
+        from ..mixtures._io import to_floats
+
+        cols = _curve(checkpoints, step, loss)
+        if n not in cols:
+            _curve(checkpoints, n, loss)
+        law = CheckpointLaw.fit(*(to_floats(cols[c], f"{checkpoints}: {c}") for c in (n, step, loss)))
+        points = []
+        for item in at or []:
+            try:
+                pn, ps = (float(x) for x in item.split(":"))
+            except ValueError:
+                raise ConfigError(explain("--at must be N:STEP", value=item, fix="e.g. --at 1.2e9:16000")) from None
+            points.append({"n_params": pn, "step": ps, "loss": float(law.predict(pn, ps))})
+        if fmt == OutputFormat.json:
+            emit({**law.to_dict(), "at": points}, fmt)
+        else:
+            typer.echo(law.report())
+            for p in points:
+                typer.echo(f"  N={p['n_params']:.4g}, step {p['step']:.6g}: loss {p['loss']:.4f}")
+
     app.add_typer(curve_app, name="curve")

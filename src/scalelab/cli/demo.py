@@ -24,12 +24,21 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("scalelab-report.html"),
         workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes for the grid.")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of a live display.")] = False,
+        mixtures: Annotated[bool, typer.Option(
+            "--mixtures", help="The data-mixture demo instead: proxies on random mixtures of the corpus' domains, "
+                               "a mixture regression, and the chosen mixture checked at a larger size.")] = False,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Train an isoFLOP grid of tiny GPTs on the embedded corpus, fit the Chinchilla law, forecast a
         held-out larger run and train it, then plan the recipe at production scale; writes an HTML report."""
         from ..demo import run_demo
         from ._long_work import log_lines_wanted, resumable, route_progress_logs
+
+        if mixtures:
+            from ..demo_mixtures import run_mixture_demo
+
+            emit(run_mixture_demo(quick=quick, seed=seed), fmt)
+            return
 
         lines = log_lines_wanted(quiet, fmt == OutputFormat.json)
         if lines:

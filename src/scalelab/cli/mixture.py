@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         )] = ModelChoice.lightgbm,
         level: Annotated[float, typer.Option("--level", help="Coverage of the prediction band.")] = 0.9,
         seed: Annotated[int, typer.Option("--seed", help="Seeds LightGBM and the bootstrap.")] = 42,
+        calibrate_folds: Annotated[int, typer.Option(
+            "--calibrate-folds", min=0,
+            help="Calibrate the band on out-of-fold residuals over this many folds (0: as fitted).")] = 5,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Fit a regression from mixture weights to one loss column and save it as JSON."""
@@ -67,11 +70,11 @@ def register(app: typer.Typer) -> None:
         mix_index, domains, W = read_mixtures(mixtures)
         loss_index, y = read_target(losses, target)
         W, y = pair_rows(mix_index, W, loss_index, y)
-        m = MixtureRegressor(model=model.value, level=level, random_state=seed).fit(W, y, domains=domains,
-                                                                                  target=target)
+        m = MixtureRegressor(model=model.value, level=level, random_state=seed,
+                             conformal_folds=calibrate_folds).fit(W, y, domains=domains, target=target)
         m.save(out)
         result = {"model": model.value, "target": target, "n_train": len(y), "n_domains": len(domains),
-                  "uncertainty": m.uncertainty_, "level": level,
+                  "uncertainty": m.uncertainty_, "level": level, "band_margin": m.margin_,
                   "train_spearman": m.score(W, y), "out": str(out)}
         if fmt == OutputFormat.human:
             err_console.print(f"fitted {model.value} on {len(y)} mixtures of {len(domains)} domains -> {out}",

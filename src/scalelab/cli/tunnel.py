@@ -159,6 +159,9 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Annotated[
             int, typer.Option("--checkpoint-every", min=0, help="Steps between resumable checkpoints (0: never).")
         ] = 50,
+        prune: Annotated[str | None, typer.Option(
+            "--prune", help="Stop runs that will lose: forecast, median or halving (runs need eval_every_steps)."
+        )] = None,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Train every run of GRID that the store does not hold yet (completed runs are skipped)."""
@@ -166,6 +169,11 @@ def register(app: typer.Typer) -> None:
         from ..tunnel.runner import RunOptions, run_grid
 
         g = load_grid(grid)
+        pruner = None
+        if prune is not None:
+            from ..tunnel.pruning import make_pruner
+
+            pruner = make_pruner(prune)
         if dry_run:
             emit(g, fmt)
             return
@@ -175,15 +183,27 @@ def register(app: typer.Typer) -> None:
         st = _store(store)
         with resumable():
             records = run_grid(g, st, workers=workers, backend=backend.value, quiet=lines, ray_address=ray_address,
-                               options=RunOptions(checkpoint_every_steps=checkpoint_every))
+                               options=RunOptions(checkpoint_every_steps=checkpoint_every, pruner=pruner))
         rows = []
         for r in records:
             rows.append(r.summary())
             rows += [c.summary() for c in st.children(r.hash)]
+        summary = None
+        if pruner is not None:
+            from ..tunnel.pruning import sweep_summary
+
+            summary = sweep_summary(records)
         if fmt == OutputFormat.json:
-            emit({"grid": g.name, "store": str(st.path), "runs": rows}, fmt)
+            emit({"grid": g.name, "store": str(st.path), "runs": rows,
+                  **({"pruning": summary} if summary else {})}, fmt)
         else:
             emit(_short(rows), fmt, title=f"grid {g.name} -> {st.path}")
+            if summary:
+                best = summary["best"]
+                typer.echo(f"pruning ({prune}): {summary['pruned']} of {summary['runs']} runs stopped early, "
+                           f"{summary['saved_fraction']:.0%} of the compute saved; best completed run "
+                           + (f"{best['hash'][:8]} (lr {best['lr']}, val {best['final_val_loss']:.4f})" if best
+                              else "none"))
 
     @tunnel.command("ddp")
     def ddp_cmd(

@@ -5,7 +5,8 @@ Two forecasters, one result type:
 * :class:`CrossRunForecaster` learns the curve's shape from completed runs (of other sizes, other
   learning rates). For a run seen up to fraction ``p`` of its schedule it regresses, over the reference
   runs cut at the same ``p``, ``log(L(q) / L(p))`` on the shape of the prefix (``log p``, its square, the
-  prefix's log-log slope over its second half, their product, ``log L(p)``), and takes the band from the
+  prefix's log-log slope over its second half, their product, ``log L(p)``, the fall over the last halving
+  of steps), and takes the band from the
   reference residuals' quantiles. Its simplest case, only an intercept, is the ratio-of-final-to-partway
   baseline of issue 11; the slope term is what lets it tell a run still falling fast from one that is
   flattening.
@@ -100,11 +101,14 @@ def check_curve(steps: Any, losses: Any, total_steps: int) -> tuple[np.ndarray, 
 
 
 def _shape_features(t: np.ndarray, L: np.ndarray, total_steps: float) -> np.ndarray:
-    """Features of a prefix: 1, log p, (log p)^2, slope, slope * log p, log L(p)."""
+    """Features of a prefix: 1, log p, (log p)^2, slope, slope * log p, log L(p), and the log fall of the
+    loss over the last halving of steps, ``log L(p) - log L(p / 2)`` (added in issue 11's second round:
+    chosen on the calibration runs, where it brought the 25% median error from 1.39% to 1.14%)."""
     lp = np.log(t[-1] / total_steps)
     h = max(2, t.size // 2)
     slope = np.polyfit(np.log(t[-h:]), np.log(L[-h:]), 1)[0]
-    return np.array([1.0, lp, lp * lp, slope, slope * lp, np.log(L[-1])])
+    drop = np.log(L[-1]) - np.interp(np.log(t[-1] / 2), np.log(t), np.log(L))
+    return np.array([1.0, lp, lp * lp, slope, slope * lp, np.log(L[-1]), drop])
 
 
 def _interp_log(t: np.ndarray, L: np.ndarray, at: float) -> float:

@@ -56,6 +56,9 @@ class MixtureRegressor:
     n_estimators, learning_rate : LightGBM rounds and learning rate (RegMix: 1,000 and 1e-2).
     random_state : int
         Seeds LightGBM and the bootstrap.
+    conformal_folds : int
+        Calibrate the band on out-of-fold residuals over this many folds (0: the band as fitted);
+        see :mod:`scalelab.mixtures.conformal`. Fitting costs ``folds + 1`` times as much.
 
     Examples
     --------
@@ -68,7 +71,7 @@ class MixtureRegressor:
 
     def __init__(self, model: str = "lightgbm", *, uncertainty: str = "auto", level: float = 0.9,
                  n_bootstrap: int = 50, n_estimators: int = 1000, learning_rate: float = 1e-2,
-                 random_state: int = 42):
+                 random_state: int = 42, conformal_folds: int = 5):
         self.model = model
         self.uncertainty = uncertainty
         self.level = level
@@ -76,6 +79,7 @@ class MixtureRegressor:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.random_state = random_state
+        self.conformal_folds = conformal_folds
 
     # -- fitting ------------------------------------------------------------------------------------
     def _resolved_uncertainty(self) -> str:
@@ -127,17 +131,24 @@ class MixtureRegressor:
             self.quantiles_ = (self._backend(alpha=a).fit(W, y), self._backend(alpha=1 - a).fit(W, y))
         elif unc == "bootstrap":
             self._fit_bootstrap(W, y)
+        self.margin_ = 0.0
+        if unc != "none" and self.conformal_folds:
+            from .conformal import conformal_margin
+
+            self.margin_ = conformal_margin(self, W, y, self.conformal_folds, getattr(self, "_oob", None))
         return self
 
     def _fit_bootstrap(self, W: np.ndarray, y: np.ndarray) -> None:
         rng = np.random.default_rng(self.random_state)
         n = len(y)
+        self._oob: list[np.ndarray] = []  # for the calibration; not saved
         for b in range(self.n_bootstrap):
             idx = rng.integers(0, n, n)
             oob = np.setdiff1d(np.arange(n), idx)
             m = self._backend(seed=self.random_state + b + 1).fit(W[idx], y[idx])
             self.bootstrap_.append(m)
             self.oob_residuals_.append(y[oob] - m.predict(W[oob]) if len(oob) else np.zeros(1))
+            self._oob.append(oob if len(oob) else np.array([-1]))
 
     # -- using it -----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -173,6 +184,7 @@ class MixtureRegressor:
             lo, hi = np.quantile(samples, [a, 1 - a], axis=1)
         else:
             lo, hi = mid, mid
+        lo, hi = lo - self.margin_, hi + self.margin_  # the conformal calibration (0 when not calibrated)
         # Quantile models are fitted apart from the median one and may cross it; the band always holds it.
         return np.minimum(lo, mid), np.maximum(hi, mid)
 
@@ -191,7 +203,9 @@ class MixtureRegressor:
             "format": FORMAT, "scalelab_version": __version__,
             "params": {"model": self.model, "uncertainty": self.uncertainty, "level": self.level,
                        "n_bootstrap": self.n_bootstrap, "n_estimators": self.n_estimators,
-                       "learning_rate": self.learning_rate, "random_state": self.random_state},
+                       "learning_rate": self.learning_rate, "random_state": self.random_state,
+                       "conformal_folds": self.conformal_folds},
+            "margin": self.margin_,
             "domains": self.domains_, "target": self.target_, "uncertainty_": self.uncertainty_,
             "n_train": self.n_train_, "prior": self.prior_.tolist(),
             "train_residuals": self.train_residuals_.tolist(),
@@ -207,9 +221,10 @@ class MixtureRegressor:
             got = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise DataError(explain("not a scalelab mixture model", value=got, allowed=FORMAT,
                                     fix="pass a file written by `scalelab mixture fit --out`"))
-        m = cls(**d["params"])
+        m = cls(**{"conformal_folds": 0, **d["params"]})
         m.domains_, m.target_, m.uncertainty_ = list(d["domains"]), d["target"], d["uncertainty_"]
         m.n_train_, m.prior_ = int(d["n_train"]), np.asarray(d["prior"], dtype=float)
+        m.margin_ = float(d.get("margin", 0.0))  # files written before calibration existed: uncalibrated
         m.train_residuals_ = np.asarray(d["train_residuals"], dtype=float)
         m.backend_ = backend_from_dict(d["backend"])
         q = d.get("quantiles")
@@ -237,4 +252,4 @@ class MixtureRegressor:
 
     def __repr__(self) -> str:
         return (f"MixtureRegressor(model={self.model!r}, uncertainty={self.uncertainty!r}, level={self.level}, "
-                f"random_state={self.random_state})")
+                f"random_state={self.random_state}, conformal_folds={self.conformal_folds})")

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import ConfigError, GridInterrupted, ScalelabError, StoreError, explain
 from .runner import RunOptions
-from .store import RunRecord, RunStore
+from .store import FINAL_STATUSES, RunRecord, RunStore
 
 __all__ = ["run_ddp"]
 
@@ -62,7 +62,7 @@ def run_ddp(config: Any, store: RunStore | str | Path | None = None, *, nproc: i
     st = store if isinstance(store, RunStore) else RunStore(store)
     h = config.content_hash()
     rec = st.add(config, kind="ddp")
-    if rec.status in ("completed", "diverged"):
+    if rec.status in FINAL_STATUSES:
         return rec
     from .runner import preflight
 

@@ -199,7 +199,7 @@ class WorkQueue(StoreConnection):
         res = result.to_dict() if hasattr(result, "to_dict") else dict(result)
         status = res.get("status", "completed")
         if status not in FINAL_STATUSES:
-            raise ConfigError(explain("a finished run must be completed or diverged", value=status,
+            raise ConfigError(explain("a finished run must be completed, diverged or pruned", value=status,
                                       allowed=", ".join(FINAL_STATUSES)))
         vers = _versions()
         now = time.time()
@@ -218,13 +218,14 @@ class WorkQueue(StoreConnection):
                 "UPDATE runs SET status=?, tokens_seen=?, steps=?, flops_per_token=?, flops=?, final_train_loss=?, "
                 "final_val_loss=?, tokens_per_s=?, wall_s=?, finished_at=?, heartbeat_at=?, progress_tokens=?, "
                 "claim_id=NULL, error=?, scalelab_version=?, torch_version=?, python_version=?, "
-                "n_params=COALESCE(n_params, ?), resumed_from_step=? WHERE hash=?",
+                "n_params=COALESCE(n_params, ?), resumed_from_step=?, pruned_json=? WHERE hash=?",
                 (status, tokens, res.get("steps"), fpt, fpt * tokens if fpt and tokens else None,
                  _finite(res.get("final_train_loss")), _finite(res.get("final_val_loss")),
                  _finite(res.get("tokens_per_s")), _finite(res.get("wall_s")), now, now, tokens,
                  res.get("error") or ("loss became NaN or diverged" if status == "diverged" else None),
                  vers["scalelab_version"], vers["torch_version"], vers["python_version"], res.get("n_params"),
-                 res.get("resumed_from_step"), run_hash),
+                 res.get("resumed_from_step"),
+                 json.dumps(res["pruned"], sort_keys=True, default=float) if res.get("pruned") else None, run_hash),
             )
             perf = {k: res.get(k) for k in PERF_COLUMNS}
             c.execute(f"UPDATE runs SET {', '.join(f'{k}=?' for k in perf)} WHERE hash=?",

@@ -134,6 +134,7 @@ class RunRecord(MeasuredPerf):
     torch_version: str | None = None
     python_version: str | None = None
     device: str | None = None
+    pruned_json: str | None = None
     curve: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
@@ -141,6 +142,11 @@ class RunRecord(MeasuredPerf):
         d = dict(row)
         d["config"] = json.loads(d.pop("config_json"))
         return cls(**d)
+
+    @property
+    def pruned(self) -> dict[str, Any] | None:
+        """Why a ``pruned`` run was stopped: the pruner's decision and the forecast behind it."""
+        return json.loads(self.pruned_json) if self.pruned_json else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -204,6 +210,9 @@ class RunRecord(MeasuredPerf):
                      + (f" on {self.hostname} pid {self.pid}" if self.pid else ""))
         if self.error:
             lines.append(f"  error            {self.error}")
+        if self.pruned:
+            lines.append(f"  pruned at step   {self.pruned.get('step')} by {self.pruned.get('pruner')}: "
+                         f"{self.pruned.get('reason')}")
         if self.scalelab_version:
             lines.append(f"  versions         scalelab {self.scalelab_version}, torch {self.torch_version}, "
                          f"python {self.python_version}")

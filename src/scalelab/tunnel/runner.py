@@ -22,6 +22,7 @@ an unbuildable model) stops the grid with that error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -47,7 +48,7 @@ from ..errors import (
 from ..planner.flops import training_flops
 from .grid import Grid, load_grid
 from .progress import GridProgress, _Rate, make_progress
-from .store import ClaimLostError, RunRecord, RunStore
+from .store import FINAL_STATUSES, ClaimLostError, RunRecord, RunStore
 
 __all__ = ["RunOptions", "execute_run", "preflight", "run_grid"]
 
@@ -71,6 +72,9 @@ class RunOptions:
     """Keep a run's checkpoint file after it finished (for later inspection)."""
     torch_threads: int | None = None
     """Threads per worker for torch; ``None`` splits the machine's cores between workers."""
+    pruner: Any = None
+    """Stop runs that will lose (:mod:`scalelab.tunnel.pruning`); they are stored ``pruned``. Needs
+    ``eval_every_steps`` in the runs' configs: a pruner judges the evaluated losses."""
 
 
 # ---- one run ------------------------------------------------------------------------------------------
@@ -122,7 +126,15 @@ def execute_run(store: RunStore, rec: RunRecord, *, options: RunOptions = RunOpt
     if ckpt.exists():
         log.info("run %s resumes from its checkpoint %s", rec.hash, ckpt)
 
+    watch = None
+    if options.pruner is not None:
+        from .pruning import StoreWatch
+
+        watch = StoreWatch(store, rec, options.pruner)
+
     def on_progress(*args: Any, **kwargs: Any) -> None:
+        if watch is not None and args and isinstance(args[0], dict):
+            watch.check(args[0])  # raises StopRun when the pruner says so
         tokens, tps = _progress_fields(args, kwargs)
         if tokens is None:
             return
@@ -228,7 +240,11 @@ def run_grid(
     hashes = [c.content_hash() for c in configs]
     labels = dict(zip(hashes, g.labels or [""] * len(hashes), strict=False))
     stored = {r.hash: r.status for r in st.runs(hashes=hashes)}
-    todo = [h for h in hashes if stored.get(h) not in ("completed", "diverged")]
+    todo = [h for h in hashes if stored.get(h) not in FINAL_STATUSES]
+    if options.pruner is not None:
+        from .pruning import check_prunable
+
+        check_prunable(configs)  # before anything is written, as a bad corpus is
     if todo and check_corpus:
         # Before anything is written: a bad corpus fails the grid with the store exactly as it was.
         preflight([c for c, h in zip(configs, hashes, strict=True) if h in set(todo)])
@@ -258,7 +274,7 @@ def run_grid(
         # what is safe on disk, for the one line the CLI prints; a SIGTERM handler sets ``signum``
         n_stored: int | None
         try:
-            n_stored = sum(r.status in ("completed", "diverged") for r in st.runs(hashes=hashes))
+            n_stored = sum(r.status in FINAL_STATUSES for r in st.runs(hashes=hashes))
         except (ScalelabError, OSError):
             n_stored = None
         raise GridInterrupted(n_stored, len(hashes), int(getattr(e, "signum", signal.SIGINT))) from e
@@ -331,7 +347,7 @@ def _run_local_pool(store: RunStore, todo: list[str], labels: dict[str, str], wo
     events = ctx.Queue()
     n = min(workers, len(todo))
     threads = options.torch_threads or max(1, (os.cpu_count() or 1) // n)
-    opts = RunOptions(options.checkpoint_every_steps, options.heartbeat_every_s, options.keep_checkpoints, threads)
+    opts = dataclasses.replace(options, torch_threads=threads)
     error: tuple[str, str] | None = None
     pending_before: list[Any] = [r for r in store.runs(hashes=todo) if r.status == "pending"]
     for _round in range(3):  # a worker that crashed leaves its run to be reclaimed by the next round

@@ -9,7 +9,8 @@ Stores written before ``user_version`` was used have ``user_version = 0``; their
 says 1 and some may lack columns added later in version 1's life (``resumed_from_step``, ``pid_start``).
 Step 1 is written for them: it creates what is missing and adds every version-1 column the file lacks
 (from the column list below, not by parsing SQL). Step 2 adds the measured and predicted performance of
-each run (plan -> prove, docs/plan-vs-measured.md).
+each run (plan -> prove, docs/plan-vs-measured.md). Step 3 adds status ``pruned`` and its ``pruned_json``
+(early stopping in sweeps, docs/pruning.md).
 
 The one-row ``schema_version`` table is kept equal to ``user_version``: scalelab builds from before
 ``user_version`` read that table and refuse a newer store rather than misread it.
@@ -26,9 +27,10 @@ __all__ = [
 ]
 
 #: Every status a run can have.
-STATUSES = ("pending", "running", "completed", "diverged", "failed")
-#: Statuses after which a run is not executed again.
-FINAL_STATUSES = ("completed", "diverged")
+STATUSES = ("pending", "running", "completed", "diverged", "failed", "pruned")
+#: Statuses after which a run is not executed again (``pruned``: stopped early by a sweep's pruner,
+#: :mod:`scalelab.tunnel.pruning`, with the decision kept in ``pruned_json``).
+FINAL_STATUSES = ("completed", "diverged", "pruned")
 
 #: Columns of ``runs`` in schema version 1, with their declarations.
 _V1_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -54,11 +56,14 @@ _V2_COLUMNS: tuple[tuple[str, str], ...] = (
     ("pred_activation_bytes", "INTEGER"), ("pred_mem_bytes", "INTEGER"),
 )
 
+#: Columns version 3 adds: why a ``pruned`` run was stopped (the pruner's decision and forecast, JSON).
+_V3_COLUMNS: tuple[tuple[str, str], ...] = (("pruned_json", "TEXT"),)
+
 #: The measured and predicted performance columns (written by ``finish`` from the same-named result keys).
 PERF_COLUMNS: tuple[str, ...] = tuple(n for n, _ in _V2_COLUMNS)
 
 #: Every column of ``runs`` this code reads and writes, in order.
-RUN_COLUMNS: tuple[str, ...] = tuple(n for n, _ in _V1_COLUMNS + _V2_COLUMNS)
+RUN_COLUMNS: tuple[str, ...] = tuple(n for n, _ in _V1_COLUMNS + _V2_COLUMNS + _V3_COLUMNS)
 
 _V1_TABLES = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -108,8 +113,33 @@ def _to_v2(c: sqlite3.Connection) -> None:
     _add_columns(c, _V2_COLUMNS)
 
 
+_V1_STATUS_CHECK = "'diverged','failed')"
+
+
+def _to_v3(c: sqlite3.Connection) -> None:
+    """Add ``pruned_json`` and let the status CHECK accept ``pruned``.
+
+    SQLite cannot alter a CHECK constraint. Loosening one (every stored row still satisfies it) may be done
+    by editing the table's SQL in ``sqlite_master`` and bumping ``schema_version``
+    (https://sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema Changes"); it happens
+    inside the migration's write transaction, so a killed process leaves the old table or the new one.
+    """
+    _add_columns(c, _V3_COLUMNS)
+    sql = c.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()[0]
+    if "'pruned'" in sql or _V1_STATUS_CHECK not in sql:
+        return
+    version = int(c.execute("PRAGMA schema_version").fetchone()[0])
+    c.execute("PRAGMA writable_schema = ON")
+    try:
+        c.execute("UPDATE sqlite_master SET sql=? WHERE type='table' AND name='runs'",
+                  (sql.replace(_V1_STATUS_CHECK, "'diverged','failed','pruned')"),))
+        c.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        c.execute("PRAGMA writable_schema = OFF")
+
+
 #: ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1`` inside one write transaction.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2, _to_v3)
 
 #: Version of the schema this code writes: the number of migration steps.
 SCHEMA_VERSION = len(MIGRATIONS)

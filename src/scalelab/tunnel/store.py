@@ -25,7 +25,8 @@ A run is keyed by the content hash of its resolved config (``RunConfig.content_h
 run twice finds its finished runs and skips them. WSD decay branches are runs of ``kind="branch"`` whose
 ``parent_hash`` names the stable-phase run they were branched from.
 
-Status moves ``pending -> running -> completed | diverged | failed`` (see :mod:`.queue` for claims).
+Status moves ``pending -> running -> completed | diverged | failed | pruned`` (see :mod:`.queue` for claims;
+``pruned`` runs were stopped early by a sweep's pruner, :mod:`.pruning`).
 
 Nothing is ever dropped: tables are created with ``IF NOT EXISTS`` and never recreated; migrations only
 add; every change is one transaction, rolled back whole on error.

@@ -65,7 +65,8 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
 from .records import MeasuredPerf
 
-__all__ = ["BranchResult", "RunConfig", "TrainResult", "auto_num_threads", "lr_at", "resolve_device", "train"]
+__all__ = ["BranchResult", "RunConfig", "StopRun", "TrainResult", "auto_num_threads", "lr_at", "resolve_device",
+           "train"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,17 @@ log = logging.getLogger(__name__)
 DIVERGENCE_FACTOR = 2.0
 
 #: How a run (or a branch) ended.
-RunStatus = Literal["completed", "diverged"]
+RunStatus = Literal["completed", "diverged", "pruned"]
+
+
+class StopRun(Exception):
+    """Raised by a ``progress`` callback to stop the run after the point it was told of (a sweep's pruner,
+    :mod:`scalelab.tunnel.pruning`). The run ends with status ``"pruned"``; ``decision`` (a dict: why) is
+    kept in :attr:`TrainResult.pruned`."""
+
+    def __init__(self, decision: dict[str, Any]) -> None:
+        super().__init__(decision.get("reason", "stopped early"))
+        self.decision = decision
 
 
 class RunConfig(Spec):
@@ -298,6 +309,7 @@ class TrainResult(MeasuredPerf):
     resumed_from_step: int = 0
     version: str = ""
     final_val_loss_by_domain: dict[str, float] = field(default_factory=dict)
+    pruned: dict[str, Any] | None = None
 
     @property
     def flops(self) -> float:
@@ -621,6 +633,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
     status, last_loss, error = "completed", None, None
     t_train = 0.0
     seg_start = start
+    pruned: dict[str, Any] | None = None
     for stop in [*stops, steps]:
         t0, ev0 = time.perf_counter(), run.eval_s
 
@@ -628,7 +641,11 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
             if ckpt is not None and checkpoint_every_steps and done % checkpoint_every_steps == 0:
                 save(done)
 
-        status, last_loss, error = _segment(run, config, seg_start, stop, curve, log_every, progress, "step", on_step)
+        try:
+            status, last_loss, error = _segment(run, config, seg_start, stop, curve, log_every, progress, "step",
+                                                on_step)
+        except StopRun as e:  # a pruner stopped the run after the curve point it was shown
+            status, last_loss, error, pruned = "pruned", None, None, e.decision
         t_train += time.perf_counter() - t0 - (run.eval_s - ev0)  # training steps only, no evaluation
         seg_start = stop
         if status != "completed":
@@ -639,7 +656,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
                 save(stop)
 
     done_steps = curve[-1]["step"] if curve else start
-    if status == "completed":
+    if status in ("completed", "pruned"):  # a pruned run's last evaluation stands as its final loss
         final_val = next((p["val_loss"] for p in reversed(curve) if p["val_loss"] is not None), None)
         final_train = curve[-1]["train_loss"] if curve else last_loss
     else:
@@ -675,6 +692,7 @@ def _train(config, data, device, dtype, progress, checkpoint_path, checkpoint_ev
         resumed_from_step=resumed_from,
         version=version,
         final_val_loss_by_domain=by_domain,
+        pruned=pruned,
     )
 
 
