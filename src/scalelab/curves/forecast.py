@@ -76,6 +76,18 @@ class Forecast:
         return "\n".join(lines)
 
 
+def completed_curves(curves: Any) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Reference runs ``(steps, losses, total_steps)``, each checked and observed up to its ``total_steps``."""
+    refs = []
+    for i, (t, L, T) in enumerate(curves):
+        t, L = check_curve(t, L, int(T))
+        if t[-1] < T:
+            raise DataError(explain(f"reference curve {i} stops before its total_steps", value=(int(t[-1]), T),
+                                    fix="pass completed runs only (their last step = total_steps)"))
+        refs.append((t, L, float(T)))
+    return refs
+
+
 def check_curve(steps: Any, losses: Any, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted, de-duplicated, validated ``(steps, losses)`` of one curve."""
     t, L = np.asarray(steps, dtype=float).ravel(), np.asarray(losses, dtype=float).ravel()
@@ -140,13 +152,7 @@ class CrossRunForecaster:
 
     def fit(self, curves: Any) -> CrossRunForecaster:
         """``curves``: completed runs, each ``(steps, losses, total_steps)``, observed to ``total_steps``."""
-        refs = []
-        for i, (t, L, T) in enumerate(curves):
-            t, L = check_curve(t, L, int(T))
-            if t[-1] < T:
-                raise DataError(explain(f"reference curve {i} stops before its total_steps", value=(int(t[-1]), T),
-                                        fix="pass completed runs only (their last step = total_steps)"))
-            refs.append((t, L, float(T)))
+        refs = completed_curves(curves)
         if len(refs) < self.min_references:
             raise DataError(explain("too few reference runs", value=len(refs),
                                     allowed=f"at least min_references={self.min_references}",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, NotFittedError, explain
-from .forecast import MIN_POINTS, Forecast, _check_level, _interp_log, check_curve
+from .forecast import MIN_POINTS, Forecast, _check_level, _interp_log, check_curve, completed_curves
 
 __all__ = ["RatioForecaster", "loglog_floor"]
 
@@ -37,13 +37,7 @@ class RatioForecaster:
 
     def fit(self, curves: Any) -> RatioForecaster:
         """``curves``: completed runs, each ``(steps, losses, total_steps)``, observed to ``total_steps``."""
-        refs = []
-        for i, (t, L, T) in enumerate(curves):
-            t, L = check_curve(t, L, int(T))
-            if t[-1] < T:
-                raise DataError(explain(f"reference curve {i} stops before its total_steps", value=(int(t[-1]), T),
-                                        fix="pass completed runs only (their last step = total_steps)"))
-            refs.append((t, L, float(T)))
+        refs = completed_curves(curves)
         if not refs:
             raise DataError(explain("no reference runs", value=0, allowed="at least one completed run",
                                     fix="wait for a run of the sweep to complete"))
