@@ -82,6 +82,24 @@ def test_json_round_trip(tmp_path, model):
     assert m2.domains_ == DOMAINS and m2.target_ == "val"
 
 
+def test_a_damaged_model_file_is_a_clear_error_not_a_key_error(tmp_path):
+    import json
+
+    from scalelab.errors import DataError
+
+    W, y = law_data(40, 3)
+    path = MixtureRegressor(model="linear", n_bootstrap=3).fit(W, y, domains=DOMAINS).save(tmp_path / "m.json")
+    d = json.loads(path.read_text())
+    del d["backend"]
+    path.write_text(json.dumps(d))
+    with pytest.raises(DataError, match=r"lacks the field 'backend'.*mixture fit --out"):
+        MixtureRegressor.load(path)
+    d["backend"], d["n_train"] = {}, "many"
+    path.write_text(json.dumps(d))
+    with pytest.raises(DataError, match="wrong type"):
+        MixtureRegressor.load(path)
+
+
 def test_errors_name_the_value_and_the_fix():
     with pytest.raises(NotFittedError, match="fit"):
         MixtureRegressor().predict([[1.0]])

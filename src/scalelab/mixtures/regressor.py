@@ -122,7 +122,6 @@ class MixtureRegressor:
         self.domains_, self.target_, self.uncertainty_ = domains, target, unc
         self.n_train_, self.prior_ = len(y), W.mean(axis=0)
         self.backend_ = self._backend().fit(W, y)
-        self.train_residuals_ = y - self.backend_.predict(W)
         self.quantiles_: tuple[Backend, Backend] | None = None
         self.bootstrap_: list[Backend] = []
         self.oob_residuals_: list[np.ndarray] = []
@@ -208,7 +207,6 @@ class MixtureRegressor:
             "margin": self.margin_,
             "domains": self.domains_, "target": self.target_, "uncertainty_": self.uncertainty_,
             "n_train": self.n_train_, "prior": self.prior_.tolist(),
-            "train_residuals": self.train_residuals_.tolist(),
             "backend": self.backend_.to_dict(),
             "quantiles": None if self.quantiles_ is None else [q.to_dict() for q in self.quantiles_],
             "bootstrap": [m.to_dict() for m in self.bootstrap_],
@@ -221,22 +219,28 @@ class MixtureRegressor:
             got = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise DataError(explain("not a scalelab mixture model", value=got, allowed=FORMAT,
                                     fix="pass a file written by `scalelab mixture fit --out`"))
-        m = cls(**{"conformal_folds": 0, **d["params"]})
-        m.domains_, m.target_, m.uncertainty_ = list(d["domains"]), d["target"], d["uncertainty_"]
-        m.n_train_, m.prior_ = int(d["n_train"]), np.asarray(d["prior"], dtype=float)
-        m.margin_ = float(d.get("margin", 0.0))  # files written before calibration existed: uncalibrated
-        m.train_residuals_ = np.asarray(d["train_residuals"], dtype=float)
-        m.backend_ = backend_from_dict(d["backend"])
-        q = d.get("quantiles")
-        m.quantiles_ = None if q is None else (backend_from_dict(q[0]), backend_from_dict(q[1]))
-        m.bootstrap_ = [backend_from_dict(b) for b in d.get("bootstrap", [])]
-        m.oob_residuals_ = [np.asarray(r, dtype=float) for r in d.get("oob_residuals", [])]
+        try:
+            m = cls(**{"conformal_folds": 0, **d["params"]})
+            m.domains_, m.target_, m.uncertainty_ = list(d["domains"]), d["target"], d["uncertainty_"]
+            m.n_train_, m.prior_ = int(d["n_train"]), np.asarray(d["prior"], dtype=float)
+            m.margin_ = float(d.get("margin", 0.0))  # files written before calibration existed: uncalibrated
+            m.backend_ = backend_from_dict(d["backend"])
+            q = d.get("quantiles")
+            m.quantiles_ = None if q is None else (backend_from_dict(q[0]), backend_from_dict(q[1]))
+            m.bootstrap_ = [backend_from_dict(b) for b in d.get("bootstrap", [])]
+            m.oob_residuals_ = [np.asarray(r, dtype=float) for r in d.get("oob_residuals", [])]
+        except KeyError as e:
+            raise DataError(explain(f"the mixture model file lacks the field {e.args[0]!r}", value=sorted(d),
+                                    fix="refit and save it again with `scalelab mixture fit --out`")) from None
+        except (TypeError, ValueError, IndexError) as e:
+            raise DataError(explain("the mixture model file has a field of the wrong type", value=str(e),
+                                    fix="refit and save it again with `scalelab mixture fit --out`")) from None
         return m
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as one JSON file."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict()))
+        path.write_text(json.dumps(self.to_dict(), allow_nan=False))  # NaN/inf would not read back as JSON
         return path
 
     @classmethod
