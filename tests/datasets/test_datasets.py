@@ -228,11 +228,12 @@ def test_loading_needs_no_pandas_and_frame_says_how_to_get_it(monkeypatch):
 
 
 def test_import_stays_light():
-    # DESIGN.md: datasets imports nothing above units/errors, and `import scalelab` never imports pandas
+    # DESIGN.md: datasets imports nothing above units/errors (and the shared CSV reader, _csv, which sits at
+    # their level), and `import scalelab` never imports pandas
     code = ("import sys, scalelab, scalelab.datasets as d; d.load_gadre2024(); "
             "print(sorted(m for m in sys.modules if m.startswith(('scalelab', 'pandas'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(eval(out))
     assert not {m for m in loaded if m.startswith("pandas")}
-    assert loaded <= {"scalelab", "scalelab.errors", "scalelab.units", "scalelab.datasets",
+    assert loaded <= {"scalelab", "scalelab.errors", "scalelab.units", "scalelab._csv", "scalelab.datasets",
                       "scalelab.datasets._dataset", "scalelab.datasets._registry"}, loaded

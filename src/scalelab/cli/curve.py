@@ -18,8 +18,8 @@ from ._output import OutputFormat, emit
 
 
 def _curve(path: Path, step: str, loss: str) -> dict[str, list[str]]:
+    from .._csv import read_csv_columns
     from ..errors import DataError, explain, suggest
-    from ..mixtures._io import read_csv_columns
 
     cols = read_csv_columns(path)
     for c in (step, loss):
@@ -51,9 +51,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Forecast the loss at --total-steps (and at --at steps) with a band, from the curve so far."""
+        from .._csv import to_floats
         from ..curves import CrossRunForecaster, PrefixForecaster
         from ..errors import DataError, explain
-        from ..mixtures._io import to_floats
 
         cols = _curve(curve, step, loss)
         t, L = to_floats(cols[step], f"{curve}: {step}"), to_floats(cols[loss], f"{curve}: {loss}")
@@ -84,9 +84,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Fit L(N, t) = E + A N^-alpha + B t^-beta to every checkpoint; optionally predict at --at points."""
+        from .._csv import to_floats
         from ..curves import CheckpointLaw
         from ..errors import ConfigError, explain
-        from ..mixtures._io import to_floats
 
         cols = _curve(checkpoints, step, loss)
         if n not in cols:

@@ -88,8 +88,9 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Predicted loss of each mixture, with its band, one row per mixture in file order."""
+        from .._csv import read_csv_columns
         from ..mixtures import MixtureRegressor
-        from ..mixtures._io import INDEX, read_csv_columns
+        from ..mixtures._io import INDEX
 
         m = MixtureRegressor.load(model_path)
         W = _columns_for(m, mixtures)

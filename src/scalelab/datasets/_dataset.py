@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._csv import read_csv_text
 from ..errors import ConfigError, DataError, MissingDependencyError, explain
 
 __all__ = ["EXPORT_SUFFIXES", "Dataset", "DatasetInfo"]
@@ -237,14 +238,9 @@ def parse_column(values: list[str]) -> np.ndarray:
 
 def read_csv(file: Traversable) -> dict[str, np.ndarray]:
     """A shipped CSV file as typed columns (see :func:`parse_column`)."""
-    reader = csv.reader(io.StringIO(file.read_text(encoding="utf-8")))
-    header = next(reader)
-    rows = list(reader)
-    bad = [i + 2 for i, r in enumerate(rows) if len(r) != len(header)]
-    if bad:
-        raise DataError(explain(f"shipped file {file.name} is damaged: lines {bad[:5]} do not have "
-                                f"{len(header)} fields", fix="reinstall scalelab"))
-    return {h: parse_column([r[j] for r in rows]) for j, h in enumerate(header)}
+    cols = read_csv_text(file.read_text(encoding="utf-8"), f"shipped file {file.name}",
+                         fix="the file is damaged: reinstall scalelab")
+    return {h: parse_column(v) for h, v in cols.items()}
 
 
 def load_table(info: DatasetInfo) -> Dataset:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._csv import read_csv_columns
 from ..errors import ConfigError, DataError, explain
 from .wandb_csv import is_wandb_export
 from .wandb_csv import prepare as prepare_wandb
@@ -173,29 +174,7 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
     if suf in STORE_SUFFIXES:
         return _read_store(path)
     if suf == ".csv" or suf == ".tsv":
-        import csv
-
-        with path.open(newline="") as fh:
-            sample = fh.read(4096)
-            fh.seek(0)
-            delim = "\t" if suf == ".tsv" else ","
-            reader = csv.reader(fh, delimiter=delim)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise DataError(explain(f"{path} is empty", fix="pass a CSV with a header row and runs")) from None
-            rows = [r for r in reader]
-        if not sample.strip():
-            raise DataError(explain(f"{path} is empty"))
-        keys = _unique_names([h.strip() for h in header])
-        cols: dict[str, list[Any]] = {k: [] for k in keys}
-        for i, r in enumerate(rows):
-            if len(r) != len(keys):
-                raise DataError(explain(f"{path} line {i + 2} has {len(r)} fields, the header has {len(keys)}",
-                                        fix="fix that line (a stray comma?)"))
-            for k, v in zip(keys, r, strict=True):
-                cols[k].append(v)
-        return cols, str(path), "CSV lines", 2
+        return dict(read_csv_columns(path)), str(path), "CSV lines", 2
     if suf in (".parquet", ".pq"):
         try:
             import pandas as pd
@@ -230,18 +209,6 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
     raise DataError(explain(f"cannot read runs from {path.name}", value=suf or "(no suffix)",
                             allowed=".csv, .tsv, .parquet, .json, .jsonl, or a run store (.sqlite)",
                             fix="convert the file, or load it with pandas and pass the DataFrame"))
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    """Header names made unique as pandas does (``lr``, ``lr.1``): a W&B export may name a key twice,
-    once as config and once as summary."""
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        k = seen.get(n, 0)
-        seen[n] = k + 1
-        out.append(n if k == 0 else f"{n}.{k}")
-    return out
 
 
 #: Suffixes read as a wind-tunnel run store (through the reader a higher layer sets, :func:`set_store_reader`).

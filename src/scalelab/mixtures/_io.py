@@ -6,50 +6,16 @@ column naming the run; a loss table has the same optional ``index`` and one colu
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import numpy as np
 
+from .._csv import read_csv_columns, to_floats
 from ..errors import DataError, explain, suggest
 
 INDEX = "index"
 #: Rows whose weights sum within this of 1 are renormalised; further off is an error.
 SUM_TOLERANCE = 1e-2
-
-
-def read_csv_columns(path: str | Path) -> dict[str, list[str]]:
-    """Columns of a CSV file with a header row, as lists of strings (file order)."""
-    path = Path(path)
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or not rows[0]:
-        raise DataError(explain(f"{path} is empty", allowed="a CSV file with a header row and data rows",
-                                fix="check the path and the file"))
-    header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if any(c.strip() for c in r)]
-    if not body:
-        raise DataError(explain(f"{path} has a header but no data rows", value=header,
-                                fix="add one row per run"))
-    bad = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
-    if bad:
-        raise DataError(explain(f"{path}: rows with a different number of cells than the header ({len(header)})",
-                                value=bad[:5], fix="make every row as long as the header"))
-    return {h: [r[j].strip() for r in body] for j, h in enumerate(header)}
-
-
-def to_floats(values: list[str], what: str) -> np.ndarray:
-    out = np.empty(len(values))
-    for i, v in enumerate(values):
-        try:
-            out[i] = float(v)
-        except ValueError:
-            raise DataError(explain(f"{what}, data row {i + 1}, is not a number", value=v,
-                                    fix="write plain decimal numbers (no units or text)")) from None
-        if not math.isfinite(out[i]):
-            raise DataError(explain(f"{what}, data row {i + 1}, is not finite", value=v,
-                                    fix="drop the row or fill the value")) from None
-    return out
 
 
 def read_mixtures(path: str | Path) -> tuple[list[str] | None, list[str], np.ndarray]:
