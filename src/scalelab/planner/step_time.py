@@ -19,8 +19,9 @@ The model (a union of calculon's and llm-analysis' approaches, planner reference
   runs these collectives between dependent kernels), from :mod:`scalelab.planner.comm`; ``ep_overlap``
   hides a fraction of the expert all-to-alls behind computation (DeepSeek-V3's DualPipe).
 - Pipeline bubble: 1F1B idles (p - 1) micro-batch slots per step, the interleaved schedule (p - 1) / v
-  (Narayanan et al. 2021, section 2.2, eq. 1 and the interleaved variant); uneven layer splits use the
-  largest stage.
+  (Narayanan et al. 2021, section 2.2, eq. 1 and the interleaved variant). The pipeline runs at the pace
+  of its slowest stage: the last one, with ``floor(L/p)`` layers and the LM head, or one with
+  ``ceil(L/p)`` layers (:func:`pipeline_pace_layers`).
 - DP / ZeRO traffic overlaps with backward: ZeRO-0/1 reduce gradients as the last micro-batch's backward
   produces them (PyTorch DDP bucketing, Li et al. 2020, VLDB), ZeRO-2/3 overlap their per-micro-batch
   collectives with all compute (FSDP prefetching, Zhao et al. 2023). ``dp_overlap`` is the fraction of
