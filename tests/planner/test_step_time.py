@@ -53,12 +53,38 @@ def test_dp_overlap_hides_gradient_traffic():
 
 
 def test_uneven_stages_set_the_pace():
-    """15 layers on 4 stages: the stage with 4 layers sets the time (16/15 of the even share)."""
+    """15 layers on 4 stages: a stage with 4 layers sets the time; the last one holds 3 and the LM head
+    (0.8 of a layer here), which is less."""
     m15 = MODEL.model_copy(update={"n_layers": 15})
     cl = ClusterSpec(gpu=GPU, n_gpus=16)
     train = TrainSpec(seq_len=2048, global_batch=64)
     st = model_step_time(m15, cl, train, Layout(pp=4, dp=4), hardware_flops=1e18, comm=CommBreakdown(), dp=4)
-    assert st.matmul_s == pytest.approx(1e18 / 16 / (1e15 * GPU.matmul_efficiency) * 16 / 15)
+    head = 6.0 * m15.d_model * m15.vocab_size * train.global_batch_tokens
+    layer = (1e18 - head) / 15
+    assert 3 * layer + head < 4 * layer
+    assert st.matmul_s == pytest.approx(4 * layer / 4 / (1e15 * GPU.matmul_efficiency))
+
+
+@pytest.mark.parametrize("pp, recompute", [(1, "full"), (4, "full"), (8, "selective"), (16, "none"), (6, "full")])
+def test_last_stage_runs_its_layers_and_the_whole_lm_head(pp, recompute):
+    """A 1F1B pipeline runs at its slowest stage's pace (Narayanan et al. 2021 sec. 2.2): the last one,
+    with floor(L/p) layers and the LM head (forward and backward, never recomputed), or one with
+    ceil(L/p) layers, on n/p GPUs (32 layers on 6 stages: 5 and the head, 1.6 layers' worth, > 6)."""
+    from scalelab.planner import flops_per_step
+
+    model = get_model("llama-3.1-8b")
+    cl = ClusterSpec(gpu=GPU, n_gpus=96)
+    train = TrainSpec(seq_len=2048, global_batch=192)
+    lay = Layout(pp=pp, recompute=recompute, flash_attention=False)
+    p = plan(model, cl, train, lay)
+    f = flops_per_step(model, train, recompute=recompute)
+    head = 3.0 * dict(f.detail)["logits"]
+    assert head > 0
+    L = model.n_layers
+    layer = (f.hardware - head) / L
+    stage = max(math.ceil(L / pp) * layer, (L // pp) * layer + head)
+    per_gpu = stage / (96 / pp) if pp > 1 else f.hardware / 96
+    assert p.time.matmul_s == pytest.approx(per_gpu / (1e15 * GPU.matmul_efficiency), rel=1e-9)
 
 
 def test_offload_and_cpu_optimizer_add_time():

@@ -19,8 +19,9 @@ The model (a union of calculon's and llm-analysis' approaches, planner reference
   runs these collectives between dependent kernels), from :mod:`scalelab.planner.comm`; ``ep_overlap``
   hides a fraction of the expert all-to-alls behind computation (DeepSeek-V3's DualPipe).
 - Pipeline bubble: 1F1B idles (p - 1) micro-batch slots per step, the interleaved schedule (p - 1) / v
-  (Narayanan et al. 2021, section 2.2, eq. 1 and the interleaved variant); uneven layer splits use the
-  largest stage.
+  (Narayanan et al. 2021, section 2.2, eq. 1 and the interleaved variant). The pipeline runs at the pace
+  of its slowest stage: the last one, with ``floor(L/p)`` layers and the LM head, or one with
+  ``ceil(L/p)`` layers (:func:`pipeline_pace_layers`).
 - DP / ZeRO traffic overlaps with backward: ZeRO-0/1 reduce gradients as the last micro-batch's backward
   produces them (PyTorch DDP bucketing, Li et al. 2020, VLDB), ZeRO-2/3 overlap their per-micro-batch
   collectives with all compute (FSDP prefetching, Zhao et al. 2023). ``dp_overlap`` is the fraction of
@@ -416,12 +417,42 @@ def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layo
                          ).terms(hardware_flops, attention_flops, layout.save_policy)
 
 
+def lm_head_flops(model: ModelSpec, train: TrainSpec) -> float:
+    """FLOPs of the LM head per step: ``2 h V`` per token forward and twice that backward, never
+    recomputed (Megatron-LM and torchtitan checkpoint transformer layers only)."""
+    return 6.0 * model.d_model * model.vocab_size * train.global_batch_tokens
+
+
+def pipeline_pace_layers(n_layers: int, pp: int, head_layers: float) -> float:
+    """Layers' worth of work on the stage that sets a pipeline's pace, the LM head counted as
+    ``head_layers`` layers.
+
+    A synchronous 1F1B pipeline runs at its slowest stage (Narayanan et al. 2021 sec. 2.2). The head
+    runs on the last stage only (Megatron-LM's ``post_process`` stage, torchtitan's ``output``). With an
+    even split (Megatron-LM 2021 requires ``L % p == 0``) the last stage does ``L/p`` layers and the
+    head. With an uneven one the remainder goes to the other stages: torchtitan's
+    ``generate_split_points`` gives the first and last stages ``floor(L/p)`` layers and the middle ones
+    one more, and Llama 3 took one layer off its first and last stages (Dubey et al. 2024 sec. 3.3.2),
+    so the last stage does ``floor(L/p)`` layers and the head, the busiest other stage ``ceil(L/p)``.
+
+    >>> pipeline_pace_layers(96, 12, 0.25)    # GPT-3 on 12 stages: 8 layers and the head
+    8.25
+    >>> pipeline_pace_layers(126, 16, 0.6)    # Llama 3 405B on 16: 7 layers and the head < 8 layers
+    8
+    >>> pipeline_pace_layers(32, 1, 0.5)      # no pipeline: the head is part of the step anyway
+    32.5
+    """
+    if pp <= 1:
+        return n_layers + head_layers
+    return max(-(-n_layers // pp), n_layers // pp + head_layers)
+
+
 class _ComputeModel:
     """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
-    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "flash", "hbm", "imbalance", "n_gpus",
-                 "peak", "rerun_bytes")
+    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "flash", "hbm", "head", "imbalance",
+                 "layers", "n_gpus", "peak", "pp", "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
@@ -431,6 +462,7 @@ class _ComputeModel:
         self.peak = gpu.peak(dtype)
         L, p = model.n_layers, layout.pp
         self.imbalance = (-(-L // p)) * p / L
+        self.layers, self.pp, self.head = L, p, lm_head_flops(model, train)
         attn_eff = eff
         if layout.flash_attention:
             attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
@@ -454,8 +486,17 @@ class _ComputeModel:
         attention_flops = min(max(attention_flops, 0.0), hardware_flops)
         work = flash_attention_work(policy) if self.flash else 1.0
         attention_s = attention_flops * work / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
-        matmul_s = ((hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
-                    + attention_s)
+        # Time of one layer and of the head on a stage's n/p GPUs; the stage that sets the pace holds
+        # the head or the most layers (pipeline_pace_layers). Without pp, the even share as before.
+        head = min(self.head, hardware_flops - attention_flops) if self.pp > 1 else 0.0
+        rate = self.eff * self.peak * self.n_gpus / self.pp
+        layer_s = ((hardware_flops - attention_flops - head) / (self.eff * self.peak) / self.n_gpus
+                   * self.pp / self.layers + attention_s / (-(-self.layers // self.pp)))
+        head_s = head / rate
+        head_layers = head_s / layer_s if layer_s > 0 else 0.0
+        matmul_s = layer_s * pipeline_pace_layers(self.layers, self.pp, head_layers) if self.pp > 1 else (
+            (hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
+            + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
         rerun = 0.0 if full else sum(b for k, b in self.rerun_bytes.items() if k in policy.recompute)
         elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm
