@@ -379,9 +379,9 @@ def write_profile(cal: Calibration, path: str | Path) -> Path:
         "memory_reserve_gib = 0.5",
         "matmul_efficiency = 1.0",
         f"attention_efficiency = {cal.attention_efficiency() or 1.0:.4g}",
-        *([f"eager_elementwise_gb_per_s = {cal.eager_bytes_per_s / 1e9:.6g}",
-           f"eager_layer_overhead_us = {(cal.eager_layer_overhead_s or 0.0) * 1e6:.6g}"]
-          if cal.eager_bytes_per_s is not None else []),
+        *([f"eager_elementwise_gb_per_s = {cal.eager_bytes_per_s / 1e9:.6g}"] if cal.eager_bytes_per_s else []),
+        *([f"eager_layer_overhead_us = {cal.eager_layer_overhead_s * 1e6:.6g}"]
+          if cal.eager_layer_overhead_s else []),
         *([f"optimizer_tensor_overhead_us = {cal.optimizer_tensor_overhead_s * 1e6:.6g}"]
           if cal.optimizer_tensor_overhead_s is not None else []),
         'efficiency_source = "measured: the peaks are the achieved matmul rates; attention_efficiency is the '
