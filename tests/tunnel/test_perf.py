@@ -150,8 +150,11 @@ def test_a_calibrated_eager_rate_times_the_layers_loss_and_optimizer(tmp_path):
     """With the eager fields, eager elementwise work (layers and loss) runs at the calibrated rate plus a
     fixed cost per layer, and the optimizer pays per parameter tensor; the numbers follow the formulas."""
     from scalelab.planner.layout import Layout
-    from scalelab.planner.step_time import (eager_elementwise_bytes_per_token_layer, eager_loss_bytes_per_token,
-                                            parameter_tensor_count)
+    from scalelab.planner.step_time import (
+        eager_elementwise_bytes_per_token_layer,
+        eager_loss_bytes_per_token,
+        parameter_tensor_count,
+    )
 
     model = ModelSpec(n_layers=3, d_model=64, n_heads=4, d_ff=256, vocab_size=256)
     base = _step(_profile(tmp_path, "base"), model)
