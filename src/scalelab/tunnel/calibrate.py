@@ -15,9 +15,9 @@ tunnel's plan -> prove columns use (:mod:`scalelab.tunnel.perf`). What is measur
   causal kernel's share, ``planner.step_time.flash_attention_work``); ``attention_efficiency`` is its rate over the fp32
   matmul rate (at most 1). Small heads run far below the matmul rate on a CPU.
 - **eager elementwise** (CPU): the elementwise kernels of a tunnel layer (norms, RoPE, SiLU x up, residual
-  adds), forward + backward, at a tunnel batch and 3 widths (:func:`_eager_layer_seconds`). A line through
-  the times against the bytes the planner counts for them gives a rate per planner-counted byte and a
-  fixed cost per layer (``eager_elementwise_gb_per_s``, ``eager_layer_overhead_us``): small tensors sit in
+  adds), forward + backward, on tiny tensors (a fixed cost per layer, ``eager_layer_overhead_us``) and at
+  a tunnel batch at 3 widths (:func:`_eager_layer_seconds`), whose times less that cost over the bytes the
+  planner counts for them give a rate per planner-counted byte (``eager_elementwise_gb_per_s``): small tensors sit in
   cache and are bound by per-element compute (exp in SiLU and softmax) and per-op costs, not by the
   bandwidth of a large copy. The planner uses them for eager (unfused) elementwise work and the loss.
 - **optimizer** (CPU): clip + AdamW + zero_grad over many tiny tensors, seconds per parameter tensor
@@ -55,10 +55,12 @@ QUICK_MATMUL_SIZES = ((256, 64, 256), (512, 128, 128))
 ATTENTION_SIZES = ((16, 4, 64, 16), (16, 4, 64, 32), (16, 4, 64, 64))
 QUICK_ATTENTION_SIZES = ((4, 2, 32, 16),)
 #: (tokens, widths) of the eager elementwise layer (:func:`_eager_layer_seconds`): a tunnel batch of
-#: 16 x 64 tokens at the tunnel's model widths; a line through the times gives a fixed cost per layer and
-#: a rate per planner-counted byte.
+#: 16 x 64 tokens at the tunnel's model widths, for the rate per planner-counted byte.
 EAGER_TOKENS, EAGER_WIDTHS = 1024, (64, 128, 256)
 QUICK_EAGER_TOKENS, QUICK_EAGER_WIDTHS = 128, (32, 64)
+#: (tokens, width) of the same kernels on tiny tensors: their time is the fixed cost per layer (per-op
+#: dispatch, autograd bookkeeping), measured directly rather than as a noisy intercept.
+EAGER_FIXED = (16, 16)
 #: (tensors, elements each) of the optimizer timing: many tiny tensors, so that the fixed cost per
 #: parameter tensor of clip + AdamW + zero_grad dominates their bytes.
 OPTIMIZER_TENSORS = (64, 64)
@@ -78,9 +80,9 @@ class Calibration:
     eager_layer_s: dict[int, float] = field(default_factory=dict)
     """CPU: width -> seconds of one eager layer's elementwise kernels, forward + backward."""
     eager_bytes_per_s: float | None = None
-    """CPU: planner-counted eager elementwise bytes per second (the slope of the line through those times)."""
+    """CPU: planner-counted eager elementwise bytes per second (those times less the fixed cost)."""
     eager_layer_overhead_s: float | None = None
-    """CPU: fixed seconds per layer's eager elementwise kernels, forward + backward (the line's intercept)."""
+    """CPU: fixed seconds per layer's eager elementwise kernels, forward + backward (on tiny tensors)."""
     optimizer_tensor_overhead_s: float | None = None
     """CPU: seconds per parameter tensor of clip + AdamW + zero_grad beyond its bytes."""
     copy_bytes_per_s: float = 0.0
@@ -202,7 +204,8 @@ def calibrate(*, device: str = "cpu", quick: bool = False, threads: int | None =
         if dev.type == "cpu" and "fp32" in dtypes:
             tokens, widths = (QUICK_EAGER_TOKENS, QUICK_EAGER_WIDTHS) if quick else (EAGER_TOKENS, EAGER_WIDTHS)
             out.eager_layer_s = {w: _eager_layer_seconds(tokens, w, sync, min_s, max_calls) for w in widths}
-            out.eager_bytes_per_s, out.eager_layer_overhead_s = _eager_fit(tokens, out.eager_layer_s)
+            fixed = _eager_layer_seconds(*EAGER_FIXED, sync, min_s, max_calls)
+            out.eager_bytes_per_s, out.eager_layer_overhead_s = _eager_fit(tokens, out.eager_layer_s, fixed)
             out.optimizer_tensor_overhead_s = _optimizer_tensor_seconds(*OPTIMIZER_TENSORS, min_s, max_calls)
         n_bytes = (16 if quick else 256) * 2**20 if dev.type == "cpu" else 1024 * 2**20
         src = torch.ones(int(n_bytes // dtype_bytes("fp32")), device=dev)
@@ -275,10 +278,12 @@ def _eager_layer_seconds(tokens: int, width: int, sync: Callable[[], None], min_
     return _timer(fwd_bwd, sync, min_s, max_calls)
 
 
-def _eager_fit(tokens: int, seconds: dict[int, float]) -> tuple[float, float]:
-    """(planner-counted bytes/s, fixed seconds per layer) of a least-squares line through the eager layer
-    times against the bytes :func:`~scalelab.planner.step_time.eager_elementwise_bytes_per_token_layer`
-    counts for them (forward x 3 passes, as the planner times forward + backward)."""
+def _eager_fit(tokens: int, seconds: dict[int, float], fixed_s: float) -> tuple[float, float]:
+    """(planner-counted bytes/s, fixed seconds per layer) of the eager layer times: the fixed cost is the
+    time of the same kernels on tiny tensors (``fixed_s``, :data:`EAGER_FIXED`), capped at the smallest
+    measured time; the rate is the bytes
+    :func:`~scalelab.planner.step_time.eager_elementwise_bytes_per_token_layer` counts for the widths
+    (forward x 3 passes, as the planner times forward + backward) over their times less that cost."""
     from ..arch.spec import ModelSpec
     from ..planner.layout import Layout
     from ..planner.step_time import eager_elementwise_bytes_per_token_layer
@@ -288,13 +293,8 @@ def _eager_fit(tokens: int, seconds: dict[int, float]) -> tuple[float, float]:
         spec = ModelSpec(n_layers=1, d_model=width, n_heads=4, d_ff=4 * width, vocab_size=256)
         per_token = eager_elementwise_bytes_per_token_layer(spec, Layout(flash_attention=True), 64, "fp32")
         pts.append((3.0 * per_token * tokens, t))
-    mx, my = statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts)
-    sxx = sum((p[0] - mx) ** 2 for p in pts)
-    slope = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx > 0 else 0.0
-    intercept = my - slope * mx
-    if slope <= 0 or intercept < 0:  # noise: no fixed cost resolved, one rate through all points
-        return sum(p[0] for p in pts) / sum(p[1] for p in pts), 0.0
-    return 1.0 / slope, intercept
+    fixed = min(max(fixed_s, 0.0), 0.5 * min(p[1] for p in pts))  # a load spike never eats the rate
+    return sum(p[0] for p in pts) / sum(p[1] - fixed for p in pts), fixed
 
 
 def _optimizer_tensor_seconds(n_tensors: int, numel: int, min_s: float, max_calls: int) -> float:
