@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mean_profile(a, b, path: Path) -> Path:
-    """A profile with the mean of two calibrations' rates (matmul per size, copy)."""
+    """A profile with the mean of two calibrations' rates (matmul per size, attention, eager elementwise,
+    optimizer, copy)."""
     from scalelab.tunnel.calibrate import Calibration, write_profile
 
     mean = Calibration(device=a.device, name=a.name, threads=a.threads, torch_version=a.torch_version,
@@ -101,6 +102,10 @@ def _mean_profile(a, b, path: Path) -> Path:
                        copy_bytes_per_s=(a.copy_bytes_per_s + b.copy_bytes_per_s) / 2)
     mean.matmul_flops_per_s = {d: {k: (v + b.matmul_flops_per_s[d][k]) / 2 for k, v in by.items()}
                                for d, by in a.matmul_flops_per_s.items()}
+    mean.attention_flops_per_s = {k: (v + b.attention_flops_per_s[k]) / 2 for k, v in a.attention_flops_per_s.items()}
+    for f in ("eager_bytes_per_s", "eager_layer_overhead_s", "optimizer_tensor_overhead_s"):
+        x, y = getattr(a, f), getattr(b, f)
+        setattr(mean, f, None if x is None or y is None else (x + y) / 2)
     return write_profile(mean, path)
 
 

@@ -94,6 +94,8 @@ def test_calibrate_writes_a_profile_that_plan_accepts(tmp_path, capsys):
     spec = get_gpu(str(out))
     assert spec.peak("fp32") == pytest.approx(d["matmul_median_flops_per_s"]["fp32"], rel=1e-5)
     assert spec.memory_bandwidth_bytes_per_s > d["copy_bytes_per_s"]  # stored / HBM_EFFICIENCY
+    assert spec.eager_elementwise_bytes_per_s == pytest.approx(d["eager_bytes_per_s"], rel=1e-5)
+    assert spec.optimizer_tensor_overhead_s == pytest.approx(d["optimizer_tensor_overhead_s"], rel=1e-5)
     assert main(["plan", "-m", "llama-3.1-8b", "--gpu", str(out), "-n", "1", "--seq-len", "64",
                  "--global-batch", "1", "--precision", "fp32", "--format", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
@@ -118,3 +120,103 @@ def test_planned_step_time_follows_the_profile(tmp_path):
     slow, fast = (planned(cfg, get_gpu(str(p)), "fp32") for p in paths)
     assert slow["pred_step_s"] == pytest.approx(2 * fast["pred_step_s"], rel=1e-6)
     assert slow["pred_mem_bytes"] == fast["pred_mem_bytes"]
+
+
+def _profile(tmp_path, name, **extra):
+    from scalelab.hardware.catalog import get_gpu
+
+    d = {"name": "cpu-test", "fp32_tflops": 0.02, "tf32_tflops": 0.02, "memory_gb": 16,
+         "hbm_bandwidth_tb_per_s": 0.01, "intra_node_gb_per_s": 10, "nic_gbit_per_s": 10,
+         "gpus_per_node": 1, "matmul_efficiency": 1.0, **extra}
+    p = tmp_path / f"{name}.toml"
+    p.write_text("\n".join(f"{a} = {json.dumps(v)}" for a, v in d.items()))
+    return get_gpu(str(p))
+
+
+def _step(gpu, model, *, batch=8, fused=False):
+    from scalelab.hardware.spec import ClusterSpec
+    from scalelab.planner.frameworks import FrameworkProfile
+    from scalelab.planner.layout import Layout, TrainSpec
+    from scalelab.planner.plan import plan
+    from scalelab.tunnel.perf import TUNNEL_FRAMEWORK
+
+    fw = TUNNEL_FRAMEWORK if not fused else FrameworkProfile("fused", fused_elementwise=True)
+    return plan(model, ClusterSpec(gpu=gpu, n_gpus=1), TrainSpec(seq_len=64, global_batch=batch, precision="fp32"),
+                Layout(micro_batch=batch, flash_attention=True), framework=fw,
+                memory_limit_bytes=float("inf")).time
+
+
+def test_a_calibrated_eager_rate_times_the_layers_loss_and_optimizer(tmp_path):
+    """With the eager fields, eager elementwise work (layers and loss) runs at the calibrated rate plus a
+    fixed cost per layer, and the optimizer pays per parameter tensor; the numbers follow the formulas."""
+    from scalelab.planner.layout import Layout
+    from scalelab.planner.step_time import (
+        eager_elementwise_bytes_per_token_layer,
+        eager_loss_bytes_per_token,
+        parameter_tensor_count,
+    )
+
+    model = ModelSpec(n_layers=3, d_model=64, n_heads=4, d_ff=256, vocab_size=256)
+    base = _step(_profile(tmp_path, "base"), model)
+    cal = _step(_profile(tmp_path, "cal", eager_elementwise_gb_per_s=2.0, eager_layer_overhead_us=500.0,
+                         optimizer_tensor_overhead_us=40.0), model)
+    tokens = 8 * 64
+    per_token = eager_elementwise_bytes_per_token_layer(model, Layout(flash_attention=True), 64, "fp32") * 3
+    want = 3 * (per_token * tokens + eager_loss_bytes_per_token(model, Layout()) * tokens) / 2e9 + 3 * 500e-6
+    assert cal.elementwise_s == pytest.approx(want, rel=1e-9)
+    assert cal.matmul_s == base.matmul_s
+    assert cal.optimizer_s - base.optimizer_s == pytest.approx(40e-6 * parameter_tensor_count(model), rel=1e-9)
+    assert parameter_tensor_count(model) == 21
+
+
+def test_eager_fields_leave_fused_and_catalog_plans_alone(tmp_path):
+    """Fused elementwise kernels (the GPU recipes) ignore the CPU's eager fields."""
+    model = ModelSpec(n_layers=2, d_model=64, n_heads=4, d_ff=256, vocab_size=256)
+    plain = _step(_profile(tmp_path, "plain"), model, fused=True)
+    cal = _step(_profile(tmp_path, "cal", eager_elementwise_gb_per_s=0.5, eager_layer_overhead_us=900.0,
+                         optimizer_tensor_overhead_us=90.0), model, fused=True)
+    assert cal.step_time_s == plain.step_time_s
+
+
+@pytest.mark.parametrize("kw", [{}, {"norm_kind": "layernorm", "attn_bias": "all", "mlp_bias": True,
+                                      "ffn_kind": "gelu", "position_kind": "learned", "tied_embeddings": True},
+                                {"qk_norm": True, "embedding_norm": True, "attn_bias": "qkv"}])
+def test_parameter_tensor_count_matches_the_tunnel_model(kw):
+    from scalelab.planner.step_time import parameter_tensor_count
+    from scalelab.tunnel.model import GPT
+
+    spec = ModelSpec(n_layers=3, d_model=32, n_heads=4, d_ff=64, vocab_size=64, **kw)
+    assert parameter_tensor_count(spec) == len(list(GPT(spec).parameters()))
+
+
+def test_the_eager_fit_recovers_a_line_and_falls_back_on_noise():
+    from scalelab.arch.spec import ModelSpec as M
+    from scalelab.planner.layout import Layout
+    from scalelab.planner.step_time import eager_elementwise_bytes_per_token_layer
+    from scalelab.tunnel.calibrate import _eager_fit
+
+    def counted(w):
+        return 3 * 1024 * eager_elementwise_bytes_per_token_layer(M(n_layers=1, d_model=w, n_heads=4, d_ff=4 * w,
+                                                                    vocab_size=256), Layout(), 64, "fp32")
+
+    rate, fixed = _eager_fit(1024, {w: 3e-4 + counted(w) / 5e9 for w in (64, 128, 256)}, 3e-4)
+    assert rate == pytest.approx(5e9, rel=1e-9) and fixed == pytest.approx(3e-4, rel=1e-9)
+    # a fixed cost measured during a load spike is capped at half the smallest time
+    rate, fixed = _eager_fit(1024, {64: 2e-3, 128: 4e-3}, 5e-3)
+    assert fixed == 1e-3 and rate == pytest.approx((counted(64) + counted(128)) / 4e-3, rel=1e-9)
+
+
+def test_calibrated_attention_counts_the_causal_kernels_share(monkeypatch):
+    """The attention rate counts the FLOPs the planner times (its flash_attention_work share of the dense
+    count), so that the planned attention time is the measured one."""
+    from scalelab.planner.policy import get_save_policy
+    from scalelab.planner.step_time import flash_attention_work
+    from scalelab.tunnel import calibrate as cal
+
+    monkeypatch.setattr(cal, "_timer", lambda *a, **k: 1e-3)
+    got = cal.calibrate(quick=True)
+    (b, h, s, dh), = cal.QUICK_ATTENTION_SIZES
+    work = flash_attention_work(get_save_policy("none"))
+    assert got.attention_flops_per_s[f"{b}x{h}x{s}x{dh}"] == pytest.approx(12 * b * s * s * h * dh * work / 1e-3)
+    assert got.optimizer_tensor_overhead_s == pytest.approx(1e-3 / cal.OPTIMIZER_TENSORS[0])
+    assert got.eager_bytes_per_s and got.eager_layer_overhead_s == pytest.approx(0.5e-3)  # capped at half

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         dtype: Annotated[list[str] | None, typer.Option(
             "--dtype", help="Matmul dtype(s) to time: fp32, bf16, fp16 (default fp32 on CPU, fp32 and bf16 "
                             "on GPU).")] = None,
-        quick: Annotated[bool, typer.Option("--quick", help="Small sizes, short timings (well under 1 s).")] = False,
+        quick: Annotated[bool, typer.Option("--quick", help="Small sizes, short timings (tests).")] = False,
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Time torch.matmul at the tunnel's sizes and a large copy; write them as a device profile."""

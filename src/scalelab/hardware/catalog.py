@@ -28,6 +28,10 @@ Catalog fields (units in the names)
 ``matmul_efficiency``, ``attention_efficiency``, ``network_efficiency``, ``link_latency_us``
     Defaults for the step-time model, with ``efficiency_source`` saying what public data set them
     (``attention_efficiency`` is optional: the fused attention kernel, else ``matmul_efficiency``).
+``eager_elementwise_gb_per_s``, ``eager_layer_overhead_us``, ``optimizer_tensor_overhead_us``
+    Optional, measured by ``scalelab calibrate`` on a CPU: eager (unfused) elementwise rate in
+    planner-counted GB/s, fixed cost per layer, and the optimizer's cost per parameter tensor
+    (docs/plan-vs-measured.md). Absent: the bandwidth model alone (every catalog GPU).
 ``price_per_hour``, ``price_source``
     Indicative USD per GPU-hour; always pass your own for a real budget.
 ``name``, ``display_name``, ``aliases``, ``source``
@@ -72,6 +76,9 @@ _SCALAR_FIELDS: dict[str, tuple[str, float]] = {
     "attention_efficiency": ("attention_efficiency", 1),
     "network_efficiency": ("network_efficiency", 1),
     "price_per_hour": ("price_per_hour", 1),
+    "eager_elementwise_gb_per_s": ("eager_elementwise_bytes_per_s", 1e9),
+    "eager_layer_overhead_us": ("eager_layer_overhead_s", 1e-6),
+    "optimizer_tensor_overhead_us": ("optimizer_tensor_overhead_s", 1e-6),
 }
 _META_FIELDS = ("name", "display_name", "aliases", "source", "efficiency_source", "price_source")
 _REQUIRED = ("name", "memory_gb", "hbm_bandwidth_tb_per_s", "intra_node_gb_per_s", "nic_gbit_per_s")

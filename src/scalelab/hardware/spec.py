@@ -57,6 +57,14 @@ class GPUSpec(Spec):
     """Achievable fraction of link bandwidth for large collectives (bus bandwidth / line rate)."""
     link_latency_s: float = Field(5e-6, ge=0)
     """Per-hop latency of a collective step in seconds (alpha in the alpha-beta model)."""
+    eager_elementwise_bytes_per_s: float | None = Field(None, gt=0)
+    """Achieved rate of eager (unfused) elementwise kernels in the bytes the planner counts for them
+    (``planner.step_time.eager_elementwise_bytes_per_token_layer``), bytes/s; measured by ``scalelab
+    calibrate`` on a CPU. ``None``: ``HBM_EFFICIENCY`` of ``memory_bandwidth_bytes_per_s``."""
+    eager_layer_overhead_s: float = Field(0.0, ge=0)
+    """Fixed seconds per layer and micro-batch of those eager kernels, forward + backward (per-op costs)."""
+    optimizer_tensor_overhead_s: float = Field(0.0, ge=0)
+    """Fixed seconds per parameter tensor of a per-tensor (not foreach or fused) clip + AdamW update."""
     price_per_hour: float | None = Field(None, ge=0)
     """Typical cloud price in USD per GPU-hour; only a default, pass your own."""
     source: str = ""

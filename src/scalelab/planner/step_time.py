@@ -241,6 +241,41 @@ def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, se
     return (norms + residual) / replicated_div + rope + mlp + scores
 
 
+def eager_loss_bytes_per_token(model: ModelSpec, layout: Layout) -> float:
+    """Bytes per token of an eager cross-entropy over fp32 logits (forward, as the layers count it): the
+    log-softmax reads and writes the logits (2 x 4 V) and its backward reads the output and the incoming
+    gradient and writes the logits' gradient (3 x 4 V), 5 x 4 V in all, counted as a third of that per
+    forward-equivalent pass (the planner times 3 passes). Split over tp (vocabulary-parallel loss).
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> eager_loss_bytes_per_token(ModelSpec(n_layers=1, d_model=64, n_heads=4, d_ff=256, vocab_size=300),
+    ...                            Layout())
+    2000.0
+    """
+    return 5.0 * 4.0 * model.vocab_size / 3.0 / layout.tp
+
+
+def parameter_tensor_count(model: ModelSpec) -> int:
+    """Parameter tensors of a model built as the wind tunnel builds it (``tunnel/model.py``): per layer two
+    norms (with LayerNorm's biases), the fused qkv and output projections, optional QK-norms and biases,
+    and the MLP's two matrices (per expert in MoE layers, plus a router); the embedding, a learned position
+    table, an embedding norm, the final norm and an untied output head. A per-tensor optimizer pays a
+    fixed cost for each (``GPUSpec.optimizer_tensor_overhead_s``).
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> parameter_tensor_count(ModelSpec(n_layers=2, d_model=64, n_heads=4, d_ff=256, vocab_size=256))
+    15
+    """
+    norm = 2 if model.norm_kind == "layernorm" else 1
+    attn = 2 + {"none": 0, "qkv": 1, "all": 2}[model.attn_bias] + (2 if model.qk_norm else 0)
+    mlp = 2 * (2 if model.mlp_bias else 1)
+    per_dense = 2 * norm + attn + mlp
+    n_moe = model.n_moe_layers if model.moe is not None else 0
+    per_moe = 2 * norm + attn + 1 + mlp * (model.moe.n_experts + model.moe.n_shared_experts) if model.moe else 0
+    glob = 1 + (model.position_kind == "learned") + norm * (1 + model.embedding_norm) + (not model.tied_embeddings)
+    return int(per_dense * (model.n_layers - n_moe) + per_moe * n_moe + glob)
+
+
 def attention_hardware_flops(flops: Any, recompute: str) -> float:
     """Executed FLOPs of the attention core (``Q K^T`` and ``P V``) per step: forward, backward (2x) and
     whatever recomputation re-runs, from a per-step ``FlopsBreakdown`` (0 for the 6N method, which has no
@@ -451,8 +486,8 @@ class _ComputeModel:
     """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
-    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "flash", "hbm", "head", "imbalance",
-                 "layers", "n_gpus", "peak", "pp", "rerun_bytes")
+    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "fixed_s", "flash", "hbm", "head",
+                 "imbalance", "layers", "n_gpus", "peak", "pp", "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
@@ -480,6 +515,15 @@ class _ComputeModel:
         self.rerun_bytes = {k: v * tokens_per_gpu * (-(-L // p)) for k, v in
                             rerun_elementwise_bytes_per_token_layer(model, layout, train.precision).items()}
         self.hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
+        self.fixed_s = 0.0  # seconds per forward-equivalent pass that do not scale with bytes
+        eager_rate = getattr(gpu, "eager_elementwise_bytes_per_s", None)
+        if not fused_elementwise and eager_rate:
+            # a calibrated CPU (scalelab calibrate): eager kernels at their measured rate per counted
+            # byte plus a fixed cost per layer and micro-batch, and the loss's log-softmax at the same rate
+            m = max(1, train.global_batch // (dp * layout.micro_batch))
+            self.ew_bytes_per_pass += eager_loss_bytes_per_token(model, layout) * tokens_per_gpu
+            self.fixed_s = gpu.eager_layer_overhead_s * (-(-L // p)) * m / 3.0
+            self.hbm = eager_rate
 
     def terms(self, hardware_flops: float, attention_flops: float, policy: Any) -> tuple[float, float, float]:
         full = policy.full
@@ -499,7 +543,7 @@ class _ComputeModel:
             + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
         rerun = 0.0 if full else sum(b for k, b in self.rerun_bytes.items() if k in policy.recompute)
-        elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm
+        elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm + self.fixed_s * passes
         return matmul_s, attention_s, elementwise_s
 
 
@@ -864,6 +908,9 @@ def model_step_time(
     dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, matmul_s + elementwise_s, m))
 
     optimizer_s = 2.0 * model_state_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
+    if getattr(gpu, "optimizer_tensor_overhead_s", 0.0) and not fused_elementwise:
+        # a calibrated CPU: the per-tensor loop of clip + AdamW costs a fixed time per parameter tensor
+        optimizer_s += gpu.optimizer_tensor_overhead_s * parameter_tensor_count(model) / p
 
     offload_total = 0.0
     if offload_bytes_per_step > 0:
