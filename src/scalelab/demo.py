@@ -150,6 +150,9 @@ class DemoResult:
             f"D_opt={format_count(fc['D_opt'])}",
             f"   held-out model {h['model']} (N={format_count(h['n_params'])}, D={format_count(h['tokens'])}): "
             f"forecast {fc['loss']:.4f} [{fc['loss_lo']:.4f}, {fc['loss_hi']:.4f}] ({lvl}%, new run)",
+            *(["   (band width from other public data sets' backtested extrapolation errors: the grid's "
+               f"{len({r['n_params'] for r in self.grid_runs})} model sizes are too few to backtest this fit on "
+               "its own runs; docs/laws.md)"] if fc.get("band_source") == "prior" else []),
             f"   measured {h['val_loss']:.4f}: error {100 * self.forecast_error:+.2f}%, "
             f"{'inside' if self.inside_interval else 'OUTSIDE'} the {lvl}% interval",
             "",
@@ -339,6 +342,9 @@ def fit_and_forecast(ok: list[dict[str, Any]], s: DemoSettings, seed: int) -> Fi
         "C_flops": s.holdout_flops, "N_opt": n_opt, "D_opt": d_opt, "level": 0.95,
         "loss": pred, "loss_lo": float(np.ravel(lo)[0]), "loss_hi": float(np.ravel(hi)[0]),
         "extrapolation_factor": extrap,
+        # where the band's width comes from: "own" (backtests on the grid itself) or "prior" (too few model
+        # sizes to backtest, so other public data sets' extrapolation errors; laws/calibration.py)
+        "band_source": (getattr(law, "calibration_", None) or {}).get("source", "none"),
     }
     return Fitted(law, fit, forecast, model, int(n_tokens), _warning_notes(caught))
 

@@ -42,6 +42,8 @@ def test_demo_trains_fits_forecasts_and_plans(demo_run):
     assert p["feasible"] and p["training_days"] > 0 and p["memory_total_bytes"] <= p["gpu_memory_bytes"]
     text = res.report()
     assert "held-out" in text and f"{h['val_loss']:.4f}" in text
+    # three model sizes are too few to backtest the fit on its own runs: the band says where its width is from
+    assert f["band_source"] == "prior" and "too few to backtest this fit" in text
     # the law just fitted drives a second production plan, through budget, with the transfer caveat
     q = p["fitted"]
     assert q["law"] == "the demo's fitted law" and "caveat" in q and "nats per byte" in q["caveat"]
