@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError, explain
+from .units import format_count
 
 __all__ = ["BudgetRun", "budget", "shape_for_params"]
 
@@ -233,7 +234,8 @@ def shape_for_params(n_params: float, *, vocab_size: int = 128256, seq_len: int 
         raise ConfigError(explain(f"{n_params:.3g} parameters leave no room beside a {vocab_size}-token "
                                   "embedding", value=n_params, fix="lower --vocab-size or raise the budget"))
     layers, d, heads, kv, ff_r = best[1]
-    return ModelSpec(name=name or f"budget-{n_params / 1e9:.3g}b", n_layers=layers, d_model=d, n_heads=heads,
+    # named by its size as the CLI prints sizes (budget-96b, budget-3.32t), never in e-notation
+    return ModelSpec(name=name or f"budget-{format_count(n_params).lower()}", n_layers=layers, d_model=d, n_heads=heads,
                      n_kv_heads=kv, d_ff=ff_r, vocab_size=vocab_size, seq_len=seq_len)
 
 

@@ -271,3 +271,12 @@ def test_hyperparams_from_an_own_sweep_fit(tmp_path):
     M = float(deepseek_model_scale(m.n_layers, m.d_model, 2048))
     assert run.hyper["lr"] == pytest.approx(fit.predict_lr(N=m.n_params().non_embedding, D=run.n_tokens, M=M))
     assert "own fit" in run.hyper["law"]
+
+
+@pytest.mark.parametrize("n, name", [(96e9, "budget-96b"), (20.5e9, "budget-20.5b"), (3.32e12, "budget-3.32t"),
+                                     (4.5e8, "budget-450m")])
+def test_a_shape_is_named_by_its_size_as_the_cli_prints_it(n, name):
+    """The demo printed 'budget-3.32e+03b' for a 3.3T-parameter shape."""
+    from scalelab.budget import shape_for_params
+
+    assert shape_for_params(n).name == name
