@@ -9,7 +9,7 @@ not identifiable (``D`` is constant), so the DeepSeek form ``eta = a C^b``, ``C 
 an ``N``-only power law through the same cells is printed beside it. The published laws' LRs at the
 held-out size are printed too, to show how far a transfer from 1e8-1e9-parameter BPE models lands.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/hyperparam_transfer.py          # a few minutes, 2 CPU cores
+    PYTHONPATH=src .venv/bin/python benchmarks/hyperparam_transfer.py --workers 2   # ~3 min, 2 CPU cores
     PYTHONPATH=src .venv/bin/python benchmarks/hyperparam_transfer.py --steps 200 --store runs.sqlite
 
 The runs go to a run store (``--store``; a temporary one by default) under grid ``sweep:transfer``, so a
@@ -31,7 +31,8 @@ import numpy as np
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--widths", default="16,32,64,128", help="d_model of each size; the last is held out")
-    p.add_argument("--steps", type=int, default=100, help="optimizer steps of every run")
+    p.add_argument("--steps", type=int, default=600,
+                   help="optimizer steps of every run (600: the LR optimum is resolved; at 100-300 it is not)")
     p.add_argument("--lr-exponents", default="-11,-3", help="LR ladder 2^a..2^b (factor-2 steps)")
     p.add_argument("--parametrization", default="sp", choices=("sp", "mup"))
     p.add_argument("--workers", type=int, default=1)
