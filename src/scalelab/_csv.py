@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import DataError, explain
 
-__all__ = ["read_csv_columns", "read_csv_text", "to_floats", "unique_names"]
+__all__ = ["read_csv_columns", "read_csv_file", "read_csv_text", "to_floats", "unique_names"]
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -39,6 +39,12 @@ def read_csv_text(text: str, source: str, *, delimiter: str = ",", fix: str | No
     ``fix`` replaces the advice given for a malformed file (a shipped file: "reinstall scalelab");
     ``need_rows=False`` accepts a header with no data rows (every column empty).
     """
+    return _parse(text, source, delimiter=delimiter, fix=fix, need_rows=need_rows)[0]
+
+
+def _parse(text: str, source: str, *, delimiter: str, fix: str | None = None,
+           need_rows: bool = True) -> tuple[dict[str, list[str]], list[int]]:
+    """:func:`read_csv_text`, and the record number (header = 1) of each data row kept."""
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     if not rows or not any(c.strip() for c in rows[0]):
         raise DataError(explain(f"{source} is empty", allowed="a CSV file with a header row and data rows",
@@ -54,11 +60,17 @@ def read_csv_text(text: str, source: str, *, delimiter: str = ",", fix: str | No
         raise DataError(explain(f"{source} line {bad[0][0]} has {bad[0][1]} fields, the header has "
                                 f"{len(header)}{more}",
                                 fix=fix or "make every line as long as the header (a stray comma?)"))
-    return {h: [r[j].strip() for _, r in body] for j, h in enumerate(header)}
+    return {h: [r[j].strip() for _, r in body] for j, h in enumerate(header)}, [line for line, _ in body]
 
 
 def read_csv_columns(path: str | Path, *, delimiter: str | None = None) -> dict[str, list[str]]:
     """Columns of the CSV (or, by suffix, TSV) file at ``path``; see :func:`read_csv_text`."""
+    return read_csv_file(path, delimiter=delimiter)[0]
+
+
+def read_csv_file(path: str | Path, *, delimiter: str | None = None) -> tuple[dict[str, list[str]], list[int]]:
+    """:func:`read_csv_columns`, and the line number of each data row kept (blank lines are skipped, so a
+    caller that names rows by line must use these rather than count)."""
     path = Path(path)
     if delimiter is None:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -68,7 +80,7 @@ def read_csv_columns(path: str | Path, *, delimiter: str | None = None) -> dict[
     except UnicodeDecodeError as e:
         raise DataError(explain(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})",
                                 fix=f"convert it, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.csv`")) from None
-    return read_csv_text(text, str(path), delimiter=delimiter)
+    return _parse(text, str(path), delimiter=delimiter)
 
 
 def to_floats(values: list[str], what: str) -> np.ndarray:

@@ -43,3 +43,17 @@ def test_non_utf8_file_and_non_numeric_cells(tmp_path):
         to_floats(["2.0", "two"], "column 'loss'")
     with pytest.raises(DataError, match="is not finite"):
         to_floats(["inf"], "column 'loss'")
+
+
+def test_a_bad_value_is_named_truly_when_blank_lines_were_skipped(tmp_path):
+    """The runs reader names bad cells by CSV line; after a skipped blank line, counting rows named the
+    wrong line, so it names data rows instead."""
+    from scalelab.laws import load_runs
+
+    plain, gappy = tmp_path / "plain.csv", tmp_path / "gappy.csv"
+    plain.write_text("N,D,loss\n1e6,2e7,3.0\n2e6,4e7,oops\n")
+    gappy.write_text("N,D,loss\n1e6,2e7,3.0\n\n2e6,4e7,oops\n")
+    with pytest.raises(DataError, match="non-numbers at CSV lines 3"):
+        load_runs(plain)
+    with pytest.raises(DataError, match=r"non-numbers at data rows \(1-based, blank lines not counted\) 2"):
+        load_runs(gappy)

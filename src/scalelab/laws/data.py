@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._csv import read_csv_columns
+from .._csv import read_csv_file
 from ..errors import ConfigError, DataError, explain
 from .wandb_csv import is_wandb_export
 from .wandb_csv import prepare as prepare_wandb
@@ -174,7 +174,10 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
     if suf in STORE_SUFFIXES:
         return _read_store(path)
     if suf == ".csv" or suf == ".tsv":
-        return dict(read_csv_columns(path)), str(path), "CSV lines", 2
+        cols, lines = read_csv_file(path)
+        if lines == list(range(2, len(lines) + 2)):  # no blank line skipped: row i is line i + 2
+            return dict(cols), str(path), "CSV lines", 2
+        return dict(cols), str(path), "data rows (1-based, blank lines not counted)", 1
     if suf in (".parquet", ".pq"):
         try:
             import pandas as pd
