@@ -8,6 +8,7 @@ string always says which.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 KB, MB, GB, TB = 1e3, 1e6, 1e9, 1e12
 KiB, MiB, GiB, TiB = 2.0**10, 2.0**20, 2.0**30, 2.0**40
@@ -85,3 +86,28 @@ def format_duration(seconds: float) -> str:
     if seconds < SECONDS_PER_DAY:
         return f"{seconds / 3600:.3g} h"
     return f"{seconds / SECONDS_PER_DAY:.3g} days"
+
+
+#: Training FLOPs per parameter per token in the compute convention of scaling laws: forward 2, backward 4
+#: (Kaplan et al. 2020 eq. 2.1; Hoffmann et al. 2022 §3).
+FLOPS_PER_PARAM_TOKEN = 6.0
+
+
+def training_flops(n_params: Any, n_tokens: Any) -> Any:
+    """Training compute ``C = 6 N D`` of ``n_params`` (active) parameters trained on ``n_tokens`` tokens.
+
+    The one place the laws, the planner, the wind tunnel and the reports take ``C`` from (numbers or numpy
+    arrays); it lives here, in the lowest layer, so a law fit does not load the planner to get it.
+    It ignores attention scores and counts the LM head as a parameter;
+    :func:`scalelab.planner.flops.flops_per_token` with ``FlopConventions(method="6N")`` is the per-token
+    form, the ``exact`` method the matmul count.
+
+    >>> training_flops(70e9, 1.4e12)   # Chinchilla: 5.88e23 FLOPs
+    5.88e+23
+    """
+    return FLOPS_PER_PARAM_TOKEN * n_params * n_tokens
+
+
+def tokens_for_training_flops(flops: Any, n_params: Any) -> Any:
+    """The tokens ``D = C / 6N`` that ``flops`` of training buy a model of ``n_params`` parameters."""
+    return flops / (FLOPS_PER_PARAM_TOKEN * n_params)

@@ -77,3 +77,24 @@ def test_import_scalelab_does_not_import_torch():
     code = "import sys, scalelab; scalelab.ModelSpec; import scalelab.cli.app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_law_fit_and_forecast_do_not_load_the_planner():
+    # C = 6ND lives in scalelab.units; a fit used to import scalelab.planner.flops for it, which loads the
+    # whole planner package (search, comm, the model catalog): a quarter of `scalelab fit`'s start-up
+    code = ("import sys, numpy as np, scalelab.cli.app, scalelab.laws as L\n"
+            "N = np.repeat([1e7, 3e7, 1e8, 3e8], 3); D = np.tile([2e8, 1e9, 5e9], 4)\n"
+            "law = L.ChinchillaLaw(init='coarse').fit(N, D, 1.7 + 400 / N**0.34 + 410 / D**0.28)\n"
+            "law.predict(1e9, 2e10); law.predict_interval(1e9, 2e10, kind='new')\n"
+            "print(sorted(m for m in sys.modules if m.startswith('scalelab.planner')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_training_flops_is_the_planner_and_the_laws_convention():
+    from scalelab.laws import chinchilla, data
+    from scalelab.planner import flops
+    from scalelab.units import FLOPS_PER_PARAM_TOKEN, training_flops
+
+    assert flops.training_flops is training_flops and training_flops(70e9, 1.4e12) == pytest.approx(5.88e23)
+    assert chinchilla.FLOPS_PER_PARAM_TOKEN == data.FLOPS_PER_PARAM_TOKEN == FLOPS_PER_PARAM_TOKEN == 6.0

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConvergenceWarning, DataError, explain
+from ..units import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["PowerLawAllocation", "approach1", "approach2", "fit_power_law"]
 
-FLOPS_PER_PARAM_TOKEN = 6.0
 
 
 def fit_power_law(x: Any, y: Any, w: Any = None) -> tuple[float, float]:

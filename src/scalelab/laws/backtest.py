@@ -341,7 +341,7 @@ def _axis(table: Any, split: str) -> np.ndarray:
     if split == "compute":
         if "C" in table.columns:
             return np.asarray(table.columns["C"], dtype=float)
-        from ..planner.flops import training_flops
+        from ..units import training_flops
 
         return np.asarray(training_flops(table.column("N"), table.column("D")), dtype=float)
     if "N" not in table.columns and "C" in table.columns:

@@ -538,7 +538,7 @@ class ScalingLaw:
         rng: dict[str, tuple[float, ...]] = {c: (float(a.min()), float(a.max()))
                                              for c, a in zip(self.covariates, X, strict=True)}
         if "N" in self.covariates and "D" in self.covariates and "C" not in self.covariates:
-            from ..planner.flops import training_flops
+            from ..units import training_flops
 
             C = training_flops(X[self.covariates.index("N")], X[self.covariates.index("D")])
             rng["C"] = (float(C.min()), float(C.max()))
@@ -654,7 +654,7 @@ class ScalingLaw:
         fac = np.ones(Xa[0].shape)
         pairs = list(zip(self.covariates, Xa, strict=True))
         if "C" in rng and "C" not in self.covariates and "N" in self.covariates and "D" in self.covariates:
-            from ..planner.flops import training_flops
+            from ..units import training_flops
 
             pairs.append(("C", training_flops(Xa[self.covariates.index("N")], Xa[self.covariates.index("D")])))
         for c, a in pairs:

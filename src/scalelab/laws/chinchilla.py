@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, DataError, explain
+from ..units import FLOPS_PER_PARAM_TOKEN
 from .base import ScalingLaw
 
 __all__ = [
@@ -38,8 +39,6 @@ __all__ = [
     "chinchilla_grid",
 ]
 
-#: Training FLOPs per parameter per token (forward 2 + backward 4; Kaplan et al. 2020 §2.1).
-FLOPS_PER_PARAM_TOKEN = 6.0
 #: Inference FLOPs per parameter per token (forward only).
 INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .._csv import read_csv_file
 from ..errors import ConfigError, DataError, explain
+from ..units import FLOPS_PER_PARAM_TOKEN
 from .wandb_csv import is_wandb_export
 from .wandb_csv import prepare as prepare_wandb
 
@@ -40,7 +41,6 @@ __all__ = [
     "set_store_reader", "table_covariates",
 ]
 
-FLOPS_PER_PARAM_TOKEN = 6.0
 
 #: Column names recognised for each canonical name (compared case-insensitively, spaces/underscores ignored).
 SYNONYMS: dict[str, tuple[str, ...]] = {

@@ -124,7 +124,7 @@ class GadreLaw(ScalingLaw):
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        from ..planner.flops import training_flops
+        from ..units import training_flops
 
         N, M = X
         C = training_flops(N, N * M)  # D = M N
@@ -208,7 +208,7 @@ class GadreLaw(ScalingLaw):
         if np.any(~np.isfinite(Cs) | (Cs <= 0)):
             raise ConfigError(explain("compute budgets must be positive FLOPs", value=C))
         m_opt = self.derived()["M_opt"]
-        from ..planner.flops import tokens_for_training_flops
+        from ..units import tokens_for_training_flops
 
         N = np.sqrt(tokens_for_training_flops(Cs, m_opt))  # C = 6 N (M N)
         D = m_opt * N

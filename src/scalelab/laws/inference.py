@@ -28,11 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError, explain
+from ..units import FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["InferenceOptimal", "inference_optimal", "tokens_for_loss"]
 
 #: FLOPs per parameter per token of training (forward + backward) and of inference (forward).
-TRAIN_FLOPS_PER_PARAM_TOKEN = 6.0
+TRAIN_FLOPS_PER_PARAM_TOKEN = FLOPS_PER_PARAM_TOKEN
 INFER_FLOPS_PER_PARAM_TOKEN = 2.0
 
 

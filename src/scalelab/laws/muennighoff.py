@@ -392,7 +392,7 @@ class MuennighoffLaw(ScalingLaw):
         if np.any(~np.isfinite(Cs) | (Cs <= 0)) or np.any(~np.isfinite(Us) | (Us <= 0)):
             raise ConfigError(explain("compute budgets (FLOPs) and unique tokens must be positive", value=(C, U)))
         theta = self._to_theta(self.params_)
-        from ..planner.flops import tokens_for_training_flops
+        from ..units import tokens_for_training_flops
 
         Ns, Ds, Ls = [], [], []
         for c, u in zip(Cs, Us, strict=True):

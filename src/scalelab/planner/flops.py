@@ -37,9 +37,10 @@ Model FLOPs (for MFU) are forward + backward; hardware FLOPs (for HFU) add recom
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError, explain
+from ..units import FLOPS_PER_PARAM_TOKEN, tokens_for_training_flops, training_flops
 from .policy import SavePolicy, get_save_policy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,30 +58,6 @@ __all__ = [
     "tokens_for_training_flops",
     "training_flops",
 ]
-
-#: Training FLOPs per parameter per token in the compute convention of scaling laws: forward 2, backward 4
-#: (Kaplan et al. 2020 eq. 2.1; Hoffmann et al. 2022 §3).
-FLOPS_PER_PARAM_TOKEN = 6.0
-
-
-def training_flops(n_params: Any, n_tokens: Any) -> Any:
-    """Training compute ``C = 6 N D`` of ``n_params`` (active) parameters trained on ``n_tokens`` tokens.
-
-    The one place the laws, the wind tunnel and the reports take ``C`` from (numbers or numpy arrays).
-    It ignores attention scores and counts the LM head as a parameter; :func:`flops_per_token` with
-    ``FlopConventions(method="6N")`` is the per-token form, the ``exact`` method the matmul count.
-
-    >>> training_flops(70e9, 1.4e12)   # Chinchilla: 5.88e23 FLOPs
-    5.88e+23
-    """
-    return FLOPS_PER_PARAM_TOKEN * n_params * n_tokens
-
-
-def tokens_for_training_flops(flops: Any, n_params: Any) -> Any:
-    """The tokens ``D = C / 6N`` that ``flops`` of training buy a model of ``n_params`` parameters."""
-    return flops / (FLOPS_PER_PARAM_TOKEN * n_params)
-
-
 
 @dataclass(frozen=True)
 class FlopConventions:
