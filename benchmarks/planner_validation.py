@@ -146,6 +146,8 @@ def run_plan(r: dict, scale: float | None = None):
     prof = get_framework(r["framework"])
     if scale is not None:
         prof = dataclasses.replace(prof, efficiency_scale=scale)
+    if "_float8" in r:  # a trial Float8 recipe (float8_costs)
+        prof = dataclasses.replace(prof, float8=r["_float8"])
     conv = dataclasses.replace(prof.memory, **r.get("memory_conventions", {}))
     return plan(model, get_cluster(r["gpu"], r["n_gpus"], **r.get("gpu_overrides", {})), TrainSpec(**t),
                 Layout(**r["layout"]), framework=prof, memory_conventions=conv)
@@ -299,5 +301,59 @@ def acceptance_summary(med: float, worst: float, mem_rows: list[tuple[str, float
               f"| {verdict(abs(e) <= 0.15)} |")
 
 
+def _with_recipe(r: dict, recipe) -> dict:
+    """``r`` planned with ``recipe`` as its framework's Float8 recipe (see :func:`run_plan`)."""
+    return {**r, "_float8": recipe}
+
+
+def float8_costs(runs: list[dict]) -> None:
+    """The FP8 rows with and without what torchao's Float8 costs besides fp8-peak GEMMs (casts, fp8 GEMM
+    efficiency, bf16 head; ``FLOAT8_IDEAL`` charges none of it), the split summaries both ways, and the
+    Float8 speed-ups over the bf16 twins of the same tables."""
+    from scalelab.planner.step_time import FLOAT8_IDEAL, FLOAT8_TORCHAO_TENSORWISE
+
+    print("\n### Float8: torchao's costs charged vs not (step-time error, positive: predicted too slow)\n")
+    r = FLOAT8_TORCHAO_TENSORWISE
+    print(f"recipe {r.name}: casts {r.activation_cast_bytes:g} B per activation/gradient element, "
+          f"{r.weight_cast_bytes:g} per weight element, x{r.cast_time_factor:g}; fp8 GEMMs at "
+          f"{r.gemm_efficiency_ratio:g} of the bf16 efficiency; LM head in {'fp8' if r.head_in_fp8 else 'bf16'}\n")
+    print("| run | split | measured tok/s/GPU | no Float8 costs | error | with them | error |")
+    print("|---|---|---|---|---|---|---|")
+    errs: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        if run["train"].get("precision") != "fp8" or not run.get("measured", {}).get("tokens_per_s_per_gpu"):
+            continue
+        split = "calibration" if run["id"] in CALIBRATION else "held out"
+        cells = []
+        for label, recipe in (("ideal", FLOAT8_IDEAL), ("torchao", FLOAT8_TORCHAO_TENSORWISE)):
+            p = run_plan(_with_recipe(run, recipe))
+            tps, m = p.tokens_per_s / run["n_gpus"], measured_tokens_per_s_per_gpu(run, p)
+            errs.setdefault((label, split), []).append(abs(m / tps - 1))
+            cells.append(f"{tps:.0f} | {(m / tps - 1) * 100:+.1f}%")
+        print(f"| {run['id']} | {split} | {m:.0f} | {cells[0]} | {cells[1]} |")
+    for (label, split), e in sorted(errs.items()):
+        print(f"{label} recipe, {split} FP8 rows: median |step-time error| {statistics.median(e) * 100:.1f}%, "
+              f"max {max(e) * 100:.1f}% over {len(e)} runs")
+    byid = {run["id"]: run for run in runs}
+    print("\nFloat8 speed-up over bf16 (same profile, table and layout)\n")
+    print("| pair | measured | model | model without Float8 costs |")
+    print("|---|---|---|---|")
+    pairs = [("torchtitan-8b-8-compile", "torchtitan-8b-8-compile-float8", None),
+             ("torchtitan-8b-128-compile", "torchtitan-8b-128-compile-float8", None),
+             # torchtitan docs/performance.md (2024): 405B FSDP16 x TP8 on 128 H100, bf16 109, Float8 177 WPS
+             ("torchtitan-405b-128", None, 177.0)]
+    for bf, f8, f8_meas in pairs:
+        b_run = {**byid[bf], "framework": "torchtitan-compile"}
+        f_run = byid[f8] if f8 else {**b_run, "train": {**b_run["train"], "precision": "fp8"}}
+        b = run_plan(b_run).tokens_per_s
+        m_b = measured_tokens_per_s_per_gpu(b_run, run_plan(b_run))
+        m_f = f8_meas or measured_tokens_per_s_per_gpu(f_run, run_plan(f_run))
+        f = run_plan(f_run).tokens_per_s
+        f0 = run_plan(_with_recipe(f_run, FLOAT8_IDEAL)).tokens_per_s
+        print(f"| {f8 or bf + ' (Float8 177 WPS, compiled profile for both)'} | {m_f / m_b:.2f}x | {f / b:.2f}x "
+              f"| {f0 / b:.2f}x |")
+
+
 if __name__ == "__main__":
     published_runs(main())
+    float8_costs(json.loads(RUNS.read_text())["runs"])

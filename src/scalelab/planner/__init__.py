@@ -15,10 +15,11 @@ from .memory import (
 )
 from .plan import Plan, check_layout, plan
 from .search import Rejected, SearchResult, search_layouts
-from .step_time import StepTime
+from .step_time import Float8Recipe, StepTime
 
 __all__ = [
     "CommBreakdown",
+    "Float8Recipe",
     "FlopConventions",
     "FlopsBreakdown",
     "Layout",

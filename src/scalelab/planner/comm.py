@@ -184,6 +184,17 @@ def activation_bytes(precision: str) -> float:
     return 4.0 if precision == "fp32" else 2.0
 
 
+def tp_all_gather_fraction(precision: str) -> float:
+    """Bytes of a sequence-parallel TP all-gather relative to a bf16 one: FP8 recipes gather fp8 (1 byte)
+    linear inputs and output gradients (torchao Float8 TP; TransformerEngine gathers fp8 inputs too), others
+    gather activations as they are.
+
+    >>> tp_all_gather_fraction("fp8"), tp_all_gather_fraction("bf16")
+    (0.5, 1.0)
+    """
+    return 1.0 / activation_bytes(precision) if precision == "fp8" else 1.0
+
+
 def gradient_reduce_bytes(precision: str) -> float:
     """Bytes per gradient element in the DP reduction: fp32 when gradients accumulate in fp32
     (Megatron's main_grad, ``bf16-fp32-grad``) or train in fp32, else 2."""
@@ -303,7 +314,14 @@ def comm_per_step(
             calls = m * per_layer * L_stage
         if layout.sequence_parallel:
             add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
-            add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, calls, True)
+            if train.precision == "fp8":
+                # torchao's Float8 TP casts a linear's sharded input (forward) and sharded output gradient
+                # (backward) to fp8 before all-gathering it; reduce-scatters stay bf16
+                # (torchao/float8/float8_tensor_parallel.py: Float8ColwiseParallel, Float8RowwiseParallel)
+                add("tp all-gather (SP, fp8)", "all_gather", "tp", t, 1, msg * tp_all_gather_fraction("fp8"),
+                    calls, True)
+            else:
+                add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, calls, True)
         else:
             add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError, explain
 from .layout import Layout
 from .memory import MemoryConventions
+from .step_time import FLOAT8_TORCHAO_TENSORWISE, Float8Recipe
 
 __all__ = ["FRAMEWORKS", "FrameworkProfile", "get_framework"]
 
@@ -73,6 +74,11 @@ class FrameworkProfile:
         ``step``, its ``apply_fsdp`` turns reshard-after-forward off when PP is on "to avoid
         per-microbatch all-gathers", and PyTorch's pipeline schedule syncs gradients on the last
         micro-batch only); ``None`` leaves the layout's.
+    float8 : Float8Recipe
+        What FP8 training (``precision="fp8"``) costs besides GEMMs at the fp8 peak: casts to fp8, the
+        fp8 GEMMs' efficiency, a bf16 LM head (:class:`~scalelab.planner.step_time.Float8Recipe`; every
+        profile: torchao's tensorwise Float8 as torchtitan's published runs used it). Override with
+        ``dataclasses.replace(get_framework(name), float8=Float8Recipe(...))``; ``FLOAT8_IDEAL`` charges nothing.
     sources : tuple of str
         Where the settings come from.
     """
@@ -87,6 +93,7 @@ class FrameworkProfile:
     comm_sm_fraction: float = 0.0
     efficiency_scale: float = 1.0
     pp_zero3_gather: str | None = None
+    float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:

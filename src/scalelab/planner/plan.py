@@ -37,6 +37,8 @@ from .layout import Layout, TrainSpec
 from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
+    FLOAT8_TORCHAO_TENSORWISE,
+    Float8Recipe,
     StepTime,
     compute_dtype,
     measured_step_time,
@@ -391,6 +393,8 @@ class FrameworkOptions:
     fused_elementwise: bool = True
     ep_nodes_per_token: int | None = None
     comm_sm_fraction: float = 0.0
+    float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
+    """What an FP8 recipe costs besides its GEMMs (:class:`~scalelab.planner.step_time.Float8Recipe`)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
@@ -401,7 +405,8 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
 
     The profile's ``efficiency_scale`` multiplies the device's matmul and attention efficiencies unless
     they are given; its memory conventions and overlaps apply unless given; its elementwise fusion,
-    node-limited routing and SM share always apply. Without a framework the planner's defaults apply.
+    node-limited routing, SM share and FP8 recipe always apply. Without a framework the planner's
+    defaults apply.
 
     >>> from scalelab.hardware.catalog import get_cluster
     >>> o = framework_options("deepseek-v3", get_cluster("h800", 8))
@@ -410,10 +415,11 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     """
     from .frameworks import get_framework
 
-    fused, nodes, sm = True, None, 0.0
+    fused, nodes, sm, f8 = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
+        f8 = prof.float8
         if prof.efficiency_scale != 1.0:
             gpu = cluster.gpu
             if efficiency is None:
@@ -428,7 +434,7 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,
         ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
-        comm_sm_fraction=sm)
+        comm_sm_fraction=sm, float8=f8)
 
 
 def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes):
@@ -605,7 +611,7 @@ def plan(
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
             attention_flops=attention_t,
             attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
-            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction)
+            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction, float8=fw.float8)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

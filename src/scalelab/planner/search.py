@@ -580,7 +580,8 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
             g = group_step_time_lower_bound(model, cluster, train, ew_layout, dp=dp, options=options,
                                             micro_batches=mbs, interleaves=vs, efficiency=eff,
                                             attention_efficiency=sp.fw.attention_efficiency,
-                                            fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor)
+                                            fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor,
+                                            float8=sp.fw.float8)
             out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
     return out
 
@@ -670,7 +671,7 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               attention_efficiency=sp.fw.attention_efficiency, dp_overlap=sp.fw.dp_overlap,
                               dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
                               ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
-                              ep_volume_floor=ep_floor)
+                              ep_volume_floor=ep_floor, float8=sp.fw.float8)
         yield lay0, upd0, bound
 
 

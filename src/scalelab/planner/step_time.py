@@ -45,7 +45,14 @@ from typing import Any
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from .comm import CommBreakdown, activation_bytes, collective_time_s, group_link, ring_factors
+from .comm import (
+    CommBreakdown,
+    activation_bytes,
+    collective_time_s,
+    group_link,
+    ring_factors,
+    tp_all_gather_fraction,
+)
 from .layout import Layout, TrainSpec
 from .policy import get_save_policy
 
@@ -255,6 +262,123 @@ def eager_loss_bytes_per_token(model: ModelSpec, layout: Layout) -> float:
     return 5.0 * 4.0 * model.vocab_size / 3.0 / layout.tp
 
 
+@dataclass(frozen=True)
+class Float8Recipe:
+    """What FP8 training of the linear layers costs beyond running their GEMMs at the fp8 dense peak
+    (``TrainSpec.precision="fp8"``); a framework profile's ``float8`` (:mod:`~scalelab.planner.frameworks`).
+
+    The default is torchao's Float8 with dynamic tensorwise scaling under ``torch.compile``, what
+    torchtitan's published Float8 runs used (torchtitan ``docs/float8.md`` and ``docs/performance.md`` at
+    commit 9dec370, with torchao eab345c). Its byte counts are torchao's own roofline at that commit
+    (``torchao/float8/roofline_utils.py``, ``get_tensor_memory_traffic_bytes``: dynamic scaling,
+    ``fuse_with_prev`` for activations and gradients, ``model_torch_compile_limitations=True``):
+
+    - a linear's input (forward) or output gradient (backward): the abs-max is fused into the kernel
+      that produced the tensor; the cast reads it in bf16 (2 bytes per element), writes it twice in fp8,
+      row- and column-major (2), and torch.compile's kernel reads the fp8 copy once more
+      (pytorch/pytorch#130015; 1): 5 bytes per element;
+    - a weight, each forward: an abs-max pass (2) and the same cast (5): 7 bytes per element, on the
+      ZeRO-3 shard when FSDP gathers weights in float8 (torchtitan's ``enable_fsdp_float8_all_gather``).
+
+    ``cast_time_factor``: measured cast time over those bytes' time at the planner's HBM rate
+    (``HBM_EFFICIENCY`` of the bandwidth). 1.38 is what torchao's README (eab345c, "Performance",
+    example 2) implies: a compiled LayerNorm -> Linear -> Sigmoid at M, K, N = 4096, 8192, 16384 runs
+    forward and backward 1.39x faster in Float8. With its bf16 GEMMs at 0.6 of the bf16 peak (the
+    roofline's ``H100_PCT_ACHIEVABLE_GEMM_TOPS``; FBGEMM pull request 2546 measured 585 TFLOP/s at 8192^3
+    on a 500 W H100, 0.59), fp8 GEMMs at ``gemm_efficiency_ratio`` of that, and the norm and sigmoid's
+    10 MK + 8 MN bytes at 0.8 x 2.4 TB/s, the casts took 1.04 ms where their 5 MK + 7 KN + 5 MN bytes
+    would take 0.75 ms (docs/planner.md, "FP8 training").
+
+    ``gemm_efficiency_ratio``: fp8 GEMMs' fraction of the fp8 peak over bf16 GEMMs' fraction of the bf16
+    peak. 0.98 is the mean of FBGEMM pull request 2546's three shapes on a 500 W H100 (M, N, K; bf16 vs
+    row-scaled fp8 GEMM only): 8192^3 585 vs 1,126 TFLOP/s (0.96), 65536 x 8192 x 7168 575 vs 1,083
+    (0.94), 65536 x 3584 x 8192 546 vs 1,141 (1.04). torchao's roofline takes one fraction for both (1.0).
+
+    ``head_in_fp8``: torchtitan leaves the LM head (``output``) in bf16 (``torchtitan/float8.py`` at
+    9dec370: ``module_filter_fn=lambda mod, fqn: fqn != "output"``).
+    """
+
+    name: str = "torchao-tensorwise"
+    activation_cast_bytes: float = 5.0
+    """HBM bytes per element to cast a linear's input (forward) or output gradient (backward) to fp8."""
+    weight_cast_bytes: float = 7.0
+    """HBM bytes per weight element cast in each forward pass."""
+    cast_time_factor: float = 1.38
+    """Measured cast time over the time of the bytes above at the planner's HBM rate."""
+    gemm_efficiency_ratio: float = 0.98
+    """FP8 GEMMs' fraction of the fp8 peak over bf16 GEMMs' fraction of the bf16 peak."""
+    head_in_fp8: bool = False
+    """Whether the LM head's matmuls run in fp8 too."""
+
+    def __post_init__(self) -> None:
+        for name in ("activation_cast_bytes", "weight_cast_bytes", "cast_time_factor"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0):
+                raise ConfigError(explain(f"Float8Recipe.{name} must be >= 0", value=v,
+                                          fix="e.g. the torchao defaults (5, 7, 1.38), or 0 to charge no casts"))
+        r = self.gemm_efficiency_ratio
+        if not (isinstance(r, (int, float)) and 0 < r <= 2):
+            raise ConfigError(explain("Float8Recipe.gemm_efficiency_ratio must be in (0, 2]", value=r,
+                                      fix="pass 1.0 for fp8 GEMMs as efficient as bf16 ones, e.g. 0.98"))
+
+
+#: torchao Float8, dynamic tensorwise scaling, compiled (torchtitan's published Float8 runs).
+FLOAT8_TORCHAO_TENSORWISE = Float8Recipe()
+
+#: FP8 at the fp8 peak with nothing else charged (the planner before casts were modelled; a bound).
+FLOAT8_IDEAL = Float8Recipe(name="ideal", activation_cast_bytes=0.0, weight_cast_bytes=0.0, cast_time_factor=0.0,
+                            gemm_efficiency_ratio=1.0, head_in_fp8=True)
+
+
+def _linear_widths_per_token(model: ModelSpec, layout: Layout) -> tuple[float, float, float]:
+    """(inputs, output gradients, weights) elements per token and layer, per GPU, of the linear layers:
+    the distinct input tensors (q, k and v share theirs, as gate and up do, and torch.compile's CSE
+    casts each once), the output gradients of every linear, and the local weight elements. Replicated
+    widths (the layer's input and output, h) are split over tp only with sequence parallelism."""
+    h, t = model.d_model, layout.tp
+    rep = t if layout.sequence_parallel else 1
+    if model.moe is not None and model.n_moe_layers:
+        e = model.moe
+        f = e.d_expert * e.top_k + e.shared_width * e.n_shared_experts
+        f_tp, mlp_inputs = layout.expert_tp, (e.top_k + e.n_shared_experts) * h / rep
+        w_mlp = (e.n_experts * e.d_expert + e.n_shared_experts * e.shared_width) * h / (layout.ep * layout.expert_tp)
+    else:
+        f, f_tp, mlp_inputs = model.d_ff, t, h / rep
+        w_mlp = model.d_ff * h / t
+    n_up = 2 if model.ffn_kind == "swiglu" else 1
+    attn_out = model.q_dim if model.mla is None else model.n_heads * model.mla.v_head_dim
+    inputs = h / rep + attn_out / t + mlp_inputs + f / f_tp
+    grads = (model.q_dim + model.kv_dim + model.v_dim) / t + h / rep + n_up * f / f_tp + mlp_inputs
+    weights = (model.q_dim + model.kv_dim + model.v_dim + attn_out) * h / t + (n_up + 1) * w_mlp
+    return inputs, grads, weights
+
+
+def float8_cast_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int, *, dp: int = 1,
+                                      recipe: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE,
+                                      weights: bool = True) -> tuple[float, float]:
+    """(forward, backward) HBM bytes per token and layer, per GPU, that casting to fp8 moves under
+    ``recipe``: each distinct linear input once per forward pass, each output gradient once in backward
+    (``activation_cast_bytes`` per element), and the local weights once per micro-batch forward
+    (``weight_cast_bytes``, on the ZeRO-3 shard of ``dp`` x cp ranks; ``weights=False`` leaves them out, as
+    the search's bounds do, since they fall with the micro-batch and ZeRO stage that a bound's group spans).
+    A recomputed forward casts its inputs again.
+
+    Per token the casts scale with the linears' widths (K + N) while their GEMMs scale with K x N, so
+    they cost a 4,096-wide model about four times what they cost a 16,384-wide one, relative to its GEMMs.
+
+    >>> from scalelab import get_model
+    >>> fwd, bwd = float8_cast_bytes_per_token_layer(get_model("llama-3.1-8b"), Layout(), 8192)
+    >>> round(bwd / 5)     # output gradients: q 4096 + k, v 2 x 1024 + o 4096 + gate, up 2 x 14336 + down 4096
+    43008
+    """
+    inputs, grads, weights_per_token = _linear_widths_per_token(model, layout)
+    tokens_per_mb = layout.micro_batch * seq_len / layout.cp
+    shard = dp * layout.cp if layout.zero == 3 else 1
+    w = recipe.weight_cast_bytes * weights_per_token / shard / tokens_per_mb if weights else 0.0
+    fwd = recipe.activation_cast_bytes * inputs + w
+    return fwd, recipe.activation_cast_bytes * grads
+
+
 def parameter_tensor_count(model: ModelSpec) -> int:
     """Parameter tensors of a model built as the wind tunnel builds it (``tunnel/model.py``): per layer two
     norms (with LayerNorm's biases), the fused qkv and output projections, optional QK-norms and biases,
@@ -439,17 +563,19 @@ class _RingModel:
 
 def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                   hardware_flops: float, attention_flops: float = 0.0, efficiency: float | None = None,
-                  attention_efficiency: float | None = None,
-                  fused_elementwise: bool = True) -> tuple[float, float, float]:
+                  attention_efficiency: float | None = None, fused_elementwise: bool = True,
+                  float8: Float8Recipe | None = None) -> tuple[float, float, float]:
     """(matmul, attention, elementwise) seconds per step on the most-loaded GPU; matmul includes attention.
 
     The most-loaded pipeline stage holds ceil(L/p) of L layers and sets the pace of the pipeline. FP8
     recipes quantise the linear layers only; the attention core stays in BF16 (DeepSeek-V3 report sec.
-    3.3.1; torchao's Float8 converts nn.Linear modules, FlashAttention runs in BF16).
+    3.3.1; torchao's Float8 converts nn.Linear modules, FlashAttention runs in BF16). What else the FP8
+    recipe costs (its casts, its GEMMs' efficiency, a bf16 head) is ``float8``'s (:class:`Float8Recipe`;
+    ``None``: :data:`FLOAT8_TORCHAO_TENSORWISE`); the casts count as elementwise time.
     """
     return _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         ).terms(hardware_flops, attention_flops, layout.save_policy)
+                         float8=float8).terms(hardware_flops, attention_flops, layout.save_policy)
 
 
 def lm_head_flops(model: ModelSpec, train: TrainSpec) -> float:
@@ -486,15 +612,17 @@ class _ComputeModel:
     """The parts of :func:`compute_terms` fixed by the degrees, attention kernel and batch; what is left
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
-    __slots__ = ("attn_eff", "attn_peak", "eff", "ew_bytes_per_pass", "fixed_s", "flash", "hbm", "head",
-                 "imbalance", "layers", "n_gpus", "peak", "pp", "rerun_bytes")
+    __slots__ = ("attn_eff", "attn_peak", "cast_bwd_bytes", "cast_fwd_bytes", "cast_hbm", "eff", "ew_bytes_per_pass",
+                 "fixed_s", "flash", "fwd_passes", "hbm", "head", "head_peak", "imbalance", "layers", "lin_peak",
+                 "model", "n_gpus", "peak", "pp", "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
-                 efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool):
+                 efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool,
+                 float8: Float8Recipe | None = None, weight_casts: bool = True):
         gpu = cluster.gpu
         eff = self.eff = gpu.matmul_efficiency if efficiency is None else efficiency
         dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
-        self.peak = gpu.peak(dtype)
+        self.peak = self.lin_peak = self.head_peak = gpu.peak(dtype)
         L, p = model.n_layers, layout.pp
         self.imbalance = (-(-L // p)) * p / L
         self.layers, self.pp, self.head = L, p, lm_head_flops(model, train)
@@ -514,8 +642,22 @@ class _ComputeModel:
                                   * tokens_per_gpu * (-(-L // p)))
         self.rerun_bytes = {k: v * tokens_per_gpu * (-(-L // p)) for k, v in
                             rerun_elementwise_bytes_per_token_layer(model, layout, train.precision).items()}
-        self.hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
+        self.hbm = self.cast_hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
         self.fixed_s = 0.0  # seconds per forward-equivalent pass that do not scale with bytes
+        self.model = model
+        self.fwd_passes: dict[str, float] = {}
+        self.cast_fwd_bytes = self.cast_bwd_bytes = 0.0
+        if dtype == "fp8":
+            # FP8 linears: GEMMs at a fraction of the bf16 efficiency, the head possibly in bf16, and the
+            # casts to fp8 (Float8Recipe) as memory-bound passes per forward and backward
+            f8 = FLOAT8_TORCHAO_TENSORWISE if float8 is None else float8
+            self.lin_peak = self.peak * f8.gemm_efficiency_ratio
+            if not f8.head_in_fp8:
+                self.head_peak = self.attn_peak
+            fwd, bwd = float8_cast_bytes_per_token_layer(model, layout, train.seq_len, dp=dp, recipe=f8,
+                                                         weights=weight_casts)
+            self.cast_fwd_bytes = fwd * f8.cast_time_factor * tokens_per_gpu * (-(-L // p))
+            self.cast_bwd_bytes = bwd * f8.cast_time_factor * tokens_per_gpu * (-(-L // p))
         eager_rate = getattr(gpu, "eager_elementwise_bytes_per_s", None)
         if not fused_elementwise and eager_rate:
             # a calibrated CPU (scalelab calibrate): eager kernels at their measured rate per counted
@@ -525,6 +667,19 @@ class _ComputeModel:
             self.fixed_s = gpu.eager_layer_overhead_s * (-(-L // p)) * m / 3.0
             self.hbm = eager_rate
 
+    def linear_forward_passes(self, policy: Any) -> float:
+        """Forward passes the linear layers run per step under ``policy``: 1, and the share of their
+        forward FLOPs that the policy recomputes (2 with full recompute)."""
+        n = self.fwd_passes.get(policy.name)
+        if n is None:
+            from .flops import FlopConventions, _recompute_forward, matmul_params_per_layer
+
+            mp = matmul_params_per_layer(self.model)
+            lin = 2.0 * self.model.n_layers * (mp["attention"] + (mp["moe_active"] or mp["dense_mlp"]))
+            extra = _recompute_forward(self.model, policy, FlopConventions(), layers_fwd=lin, scores_layer=0.0)
+            n = self.fwd_passes[policy.name] = 1.0 + min(1.0, extra / lin) if lin > 0 else 1.0
+        return n
+
     def terms(self, hardware_flops: float, attention_flops: float, policy: Any) -> tuple[float, float, float]:
         full = policy.full
         attention_flops = min(max(attention_flops, 0.0), hardware_flops)
@@ -532,18 +687,22 @@ class _ComputeModel:
         attention_s = attention_flops * work / (self.attn_eff * self.attn_peak) / self.n_gpus * self.imbalance
         # Time of one layer and of the head on a stage's n/p GPUs; the stage that sets the pace holds
         # the head or the most layers (pipeline_pace_layers). Without pp, the even share as before.
-        head = min(self.head, hardware_flops - attention_flops) if self.pp > 1 else 0.0
-        rate = self.eff * self.peak * self.n_gpus / self.pp
-        layer_s = ((hardware_flops - attention_flops - head) / (self.eff * self.peak) / self.n_gpus
+        # The linear layers and the head run at their peaks (an FP8 recipe's, or the compute dtype's).
+        head = min(self.head, hardware_flops - attention_flops)
+        lin_rate, head_rate = self.eff * self.lin_peak, self.eff * self.head_peak
+        layer_s = ((hardware_flops - attention_flops - head) / lin_rate / self.n_gpus
                    * self.pp / self.layers + attention_s / (-(-self.layers // self.pp)))
-        head_s = head / rate
+        head_s = head / (head_rate * self.n_gpus / self.pp)
         head_layers = head_s / layer_s if layer_s > 0 else 0.0
         matmul_s = layer_s * pipeline_pace_layers(self.layers, self.pp, head_layers) if self.pp > 1 else (
-            (hardware_flops - attention_flops) / (self.eff * self.peak) / self.n_gpus * self.imbalance
-            + attention_s)
+            ((hardware_flops - attention_flops - head) / lin_rate + head / head_rate) / self.n_gpus
+            * self.imbalance + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
         rerun = 0.0 if full else sum(b for k, b in self.rerun_bytes.items() if k in policy.recompute)
         elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm + self.fixed_s * passes
+        if self.cast_fwd_bytes or self.cast_bwd_bytes:
+            elementwise_s += (self.cast_fwd_bytes * self.linear_forward_passes(policy)
+                              + self.cast_bwd_bytes) / self.cast_hbm
         return matmul_s, attention_s, elementwise_s
 
 
@@ -579,13 +738,15 @@ class _CommFloor:
     and the interleave."""
 
     __slots__ = ("B", "L_stage", "act_bytes", "c", "d_model", "dp", "gpu", "p", "per_layer", "pp_bw", "seq_len",
-                 "sp", "t", "tp_bw")
+                 "sp", "t", "tp_bw", "tp_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int):
         gpu, gpn = cluster.gpu, cluster.gpus_per_node
         t, p, c = layout.tp, layout.pp, layout.cp
         self.t, self.p, self.c, self.B, self.dp = t, p, c, train.global_batch, dp
         self.seq_len, self.d_model, self.act_bytes = train.seq_len, model.d_model, activation_bytes(train.precision)
+        # with SP an all-reduce's reduce-scatter and all-gather run apart, the gather in fp8 for FP8 recipes
+        self.tp_bytes = (1.0 + tp_all_gather_fraction(train.precision)) / 2.0 if layout.sequence_parallel else 1.0
         self.gpu, self.sp = gpu, layout.sequence_parallel
         self.L_stage = -(-model.n_layers // p)
         self.per_layer = 4 if model.moe is None else 2
@@ -603,8 +764,8 @@ class _CommFloor:
         total = 0.0
         if self.t > 1:
             total += m * self.per_layer * self.L_stage * collective_time_s(
-                "all_reduce", msg, self.t, bandwidth_bytes_per_s=self.tp_bw, latency_s=gpu.link_latency_s,
-                efficiency=gpu.network_efficiency)
+                "all_reduce", msg * self.tp_bytes, self.t, bandwidth_bytes_per_s=self.tp_bw,
+                latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
         if self.p > 1:
             total += 2 * m * interleave * collective_time_s(
                 "p2p", msg / self.t if self.sp else msg, self.p, bandwidth_bytes_per_s=self.pp_bw,
@@ -661,11 +822,11 @@ class StepTimeBound:
                  efficiency: float | None = None, attention_efficiency: float | None = None,
                  dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
                  host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
-                 comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5):
+                 comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
-                                      fused_elementwise=fused_elementwise)
+                                      fused_elementwise=fused_elementwise, float8=float8, weight_casts=False)
         self._floor = _CommFloor(model, cluster, train, layout, dp=dp)
         self._ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
@@ -718,7 +879,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
                                 options: list[tuple[str, float, float]], micro_batches: list[int],
                                 interleaves: list[int], efficiency: float | None = None,
                                 attention_efficiency: float | None = None, fused_elementwise: bool = True,
-                                ep_floor_s: float = 0.0) -> float:
+                                ep_floor_s: float = 0.0, float8: Float8Recipe | None = None) -> float:
     """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
     (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
     branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
@@ -743,7 +904,8 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
     """
     eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
     comp = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
-                         attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise)
+                         attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
+                         float8=float8, weight_casts=False)
     ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
     B = train.global_batch
     mb_max, mb_min = max(micro_batches), min(micro_batches)
@@ -763,7 +925,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           attention_efficiency: float | None = None, dp_overlap: float = DEFAULT_DP_OVERLAP,
                           dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
                           fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
-                          ep_volume_floor: float = 0.5) -> float:
+                          ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -774,7 +936,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
     (:attr:`RingAttentionCost.unavoidable_s`), the part of the expert all-to-alls' bandwidth time that
     ``ep_overlap`` cannot hide (what the SMs of the hiding kernels cost included), the bubble on all of
     these, the exposed DP/ZeRO traffic and the CPU optimizer step. It leaves out what only adds time:
-    the all-to-alls' latency terms, the exposed ring transfers, the GPU optimizer step and offload traffic.
+    the all-to-alls' latency terms, the exposed ring transfers, the GPU optimizer step, offload traffic
+    and an FP8 recipe's weight casts (which depend on the micro-batch and ZeRO stage).
 
     Parameters
     ----------
@@ -794,7 +957,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
     bound = StepTimeBound(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                           attention_efficiency=attention_efficiency, dp_overlap=dp_overlap, dp_comm=dp_comm,
                           host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
-                          ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor)
+                          ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor,
+                          float8=float8)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
 
@@ -819,6 +983,7 @@ def model_step_time(
     ep_overlap: float = DEFAULT_EP_OVERLAP,
     fused_elementwise: bool = True,
     comm_sm_fraction: float = 0.0,
+    float8: Float8Recipe | None = None,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -855,6 +1020,9 @@ def model_step_time(
     fused_elementwise
         True when norms, activations and residual adds run as fused kernels (Megatron, torch.compile);
         False for eager PyTorch (:func:`eager_elementwise_bytes_per_token_layer`).
+    float8
+        What an FP8 recipe (``train.precision="fp8"``) costs besides its GEMMs at the fp8 peak
+        (:class:`Float8Recipe`); ``None``: torchao's tensorwise Float8 (:data:`FLOAT8_TORCHAO_TENSORWISE`).
 
     Examples
     --------
@@ -888,7 +1056,8 @@ def model_step_time(
     m = max(1, train.global_batch // (dp * layout.micro_batch))
     matmul_s, attention_s, elementwise_s = compute_terms(
         model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
-        efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise)
+        efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
+        float8=float8)
 
     by = comm.by_group()
     tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
