@@ -315,6 +315,9 @@ def test_explain_says_when_the_layout_is_outside_the_searched_space():
     assert "outside the searched space: interleave=8 > max_interleave=4" in cmp.report()
     assert outside_space(Layout(tp=8, pp=16, interleave=8), {"max_interleave": 8, "fixed": {"tp": 4}}) == [
         "tp=8 but the search held tp=4"]
+    assert outside_space(Layout(zero=1, shard_group="node", offload_optimizer="cpu"),
+                         {"allow_hsdp": False, "allow_offload": False}) == [
+        "HSDP (shard_group='node') but allow_hsdp=False", "offload but allow_offload=False"]
 
 
 def test_nvidia_405b_cp2_layout_ranks_in_the_top_five_when_within_three_percent():

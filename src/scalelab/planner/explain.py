@@ -95,6 +95,13 @@ def outside_space(layout: Layout, constraints: dict[str, Any]) -> list[str]:
                                 ("recompute", constraints.get("recompute"), layout.recompute)):
         if allowed is not None and value not in allowed:
             out.append(f"{value!r} not in {key}={list(allowed)}")
+    if constraints.get("allow_hsdp") is False and layout.shard_group == "node":
+        out.append("HSDP (shard_group='node') but allow_hsdp=False")
+    offloaded = layout.offload_optimizer != "none" or layout.offload_params != "none"
+    if constraints.get("allow_offload") is False and offloaded:
+        out.append("offload but allow_offload=False")
+    if constraints.get("flash_attention") is not None and layout.flash_attention != constraints["flash_attention"]:
+        out.append(f"flash_attention={layout.flash_attention} but the search used {constraints['flash_attention']}")
     for field, value in (constraints.get("fixed") or {}).items():
         if getattr(layout, field, value) != value:
             out.append(f"{field}={getattr(layout, field)} but the search held {field}={value}")
