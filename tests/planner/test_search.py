@@ -315,6 +315,10 @@ def test_explain_says_when_the_layout_is_outside_the_searched_space():
     assert "outside the searched space: interleave=8 > max_interleave=4" in cmp.report()
     assert outside_space(Layout(tp=8, pp=16, interleave=8), {"max_interleave": 8, "fixed": {"tp": 4}}) == [
         "tp=8 but the search held tp=4"]
+    small = search_layouts(get_model("llama-3.1-8b"), get_cluster("h100-sxm", 16),
+                           TrainSpec(seq_len=4096, global_batch=48), top=1)
+    odd = explain_layout(small, "dp16 tp1 pp1 z3 norc mb3")  # micro-batch 3: not a searched choice
+    assert not odd.outside and (odd.slowdown >= 0 or "faster than the search's best" in odd.report())
     assert outside_space(Layout(zero=1, shard_group="node", offload_optimizer="cpu"),
                          {"allow_hsdp": False, "allow_offload": False}) == [
         "HSDP (shard_group='node') but allow_hsdp=False", "offload but allow_offload=False"]

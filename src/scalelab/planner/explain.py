@@ -181,8 +181,9 @@ class LayoutComparison:
         if self.outside:
             lines.append("  the other layout is outside the searched space: " + "; ".join(self.outside))
         elif o.feasible and self.slowdown < -1e-9:
-            lines.append("  the other layout is faster and inside the searched space, so the search should have "
-                         "ranked it first: please report this")
+            lines.append("  the other layout is faster than the search's best: it makes a choice the search does")
+            lines.append("  not vary (a micro-batch that is not a power of two, ZeRO-3 gathering once per step, ...),")
+            lines.append("  or the search pruned it wrongly (please report that)")
         return "\n".join(lines)
 
 
