@@ -194,24 +194,29 @@ def test_explain_compares_term_by_term_and_the_terms_add_up(small):
     assert same.slowdown == pytest.approx(0.0) and all(a == pytest.approx(b) for _, a, b in same.step_terms())
 
 
-def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent():
-    """Issue 9 acceptance: when the model puts Llama 3's TP8 PP16 CP1 (Dubey et al. 2024, Table 4) within 3%
-    of the best layout at 8K on 16,384 H100, those degrees rank in the top 5. Today the model puts them
-    6-7% behind, the whole gap in the bubble of 16 micro-batches per pipeline (explain_layout says so);
-    the test pins that diagnosis, so a change that closes the gap must also rank them."""
+@pytest.mark.parametrize("n_gpus", [16384, 8192])
+def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent(n_gpus):
+    """Issue 9 acceptance: when the model puts Llama 3's TP8 PP16 CP1 (Dubey et al. 2024, Table 4: DP128 on
+    16,384 H100, DP64 on 8,192) within 3% of the best layout at 8K, those degrees rank in the top 5.
+    With interleave up to 8 the model puts them 4-5% behind; what decides is the pipeline (more p2p
+    sends and a larger bubble at PP16 than at PP4/PP8 with the same 8 virtual stages per rank), not CP.
+    The test pins that diagnosis, so a change that closes the gap must also rank them."""
     from scalelab.planner import explain_layout
 
-    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", 16384)
+    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", n_gpus)
     train = TrainSpec(seq_len=8192, global_batch=2048)
     r = search_layouts(model, cluster, train, top=5)
     llama3 = search_layouts(model, cluster, train, top=1, fixed={"tp": 8, "pp": 16, "cp": 1}).best[0]
+    assert llama3.layout.dp == n_gpus // 128
     gap = llama3.step_time_s / r.best[0].step_time_s - 1
+    assert gap >= 0  # the unconstrained search is at least as fast
     ranked = any((p.layout.tp, p.layout.pp, p.layout.cp) == (8, 16, 1) for p in r.best)
     if gap <= 0.03:
         assert ranked, f"Llama 3's degrees are {gap:.1%} from the best but not in the top 5"
     else:
         cmp = explain_layout(r, llama3.layout)
-        assert cmp.deciding_terms(1)[0][0] == "bubble"
+        assert not cmp.outside  # the searched space holds them
+        assert {k for k, _ in cmp.deciding_terms(2)} == {"pp send/recv", "bubble"}
         assert cmp.slowdown == pytest.approx(gap)
     # CP ranks only where the ring's attention covers its transfers: exposed ring time is a small part.
     for p in r.best:
@@ -278,3 +283,62 @@ def test_rejection_labels_keep_the_grouping_and_show_each_number_as_a_range():
             "offload needs 120.5-300.0 GiB of host memory per GPU, more than 100.0 GiB",
         "tp does not divide n_heads": "tp does not divide n_heads"}
     assert len(rej.examples["tp does not divide n_heads"]) == 1 and rej.n == 5
+
+
+def test_no_candidate_has_more_virtual_stages_than_layers_plus_embedding_and_head():
+    """Interleaving needs a layer (or the embedding, or the LM head) in every virtual stage: p v <= L + 2
+    (torchtitan's ``generate_llm_fqn_per_model_part``; Megatron-Core's account_for_embedding/loss split).
+    5 layers on PP4: ceil(5/4) = 2 layers per stage would allow v = 2, i.e. 8 virtual stages for 7 slots."""
+    from scalelab.arch.spec import ModelSpec
+    from scalelab.planner.plan import check_layout, interleave_reason
+
+    model = ModelSpec(name="five", n_layers=5, d_model=1024, n_heads=8, d_ff=4096, vocab_size=32000)
+    cluster, train = get_cluster("h100-sxm", 8), TrainSpec(seq_len=2048, global_batch=64)
+    assert "virtual stages" in " ".join(check_layout(model, cluster, train, Layout(pp=4, dp=2, interleave=2)))
+    assert interleave_reason(5, 4, 2) and interleave_reason(126, 32, 4) is None  # Llama 405B: 128 = 126 + 2
+    assert interleave_reason(126, 16, 8) is None and interleave_reason(126, 64, 2) is None
+    r = search_layouts(model, cluster, train, top=1000, allow_offload=False, max_cp=1, max_interleave=4)
+    assert any(p.layout.pp == 4 for p in r.best)  # pp4 is in the space, only without interleave
+    assert all(p.layout.pp * p.layout.interleave <= model.n_layers + 2 for p in r.best)
+    assert any(p.layout.interleave > 1 for p in r.best)  # pp2 v3 (3 layers per stage, 6 virtual stages)
+
+
+def test_explain_says_when_the_layout_is_outside_the_searched_space():
+    from scalelab.planner import explain_layout
+    from scalelab.planner.explain import outside_space
+
+    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", 16384)
+    train = TrainSpec(seq_len=8192, global_batch=2048)
+    r = search_layouts(model, cluster, train, top=1, max_interleave=4)
+    cmp = explain_layout(r, "dp128 tp8 pp16 v8 z2 sp norc mb1")
+    assert cmp.outside == ("interleave=8 > max_interleave=4",)
+    assert "outside the searched space: interleave=8 > max_interleave=4" in cmp.report()
+    assert outside_space(Layout(tp=8, pp=16, interleave=8), {"max_interleave": 8, "fixed": {"tp": 4}}) == [
+        "tp=8 but the search held tp=4"]
+    small = search_layouts(get_model("llama-3.1-8b"), get_cluster("h100-sxm", 16),
+                           TrainSpec(seq_len=4096, global_batch=48), top=1)
+    odd = explain_layout(small, "dp16 tp1 pp1 z3 norc mb3")  # micro-batch 3: not a searched choice
+    assert not odd.outside and (odd.slowdown >= 0 or "faster than the search's best" in odd.report())
+    assert outside_space(Layout(zero=1, shard_group="node", offload_optimizer="cpu"),
+                         {"allow_hsdp": False, "allow_offload": False}) == [
+        "HSDP (shard_group='node') but allow_hsdp=False", "offload but allow_offload=False"]
+
+
+def test_nvidia_405b_cp2_layout_ranks_in_the_top_five_when_within_three_percent():
+    """NVIDIA's DGX Cloud Benchmarking recipe (NeMo 24.09, NVIDIA/dgxc-benchmarking llama3.1/README_405b.md)
+    ran Llama 3.1 405B at 8K on 576 H100 as TP8 PP9 CP2 VP7 with 252 sequences per step (17.20 s per
+    step measured, BF16). Issue 9's acceptance: when the model puts it within 3% of its best, it ranks
+    in the top 5. A search capped at 4 virtual stages per rank could not reach VP7 and ranked these
+    degrees 10th, 1.5% behind; a fixed interleave beyond the cap was silently searched as 1."""
+    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", 576)
+    train = TrainSpec(seq_len=8192, global_batch=252)
+    degrees = {"tp": 8, "pp": 9, "cp": 2, "interleave": 7}
+    r = search_layouts(model, cluster, train, top=5)
+    pub = search_layouts(model, cluster, train, top=1, fixed=degrees).best[0]
+    assert (pub.layout.tp, pub.layout.pp, pub.layout.cp, pub.layout.interleave) == (8, 9, 2, 7)
+    gap = pub.step_time_s / r.best[0].step_time_s - 1
+    assert gap >= 0
+    if gap <= 0.03:
+        assert any((p.layout.tp, p.layout.pp, p.layout.cp, p.layout.interleave) == (8, 9, 2, 7) for p in r.best)
+    held = search_layouts(model, cluster, train, top=1, max_interleave=2, fixed={"interleave": 7}).best[0]
+    assert held.layout.interleave == 7  # fixed beyond max_interleave is still what is searched

@@ -166,6 +166,8 @@ _RUN = [
     SpecOption("objective", ("--objective",), ObjectiveChoice, "Rank by step time or by cost.", RUN, "objective",
                _SEARCH),
     SpecOption("max_cp", ("--max-cp",), int, "Largest context-parallel degree to try.", RUN, "max_cp", _SEARCH),
+    SpecOption("max_interleave", ("--max-interleave",), int, "Most virtual pipeline stages per rank to try (8).",
+               RUN, "max_interleave", _SEARCH),
     SpecOption("no_offload", ("--no-offload",), bool, "Do not consider CPU offload.", RUN, "allow_offload", _SEARCH,
                convert=lambda v: False if v else None, default=False),
     SpecOption("explain_layout", ("--explain",), str,

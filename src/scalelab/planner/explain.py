@@ -79,12 +79,43 @@ def parse_layout(text: str) -> Layout:
     return Layout(**fields)
 
 
+_BOUNDS = (("tp", "max_tp"), ("pp", "max_pp"), ("cp", "max_cp"), ("micro_batch", "max_micro_batch"),
+           ("interleave", "max_interleave"))
+
+
+def outside_space(layout: Layout, constraints: dict[str, Any]) -> list[str]:
+    """The bounds of a search (``SearchResult.constraints``) that ``layout`` lies outside, as text.
+
+    >>> outside_space(Layout(pp=16, interleave=8), {"max_interleave": 4, "max_cp": 16})
+    ['interleave=8 > max_interleave=4']
+    """
+    out = [f"{field}={getattr(layout, field)} > {key}={constraints[key]}" for field, key in _BOUNDS
+           if constraints.get(key) is not None and getattr(layout, field) > constraints[key]]
+    for key, allowed, value in (("zero_stages", constraints.get("zero_stages"), layout.zero),
+                                ("recompute", constraints.get("recompute"), layout.recompute)):
+        if allowed is not None and value not in allowed:
+            out.append(f"{value!r} not in {key}={list(allowed)}")
+    if constraints.get("allow_hsdp") is False and layout.shard_group == "node":
+        out.append("HSDP (shard_group='node') but allow_hsdp=False")
+    offloaded = layout.offload_optimizer != "none" or layout.offload_params != "none"
+    if constraints.get("allow_offload") is False and offloaded:
+        out.append("offload but allow_offload=False")
+    if constraints.get("flash_attention") is not None and layout.flash_attention != constraints["flash_attention"]:
+        out.append(f"flash_attention={layout.flash_attention} but the search used {constraints['flash_attention']}")
+    for field, value in (constraints.get("fixed") or {}).items():
+        if getattr(layout, field, value) != value:
+            out.append(f"{field}={getattr(layout, field)} but the search held {field}={value}")
+    return out
+
+
 @dataclass(frozen=True)
 class LayoutComparison:
     """The search's best plan and another plan, side by side, term by term."""
 
     best: Plan
     other: Plan
+    outside: tuple[str, ...] = ()
+    """The search bounds the other layout lies outside (:func:`outside_space`); empty when inside."""
 
     def _side_by_side(self, part: str, terms: tuple[tuple[str, str], ...]) -> list[tuple[str, float, float]]:
         nan = float("nan")
@@ -147,6 +178,12 @@ class LayoutComparison:
                          f"  (limit {b.memory_limit_bytes / GiB:.2f})")
         top = ", ".join(f"{k} {d:+.3f} s" for k, d in self.deciding_terms())
         lines.append(f"  deciding terms: {top}")
+        if self.outside:
+            lines.append("  the other layout is outside the searched space: " + "; ".join(self.outside))
+        elif o.feasible and self.slowdown < -1e-9:
+            lines.append("  the other layout is faster than the search's best: it makes a choice the search does")
+            lines.append("  not vary (a micro-batch that is not a power of two, ZeRO-3 gathering once per step, ...),")
+            lines.append("  or the search pruned it wrongly (please report that)")
         return "\n".join(lines)
 
 
@@ -183,4 +220,4 @@ def explain_layout(result: SearchResult, layout: Layout | str, **plan_options: A
     opts["conventions"] = best.conventions
     opts.update(plan_options)
     other = plan(best.model, best.cluster, best.train, lay, **opts)
-    return LayoutComparison(best=best, other=other)
+    return LayoutComparison(best=best, other=other, outside=tuple(outside_space(lay, result.constraints)))

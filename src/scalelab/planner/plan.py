@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .frameworks import FrameworkProfile
     from .memory import MemoryBreakdown, MemoryConventions
 
-__all__ = ["Plan", "check_layout", "memory_limit", "plan", "resolve_dp"]
+__all__ = ["Plan", "check_layout", "interleave_reason", "memory_limit", "plan", "resolve_dp"]
 
 _NAN = float("nan")
 
@@ -61,6 +61,38 @@ def resolve_dp(cluster: ClusterSpec, layout: Layout) -> int | None:
         return layout.dp
     mp = layout.tp * layout.pp * layout.cp
     return cluster.n_gpus // mp if cluster.n_gpus % mp == 0 else None
+
+
+def interleave_reason(n_layers: int, pp: int, interleave: int) -> str | None:
+    """Why ``interleave`` virtual stages per rank cannot split ``n_layers`` over ``pp`` ranks, or None.
+
+    - the interleaved schedule needs a pipeline (pp > 1);
+    - each rank's chunks hold whole layers: v divides the layers of the fullest stage, ceil(L/p)
+      (Llama 3 ran 126 layers as 16 stages of 8 with one layer fewer on the first and last stage,
+      Dubey et al. 2024 sec. 3.3.2);
+    - every virtual stage holds at least one layer, the embedding and the LM head counting as one each:
+      p v <= L + 2. torchtitan's ``generate_llm_fqn_per_model_part`` raises when the stages outnumber
+      ``num_layers + input_weight + output_weight`` (both weights 1 by default); Megatron-Core's
+      ``account_for_embedding_in_pipeline_split`` / ``account_for_loss_in_pipeline_split`` give the
+      embedding and the loss a layer's slot each, so 126 layers + 2 fill 128 virtual stages exactly.
+
+    >>> interleave_reason(126, 32, 4) is None        # 128 virtual stages = 126 layers + embedding + head
+    True
+    >>> interleave_reason(100, 64, 2)                # 128 virtual stages for 100 layers + 2
+    'interleave=2 with pp=64 makes 128 virtual stages, more than the 100 layers + embedding + head (102)'
+    """
+    if interleave <= 1:
+        return None
+    if pp == 1:
+        return f"interleave={interleave} needs pp > 1"
+    per_stage = -(-n_layers // pp)
+    if per_stage % interleave:
+        return (f"interleave={interleave} does not divide the layers per stage "
+                f"(ceil(n_layers/pp) = {per_stage}, n_layers={n_layers}, pp={pp})")
+    if pp * interleave > n_layers + 2:
+        return (f"interleave={interleave} with pp={pp} makes {pp * interleave} virtual stages, more than the "
+                f"{n_layers} layers + embedding + head ({n_layers + 2})")
+    return None
 
 
 def check_layout(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout) -> list[str]:
@@ -92,13 +124,9 @@ def check_layout(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
     if p > model.n_layers:
         r.append(f"pp={p} exceeds n_layers={model.n_layers}")
     if v > 1:
-        if p == 1:
-            r.append(f"interleave={v} needs pp > 1")
-        elif (-(-model.n_layers // p)) % v:
-            # Layers per stage = ceil(L/p): Llama 3 ran 126 layers as 16 stages of 8 with one layer
-            # fewer on the first and last stage (Llama 3 report, section 3.3.2).
-            r.append(f"interleave={v} does not divide the layers per stage "
-                     f"(ceil(n_layers/pp) = {-(-model.n_layers // p)}, n_layers={model.n_layers}, pp={p})")
+        why = interleave_reason(model.n_layers, p, v)
+        if why:
+            r.append(why)
     # --- context parallelism ----------------------------------------------------------------------------
     if train.seq_len % c:
         r.append(f"cp={c} does not divide seq_len={train.seq_len}")

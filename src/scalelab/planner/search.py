@@ -12,7 +12,8 @@ The space (every combination is counted as explored, whether evaluated or pruned
   (``allow_offload``); HSDP (``allow_hsdp``);
 - ``recompute``: the save policies none / act / selective / selective-act / full (any names of
   :mod:`~scalelab.planner.policy`); ``micro_batch`` powers of two up to ``max_micro_batch``;
-  ``interleave`` divisors of layers per stage up to ``max_interleave``.
+  ``interleave`` divisors of layers per stage up to ``max_interleave`` with at most L + 2 virtual
+  stages (``plan.interleave_reason``).
 
 Sequence parallelism is on whenever tp > 1: it moves the same bytes as TP's all-reduces and only saves
 memory (Korthikanti et al. 2022 section 4.2.2), so a layout without it is never better in this model.
@@ -55,7 +56,7 @@ from ..units import GiB
 from .comm import comm_per_step
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
-from .plan import Plan, _check_values, check_layout, framework_options, memory_limit, plan
+from .plan import Plan, _check_values, check_layout, framework_options, interleave_reason, memory_limit, plan
 from .policy import get_save_policy
 from .step_time import (
     HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
@@ -306,7 +307,7 @@ def search_layouts(
     max_pp: int | None = None,
     max_cp: int | None = 16,
     max_micro_batch: int = 16,
-    max_interleave: int = 4,
+    max_interleave: int = 8,
     zero_stages: tuple[int, ...] = (0, 1, 2, 3),
     recompute: tuple[str, ...] = _RECOMPUTE_ORDER,
     allow_offload: bool = True,
@@ -337,6 +338,10 @@ def search_layouts(
         cluster unless prices differ, kept for symmetry with callers that compare clusters).
     max_tp, max_pp, max_cp, max_micro_batch, max_interleave
         Bounds of the space (``max_tp`` defaults to GPUs per node, ``max_pp`` to n_layers).
+        ``max_interleave`` (8) is the deepest interleave of published runs (NVIDIA's Llama 3.1 405B
+        recipes: 8 virtual stages per rank on PP8 in Megatron-Bridge and MLPerf Training v5.1, 7 on
+        PP9 in DGX Cloud Benchmarking 24.09); no framework caps it, and the model's per-chunk costs are
+        unmeasured beyond it (docs/planner.md, Layout search).
     zero_stages, recompute, allow_offload, allow_hsdp, flash_attention
         Which options to consider.
     memory_limit_bytes
@@ -421,7 +426,9 @@ class _SearchSpace:
         if pp == 1:
             return [1]
         L = self.model.n_layers
-        return [v for v in _divisors(-(-L // pp)) if v <= self.max_interleave and self.ok("interleave", v)] or [1]
+        cap = max(self.max_interleave, self.fixed.get("interleave", 0))  # a fixed interleave is searched
+        return [v for v in _divisors(-(-L // pp)) if v <= cap and self.ok("interleave", v)
+                and interleave_reason(L, pp, v) is None] or [1]
 
     def ep_volume_floor(self, recompute: str) -> float:
         """The least fraction of the expert all-to-all volume of a layout with save policy ``recompute``
