@@ -717,8 +717,8 @@ class ScalingLaw:
         ``kind="mean"``: the mean law (parameter uncertainty only). ``kind="noise"``: a new run *if the law
         were exactly right*: the mean-law band plus the spread of the fit's residuals (run-to-run noise).
         ``kind="new"`` (calibrated, for forecasting a new run): the law's own backtested extrapolation
-        errors on its runs (or, when they are too few sizes to backtest, those of other public data sets),
-        growing with the distance from the fitted range (:mod:`scalelab.laws.calibration`); it covers
+        errors on its runs pooled with those of other public data sets (theirs alone when the runs are too
+        few sizes to backtest), growing with the distance from the runs (:mod:`scalelab.laws.calibration`); it covers
         misspecification, not only noise. Parameter
         uncertainty comes from the bootstrap draws when ``n_bootstrap > 0``, else from the asymptotic
         (Gauss-Newton) covariance.
