@@ -588,7 +588,8 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
                                             micro_batches=mbs, interleaves=vs, efficiency=eff,
                                             attention_efficiency=sp.fw.attention_efficiency,
                                             fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor,
-                                            float8=sp.fw.float8)
+                                            float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
+                                            pp_overlap=sp.fw.pp_overlap)
             out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
     return out
 
@@ -678,7 +679,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               attention_efficiency=sp.fw.attention_efficiency, dp_overlap=sp.fw.dp_overlap,
                               dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
                               ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
-                              ep_volume_floor=ep_floor, float8=sp.fw.float8)
+                              ep_volume_floor=ep_floor, float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
+                              pp_overlap=sp.fw.pp_overlap)
         yield lay0, upd0, bound
 
 
