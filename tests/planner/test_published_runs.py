@@ -95,11 +95,13 @@ def _measured_tokens_per_gpu(run: dict, p) -> float | None:
         return meas["tflops_per_gpu"] * 1e12 / p.hardware_flops_per_step * p.train.global_batch_tokens
     if "days" in meas:
         return p.train.total_tokens / (meas["days"] * 86400) / n
+    if "step_time_s" in meas:
+        return p.train.global_batch_tokens / meas["step_time_s"] / n
     return None
 
 
 THROUGHPUT = [r for r in DATA["runs"]
-              if {"tokens_per_s_per_gpu", "tflops_per_gpu", "days"} & set(r.get("measured", {}))]
+              if {"tokens_per_s_per_gpu", "tflops_per_gpu", "days", "step_time_s"} & set(r.get("measured", {}))]
 # Known misses, each with its cause (docs/planner.md, "What is not modelled").
 # torchtitan-8b-8-cp2: the measured 64K / CP2 point is faster than the 32K -> 128K trend of the same table
 # (3,890 -> 2,540 -> 1,071 tokens/s/GPU); the other three CP rows are within 12%.

@@ -367,7 +367,8 @@ class Plan:
                 parts = [("matmul", t.matmul_s), ("elementwise", t.elementwise_s), ("tp", t.tp_s),
                          ("cp", t.cp_s), ("ep", t.ep_s), ("pp", t.pp_s), ("bubble", t.bubble_s),
                          ("dp exposed", t.dp_exposed_s), ("optimizer", t.optimizer_s),
-                         ("offload exposed", t.offload_exposed_s), ("cpu optimizer", t.host_optimizer_s)]
+                         ("offload exposed", t.offload_exposed_s), ("cpu optimizer", t.host_optimizer_s),
+                         ("tp hidden", t.tp_hidden_s), ("pp hidden", t.pp_hidden_s)]
                 shown = [f"{k} {v:.3g}" for k, v in parts if v > 0]
                 for i in range(0, len(shown), 5):  # keep lines within 80 columns
                     lines.append("    " + ", ".join(shown[i:i + 5]))

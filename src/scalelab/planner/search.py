@@ -324,6 +324,8 @@ def search_layouts(
     memory_conventions: MemoryConventions | None = None,
     memory_reserve_bytes: float | None = None,
     framework: str | FrameworkProfile | None = None,
+    tp_overlap: float | None = None,
+    pp_overlap: float | None = None,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -348,6 +350,9 @@ def search_layouts(
         Usable memory per GPU (default: the GPU's capacity minus its reserve).
     efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap, memory_conventions, memory_reserve_bytes
         Passed to :func:`~scalelab.planner.plan.plan`.
+    tp_overlap, pp_overlap
+        Passed to :func:`~scalelab.planner.plan.plan`; the step-time bounds hide no more of the TP and
+        PP traffic than they do.
     framework
         A framework profile (:mod:`~scalelab.planner.frameworks`): its memory conventions and overlaps
         are the defaults, and the save policies searched are what it runs.
@@ -375,7 +380,7 @@ def search_layouts(
                           attention_efficiency=attention_efficiency, conventions=conventions,
                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, fixed=fixed,
                           memory_conventions=memory_conventions, memory_reserve_bytes=memory_reserve_bytes,
-                          framework=framework)
+                          framework=framework, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
     rejections = _Rejections(max_rejected_examples, space.limit)
     groups = _candidates(space, rejections)
     return _rank(space, groups, rejections)
@@ -460,7 +465,8 @@ class _SearchSpace:
 def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, top, objective, max_tp, max_pp,
                   max_cp, max_micro_batch, max_interleave, zero_stages, recompute, allow_offload, allow_hsdp,
                   flash_attention, memory_limit_bytes, efficiency, attention_efficiency, conventions, dp_overlap,
-                  ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework) -> _SearchSpace:
+                  ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework, tp_overlap=None,
+                  pp_overlap=None) -> _SearchSpace:
     """Check the search's options and resolve them (framework defaults, fixed fields, bounds)."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
@@ -474,7 +480,8 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     # options, and config hash, are those of `scalelab plan` with the same framework); the bound uses
     # the same resolved values.
     fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
-                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions)
+                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
+                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
     _check_values(efficiency, None, None, fw.dp_overlap, memory_limit_bytes)
     if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
                                                  and 0 < attention_efficiency <= 1):
@@ -521,7 +528,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=fw.dp_overlap,
                                    memory_limit_bytes=limit, memory_conventions=mconv,
                                    attention_efficiency=attention_efficiency, ep_overlap=fw.ep_overlap,
-                                   framework=framework)
+                                   framework=framework, tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap)
     flops = {(rc,): flops_per_step(model, train, recompute=rc, conventions=conventions) for rc in recompute}
     constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
                    "max_interleave": max_interleave, "zero_stages": list(zero_stages),
