@@ -1,7 +1,8 @@
 """Planner speed: one plan, the Llama-3.1-405B / 16,384-H100 layout search and the DeepSeek-V3 / 2,048-H800
 search with its framework profile (issue 9 targets: one plan at most 1 ms, the search at most 1 s on one
-core, also with the nemo profile's overlaps, whose lower floors prune less; the MoE search has no target in the issue, 1 s is shown for scale). Prints a table to paste; timings
-are measured here, in this process, side by side with the targets (ratio = measured / target).
+core, also under the nemo profile, whose bounds hide TP and PP traffic; the MoE search has no target in
+the issue, 1 s is shown for scale). Prints a table to paste; timings are measured here, in this process,
+side by side with the targets (ratio = measured / target).
 
     .venv/bin/python benchmarks/planner_speed.py
 """
