@@ -986,6 +986,22 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                  attention_flops=attention_flops)
 
 
+def _check_overlaps(*, dp_overlap: float, ep_overlap: float, tp_overlap: float, pp_overlap: float,
+                    comm_sm_fraction: float) -> None:
+    """Raise ConfigError for an overlap outside [0, 1] or an SM share outside [0, 1)."""
+    fixes = {"dp_overlap": "pass 0 (no overlap) to 1 (perfect overlap)",
+             "ep_overlap": "pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)",
+             "tp_overlap": "pass 0 (on the critical path) to 1 (hidden behind compute)",
+             "pp_overlap": "pass 0 (on the critical path) to 1 (hidden behind compute)"}
+    values = {"dp_overlap": dp_overlap, "ep_overlap": ep_overlap, "tp_overlap": tp_overlap, "pp_overlap": pp_overlap}
+    for name, ov in values.items():
+        if not 0 <= ov <= 1:
+            raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov, fix=fixes[name]))
+    if not 0 <= comm_sm_fraction < 1:
+        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
+                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
+
+
 def hide_tp_pp(tp_s: float, pp_s: float, *, matmul_s: float, attention_s: float, compute_s: float,
                interleave: int, tp_overlap: float, pp_overlap: float) -> tuple[float, float, float, float]:
     """(exposed TP, exposed PP, hidden TP, hidden PP) seconds once the overlaps are applied.
@@ -998,9 +1014,9 @@ def hide_tp_pp(tp_s: float, pp_s: float, *, matmul_s: float, attention_s: float,
     >>> hide_tp_pp(1.0, 0.5, matmul_s=10.0, attention_s=2.0, compute_s=11.0, interleave=4,
     ...            tp_overlap=1.0, pp_overlap=1.0)
     (0.0, 0.0, 1.0, 0.5)
-    >>> hide_tp_pp(1.0, 0.5, matmul_s=0.6, attention_s=0.2, compute_s=0.7, interleave=1,
+    >>> hide_tp_pp(1.0, 0.5, matmul_s=0.75, attention_s=0.25, compute_s=0.875, interleave=1,
     ...            tp_overlap=1.0, pp_overlap=1.0)
-    (0.6, 0.5, 0.4, 0.0)
+    (0.5, 0.5, 0.5, 0.0)
     """
     tp_hidden = min(tp_overlap * tp_s, max(0.0, matmul_s - attention_s))
     pp_hidden = min(pp_overlap * pp_s, max(0.0, compute_s - tp_hidden)) if interleave > 1 else 0.0
@@ -1099,19 +1115,8 @@ def model_step_time(
     if not 0 < eff <= 1:
         raise ConfigError(explain("matmul efficiency must be in (0, 1]", value=eff,
                                   fix="pass a fraction of peak such as 0.45"))
-    if not 0 <= ep_overlap <= 1:
-        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
-                                  fix="pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)"))
-    if not 0 <= comm_sm_fraction < 1:
-        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
-                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
-    if not 0 <= dp_overlap <= 1:
-        raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
-                                  fix="pass 0 (no overlap) to 1 (perfect overlap)"))
-    for name, ov in (("tp_overlap", tp_overlap), ("pp_overlap", pp_overlap)):
-        if not 0 <= ov <= 1:
-            raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov,
-                                      fix="pass 0 (on the critical path) to 1 (hidden behind compute)"))
+    _check_overlaps(dp_overlap=dp_overlap, ep_overlap=ep_overlap, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
+                    comm_sm_fraction=comm_sm_fraction)
     dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
     p, v = layout.pp, layout.interleave
     m = max(1, train.global_batch // (dp * layout.micro_batch))
