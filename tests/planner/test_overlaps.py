@@ -151,3 +151,17 @@ def test_nemo_rows_are_faster_with_overlaps_than_without():
             get_framework("nemo"), tp_overlap=0.0, pp_overlap=0.0), memory_conventions=conv)
         meas = r["measured"]["step_time_s"]
         assert abs(on.step_time_s / meas - 1) < abs(off.step_time_s / meas - 1), r["id"]
+
+
+@pytest.mark.parametrize("framework", [None, "nemo", "torchtitan"])
+def test_explain_plans_the_other_layout_as_the_search_did(framework):
+    """explain_layout re-plans with the search's own options, framework included: the best layout
+    explained against itself has the same step time (it used to drop the framework, so under nemo the
+    'other' plan charged the TP and PP traffic the best had hidden)."""
+    from scalelab.planner import explain_layout
+
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 64)
+    r = search_layouts(model, cluster, TrainSpec(seq_len=4096, global_batch=256), top=3, framework=framework)
+    for p in r.best:
+        cmp = explain_layout(r, p.layout)
+        assert cmp.other.step_time_s == pytest.approx(p.step_time_s), (framework, p.layout.short())

@@ -203,6 +203,10 @@ class SearchResult:
     rejected_labels: dict[str, str] = field(default_factory=dict)
     """Each key of ``rejected_counts`` as a report shows it: with the range of the numbers its reasons
     gave, e.g. ``out of memory (needs 81.2-140.3 GiB of 78.65 GiB)``."""
+    plan_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The keyword arguments every plan of the search was made with (framework, overlaps, efficiencies,
+    memory conventions and limit): what :func:`~scalelab.planner.explain.explain_layout` plans another
+    layout with, so that it is timed as the search timed its best."""
 
     @property
     def n_rejected(self) -> int:
@@ -795,4 +799,4 @@ def _rank(sp: _SearchSpace, groups: list[Group], rej: _Rejections) -> SearchResu
     return SearchResult(best=best, rejected=rejected, rejected_counts=dict(rej.counts),
                         n_explored=rej.n + n_feasible + n_bound, n_feasible=n_feasible, n_evaluated=n_evaluated,
                         n_pruned_by_bound=n_bound, objective=sp.objective, constraints=sp.constraints,
-                        rejected_labels=rej.labels())
+                        rejected_labels=rej.labels(), plan_options=dict(sp.plan_kw))
