@@ -53,6 +53,17 @@ def test_pp_overlap_needs_an_interleaved_schedule():
     assert nemo.time.pp_s == pytest.approx(meg.time.pp_s) and nemo.time.pp_s > 0
 
 
+def test_tp_overlap_needs_sequence_parallelism():
+    """Megatron-LM refuses TP communication overlap without sequence parallelism: all-reduces stay exposed."""
+    lay = Layout(tp=8, pp=4, interleave=2, sequence_parallel=False)
+    meg = plan(MODEL, CLUSTER, TRAIN, lay, framework="megatron")
+    nemo = plan(MODEL, CLUSTER, TRAIN, lay, framework="nemo")
+    assert nemo.time.tp_hidden_s == 0 and nemo.time.tp_s == pytest.approx(meg.time.tp_s) and nemo.time.tp_s > 0
+    dp = CLUSTER.n_gpus // 32
+    floor = critical_comm_floor_s(MODEL, CLUSTER, TRAIN, lay, dp=dp, tp_overlap=1.0, pp_overlap=1.0)
+    assert 0 < floor <= nemo.time.tp_s + nemo.time.pp_s
+
+
 def test_tp_overlap_hides_no_more_than_the_gemms_it_runs_beside():
     """With a slow intra-node link the TP collectives outlast the linear GEMMs: only the GEMM time is hidden."""
     slow = get_cluster("h100-sxm", 64, intra_node_bandwidth_bytes_per_s=2e9)
@@ -88,14 +99,14 @@ def test_only_the_nemo_profile_sets_tp_and_pp_overlap():
         f"nemo-405b-{p}-{n}" for p in ("bf16", "fp8") for n in (576, 1152, 2304)}
 
 
-@pytest.mark.parametrize("tp,pp", [(8, 4), (4, 8), (8, 2)])
-def test_bounds_with_overlaps_stay_below_the_model(tp, pp):
+@pytest.mark.parametrize("tp,pp,sp", [(8, 4, True), (4, 8, True), (8, 2, True), (8, 4, False)])
+def test_bounds_with_overlaps_stay_below_the_model(tp, pp, sp):
     """The group bound <= every member's bound <= plan()'s step time with the nemo overlaps on, also where
     the TP traffic outlasts its GEMMs (a slow link)."""
     prof = get_framework("nemo")
     for cluster in (CLUSTER, get_cluster("h100-sxm", 64, intra_node_bandwidth_bytes_per_s=5e9)):
         dp = cluster.n_gpus // (tp * pp)
-        base = Layout(dp=dp, tp=tp, pp=pp, sequence_parallel=True)
+        base = Layout(dp=dp, tp=tp, pp=pp, sequence_parallel=sp)
         opts = []
         for rc in ("none", "selective", "full"):
             f = flops_per_step(MODEL, TRAIN, recompute=rc)

@@ -16,7 +16,8 @@ sets, and why:
   ``megatron`` conventions, plus Transformer Engine's TP communication overlap (``ub_tp_comm_overlap``,
   userbuffers: each sequence-parallel all-gather and reduce-scatter is split into chunks that run beside
   the chunks of the GEMM it feeds or drains; ``tp_overlap=1``, hidden up to that GEMM time, since no
-  published source gives the share it hides) and ``overlap_p2p_comm`` with interleaved schedules
+  published source gives the share it hides; with sequence parallelism only, which Megatron-LM requires
+  for it) and ``overlap_p2p_comm`` with interleaved schedules
   (``pp_overlap=1``). Both are on in NVIDIA/dgxc-benchmarking's Llama 3.1 recipes
   (``llama3.1/llama3.1_405b.yaml``: ``ub_tp_comm_overlap: true``, ``overlap_p2p_comm: true``). Its FP8
   recipe is Transformer Engine's delayed scaling; no published figure separates its cast costs, so the

@@ -756,7 +756,8 @@ class _CommFloor:
                  tp_overlap: float = 0.0, pp_overlap: float = 0.0):
         gpu, gpn = cluster.gpu, cluster.gpus_per_node
         # model_step_time hides at most these fractions of the TP and PP traffic: the floors keep the rest
-        self.tp_overlap, self.pp_overlap = tp_overlap, pp_overlap
+        self.tp_overlap = tp_overlap if layout.sequence_parallel else 0.0
+        self.pp_overlap = pp_overlap
         t, p, c = layout.tp, layout.pp, layout.cp
         self.t, self.p, self.c, self.B, self.dp = t, p, c, train.global_batch, dp
         self.seq_len, self.d_model, self.act_bytes = train.seq_len, model.d_model, activation_bytes(train.precision)
@@ -1090,7 +1091,8 @@ def model_step_time(
         never more than those GEMMs' time (the matmul time less the attention core): Transformer Engine's
         userbuffers overlap (NeMo ``ub_tp_comm_overlap``) splits each all-gather and reduce-scatter
         of sequence parallelism into chunks that run beside the chunks of the adjacent linear layer's
-        GEMM. 0: the collectives run between dependent kernels (Megatron-LM 2021-2022).
+        GEMM. With sequence parallelism only (Megatron-LM refuses ``--tp-comm-overlap`` without it);
+        0: the collectives run between dependent kernels (Megatron-LM 2021-2022).
     pp_overlap
         Fraction of the pipeline's sends and receives hidden behind compute, in [0, 1], with an
         interleaved schedule only (``layout.interleave > 1``): Megatron-Core's ``overlap_p2p_comm``
@@ -1136,9 +1138,12 @@ def model_step_time(
     # The communication kernels that hide it hold SMs: computation under them runs on the rest
     # (DeepSeek-V3 report sec. 3.2.2: 20 of the H800's 132 SMs), so hiding costs hidden * f / (1 - f).
     ep_s = ep_total - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
+    # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
+    # can happen only when sequence parallelism is enabled")
     tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
                                                   compute_s=matmul_s + elementwise_s, interleave=v,
-                                                  tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+                                                  tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
+                                                  pp_overlap=pp_overlap)
     ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * bubble_fraction(p, v, m)
 
