@@ -549,7 +549,7 @@ def plan(
         Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap);
         default the framework's, else 0.
     framework
-        A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``,
+        A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``, ``nemo``,
         ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``deepspeed``, ``deepseek-v3``): its
         memory conventions, elementwise fusion, efficiency scale, expert routing,
         overlaps and what it means by ``selective``, each overridden by an explicit argument.
