@@ -129,6 +129,10 @@ ADDED_TORCHTITAN = ("torchtitan-8b-128-compile", "torchtitan-8b-128-compile-floa
                     "torchtitan-8b-8-cp2", "torchtitan-8b-8-cp4", "torchtitan-8b-8-cp8", "torchtitan-405b-512-cp1",
                     "torchtitan-405b-512-cp2", "torchtitan-405b-512-cp4", "torchtitan-405b-512-cp8")
 
+#: NVIDIA's published NeMo 24.09 runs of Llama 3.1 405B (dgxc-benchmarking v24.11.1, TP8 PP9 CP2 VP7 on
+#: 576-2,304 H100, BF16 and FP8), added after the model was built: held out, nothing is fitted on them.
+NEMO_405B = tuple(f"nemo-405b-{p}-{n}" for p in ("bf16", "fp8") for n in (576, 1152, 2304))
+
 FAMILY = {"torchtitan-compile": "torchtitan"}
 
 
@@ -148,6 +152,8 @@ def run_plan(r: dict, scale: float | None = None):
         prof = dataclasses.replace(prof, efficiency_scale=scale)
     if "_float8" in r:  # a trial Float8 recipe (float8_costs)
         prof = dataclasses.replace(prof, float8=r["_float8"])
+    if "_overlaps" in r:  # trial (tp_overlap, pp_overlap) (nemo_overlaps)
+        prof = dataclasses.replace(prof, tp_overlap=r["_overlaps"][0], pp_overlap=r["_overlaps"][1])
     conv = dataclasses.replace(prof.memory, **r.get("memory_conventions", {}))
     return plan(model, get_cluster(r["gpu"], r["n_gpus"], **r.get("gpu_overrides", {})), TrainSpec(**t),
                 Layout(**r["layout"]), framework=prof, memory_conventions=conv)
@@ -163,6 +169,8 @@ def measured_tokens_per_s_per_gpu(r: dict, p) -> float | None:
         return meas["tflops_per_gpu"] * 1e12 * n / p.hardware_flops_per_step * p.train.global_batch_tokens / n
     if "days" in meas:
         return p.train.total_tokens / (meas["days"] * 86400) / n
+    if "step_time_s" in meas:
+        return p.train.global_batch_tokens / meas["step_time_s"] / n
     return None
 
 
@@ -229,6 +237,7 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     errs: dict[str, list[float]] = {"calibration": [], "held out": []}
     in_sample = list(k5_t1_errors)
     added: list[float] = []
+    nemo: list[float] = []
     mem_rows: list[tuple[str, float]] = []
     gpu_hours: list[float] = []
     infeasible: list[str] = []
@@ -248,6 +257,8 @@ def published_runs(k5_t1_errors: list[float]) -> None:
                 in_sample.append(abs(e))
             elif r["id"] in ADDED_TORCHTITAN:
                 added.append(abs(e))
+            elif r["id"] in NEMO_405B:
+                nemo.append(abs(e))
         mem_err = f"{(gib / m_gib - 1) * 100:+.1f}%" if m_gib else "-"
         if m_gib:
             mem_rows.append((r["id"], gib / m_gib - 1))
@@ -275,6 +286,9 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     print(f"the same with the {len(added)} rows of torchtitan's Tables 2, 3 and 6 added (ADDED_TORCHTITAN): median "
           f"{statistics.median(ext) * 100:.1f}%, max {max(ext) * 100:.1f}% over {len(ext)} runs: "
           f"{'met' if statistics.median(ext) <= 0.08 and max(ext) <= 0.15 else 'NOT MET'}")
+    if nemo:
+        print(f"NVIDIA NeMo 24.09 Llama 3.1 405B runs (NEMO_405B, held out, nemo profile): median "
+              f"{statistics.median(nemo) * 100:.1f}%, max {max(nemo) * 100:.1f}% over {len(nemo)} runs")
     acceptance_summary(med, worst, mem_rows, gpu_hours, infeasible, ext)
 
 
@@ -321,7 +335,8 @@ def float8_costs(runs: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     errs: dict[tuple[str, str], list[float]] = {}
     for run in runs:
-        if run["train"].get("precision") != "fp8" or not run.get("measured", {}).get("tokens_per_s_per_gpu"):
+        meas = run.get("measured", {})
+        if run["train"].get("precision") != "fp8" or not (meas.get("tokens_per_s_per_gpu") or meas.get("step_time_s")):
             continue
         split = "calibration" if run["id"] in CALIBRATION else "held out"
         cells = []
@@ -354,6 +369,27 @@ def float8_costs(runs: list[dict]) -> None:
               f"| {f0 / b:.2f}x |")
 
 
+def nemo_overlaps(runs: list[dict]) -> None:
+    """NVIDIA's NeMo 405B rows with the nemo profile's TP and PP overlaps off, one at a time, and on: what
+    each documented overlap is worth in the model (nothing here is fitted)."""
+    print("\n### NeMo 405B rows: TP / PP overlap (tp_overlap, pp_overlap) off and on (step-time error, "
+          "positive: predicted too slow)\n")
+    cases = (("none", (0.0, 0.0)), ("pp only", (0.0, 1.0)), ("tp only", (1.0, 0.0)), ("both (nemo)", (1.0, 1.0)))
+    print("| run | measured s | " + " | ".join(f"{c} s | error" for c, _ in cases) + " | TP hidden s | PP hidden s |")
+    print("|---|---|" + "---|---|" * len(cases) + "---|---|")
+    for run in runs:
+        if run["id"] not in NEMO_405B:
+            continue
+        meas = run["measured"]["step_time_s"]
+        cells = []
+        for _, ov in cases:
+            p = run_plan({**run, "_overlaps": ov})
+            cells.append(f"{p.step_time_s:.2f} | {(p.step_time_s / meas - 1) * 100:+.1f}%")
+        t = run_plan(run).time
+        print(f"| {run['id']} | {meas} | {' | '.join(cells)} | {t.tp_hidden_s:.2f} | {t.pp_hidden_s:.2f} |")
+
+
 if __name__ == "__main__":
     published_runs(main())
+    nemo_overlaps(json.loads(RUNS.read_text())["runs"])
     float8_costs(json.loads(RUNS.read_text())["runs"])

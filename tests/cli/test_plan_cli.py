@@ -199,3 +199,28 @@ def test_plan_zero3_gather_flag_and_torchtitan_default_under_pp(capsys, monkeypa
     assert plan_json("--framework", "torchtitan")["layout"]["zero3_gather"] == "step"
     assert plan_json("--framework", "torchtitan", "--zero3-gather", "micro-batch")["layout"]["zero3_gather"] \
         == "micro-batch"
+
+
+def test_overlap_flags_and_nemo_profile_reach_plan_and_search(capsys, monkeypatch):
+    """--framework nemo hides TP traffic and interleaved PP sends; --tp-overlap/--pp-overlap override it,
+    in plan and in search; an overlap outside [0, 1] is an error with its name."""
+    lay = ["--tp", "8", "--pp", "2", "--interleave", "2", "--sequence-parallel", "--zero", "1"]
+
+    def plan_json(*extra):
+        code, out, err = run(["plan", *BASE, *lay, "--format", "json", *extra], capsys, monkeypatch)
+        assert code == 0, err
+        return json.loads(out)
+
+    meg, nemo = plan_json(), plan_json("--framework", "nemo")
+    off = plan_json("--framework", "nemo", "--tp-overlap", "0", "--pp-overlap", "0")
+    assert nemo["step_time_s"] < meg["step_time_s"]
+    assert off["step_time_s"] == pytest.approx(meg["step_time_s"])
+    assert plan_json("--tp-overlap", "1")["step_time_s"] < meg["step_time_s"]
+    code, out, err = run(["search", *BASE, "--framework", "nemo", "--tp-overlap", "0", "--pp-overlap", "0",
+                          "--top", "1", "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    code2, out2, err2 = run(["search", *BASE, "--top", "1", "--format", "json"], capsys, monkeypatch)
+    assert code2 == 0, err2
+    assert json.loads(out)["best"][0]["step_time_s"] == pytest.approx(json.loads(out2)["best"][0]["step_time_s"])
+    code, _, err = run(["plan", *BASE, *lay, "--pp-overlap", "1.5"], capsys, monkeypatch)
+    assert code == 1 and "pp_overlap" in err and "Traceback" not in err

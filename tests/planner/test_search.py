@@ -194,19 +194,23 @@ def test_explain_compares_term_by_term_and_the_terms_add_up(small):
     assert same.slowdown == pytest.approx(0.0) and all(a == pytest.approx(b) for _, a, b in same.step_terms())
 
 
+@pytest.mark.parametrize("framework", [None, "nemo"])
 @pytest.mark.parametrize("n_gpus", [16384, 8192])
-def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent(n_gpus):
+def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent(n_gpus, framework):
     """Issue 9 acceptance: when the model puts Llama 3's TP8 PP16 CP1 (Dubey et al. 2024, Table 4: DP128 on
     16,384 H100, DP64 on 8,192) within 3% of the best layout at 8K, those degrees rank in the top 5.
-    With interleave up to 8 the model puts them 4-5% behind; what decides is the pipeline (more p2p
-    sends and a larger bubble at PP16 than at PP4/PP8 with the same 8 virtual stages per rank), not CP.
-    The test pins that diagnosis, so a change that closes the gap must also rank them."""
+    With interleave up to 8 and the planner's default (Megatron-LM 2021-22: TP and PP traffic exposed)
+    the model puts them 4-5% behind; what decides is the pipeline (more p2p sends and a larger bubble at
+    PP16 than at PP4/PP8 with the same 8 virtual stages per rank), not CP. The test pins that diagnosis,
+    so a change that closes the gap must also rank them. With the nemo profile's overlaps (pipeline
+    sends hidden under interleaving) the gap is 0.6-1.5% and the degrees rank (5th and 2nd)."""
     from scalelab.planner import explain_layout
 
     model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", n_gpus)
     train = TrainSpec(seq_len=8192, global_batch=2048)
-    r = search_layouts(model, cluster, train, top=5)
-    llama3 = search_layouts(model, cluster, train, top=1, fixed={"tp": 8, "pp": 16, "cp": 1}).best[0]
+    r = search_layouts(model, cluster, train, top=5, framework=framework)
+    llama3 = search_layouts(model, cluster, train, top=1, fixed={"tp": 8, "pp": 16, "cp": 1},
+                            framework=framework).best[0]
     assert llama3.layout.dp == n_gpus // 128
     gap = llama3.step_time_s / r.best[0].step_time_s - 1
     assert gap >= 0  # the unconstrained search is at least as fast
@@ -223,7 +227,7 @@ def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent(n_gpus):
         assert p.time.cp_exposed_s <= 0.25 * max(p.time.cp_transfer_s, 1e-12)
 
 
-@pytest.mark.parametrize("framework", ["torchtitan", "deepseek-v3", "scaled"])
+@pytest.mark.parametrize("framework", ["torchtitan", "deepseek-v3", "scaled", "nemo"])
 def test_search_times_layouts_as_plan_does_under_a_framework(framework):
     """With framework=, every plan the search returns equals plan() of the same layout with the same
     framework: step time, memory and options (elementwise fusion, efficiency scale, node-limited routing
@@ -342,3 +346,16 @@ def test_nvidia_405b_cp2_layout_ranks_in_the_top_five_when_within_three_percent(
         assert any((p.layout.tp, p.layout.pp, p.layout.cp, p.layout.interleave) == (8, 9, 2, 7) for p in r.best)
     held = search_layouts(model, cluster, train, top=1, max_interleave=2, fixed={"interleave": 7}).best[0]
     assert held.layout.interleave == 7  # fixed beyond max_interleave is still what is searched
+
+
+def test_nvidia_405b_cp2_layout_under_the_nemo_profile():
+    """The same recipe under the profile of the framework that ran it (nemo: TP overlap and overlapped
+    pipeline sends, as its yaml sets them): within 3% of the best, so in the top 5 (it is the best today)."""
+    model, cluster = get_model("llama-3.1-405b"), get_cluster("h100-sxm", 576)
+    train = TrainSpec(seq_len=8192, global_batch=252)
+    degrees = {"tp": 8, "pp": 9, "cp": 2, "interleave": 7}
+    r = search_layouts(model, cluster, train, top=5, framework="nemo")
+    pub = search_layouts(model, cluster, train, top=1, fixed=degrees, framework="nemo").best[0]
+    gap = pub.step_time_s / r.best[0].step_time_s - 1
+    assert 0 <= gap <= 0.03
+    assert any((p.layout.tp, p.layout.pp, p.layout.cp, p.layout.interleave) == (8, 9, 2, 7) for p in r.best)

@@ -177,7 +177,13 @@ _RUN = [
                "Matmul efficiency, fraction of dense peak (default: the device's).", RUN, "efficiency"),
     SpecOption("ep_overlap", ("--ep-overlap",), float,
                "Fraction of expert all-to-all hidden behind compute (0 default; 1 = DualPipe).", RUN, "ep_overlap"),
-    SpecOption("framework", ("--framework",), str, "Framework profile: megatron, megatron-deepspeed, torchtitan, "
+    SpecOption("tp_overlap", ("--tp-overlap",), float,
+               "Fraction of TP collectives hidden behind the GEMMs they feed or drain, at most those GEMMs' time "
+               "(0 default; nemo: 1 = Transformer Engine's userbuffers overlap).", RUN, "tp_overlap"),
+    SpecOption("pp_overlap", ("--pp-overlap",), float,
+               "Fraction of pipeline sends hidden behind compute with interleaving (0 default; nemo: 1 = "
+               "Megatron-Core's overlap_p2p_comm).", RUN, "pp_overlap"),
+    SpecOption("framework", ("--framework",), str, "Framework profile: megatron, nemo, megatron-deepspeed, torchtitan, "
                "torchtitan-compile, deepspeed, deepseek-v3.", RUN, "framework"),
     SpecOption("activation_dtype", ("--activation-dtype",), str, "Stored activations: fp32, bf16, fp8.", "memory",
                "activation_bytes", convert=_dtype),

@@ -211,13 +211,17 @@ def explain_layout(result: SearchResult, layout: Layout | str, **plan_options: A
         raise ConfigError(explain("the search found no plan to compare with", fix="relax the search constraints"))
     best = result.best[0]
     lay = parse_layout(layout) if isinstance(layout, str) else layout
-    opts = {k: v for k, v in best.options.items()
-            if k in ("efficiency", "dp_overlap", "memory_limit_bytes", "attention_efficiency", "ep_overlap")}
-    if best.options.get("memory_conventions") is not None:
-        from .memory import MemoryConventions
+    if result.plan_options:  # what the search planned with, framework included
+        opts = dict(result.plan_options)
+    else:  # a result built by hand: the options its best plan records
+        opts = {k: v for k, v in best.options.items()
+                if k in ("efficiency", "dp_overlap", "memory_limit_bytes", "attention_efficiency", "ep_overlap",
+                         "tp_overlap", "pp_overlap")}
+        if best.options.get("memory_conventions") is not None:
+            from .memory import MemoryConventions
 
-        opts["memory_conventions"] = MemoryConventions(**best.options["memory_conventions"])
-    opts["conventions"] = best.conventions
+            opts["memory_conventions"] = MemoryConventions(**best.options["memory_conventions"])
+        opts["conventions"] = best.conventions
     opts.update(plan_options)
     other = plan(best.model, best.cluster, best.train, lay, **opts)
     return LayoutComparison(best=best, other=other, outside=tuple(outside_space(lay, result.constraints)))

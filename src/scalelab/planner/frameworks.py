@@ -7,7 +7,21 @@ sets, and why:
 
 - ``megatron`` (Megatron-LM / Megatron-Core): fused SwiGLU saves 3 widths of f, the vocab-parallel
   cross-entropy keeps one fp32 buffer of the logits (``fused_vocab_parallel_cross_entropy``: softmax
-  and its gradient in place). The planner's defaults are this profile.
+  and its gradient in place). The planner's defaults are this profile. Its TP and PP traffic stays on
+  the critical path (``tp_overlap = pp_overlap = 0``), as in the Megatron-LM 2021-2022 runs the device
+  efficiencies were set on (Narayanan et al. 2021, Korthikanti et al. 2022), which predate
+  ``overlap_p2p_comm`` and TP overlap; today's Megatron-Core turns ``overlap_p2p_comm`` on by default
+  for interleaved schedules: pass ``pp_overlap=1`` (or use ``nemo``) for a run that kept it.
+- ``nemo`` (NeMo 24.x: Megatron-Core with Transformer Engine, as NVIDIA's recipes run it): the
+  ``megatron`` conventions, plus Transformer Engine's TP communication overlap (``ub_tp_comm_overlap``,
+  userbuffers: each sequence-parallel all-gather and reduce-scatter is split into chunks that run beside
+  the chunks of the GEMM it feeds or drains; ``tp_overlap=1``, hidden up to that GEMM time, since no
+  published source gives the share it hides; with sequence parallelism only, which Megatron-LM requires
+  for it) and ``overlap_p2p_comm`` with interleaved schedules
+  (``pp_overlap=1``). Both are on in NVIDIA/dgxc-benchmarking's Llama 3.1 recipes
+  (``llama3.1/llama3.1_405b.yaml``: ``ub_tp_comm_overlap: true``, ``overlap_p2p_comm: true``). Its FP8
+  recipe is Transformer Engine's delayed scaling; no published figure separates its cast costs, so the
+  profile keeps torchao's :data:`~scalelab.planner.step_time.FLOAT8_TORCHAO_TENSORWISE` costs.
 - ``megatron-deepspeed`` (BLOOM, MT-NLG): Megatron's layers and loss with DeepSpeed's ZeRO-1 optimizer;
   the same memory conventions.
 - ``torchtitan`` (FSDP2, eager or compiled PyTorch): ``selective`` means its op-level SAC
@@ -58,6 +72,12 @@ class FrameworkProfile:
         What the framework means by a generic save-policy name, e.g. ``("selective", "torchtitan-op")``.
     dp_overlap, ep_overlap : float
         Overlap of DP/ZeRO and of expert all-to-all traffic with compute (see :mod:`~scalelab.planner.step_time`).
+    tp_overlap : float
+        Share of TP collectives hidden behind the GEMMs they are split against, at most those GEMMs'
+        time (Transformer Engine's userbuffers overlap; ``model_step_time``).
+    pp_overlap : float
+        Share of pipeline sends hidden behind compute with interleaved schedules (Megatron-Core's
+        ``overlap_p2p_comm``, off without interleaving whatever this says).
     comm_sm_fraction : float
         Share of SMs held by overlapped all-to-all kernels (see ``model_step_time``).
     ep_nodes_per_token : int or None
@@ -88,6 +108,8 @@ class FrameworkProfile:
     policy_aliases: tuple[tuple[str, str], ...] = ()
     dp_overlap: float = 1.0
     ep_overlap: float = 0.0
+    tp_overlap: float = 0.0
+    pp_overlap: float = 0.0
     fused_elementwise: bool = True
     ep_nodes_per_token: int | None = None
     comm_sm_fraction: float = 0.0
@@ -124,6 +146,14 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("megatron", sources=(
         "Megatron-LM megatron/core/fusions/fused_bias_swiglu.py (gate, up saved; product rebuilt by TE/fused "
         "kernels when asked), megatron/core/tensor_parallel/cross_entropy.py (vocab-parallel CE in fp32)",)),
+    FrameworkProfile("nemo", tp_overlap=1.0, pp_overlap=1.0, sources=(
+        "NVIDIA/dgxc-benchmarking v24.11.1 llama3.1/llama3.1_405b.yaml (NeMo 24.09): ub_tp_comm_overlap true "
+        "with its ub_tp_comm_overlap_cfg (ring_exchange, pipeline and bulk methods per GEMM), overlap_p2p_comm "
+        "true, batch_p2p_comm false",
+        "NeMo Framework user guide, Communication Overlap: TP collectives overlapped in bulk with independent "
+        "GEMMs and pipelined (chunked) with dependent ones; no hidden share published",
+        "Megatron-LM megatron/training/arguments.py: overlap_p2p_comm on by default, forced off without a "
+        "virtual pipeline ('non-interleaved schedule does not support overlapping p2p communication')",)),
     FrameworkProfile("megatron-deepspeed", sources=(
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),

@@ -367,7 +367,8 @@ class Plan:
                 parts = [("matmul", t.matmul_s), ("elementwise", t.elementwise_s), ("tp", t.tp_s),
                          ("cp", t.cp_s), ("ep", t.ep_s), ("pp", t.pp_s), ("bubble", t.bubble_s),
                          ("dp exposed", t.dp_exposed_s), ("optimizer", t.optimizer_s),
-                         ("offload exposed", t.offload_exposed_s), ("cpu optimizer", t.host_optimizer_s)]
+                         ("offload exposed", t.offload_exposed_s), ("cpu optimizer", t.host_optimizer_s),
+                         ("tp hidden", t.tp_hidden_s), ("pp hidden", t.pp_hidden_s)]
                 shown = [f"{k} {v:.3g}" for k, v in parts if v > 0]
                 for i in range(0, len(shown), 5):  # keep lines within 80 columns
                     lines.append("    " + ", ".join(shown[i:i + 5]))
@@ -423,12 +424,17 @@ class FrameworkOptions:
     comm_sm_fraction: float = 0.0
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
     """What an FP8 recipe costs besides its GEMMs (:class:`~scalelab.planner.step_time.Float8Recipe`)."""
+    tp_overlap: float = 0.0
+    """Share of TP collectives hidden behind their GEMMs (:func:`~scalelab.planner.step_time.model_step_time`)."""
+    pp_overlap: float = 0.0
+    """Share of pipeline sends hidden behind compute with interleaved schedules."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
                       efficiency: float | None = None, attention_efficiency: float | None = None,
                       dp_overlap: float | None = None, ep_overlap: float | None = None,
-                      memory_conventions: MemoryConventions | None = None) -> FrameworkOptions:
+                      memory_conventions: MemoryConventions | None = None, tp_overlap: float | None = None,
+                      pp_overlap: float | None = None) -> FrameworkOptions:
     """Apply ``framework``'s defaults (:mod:`~scalelab.planner.frameworks`) to the options given.
 
     The profile's ``efficiency_scale`` multiplies the device's matmul and attention efficiencies unless
@@ -440,6 +446,9 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     >>> o = framework_options("deepseek-v3", get_cluster("h800", 8))
     >>> o.ep_overlap, o.ep_nodes_per_token
     (1.0, 4)
+    >>> o = framework_options("nemo", get_cluster("h100-sxm", 8))
+    >>> o.tp_overlap, o.pp_overlap
+    (1.0, 1.0)
     """
     from .frameworks import get_framework
 
@@ -457,12 +466,18 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         memory_conventions = memory_conventions or prof.memory
         dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
         ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
+        tp_overlap = prof.tp_overlap if tp_overlap is None else tp_overlap
+        pp_overlap = prof.pp_overlap if pp_overlap is None else pp_overlap
+    for name, ov in (("tp_overlap", tp_overlap), ("pp_overlap", pp_overlap)):
+        if ov is not None and not (isinstance(ov, (int, float)) and 0 <= ov <= 1):
+            raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov,
+                                      fix="0 = on the critical path, 1 = hidden behind compute"))
     return FrameworkOptions(
         efficiency=efficiency, attention_efficiency=attention_efficiency,
         dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,
         ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
-        comm_sm_fraction=sm, float8=f8)
+        comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0)
 
 
 def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes):
@@ -501,6 +516,8 @@ def plan(
     memory_conventions: MemoryConventions | None = None,
     memory_reserve_bytes: float | None = None,
     framework: str | FrameworkProfile | None = None,
+    tp_overlap: float | None = None,
+    pp_overlap: float | None = None,
     _flops_cache: dict | None = None,
     _memory: Any = None,
 ) -> Plan:
@@ -532,7 +549,7 @@ def plan(
         Fraction of the expert all-to-all hidden behind computation (0..1; 1 = DualPipe-style overlap);
         default the framework's, else 0.
     framework
-        A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``,
+        A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``, ``nemo``,
         ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``deepspeed``, ``deepseek-v3``): its
         memory conventions, elementwise fusion, efficiency scale, expert routing,
         overlaps and what it means by ``selective``, each overridden by an explicit argument.
@@ -542,6 +559,11 @@ def plan(
     memory_reserve_bytes
         Bytes of the device's memory kept back for the CUDA context and workspaces; default
         ``cluster.gpu.memory_reserve_bytes`` (1 GiB).
+    tp_overlap, pp_overlap
+        Share of the TP collectives hidden behind the GEMMs they are split against (at most those GEMMs'
+        time), and of the pipeline sends hidden behind compute with an interleaved schedule (0..1);
+        default the framework's (``nemo``: 1 and 1), else 0
+        (:func:`~scalelab.planner.step_time.model_step_time`).
 
     Returns
     -------
@@ -567,7 +589,8 @@ def plan(
     if framework is not None:
         layout = get_framework(framework).resolve_layout(layout)
     fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
-                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions)
+                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
+                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
     efficiency, attention_efficiency = fw.efficiency, fw.attention_efficiency
     dp_overlap, ep_overlap, memory_conventions = fw.dp_overlap, fw.ep_overlap, fw.memory_conventions
     fused_elementwise, ep_nodes_per_token = fw.fused_elementwise, fw.ep_nodes_per_token
@@ -600,6 +623,8 @@ def plan(
                "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
                "memory_limit_bytes": memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes),
                "attention_efficiency": attention_efficiency, "ep_overlap": ep_overlap,
+               **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
+               **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
                "memory_conventions": (memory_conventions or MemoryConventions()).to_dict(),
                "framework": get_framework(framework).name if framework is not None else None}
     structural = bool(reasons)
@@ -639,7 +664,8 @@ def plan(
             nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
             attention_flops=attention_t,
             attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
-            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction, float8=fw.float8)
+            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction, float8=fw.float8,
+            tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

@@ -203,6 +203,10 @@ class SearchResult:
     rejected_labels: dict[str, str] = field(default_factory=dict)
     """Each key of ``rejected_counts`` as a report shows it: with the range of the numbers its reasons
     gave, e.g. ``out of memory (needs 81.2-140.3 GiB of 78.65 GiB)``."""
+    plan_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The keyword arguments every plan of the search was made with (framework, overlaps, efficiencies,
+    memory conventions and limit): what :func:`~scalelab.planner.explain.explain_layout` plans another
+    layout with, so that it is timed as the search timed its best."""
 
     @property
     def n_rejected(self) -> int:
@@ -324,6 +328,8 @@ def search_layouts(
     memory_conventions: MemoryConventions | None = None,
     memory_reserve_bytes: float | None = None,
     framework: str | FrameworkProfile | None = None,
+    tp_overlap: float | None = None,
+    pp_overlap: float | None = None,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -348,6 +354,9 @@ def search_layouts(
         Usable memory per GPU (default: the GPU's capacity minus its reserve).
     efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap, memory_conventions, memory_reserve_bytes
         Passed to :func:`~scalelab.planner.plan.plan`.
+    tp_overlap, pp_overlap
+        Passed to :func:`~scalelab.planner.plan.plan`; the step-time bounds hide no more of the TP and
+        PP traffic than they do.
     framework
         A framework profile (:mod:`~scalelab.planner.frameworks`): its memory conventions and overlaps
         are the defaults, and the save policies searched are what it runs.
@@ -375,7 +384,7 @@ def search_layouts(
                           attention_efficiency=attention_efficiency, conventions=conventions,
                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, fixed=fixed,
                           memory_conventions=memory_conventions, memory_reserve_bytes=memory_reserve_bytes,
-                          framework=framework)
+                          framework=framework, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
     rejections = _Rejections(max_rejected_examples, space.limit)
     groups = _candidates(space, rejections)
     return _rank(space, groups, rejections)
@@ -460,7 +469,8 @@ class _SearchSpace:
 def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, top, objective, max_tp, max_pp,
                   max_cp, max_micro_batch, max_interleave, zero_stages, recompute, allow_offload, allow_hsdp,
                   flash_attention, memory_limit_bytes, efficiency, attention_efficiency, conventions, dp_overlap,
-                  ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework) -> _SearchSpace:
+                  ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework, tp_overlap=None,
+                  pp_overlap=None) -> _SearchSpace:
     """Check the search's options and resolve them (framework defaults, fixed fields, bounds)."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
@@ -474,7 +484,8 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     # options, and config hash, are those of `scalelab plan` with the same framework); the bound uses
     # the same resolved values.
     fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
-                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions)
+                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
+                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
     _check_values(efficiency, None, None, fw.dp_overlap, memory_limit_bytes)
     if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
                                                  and 0 < attention_efficiency <= 1):
@@ -521,7 +532,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=fw.dp_overlap,
                                    memory_limit_bytes=limit, memory_conventions=mconv,
                                    attention_efficiency=attention_efficiency, ep_overlap=fw.ep_overlap,
-                                   framework=framework)
+                                   framework=framework, tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap)
     flops = {(rc,): flops_per_step(model, train, recompute=rc, conventions=conventions) for rc in recompute}
     constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
                    "max_interleave": max_interleave, "zero_stages": list(zero_stages),
@@ -588,7 +599,8 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
                                             micro_batches=mbs, interleaves=vs, efficiency=eff,
                                             attention_efficiency=sp.fw.attention_efficiency,
                                             fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor,
-                                            float8=sp.fw.float8)
+                                            float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
+                                            pp_overlap=sp.fw.pp_overlap)
             out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
     return out
 
@@ -678,7 +690,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               attention_efficiency=sp.fw.attention_efficiency, dp_overlap=sp.fw.dp_overlap,
                               dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
                               ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
-                              ep_volume_floor=ep_floor, float8=sp.fw.float8)
+                              ep_volume_floor=ep_floor, float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
+                              pp_overlap=sp.fw.pp_overlap)
         yield lay0, upd0, bound
 
 
@@ -786,4 +799,4 @@ def _rank(sp: _SearchSpace, groups: list[Group], rej: _Rejections) -> SearchResu
     return SearchResult(best=best, rejected=rejected, rejected_counts=dict(rej.counts),
                         n_explored=rej.n + n_feasible + n_bound, n_feasible=n_feasible, n_evaluated=n_evaluated,
                         n_pruned_by_bound=n_bound, objective=sp.objective, constraints=sp.constraints,
-                        rejected_labels=rej.labels())
+                        rejected_labels=rej.labels(), plan_options=dict(sp.plan_kw))

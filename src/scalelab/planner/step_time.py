@@ -17,7 +17,11 @@ The model (a union of calculon's and llm-analysis' approaches, planner reference
   at ``HBM_EFFICIENCY`` of the HBM bandwidth (llm-analysis' suggested 0.9 memory efficiency, rounded down).
 - TP, CP, EP and PP communication sits on the critical path of every micro-batch (Megatron-LM 2021-2022
   runs these collectives between dependent kernels), from :mod:`scalelab.planner.comm`; ``ep_overlap``
-  hides a fraction of the expert all-to-alls behind computation (DeepSeek-V3's DualPipe).
+  hides a fraction of the expert all-to-alls behind computation (DeepSeek-V3's DualPipe),
+  ``tp_overlap`` a fraction of the TP collectives behind the GEMMs they are split against, never more
+  than those GEMMs' time (Transformer Engine's userbuffers, NeMo's ``ub_tp_comm_overlap``), and
+  ``pp_overlap`` a fraction of the pipeline sends behind compute, with interleaved schedules only
+  (Megatron-Core's ``overlap_p2p_comm``, which Megatron-LM forces off without interleaving).
 - Pipeline bubble: 1F1B idles (p - 1) micro-batch slots per step, the interleaved schedule (p - 1) / v
   (Narayanan et al. 2021, section 2.2, eq. 1 and the interleaved variant). The pipeline runs at the pace
   of its slowest stage: the last one, with ``floor(L/p)`` layers and the LM head, or one with
@@ -148,6 +152,11 @@ class StepTime:
     the ring's compute overheads, :class:`RingAttentionCost`)."""
     cp_exposed_s: float = 0.0
     """The part of ``cp_transfer_s`` that the ring's attention does not hide."""
+    tp_hidden_s: float = 0.0
+    """TP collectives hidden behind their GEMMs (``tp_overlap``); ``tp_s`` is what stays exposed."""
+    pp_hidden_s: float = 0.0
+    """Pipeline sends hidden behind compute (``pp_overlap``, interleaved schedules); ``pp_s`` is what stays
+    exposed."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -726,22 +735,29 @@ def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
 
 
 def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,
-                          dp: int) -> float:
-    """A lower bound on the TP and PP time of a step (seconds): the fewest TP collectives any save policy
-    runs (two per layer and direction with dense MLPs, one with MoE layers) and the pipeline's sends,
-    at the sizes and links :func:`~scalelab.planner.comm.comm_per_step` uses."""
-    return _CommFloor(model, cluster, train, layout, dp=dp)(layout.micro_batch, layout.interleave)
+                          dp: int, tp_overlap: float = 0.0, pp_overlap: float = 0.0) -> float:
+    """A lower bound on the exposed TP and PP time of a step (seconds): the fewest TP collectives any save
+    policy runs (two per layer and direction with dense MLPs, one with MoE layers) and the pipeline's
+    sends, at the sizes and links :func:`~scalelab.planner.comm.comm_per_step` uses, less the most that
+    ``tp_overlap`` and ``pp_overlap`` (interleaved schedules only) can hide of them in
+    :func:`model_step_time`."""
+    return _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap,
+                      pp_overlap=pp_overlap)(layout.micro_batch, layout.interleave)
 
 
 class _CommFloor:
     """:func:`critical_comm_floor_s` for the layouts that share degrees, as a function of the micro-batch
     and the interleave."""
 
-    __slots__ = ("B", "L_stage", "act_bytes", "c", "d_model", "dp", "gpu", "p", "per_layer", "pp_bw", "seq_len",
-                 "sp", "t", "tp_bw", "tp_bytes")
+    __slots__ = ("B", "L_stage", "act_bytes", "c", "d_model", "dp", "gpu", "p", "per_layer", "pp_bw", "pp_overlap",
+                 "seq_len", "sp", "t", "tp_bw", "tp_bytes", "tp_overlap")
 
-    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int):
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                 tp_overlap: float = 0.0, pp_overlap: float = 0.0):
         gpu, gpn = cluster.gpu, cluster.gpus_per_node
+        # model_step_time hides at most these fractions of the TP and PP traffic: the floors keep the rest
+        self.tp_overlap = tp_overlap if layout.sequence_parallel else 0.0
+        self.pp_overlap = pp_overlap
         t, p, c = layout.tp, layout.pp, layout.cp
         self.t, self.p, self.c, self.B, self.dp = t, p, c, train.global_batch, dp
         self.seq_len, self.d_model, self.act_bytes = train.seq_len, model.d_model, activation_bytes(train.precision)
@@ -763,11 +779,11 @@ class _CommFloor:
         msg = micro_batch * self.seq_len / self.c * self.d_model * self.act_bytes
         total = 0.0
         if self.t > 1:
-            total += m * self.per_layer * self.L_stage * collective_time_s(
+            total += (1.0 - self.tp_overlap) * m * self.per_layer * self.L_stage * collective_time_s(
                 "all_reduce", msg * self.tp_bytes, self.t, bandwidth_bytes_per_s=self.tp_bw,
                 latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
         if self.p > 1:
-            total += 2 * m * interleave * collective_time_s(
+            total += (1.0 - (self.pp_overlap if interleave > 1 else 0.0)) * 2 * m * interleave * collective_time_s(
                 "p2p", msg / self.t if self.sp else msg, self.p, bandwidth_bytes_per_s=self.pp_bw,
                 latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
         return total
@@ -822,12 +838,13 @@ class StepTimeBound:
                  efficiency: float | None = None, attention_efficiency: float | None = None,
                  dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
                  host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
-                 comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None):
+                 comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
+                 tp_overlap: float = 0.0, pp_overlap: float = 0.0):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
                                       fused_elementwise=fused_elementwise, float8=float8, weight_casts=False)
-        self._floor = _CommFloor(model, cluster, train, layout, dp=dp)
+        self._floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
         self._ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
@@ -879,14 +896,17 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
                                 options: list[tuple[str, float, float]], micro_batches: list[int],
                                 interleaves: list[int], efficiency: float | None = None,
                                 attention_efficiency: float | None = None, fused_elementwise: bool = True,
-                                ep_floor_s: float = 0.0, float8: Float8Recipe | None = None) -> float:
+                                ep_floor_s: float = 0.0, float8: Float8Recipe | None = None,
+                                tp_overlap: float = 0.0, pp_overlap: float = 0.0) -> float:
     """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
     (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
     branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
 
     Each term is bounded on its own: the compute of the cheapest save policy in ``options`` (name,
-    hardware FLOPs, attention FLOPs); the TP and PP floor at the largest micro-batch and no interleave
-    (the bytes are fixed, the latency terms fall with fewer, larger messages); the ring's unavoidable
+    hardware FLOPs, attention FLOPs); the TP and PP floor at the largest micro-batch and the interleave
+    that gives the least (the bytes are fixed, the latency terms fall with fewer, larger messages; an
+    interleave sends v times as much but ``pp_overlap`` may hide it, without interleaving nothing is
+    hidden); the ring's unavoidable
     cost at the fewest micro-batches; the bubble at the most micro-batches and the deepest interleave;
     no DP/ZeRO exposure and no CPU optimizer step (both >= 0); ``ep_floor_s`` of expert all-to-all
     (:func:`ep_exposed_floor_s`, which does not depend on ZeRO). ``micro_batches`` are those that divide
@@ -916,7 +936,8 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
         matmul_s, attention_s, elementwise_s = comp.terms(hardware, attention, policy)
         ring_s = ring.unavoidable_s(attention_s, policy.reruns_attention, m_min) if ring is not None else 0.0
         best = min(best, matmul_s + elementwise_s + ring_s)
-    floor = _CommFloor(model, cluster, train, layout, dp=dp)(mb_max, 1)
+    comm_floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+    floor = min(comm_floor(mb_max, v) for v in {1, *interleaves})
     return (best + floor + ep_floor_s) * (1.0 + bubble_fraction(layout.pp, max(interleaves), m_max))
 
 
@@ -925,7 +946,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           attention_efficiency: float | None = None, dp_overlap: float = DEFAULT_DP_OVERLAP,
                           dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
                           fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
-                          ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None) -> float:
+                          ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
+                          tp_overlap: float = 0.0, pp_overlap: float = 0.0) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -950,6 +972,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
         The CPU optimizer step of offloaded states, which is never overlapped.
     ep_overlap, comm_sm_fraction
         As :func:`model_step_time` takes them (the defaults leave the all-to-alls out of the bound).
+    tp_overlap, pp_overlap
+        As :func:`model_step_time` takes them: the TP and PP floors keep what they cannot hide.
     ep_volume_floor
         The least fraction of ``dp_comm``'s all-to-all volume any save policy in question runs: 1 when
         ``dp_comm``'s layout does not rerun the forward, else 0.5 (FP8 dispatch, 1 of 2; 4 of 6 otherwise).
@@ -958,9 +982,46 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           attention_efficiency=attention_efficiency, dp_overlap=dp_overlap, dp_comm=dp_comm,
                           host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
                           ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor,
-                          float8=float8)
+                          float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
+
+
+def _check_overlaps(*, dp_overlap: float, ep_overlap: float, tp_overlap: float, pp_overlap: float,
+                    comm_sm_fraction: float) -> None:
+    """Raise ConfigError for an overlap outside [0, 1] or an SM share outside [0, 1)."""
+    fixes = {"dp_overlap": "pass 0 (no overlap) to 1 (perfect overlap)",
+             "ep_overlap": "pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)",
+             "tp_overlap": "pass 0 (on the critical path) to 1 (hidden behind compute)",
+             "pp_overlap": "pass 0 (on the critical path) to 1 (hidden behind compute)"}
+    values = {"dp_overlap": dp_overlap, "ep_overlap": ep_overlap, "tp_overlap": tp_overlap, "pp_overlap": pp_overlap}
+    for name, ov in values.items():
+        if not 0 <= ov <= 1:
+            raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov, fix=fixes[name]))
+    if not 0 <= comm_sm_fraction < 1:
+        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
+                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
+
+
+def hide_tp_pp(tp_s: float, pp_s: float, *, matmul_s: float, attention_s: float, compute_s: float,
+               interleave: int, tp_overlap: float, pp_overlap: float) -> tuple[float, float, float, float]:
+    """(exposed TP, exposed PP, hidden TP, hidden PP) seconds once the overlaps are applied.
+
+    TP: ``tp_overlap`` of the collectives, at most the time of the GEMMs they are split against (the
+    matmul time less the attention core: each sequence-parallel all-gather feeds a column-parallel GEMM,
+    each reduce-scatter drains a row-parallel one). PP: ``pp_overlap`` of the sends with an interleaved
+    schedule (none without), at most the compute not already hiding TP traffic.
+
+    >>> hide_tp_pp(1.0, 0.5, matmul_s=10.0, attention_s=2.0, compute_s=11.0, interleave=4,
+    ...            tp_overlap=1.0, pp_overlap=1.0)
+    (0.0, 0.0, 1.0, 0.5)
+    >>> hide_tp_pp(1.0, 0.5, matmul_s=0.75, attention_s=0.25, compute_s=0.875, interleave=1,
+    ...            tp_overlap=1.0, pp_overlap=1.0)
+    (0.5, 0.5, 0.5, 0.0)
+    """
+    tp_hidden = min(tp_overlap * tp_s, max(0.0, matmul_s - attention_s))
+    pp_hidden = min(pp_overlap * pp_s, max(0.0, compute_s - tp_hidden)) if interleave > 1 else 0.0
+    return tp_s - tp_hidden, pp_s - pp_hidden, tp_hidden, pp_hidden
 
 
 def model_step_time(
@@ -984,6 +1045,8 @@ def model_step_time(
     fused_elementwise: bool = True,
     comm_sm_fraction: float = 0.0,
     float8: Float8Recipe | None = None,
+    tp_overlap: float = 0.0,
+    pp_overlap: float = 0.0,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -1023,6 +1086,18 @@ def model_step_time(
     float8
         What an FP8 recipe (``train.precision="fp8"``) costs besides its GEMMs at the fp8 peak
         (:class:`Float8Recipe`); ``None``: torchao's tensorwise Float8 (:data:`FLOAT8_TORCHAO_TENSORWISE`).
+    tp_overlap
+        Fraction of the TP collectives hidden behind the GEMMs they are split against, in [0, 1], and
+        never more than those GEMMs' time (the matmul time less the attention core): Transformer Engine's
+        userbuffers overlap (NeMo ``ub_tp_comm_overlap``) splits each all-gather and reduce-scatter
+        of sequence parallelism into chunks that run beside the chunks of the adjacent linear layer's
+        GEMM. With sequence parallelism only (Megatron-LM refuses ``--tp-comm-overlap`` without it);
+        0: the collectives run between dependent kernels (Megatron-LM 2021-2022).
+    pp_overlap
+        Fraction of the pipeline's sends and receives hidden behind compute, in [0, 1], with an
+        interleaved schedule only (``layout.interleave > 1``): Megatron-Core's ``overlap_p2p_comm``
+        posts the next chunk's transfers while the current chunk computes and is forced off for
+        1F1B (Megatron-LM ``megatron/training/arguments.py``). 0: the sends are on the critical path.
 
     Examples
     --------
@@ -1042,15 +1117,8 @@ def model_step_time(
     if not 0 < eff <= 1:
         raise ConfigError(explain("matmul efficiency must be in (0, 1]", value=eff,
                                   fix="pass a fraction of peak such as 0.45"))
-    if not 0 <= ep_overlap <= 1:
-        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
-                                  fix="pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)"))
-    if not 0 <= comm_sm_fraction < 1:
-        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
-                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
-    if not 0 <= dp_overlap <= 1:
-        raise ConfigError(explain("dp_overlap must be in [0, 1]", value=dp_overlap,
-                                  fix="pass 0 (no overlap) to 1 (perfect overlap)"))
+    _check_overlaps(dp_overlap=dp_overlap, ep_overlap=ep_overlap, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
+                    comm_sm_fraction=comm_sm_fraction)
     dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
     p, v = layout.pp, layout.interleave
     m = max(1, train.global_batch // (dp * layout.micro_batch))
@@ -1070,6 +1138,12 @@ def model_step_time(
     # The communication kernels that hide it hold SMs: computation under them runs on the rest
     # (DeepSeek-V3 report sec. 3.2.2: 20 of the H800's 132 SMs), so hiding costs hidden * f / (1 - f).
     ep_s = ep_total - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
+    # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
+    # can happen only when sequence parallelism is enabled")
+    tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
+                                                  compute_s=matmul_s + elementwise_s, interleave=v,
+                                                  tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
+                                                  pp_overlap=pp_overlap)
     ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * bubble_fraction(p, v, m)
 
@@ -1097,7 +1171,7 @@ def model_step_time(
         pp_s=pp_s, bubble_s=bubble_s, dp_total_s=dp_total, dp_exposed_s=dp_exposed, optimizer_s=optimizer_s,
         offload_total_s=offload_total, offload_exposed_s=offload_exposed, host_optimizer_s=host_opt,
         efficiency=eff, dp_overlap=dp_overlap, source="model", peak_dtype=dtype,
-        cp_transfer_s=ring.transfer_s, cp_exposed_s=ring.exposed_s,
+        cp_transfer_s=ring.transfer_s, cp_exposed_s=ring.exposed_s, tp_hidden_s=tp_hidden, pp_hidden_s=pp_hidden,
     )
 
 
