@@ -227,6 +227,14 @@ def test_bad_values_raise(small, kwargs):
         plan(*small, Layout(tp=2), **kwargs)
 
 
+@pytest.mark.parametrize("tflops", [1e4, 2.8e294])
+def test_measured_tflops_above_every_peak_is_refused(small, tflops):
+    # 2.8e294 TFLOP/s made n_gpus * tflops * 1e12 overflow to inf, a step time of 0 and a division by zero
+    # in tokens_per_s (found by the CLI's hypothesis test); 1e4 is a plain unit mistake
+    with pytest.raises(ConfigError, match="highest dense peak"):
+        plan(*small, Layout(tp=2), measured_tflops_per_gpu=tflops)
+
+
 @pytest.mark.parametrize("field, value", [("tp", 0), ("pp", -1), ("micro_batch", 0), ("dp", 0)])
 def test_non_positive_degrees_are_rejected_by_the_spec(field, value):
     from pydantic import ValidationError

@@ -480,6 +480,17 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0)
 
 
+def _check_measured_tflops(tflops: float, cluster: ClusterSpec) -> None:
+    """A measured throughput cannot exceed the device's highest dense peak (of any dtype it lists)."""
+    peaks = cluster.gpu.peak_flops_per_s
+    best = max(peaks, key=lambda d: peaks[d]) if peaks else None
+    if best is not None and tflops * 1e12 > peaks[best]:
+        raise ConfigError(explain(
+            f"measured TFLOP/s per GPU is above {cluster.gpu.name}'s highest dense peak "
+            f"({peaks[best] / 1e12:g} TFLOP/s in {best})", value=tflops,
+            fix="give achieved TFLOP/s per GPU (e.g. 400), not FLOP/s or a cluster total"))
+
+
 def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes):
     if efficiency is not None and not (isinstance(efficiency, (int, float)) and 0 < efficiency <= 1):
         raise ConfigError(explain("efficiency must be a fraction of peak in (0, 1]", value=efficiency,
@@ -649,6 +660,8 @@ def plan(
             frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
         comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac,
                              ep_nodes_per_token=ep_nodes_per_token)
+    if measured_tflops_per_gpu is not None:
+        _check_measured_tflops(measured_tflops_per_gpu, cluster)
     if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
         time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,
                                   measured_step_time_s=measured_step_time_s,
