@@ -83,7 +83,7 @@ def test_copied_runs_are_an_error_unless_averaged():
     rng, N, D = _design(n=40, seed=4)
     L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
     N2, D2, L2 = np.r_[N, N[:3]], np.r_[D, D[:3]], np.r_[L, L[:3]]
-    with pytest.raises(DataError, match=r"repeat another run exactly.*rows 40, 41, 42.*duplicates='average'"):
+    with pytest.raises(DataError, match=r"repeat another run exactly.*rows 40, 41, 42.*duplicates='drop'"):
         ChinchillaLaw(init="coarse").fit(N2, D2, L2)
     avg = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="average")
     ref = _quiet_fit(ChinchillaLaw(init="coarse"), N, D, L)
@@ -92,7 +92,25 @@ def test_copied_runs_are_an_error_unless_averaged():
     kept = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="keep")
     assert kept.n_samples_ == 43
     with pytest.raises(ConfigError, match="duplicates policy"):
-        ChinchillaLaw().fit(N, D, L, duplicates="drop")
+        ChinchillaLaw().fit(N, D, L, duplicates="dedupe")
+
+
+def test_drop_removes_copies_and_keeps_replicates():
+    # A copy is no information, a replicate (same design point, another loss) is: "drop" fits what
+    # "error" lets through once the copies are gone, every replicate counted as one run.
+    rng, N, D = _design(n=30, seed=6)
+    L = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.01 * rng.standard_normal(N.size))
+    L_rep = L[:10] * np.exp(0.01 * rng.standard_normal(10))          # a second seed at 10 design points
+    N1, D1, L1 = np.r_[N, N[:10]], np.r_[D, D[:10]], np.r_[L, L_rep]
+    N2, D2, L2 = np.r_[N1, N1[:4], N1[-2:]], np.r_[D1, D1[:4], D1[-2:]], np.r_[L1, L1[:4], L1[-2:]]  # 6 copies
+    ref = _quiet_fit(ChinchillaLaw(init="coarse"), N1, D1, L1)       # no copies: no error, nothing dropped
+    dropped = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="drop")
+    assert dropped.n_samples_ == 40 and "6 copied run(s) dropped, 40 runs kept" in dropped.fit_info_["duplicates"]
+    for k in ChinchillaLaw.param_names:
+        assert dropped.params_[k] == pytest.approx(ref.params_[k], rel=1e-9), k
+    averaged = _quiet_fit(ChinchillaLaw(init="coarse"), N2, D2, L2, duplicates="average")
+    assert averaged.n_samples_ == 30       # the replicates were merged too
+    assert "duplicates" not in ref.fit_info_
 
 
 def test_replicates_with_different_losses_are_kept_or_averaged():
@@ -185,3 +203,22 @@ def test_save_right_after_fit_keeps_the_calibrated_band(tmp_path):
         assert back.calibration_ is not None and back.calibration_["n_steps"] >= 1
         np.testing.assert_allclose(back.predict_interval(*far, kind="new"), law.predict_interval(*far, kind="new"),
                                    rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_replicates_kept_keep_a_bad_seed_from_moving_the_forecast(seed):
+    # Three seeds per design point (no copies), 12 of the 90 runs diverged (+8% loss). Averaging merges each
+    # design point into its mean, which the bad seed pulls up; with the replicates kept the robust
+    # objective (Huber on log-loss) down-weights the bad runs themselves. (Mis)Fitting's table is this
+    # case: 261 runs, 81 design points.
+    rng, N, D = _design(n=30, seed=seed)
+    law_true = ChinchillaLaw.preset("besiroglu2024")
+    L = np.tile(law_true.predict(N, D), 3) * np.exp(0.005 * rng.standard_normal(90))
+    L[rng.choice(90, 12, replace=False)] *= 1.08
+    big = (3e11, 6e12)                                   # 15x beyond the largest model fitted
+    truth = float(np.ravel(law_true.predict(*big))[0])
+    err = {}
+    for policy in ("drop", "average"):
+        law = _quiet_fit(ChinchillaLaw(init="coarse"), np.tile(N, 3), np.tile(D, 3), L, duplicates=policy)
+        err[policy] = abs(float(np.ravel(law.predict(*big))[0]) / truth - 1)
+    assert err["drop"] < 0.01 and err["drop"] < 0.5 * err["average"], err

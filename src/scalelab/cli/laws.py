@@ -159,7 +159,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
         duplicates: Annotated[
-            str, typer.Option("--duplicates", help="Copied runs: error | average (one point per design point) | keep.")
+            str, typer.Option("--duplicates", help="Copied runs: error | drop (the copies; replicates kept) | "
+                                                   "average (one point per design point) | keep.")
         ] = "error",
         objective: Annotated[str, typer.Option("--objective", help="huber | ls | asymmetric.")] = "huber",
         delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
@@ -264,7 +265,7 @@ def register(app: typer.Typer) -> None:
         level: Annotated[float, typer.Option("--level", help="Band coverage.")] = 0.95,
         band: Annotated[str, typer.Option("--band", help="new (calibrated) | noise | mean.")] = "new",
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
-        duplicates: Annotated[str, typer.Option("--duplicates", help="error | average | keep.")] = "error",
+        duplicates: Annotated[str, typer.Option("--duplicates", help="error | drop | average | keep.")] = "error",
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
         """Backtest a law: fit the smaller runs, forecast the larger ones; errors, coverage, interval score."""

@@ -475,11 +475,12 @@ class ScalingLaw:
                      ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray | None]:
         """Validate options, covariates, target and weights for ``fit``, check the design, and forget any
         previous fit (attributes ending in ``_``). Returns ``(X arrays, y, weights or None)`` in the
-        canonical row order (duplicate design points averaged when ``duplicates="average"``)."""
+        canonical row order (copies dropped with ``duplicates="drop"``, equal design points averaged with
+        ``"average"``)."""
         self._check_options()
         if duplicates not in DUPLICATES:
             raise ConfigError(explain("unknown duplicates policy", value=duplicates, allowed=", ".join(DUPLICATES),
-                                      fix="use 'error' (default), 'average' or 'keep'"))
+                                      fix="use 'error' (default), 'drop', 'average' or 'keep'"))
         Xr, yr, w_runs = self._split_xy(X, y, columns)
         Xa = self._check_X(Xr, fitting=True)
         ya = self._check_y(yr, Xa[0].size if Xa else 0)
@@ -514,7 +515,7 @@ class ScalingLaw:
 
     def _user_order(self, residuals_canonical: np.ndarray) -> np.ndarray:
         """Log residuals (computed in the canonical order) in the order the user gave the runs (in
-        canonical order of the averaged points when duplicates were averaged)."""
+        canonical order of the remaining points when copies were dropped or duplicates averaged)."""
         if getattr(self, "_row_order", None) is None:
             return np.array(residuals_canonical, copy=True)
         out = np.empty_like(residuals_canonical)
@@ -567,9 +568,10 @@ class ScalingLaw:
             Observed target (final loss).
         sample_weight : array-like, optional
             Non-negative weight per run, multiplying its term in the objective.
-        duplicates : {"error", "average", "keep"}
+        duplicates : {"error", "drop", "average", "keep"}
             Runs identical in every covariate and the loss are an error by default (copies narrow the
-            bands); ``"average"`` fits one point per design point (geometric mean of its losses).
+            bands); ``"drop"`` drops the copies and keeps replicates (same design point, other loss);
+            ``"average"`` fits one point per design point (geometric mean of its losses).
         **columns : str
             With a pandas DataFrame (or dict of columns) as the only positional argument: the column of
             each covariate and of the target, by canonical name or alias (``n="params", d="tokens",

@@ -22,7 +22,7 @@ __all__ = ["DUPLICATES", "LOSSES", "canonical_order"]
 #: Objectives the fitter knows (see :mod:`scalelab.laws.fitting`).
 LOSSES = ("huber", "ls", "asymmetric")
 #: What ``fit(..., duplicates=)`` does with repeated runs (see :func:`handle_duplicates`).
-DUPLICATES = ("error", "average", "keep")
+DUPLICATES = ("error", "drop", "average", "keep")
 
 
 def _as_float_array(x: Any, what: str) -> np.ndarray:
@@ -170,20 +170,28 @@ def handle_duplicates(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.
     ``"error"``: identical rows (every covariate *and* the loss equal; laws of the loss only) raise
     :class:`DataError`: a copied row counts twice in the objective and in every bootstrap resample, so the
     bands narrow by about the square root of the copies. Replicates (same covariates, different losses, e.g. seeds)
-    are kept: they carry run-to-run noise. ``"average"``: every group of equal design points becomes
-    one point at the geometric mean of its losses (the fit works on log-loss), weight the mean weight.
-    Returns ``(X, y, w, note)``; ``note`` says how many runs were averaged (None when none were).
+    are kept: they carry run-to-run noise. ``"drop"``: the copies are dropped (the first of each kept) and
+    replicates kept, every run counted once. ``"average"``: every group of equal design points becomes
+    one point at the geometric mean of its losses (the fit works on log-loss), weight the mean weight:
+    replicates then count as one run, and the robust objective sees their mean instead of each of them.
+    Returns ``(X, y, w, note)``; ``note`` says how many runs were dropped or averaged (None when none were).
     """
     n = y.size
     same_x = np.ones(max(n - 1, 0), dtype=bool)
     for a in X:
         same_x &= a[1:] == a[:-1]
-    if policy == "error":
+    if policy in ("error", "drop"):
         if law.target != "L":
             # a hyperparameter law's target (a learning rate, a batch size) takes grid values: two
             # runs that differ only in an unmodelled knob share it exactly without being copies
             return X, y, w, None
+        # canonical order sorts by covariates, then the loss: a copy sits right after its original
         dup = np.flatnonzero(same_x & (y[1:] == y[:-1])) + 1
+        if dup.size and policy == "drop":
+            keep = np.ones(n, dtype=bool)
+            keep[dup] = False
+            note = f"{dup.size} copied run(s) dropped, {n - dup.size} runs kept"
+            return tuple(a[keep] for a in X), y[keep], None if w is None else w[keep], note
         if dup.size:
             rows = np.sort(order[dup])
             raise DataError(explain(
@@ -191,8 +199,8 @@ def handle_duplicates(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.
                 f"{_rows(rows)}: copies count twice and narrow the bands by about the square root of "
                 "the copies", value=[float(y[i]) for i in dup[:5]],
                 allowed="one row per run; replicates (same design point, different loss) are fine",
-                fix="drop the copies, or average equal design points with duplicates='average' "
-                    "(CLI: --duplicates average)"))
+                fix="drop the copies (duplicates='drop', CLI --duplicates drop, keeps the replicates), or "
+                    "average equal design points with duplicates='average'"))
         return X, y, w, None
     starts = np.flatnonzero(np.concatenate([[True], ~same_x]))
     if starts.size == n:
