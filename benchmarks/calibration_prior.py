@@ -43,7 +43,7 @@ def family_scores(options: dict | None = None) -> dict[str, list[float]]:
         runs = load_runs(ds["cols"], n_convention="total")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            law = get_law(ds["law"])(**(options or {})).fit(runs, duplicates="average")
+            law = get_law(ds["law"])(**(options or {})).fit(runs, duplicates="drop")
             scores, _ = own_scores(law)
         out.setdefault(ds["family"], []).extend(scores)
     return out
