@@ -311,10 +311,10 @@ def test_dtensor_sequence_parallel_saves_the_gathered_linear_inputs():
 
 
 def test_pipelining_per_microbatch_buffers_follow_torch_pipelining_of_torchtitans_runs():
-    """``pp_microbatch_buffers``: m receive buffers (not on the first stage), m gradient receive buffers
-    and m kept outputs (not on the last), and the input gradients of the backwards done (not on the
-    first), counted at the rank's last forward; memory_per_gpu reports that instead of one buffer each
-    way."""
+    """``pp_microbatch_buffers``: m gradient receive buffers and m kept outputs (not on the last stage);
+    the receive buffers not in flight (the in-flight ones are their first layer's saved input) and the
+    input gradients of the backwards done (not on the first), counted at the rank's last forward;
+    memory_per_gpu reports that instead of one buffer each way."""
     import dataclasses
 
     from scalelab import get_model
@@ -335,11 +335,11 @@ def test_pipelining_per_microbatch_buffers_follow_torch_pipelining_of_torchtitan
                                                  in_flight=inflight) / unit
 
     assert units(0, 8, 4) == 16  # first stage: gradient receive buffers and kept outputs
-    assert units(1, 8, 3) == 8 + 5 + 16  # receive buffers, 5 input gradients, gradient buffers, outputs
-    assert units(3, 8, 1) == 8 + 7  # last stage: receive buffers and 7 input gradients
+    assert units(1, 8, 3) == 5 + 5 + 16  # 5 idle receive buffers, 5 input gradients, gradient buffers, outputs
+    assert units(3, 8, 1) == 7 + 7  # last stage: idle receive buffers and 7 input gradients
     inter = lay.model_copy(update={"interleave": 2})
-    # rank 3 of 4 with v=2 holds stages 3 and 7 (the last): 3m + done, then m + done
-    assert units(3, 8, 4.5, inter) == (8 + 3.5 + 16) + (8 + 3.5)
+    # rank 3 of 4 with v=2 holds stages 3 and 7 (the last): 2 (m - 4.5) + 2 m, then 2 (m - 4.5)
+    assert units(3, 8, 4.5, inter) == (3.5 + 3.5 + 16) + (3.5 + 3.5)
     assert units(0, 8, 1, lay.model_copy(update={"pp": 1})) == 0.0
     conv = MemoryConventions()
     old = memory_per_gpu(model, train, lay, dp=1, conventions=conv)

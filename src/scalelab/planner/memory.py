@@ -805,12 +805,12 @@ def pipeline_microbatch_buffers_bytes(model: ModelSpec, train: TrainSpec, layout
 
     For each of the rank's ``v`` stages (global index ``rank + j p``), in micro-batch activations
     (one stage output: ``micro_batch x seq / cp`` tokens, ``/ tp`` with SP, of ``d_model`` in ``act``
-    bytes): ``m`` receive buffers unless it is the first stage; ``m`` gradient receive buffers and the
-    ``m`` kept forward outputs unless it is the last (whose outputs are the logits,
-    :func:`pipeline_kept_outputs_bytes`); and the input gradients of the backwards done, unless it is
-    the first. Counted at the rank's last forward, the latest moment its activations are at their peak
-    (1F1B's steady state keeps ``in_flight`` constant): all ``m v`` forwards done and
-    ``m v - in_flight v`` backwards, shared evenly over the rank's stages. 0 without pipeline
+    bytes): ``m`` gradient receive buffers and the ``m`` kept forward outputs unless it is the last
+    stage (whose outputs are the logits, :func:`pipeline_kept_outputs_bytes`); unless it is the first,
+    the ``m`` receive buffers less the in-flight ones (already counted as their first layer's saved
+    input) and the input gradients of the backwards done. Counted at the rank's last forward, the
+    latest moment its activations are at their peak (1F1B's steady state keeps ``in_flight``
+    constant): all forwards done and ``m - in_flight`` backwards per stage. 0 without pipeline
     parallelism.
 
     >>> from scalelab.arch.spec import ModelSpec
@@ -820,19 +820,19 @@ def pipeline_microbatch_buffers_bytes(model: ModelSpec, train: TrainSpec, layout
     >>> a = 100 * 1000 * 2.0   # one stage output
     >>> [pipeline_microbatch_buffers_bytes(m, train, lay, 2.0, rank=i, micro_batches=8,
     ...                                    in_flight=4 - i) / a for i in range(4)]
-    [16.0, 29.0, 30.0, 15.0]
+    [16.0, 26.0, 28.0, 14.0]
     """
     p, v, m = layout.pp, layout.interleave, micro_batches
     if p <= 1:
         return 0.0
     _, rep = _micro_batch_tokens(train, layout)
-    done_bwd = max(0.0, m * v - in_flight * v) / v  # backwards done per local stage
+    idle = max(0.0, m - in_flight)  # per local stage: receive buffers not in flight, backwards done
     units = 0.0
     for j in range(v):
         s = rank + j * p
         first, last = s == 0, s == p * v - 1
         if not first:
-            units += m + done_bwd  # receive buffers, input gradients in their .grad
+            units += 2 * idle  # receive buffers not in flight, input gradients in their .grad
         if not last:
             units += 2 * m  # gradient receive buffers, kept outputs
     return units * rep * model.d_model * act
