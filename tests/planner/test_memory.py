@@ -308,3 +308,72 @@ def test_dtensor_sequence_parallel_saves_the_gathered_linear_inputs():
     no_sp = Layout(tp=8, sequence_parallel=False, recompute="none")
     assert activation_bytes_per_layer(model, 8192, 2, no_sp, conventions=dt) == \
         activation_bytes_per_layer(model, 8192, 2, no_sp, conventions=meg)
+
+
+def test_pipelining_per_microbatch_buffers_follow_torch_pipelining_of_torchtitans_runs():
+    """``pp_microbatch_buffers``: m gradient receive buffers and m kept outputs (not on the last stage);
+    the receive buffers not in flight (the in-flight ones are their first layer's saved input) and the
+    input gradients of the backwards done (not on the first), counted at the rank's last forward;
+    memory_per_gpu reports that instead of one buffer each way."""
+    import dataclasses
+
+    from scalelab import get_model
+    from scalelab.planner.memory import (
+        MemoryConventions,
+        memory_per_gpu,
+        pipeline_buffer_bytes,
+        pipeline_microbatch_buffers_bytes,
+    )
+
+    model = get_model("llama-3.1-8b")
+    train = TrainSpec(seq_len=4096, global_batch=16)
+    lay = Layout(tp=2, pp=4, sequence_parallel=True, micro_batch=2)
+    unit = 2 * 4096 / 2 * model.d_model * 2.0  # one stage output: micro-batch x seq / tp x d, bf16
+
+    def units(rank: int, m: int, inflight: float, layout: Layout = lay) -> float:
+        return pipeline_microbatch_buffers_bytes(model, train, layout, 2.0, rank=rank, micro_batches=m,
+                                                 in_flight=inflight) / unit
+
+    assert units(0, 8, 4) == 16  # first stage: gradient receive buffers and kept outputs
+    assert units(1, 8, 3) == 5 + 5 + 16  # 5 idle receive buffers, 5 input gradients, gradient buffers, outputs
+    assert units(3, 8, 1) == 7 + 7  # last stage: idle receive buffers and 7 input gradients
+    inter = lay.model_copy(update={"interleave": 2})
+    # rank 3 of 4 with v=2 holds stages 3 and 7 (the last): 2 (m - 4.5) + 2 m, then 2 (m - 4.5)
+    assert units(3, 8, 4.5, inter) == (3.5 + 3.5 + 16) + (3.5 + 3.5)
+    assert units(0, 8, 1, lay.model_copy(update={"pp": 1})) == 0.0
+    conv = MemoryConventions()
+    old = memory_per_gpu(model, train, lay, dp=1, conventions=conv)
+    new = memory_per_gpu(model, train, lay, dp=1,
+                         conventions=dataclasses.replace(conv, pp_microbatch_buffers=True))
+    assert old.get("pipeline_buffers_bytes") == pipeline_buffer_bytes(model, train, lay, 2.0)
+    assert new.peak_stage == old.peak_stage == 0
+    assert new.get("pipeline_buffers_bytes") == units(0, 8, 4) * unit  # m = 16 / (1 x 2)
+    assert new.total_bytes - old.total_bytes == new.get("pipeline_buffers_bytes") - old.get(
+        "pipeline_buffers_bytes")
+
+
+def test_torchtitan_stage_split_puts_the_remainder_on_the_middle_stages():
+    """``pp_stage_split="torchtitan"`` splits as torchtitan's generate_split_points: first stage
+    L // (p v), middle stages one more while the remainder lasts, the last stage the rest; rank r holds
+    stages r, r + p, ...; the default keeps the even split with extras on the last stages."""
+    from scalelab.planner.memory import MemoryConventions, _stage_layers, memory_per_gpu
+
+    def counts(split: str, v: int = 1) -> list[int]:
+        return [sum(hi - lo for lo, hi in r) for r in _stage_layers(126, 8, v, split)]
+
+    assert counts("torchtitan") == [15, 16, 16, 16, 16, 16, 16, 15]
+    assert counts("even") == [15, 15, 16, 16, 16, 16, 16, 16]
+    assert _stage_layers(126, 8, 2, "torchtitan")[7] == [(55, 63), (119, 126)]
+    assert counts("torchtitan", 2) == [15, 16, 16, 16, 16, 16, 16, 15]
+    with pytest.raises(ConfigError, match="pp_stage_split"):
+        MemoryConventions(pp_stage_split="balanced")
+    # 7 layers on 3 stages, one micro-batch: the even split puts 3 layers on the last stage, torchtitan's
+    # on the middle one, which becomes the peak (a small vocabulary keeps the head light)
+    toy = ModelSpec(n_layers=7, d_model=512, n_heads=8, d_ff=2048, vocab_size=256)
+    train = TrainSpec(seq_len=1024, global_batch=1)
+    lay = Layout(pp=3)
+    even = memory_per_gpu(toy, train, lay, dp=1, conventions=MemoryConventions())
+    tt = memory_per_gpu(toy, train, lay, dp=1, conventions=MemoryConventions(pp_stage_split="torchtitan"))
+    assert (even.peak_stage, tt.peak_stage) == (2, 1)
+    assert tt.get("layer_weights_bytes") == even.get("layer_weights_bytes")
+    assert tt.total_bytes < even.total_bytes

@@ -139,7 +139,8 @@ class FrameworkProfile:
 _EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_copies=3.0, logits_output_bytes=2.0)
 #: torchtitan: eager conventions, and DTensor sequence parallelism saves the gathered linear inputs
 _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_parallel_logits_copies=4.0,
-                                  pp_keeps_stage_outputs=True)
+                                  pp_keeps_stage_outputs=True, pp_microbatch_buffers=True,
+                                  pp_stage_split="torchtitan")
 
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (

@@ -55,6 +55,7 @@ __all__ = [
     "offload_terms",
     "pipeline_buffer_bytes",
     "pipeline_kept_outputs_bytes",
+    "pipeline_microbatch_buffers_bytes",
     "quantized_bytes_per_param",
     "zero3_gather_bytes",
     "zero_model_states_bytes",
@@ -108,6 +109,21 @@ class MemoryConventions:
         ``logits_output_bytes``) until the step ends: PyTorch's pipelining appends each forward's output
         to ``output_chunks`` for the schedule's return value (``torch.distributed.pipelining``
         ``stage.py`` ``forward_one_chunk``); torchtitan's last stage outputs the logits.
+    pp_microbatch_buffers : bool
+        With pipeline parallelism, the stage-boundary buffers are per micro-batch, not one each way
+        (``torch.distributed.pipelining`` as torchtitan ran it, torch nightly of 2024-12-23): a receive
+        buffer per micro-batch on every stage but the first (``PipelineStage._prepare_forward_infra``)
+        and a gradient receive buffer per micro-batch on every stage but the last
+        (``_prepare_backward_infra``), both allocated once and kept; every forward output kept in
+        ``output_chunks`` until the next step (``forward_one_chunk`` appended it on every stage until
+        pytorch/pytorch#153383, May 2025); and each backward's input gradient left in its receive
+        buffer's ``.grad`` until ``clear_runtime_states`` at the next step (``stage_backward``; freed
+        early only since pytorch/pytorch#164329). See :func:`pipeline_microbatch_buffers_bytes`.
+    pp_stage_split : str
+        How the layers are split over pipeline stages: ``"even"`` (contiguous, extra layers on the last
+        stages) or ``"torchtitan"`` (``generate_split_points``: first stage ``L // (p v)`` layers, middle
+        stages one more while the remainder lasts, the last stage the rest; Llama 3.1 405B on PP8:
+        15, 16 x 6, 15).
     loss_chunks : int
         Chunked (fused linear) cross-entropy computes the loss ``loss_chunks`` token blocks at a time, so
         only one block's logits are alive (Liger kernel, Megatron ``--cross-entropy-loss-fusion``).
@@ -161,6 +177,8 @@ class MemoryConventions:
     logits_output_bytes: float = 0.0
     loss_parallel_logits_copies: float | None = None
     pp_keeps_stage_outputs: bool = False
+    pp_microbatch_buffers: bool = False
+    pp_stage_split: str = "even"
     loss_chunks: int = 1
     master_weight_bytes: float | None = None
     weight_bytes: float | None = None
@@ -190,6 +208,8 @@ class MemoryConventions:
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
+        if self.pp_stage_split not in ("even", "torchtitan"):
+            raise ConfigError(explain("pp_stage_split must be 'even' or 'torchtitan'", value=self.pp_stage_split))
         if isinstance(self.loss_chunks, bool) or not isinstance(self.loss_chunks, int) or self.loss_chunks < 1:
             raise ConfigError(explain("loss_chunks must be a positive integer", value=self.loss_chunks))
         if isinstance(self.zero3_tiles, bool) or not isinstance(self.zero3_tiles, int) or self.zero3_tiles < 1:
@@ -652,13 +672,39 @@ def _logits_bytes(model: ModelSpec, tokens: float, tp: int, conv: MemoryConventi
     return rows * model.vocab_size / tp * (copies * conv.logits_bytes + conv.logits_output_bytes)
 
 
-def _stage_layers(n_layers: int, pp: int) -> list[tuple[int, int]]:
-    """[start, end) layer indices of each stage: an even split, extra layers on the last stages."""
+def _stage_layers(n_layers: int, pp: int, v: int = 1, split: str = "even") -> list[list[tuple[int, int]]]:
+    """[start, end) layer ranges held by each pipeline rank.
+
+    ``"even"``: ``pp`` contiguous blocks, an even split with the extra layers on the last ranks.
+    ``"torchtitan"``: ``pp v`` stages split as torchtitan's ``generate_split_points``
+    (``torchtitan/parallelisms/pipelining_utils.py`` at 9dec370): the first stage gets
+    ``n_layers // (pp v)``, the middle stages one more while the remainder lasts, the last stage what is
+    left; rank r holds stages r, r + pp, ... (``stage_ids_this_rank``, loop style).
+
+    >>> _stage_layers(126, 8, 1, "torchtitan")[0], _stage_layers(126, 8, 1, "torchtitan")[7]
+    ([(0, 15)], [(111, 126)])
+    >>> [sum(h - lo for lo, h in r) for r in _stage_layers(126, 8, 2, "torchtitan")]
+    [15, 16, 16, 16, 16, 16, 16, 15]
+    """
+    if split == "torchtitan":
+        total = pp * v
+        base, extra = divmod(n_layers, total)
+        sizes = [base]
+        for _ in range(1, total - 1):
+            sizes.append(base + (1 if extra > 0 else 0))
+            extra -= 1 if extra > 0 else 0
+        sizes.append(n_layers - sum(sizes))
+        ranks: list[list[tuple[int, int]]] = [[] for _ in range(pp)]
+        start = 0
+        for stage, n in enumerate(sizes):
+            ranks[stage % pp].append((start, start + n))
+            start += n
+        return ranks
     base, extra = divmod(n_layers, pp)
     out, start = [], 0
     for i in range(pp):
         n = base + (1 if i >= pp - extra else 0)
-        out.append((start, start + n))
+        out.append([(start, start + n)])
         start += n
     return out
 
@@ -751,6 +797,45 @@ def pipeline_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, ac
         return 0.0
     _, rep = _micro_batch_tokens(train, layout)
     return 2 * rep * model.d_model * act
+
+
+def pipeline_microbatch_buffers_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float, *,
+                                      rank: int, micro_batches: int, in_flight: float) -> float:
+    """Stage-boundary buffers per micro-batch on pipeline rank ``rank`` (``pp_microbatch_buffers``).
+
+    For each of the rank's ``v`` stages (global index ``rank + j p``), in micro-batch activations
+    (one stage output: ``micro_batch x seq / cp`` tokens, ``/ tp`` with SP, of ``d_model`` in ``act``
+    bytes): ``m`` gradient receive buffers and the ``m`` kept forward outputs unless it is the last
+    stage (whose outputs are the logits, :func:`pipeline_kept_outputs_bytes`); unless it is the first,
+    the ``m`` receive buffers less the in-flight ones (already counted as their first layer's saved
+    input) and the input gradients of the backwards done. Counted at the rank's last forward, the
+    latest moment its activations are at their peak (1F1B's steady state keeps ``in_flight``
+    constant): all forwards done and ``m - in_flight`` backwards per stage. 0 without pipeline
+    parallelism.
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import Layout, TrainSpec
+    >>> m = ModelSpec(n_layers=8, d_model=1000, n_heads=8, d_ff=4096, vocab_size=1000)
+    >>> lay, train = Layout(pp=4), TrainSpec(seq_len=100, global_batch=8)
+    >>> a = 100 * 1000 * 2.0   # one stage output
+    >>> [pipeline_microbatch_buffers_bytes(m, train, lay, 2.0, rank=i, micro_batches=8,
+    ...                                    in_flight=4 - i) / a for i in range(4)]
+    [16.0, 26.0, 28.0, 14.0]
+    """
+    p, v, m = layout.pp, layout.interleave, micro_batches
+    if p <= 1:
+        return 0.0
+    _, rep = _micro_batch_tokens(train, layout)
+    idle = max(0.0, m - in_flight)  # per local stage: receive buffers not in flight, backwards done
+    units = 0.0
+    for j in range(v):
+        s = rank + j * p
+        first, last = s == 0, s == p * v - 1
+        if not first:
+            units += 2 * idle  # receive buffers not in flight, input gradients in their .grad
+        if not last:
+            units += 2 * m  # gradient receive buffers, kept outputs
+    return units * rep * model.d_model * act
 
 
 def cp_ring_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float) -> float:
@@ -991,13 +1076,13 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     if train.global_batch % (dp * b):
         notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
 
-    stages = _stage_layers(model.n_layers, p)
+    stages = _stage_layers(model.n_layers, p, v, conv.pp_stage_split)
     first_moe = model.n_layers - n_moe_layers
     best: dict = {}
     seen: dict[tuple, dict] = {}
-    for i, (lo, hi) in enumerate(stages):
-        n_moe_i = max(0, hi - max(lo, first_moe))
-        n_dense_i = (hi - lo) - n_moe_i
+    for i, ranges in enumerate(stages):
+        n_moe_i = sum(max(0, hi - max(lo, first_moe)) for lo, hi in ranges)
+        n_dense_i = sum(hi - lo for lo, hi in ranges) - n_moe_i
         first, last = i == 0, i == p - 1
         # In-flight microbatches never grow with the stage index, so among stages with the same layers
         # the earliest one holds the most: evaluate only that one (keeps large pp cheap for the search).
@@ -1054,7 +1139,11 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         elif zero >= 3:
             r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
             other += r["zero3_gather_bytes"]
-        if p > 1:
+        if p > 1 and conv.pp_microbatch_buffers:
+            r["pipeline_buffers_bytes"] = pipeline_microbatch_buffers_bytes(
+                model, train, layout, act, rank=i, micro_batches=m_micro, in_flight=inflight)
+            other += r["pipeline_buffers_bytes"]
+        elif p > 1:
             r["pipeline_buffers_bytes"] = pipeline_buffer_bytes(model, train, layout, act)
             other += r["pipeline_buffers_bytes"]
         if c > 1:
