@@ -124,9 +124,10 @@ RING_TRANSFORMER_ENGINE = RingRecipe(
 
 RING_TORCH_ALLGATHER = RingRecipe(
     fwd_q_bytes=38.0, fwd_kv_bytes=4.0, bwd_q_bytes=24.0, bwd_kv_bytes=25.0, kv_expanded=True, source=(
-        "torch/distributed/tensor/experimental/_attention.py at pytorch 1963fc8 (December 2024, torchtitan "
-        "9dec370's docs/performance.md), eager ops per step: _SDPAMerger casts the bf16 output to fp32 "
-        "(2 + 4), out - block_out (4 + 4 + 4), sigmoid(lse) * (...) (4 + 4), out - (...) (4 + 4 + 4) = 38 "
+        "torch/distributed/tensor/experimental/_attention.py of late 2024 (torchtitan 9dec370's runs used "
+        "torch 1963fc8; the merge and backward are the same in mid-2025), eager ops per step: _SDPAMerger "
+        "casts the bf16 output to fp32 (2 + 4), out - block_out (4 + 4 + 4), sigmoid(lse) * (...) (4 + 4), "
+        "out - (...) (4 + 4 + 4) = 38 "
         "per query element; torch.cat of K and V for the next send (2 + 2 per element); backward: flash "
         "backward's per-call dot(dO, O) and fp32 dQ accumulator (memset, convert: 2 + 2 + 4 + 4 + 2 = 14), "
         "grad_query += (4 + 2 + 4); per K,V element: _partial_update's in-place add on half and torch.cat "
