@@ -271,6 +271,84 @@ def test_ring_attention_hides_its_transfers_at_long_sequences_not_its_overheads_
     assert flash_tile_efficiency(512) < flash_tile_efficiency(4096) < flash_tile_efficiency(65536) < 1
 
 
+def test_ring_recipe_charges_what_the_cp_implementation_moves_per_step():
+    """The ring's corrections are the recipe's bytes per element of the local queries and keys/values:
+    TransformerEngine's fused merge (the default) against torch's eager fp32 merges as torchtitan ran
+    them, which also see K and V expanded to every query head (``repeat_kv`` before SDPA), so a
+    grouped-query model (Llama 3.1 8B: 32 query heads, 8 K,V heads) pays for 4x its K,V width."""
+    from scalelab.planner.step_time import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE, cp_ring_cost
+
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-hbm2e", 8)
+    train, lay = TrainSpec(seq_len=262144, global_batch=1), Layout(cp=8, zero=3, recompute="full")
+
+    def ring(recipe):
+        return cp_ring_cost(model, cluster, train, lay, dp=1, attention_s=50.0, recipe=recipe)
+
+    default, te, torch_ = ring(None), ring(RING_TRANSFORMER_ENGINE), ring(RING_TORCH_ALLGATHER)
+    assert default == te
+    q, kv = model.q_dim, model.kv_dim + model.v_dim
+    kv_expanded = kv * model.n_heads / model.n_kv_heads
+    assert kv_expanded == 2 * q  # 8B: K and V at every one of the 32 heads
+    n_fwd = 2  # full recompute reruns the attention forward
+
+    def per_step(r, kv_elems):
+        return (n_fwd * (r.fwd_q_bytes * q + r.fwd_kv_bytes * kv_elems)
+                + r.bwd_q_bytes * q + r.bwd_kv_bytes * kv_elems)
+
+    expected = per_step(RING_TORCH_ALLGATHER, kv_expanded) / per_step(RING_TRANSFORMER_ENGINE, kv)
+    assert torch_.correction_s / te.correction_s == pytest.approx(expected, rel=1e-12)
+    assert expected > 4  # eager fp32 merges move several times what the fused corrections do
+    # The same correction bytes in seconds: (c - 1) steps x tokens per GPU x layers / (0.8 x HBM bandwidth).
+    hbm = cluster.gpu.memory_bandwidth_bytes_per_s * 0.8
+    assert torch_.correction_s == pytest.approx(7 * per_step(RING_TORCH_ALLGATHER, kv_expanded) * 262144 / 8
+                                                * model.n_layers / hbm, rel=1e-12)
+    # Only the corrections depend on the recipe.
+    assert (torch_.short_block_s, torch_.step_overhead_s) == (te.short_block_s, te.step_overhead_s)
+    # Expansion changes nothing for a model whose K,V heads are its query heads.
+    import dataclasses
+
+    mha = model.model_copy(update={"n_kv_heads": model.n_heads})
+    plain = dataclasses.replace(RING_TORCH_ALLGATHER, kv_expanded=False)
+    assert (cp_ring_cost(mha, cluster, train, lay, dp=1, attention_s=50.0, recipe=plain)
+            == cp_ring_cost(mha, cluster, train, lay, dp=1, attention_s=50.0, recipe=RING_TORCH_ALLGATHER))
+
+
+def test_torchtitan_profiles_run_torchs_ring_and_the_bound_stays_below_the_model():
+    """torchtitan's profiles carry torch's CP recipe, Megatron's TransformerEngine's; the recipe moves a
+    CP layout's step time and nothing without CP, and the search's lower bound uses the same recipe."""
+    from scalelab.planner.frameworks import get_framework
+    from scalelab.planner.step_time import (
+        RING_TORCH_ALLGATHER,
+        RING_TRANSFORMER_ENGINE,
+        RingRecipe,
+        step_time_lower_bound,
+        timing_flops,
+    )
+
+    assert get_framework("torchtitan").cp_ring == get_framework("torchtitan-compile").cp_ring == RING_TORCH_ALLGATHER
+    assert get_framework("megatron").cp_ring == get_framework("nemo").cp_ring == RING_TRANSFORMER_ENGINE
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-hbm2e", 8)
+    for cp, seq in ((1, 32768), (4, 131072)):
+        train, lay = TrainSpec(seq_len=seq, global_batch=8 // cp), Layout(cp=cp, zero=3, recompute="full")
+        tt, mg = (plan(model, cluster, train, lay, framework=f).time
+                  for f in ("torchtitan-compile", "megatron"))
+        if cp == 1:
+            assert tt.cp_s == mg.cp_s == 0.0
+        else:
+            assert tt.cp_s > mg.cp_s > 0
+            assert tt.matmul_s == mg.matmul_s
+            p = plan(model, cluster, train, lay, framework="torchtitan-compile")
+            hw, att = timing_flops(p.flops, lay.recompute)
+            for recipe in (RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE):
+                full = model_step_time(model, cluster, train, lay, hardware_flops=hw, attention_flops=att,
+                                       comm=p.comm, dp=2, cp_ring=recipe)
+                low = step_time_lower_bound(model, cluster, train, lay, dp=2, hardware_flops=hw,
+                                            attention_flops=att, cp_ring=recipe)
+                assert low <= full.step_time_s
+    with pytest.raises(ConfigError, match="fwd_q_bytes"):
+        RingRecipe(fwd_q_bytes=-1.0, fwd_kv_bytes=0.0, bwd_q_bytes=8.0, bwd_kv_bytes=8.0)
+
+
 def test_ring_transfers_exposed_when_the_network_outruns_the_attention():
     """With a slow network the per-step transfer outlasts the step's attention and shows in the step."""
     slow = GPU.model_copy(update={"inter_node_bandwidth_bytes_per_s": 1e9})

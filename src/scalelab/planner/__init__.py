@@ -15,7 +15,7 @@ from .memory import (
 )
 from .plan import Plan, check_layout, plan
 from .search import Rejected, SearchResult, search_layouts
-from .step_time import Float8Recipe, StepTime
+from .step_time import Float8Recipe, RingRecipe, StepTime
 
 __all__ = [
     "CommBreakdown",
@@ -29,6 +29,7 @@ __all__ = [
     "MemoryConventions",
     "Plan",
     "Rejected",
+    "RingRecipe",
     "SearchResult",
     "StepTime",
     "TrainSpec",

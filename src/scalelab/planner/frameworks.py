@@ -54,7 +54,13 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError, explain
 from .layout import Layout
 from .memory import MemoryConventions
-from .step_time import FLOAT8_TORCHAO_TENSORWISE, Float8Recipe
+from .step_time import (
+    FLOAT8_TORCHAO_TENSORWISE,
+    RING_TORCH_ALLGATHER,
+    RING_TRANSFORMER_ENGINE,
+    Float8Recipe,
+    RingRecipe,
+)
 
 __all__ = ["FRAMEWORKS", "FrameworkProfile", "get_framework"]
 
@@ -99,6 +105,10 @@ class FrameworkProfile:
         fp8 GEMMs' efficiency, a bf16 LM head (:class:`~scalelab.planner.step_time.Float8Recipe`; every
         profile: torchao's tensorwise Float8 as torchtitan's published runs used it). Override with
         ``dataclasses.replace(get_framework(name), float8=Float8Recipe(...))``; ``FLOAT8_IDEAL`` charges nothing.
+    cp_ring : RingRecipe
+        What its context parallelism's per-step merges and accumulations move in HBM
+        (:class:`~scalelab.planner.step_time.RingRecipe`): TransformerEngine's fused corrections by default,
+        torch's eager fp32 merges with K,V at every query head for torchtitan.
     sources : tuple of str
         Where the settings come from.
     """
@@ -116,6 +126,7 @@ class FrameworkProfile:
     efficiency_scale: float = 1.0
     pp_zero3_gather: str | None = None
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
+    cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:
@@ -159,11 +170,11 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),
     FrameworkProfile("torchtitan", memory=_TORCHTITAN, fused_elementwise=False, pp_zero3_gather="step",
-                     policy_aliases=(("selective", "torchtitan-op"),), sources=(
+                     cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
         "(compile off): one kernel per elementwise op",)),
-    FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step",
+    FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step", cp_ring=RING_TORCH_ALLGATHER,
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "
         "Llama 3.1 8B on 8 H100 5,762 -> 6,667 tokens/s/GPU from compile alone)",)),

@@ -38,7 +38,9 @@ from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
     FLOAT8_TORCHAO_TENSORWISE,
+    RING_TRANSFORMER_ENGINE,
     Float8Recipe,
+    RingRecipe,
     StepTime,
     compute_dtype,
     measured_step_time,
@@ -428,6 +430,8 @@ class FrameworkOptions:
     """Share of TP collectives hidden behind their GEMMs (:func:`~scalelab.planner.step_time.model_step_time`)."""
     pp_overlap: float = 0.0
     """Share of pipeline sends hidden behind compute with interleaved schedules."""
+    cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
+    """What context parallelism's merges move per ring step (:class:`~scalelab.planner.step_time.RingRecipe`)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
@@ -452,11 +456,11 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     """
     from .frameworks import get_framework
 
-    fused, nodes, sm, f8 = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE
+    fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
-        f8 = prof.float8
+        f8, ring = prof.float8, prof.cp_ring
         if prof.efficiency_scale != 1.0:
             gpu = cluster.gpu
             if efficiency is None:
@@ -477,7 +481,8 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,
         ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
-        comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0)
+        comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0,
+        cp_ring=ring)
 
 
 def _check_measured_tflops(tflops: float, cluster: ClusterSpec) -> None:
@@ -678,7 +683,7 @@ def plan(
             attention_flops=attention_t,
             attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
             fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction, float8=fw.float8,
-            tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap)
+            tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

@@ -83,6 +83,59 @@ about five dependent short kernels (the attention block, the softmax-statistics 
 the send and the receive with their stream synchronisation, TransformerEngine's P2P context parallelism),
 each leaving a launch gap of ~2 us on the GPU timeline when the kernels are short. An estimate, not fitted."""
 
+@dataclass(frozen=True)
+class RingRecipe:
+    """HBM traffic of one context-parallel ring step beyond its attention kernel, bytes per element of
+    the rank's local queries (q) or keys and values (kv, K and V counted apart), as a CP implementation
+    moves them (:func:`cp_ring_cost`, ``corrections``). A framework profile's ``cp_ring``.
+
+    ``fwd_*``: merging one step's partial output and statistics into the running result, per forward
+    pass (a save policy that reruns attention pays it twice); ``bwd_*``: accumulating one step's dQ and
+    dK, dV. ``kv_expanded``: K and V reach the kernel expanded to every query head (``repeat_kv`` before
+    SDPA), so a grouped-query model moves ``n_heads / n_kv_heads`` times its K,V width.
+    """
+
+    fwd_q_bytes: float
+    fwd_kv_bytes: float
+    bwd_q_bytes: float
+    bwd_kv_bytes: float
+    kv_expanded: bool = False
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("fwd_q_bytes", "fwd_kv_bytes", "bwd_q_bytes", "bwd_kv_bytes"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(explain(f"RingRecipe.{name} must be a finite number of bytes >= 0", value=v,
+                                          fix="pass the bytes per element one ring step reads and writes, e.g. 10"))
+
+    def bytes_per_step(self, q_elems: float, kv_elems: float, n_fwd: int) -> float:
+        """Bytes one ring step moves per token and layer with ``n_fwd`` forward passes of attention."""
+        return (n_fwd * (self.fwd_q_bytes * q_elems + self.fwd_kv_bytes * kv_elems)
+                + self.bwd_q_bytes * q_elems + self.bwd_kv_bytes * kv_elems)
+
+
+RING_TRANSFORMER_ENGINE = RingRecipe(
+    fwd_q_bytes=10.0, fwd_kv_bytes=0.0, bwd_q_bytes=8.0, bwd_kv_bytes=8.0, source=(
+        "TransformerEngine AttnFuncWithCPAndKVP2P (Megatron-Core, NeMo): each step's partial output merged "
+        "into an fp32 accumulator by a fused kernel (read 2, read and write 4 bytes per element); dQ and "
+        "dK, dV accumulated in fp32 (read and write 4 each)"))
+"""Fused corrections (the default of every profile but torchtitan's)."""
+
+RING_TORCH_ALLGATHER = RingRecipe(
+    fwd_q_bytes=38.0, fwd_kv_bytes=4.0, bwd_q_bytes=24.0, bwd_kv_bytes=25.0, kv_expanded=True, source=(
+        "torch/distributed/tensor/experimental/_attention.py of late 2024 (torchtitan 9dec370's runs used "
+        "torch 1963fc8; the merge and backward are the same in mid-2025), eager ops per step: _SDPAMerger "
+        "casts the bf16 output to fp32 (2 + 4), out - block_out (4 + 4 + 4), sigmoid(lse) * (...) (4 + 4), "
+        "out - (...) (4 + 4 + 4) = 38 "
+        "per query element; torch.cat of K and V for the next send (2 + 2 per element); backward: flash "
+        "backward's per-call dot(dO, O) and fp32 dQ accumulator (memset, convert: 2 + 2 + 4 + 4 + 2 = 14), "
+        "grad_query += (4 + 2 + 4); per K,V element: _partial_update's in-place add on half and torch.cat "
+        "of the whole fp32 tensor (5 + 8), torch.cat of fp32 dK, dV for the all-to-all (4 + 4), torch.cat "
+        "of K, V for the send (2 + 2); torchtitan's model repeats K, V to every head before SDPA"))
+"""torch's context parallelism as torchtitan ran it (eager fp32 merges, K,V at every query head)."""
+
+
 FLASH_TILE_TOKENS = 128
 """Keys per tile of a FlashAttention kernel (block size 128 on Hopper; Dao 2023, Shah et al. 2024)."""
 
@@ -489,7 +542,7 @@ class RingAttentionCost:
 
 
 def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
-                 attention_s: float, transfer_s: float = 0.0) -> RingAttentionCost:
+                 attention_s: float, transfer_s: float = 0.0, recipe: RingRecipe | None = None) -> RingAttentionCost:
     """Cost of ring attention (context parallelism) in one step, per GPU.
 
     The sequence of every micro-batch is split over ``c = layout.cp`` ranks, in 2c chunks so that each
@@ -505,9 +558,11 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
       compute is the same in every step, so the sum of per-step maxima is this maximum);
     - short blocks: each ring step's kernel sees s / (2c) keys per query tile instead of s / 2, at
       :func:`flash_tile_efficiency`; the device's attention efficiency is for whole sequences;
-    - corrections: each step after the first merges its partial output into an fp32 accumulator (read
-      2 bytes, read and write 4) per query element in every forward pass; backward accumulates dQ and
-      dK,dV in fp32 (read and write 4 each) (TransformerEngine's ``AttnFuncWithCPAndKVP2P``);
+    - corrections: each step after the first merges its partial output into an fp32 accumulator in
+      every forward pass and backward accumulates dQ and dK,dV, at the bytes per element of ``recipe``
+      (:class:`RingRecipe`; ``None``: :data:`RING_TRANSFORMER_ENGINE`, TransformerEngine's fused
+      corrections: read 2 bytes, read and write 4 per query element forward, 4 + 4 per element of dQ
+      and dK,dV backward; torchtitan: :data:`RING_TORCH_ALLGATHER`);
     - launch gaps: :data:`CP_RING_STEP_OVERHEAD_S` per ring step (c per pass, per layer, per micro-batch).
 
     Parameters
@@ -518,6 +573,8 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
         Time of the attention core per GPU per step at whole-sequence efficiency (all passes).
     transfer_s
         Time of all ring transfers per step (the ``cp`` collectives of :func:`~scalelab.planner.comm.comm_per_step`).
+    recipe
+        What the CP implementation's merges and accumulations move (a framework profile's ``cp_ring``).
 
     >>> from scalelab import get_model, get_cluster
     >>> c = cp_ring_cost(get_model("llama-3.1-8b"), get_cluster("h100-sxm", 8), TrainSpec(seq_len=8192,
@@ -527,7 +584,7 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
     """
     if layout.cp <= 1:
         return RingAttentionCost()
-    ring = _RingModel(model, cluster, train, layout, dp=dp)
+    ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=recipe)
     m = max(1, train.global_batch // (dp * layout.micro_batch))
     return ring.cost(attention_s, layout.save_policy.reruns_attention, m, transfer_s)
 
@@ -538,19 +595,23 @@ class _RingModel:
 
     __slots__ = ("c", "correction", "excess", "overhead_per_m")
 
-    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int):
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                 recipe: RingRecipe | None = None):
+        recipe = RING_TRANSFORMER_ENGINE if recipe is None else recipe
         c = self.c = layout.cp
         s, t = train.seq_len, layout.tp
         L_stage = -(-model.n_layers // layout.pp)
         ratio = flash_tile_efficiency(s / 2) / max(flash_tile_efficiency(s / (2 * c)), 1e-9)
         self.excess = max(0.0, ratio - 1.0)
         q_elems, kv_elems = model.q_dim / t, (model.kv_dim + model.v_dim) / t
+        if recipe.kv_expanded and model.mla is None:
+            kv_elems *= model.n_heads / model.n_kv_heads
         tokens_per_gpu = train.global_batch_tokens / (dp * c)
         hbm = cluster.gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
         self.correction: dict[int, float] = {}
         self.overhead_per_m: dict[int, float] = {}
         for n_fwd in (1, 2):  # attention forward passes: 2 when the save policy reruns attention
-            per_token_layer = (c - 1) * (n_fwd * 10.0 * q_elems + 8.0 * q_elems + 8.0 * kv_elems)
+            per_token_layer = (c - 1) * recipe.bytes_per_step(q_elems, kv_elems, n_fwd)
             self.correction[n_fwd] = per_token_layer * tokens_per_gpu * L_stage / hbm
             self.overhead_per_m[n_fwd] = CP_RING_STEP_OVERHEAD_S * c * (n_fwd + 1) * L_stage
 
@@ -839,13 +900,13 @@ class StepTimeBound:
                  dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
                  host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
                  comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
-                 tp_overlap: float = 0.0, pp_overlap: float = 0.0):
+                 tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
                                       fused_elementwise=fused_elementwise, float8=float8, weight_casts=False)
         self._floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
-        self._ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
+        self._ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
         # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
@@ -897,7 +958,8 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
                                 interleaves: list[int], efficiency: float | None = None,
                                 attention_efficiency: float | None = None, fused_elementwise: bool = True,
                                 ep_floor_s: float = 0.0, float8: Float8Recipe | None = None,
-                                tp_overlap: float = 0.0, pp_overlap: float = 0.0) -> float:
+                                tp_overlap: float = 0.0, pp_overlap: float = 0.0,
+                                cp_ring: RingRecipe | None = None) -> float:
     """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
     (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
     branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
@@ -926,7 +988,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
     comp = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
                          float8=float8, weight_casts=False)
-    ring = _RingModel(model, cluster, train, layout, dp=dp) if layout.cp > 1 else None
+    ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
     B = train.global_batch
     mb_max, mb_min = max(micro_batches), min(micro_batches)
     m_min, m_max = max(1, B // (dp * mb_max)), max(1, B // (dp * mb_min))
@@ -947,7 +1009,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
                           fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
                           ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
-                          tp_overlap: float = 0.0, pp_overlap: float = 0.0) -> float:
+                          tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -982,7 +1044,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           attention_efficiency=attention_efficiency, dp_overlap=dp_overlap, dp_comm=dp_comm,
                           host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
                           ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor,
-                          float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+                          float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap, cp_ring=cp_ring)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
 
@@ -1047,6 +1109,7 @@ def model_step_time(
     float8: Float8Recipe | None = None,
     tp_overlap: float = 0.0,
     pp_overlap: float = 0.0,
+    cp_ring: RingRecipe | None = None,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -1098,6 +1161,9 @@ def model_step_time(
         interleaved schedule only (``layout.interleave > 1``): Megatron-Core's ``overlap_p2p_comm``
         posts the next chunk's transfers while the current chunk computes and is forced off for
         1F1B (Megatron-LM ``megatron/training/arguments.py``). 0: the sends are on the critical path.
+    cp_ring
+        What context parallelism's merges and accumulations move per ring step (:class:`RingRecipe`);
+        ``None``: TransformerEngine's fused corrections (:data:`RING_TRANSFORMER_ENGINE`).
 
     Examples
     --------
@@ -1129,7 +1195,8 @@ def model_step_time(
 
     by = comm.by_group()
     tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
-    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s)
+    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s,
+                        recipe=cp_ring)
     cp_s = ring.total_s
     ep_total = ep_s
     # Overlapped expert all-to-alls hide behind computation (DualPipe, DeepSeek-V3 section 3.2.1), never
