@@ -514,6 +514,131 @@ def _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_
         raise ConfigError(explain("memory limit must be positive bytes", value=memory_limit_bytes))
 
 
+def _resolve_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, layout: Layout | None, *,
+                     efficiency: float | None, attention_efficiency: float | None, dp_overlap: float | None,
+                     ep_overlap: float | None, memory_conventions: MemoryConventions | None,
+                     tp_overlap: float | None, pp_overlap: float | None, measured_step_time_s: float | None,
+                     measured_tflops_per_gpu: float | None,
+                     memory_limit_bytes: float | None) -> tuple[Layout, FrameworkOptions]:
+    """The layout :func:`plan` evaluates (``Layout()`` when none is given, with ``framework``'s meaning of
+    its save policy) and the options it times with (:func:`framework_options`), once both are checked.
+
+    Raises :class:`~scalelab.errors.ConfigError` for an efficiency outside (0, 1], an overlap outside
+    [0, 1], a measured step time (seconds) or TFLOP/s per GPU that is not positive or both of them, or a
+    memory limit (bytes) that is not positive: values wrong whatever the layout.
+    """
+    from .frameworks import get_framework
+
+    layout = layout if layout is not None else Layout()
+    if framework is not None:
+        layout = get_framework(framework).resolve_layout(layout)
+    fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
+                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
+                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+    _check_values(fw.efficiency, measured_step_time_s, measured_tflops_per_gpu, fw.dp_overlap, memory_limit_bytes)
+    if not (isinstance(fw.ep_overlap, (int, float)) and 0 <= fw.ep_overlap <= 1):
+        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=fw.ep_overlap,
+                                  fix="0 = expert all-to-all exposed, 1 = hidden behind compute (DualPipe)"))
+    attention_efficiency = fw.attention_efficiency
+    if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
+                                                 and 0 < attention_efficiency <= 1):
+        raise ConfigError(explain("attention_efficiency must be a fraction of peak in (0, 1]",
+                                  value=attention_efficiency, fix="pass e.g. 0.35, or leave it out"))
+    return layout, fw
+
+
+def _cached_flops(model: ModelSpec, train: TrainSpec, recompute: str, conventions: FlopConventions,
+                  cache: dict | None) -> FlopsBreakdown:
+    """:func:`~scalelab.planner.flops.flops_per_step` for the save policy ``recompute``, looked up in and
+    stored to ``cache`` (keyed by ``(recompute,)``) when one is given: a search's layouts share the
+    model, batch and conventions, so the FLOPs depend on the save policy only."""
+    key = (recompute,)
+    if cache is not None and key in cache:
+        return cache[key]
+    flops = flops_per_step(model, train, recompute=recompute, conventions=conventions)
+    if cache is not None:
+        cache[key] = flops
+    return flops
+
+
+def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | None, *,
+                    measured_step_time_s: float | None, measured_tflops_per_gpu: float | None,
+                    memory_limit_bytes: float) -> dict[str, Any]:
+    """The options a :class:`Plan` records (``Plan.options``, part of its config hash): the resolved
+    efficiencies and overlaps, the measurement if any, the memory limit in bytes per GPU, the memory
+    conventions and the framework's name. TP and PP overlaps appear only when not 0, so plans made
+    before they existed keep their hashes."""
+    from .frameworks import get_framework
+    from .memory import MemoryConventions
+
+    return {"efficiency": fw.efficiency, "measured_step_time_s": measured_step_time_s,
+            "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": fw.dp_overlap,
+            "memory_limit_bytes": memory_limit_bytes,
+            "attention_efficiency": fw.attention_efficiency, "ep_overlap": fw.ep_overlap,
+            **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
+            **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
+            "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
+            "framework": get_framework(framework).name if framework is not None else None}
+
+
+def _memory_and_comm(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                     fw: FrameworkOptions, limit_bytes: float, reasons: list[str],
+                     memory: MemoryBreakdown | None = None) -> tuple[MemoryBreakdown, CommBreakdown]:
+    """Memory per GPU (``memory`` when the caller has it already) and collectives per step of a layout
+    that is not structurally broken. Appends to ``reasons`` when the layout needs more than
+    ``limit_bytes`` per GPU or more host memory than the device has per GPU for offload. With LoRA only
+    the adapters' gradients are reduced across data-parallel ranks."""
+    from .memory import MemoryConventions, memory_per_gpu
+
+    if memory is None:
+        memory = memory_per_gpu(model, train, layout, dp=dp, gpus_per_node=cluster.gpus_per_node,
+                                conventions=fw.memory_conventions or MemoryConventions())
+    if memory.total_bytes > limit_bytes:
+        reasons.append(f"out of memory by {(memory.total_bytes - limit_bytes) / GiB:.1f} GiB "
+                       f"(needs {memory.total_bytes / GiB:.1f} GiB per GPU, has {limit_bytes / GiB:.1f} GiB)")
+    host = getattr(memory, "host_bytes", 0) or 0
+    if host > cluster.gpu.host_memory_bytes_per_gpu:
+        reasons.append(f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more than the "
+                       f"{cluster.gpu.host_memory_bytes_per_gpu / GiB:.1f} GiB available")
+    trainable = getattr(memory, "trainable_params", 0) or 0
+    frac = 1.0
+    if train.lora is not None and trainable:
+        frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
+    comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac,
+                         ep_nodes_per_token=fw.ep_nodes_per_token)
+    return memory, comm
+
+
+def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,
+               fw: FrameworkOptions, flops: FlopsBreakdown, peak_dtype: str, memory: MemoryBreakdown | None,
+               comm: CommBreakdown | None, dp: int | None, measured_step_time_s: float | None,
+               measured_tflops_per_gpu: float | None) -> StepTime | None:
+    """The step time of :func:`plan`: from the measurement when one is given
+    (:func:`~scalelab.planner.step_time.measured_step_time`), else from the model
+    (:func:`~scalelab.planner.step_time.model_step_time`) when the layout got as far as memory and
+    collectives, else ``None`` (a structurally broken layout has no step time)."""
+    if measured_tflops_per_gpu is not None:
+        _check_measured_tflops(measured_tflops_per_gpu, cluster)
+    if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
+        return measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=peak_dtype,
+                                  measured_step_time_s=measured_step_time_s,
+                                  measured_tflops_per_gpu=measured_tflops_per_gpu)
+    if memory is None or comm is None or dp is None:
+        return None
+    states = memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
+    hardware_t, attention_t = timing_flops(flops, layout.recompute)
+    return model_step_time(
+        model, cluster, train, layout, hardware_flops=hardware_t, comm=comm, dp=dp,
+        efficiency=fw.efficiency, dp_overlap=fw.dp_overlap, model_state_bytes=states,
+        offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
+        host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
+        nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
+        attention_flops=attention_t,
+        attention_efficiency=fw.attention_efficiency, ep_overlap=fw.ep_overlap,
+        fused_elementwise=fw.fused_elementwise, comm_sm_fraction=fw.comm_sm_fraction, float8=fw.float8,
+        tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring)
+
+
 def plan(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -598,27 +723,11 @@ def plan(
     ...          TrainSpec(seq_len=8192, global_batch=64), Layout(tp=1, zero=1))  # doctest: +SKIP
     >>> p.feasible, round(p.mfu, 2)  # doctest: +SKIP
     """
-    from .frameworks import get_framework
-    from .memory import MemoryConventions, memory_per_gpu
-
-    layout = layout if layout is not None else Layout()
-    if framework is not None:
-        layout = get_framework(framework).resolve_layout(layout)
-    fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
-                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
-                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
-    efficiency, attention_efficiency = fw.efficiency, fw.attention_efficiency
-    dp_overlap, ep_overlap, memory_conventions = fw.dp_overlap, fw.ep_overlap, fw.memory_conventions
-    fused_elementwise, ep_nodes_per_token = fw.fused_elementwise, fw.ep_nodes_per_token
-    comm_sm_fraction = fw.comm_sm_fraction
-    _check_values(efficiency, measured_step_time_s, measured_tflops_per_gpu, dp_overlap, memory_limit_bytes)
-    if not (isinstance(ep_overlap, (int, float)) and 0 <= ep_overlap <= 1):
-        raise ConfigError(explain("ep_overlap must be in [0, 1]", value=ep_overlap,
-                                  fix="0 = expert all-to-all exposed, 1 = hidden behind compute (DualPipe)"))
-    if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
-                                                 and 0 < attention_efficiency <= 1):
-        raise ConfigError(explain("attention_efficiency must be a fraction of peak in (0, 1]",
-                                  value=attention_efficiency, fix="pass e.g. 0.35, or leave it out"))
+    layout, fw = _resolve_options(
+        framework, cluster, layout, efficiency=efficiency, attention_efficiency=attention_efficiency,
+        dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions, tp_overlap=tp_overlap,
+        pp_overlap=pp_overlap, measured_step_time_s=measured_step_time_s,
+        measured_tflops_per_gpu=measured_tflops_per_gpu, memory_limit_bytes=memory_limit_bytes)
     reasons = check_layout(model, cluster, train, layout)
     dp = resolve_dp(cluster, layout)
     if dp is not None and layout.dp is None:
@@ -628,62 +737,18 @@ def plan(
     if mfu_dtype not in cluster.gpu.peak_flops_per_s:
         raise ConfigError(explain(f"{cluster.gpu.name} has no dense peak for the MFU dtype",
                                   value=mfu_dtype, allowed=", ".join(cluster.gpu.peak_flops_per_s)))
-    key = (layout.recompute,)
-    if _flops_cache is not None and key in _flops_cache:
-        flops = _flops_cache[key]
-    else:
-        flops = flops_per_step(model, train, recompute=layout.recompute, conventions=conventions)
-        if _flops_cache is not None:
-            _flops_cache[key] = flops
-    options = {"efficiency": efficiency, "measured_step_time_s": measured_step_time_s,
-               "measured_tflops_per_gpu": measured_tflops_per_gpu, "dp_overlap": dp_overlap,
-               "memory_limit_bytes": memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes),
-               "attention_efficiency": attention_efficiency, "ep_overlap": ep_overlap,
-               **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
-               **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
-               "memory_conventions": (memory_conventions or MemoryConventions()).to_dict(),
-               "framework": get_framework(framework).name if framework is not None else None}
-    structural = bool(reasons)
+    flops = _cached_flops(model, train, layout.recompute, conventions, _flops_cache)
+    limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
+    options = _options_record(fw, framework, measured_step_time_s=measured_step_time_s,
+                              measured_tflops_per_gpu=measured_tflops_per_gpu, memory_limit_bytes=limit)
     memory: MemoryBreakdown | None = None
     comm: CommBreakdown | None = None
-    time = None
-    if not structural and dp is not None:  # check_layout reports a dp that is not whole
-        memory = _memory if _memory is not None else memory_per_gpu(
-            model, train, layout, dp=dp, gpus_per_node=cluster.gpus_per_node,
-            conventions=memory_conventions or MemoryConventions())
-        limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
-        if memory.total_bytes > limit:
-            reasons.append(f"out of memory by {(memory.total_bytes - limit) / GiB:.1f} GiB "
-                           f"(needs {memory.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)")
-        host = getattr(memory, "host_bytes", 0) or 0
-        if host > cluster.gpu.host_memory_bytes_per_gpu:
-            reasons.append(f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more than the "
-                           f"{cluster.gpu.host_memory_bytes_per_gpu / GiB:.1f} GiB available")
-        trainable = getattr(memory, "trainable_params", 0) or 0
-        frac = 1.0
-        if train.lora is not None and trainable:
-            frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
-        comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac,
-                             ep_nodes_per_token=ep_nodes_per_token)
-    if measured_tflops_per_gpu is not None:
-        _check_measured_tflops(measured_tflops_per_gpu, cluster)
-    if measured_step_time_s is not None or measured_tflops_per_gpu is not None:
-        time = measured_step_time(hardware_flops=flops.hardware, n_gpus=cluster.n_gpus, peak_dtype=dtype,
-                                  measured_step_time_s=measured_step_time_s,
-                                  measured_tflops_per_gpu=measured_tflops_per_gpu)
-    elif memory is not None and comm is not None and dp is not None:  # the layout is not structurally broken
-        states = memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
-        hardware_t, attention_t = timing_flops(flops, layout.recompute)
-        time = model_step_time(
-            model, cluster, train, layout, hardware_flops=hardware_t, comm=comm, dp=dp,
-            efficiency=efficiency, dp_overlap=dp_overlap, model_state_bytes=states,
-            offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
-            host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
-            nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
-            attention_flops=attention_t,
-            attention_efficiency=attention_efficiency, ep_overlap=ep_overlap,
-            fused_elementwise=fused_elementwise, comm_sm_fraction=comm_sm_fraction, float8=fw.float8,
-            tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring)
+    if not reasons and dp is not None:  # check_layout reports a dp that is not whole
+        memory, comm = _memory_and_comm(model, cluster, train, layout, dp=dp, fw=fw, limit_bytes=limit,
+                                        reasons=reasons, memory=_memory)
+    time = _step_time(model, cluster, train, layout, fw=fw, flops=flops, peak_dtype=dtype, memory=memory,
+                      comm=comm, dp=dp, measured_step_time_s=measured_step_time_s,
+                      measured_tflops_per_gpu=measured_tflops_per_gpu)
     return Plan(model=model, cluster=cluster, train=train, layout=layout, feasible=not reasons,
                 reasons=tuple(reasons), memory=memory, flops=flops, comm=comm, time=time,
                 conventions=conventions, mfu_peak_dtype=mfu_dtype, options=options)

@@ -59,10 +59,10 @@ from .layout import Layout, TrainSpec
 from .plan import Plan, _check_values, check_layout, framework_options, interleave_reason, memory_limit, plan
 from .policy import get_save_policy
 from .step_time import (
-    HOST_MEMORY_BANDWIDTH_BYTES_PER_S,
     StepTimeBound,
     ep_exposed_floor_s,
     group_step_time_lower_bound,
+    host_optimizer_s,
     timing_flops,
 )
 
@@ -676,8 +676,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                            f"than {host_limit / GiB:.1f} GiB"], sub)
             continue
         # The CPU optimizer step is not overlapped: a valid part of the bound.
-        host_opt = (2.0 * host / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
-                    + 2.0 * (getattr(mem, "nvme_bytes", 0) or 0) / cluster.gpu.nvme_bandwidth_bytes_per_s)
+        host_opt = host_optimizer_s(cluster, host_state_bytes=host,
+                                    nvme_state_bytes=getattr(mem, "nvme_bytes", 0) or 0)
         frac = 1.0
         if train.lora is not None and mem.trainable_params:
             frac = min(1.0, mem.trainable_params / model.n_params().total)

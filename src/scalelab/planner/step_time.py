@@ -1074,6 +1074,21 @@ def hide_tp_pp(tp_s: float, pp_s: float, *, matmul_s: float, attention_s: float,
     each reduce-scatter drains a row-parallel one). PP: ``pp_overlap`` of the sends with an interleaved
     schedule (none without), at most the compute not already hiding TP traffic.
 
+    ``tp_overlap``: fraction of the TP collectives hidden behind the GEMMs they are split against, in
+    [0, 1], and never more than those GEMMs' time (the matmul time less the attention core): Transformer
+    Engine's userbuffers overlap (NeMo ``ub_tp_comm_overlap``) splits each all-gather and reduce-scatter
+    of sequence parallelism into chunks that run beside the chunks of the adjacent linear layer's
+    GEMM. With sequence parallelism only (Megatron-LM refuses ``--tp-comm-overlap`` without it;
+    :func:`model_step_time` passes 0 without it); 0: the collectives run between dependent kernels
+    (Megatron-LM 2021-2022).
+
+    ``pp_overlap``: fraction of the pipeline's sends and receives hidden behind compute, in [0, 1],
+    with an interleaved schedule only (``interleave > 1``): Megatron-Core's ``overlap_p2p_comm`` posts
+    the next chunk's transfers while the current chunk computes and is forced off for 1F1B
+    (Megatron-LM ``megatron/training/arguments.py``). 0: the sends are on the critical path.
+
+    All times in seconds.
+
     >>> hide_tp_pp(1.0, 0.5, matmul_s=10.0, attention_s=2.0, compute_s=11.0, interleave=4,
     ...            tp_overlap=1.0, pp_overlap=1.0)
     (0.0, 0.0, 1.0, 0.5)
@@ -1084,6 +1099,65 @@ def hide_tp_pp(tp_s: float, pp_s: float, *, matmul_s: float, attention_s: float,
     tp_hidden = min(tp_overlap * tp_s, max(0.0, matmul_s - attention_s))
     pp_hidden = min(pp_overlap * pp_s, max(0.0, compute_s - tp_hidden)) if interleave > 1 else 0.0
     return tp_s - tp_hidden, pp_s - pp_hidden, tp_hidden, pp_hidden
+
+
+def ep_exposed_s(ep_s: float, *, compute_s: float, ep_overlap: float, comm_sm_fraction: float) -> float:
+    """Seconds the expert all-to-alls (``ep_s`` in all) add to a step once ``ep_overlap`` of them hides
+    behind the ``compute_s`` seconds of matmul and elementwise work.
+
+    Overlapped all-to-alls hide behind computation (DualPipe, DeepSeek-V3 report sec. 3.2.1), never
+    behind more computation than there is. The communication kernels that hide them hold SMs:
+    computation under them runs on the rest (sec. 3.2.2: 20 of the H800's 132 SMs), so hiding ``h``
+    seconds costs ``h f / (1 - f)`` with ``f = comm_sm_fraction``.
+
+    >>> ep_exposed_s(1.0, compute_s=10.0, ep_overlap=0.0, comm_sm_fraction=0.0)
+    1.0
+    >>> ep_exposed_s(1.0, compute_s=10.0, ep_overlap=1.0, comm_sm_fraction=0.2)
+    0.25
+    """
+    hidden = min(ep_overlap * ep_s, compute_s)
+    return ep_s - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
+
+
+def gpu_optimizer_s(model: ModelSpec, cluster: ClusterSpec, layout: Layout, *, model_state_bytes: float,
+                    fused_elementwise: bool = True) -> float:
+    """Seconds of the optimizer step on the GPU: memory-bound, it reads and writes ``model_state_bytes``
+    (weights + gradients + optimizer states per GPU) at ``HBM_EFFICIENCY`` of the device's bandwidth.
+    On a calibrated CPU without fused kernels the per-tensor loop of clip + AdamW also costs
+    ``optimizer_tensor_overhead_s`` per parameter tensor of the stage (:func:`parameter_tensor_count`)."""
+    gpu = cluster.gpu
+    optimizer_s = 2.0 * model_state_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
+    if getattr(gpu, "optimizer_tensor_overhead_s", 0.0) and not fused_elementwise:
+        optimizer_s += gpu.optimizer_tensor_overhead_s * parameter_tensor_count(model) / layout.pp
+    return optimizer_s
+
+
+def offload_s(cluster: ClusterSpec, layout: Layout, offload_bytes_per_step: float, *, compute_s: float,
+              dp_overlap: float) -> tuple[float, float]:
+    """(total, exposed) seconds of moving ``offload_bytes_per_step`` between GPU and host or NVMe: over
+    PCIe, or the slower of PCIe and NVMe when anything is offloaded to NVMe; ``dp_overlap`` of the
+    ``compute_s`` seconds of matmul and elementwise work hides it."""
+    gpu = cluster.gpu
+    offload_total = 0.0
+    if offload_bytes_per_step > 0:
+        nvme = "nvme" in (layout.offload_optimizer, layout.offload_params)
+        link_bw = min(gpu.pcie_bandwidth_bytes_per_s, gpu.nvme_bandwidth_bytes_per_s) if nvme \
+            else gpu.pcie_bandwidth_bytes_per_s
+        offload_total = offload_bytes_per_step / link_bw
+    return offload_total, max(0.0, offload_total - dp_overlap * compute_s)
+
+
+def host_optimizer_s(cluster: ClusterSpec, *, host_state_bytes: float, nvme_state_bytes: float) -> float:
+    """Seconds of the CPU optimizer step over offloaded states (never overlapped): it reads and writes
+    ``host_state_bytes`` at ``HOST_MEMORY_BANDWIDTH_BYTES_PER_S`` and ``nvme_state_bytes`` at the
+    device's NVMe bandwidth (bytes per GPU).
+
+    >>> from scalelab import get_cluster
+    >>> host_optimizer_s(get_cluster("h100-sxm", 8), host_state_bytes=50e9, nvme_state_bytes=0)
+    2.0
+    """
+    return (2.0 * host_state_bytes / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
+            + 2.0 * nvme_state_bytes / cluster.gpu.nvme_bandwidth_bytes_per_s)
 
 
 def model_step_time(
@@ -1149,18 +1223,10 @@ def model_step_time(
     float8
         What an FP8 recipe (``train.precision="fp8"``) costs besides its GEMMs at the fp8 peak
         (:class:`Float8Recipe`); ``None``: torchao's tensorwise Float8 (:data:`FLOAT8_TORCHAO_TENSORWISE`).
-    tp_overlap
-        Fraction of the TP collectives hidden behind the GEMMs they are split against, in [0, 1], and
-        never more than those GEMMs' time (the matmul time less the attention core): Transformer Engine's
-        userbuffers overlap (NeMo ``ub_tp_comm_overlap``) splits each all-gather and reduce-scatter
-        of sequence parallelism into chunks that run beside the chunks of the adjacent linear layer's
-        GEMM. With sequence parallelism only (Megatron-LM refuses ``--tp-comm-overlap`` without it);
-        0: the collectives run between dependent kernels (Megatron-LM 2021-2022).
-    pp_overlap
-        Fraction of the pipeline's sends and receives hidden behind compute, in [0, 1], with an
-        interleaved schedule only (``layout.interleave > 1``): Megatron-Core's ``overlap_p2p_comm``
-        posts the next chunk's transfers while the current chunk computes and is forced off for
-        1F1B (Megatron-LM ``megatron/training/arguments.py``). 0: the sends are on the critical path.
+    tp_overlap, pp_overlap
+        Fractions, in [0, 1], of the TP collectives (with sequence parallelism only) and of the
+        pipeline's sends (with an interleaved schedule only) hidden behind compute; what each hides,
+        at most, and which frameworks do it: :func:`hide_tp_pp`.
     cp_ring
         What context parallelism's merges and accumulations move per ring step (:class:`RingRecipe`);
         ``None``: TransformerEngine's fused corrections (:data:`RING_TRANSFORMER_ENGINE`).
@@ -1192,45 +1258,30 @@ def model_step_time(
         model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
         efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
         float8=float8)
+    compute_s = matmul_s + elementwise_s
 
     by = comm.by_group()
     tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
     ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s,
                         recipe=cp_ring)
     cp_s = ring.total_s
-    ep_total = ep_s
-    # Overlapped expert all-to-alls hide behind computation (DualPipe, DeepSeek-V3 section 3.2.1), never
-    # behind more computation than there is.
-    hidden = min(ep_overlap * ep_total, matmul_s + elementwise_s)
-    # The communication kernels that hide it hold SMs: computation under them runs on the rest
-    # (DeepSeek-V3 report sec. 3.2.2: 20 of the H800's 132 SMs), so hiding costs hidden * f / (1 - f).
-    ep_s = ep_total - hidden + hidden * comm_sm_fraction / (1.0 - comm_sm_fraction)
+    ep_s = ep_exposed_s(ep_s, compute_s=compute_s, ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction)
     # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
     # can happen only when sequence parallelism is enabled")
     tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
-                                                  compute_s=matmul_s + elementwise_s, interleave=v,
+                                                  compute_s=compute_s, interleave=v,
                                                   tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
                                                   pp_overlap=pp_overlap)
-    ideal = matmul_s + elementwise_s + tp_s + cp_s + ep_s + pp_s
+    ideal = compute_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * bubble_fraction(p, v, m)
 
     dp_total = comm.time_s(critical=False)
-    dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, matmul_s + elementwise_s, m))
-
-    optimizer_s = 2.0 * model_state_bytes / (gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY)
-    if getattr(gpu, "optimizer_tensor_overhead_s", 0.0) and not fused_elementwise:
-        # a calibrated CPU: the per-tensor loop of clip + AdamW costs a fixed time per parameter tensor
-        optimizer_s += gpu.optimizer_tensor_overhead_s * parameter_tensor_count(model) / p
-
-    offload_total = 0.0
-    if offload_bytes_per_step > 0:
-        nvme = "nvme" in (layout.offload_optimizer, layout.offload_params)
-        link_bw = min(gpu.pcie_bandwidth_bytes_per_s, gpu.nvme_bandwidth_bytes_per_s) if nvme \
-            else gpu.pcie_bandwidth_bytes_per_s
-        offload_total = offload_bytes_per_step / link_bw
-    offload_exposed = max(0.0, offload_total - dp_overlap * (matmul_s + elementwise_s))
-    host_opt = (2.0 * host_state_bytes / HOST_MEMORY_BANDWIDTH_BYTES_PER_S
-                + 2.0 * nvme_state_bytes / gpu.nvme_bandwidth_bytes_per_s)
+    dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, compute_s, m))
+    optimizer_s = gpu_optimizer_s(model, cluster, layout, model_state_bytes=model_state_bytes,
+                                  fused_elementwise=fused_elementwise)
+    offload_total, offload_exposed = offload_s(cluster, layout, offload_bytes_per_step, compute_s=compute_s,
+                                               dp_overlap=dp_overlap)
+    host_opt = host_optimizer_s(cluster, host_state_bytes=host_state_bytes, nvme_state_bytes=nvme_state_bytes)
 
     total = ideal + bubble_s + dp_exposed + optimizer_s + offload_exposed + host_opt
     return StepTime(
