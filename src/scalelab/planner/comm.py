@@ -64,6 +64,7 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from .layout import Layout, TrainSpec
+from .policy import SavePolicy
 
 Kind = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "p2p"]
 Link = Literal["intra", "inter"]
@@ -230,9 +231,10 @@ def local_params(model: ModelSpec, layout: Layout) -> tuple[float, float]:
     return dense, routed
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _StepShape:
-    """The sizes of one optimizer step that every parallelism's collectives are computed from."""
+    """The sizes of one optimizer step that every parallelism's collectives are computed from (a plain
+    slotted record, not frozen: a search builds one per candidate layout)."""
 
     model: ModelSpec
     train: TrainSpec
@@ -249,6 +251,8 @@ class _StepShape:
     """Tokens of one micro-batch on one CP rank, b s / c."""
     act_bytes: float
     """Bytes per activation element exchanged."""
+    policy: SavePolicy
+    """``layout.save_policy``: what the backward pass recomputes."""
 
 
 class _CollectiveList:
@@ -284,7 +288,7 @@ def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
     t, m, L_stage, moe_layers_stage = layout.tp, st.micro_batches, st.stage_layers, st.moe_layers_stage
     if t <= 1:
         return
-    n_fwd = 2 + (2 if layout.save_policy.reruns_tp_forward else 0)  # full recompute reruns the forward ones
+    n_fwd = 2 + (2 if st.policy.reruns_tp_forward else 0)  # full recompute reruns the forward ones
     per_layer = n_fwd + 2
     msg = st.tokens_mb * model.d_model * st.act_bytes
     if model.moe is not None and layout.expert_tp == 1:
@@ -320,7 +324,7 @@ def _cp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
     # an all-gather of K,V per forward pass plus a reduce-scatter of dK,dV in backward; the step-time
     # model overlaps each transfer with one step's attention (step_time.cp_ring_cost).
     kv_block = b * s / c * (model.kv_dim + model.v_dim) / t * st.act_bytes
-    n_fwd = 1 + (1 if layout.save_policy.reruns_attention else 0)
+    n_fwd = 1 + (1 if st.policy.reruns_attention else 0)
     m, L_stage = st.micro_batches, st.stage_layers
     acc.add("cp ring send/recv K,V", "p2p", "cp", c, t, kv_block, m * L_stage * (n_fwd + 1) * (c - 1), True)
     acc.add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block, m * L_stage * (c - 1), True)
@@ -346,7 +350,7 @@ def _ep_collectives(acc: _CollectiveList, st: _StepShape, ep_nodes_per_token: in
     if model.moe is None or e <= 1 or not st.moe_layers_stage:
         return
     m, moe_layers_stage = st.micro_batches, st.moe_layers_stage
-    policy = layout.save_policy
+    policy = st.policy
     cap = model.moe.capacity_factor or 1.0
     tokens_rank = st.tokens_mb / (layout.tp if layout.sequence_parallel else 1)
     msg = tokens_rank * model.moe.top_k * model.d_model * st.act_bytes * cap
@@ -482,7 +486,7 @@ def comm_per_step(
     st = _StepShape(model, train, layout, dp=d, micro_batches=max(1, train.global_batch // (d * b)),
                     stage_layers=L_stage, moe_layers_stage=moe_layers_stage,
                     tokens_mb=b * s / c,  # tokens one rank's micro-batch holds (per cp shard)
-                    act_bytes=activation_bytes(train.precision))
+                    act_bytes=activation_bytes(train.precision), policy=layout.save_policy)
     acc = _CollectiveList(cluster)
     _tp_collectives(acc, st)
     _cp_collectives(acc, st)

@@ -1029,11 +1029,12 @@ def _layer_activations(model: ModelSpec, train: TrainSpec, layout: Layout, act: 
     return act_dense, act_moe, work_dense, work_moe
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _StageInputs:
     """What every pipeline stage's memory is computed from: the inputs of :func:`memory_per_gpu`, the
     activation bytes per element ``act``, the micro-batches per step ``m_micro``, the model states of
-    :func:`_model_states` and the per-layer activations of :func:`_layer_activations` (bytes)."""
+    :func:`_model_states` and the per-layer activations of :func:`_layer_activations` (bytes). A plain
+    slotted record, not frozen: a search builds one per candidate layout."""
 
     model: ModelSpec
     train: TrainSpec
@@ -1082,7 +1083,7 @@ def _stage_activation_bytes(x: _StageInputs, n_dense: int, n_moe: int, inflight:
 
 def _stage_edge_bytes(x: _StageInputs, first: bool, last: bool, inflight: float, r: dict[str, float]) -> float:
     """First- and last-stage extras, bytes: the embedding's activations (first), the logits buffers and
-    the kept stage outputs (last). Records each in ``r``."""
+    the kept stage outputs (last); 0 for a middle stage. Records each in ``r``."""
     model, train, layout, conv = x.model, x.train, x.layout, x.conv
     other = 0.0
     if first:
@@ -1101,11 +1102,9 @@ def _stage_edge_bytes(x: _StageInputs, first: bool, last: bool, inflight: float,
 def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, last: bool, big: dict,
                        r: dict[str, float]) -> float:
     """ZeRO-3 buffers of a stage, bytes: its unsharded weights and gradients when gathering once per step
-    (``zero3_gather="step"``), else the gather buffers of the largest layer ``big``; 0 below ZeRO-3.
-    Records them in ``r``."""
+    (``zero3_gather="step"``), else the gather buffers of the largest layer ``big``. Records them in ``r``.
+    Only for ``zero == 3``."""
     layout, ms = x.layout, x.states
-    if layout.zero < 3:
-        return 0.0
     if layout.zero3_gather != "step":
         r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], x.conv)
         return r["zero3_gather_bytes"]
@@ -1127,10 +1126,8 @@ def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, l
 
 def _stage_pipeline_bytes(x: _StageInputs, rank: int, inflight: float, r: dict[str, float]) -> float:
     """Pipeline send/receive buffers of pipeline rank ``rank``, bytes: per micro-batch with
-    ``pp_microbatch_buffers``, else one activation each way; 0 without pipeline parallelism."""
+    ``pp_microbatch_buffers``, else one activation each way. Records them in ``r``. Only for ``pp > 1``."""
     model, train, layout, act = x.model, x.train, x.layout, x.act
-    if layout.pp <= 1:
-        return 0.0
     if x.conv.pp_microbatch_buffers:
         r["pipeline_buffers_bytes"] = pipeline_microbatch_buffers_bytes(
             model, train, layout, act, rank=rank, micro_batches=x.m_micro, in_flight=inflight)
@@ -1140,9 +1137,7 @@ def _stage_pipeline_bytes(x: _StageInputs, rank: int, inflight: float, r: dict[s
 
 
 def _stage_cp_bytes(x: _StageInputs, r: dict[str, float]) -> float:
-    """Ring-attention K/V buffers, bytes (0 without context parallelism). Records them in ``r``."""
-    if x.layout.cp <= 1:
-        return 0.0
+    """Ring-attention K/V buffers, bytes. Records them in ``r``. Only for ``cp > 1``."""
     r["cp_ring_buffers_bytes"] = cp_ring_buffer_bytes(x.model, x.train, x.layout, x.act)
     return r["cp_ring_buffers_bytes"]
 
@@ -1150,7 +1145,9 @@ def _stage_cp_bytes(x: _StageInputs, r: dict[str, float]) -> float:
 def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int) -> dict:
     """Memory of pipeline rank ``rank`` holding ``n_dense`` dense and ``n_moe`` MoE layers, bytes per GPU:
     weights ``w``, gradients ``g``, optimizer ``o`` (after offload), activations ``acts``, everything else
-    ``other``, their ``total``, host and NVMe bytes, PCIe and NVMe traffic per step, and ``detail``."""
+    ``other``, their ``total``, host and NVMe bytes, PCIe and NVMe traffic per step, and ``detail``.
+    The terms that a layout does not have are skipped here rather than in their functions: ``other`` is a
+    running sum in a fixed order, and a search calls this for every candidate stage."""
     layout, conv, ms = x.layout, x.conv, x.states
     p, zero = layout.pp, layout.zero
     first, last = rank == 0, rank == p - 1
@@ -1161,10 +1158,13 @@ def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int) -> dict:
     r["layer_activations_bytes"] = acts
     dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
     big = moe_layer_st if (n_moe and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
-    other = _stage_edge_bytes(x, first, last, inflight, r)
-    other += _stage_zero3_bytes(x, n_dense, n_moe, first, last, big, r)
-    other += _stage_pipeline_bytes(x, rank, inflight, r)
-    other += _stage_cp_bytes(x, r)
+    other = _stage_edge_bytes(x, first, last, inflight, r) if (first or last) else 0.0
+    if zero >= 3:
+        other += _stage_zero3_bytes(x, n_dense, n_moe, first, last, big, r)
+    if p > 1:
+        other += _stage_pipeline_bytes(x, rank, inflight, r)
+    if layout.cp > 1:
+        other += _stage_cp_bytes(x, r)
     other += conv.comm_buffer_bytes
 
     off = offload_terms(layout, w=w, g=g, o=o, n_opt=n_opt, weight_bytes=ms["weight_bytes"],
