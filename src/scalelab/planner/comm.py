@@ -64,6 +64,7 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from .layout import Layout, TrainSpec
+from .policy import SavePolicy
 
 Kind = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "p2p"]
 Link = Literal["intra", "inter"]
@@ -230,6 +231,211 @@ def local_params(model: ModelSpec, layout: Layout) -> tuple[float, float]:
     return dense, routed
 
 
+@dataclass(slots=True)
+class _StepShape:
+    """The sizes of one optimizer step that every parallelism's collectives are computed from (a plain
+    slotted record, not frozen: a search builds one per candidate layout)."""
+
+    model: ModelSpec
+    train: TrainSpec
+    layout: Layout
+    dp: int
+    """Data-parallel degree d."""
+    micro_batches: int
+    """Micro-batches m per step per pipeline."""
+    stage_layers: int
+    """Layers on the most-loaded pipeline stage, ceil(L / p)."""
+    moe_layers_stage: int
+    """MoE layers on the most-loaded stage (0 for a dense model)."""
+    tokens_mb: float
+    """Tokens of one micro-batch on one CP rank, b s / c."""
+    act_bytes: float
+    """Bytes per activation element exchanged."""
+    policy: SavePolicy
+    """``layout.save_policy``: what the backward pass recomputes."""
+
+
+class _CollectiveList:
+    """Collects :class:`Collective` entries, timing each on the link its group uses."""
+
+    def __init__(self, cluster: ClusterSpec) -> None:
+        gpu = cluster.gpu
+        self.gpus_per_node = cluster.gpus_per_node
+        self._intra = gpu.intra_node_bandwidth_bytes_per_s
+        self._inter = gpu.inter_node_bandwidth_bytes_per_s
+        self._lat, self._eta = gpu.link_latency_s, gpu.network_efficiency
+        self.out: list[Collective] = []
+
+    def add(self, name: str, kind: str, group: str, n: int, stride: int, msg: float, calls: float,
+            critical: bool) -> None:
+        """Append ``calls`` calls per step of a ``kind`` collective of ``msg`` bytes over ``n`` ranks spaced
+        ``stride`` apart; nothing when the group, the message or the call count is empty."""
+        if n <= 1 or msg <= 0 or calls <= 0:
+            return
+        link = group_link(stride, n, self.gpus_per_node)
+        bw = self._intra if link == "intra" else self._inter
+        one = collective_time_s(kind, msg, n, bandwidth_bytes_per_s=bw, latency_s=self._lat, efficiency=self._eta)
+        factor, _ = ring_factors(kind, n)
+        self.out.append(Collective(name, kind, group, n, link, msg, calls, factor * msg * calls, one * calls,
+                                   critical))
+
+
+def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
+    """Tensor parallelism: 4 all-reduces (or reduce-scatter + all-gather pairs with sequence parallelism)
+    of ``tokens_mb * d_model`` activations per layer per micro-batch, 2 more per layer with full recompute;
+    in MoE layers whose experts have no TP only the attention block's pair per direction."""
+    model, train, layout = st.model, st.train, st.layout
+    t, m, L_stage, moe_layers_stage = layout.tp, st.micro_batches, st.stage_layers, st.moe_layers_stage
+    if t <= 1:
+        return
+    n_fwd = 2 + (2 if st.policy.reruns_tp_forward else 0)  # full recompute reruns the forward ones
+    per_layer = n_fwd + 2
+    msg = st.tokens_mb * model.d_model * st.act_bytes
+    if model.moe is not None and layout.expert_tp == 1:
+        # Experts without TP: only the attention block's pair of all-reduces per direction remains
+        # in MoE layers (the MLP output is combined by the EP all-to-all instead).
+        calls = m * (per_layer * (L_stage - moe_layers_stage) + per_layer / 2 * moe_layers_stage)
+    else:
+        calls = m * per_layer * L_stage
+    if layout.sequence_parallel:
+        acc.add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
+        if train.precision == "fp8":
+            # torchao's Float8 TP casts a linear's sharded input (forward) and sharded output gradient
+            # (backward) to fp8 before all-gathering it; reduce-scatters stay bf16
+            # (torchao/float8/float8_tensor_parallel.py: Float8ColwiseParallel, Float8RowwiseParallel)
+            acc.add("tp all-gather (SP, fp8)", "all_gather", "tp", t, 1, msg * tp_all_gather_fraction("fp8"),
+                    calls, True)
+        else:
+            acc.add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, calls, True)
+    else:
+        acc.add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
+
+
+def _cp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
+    """Context parallelism: ring attention passes each rank's K,V block (``b s / c`` tokens of
+    ``(kv_dim + v_dim) / t`` elements) round the CP ring in c - 1 point-to-point steps per pass."""
+    model, layout = st.model, st.layout
+    t, c, b, s = layout.tp, layout.cp, layout.micro_batch, st.train.seq_len
+    if c <= 1:
+        return
+    # Each of the c - 1 ring steps of a pass sends this rank's current K,V block (b s / c tokens) to
+    # its neighbour; backward sends K,V and their gradient accumulators (Liu et al. 2023, Ring
+    # Attention, sec. 3; Megatron-Core / TransformerEngine's P2P context parallelism). The bytes equal
+    # an all-gather of K,V per forward pass plus a reduce-scatter of dK,dV in backward; the step-time
+    # model overlaps each transfer with one step's attention (step_time.cp_ring_cost).
+    kv_block = b * s / c * (model.kv_dim + model.v_dim) / t * st.act_bytes
+    n_fwd = 1 + (1 if st.policy.reruns_attention else 0)
+    m, L_stage = st.micro_batches, st.stage_layers
+    acc.add("cp ring send/recv K,V", "p2p", "cp", c, t, kv_block, m * L_stage * (n_fwd + 1) * (c - 1), True)
+    acc.add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block, m * L_stage * (c - 1), True)
+
+
+def _pp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
+    """Pipeline parallelism: a micro-batch's activations forward and their gradients backward at every
+    (virtual) stage boundary, ``tokens_mb * d_model`` elements each (``/ tp`` with sequence parallelism)."""
+    layout = st.layout
+    t, p, c, v = layout.tp, layout.pp, layout.cp, layout.interleave
+    if p <= 1:
+        return
+    msg = st.tokens_mb * st.model.d_model * st.act_bytes / (t if layout.sequence_parallel else 1)
+    acc.add("pp send/recv", "p2p", "pp", p, t * c * st.dp, msg, 2 * st.micro_batches * v, True)
+
+
+def _ep_collectives(acc: _CollectiveList, st: _StepShape, ep_nodes_per_token: int | None) -> None:
+    """Expert parallelism: dispatch and combine all-to-alls in forward and backward per MoE layer per
+    micro-batch, ``top_k`` copies of each token (x capacity factor); with node-limited routing, one network
+    all-to-all between nodes and one NVLink all-to-all inside the node."""
+    model, train, layout = st.model, st.train, st.layout
+    e, g_node = layout.ep, acc.gpus_per_node
+    if model.moe is None or e <= 1 or not st.moe_layers_stage:
+        return
+    m, moe_layers_stage = st.micro_batches, st.moe_layers_stage
+    policy = st.policy
+    cap = model.moe.capacity_factor or 1.0
+    tokens_rank = st.tokens_mb / (layout.tp if layout.sequence_parallel else 1)
+    msg = tokens_rank * model.moe.top_k * model.d_model * st.act_bytes * cap
+    n_a2a = 4 + (2 if policy.reruns_tp_forward else 0)
+    span_nodes = -(-e * layout.expert_tp // g_node)
+    if ep_nodes_per_token is not None and span_nodes > 1:
+        # Node-limited routing (DeepSeek-V3 report sec. 2.1.2 and 3.2.2): a token goes to at most M
+        # nodes; it crosses the network once per node (DeepEP forwards it to the node's experts over
+        # NVLink), so the network carries min(M, k) copies, (nodes - 1) / nodes of them remote, and
+        # NVLink the k copies inside the node.
+        per_node = min(ep_nodes_per_token, model.moe.top_k, span_nodes) / model.moe.top_k
+        calls = m * n_a2a * moe_layers_stage
+        ib_msg = msg * per_node
+        if train.precision in ("fp8", "fp4"):
+            ib_msg *= (0.5 + (n_a2a - 1)) / n_a2a  # forward dispatch in FP8 (sec. 3.3.2)
+        acc.add("ep all-to-all (network, node-limited)", "all_to_all", "ep", span_nodes, g_node, ib_msg, calls,
+                True)
+        acc.add("ep forward within node (NVLink)", "all_to_all", "ep", min(g_node, e), layout.expert_tp, msg,
+                calls, True)
+        return
+    if train.precision in ("fp8", "fp4"):
+        # FP8 recipes dispatch tokens in FP8 (1 byte) and combine and send gradients in BF16
+        # (DeepSeek-V3 report section 3.3.2; Transformer Engine's FP8 all-to-all).
+        n_dispatch = 1 + (1 if policy.reruns_tp_forward else 0)
+        acc.add("ep all-to-all (fp8 dispatch)", "all_to_all", "ep", e, layout.expert_tp, msg / 2,
+                m * n_dispatch * moe_layers_stage, True)
+        n_a2a -= n_dispatch
+    acc.add("ep all-to-all", "all_to_all", "ep", e, layout.expert_tp, msg, m * n_a2a * moe_layers_stage, True)
+
+
+def _dp_collectives(acc: _CollectiveList, st: _StepShape, trainable_fraction: float) -> None:
+    """Data parallelism and ZeRO: dense gradients are reduced over the ``dp * cp`` ranks holding the same
+    weights (``"dp"``), routed experts' over the expert-data-parallel group (``"edp"``); see
+    :func:`_zero_group_collectives` for what each group runs."""
+    model, layout = st.model, st.layout
+    t, c, d, e = layout.tp, layout.cp, st.dp, layout.ep
+    dense_p, routed_p = local_params(model, layout)
+    # Dense gradients are reduced over dp*cp (CP ranks hold replicas of the weights too); expert weights
+    # over the expert-data-parallel group of d*c/e ranks.
+    groups = [("dp", d * c, t, dense_p)]
+    if routed_p:
+        # Megatron-Core: experts are replicated over d*c*t / (e*etp) ranks (etp may differ from tp).
+        groups.append(("edp", max(1, d * c * t // (e * layout.expert_tp)), layout.expert_tp * e, routed_p))
+    for gname, n, stride, params in groups:
+        if n > 1:
+            _zero_group_collectives(acc, st, gname, n, stride, params, trainable_fraction)
+
+
+def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n: int, stride: int,
+                            params: float, tf: float) -> None:
+    """The gradient and parameter collectives of one data-parallel group ``gname`` of ``n`` ranks spaced
+    ``stride`` apart, whose ranks each hold ``params`` parameters (``tf`` of them trainable): ZeRO-0 one
+    gradient all-reduce; ZeRO-1/2 a gradient reduce-scatter (ZeRO-2: per micro-batch) and a parameter
+    all-gather per step; ZeRO-3 the parameter all-gather for forward and backward of every micro-batch
+    (or once per step with ``zero3_gather="step"``); HSDP adds a replica all-reduce of the gradient shard."""
+    layout, train, m = st.layout, st.train, st.micro_batches
+    g_bytes = gradient_reduce_bytes(train.precision)
+    p_bytes = param_gather_bytes(train.precision)
+    g_node = acc.gpus_per_node
+    shard_n, rep_n = n, 1
+    if layout.shard_group == "node" and layout.zero > 0:
+        shard_n = max(1, min(n, g_node // stride)) if stride < g_node else 1
+        rep_n = n // shard_n
+    grad_msg = params * g_bytes * tf
+    z = layout.zero
+    if z == 0:
+        acc.add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, 1, False)
+        return
+    per_step = z == 3 and layout.zero3_gather == "step"
+    rs_calls = m if z >= 2 and not per_step else 1
+    acc.add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg, rs_calls, False)
+    if z == 3:
+        # parameters gathered for forward and again for backward of every micro-batch, or once per step
+        # when they stay unsharded across the micro-batches (``Layout.zero3_gather``)
+        ag_calls = 1 if per_step else 2 * m
+        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls,
+                False)
+    else:
+        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1,
+                False)
+    if rep_n > 1:  # HSDP: replicas all-reduce their gradient shard
+        acc.add(f"{gname} replica all-reduce (HSDP)", "all_reduce", "rep", rep_n, stride * shard_n,
+                grad_msg / shard_n, 1, False)
+
+
 def comm_per_step(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -271,143 +477,20 @@ def comm_per_step(
     >>> sorted({c.group for c in cb.collectives})
     ['dp', 'tp']
     """
-    gpu = cluster.gpu
-    g_node = cluster.gpus_per_node
-    t, p, c, v = layout.tp, layout.pp, layout.cp, layout.interleave
+    t, p, c = layout.tp, layout.pp, layout.cp
     d = dp or layout.dp or max(1, cluster.n_gpus // (t * p * c))
-    b, s, h = layout.micro_batch, train.seq_len, model.d_model
-    m = max(1, train.global_batch // (d * b))
+    b, s = layout.micro_batch, train.seq_len
     L_stage = -(-model.n_layers // p)
-    a_bytes = activation_bytes(train.precision)
-    lat, eta = gpu.link_latency_s, gpu.network_efficiency
-    policy = layout.save_policy
-
-    def bw(link: str) -> float:
-        return gpu.intra_node_bandwidth_bytes_per_s if link == "intra" else gpu.inter_node_bandwidth_bytes_per_s
-
-    out: list[Collective] = []
-
-    def add(name: str, kind: str, group: str, n: int, stride: int, msg: float, calls: float, critical: bool):
-        if n <= 1 or msg <= 0 or calls <= 0:
-            return
-        link = group_link(stride, n, g_node)
-        one = collective_time_s(kind, msg, n, bandwidth_bytes_per_s=bw(link), latency_s=lat, efficiency=eta)
-        factor, _ = ring_factors(kind, n)
-        out.append(Collective(name, kind, group, n, link, msg, calls, factor * msg * calls, one * calls, critical))
-
-    tokens_mb = b * s / c  # tokens one rank's micro-batch holds (per cp shard)
-    moe_layers_stage = 0
-    if model.moe is not None:
-        # MoE layers on the most-loaded stage: the dense leading layers sit on the first stage.
-        moe_layers_stage = min(L_stage, model.n_moe_layers)
-
-    # --- tensor parallelism: 4 all-reduces (or RS+AG pairs) per layer per micro-batch -----------------
-    if t > 1:
-        n_fwd = 2 + (2 if policy.reruns_tp_forward else 0)  # full recompute reruns the forward ones
-        per_layer = n_fwd + 2
-        msg = tokens_mb * h * a_bytes
-        if model.moe is not None and layout.expert_tp == 1:
-            # Experts without TP: only the attention block's pair of all-reduces per direction remains
-            # in MoE layers (the MLP output is combined by the EP all-to-all instead).
-            calls = m * (per_layer * (L_stage - moe_layers_stage) + per_layer / 2 * moe_layers_stage)
-        else:
-            calls = m * per_layer * L_stage
-        if layout.sequence_parallel:
-            add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
-            if train.precision == "fp8":
-                # torchao's Float8 TP casts a linear's sharded input (forward) and sharded output gradient
-                # (backward) to fp8 before all-gathering it; reduce-scatters stay bf16
-                # (torchao/float8/float8_tensor_parallel.py: Float8ColwiseParallel, Float8RowwiseParallel)
-                add("tp all-gather (SP, fp8)", "all_gather", "tp", t, 1, msg * tp_all_gather_fraction("fp8"),
-                    calls, True)
-            else:
-                add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, calls, True)
-        else:
-            add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
-
-    # --- context parallelism: ring attention passes K,V blocks round the CP ring -------------------
-    if c > 1:
-        # Each of the c - 1 ring steps of a pass sends this rank's current K,V block (b s / c tokens) to
-        # its neighbour; backward sends K,V and their gradient accumulators (Liu et al. 2023, Ring
-        # Attention, sec. 3; Megatron-Core / TransformerEngine's P2P context parallelism). The bytes equal
-        # an all-gather of K,V per forward pass plus a reduce-scatter of dK,dV in backward; the step-time
-        # model overlaps each transfer with one step's attention (step_time.cp_ring_cost).
-        kv_block = b * s / c * (model.kv_dim + model.v_dim) / t * a_bytes
-        n_fwd = 1 + (1 if policy.reruns_attention else 0)
-        add("cp ring send/recv K,V", "p2p", "cp", c, t, kv_block, m * L_stage * (n_fwd + 1) * (c - 1), True)
-        add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block, m * L_stage * (c - 1), True)
-
-    # --- pipeline: activations forward, gradients backward, per micro-batch per virtual boundary -------
-    if p > 1:
-        msg = tokens_mb * h * a_bytes / (t if layout.sequence_parallel else 1)
-        add("pp send/recv", "p2p", "pp", p, t * c * d, msg, 2 * m * v, True)
-
-    # --- expert parallelism: dispatch + combine, forward and backward ----------------------------------
-    e = layout.ep
-    if model.moe is not None and e > 1 and moe_layers_stage:
-        cap = model.moe.capacity_factor or 1.0
-        tokens_rank = tokens_mb / (t if layout.sequence_parallel else 1)
-        msg = tokens_rank * model.moe.top_k * h * a_bytes * cap
-        n_a2a = 4 + (2 if policy.reruns_tp_forward else 0)
-        span_nodes = -(-e * layout.expert_tp // g_node)
-        if ep_nodes_per_token is not None and span_nodes > 1:
-            # Node-limited routing (DeepSeek-V3 report sec. 2.1.2 and 3.2.2): a token goes to at most M
-            # nodes; it crosses the network once per node (DeepEP forwards it to the node's experts over
-            # NVLink), so the network carries min(M, k) copies, (nodes - 1) / nodes of them remote, and
-            # NVLink the k copies inside the node.
-            per_node = min(ep_nodes_per_token, model.moe.top_k, span_nodes) / model.moe.top_k
-            calls = m * n_a2a * moe_layers_stage
-            ib_msg = msg * per_node
-            if train.precision in ("fp8", "fp4"):
-                ib_msg *= (0.5 + (n_a2a - 1)) / n_a2a  # forward dispatch in FP8 (sec. 3.3.2)
-            add("ep all-to-all (network, node-limited)", "all_to_all", "ep", span_nodes, g_node, ib_msg, calls, True)
-            add("ep forward within node (NVLink)", "all_to_all", "ep", min(g_node, e), layout.expert_tp, msg,
-                calls, True)
-        else:
-            if train.precision in ("fp8", "fp4"):
-                # FP8 recipes dispatch tokens in FP8 (1 byte) and combine and send gradients in BF16
-                # (DeepSeek-V3 report section 3.3.2; Transformer Engine's FP8 all-to-all).
-                n_dispatch = 1 + (1 if policy.reruns_tp_forward else 0)
-                add("ep all-to-all (fp8 dispatch)", "all_to_all", "ep", e, layout.expert_tp, msg / 2,
-                    m * n_dispatch * moe_layers_stage, True)
-                n_a2a -= n_dispatch
-            add("ep all-to-all", "all_to_all", "ep", e, layout.expert_tp, msg, m * n_a2a * moe_layers_stage, True)
-
-    # --- data parallelism / ZeRO ---------------------------------------------------------------------
-    dense_p, routed_p = local_params(model, layout)
-    g_bytes = gradient_reduce_bytes(train.precision)
-    p_bytes = param_gather_bytes(train.precision)
-    tf = trainable_fraction
-    # Dense gradients are reduced over dp*cp (CP ranks hold replicas of the weights too); expert weights
-    # over the expert-data-parallel group of d*c/e ranks.
-    groups = [("dp", d * c, t, dense_p)]
-    if routed_p:
-        # Megatron-Core: experts are replicated over d*c*t / (e*etp) ranks (etp may differ from tp).
-        groups.append(("edp", max(1, d * c * t // (e * layout.expert_tp)), layout.expert_tp * e, routed_p))
-    for gname, n, stride, params in groups:
-        if n <= 1:
-            continue
-        shard_n, rep_n = n, 1
-        if layout.shard_group == "node" and layout.zero > 0:
-            shard_n = max(1, min(n, g_node // stride)) if stride < g_node else 1
-            rep_n = n // shard_n
-        grad_msg = params * g_bytes * tf
-        z = layout.zero
-        if z == 0:
-            add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, 1, False)
-            continue
-        per_step = z == 3 and layout.zero3_gather == "step"
-        rs_calls = m if z >= 2 and not per_step else 1
-        add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg, rs_calls, False)
-        if z == 3:
-            # parameters gathered for forward and again for backward of every micro-batch, or once per step
-            # when they stay unsharded across the micro-batches (``Layout.zero3_gather``)
-            ag_calls = 1 if per_step else 2 * m
-            add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls,
-                False)
-        else:
-            add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1, False)
-        if rep_n > 1:  # HSDP: replicas all-reduce their gradient shard
-            add(f"{gname} replica all-reduce (HSDP)", "all_reduce", "rep", rep_n, stride * shard_n,
-                grad_msg / shard_n, 1, False)
-    return CommBreakdown(tuple(out))
+    # MoE layers on the most-loaded stage: the dense leading layers sit on the first stage.
+    moe_layers_stage = min(L_stage, model.n_moe_layers) if model.moe is not None else 0
+    st = _StepShape(model, train, layout, dp=d, micro_batches=max(1, train.global_batch // (d * b)),
+                    stage_layers=L_stage, moe_layers_stage=moe_layers_stage,
+                    tokens_mb=b * s / c,  # tokens one rank's micro-batch holds (per cp shard)
+                    act_bytes=activation_bytes(train.precision), policy=layout.save_policy)
+    acc = _CollectiveList(cluster)
+    _tp_collectives(acc, st)
+    _cp_collectives(acc, st)
+    _pp_collectives(acc, st)
+    _ep_collectives(acc, st, ep_nodes_per_token)
+    _dp_collectives(acc, st, trainable_fraction)
+    return CommBreakdown(tuple(acc.out))

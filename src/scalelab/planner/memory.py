@@ -996,6 +996,190 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
 
 
 
+def _shard_degrees(layout: Layout, dp: int, gpus_per_node: int) -> tuple[float, float]:
+    """(dense, expert) ZeRO shard degrees, in ranks: dense states shard over the ``dp * cp`` ranks that
+    hold the same weights, routed experts over the expert-data-parallel group
+    ``dp * cp * tp / (ep * etp)``; HSDP (``shard_group="node"``) keeps each shard group inside a node."""
+    t, c, ep, et = layout.tp, layout.cp, layout.ep, layout.expert_tp
+    dense_dp = dp * c
+    expert_dp = max(1.0, dp * c * t / (ep * et))
+    if layout.shard_group == "node":
+        dense_z = min(dense_dp, max(1, gpus_per_node // t))
+        expert_z = min(expert_dp, max(1.0, gpus_per_node / (ep * et)))
+    else:
+        dense_z, expert_z = dense_dp, expert_dp
+    return dense_z, expert_z
+
+
+def _layer_activations(model: ModelSpec, train: TrainSpec, layout: Layout, act: float,
+                       conv: MemoryConventions) -> tuple[float, float, float, float]:
+    """Activation bytes of one layer for one micro-batch: (saved by a dense layer, saved by an MoE layer,
+    working set of a dense layer, of an MoE layer). The working sets are 0 unless full recompute counts
+    the one layer it reruns at a time (``recompute_working_set``)."""
+    s, b, is_moe = train.seq_len, layout.micro_batch, model.is_moe
+    act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute).values())
+    act_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, layout.recompute).values())
+               if is_moe else act_dense)
+    if layout.recompute == "full" and conv.recompute_working_set:
+        work_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, "none").values())
+        work_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, "none").values())
+                    if is_moe else work_dense)
+    else:
+        work_dense = work_moe = 0.0
+    return act_dense, act_moe, work_dense, work_moe
+
+
+@dataclass(slots=True)
+class _StageInputs:
+    """What every pipeline stage's memory is computed from: the inputs of :func:`memory_per_gpu`, the
+    activation bytes per element ``act``, the micro-batches per step ``m_micro``, the model states of
+    :func:`_model_states` and the per-layer activations of :func:`_layer_activations` (bytes). A plain
+    slotted record, not frozen: a search builds one per candidate layout."""
+
+    model: ModelSpec
+    train: TrainSpec
+    layout: Layout
+    conv: MemoryConventions
+    act: float
+    m_micro: int
+    states: dict
+    act_dense: float
+    act_moe: float
+    work_dense: float
+    work_moe: float
+
+
+def _stage_model_states(x: _StageInputs, n_dense: int, n_moe: int, first: bool, last: bool,
+                        r: dict[str, float]) -> tuple[float, float, float, float]:
+    """Weights, gradients and optimizer bytes of a stage's layers plus its embedding (first stage) and
+    head (last stage), after ZeRO, and the parameters whose optimizer states it owns: ``(w, g, o, n_opt)``.
+    Records the layer and embedding parts in ``r``."""
+    ms, p = x.states, x.layout.pp
+    dense_layer, moe_layer_st, embed_states = ms["dense_layer"], ms["moe_layer"], ms["embed_states"]
+    lay = {k: n_dense * dense_layer[k] + n_moe * moe_layer_st[k] for k in ("w", "g", "o", "n_opt")}
+    r["layer_weights_bytes"], r["layer_gradients_bytes"] = lay["w"], lay["g"]
+    r["layer_optimizer_bytes"] = lay["o"]
+    emb = {"w": 0.0, "g": 0.0, "o": 0.0, "n_opt": 0.0}
+    if first:
+        emb = {k: emb[k] + v for k, v in embed_states(ms["emb_in"], ms["pos"], ms["opt_pos"]).items()}
+    if last:  # tied embeddings with pp > 1 keep a copy of the matrix on the last stage (Megatron)
+        n_head = ms["head"] if (not x.model.tied_embeddings or p > 1) else 0.0
+        emb = {k: emb[k] + v for k, v in embed_states(n_head, ms["final_norm"], ms["opt_vec"]).items()}
+    r["embedding_weights_bytes"], r["embedding_gradients_bytes"] = emb["w"], emb["g"]
+    r["embedding_optimizer_bytes"] = emb["o"]
+    return lay["w"] + emb["w"], lay["g"] + emb["g"], lay["o"] + emb["o"], lay["n_opt"] + emb["n_opt"]
+
+
+def _stage_activation_bytes(x: _StageInputs, n_dense: int, n_moe: int, inflight: float) -> float:
+    """Saved activations of a stage's layers for its ``inflight`` micro-batches, plus the working set of
+    the one layer full recompute reruns (an MoE one when the stage has any), bytes."""
+    acts = inflight * (n_dense * x.act_dense + n_moe * x.act_moe)
+    if n_moe and x.work_moe:
+        acts += x.work_moe
+    elif n_dense and x.work_dense:
+        acts += x.work_dense
+    return acts
+
+
+def _stage_edge_bytes(x: _StageInputs, first: bool, last: bool, inflight: float, r: dict[str, float]) -> float:
+    """First- and last-stage extras, bytes: the embedding's activations (first), the logits buffers and
+    the kept stage outputs (last); 0 for a middle stage. Records each in ``r``."""
+    model, train, layout, conv = x.model, x.train, x.layout, x.conv
+    other = 0.0
+    if first:
+        r["embedding_activations_bytes"] = embedding_activation_bytes(model, train, layout, conv, inflight)
+        other += r["embedding_activations_bytes"]
+    if last:
+        r["logits_bytes"] = logits_buffer_bytes(model, train, layout, conv, x.act)
+        other += r["logits_bytes"]
+        kept = pipeline_kept_outputs_bytes(model, train, layout, conv, x.m_micro)
+        if kept:
+            r["pipeline_kept_outputs_bytes"] = kept
+            other += kept
+    return other
+
+
+def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, last: bool, big: dict,
+                       r: dict[str, float]) -> float:
+    """ZeRO-3 buffers of a stage, bytes: its unsharded weights and gradients when gathering once per step
+    (``zero3_gather="step"``), else the gather buffers of the largest layer ``big``. Records them in ``r``.
+    Only for ``zero == 3``."""
+    layout, ms = x.layout, x.states
+    if layout.zero3_gather != "step":
+        r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], x.conv)
+        return r["zero3_gather_bytes"]
+    t, p = layout.tp, layout.pp
+    dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
+    emb_n = 0.0
+    if first:
+        emb_n += ms["emb_in"] / t + ms["pos"]
+    if last:
+        emb_n += (ms["head"] if (not x.model.tied_embeddings or p > 1) else 0.0) / t + ms["final_norm"]
+    un = zero3_unsharded_stage_bytes(
+        n_params=(n_dense * dense_layer["full_n"] + n_moe * moe_layer_st["full_n"] + emb_n),
+        n_trainable=(n_dense * dense_layer["full_n_train"] + n_moe * moe_layer_st["full_n_train"]
+                     + (emb_n if x.train.lora is None else 0.0)),
+        layer_grad_bytes=big["full_g"], conv=x.conv, precision=x.train.precision)
+    r["zero3_unsharded_weights_bytes"], r["zero3_unsharded_grads_bytes"] = un
+    return sum(un)
+
+
+def _stage_pipeline_bytes(x: _StageInputs, rank: int, inflight: float, r: dict[str, float]) -> float:
+    """Pipeline send/receive buffers of pipeline rank ``rank``, bytes: per micro-batch with
+    ``pp_microbatch_buffers``, else one activation each way. Records them in ``r``. Only for ``pp > 1``."""
+    model, train, layout, act = x.model, x.train, x.layout, x.act
+    if x.conv.pp_microbatch_buffers:
+        r["pipeline_buffers_bytes"] = pipeline_microbatch_buffers_bytes(
+            model, train, layout, act, rank=rank, micro_batches=x.m_micro, in_flight=inflight)
+    else:
+        r["pipeline_buffers_bytes"] = pipeline_buffer_bytes(model, train, layout, act)
+    return r["pipeline_buffers_bytes"]
+
+
+def _stage_cp_bytes(x: _StageInputs, r: dict[str, float]) -> float:
+    """Ring-attention K/V buffers, bytes. Records them in ``r``. Only for ``cp > 1``."""
+    r["cp_ring_buffers_bytes"] = cp_ring_buffer_bytes(x.model, x.train, x.layout, x.act)
+    return r["cp_ring_buffers_bytes"]
+
+
+def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int) -> dict:
+    """Memory of pipeline rank ``rank`` holding ``n_dense`` dense and ``n_moe`` MoE layers, bytes per GPU:
+    weights ``w``, gradients ``g``, optimizer ``o`` (after offload), activations ``acts``, everything else
+    ``other``, their ``total``, host and NVMe bytes, PCIe and NVMe traffic per step, and ``detail``.
+    The terms that a layout does not have are skipped here rather than in their functions: ``other`` is a
+    running sum in a fixed order, and a search calls this for every candidate stage."""
+    layout, conv, ms = x.layout, x.conv, x.states
+    p, zero = layout.pp, layout.zero
+    first, last = rank == 0, rank == p - 1
+    inflight = _in_flight(rank, p, layout.interleave, x.m_micro)
+    r: dict[str, float] = {}
+    w, g, o, n_opt = _stage_model_states(x, n_dense, n_moe, first, last, r)
+    acts = _stage_activation_bytes(x, n_dense, n_moe, inflight)
+    r["layer_activations_bytes"] = acts
+    dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
+    big = moe_layer_st if (n_moe and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
+    other = _stage_edge_bytes(x, first, last, inflight, r) if (first or last) else 0.0
+    if zero >= 3:
+        other += _stage_zero3_bytes(x, n_dense, n_moe, first, last, big, r)
+    if p > 1:
+        other += _stage_pipeline_bytes(x, rank, inflight, r)
+    if layout.cp > 1:
+        other += _stage_cp_bytes(x, r)
+    other += conv.comm_buffer_bytes
+
+    off = offload_terms(layout, w=w, g=g, o=o, n_opt=n_opt, weight_bytes=ms["weight_bytes"],
+                        grad_bytes=ms["grad_bytes"],
+                        grad_buffer_bytes=big["full_g"] / (conv.zero3_tiles if zero >= 3 else 1))
+    w, g, o = off["w"], off["g"], off["o"]
+    if layout.offload_optimizer != "none":
+        r["offload_grad_buffer_bytes"] = off["grad_buffer"]
+        other += off["grad_buffer"]
+    r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = off["pcie"], off["nvme_io"]
+    total = w + g + o + acts + other
+    return dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=off["host"], nvme=off["nvme"],
+                pcie=off["pcie"], nvme_io=off["nvme_io"], stage=rank, inflight=inflight, detail=r)
+
+
 def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int,
                    gpus_per_node: int = 8,
                    conventions: MemoryConventions = MemoryConventions()) -> MemoryBreakdown:
@@ -1039,142 +1223,42 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     conv = conventions
     act = conv.activation_bytes or rec.activation_bytes
     notes: list[str] = []
-    t, p, c, v, b = layout.tp, layout.pp, layout.cp, layout.interleave, layout.micro_batch
-    ep, et = layout.ep, layout.expert_tp
-    s = train.seq_len
-    is_moe = model.is_moe
-    n_moe_layers = model.n_moe_layers
-
-    # --- shard groups ---
-    dense_dp = dp * c
-    expert_dp = max(1.0, dp * c * t / (ep * et))
-    if layout.shard_group == "node":
-        dense_z = min(dense_dp, max(1, gpus_per_node // t))
-        expert_z = min(expert_dp, max(1.0, gpus_per_node / (ep * et)))
-    else:
-        dense_z, expert_z = dense_dp, expert_dp
-    zero = layout.zero
-    if layout.offload_params != "none" and zero < 3:
+    p, v, b = layout.pp, layout.interleave, layout.micro_batch
+    dense_z, expert_z = _shard_degrees(layout, dp, gpus_per_node)
+    if layout.offload_params != "none" and layout.zero < 3:
         notes.append("offload_params needs zero=3 (ZeRO-Infinity); parameters kept on the GPU")
 
     ms = _model_states(model, train, layout, conv, rec, dense_z, expert_z)
-    dense_layer, moe_layer_st, embed_states = ms["dense_layer"], ms["moe_layer"], ms["embed_states"]
-    emb_in, pos, head, final_norm = ms["emb_in"], ms["pos"], ms["head"], ms["final_norm"]
-    opt_pos, opt_vec, trainable = ms["opt_pos"], ms["opt_vec"], ms["trainable"]
-    wb, gb = ms["weight_bytes"], ms["grad_bytes"]
-    # --- activation pieces ---
-    act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute).values())
-    act_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, layout.recompute).values())
-               if is_moe else act_dense)
-    if layout.recompute == "full" and conv.recompute_working_set:
-        work_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, "none").values())
-        work_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, "none").values())
-                    if is_moe else work_dense)
-    else:
-        work_dense = work_moe = 0.0
     m_micro = max(1, math.ceil(train.global_batch / (dp * b)))
     if train.global_batch % (dp * b):
         notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
+    x = _StageInputs(model, train, layout, conv, act, m_micro, ms, *_layer_activations(model, train, layout, act, conv))
 
-    stages = _stage_layers(model.n_layers, p, v, conv.pp_stage_split)
-    first_moe = model.n_layers - n_moe_layers
+    first_moe = model.n_layers - model.n_moe_layers
     best: dict = {}
-    seen: dict[tuple, dict] = {}
-    for i, ranges in enumerate(stages):
+    seen: set[tuple] = set()
+    for i, ranges in enumerate(_stage_layers(model.n_layers, p, v, conv.pp_stage_split)):
         n_moe_i = sum(max(0, hi - max(lo, first_moe)) for lo, hi in ranges)
         n_dense_i = sum(hi - lo for lo, hi in ranges) - n_moe_i
-        first, last = i == 0, i == p - 1
         # In-flight microbatches never grow with the stage index, so among stages with the same layers
         # the earliest one holds the most: evaluate only that one (keeps large pp cheap for the search).
-        key = (n_moe_i, n_dense_i, first, last)
+        key = (n_moe_i, n_dense_i, i == 0, i == p - 1)
         if key in seen:
             continue
-        inflight = _in_flight(i, p, v, m_micro)
-        r: dict[str, float] = {}
-        lay = {k: n_dense_i * dense_layer[k] + n_moe_i * moe_layer_st[k] for k in ("w", "g", "o", "n_opt")}
-        r["layer_weights_bytes"], r["layer_gradients_bytes"] = lay["w"], lay["g"]
-        r["layer_optimizer_bytes"] = lay["o"]
-        emb = {"w": 0.0, "g": 0.0, "o": 0.0, "n_opt": 0.0}
-        if first:
-            emb = {k: emb[k] + x for k, x in embed_states(emb_in, pos, opt_pos).items()}
-        if last:  # tied embeddings with pp > 1 keep a copy of the matrix on the last stage (Megatron)
-            n_head = head if (not model.tied_embeddings or p > 1) else 0.0
-            emb = {k: emb[k] + x for k, x in embed_states(n_head, final_norm, opt_vec).items()}
-        r["embedding_weights_bytes"], r["embedding_gradients_bytes"] = emb["w"], emb["g"]
-        r["embedding_optimizer_bytes"] = emb["o"]
-        w, g, o = lay["w"] + emb["w"], lay["g"] + emb["g"], lay["o"] + emb["o"]
-        n_opt = lay["n_opt"] + emb["n_opt"]
-
-        acts = inflight * (n_dense_i * act_dense + n_moe_i * act_moe)
-        if n_moe_i and work_moe:
-            acts += work_moe
-        elif n_dense_i and work_dense:
-            acts += work_dense
-        r["layer_activations_bytes"] = acts
-        other = 0.0
-        if first:
-            r["embedding_activations_bytes"] = embedding_activation_bytes(model, train, layout, conv, inflight)
-            other += r["embedding_activations_bytes"]
-        if last:
-            r["logits_bytes"] = logits_buffer_bytes(model, train, layout, conv, act)
-            other += r["logits_bytes"]
-            kept = pipeline_kept_outputs_bytes(model, train, layout, conv, m_micro)
-            if kept:
-                r["pipeline_kept_outputs_bytes"] = kept
-                other += kept
-        big = moe_layer_st if (n_moe_i and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
-        if zero >= 3 and layout.zero3_gather == "step":
-            emb_n = 0.0
-            if first:
-                emb_n += emb_in / t + pos
-            if last:
-                emb_n += (head if (not model.tied_embeddings or p > 1) else 0.0) / t + final_norm
-            un = zero3_unsharded_stage_bytes(
-                n_params=(n_dense_i * dense_layer["full_n"] + n_moe_i * moe_layer_st["full_n"] + emb_n),
-                n_trainable=(n_dense_i * dense_layer["full_n_train"] + n_moe_i * moe_layer_st["full_n_train"]
-                             + (emb_n if train.lora is None else 0.0)),
-                layer_grad_bytes=big["full_g"], conv=conv, precision=train.precision)
-            r["zero3_unsharded_weights_bytes"], r["zero3_unsharded_grads_bytes"] = un
-            other += sum(un)
-        elif zero >= 3:
-            r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
-            other += r["zero3_gather_bytes"]
-        if p > 1 and conv.pp_microbatch_buffers:
-            r["pipeline_buffers_bytes"] = pipeline_microbatch_buffers_bytes(
-                model, train, layout, act, rank=i, micro_batches=m_micro, in_flight=inflight)
-            other += r["pipeline_buffers_bytes"]
-        elif p > 1:
-            r["pipeline_buffers_bytes"] = pipeline_buffer_bytes(model, train, layout, act)
-            other += r["pipeline_buffers_bytes"]
-        if c > 1:
-            r["cp_ring_buffers_bytes"] = cp_ring_buffer_bytes(model, train, layout, act)
-            other += r["cp_ring_buffers_bytes"]
-        other += conv.comm_buffer_bytes
-
-        off = offload_terms(layout, w=w, g=g, o=o, n_opt=n_opt, weight_bytes=wb, grad_bytes=gb,
-                            grad_buffer_bytes=big["full_g"] / (conv.zero3_tiles if zero >= 3 else 1))
-        w, g, o = off["w"], off["g"], off["o"]
-        host, nvme, pcie, nvme_io = off["host"], off["nvme"], off["pcie"], off["nvme_io"]
-        if layout.offload_optimizer != "none":
-            r["offload_grad_buffer_bytes"] = off["grad_buffer"]
-            other += off["grad_buffer"]
-        r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = pcie, nvme_io
-        total = w + g + o + acts + other
-        res = dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=host, nvme=nvme,
-                   pcie=pcie, nvme_io=nvme_io, stage=i, inflight=inflight, detail=r)
-        seen[key] = res
-        if not best or total > best["total"]:
+        seen.add(key)
+        res = _stage_memory(x, i, n_dense_i, n_moe_i)
+        if not best or res["total"] > best["total"]:
             best = res
 
     if layout.offload_optimizer != "none" or layout.offload_params != "none":
         notes.append("offload traffic is per GPU per step; hiding it needs pcie_bytes_per_step / compute time")
-    if is_moe:
+    if model.is_moe:
         notes.append("MoE activations assume balanced routing (expected tokens per expert)")
     return MemoryBreakdown(
         weights_bytes=best["w"], gradients_bytes=best["g"], optimizer_bytes=best["o"],
         activations_bytes=best["acts"], other_bytes=best["other"], total_bytes=best["total"],
         host_bytes=best["host"], nvme_bytes=best["nvme"],
-        offload_bytes_per_step=best["pcie"] + best["nvme_io"], trainable_params=int(trainable),
+        offload_bytes_per_step=best["pcie"] + best["nvme_io"], trainable_params=int(ms["trainable"]),
         notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=best["pcie"],
         nvme_bytes_per_step=best["nvme_io"], in_flight_microbatches=best["inflight"],
         detail=tuple(sorted(best["detail"].items())), conventions=conv,
