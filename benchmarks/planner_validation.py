@@ -10,12 +10,14 @@ import json
 import statistics
 from pathlib import Path
 
+from _published_runs import load as load_runs  # benchmarks/_published_runs.py, shared with tests/planner
+from _published_runs import measured_tokens_per_s_per_gpu, run_plan
+
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
 from scalelab.arch.spec import ModelSpec
 from scalelab.planner import FlopConventions, flops_per_step
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_step_time_published.json"
-RUNS = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_published_runs.json"
 
 
 def gpt(c: dict, data: dict) -> ModelSpec:
@@ -136,44 +138,6 @@ NEMO_405B = tuple(f"nemo-405b-{p}-{n}" for p in ("bf16", "fp8") for n in (576, 1
 FAMILY = {"torchtitan-compile": "torchtitan"}
 
 
-def run_plan(r: dict, scale: float | None = None):
-    """plan() for one published run with its team's settings (and, if given, a trial efficiency scale)."""
-    import dataclasses
-
-    from scalelab.planner import LoRASpec
-    from scalelab.planner.frameworks import get_framework
-
-    model = ModelSpec(**r["model_spec"]) if "model_spec" in r else get_model(r["model"])
-    t = dict(r["train"])
-    if "lora" in t:
-        t["lora"] = LoRASpec(**{**t["lora"], "target_modules": tuple(t["lora"]["target_modules"])})
-    prof = get_framework(r["framework"])
-    if scale is not None:
-        prof = dataclasses.replace(prof, efficiency_scale=scale)
-    if "_float8" in r:  # a trial Float8 recipe (float8_costs)
-        prof = dataclasses.replace(prof, float8=r["_float8"])
-    if "_overlaps" in r:  # trial (tp_overlap, pp_overlap) (nemo_overlaps)
-        prof = dataclasses.replace(prof, tp_overlap=r["_overlaps"][0], pp_overlap=r["_overlaps"][1])
-    conv = dataclasses.replace(prof.memory, **r.get("memory_conventions", {}))
-    return plan(model, get_cluster(r["gpu"], r["n_gpus"], **r.get("gpu_overrides", {})), TrainSpec(**t),
-                Layout(**r["layout"]), framework=prof, memory_conventions=conv)
-
-
-def measured_tokens_per_s_per_gpu(r: dict, p) -> float | None:
-    """The run's published throughput as tokens/s/GPU (from tokens/s, TFLOP/s with recompute, or days)."""
-    meas = r.get("measured", {})
-    n = r["n_gpus"]
-    if "tokens_per_s_per_gpu" in meas:
-        return meas["tokens_per_s_per_gpu"]
-    if "tflops_per_gpu" in meas:
-        return meas["tflops_per_gpu"] * 1e12 * n / p.hardware_flops_per_step * p.train.global_batch_tokens / n
-    if "days" in meas:
-        return p.train.total_tokens / (meas["days"] * 86400) / n
-    if "step_time_s" in meas:
-        return p.train.global_batch_tokens / meas["step_time_s"] / n
-    return None
-
-
 def calibrate(runs: list[dict]) -> dict[str, float]:
     """Per framework family, the efficiency scale in 0.60..1.20 that minimises the median |error| of the
     calibration runs' throughput (a scale within 3% of 1 is reported but not worth a knob)."""
@@ -217,7 +181,7 @@ def calibrate_device(runs: list[dict], device: str = "h100-hbm2e", like: str = "
 def published_runs(k5_t1_errors: list[float]) -> None:
     """Production runs of tests/assets/planner_published_runs.json: feasibility, memory against the
     measured GiB, throughput against the published one; calibration and held-out runs apart."""
-    runs = json.loads(RUNS.read_text())["runs"]
+    runs = load_runs()["runs"]
     print("\n### Framework efficiency calibration (calibration split: " + ", ".join(CALIBRATION) + ")\n")
     print("| family | fitted efficiency_scale | profile's |")
     print("|---|---|---|")
@@ -391,5 +355,5 @@ def nemo_overlaps(runs: list[dict]) -> None:
 
 if __name__ == "__main__":
     published_runs(main())
-    nemo_overlaps(json.loads(RUNS.read_text())["runs"])
-    float8_costs(json.loads(RUNS.read_text())["runs"])
+    nemo_overlaps(load_runs()["runs"])
+    float8_costs(load_runs()["runs"])

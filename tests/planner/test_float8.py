@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-from pathlib import Path
 
 import pytest
+from _published_runs import load, measured_tokens_per_s_per_gpu, run_plan  # benchmarks/ (conftest.py)
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
 from scalelab.arch.spec import ModelSpec
@@ -29,7 +28,7 @@ from scalelab.planner.step_time import (
     model_step_time,
 )
 
-RUNS = json.loads((Path(__file__).resolve().parents[1] / "assets" / "planner_published_runs.json").read_text())
+RUNS = load()
 
 
 def _compute_s(model: ModelSpec, precision: str, recipe: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE,
@@ -190,9 +189,7 @@ FLOAT8_ROWS = ["torchtitan-8b-8-compile-float8", "torchtitan-8b-128-compile-floa
 @pytest.mark.parametrize("rid", FLOAT8_ROWS)
 def test_torchtitan_float8_rows_within_10_percent(rid):
     """torchtitan's compiled Float8 runs (docs/performance.md Tables 1, 3, 4, 5) from the profile alone."""
-    from test_published_runs import _measured_tokens_per_gpu, run_plan  # the same directory (rootdir import)
-
     run = next(r for r in RUNS["runs"] if r["id"] == rid)
     p = run_plan(run)
-    err = _measured_tokens_per_gpu(run, p) / (p.tokens_per_s / run["n_gpus"]) - 1
+    err = measured_tokens_per_s_per_gpu(run, p) / (p.tokens_per_s / run["n_gpus"]) - 1
     assert abs(err) <= 0.10, f"{rid}: {err:+.1%}"

@@ -5,10 +5,9 @@ bounds hide no more than the model does."""
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
 
 import pytest
+from _published_runs import load  # benchmarks/ (conftest.py)
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
 from scalelab.errors import ConfigError
@@ -26,7 +25,6 @@ from scalelab.planner.step_time import (
 MODEL = get_model("llama-3.1-70b")
 CLUSTER = get_cluster("h100-sxm", 64)
 TRAIN = TrainSpec(seq_len=8192, global_batch=64)
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "planner_published_runs.json"
 
 
 def test_nemo_hides_tp_and_interleaved_pp_traffic_that_megatron_charges():
@@ -93,7 +91,7 @@ def test_only_the_nemo_profile_sets_tp_and_pp_overlap():
     DeepSpeed, DeepSeek) keep their traffic on the critical path."""
     for name, prof in FRAMEWORKS.items():
         assert (prof.tp_overlap, prof.pp_overlap) == ((1.0, 1.0) if name == "nemo" else (0.0, 0.0)), name
-    runs = json.loads(ASSET.read_text())["runs"]
+    runs = load()["runs"]
     assert {r["id"] for r in runs if r["framework"] == "nemo"} == {
         f"nemo-405b-{p}-{n}" for p in ("bf16", "fp8") for n in (576, 1152, 2304)}
 

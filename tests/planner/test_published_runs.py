@@ -5,37 +5,15 @@ modelled. Every run names its source and what was assumed."""
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import pytest
+from _published_runs import build, load, measured_tokens_per_s_per_gpu, run_plan  # benchmarks/ (conftest.py)
 
-from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
-from scalelab.arch.spec import ModelSpec
-from scalelab.planner import LoRASpec
+from scalelab import Layout, get_cluster, plan
 from scalelab.planner.frameworks import get_framework
 from scalelab.units import GiB
 
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "planner_published_runs.json"
-DATA = json.loads(ASSET.read_text())
-
-
-def build(run: dict):
-    """The plan() inputs of one run in the asset."""
-    model = ModelSpec(**run["model_spec"]) if "model_spec" in run else get_model(run["model"])
-    cluster = get_cluster(run["gpu"], run["n_gpus"], **run.get("gpu_overrides", {}))
-    t = dict(run["train"])
-    if "lora" in t:
-        t["lora"] = LoRASpec(**{**t["lora"], "target_modules": tuple(t["lora"]["target_modules"])})
-    conv = get_framework(run["framework"]).memory
-    if "memory_conventions" in run:
-        conv = dataclasses.replace(conv, **run["memory_conventions"])
-    return model, cluster, TrainSpec(**t), Layout(**run["layout"]), conv
-
-
-def run_plan(run: dict):
-    model, cluster, train, layout, conv = build(run)
-    return plan(model, cluster, train, layout, framework=run["framework"], memory_conventions=conv)
+DATA = load()
 
 
 @pytest.mark.parametrize("run", DATA["runs"], ids=[r["id"] for r in DATA["runs"]])
@@ -68,7 +46,7 @@ def test_llama3_405b_needs_the_swiglu_policy_with_interleaving():
     """Saving every SwiGLU intermediate with interleave 4 on 8,192 GPUs does not fit; recomputing the
     product (keep gate and up) does: the issue's 81 vs 66 GiB."""
     run = next(r for r in DATA["runs"] if r["id"] == "llama3-405b-8192")
-    model, cluster, train, layout, _ = build(run)
+    model, cluster, train, layout, _, _ = build(run)
     saved = plan(model, cluster, train, layout.model_copy(update={"recompute": "none"}))
     product = plan(model, cluster, train, layout)
     assert not saved.feasible and product.feasible
@@ -79,25 +57,12 @@ def test_deepseek_v3_policy_halves_layer_activations():
     """DeepSeek-V3 report sec. 3.2.3: its recompute and FP8 caching make selective recompute fit
     where attention-only selective recompute does not."""
     run = next(r for r in DATA["runs"] if r["id"] == "deepseek-v3")
-    model, cluster, train, layout, _ = build(run)
+    model, cluster, train, layout, _, _ = build(run)
     megatron = plan(model, cluster, train, layout)
     theirs = plan(model, cluster, train, layout, framework="deepseek-v3")
     assert theirs.layout.recompute == "deepseek-v3"
     assert theirs.memory.activations_bytes < 0.6 * megatron.memory.activations_bytes
     assert theirs.feasible and not megatron.feasible
-
-
-def _measured_tokens_per_gpu(run: dict, p) -> float | None:
-    meas, n = run.get("measured", {}), run["n_gpus"]
-    if "tokens_per_s_per_gpu" in meas:
-        return meas["tokens_per_s_per_gpu"]
-    if "tflops_per_gpu" in meas:  # executed FLOPs, recompute included
-        return meas["tflops_per_gpu"] * 1e12 / p.hardware_flops_per_step * p.train.global_batch_tokens
-    if "days" in meas:
-        return p.train.total_tokens / (meas["days"] * 86400) / n
-    if "step_time_s" in meas:
-        return p.train.global_batch_tokens / meas["step_time_s"] / n
-    return None
 
 
 THROUGHPUT = [r for r in DATA["runs"]
@@ -112,7 +77,7 @@ KNOWN_MISS: set[str] = {"torchtitan-8b-8-cp2"}
 def test_step_time_within_15_percent_of_published(run):
     """Step time from the framework profile alone (nothing per run) within 15% of the published throughput."""
     p = run_plan(run)
-    err = _measured_tokens_per_gpu(run, p) / (p.tokens_per_s / run["n_gpus"]) - 1
+    err = measured_tokens_per_s_per_gpu(run, p) / (p.tokens_per_s / run["n_gpus"]) - 1
     if run["id"] in KNOWN_MISS:
         assert abs(err) > 0.15, f"{run['id']} now within 15% ({err:+.1%}): drop it from KNOWN_MISS"
     else:
@@ -136,9 +101,9 @@ def test_torchtitan_405b_pp_memory_counts_unsharded_fsdp_states():
     d = dict(p.memory.detail)
     assert d["zero3_unsharded_grads_bytes"] > 20 * GiB  # ~6.3B local parameters x 4 bytes
     assert p.memory.total_bytes / GiB >= 0.7 * run["measured"]["memory_gib"]
-    model, cluster, train, layout, conv = build(run)
+    model, cluster, train, layout, prof, conv = build(run)
     per_mb = plan(model, cluster, train, layout.model_copy(update={"zero3_gather": "micro-batch"}),
-                  framework=run["framework"], memory_conventions=conv)
+                  framework=prof, memory_conventions=conv)
     assert per_mb.layout.zero3_gather == "micro-batch"  # an explicit setting wins over the profile's
     assert per_mb.memory.total_bytes < 0.6 * p.memory.total_bytes
 
@@ -148,18 +113,18 @@ def test_torchtitan_loss_parallel_holds_four_fp32_logits_buffers():
     product alive at once: four fp32 buffers of (tokens x V/t) besides the bf16 head output, where eager
     F.cross_entropy without TP needs three (torchtitan 70B, Table 4: 62.3 -> 70.2 GiB against 71.9)."""
     run = next(r for r in DATA["runs"] if r["id"] == "torchtitan-70b-256")
-    model, cluster, train, layout, conv = build(run)
-    p = plan(model, cluster, train, layout, framework=run["framework"], memory_conventions=conv)
+    model, cluster, train, layout, prof, conv = build(run)
+    p = plan(model, cluster, train, layout, framework=prof, memory_conventions=conv)
     tokens = train.seq_len * layout.micro_batch
     buf = tokens * model.vocab_size / layout.tp
     head_in = 2 * tokens / layout.tp * model.d_model * 2  # final-norm and head inputs (SP-sharded, bf16)
     assert p.memory.get("logits_bytes") == pytest.approx(buf * (4 * 4 + 2) + head_in, rel=1e-9)
-    three = plan(model, cluster, train, layout, framework=run["framework"],
+    three = plan(model, cluster, train, layout, framework=prof,
                  memory_conventions=dataclasses.replace(conv, loss_parallel_logits_copies=None))
     assert p.memory.get("logits_bytes") - three.memory.get("logits_bytes") == pytest.approx(buf * 4, rel=1e-9)
     # without TP the vocabulary is not split and eager cross-entropy's three buffers apply
     no_tp = plan(model, get_cluster(run["gpu"], 8), train.model_copy(update={"global_batch": 8}),
-                 Layout(zero=3, micro_batch=1, recompute="full"), framework=run["framework"])
+                 Layout(zero=3, micro_batch=1, recompute="full"), framework=prof)
     rows = train.seq_len
     assert no_tp.memory.get("logits_bytes") == pytest.approx(
         rows * model.vocab_size * (3 * 4 + 2) + 2 * rows * model.d_model * 2, rel=1e-9)
@@ -169,13 +134,13 @@ def test_pipeline_last_stage_keeps_every_micro_batch_output():
     """PyTorch's pipeline stage keeps each micro-batch's output for the schedule's return value: torchtitan's
     last stage holds the step's bf16 logits (405B interleaved on 512 H100: 8 micro-batches of 4 x 8,192)."""
     run = next(r for r in DATA["runs"] if r["id"] == "torchtitan-405b-512-interleaved")
-    model, cluster, train, layout, conv = build(run)
-    p = plan(model, cluster, train, layout, framework=run["framework"], memory_conventions=conv)
+    model, cluster, train, layout, prof, conv = build(run)
+    p = plan(model, cluster, train, layout, framework=prof, memory_conventions=conv)
     m = train.global_batch // (8 * layout.micro_batch)
     assert m == 8 and p.memory.peak_stage == layout.pp - 1
     kept = (m - 1) * train.seq_len * layout.micro_batch * model.vocab_size / layout.tp * 2
     assert p.memory.get("pipeline_kept_outputs_bytes") == pytest.approx(kept, rel=1e-9)
-    off = plan(model, cluster, train, layout, framework=run["framework"],
+    off = plan(model, cluster, train, layout, framework=prof,
                memory_conventions=dataclasses.replace(conv, pp_keeps_stage_outputs=False))
     assert off.memory.get("pipeline_kept_outputs_bytes") == 0.0
     assert get_framework("megatron").memory.pp_keeps_stage_outputs is False
@@ -185,7 +150,7 @@ def test_nemo_rows_are_closer_with_overlaps_than_without():
     """The published NeMo runs: with the overlaps their recipes enable the model is closer to the measured
     step time than without them (held-out rows: no parameter is fitted on them)."""
     for r in [run for run in DATA["runs"] if run["framework"] == "nemo"]:
-        model, cluster, train, layout, conv = build(r)
+        model, cluster, train, layout, _, conv = build(r)
         on = plan(model, cluster, train, layout, framework="nemo", memory_conventions=conv)
         off = plan(model, cluster, train, layout, framework=dataclasses.replace(
             get_framework("nemo"), tp_overlap=0.0, pp_overlap=0.0), memory_conventions=conv)
