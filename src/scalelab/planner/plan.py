@@ -600,13 +600,21 @@ def _memory_and_comm(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, l
     if host > cluster.gpu.host_memory_bytes_per_gpu:
         reasons.append(f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more than the "
                        f"{cluster.gpu.host_memory_bytes_per_gpu / GiB:.1f} GiB available")
-    trainable = getattr(memory, "trainable_params", 0) or 0
-    frac = 1.0
-    if train.lora is not None and trainable:
-        frac = min(1.0, trainable / model.n_params().total)  # LoRA: only adapters are reduced
-    comm = comm_per_step(model, cluster, train, layout, dp=dp, trainable_fraction=frac,
+    comm = comm_per_step(model, cluster, train, layout, dp=dp,
+                         trainable_fraction=_trainable_fraction(model, train, memory),
                          ep_nodes_per_token=fw.ep_nodes_per_token)
     return memory, comm
+
+
+def _trainable_fraction(model: ModelSpec, train: TrainSpec, memory: MemoryBreakdown) -> float:
+    """Share of the model's parameters whose gradients data parallelism reduces: with LoRA only the
+    adapters' (``memory.trainable_params`` over all parameters, at most 1), else 1. The
+    ``trainable_fraction`` of :func:`~scalelab.planner.comm.comm_per_step` for :func:`plan` and the
+    search's bounds alike."""
+    trainable = memory.trainable_params
+    if train.lora is None or not trainable:
+        return 1.0
+    return min(1.0, trainable / model.n_params().total)
 
 
 def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,

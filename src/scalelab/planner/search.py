@@ -56,7 +56,16 @@ from ..units import GiB
 from .comm import comm_per_step
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
-from .plan import Plan, _check_values, check_layout, framework_options, interleave_reason, memory_limit, plan
+from .plan import (
+    Plan,
+    _check_values,
+    _trainable_fraction,
+    check_layout,
+    framework_options,
+    interleave_reason,
+    memory_limit,
+    plan,
+)
 from .policy import get_save_policy
 from .step_time import (
     StepTimeBound,
@@ -678,10 +687,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
         # The CPU optimizer step is not overlapped: a valid part of the bound.
         host_opt = host_optimizer_s(cluster, host_state_bytes=host,
                                     nvme_state_bytes=getattr(mem, "nvme_bytes", 0) or 0)
-        frac = 1.0
-        if train.lora is not None and mem.trainable_params:
-            frac = min(1.0, mem.trainable_params / model.n_params().total)
-        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp, trainable_fraction=frac,
+        dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp,
+                                trainable_fraction=_trainable_fraction(model, train, mem),
                                 ep_nodes_per_token=sp.fw.ep_nodes_per_token)
         eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
         # the fewest all-to-alls of the save policies searched, against lay0's (the policy that recomputes most)
