@@ -87,3 +87,24 @@ def _accepts_n(cls) -> bool:
     import inspect
 
     return "n" in inspect.signature(cls._example_data).parameters
+
+
+def test_a_law_needs_form_or_log_form_and_either_gives_the_other():
+    # a law written in log (_log_form only) predicts exp of it through the inherited _form; a law with
+    # neither hook says which to write
+    class _LogOnly(ScalingLaw):
+        covariates = ("N",)
+        param_names = ("a",)
+
+        @classmethod
+        def _log_form(cls, p, X):
+            return p["a"] * np.log(X[0])[None, :]
+
+    class _Neither(ScalingLaw):
+        covariates = ("N",)
+        param_names = ("a",)
+
+    p, X = {"a": np.array([[0.5]])}, (np.array([4.0, 9.0]),)
+    np.testing.assert_allclose(_LogOnly._form(p, X), [[2.0, 3.0]])
+    with pytest.raises(NotImplementedError, match="_Neither must implement _form or _log_form"):
+        _Neither._form(p, X)

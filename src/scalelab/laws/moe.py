@@ -126,10 +126,6 @@ class EfficiencyLeverageLaw(ScalingLaw):
             return expo * np.log(Ahat)
 
     @classmethod
-    def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.exp(cls._log_form(p, X))
-
-    @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
         rows = []
         for a in (0.5, 1.2, 3.0):
@@ -182,10 +178,6 @@ class ClarkMoELaw(ScalingLaw):
             ln = np.log10(N)
             le = np.log10(saturating_transform(E, p["E_start"], p["E_max"], offset=1.0))
             return math.log(10.0) * (p["a"] * ln + p["b"] * le + p["c"] * ln * le + p["d"])
-
-    @classmethod
-    def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.exp(cls._log_form(p, X))
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:

@@ -182,10 +182,6 @@ class MuennighoffLaw(ScalingLaw):
             return m + np.log(np.exp(t - m).sum(axis=0))
 
     @classmethod
-    def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.exp(cls._log_form(p, X))
-
-    @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
         base = cls._example_params
         rows = [[base["E"], base["A"], base["B"], base["alpha"], base["beta"], rd, rn]
