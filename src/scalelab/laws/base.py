@@ -147,6 +147,16 @@ class _Params(_FromResult[dict[str, float]]):
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def log_sum_exp(T: np.ndarray, weights: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``log sum_i exp(T[i])`` over the first axis, the largest term factored out so it stays finite (the
+    stable form of sums of power laws, Hoffmann et al. 2022 App. D.2), and with ``weights`` each term's
+    share ``exp(T[i]) / sum`` (the softmax: the derivative of the result by each term), else None."""
+    m = T.max(axis=0)
+    ex = np.exp(T - m)
+    s = ex.sum(axis=0)
+    return m + np.log(s), (ex / s if weights else None)
+
+
 def keeps_previous_fit(fit: _F) -> _F:
     """Decorator for ``fit``: a fit that raises (bad input, a failed optimiser) leaves the law exactly as it
     was, so a user's previous fitted result is not lost."""

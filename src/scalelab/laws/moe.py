@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..errors import ConventionWarning, explain
-from .base import ScalingLaw
+from .base import ScalingLaw, log_sum_exp
 
 __all__ = ["ClarkMoELaw", "EfficiencyLeverageLaw", "KrajewskiMoELaw", "saturating_transform"]
 
@@ -242,8 +242,7 @@ class KrajewskiMoELaw(ScalingLaw):
                 np.log(p["c"]), np.log(p["a"]) - p["alpha"] * np.log(N),
                 np.log(p["g"]) - p["gamma"] * np.log(G) - p["alpha"] * np.log(N),
                 np.log(p["b"]) - p["beta"] * np.log(D)))
-            m = t.max(axis=0)
-            return m + np.log(np.exp(t - m).sum(axis=0))
+            return log_sum_exp(t)[0]
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
