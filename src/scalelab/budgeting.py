@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, explain
+from .errors import ConfigError, explain
 from .units import format_count
 
 __all__ = ["BudgetRun", "budget", "shape_for_params"]
@@ -144,14 +144,9 @@ def _law_choices() -> str:
 def _law_from_file(p: Path) -> _Allocator:
     from .laws.approaches import PowerLawAllocation
     from .laws.chinchilla import ChinchillaLaw
+    from .laws.io import law_from_saved, read_saved
 
-    if not p.is_file():
-        raise FileNotFoundError(2, "No such file", str(p))
-    try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(explain(f"{p} is not valid JSON: {e.msg} at line {e.lineno}",
-                                fix="pass the file written by `scalelab fit --out` or law.save()")) from None
+    p, d = read_saved(p)
     if isinstance(d, dict) and {"a", "b", "k_N", "k_D"} <= set(d):
         import numpy as np
 
@@ -162,9 +157,7 @@ def _law_from_file(p: Path) -> _Allocator:
                                    arr["D_opt"], arr["L_opt"])
         return _Allocator(f"{alloc.method} ({p.name})", alloc, "powerlaw")
     if isinstance(d, dict) and d.get("law") == "chinchilla":
-        from .laws.io import law_from_dict
-
-        return _Allocator(f"chinchilla fit ({p.name})", law_from_dict(ChinchillaLaw, d), "chinchilla")
+        return _Allocator(f"chinchilla fit ({p.name})", law_from_saved(ChinchillaLaw, p, d), "chinchilla")
     got = d.get("law") if isinstance(d, dict) else type(d).__name__
     raise ConfigError(explain(f"{p} holds no allocation law budget can use", value=got, allowed=_law_choices(),
                               fix="fit the chinchilla law (`scalelab fit --law chinchilla --out fit.json`)"))

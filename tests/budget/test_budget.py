@@ -194,6 +194,31 @@ def test_cli_bad_inputs_name_the_value_and_the_fix(argv, needle, capsys, monkeyp
     assert "Traceback" not in err
 
 
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("{not json", "is not a saved fit (invalid json: expecting property name"),
+    (b"\xff\xfe\x00", "is not a saved fit (not utf-8 text"),
+    ('{"law": "chinchilla", "options": {}}', "is not a saved fit (no 'law'/'params' keys)"),
+    ('{"law": "kaplan", "params": {}}', "holds no allocation law budget can use"),
+    (None, "expected a file, got a directory"),
+])
+def test_cli_bad_law_files_name_the_file_and_the_fix(content, needle, tmp_path, capsys, monkeypatch):
+    # budget reads --law files with the laws' own reader (scalelab.laws.io.read_saved): every bad file is
+    # named with what is wrong and what to pass instead, never a traceback
+    f = tmp_path / "fit.json"
+    if content is None:
+        f.mkdir()
+    elif isinstance(content, bytes):
+        f.write_bytes(content)
+    else:
+        f.write_text(content)
+    code, out, err = _cli(["budget", "--flops", "1e21", "--law", str(f)], capsys, monkeypatch)
+    flat = " ".join(err.split())
+    assert code == 1 and out == "" and "Traceback" not in err, flat
+    assert needle in flat.lower() and "fit.json" in flat, flat
+    if content is not None:
+        assert "Fix:" in flat, flat
+
 def test_a_budget_far_beyond_the_fitted_runs_says_it_extrapolates():
     """A law fitted on N <= 2e10 asked for 1e26 FLOPs: the run's notes say how far outside it lies."""
     X, y = ChinchillaLaw._example_data(np.random.default_rng(0))

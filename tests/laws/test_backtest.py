@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from scalelab.errors import ConfigError
 from scalelab.laws import ChinchillaLaw, load_runs
-from scalelab.laws.backtest import BacktestComparison, backtest, interval_score, split_runs
+from scalelab.laws.backtest import BacktestComparison, backtest, interval_score, level_splits, split_runs
 
 
 def kaplan_form(N, D):
@@ -42,6 +42,11 @@ def test_splits_train_below_and_test_at_or_above_the_cutoff():
     rolling = split_runs(axis, "rolling", 2)
     assert [int(te.sum()) for _, te, _ in rolling] == [3, 3]
     assert len(split_runs(axis, "largest")) == 1
+    # the masks come from level_splits over level indices; on one level there is nothing to split
+    lev = np.repeat(np.arange(5), 3)
+    for (tr, te, _), (ltr, lte) in zip(rolling, level_splits(lev, "rolling", 2), strict=True):
+        assert (tr == ltr).all() and (te == lte).all()
+    assert level_splits(np.zeros(4, dtype=int), "rolling", 3) == []
     with pytest.raises(ConfigError, match="unknown split"):
         split_runs(axis, "random")
 

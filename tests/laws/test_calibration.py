@@ -118,3 +118,18 @@ def test_epoch_protocol_band(anchor_file):
     got = fb.epoch_protocol({})
     assert got is not None and got["n_test"] == 122
     assert got["median_abs_pct_error"] <= 0.9 and got["coverage"] >= 0.9, got
+
+
+def test_own_backtests_use_the_rolling_split_of_the_backtest_module():
+    # the calibrated band's own backtests and `scalelab backtest --split rolling` cut the runs the same way
+    # (one function, backtest.level_splits): the scores are the forecasts of the rolling splits whose
+    # training runs span three or more sizes
+    from scalelab.laws.backtest import split_runs
+
+    law, (N, _, _) = _law()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores, steps = calibration.own_scores(law)
+    usable = [(tr, te) for tr, te, _ in split_runs(N, "rolling", calibration.N_STEPS) if np.unique(N[tr]).size >= 3]
+    assert steps == len(usable) == 1
+    assert len(scores) == sum(int(te.sum()) for _, te in usable) == 4

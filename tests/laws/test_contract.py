@@ -87,3 +87,37 @@ def _accepts_n(cls) -> bool:
     import inspect
 
     return "n" in inspect.signature(cls._example_data).parameters
+
+
+def test_a_law_needs_form_or_log_form_and_either_gives_the_other():
+    # a law written in log (_log_form only) predicts exp of it through the inherited _form; a law with
+    # neither hook says which to write
+    class _LogOnly(ScalingLaw):
+        covariates = ("N",)
+        param_names = ("a",)
+
+        @classmethod
+        def _log_form(cls, p, X):
+            return p["a"] * np.log(X[0])[None, :]
+
+    class _Neither(ScalingLaw):
+        covariates = ("N",)
+        param_names = ("a",)
+
+    p, X = {"a": np.array([[0.5]])}, (np.array([4.0, 9.0]),)
+    np.testing.assert_allclose(_LogOnly._form(p, X), [[2.0, 3.0]])
+    with pytest.raises(NotImplementedError, match="_Neither must implement _form or _log_form"):
+        _Neither._form(p, X)
+
+
+def test_log_sum_exp_is_finite_where_the_plain_sum_overflows_and_its_weights_are_the_softmax():
+    # the one log-sum-exp behind the power-law-sum laws (general, Muennighoff, Krajewski's MoE)
+    from scalelab.laws.base import log_sum_exp
+
+    T = np.array([[0.0, 1.0, 800.0], [np.log(3.0), -2.0, 799.0]])
+    f, w = log_sum_exp(T, weights=True)
+    np.testing.assert_allclose(f[:2], np.log(np.exp(T[:, :2]).sum(axis=0)), rtol=1e-12)
+    assert np.isfinite(f[2]) and f[2] == pytest.approx(800.0 + np.log1p(np.exp(-1.0)), rel=1e-12)
+    np.testing.assert_allclose(w[:, 0], [0.25, 0.75], rtol=1e-12)
+    np.testing.assert_allclose(w.sum(axis=0), 1.0, rtol=1e-12)
+    assert log_sum_exp(T)[1] is None

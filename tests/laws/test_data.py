@@ -199,6 +199,27 @@ def test_save_load_roundtrip(tmp_path):
         load_fit(tmp_path / "junk.json")
 
 
+def test_saved_fit_readers_share_one_reader_and_its_errors(tmp_path):
+    # load_fit and load_hyperparam_fit read through scalelab.laws.io.read_saved: a missing file names its
+    # path, a file that is not JSON names the file, the JSON error and each reader's own fix
+    from scalelab.laws import load_fit
+    from scalelab.laws.hpfit import load_hyperparam_fit
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"law": ')
+    with pytest.raises(DataError, match=r"bad.json is not a saved fit \(invalid JSON: .* line 1\).*law.save\(\)"):
+        load_fit(bad)
+    with pytest.raises(DataError, match=r"bad.json is not a saved fit \(invalid JSON.*--law hyperparams"):
+        load_hyperparam_fit(bad)
+    for reader in (load_fit, load_hyperparam_fit):
+        with pytest.raises(FileNotFoundError) as e:
+            reader(tmp_path / "missing.json")
+        assert e.value.filename == str(tmp_path / "missing.json")
+    (tmp_path / "fit.json").write_text('{"law": "chinchilla", "params": {}}')
+    with pytest.raises(ConfigError, match="not a hyperparameter fit"):
+        load_hyperparam_fit(tmp_path / "fit.json")
+
+
 def test_token_multiplier_derived_for_laws_in_m():
     r = load_runs({"N": [1e8, 2e8], "D": [2e9, 8e9], "loss": [3.0, 2.8]})
     np.testing.assert_allclose(r.column("M"), [20.0, 40.0])

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import ConfigError, DataError, ScalelabError, explain
 
 __all__ = ["MAX_LEVELS", "SPLITS", "BacktestComparison", "BacktestResult", "backtest", "candidate_laws",
-           "interval_score", "split_runs"]
+           "interval_score", "level_splits", "split_runs"]
 
 SPLITS = ("n", "compute", "rolling", "largest")
 #: A size axis with more distinct values than this (digitised or continuous compute) is binned in log.
@@ -69,17 +69,21 @@ def split_runs(axis: np.ndarray, split: str = "n", n_splits: int = 3) -> list[tu
         raise ConfigError(explain("unknown split", value=split, allowed=", ".join(SPLITS),
                                   fix="use --split n, compute, rolling or largest"))
     lev = _levels(np.asarray(axis, dtype=float))
-    top = int(lev.max())
-    if top < 1:
+    if int(lev.max()) < 1:
         raise DataError(explain("a backtest needs runs at two or more sizes along the split axis",
                                 value=f"one level of {split}", fix="add runs at other sizes"))
+    return [(train, test, float(np.min(axis[test]))) for train, test in level_splits(lev, split, n_splits)]
+
+
+def level_splits(lev: np.ndarray, split: str, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Boolean (train, test) masks over run levels (:func:`_levels`): for each of the last ``n_splits`` levels
+    ``k >= 1`` (only the top one for ``"largest"``) train on ``lev < k`` and test on ``lev == k``
+    (``"rolling"``, ``"largest"``) or ``lev >= k``. Shared by :func:`split_runs` and the calibrated band's
+    own backtests (:func:`scalelab.laws.calibration.own_scores`); none when every run is on level 0."""
+    top = int(lev.max())
     ks = [top] if split == "largest" else list(range(max(1, top - int(n_splits) + 1), top + 1))
-    out = []
-    for k in ks:
-        train = lev < k
-        test = lev == k if split in ("rolling", "largest") else lev >= k
-        out.append((train, test, float(np.min(axis[test]))))
-    return out
+    one_level = split in ("rolling", "largest")
+    return [(lev < k, lev == k if one_level else lev >= k) for k in ks]
 
 
 @dataclass

@@ -40,7 +40,7 @@ starts or bootstrap replicates in one numpy call):
 
 ``_form(p, X)``
     ``p`` maps each parameter name to an array of shape ``(k, 1)``; ``X`` is a tuple of covariate arrays
-    of shape ``(n,)``. Returns the prediction, shape ``(k, n)``.
+    of shape ``(n,)``. Returns the prediction, shape ``(k, n)``; defaults to ``exp(_log_form)``.
 ``_log_form(p, X)``
     log of the prediction; defaults to ``log(_form)``. Override for a stabler form (log-sum-exp).
 ``_log_model(theta, X)``
@@ -145,6 +145,16 @@ class _Params(_FromResult[dict[str, float]]):
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def log_sum_exp(T: np.ndarray, weights: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``log sum_i exp(T[i])`` over the first axis, the largest term factored out so it stays finite (the
+    stable form of sums of power laws, Hoffmann et al. 2022 App. D.2), and with ``weights`` each term's
+    share ``exp(T[i]) / sum`` (the softmax: the derivative of the result by each term), else None."""
+    m = T.max(axis=0)
+    ex = np.exp(T - m)
+    s = ex.sum(axis=0)
+    return m + np.log(s), (ex / s if weights else None)
 
 
 def keeps_previous_fit(fit: _F) -> _F:
@@ -377,7 +387,9 @@ class ScalingLaw:
     # ------------------------------------------------------------------ hooks
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        raise NotImplementedError(f"{cls.__name__} must implement _form or _log_form")
+        if cls._log_form.__func__ is ScalingLaw._log_form.__func__:  # type: ignore[attr-defined]
+            raise NotImplementedError(f"{cls.__name__} must implement _form or _log_form")
+        return np.exp(cls._log_form(p, X))  # a law written in log (log-sum-exp forms)
 
     @classmethod
     def _log_form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:

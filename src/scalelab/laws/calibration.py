@@ -107,16 +107,14 @@ def _axis(law: Any, X: tuple[np.ndarray, ...]) -> np.ndarray:
 
 def own_scores(law: Any) -> tuple[list[float], int]:
     """Rolling one-level-ahead backtest of ``law`` on its own runs: (normalised scores, steps that ran)."""
-    from .backtest import _levels
+    from .backtest import _levels, level_splits
 
     X, y, w = law._fit_data
     lev = _levels(_axis(law, X))
-    top = int(lev.max())
     scores: list[float] = []
     steps = 0
     init = None
-    for k in range(max(1, top - N_STEPS + 1), top + 1):
-        train, test = lev < k, lev == k
+    for train, test in level_splits(lev, "rolling", N_STEPS):
         if np.unique(lev[train]).size < 3:
             continue
         if init is None:

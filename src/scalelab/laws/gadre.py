@@ -68,7 +68,19 @@ def gadre_init_grid() -> np.ndarray:
     return np.array(rows)
 
 
-class GadreLaw(ScalingLaw):
+class _FitAsGadre(ScalingLaw):
+    """The fitting defaults of both Gadre et al. laws: least squares on the raw (linear) value, as the
+    authors' code fits them, with up to 400 iterations. Not a law itself (no ``name``: not registered)."""
+
+    def __init__(self, *, loss: str = "ls", delta: float = 1e-3, space: str = "linear", asymmetry: float = 10.0,
+                 init: Any = "grid", n_bootstrap: int = 0, level: float = 0.95, random_state: Any = None,
+                 extrapolation_factor: float = 10.0, max_iter: int = 400, n_jobs: int = 1) -> None:
+        super().__init__(loss=loss, delta=delta, space=space, asymmetry=asymmetry, init=init,
+                         n_bootstrap=n_bootstrap, level=level, random_state=random_state,
+                         extrapolation_factor=extrapolation_factor, max_iter=max_iter, n_jobs=n_jobs)
+
+
+class GadreLaw(_FitAsGadre):
     """``L(N, M) = E + (a M^eta + b M^-eta) (6 N^2 M)^-eta`` (Gadre et al. 2024 eq. 4), the over-training law.
 
     ``N`` total parameters, ``M = D/N`` tokens per parameter; ``C = 6 N D``. Defaults fit as the authors'
@@ -114,13 +126,6 @@ class GadreLaw(ScalingLaw):
     _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (1e7, 5e8), "M": (5.0, 640.0)}
     _example_noise = 0.003
     min_distinct: ClassVar[dict[str, int]] = {"N": 2, "M": 2}
-
-    def __init__(self, *, loss: str = "ls", delta: float = 1e-3, space: str = "linear", asymmetry: float = 10.0,
-                 init: Any = "grid", n_bootstrap: int = 0, level: float = 0.95, random_state: Any = None,
-                 extrapolation_factor: float = 10.0, max_iter: int = 400, n_jobs: int = 1) -> None:
-        super().__init__(loss=loss, delta=delta, space=space, asymmetry=asymmetry, init=init,
-                         n_bootstrap=n_bootstrap, level=level, random_state=random_state,
-                         extrapolation_factor=extrapolation_factor, max_iter=max_iter, n_jobs=n_jobs)
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -217,7 +222,7 @@ class GadreLaw(ScalingLaw):
                               method="closed form (Gadre et al. 2024 eq. 4: M* = (b/a)^(1/(2 eta)))")
 
 
-class GadreDownstreamLaw(ScalingLaw):
+class GadreDownstreamLaw(_FitAsGadre):
     """``Err(L) = epsilon - k exp(-gamma L)`` (Gadre et al. 2024 eq. 5): average top-1 error from C4 loss.
 
     Examples
@@ -254,13 +259,6 @@ class GadreDownstreamLaw(ScalingLaw):
     _example_noise = 0.003
     positive_covariates = ("L",)
     min_distinct: ClassVar[dict[str, int]] = {"L": 4}
-
-    def __init__(self, *, loss: str = "ls", delta: float = 1e-3, space: str = "linear", asymmetry: float = 10.0,
-                 init: Any = "grid", n_bootstrap: int = 0, level: float = 0.95, random_state: Any = None,
-                 extrapolation_factor: float = 10.0, max_iter: int = 400, n_jobs: int = 1) -> None:
-        super().__init__(loss=loss, delta=delta, space=space, asymmetry=asymmetry, init=init,
-                         n_bootstrap=n_bootstrap, level=level, random_state=random_state,
-                         extrapolation_factor=extrapolation_factor, max_iter=max_iter, n_jobs=n_jobs)
 
     @classmethod
     def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, explain
-from .base import ScalingLaw
+from .base import ScalingLaw, log_sum_exp
 from .registry import _REGISTRY, register_name_builder
 
 __all__ = ["MonomialLaw", "PowerLawPlusConstant", "power_law"]
@@ -141,13 +141,9 @@ class PowerLawPlusConstant(ScalingLaw):
         for i, lx in enumerate(logs):
             terms.append(theta[:, 1 + 2 * i : 2 + 2 * i] - theta[:, 2 + 2 * i : 3 + 2 * i] * lx)
         T = np.stack(terms)  # (m+1, k, n)
-        mx = T.max(axis=0)
-        ex = np.exp(T - mx)
-        s = ex.sum(axis=0)
-        f = mx + np.log(s)
-        if not jac:
+        f, w = log_sum_exp(T, weights=jac)  # w: softmax weights of the terms
+        if w is None:
             return f, None
-        w = ex / s  # softmax weights of the terms
         J = np.empty((k, theta.shape[1], n))
         J[:, 0] = w[0]
         for i, lx in enumerate(logs):

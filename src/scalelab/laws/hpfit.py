@@ -315,20 +315,15 @@ def fit_hyperparams(table: Any, *, refine: bool = True, source: str = "") -> Hyp
 
 def load_hyperparam_fit(path: str | Path) -> HyperparamFit:
     """Read a fit written by :meth:`HyperparamFit.save`."""
-    from .io import law_from_dict
+    from .io import law_from_dict, read_saved
     from .registry import get_law
 
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(2, "No such file", str(p))
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(explain(f"{p} is not valid JSON: {e.msg} at line {e.lineno}")) from None
+    fix = "write one with `scalelab fit --law hyperparams --store RUNS --out FILE`"
+    p, d = read_saved(path, fix=fix)
     if not isinstance(d, dict) or d.get("law") != "hyperparams":
         got = d.get("law") if isinstance(d, dict) else type(d).__name__
         raise ConfigError(explain(f"{p} is not a hyperparameter fit", value=got, allowed="law = 'hyperparams'",
-                                  fix="write one with `scalelab fit --law hyperparams --store RUNS --out FILE`"))
+                                  fix=fix))
     laws = {k: law_from_dict(get_law(v["law"]), v) for k, v in d.get("laws", {}).items()}
     cells = {k: np.asarray(v, dtype=float) for k, v in d.get("cells", {}).items()}
     return HyperparamFit(cells, laws, refine=bool(d.get("refine", True)), source=str(d.get("source", "")),

@@ -23,7 +23,8 @@ from .result import FitResult
 if TYPE_CHECKING:
     from .base import ScalingLaw
 
-__all__ = ["law_from_dict", "law_to_dict", "load_law", "save_law"]
+__all__ = ["SAVED_FIT_FIX", "law_from_dict", "law_from_saved", "law_to_dict", "load_law", "read_saved",
+           "save_law"]
 
 #: Keys of a saved fit written after ``scalelab_version`` (the big arrays go last).
 _TAIL = ("cov_theta", "residuals", "bootstrap_params")
@@ -84,15 +85,33 @@ def save_law(law: ScalingLaw, path: str | Path) -> Path:
 
 def load_law(cls: type[ScalingLaw], path: str | Path) -> ScalingLaw:
     """Read a law saved with :func:`save_law`."""
-    path = Path(path)
+    return law_from_saved(cls, *read_saved(path))
+
+
+#: What to do with a file that is not a saved fit (the default ``fix`` of :func:`read_saved`).
+SAVED_FIT_FIX = "pass the file written by `scalelab fit --out` or law.save()"
+
+
+def read_saved(path: str | Path, fix: str = SAVED_FIT_FIX) -> tuple[Path, Any]:
+    """``(path, parsed JSON)`` of a saved-fit file, ``~`` expanded: the one reader of saved fits, for
+    :func:`load_law`, budget's allocation laws and hyperparameter fits. A missing file raises
+    FileNotFoundError with its path (a directory, IsADirectoryError); a file that is not JSON text, a
+    DataError naming the file, the JSON error and ``fix``."""
+    p = Path(path).expanduser()
     try:
-        d = json.loads(path.read_text())
+        return p, json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise DataError(explain(f"{path} is not a saved fit (invalid JSON: {e.msg} at line {e.lineno})",
-                                fix="pass the file written by `scalelab fit --out` or law.save()")) from None
+        why = f"invalid JSON: {e.msg} at line {e.lineno}"
+    except UnicodeDecodeError as e:
+        why = f"not UTF-8 text: byte {e.start}"
+    raise DataError(explain(f"{p} is not a saved fit ({why})", fix=fix))
+
+
+def law_from_saved(cls: type[ScalingLaw], path: Path, d: Any) -> ScalingLaw:
+    """:func:`law_from_dict` of ``d``, the JSON :func:`read_saved` read from ``path``; a DataError naming
+    the file when ``d`` holds no fit."""
     if not isinstance(d, dict) or "law" not in d or "params" not in d:
-        raise DataError(explain(f"{path} is not a saved fit (no 'law'/'params' keys)",
-                                fix="pass the file written by `scalelab fit --out` or law.save()"))
+        raise DataError(explain(f"{path} is not a saved fit (no 'law'/'params' keys)", fix=SAVED_FIT_FIX))
     return law_from_dict(cls, d)
 
 

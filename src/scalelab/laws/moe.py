@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..errors import ConventionWarning, explain
-from .base import ScalingLaw
+from .base import ScalingLaw, log_sum_exp
 
 __all__ = ["ClarkMoELaw", "EfficiencyLeverageLaw", "KrajewskiMoELaw", "saturating_transform"]
 
@@ -126,10 +126,6 @@ class EfficiencyLeverageLaw(ScalingLaw):
             return expo * np.log(Ahat)
 
     @classmethod
-    def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.exp(cls._log_form(p, X))
-
-    @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
         rows = []
         for a in (0.5, 1.2, 3.0):
@@ -182,10 +178,6 @@ class ClarkMoELaw(ScalingLaw):
             ln = np.log10(N)
             le = np.log10(saturating_transform(E, p["E_start"], p["E_max"], offset=1.0))
             return math.log(10.0) * (p["a"] * ln + p["b"] * le + p["c"] * ln * le + p["d"])
-
-    @classmethod
-    def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.exp(cls._log_form(p, X))
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
@@ -250,8 +242,7 @@ class KrajewskiMoELaw(ScalingLaw):
                 np.log(p["c"]), np.log(p["a"]) - p["alpha"] * np.log(N),
                 np.log(p["g"]) - p["gamma"] * np.log(G) - p["alpha"] * np.log(N),
                 np.log(p["b"]) - p["beta"] * np.log(D)))
-            m = t.max(axis=0)
-            return m + np.log(np.exp(t - m).sum(axis=0))
+            return log_sum_exp(t)[0]
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..errors import ConfigError, ConvergenceWarning, DataError, FitError, explain
-from .base import ScalingLaw, keeps_previous_fit
+from .base import ScalingLaw, keeps_previous_fit, log_sum_exp
 from .result import data_hash as _data_hash
 
 __all__ = ["MuennighoffLaw", "effective_data", "effective_params", "optimal_params_for_tokens"]
@@ -178,12 +178,7 @@ class MuennighoffLaw(ScalingLaw):
             Rn = np.maximum(N / Un - 1, 0.0)
             Np = Un + Un * rn * (-np.expm1(-Rn / rn))
             t = np.stack(np.broadcast_arrays(np.log(A) - al * np.log(Np), np.log(B) - be * np.log(Dp), np.log(E)))
-            m = t.max(axis=0)
-            return m + np.log(np.exp(t - m).sum(axis=0))
-
-    @classmethod
-    def _form(cls, p: dict[str, np.ndarray], X: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.exp(cls._log_form(p, X))
+            return log_sum_exp(t)[0]
 
     @classmethod
     def _init_grid(cls, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
@@ -437,13 +432,9 @@ class _TiedChinchilla(ScalingLaw):
         lN, lD = np.log(X[0])[None, :], np.log(X[1])[None, :]
         e, a, b, al = (theta[:, i : i + 1] for i in range(4))
         T = np.stack(np.broadcast_arrays(e, a - al * lN, b - al * lD))
-        m = T.max(axis=0)
-        ex = np.exp(T - m)
-        s = ex.sum(axis=0)
-        f = m + np.log(s)
-        if not jac:
+        f, wgt = log_sum_exp(T, weights=jac)
+        if wgt is None:
             return f, None
-        wgt = ex / s
         J = np.stack([wgt[0], wgt[1], wgt[2], -wgt[1] * lN - wgt[2] * lD], axis=1)
         return f, J
 
