@@ -217,3 +217,14 @@ def test_each_split_says_where_its_band_came_from():
                          kind="noise")
     assert [s["band_source"] for s in res.splits] == ["prior", "own"]
     assert noise.splits[0]["band_source"] is None
+
+
+@pytest.mark.parametrize("split", ["rolling", "largest", "n"])
+def test_splits_skip_empty_log_bins(split):
+    # more than MAX_LEVELS sizes with a gap: the log bins between 1e8 and 1e10 hold no runs. Rolling and
+    # largest splits used to get an empty test set (ValueError from np.min) and "n" two identical splits.
+    axis = np.r_[np.geomspace(1e7, 1e8, 20), 1e10]
+    splits = split_runs(axis, split, 3)
+    assert all(test.any() and train.any() for train, test, _ in splits)
+    assert len({tuple(test) for _, test, _ in splits}) == len(splits)
+    assert splits[-1][2] == 1e10
