@@ -21,8 +21,9 @@ from scalelab.arch import ModelSpec
 from scalelab.errors import CorpusError
 from scalelab.tunnel.grid import load_grid
 from scalelab.tunnel.progress import LogProgress, RichProgress
+from scalelab.tunnel.queue import _pid_alive
 from scalelab.tunnel.runner import RunOptions, run_grid
-from scalelab.tunnel.store import RunStore, _pid_alive
+from scalelab.tunnel.store import RunStore
 
 pytest.importorskip("torch")
 

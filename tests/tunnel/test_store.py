@@ -349,7 +349,7 @@ def test_a_reused_pid_is_reclaimed_by_its_start_time(store):
     """Issue 12: a stale `running` row whose pid now belongs to another live process was skipped (exit 0,
     grid incomplete). The claim records the process's start time, and a different one means another
     process holds the pid now."""
-    from scalelab.tunnel.store import _process_start
+    from scalelab.tunnel.queue import _process_start
 
     child = _live_child()
     try:

@@ -187,8 +187,6 @@ def test_ls_filters_and_sorts(listed_store, capsys, monkeypatch):
 def test_a_read_only_open_refuses_rather_than_hide_unmerged_wal_writes(ro_store, monkeypatch):
     """Where a plain read-only open fails (a folder the user cannot write), the immutable fallback would
     ignore the -wal file and show only part of the runs: with a non-empty -wal it refuses instead."""
-    import scalelab.tunnel.store as store_mod
-
     real = sqlite3.connect
 
     def no_plain_ro(database, *args, **kwargs):
@@ -196,7 +194,7 @@ def test_a_read_only_open_refuses_rather_than_hide_unmerged_wal_writes(ro_store,
             raise sqlite3.OperationalError("unable to open database file")
         return real(database, *args, **kwargs)
 
-    monkeypatch.setattr(store_mod.sqlite3, "connect", no_plain_ro)
+    monkeypatch.setattr(sqlite3, "connect", no_plain_ro)
     assert len(RunStore(ro_store, readonly=True).runs()) == 6       # no -wal: the fallback is safe
     wal = ro_store.parent / (ro_store.name + "-wal")
     wal.write_bytes(b"\x37\x7f\x06\x82" + b"\0" * 28)

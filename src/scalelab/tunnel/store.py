@@ -34,22 +34,16 @@ add; every change is one transaction, rolled back whole on error.
 
 from __future__ import annotations
 
-import sqlite3  # noqa: F401 - kept importable from here: callers patch store.sqlite3.connect
-
-from .queue import WorkQueue, _pid_alive, _process_start
+from .queue import WorkQueue
 from .records import (
     ClaimLostError,
     RunRecord,
-    _config_dict_and_hash,
-    _finite,
-    _param_counts,
-    _versions,
     branch_hash,
     default_store_path,
     scalelab_home,
 )
 from .schema import FINAL_STATUSES, RUN_COLUMNS, SCHEMA_VERSION, STATUSES
-from .table import EXPORT_FORMATS, RUN_TABLE_COLUMNS, TEXT_COLUMNS, RunTables, load_runs_for_fit, runs_table, table_row
+from .table import EXPORT_FORMATS, RUN_TABLE_COLUMNS, RunTables, load_runs_for_fit, runs_table
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -67,13 +61,6 @@ __all__ = [
     "runs_table",
     "scalelab_home",
 ]
-
-# names of the single-module store, kept for code written against it
-_RUN_COLUMNS = RUN_COLUMNS
-_TABLE_COLUMNS = RUN_TABLE_COLUMNS
-_TEXT_COLUMNS = TEXT_COLUMNS
-_table_row = table_row
-_PRIVATE_REEXPORTS = (_pid_alive, _process_start, _config_dict_and_hash, _finite, _param_counts, _versions)
 
 
 class RunStore(WorkQueue, RunTables):
