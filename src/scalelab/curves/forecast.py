@@ -30,7 +30,7 @@ from scipy.optimize import least_squares
 from ..errors import ConfigError, ConvergenceWarning, DataError, explain
 from .schedule import cumulative_lr
 
-__all__ = ["MIN_POINTS", "CrossRunForecaster", "Forecast", "PrefixForecaster", "check_curve"]
+__all__ = ["MIN_POINTS", "CrossRunForecaster", "Forecast", "PrefixForecaster", "check_curve", "forecast_steps"]
 
 MIN_POINTS = 3
 
@@ -86,6 +86,11 @@ def completed_curves(curves: Any) -> list[tuple[np.ndarray, np.ndarray, float]]:
                                     fix="pass completed runs only (their last step = total_steps)"))
         refs.append((t, L, float(T)))
     return refs
+
+
+def forecast_steps(at: Any, total_steps: int) -> np.ndarray:
+    """The steps a forecast reports: those in ``at`` and ``total_steps``, sorted, each once."""
+    return np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
 
 
 def check_curve(steps: Any, losses: Any, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +175,7 @@ class CrossRunForecaster:
                                          fix="call fit(curves) with completed runs first"))
         t, L = check_curve(steps, losses, total_steps)
         p = t[-1] / total_steps
-        targets = np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
+        targets = forecast_steps(at, total_steps)
         x = _shape_features(t, L, total_steps)
         X, Y = [], []
         for rt, rL, rT in self.references_:
@@ -249,7 +254,7 @@ class PrefixForecaster:
         """Loss at ``total_steps`` (and at ``at``) with a residual-bootstrap ``level`` band."""
         _check_level(self.level)
         t, L = check_curve(steps, losses, total_steps)
-        targets = np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
+        targets = forecast_steps(at, total_steps)
         x, xq = self._x(t, total_steps), self._x(targets, total_steps)
         th = self._fit(x, L)
         fit = self._eval(th, x, x[-1])

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, NotFittedError, explain
-from .forecast import MIN_POINTS, Forecast, _check_level, _interp_log, check_curve, completed_curves
+from .forecast import (
+    MIN_POINTS,
+    Forecast,
+    _check_level,
+    _interp_log,
+    check_curve,
+    completed_curves,
+    forecast_steps,
+)
 
 __all__ = ["RatioForecaster", "loglog_floor"]
 
@@ -52,7 +60,7 @@ class RatioForecaster:
                                          fix="call fit(curves) with completed runs first"))
         t, L = check_curve(steps, losses, total_steps)
         p = t[-1] / total_steps
-        targets = np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
+        targets = forecast_steps(at, total_steps)
         R = np.array([[_interp_log(rt, rL, q / total_steps * rT) - _interp_log(rt, rL, p * rT) for q in targets]
                       for rt, rL, rT in self.references_ if rt[0] <= p * rT and rt.size >= MIN_POINTS])
         if R.size == 0:
