@@ -92,6 +92,9 @@ def format_duration(seconds: float) -> str:
 #: (Kaplan et al. 2020 eq. 2.1; Hoffmann et al. 2022 §3).
 FLOPS_PER_PARAM_TOKEN = 6.0
 
+#: Inference FLOPs per parameter per token: the forward pass only (Kaplan et al. 2020 §2.1; Sardana et al. 2024).
+INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
+
 
 def training_flops(n_params: Any, n_tokens: Any) -> Any:
     """Training compute ``C = 6 N D`` of ``n_params`` (active) parameters trained on ``n_tokens`` tokens.

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, DataError, explain
-from ..units import FLOPS_PER_PARAM_TOKEN
+from ..units import FLOPS_PER_PARAM_TOKEN, INFERENCE_FLOPS_PER_PARAM_TOKEN
 from .base import ScalingLaw
 
 __all__ = [
@@ -38,9 +38,6 @@ __all__ = [
     "InferenceAllocation",
     "chinchilla_grid",
 ]
-
-#: Inference FLOPs per parameter per token (forward only).
-INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
 
 
 def chinchilla_grid() -> np.ndarray:

@@ -28,13 +28,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError, explain
-from ..units import FLOPS_PER_PARAM_TOKEN
+from ..units import FLOPS_PER_PARAM_TOKEN, INFERENCE_FLOPS_PER_PARAM_TOKEN
 
 __all__ = ["InferenceOptimal", "inference_optimal", "tokens_for_loss"]
-
-#: FLOPs per parameter per token of training (forward + backward) and of inference (forward).
-TRAIN_FLOPS_PER_PARAM_TOKEN = FLOPS_PER_PARAM_TOKEN
-INFER_FLOPS_PER_PARAM_TOKEN = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class InferenceOptimal:
 
     @property
     def train_flops(self) -> float:
-        return TRAIN_FLOPS_PER_PARAM_TOKEN * self.n_params * self.train_tokens
+        return FLOPS_PER_PARAM_TOKEN * self.n_params * self.train_tokens
 
     @property
     def saving(self) -> float:
@@ -114,7 +110,7 @@ def inference_optimal(p: Any, loss: float, inference_tokens: float) -> Inference
     def lifetime(ln: float, d_inf: float) -> float:
         n = math.exp(ln)
         d = tokens_for_loss(p, n, loss)
-        return TRAIN_FLOPS_PER_PARAM_TOKEN * n * d + INFER_FLOPS_PER_PARAM_TOKEN * n * d_inf
+        return FLOPS_PER_PARAM_TOKEN * n * d + INFERENCE_FLOPS_PER_PARAM_TOKEN * n * d_inf
 
     def solve(d_inf: float) -> float:
         lo = math.log(n_floor) + 1e-9
