@@ -121,3 +121,13 @@ def test_ratio_forecaster_from_one_reference_and_its_floor():
     # the run's own slope carried to the end is below the truth (an optimistic end)
     assert loglog_floor(t[:6], run[:6], 200) < run[-1]
     assert loglog_floor(t[:6], np.full(6, 3.0), 200) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("name", ["CrossRunForecaster", "RatioForecaster"])
+def test_forecasting_before_fit_names_the_forecaster_and_the_fix(name):
+    import scalelab.curves as curves
+    from scalelab.errors import NotFittedError
+
+    t = np.arange(1, 21) * 10.0
+    with pytest.raises(NotFittedError, match=rf"this {name} has no reference runs.*fit\(curves\)"):
+        getattr(curves, name)().forecast(t, 3.0 * t**-0.1, 400)

@@ -93,6 +93,21 @@ def forecast_steps(at: Any, total_steps: int) -> np.ndarray:
     return np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
 
 
+def reference_forecast_inputs(forecaster: Any, steps: Any, losses: Any, total_steps: int,
+                              at: Any) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
+    """What a forecaster fitted on reference runs starts from: its checked level, the checked curve
+    ``(t, L)``, the fraction ``p`` of the run observed and the steps to report (:func:`forecast_steps`).
+    Raises ``NotFittedError`` when ``fit(curves)`` has not been called."""
+    level = _check_level(forecaster.level)
+    if not hasattr(forecaster, "references_"):
+        from ..errors import NotFittedError
+
+        raise NotFittedError(explain(f"this {type(forecaster).__name__} has no reference runs",
+                                     fix="call fit(curves) with completed runs first"))
+    t, L = check_curve(steps, losses, total_steps)
+    return level, t, L, float(t[-1] / total_steps), forecast_steps(at, total_steps)
+
+
 def check_curve(steps: Any, losses: Any, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted, de-duplicated, validated ``(steps, losses)`` of one curve."""
     t, L = np.asarray(steps, dtype=float).ravel(), np.asarray(losses, dtype=float).ravel()
@@ -167,15 +182,7 @@ class CrossRunForecaster:
 
     def forecast(self, steps: Any, losses: Any, total_steps: int, at: Any = None) -> Forecast:
         """Loss at ``total_steps`` (and at the steps in ``at``) with the ``level`` band."""
-        _check_level(self.level)
-        if not hasattr(self, "references_"):
-            from ..errors import NotFittedError
-
-            raise NotFittedError(explain("this CrossRunForecaster has no reference runs",
-                                         fix="call fit(curves) with completed runs first"))
-        t, L = check_curve(steps, losses, total_steps)
-        p = t[-1] / total_steps
-        targets = forecast_steps(at, total_steps)
+        _, t, L, p, targets = reference_forecast_inputs(self, steps, losses, total_steps, at)
         x = _shape_features(t, L, total_steps)
         X, Y = [], []
         for rt, rL, rT in self.references_:

@@ -16,15 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, NotFittedError, explain
+from ..errors import DataError, explain
 from .forecast import (
     MIN_POINTS,
     Forecast,
-    _check_level,
     _interp_log,
     check_curve,
     completed_curves,
-    forecast_steps,
+    reference_forecast_inputs,
 )
 
 __all__ = ["RatioForecaster", "loglog_floor"]
@@ -54,13 +53,7 @@ class RatioForecaster:
 
     def forecast(self, steps: Any, losses: Any, total_steps: int, at: Any = None) -> Forecast:
         """Loss at ``total_steps`` (and at the steps in ``at``) with the band of the references' ratios."""
-        level = _check_level(self.level)
-        if not hasattr(self, "references_"):
-            raise NotFittedError(explain("this RatioForecaster has no reference runs",
-                                         fix="call fit(curves) with completed runs first"))
-        t, L = check_curve(steps, losses, total_steps)
-        p = t[-1] / total_steps
-        targets = forecast_steps(at, total_steps)
+        level, t, L, p, targets = reference_forecast_inputs(self, steps, losses, total_steps, at)
         R = np.array([[_interp_log(rt, rL, q / total_steps * rT) - _interp_log(rt, rL, p * rT) for q in targets]
                       for rt, rL, rT in self.references_ if rt[0] <= p * rT and rt.size >= MIN_POINTS])
         if R.size == 0:
