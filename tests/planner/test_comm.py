@@ -162,3 +162,32 @@ def test_node_limited_routing_cuts_network_all_to_all():
     inter = lambda cb: sum(x.traffic_bytes for x in cb.collectives if x.group == "ep" and x.link == "inter")  # noqa: E731
     assert inter(limited) / inter(plain) == pytest.approx((4 * 7 / 8) / (8 * 63 / 64), rel=1e-6)
     assert any(x.group == "ep" and x.link == "intra" for x in limited.collectives)
+
+
+def test_torch_context_parallel_gathers_expanded_kv_once_per_pass_and_sends_fp32_grads_round_the_ring():
+    """torch's CP (``RING_TORCH_ALLGATHER``, torchtitan's default rotate method): one all-gather per
+    attention pass of every rank's K,V block, at every query head (``repeat_kv`` before SDPA), and in
+    backward c sends of the fp32 dK,dV accumulators; TransformerEngine's ring sends c - 1 bf16 blocks."""
+    from scalelab.planner.comm import RING_TORCH_ALLGATHER, RingRecipe
+
+    gqa = MODEL  # 32 query heads, 8 K,V heads
+    cl = ClusterSpec(gpu=GPU, n_gpus=8)
+    train, c = TrainSpec(seq_len=8192, global_batch=8), 4
+    lay = Layout(cp=c, dp=2, recompute="full")  # full recompute: 2 forward passes + backward
+    cb = comm_per_step(gqa, cl, train, lay, cp_ring=RING_TORCH_ALLGATHER)
+    gather = [x for x in cb.collectives if x.group == "cp" and x.kind == "all_gather"]
+    sends = [x for x in cb.collectives if x.group == "cp" and x.kind == "p2p"]
+    assert len(gather) == 1 and len(sends) == 1
+    assert gqa.n_heads == 4 * gqa.n_kv_heads
+    block = 8192 / c * (gqa.kv_dim + gqa.v_dim) * 4 * 2  # one rank's K,V, expanded 32/8 = 4x, bf16
+    m = 8 // 2
+    assert gather[0].message_bytes == pytest.approx(c * block)
+    assert gather[0].calls_per_step == m * gqa.n_layers * 3
+    assert gather[0].traffic_bytes == pytest.approx((c - 1) * block * m * gqa.n_layers * 3)
+    assert sends[0].message_bytes == pytest.approx(2 * block)  # fp32 accumulators
+    assert sends[0].calls_per_step == m * gqa.n_layers * c
+    te = [x for x in comm_per_step(gqa, cl, train, lay).collectives if x.group == "cp"]
+    assert all(x.kind == "p2p" for x in te)
+    assert te[0].message_bytes == pytest.approx(block / 4)  # grouped-query width
+    with pytest.raises(ConfigError, match="rotate"):
+        RingRecipe(fwd_q_bytes=1.0, fwd_kv_bytes=0.0, bwd_q_bytes=1.0, bwd_kv_bytes=1.0, rotate="ring")

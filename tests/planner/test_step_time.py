@@ -276,7 +276,8 @@ def test_ring_recipe_charges_what_the_cp_implementation_moves_per_step():
     TransformerEngine's fused merge (the default) against torch's eager fp32 merges as torchtitan ran
     them, which also see K and V expanded to every query head (``repeat_kv`` before SDPA), so a
     grouped-query model (Llama 3.1 8B: 32 query heads, 8 K,V heads) pays for 4x its K,V width."""
-    from scalelab.planner.step_time import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE, cp_ring_cost
+    from scalelab.planner.comm import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE
+    from scalelab.planner.step_time import cp_ring_cost
 
     model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-hbm2e", 8)
     train, lay = TrainSpec(seq_len=262144, global_batch=1), Layout(cp=8, zero=3, recompute="full")
@@ -316,14 +317,9 @@ def test_ring_recipe_charges_what_the_cp_implementation_moves_per_step():
 def test_torchtitan_profiles_run_torchs_ring_and_the_bound_stays_below_the_model():
     """torchtitan's profiles carry torch's CP recipe, Megatron's TransformerEngine's; the recipe moves a
     CP layout's step time and nothing without CP, and the search's lower bound uses the same recipe."""
+    from scalelab.planner.comm import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE, RingRecipe
     from scalelab.planner.frameworks import get_framework
-    from scalelab.planner.step_time import (
-        RING_TORCH_ALLGATHER,
-        RING_TRANSFORMER_ENGINE,
-        RingRecipe,
-        step_time_lower_bound,
-        timing_flops,
-    )
+    from scalelab.planner.step_time import step_time_lower_bound, timing_flops
 
     assert get_framework("torchtitan").cp_ring == get_framework("torchtitan-compile").cp_ring == RING_TORCH_ALLGATHER
     assert get_framework("megatron").cp_ring == get_framework("nemo").cp_ring == RING_TRANSFORMER_ENGINE
@@ -347,6 +343,43 @@ def test_torchtitan_profiles_run_torchs_ring_and_the_bound_stays_below_the_model
                 assert low <= full.step_time_s
     with pytest.raises(ConfigError, match="fwd_q_bytes"):
         RingRecipe(fwd_q_bytes=-1.0, fwd_kv_bytes=0.0, bwd_q_bytes=8.0, bwd_kv_bytes=8.0)
+
+
+def test_torch_all_gather_hides_behind_the_first_call_of_each_pass_only():
+    """torch's ring (``RING_TORCH_ALLGATHER``) waits for its K,V all-gather before the second call of a
+    pass, so only the first (1/c of the pass's attention) hides it, and its last dK,dV send is awaited
+    right after the loop; TransformerEngine's ring of sends hides behind (c - 1)/c of the attention."""
+    from scalelab.planner.step_time import allgather_exposed_s
+
+    # full AC (2 forward passes) at c = 8: 45 s of attention = 4.5 passes: one forward call 10/8 s, one
+    # backward call 2.5 x that; 2 s of gather per pass; 8 sends of 0.5 s
+    fwd_call, bwd_call = 10.0 / 8, 25.0 / 8
+    got = allgather_exposed_s(45.0, 2, 8, gather_s=6.0, send_s=4.0)
+    assert got == pytest.approx(2 * (2.0 - fwd_call) + max(0.0, 2.0 - bwd_call) + 0.5)
+    assert allgather_exposed_s(45.0, 2, 8, gather_s=0.0, send_s=4.0) == pytest.approx(0.5)  # the last send
+    # sends longer than a backward call show for every step
+    assert allgather_exposed_s(45.0, 2, 8, gather_s=0.0, send_s=8 * 4.0) == pytest.approx(7 * (4 - bwd_call) + 4)
+
+
+@pytest.mark.parametrize("run_id, gather_exposed", [("torchtitan-8b-8-cp8", False),
+                                                    ("torchtitan-405b-512-cp8", True)])
+def test_torchtitan_cp_rows_expose_the_gather_only_across_nodes(run_id, gather_exposed):
+    """torchtitan's Table 2 (8B, CP inside one NVLink node) and Table 6 (405B, TP8 inside the node, so the
+    CP ring crosses the network at 400 Gb/s per GPU): on NVLink only the final dK,dV send shows; across
+    nodes the gather of 7 expanded K,V blocks outlasts the first (causal) call of each forward pass."""
+    from _published_runs import load, run_plan  # benchmarks/ (conftest.py)
+
+    run = next(r for r in load()["runs"] if r["id"] == run_id)
+    p = run_plan(run)
+    sends = [x for x in p.comm.collectives if x.group == "cp" and x.kind == "p2p"]
+    gather = [x for x in p.comm.collectives if x.group == "cp" and x.kind == "all_gather"]
+    assert len(sends) == len(gather) == 1
+    assert gather[0].link == ("inter" if gather_exposed else "intra")
+    last_send = sends[0].time_s / p.layout.cp
+    if gather_exposed:
+        assert p.time.cp_exposed_s > 3 * last_send
+    else:
+        assert p.time.cp_exposed_s == pytest.approx(last_send)
 
 
 def test_ring_transfers_exposed_when_the_network_outruns_the_attention():

@@ -1,6 +1,6 @@
 """The planner: memory, FLOPs, communication, step time, cost and layout search."""
 
-from .comm import CommBreakdown, comm_per_step
+from .comm import CommBreakdown, RingRecipe, comm_per_step
 from .explain import LayoutComparison, explain_layout, parse_layout
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step, flops_per_token
 from .layout import Layout, LoRASpec, TrainSpec
@@ -15,7 +15,7 @@ from .memory import (
 )
 from .plan import Plan, check_layout, plan
 from .search import Rejected, SearchResult, search_layouts
-from .step_time import Float8Recipe, RingRecipe, StepTime
+from .step_time import Float8Recipe, StepTime
 
 __all__ = [
     "CommBreakdown",

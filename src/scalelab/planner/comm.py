@@ -42,7 +42,9 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
   interleaving multiplies the count by v.
 - CP (ring attention, Liu et al. 2023; Megatron-Core context parallelism): each rank's K,V block goes
   round the ring in c - 1 point-to-point steps per forward pass and again in backward with the dK,dV
-  accumulators (the bytes of a K,V all-gather per pass plus a dK,dV reduce-scatter).
+  accumulators (the bytes of a K,V all-gather per pass plus a dK,dV reduce-scatter); torch's context
+  parallelism (torchtitan) all-gathers K,V once per pass instead and sends fp32 dK,dV round the ring c
+  times (``RingRecipe.rotate``).
 - EP (GShard, Lepikhin et al. 2020): dispatch and combine all-to-alls in forward and in backward, each
   carrying k b s h / c elements (x capacity factor) per MoE layer per micro-batch (the forward dispatch in
   FP8 for FP8 recipes, DeepSeek-V3 section 3.3.2); expert gradients are reduced over the
@@ -57,6 +59,7 @@ one node (``stride * size <= gpus_per_node``) uses the intra-node link (NVLink),
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -153,11 +156,13 @@ class CommBreakdown:
 
     collectives: tuple[Collective, ...] = field(default_factory=tuple)
 
-    def time_s(self, *, groups: tuple[str, ...] | None = None, critical: bool | None = None) -> float:
-        """Total time of the selected collectives (all by default), seconds."""
+    def time_s(self, *, groups: tuple[str, ...] | None = None, critical: bool | None = None,
+               kind: str | None = None) -> float:
+        """Total time of the selected collectives (all by default; ``kind``: one kind only), seconds."""
         return sum(
             c.time_s for c in self.collectives
             if (groups is None or c.group in groups) and (critical is None or c.critical == critical)
+            and (kind is None or c.kind == kind)
         )
 
     def traffic_bytes(self, *, link: str | None = None) -> float:
@@ -205,6 +210,94 @@ def gradient_reduce_bytes(precision: str) -> float:
 def param_gather_bytes(precision: str) -> float:
     """Bytes per parameter element in ZeRO all-gathers (the 16-bit working copy; fp32 for fp32)."""
     return 4.0 if precision == "fp32" else 2.0
+
+
+#: How each CP implementation exchanges K,V (:class:`RingRecipe`): ``p2p`` passes blocks round the ring,
+#: one per step; ``allgather`` gathers the other ranks' K,V once per attention pass.
+ROTATE_METHODS = ("p2p", "allgather")
+
+
+@dataclass(frozen=True)
+class RingRecipe:
+    """What one context-parallel implementation moves: its K,V exchange between ranks (``rotate``,
+    ``grad_bytes``, ``kv_expanded``; :func:`comm_per_step`) and the HBM traffic of one ring step beyond
+    its attention kernel (the ``*_bytes`` fields, bytes per element of the rank's local queries (q) or
+    keys and values (kv, K and V counted apart); ``corrections`` of
+    :func:`~scalelab.planner.step_time.cp_ring_cost`). A framework profile's ``cp_ring``.
+
+    ``fwd_*``: merging one step's partial output and statistics into the running result, per forward
+    pass (a save policy that reruns attention pays it twice); ``bwd_*``: accumulating one step's dQ and
+    dK, dV. ``kv_expanded``: K and V reach the kernel expanded to every query head (``repeat_kv`` before
+    SDPA), so a grouped-query model moves ``n_heads / n_kv_heads`` times its K,V width, in HBM and between
+    ranks.
+
+    ``rotate``: ``"p2p"``: each of the c - 1 ring steps of a pass sends the current K,V block to the
+    next rank while the step's attention runs (Liu et al. 2023, Ring Attention, sec. 3; TransformerEngine's
+    P2P context parallelism); ``"allgather"``: one all-gather of every rank's K,V block per pass, issued
+    before the pass's first (local, causal) attention call and awaited before the second, so only that
+    first call hides it, and in backward the dK,dV accumulators still travel round the ring, one send
+    after each of the c calls, each awaited after the next call and the last one right after the loop
+    (torch's ``_AllGatherRotater`` and ``_templated_ring_attention_backward``; torchtitan's default
+    ``context_parallel_rotate_method``). ``grad_bytes``: bytes per dK,dV element sent (torch accumulates
+    and sends them in fp32: ``convert_to_f32``).
+    """
+
+    fwd_q_bytes: float
+    fwd_kv_bytes: float
+    bwd_q_bytes: float
+    bwd_kv_bytes: float
+    kv_expanded: bool = False
+    rotate: str = "p2p"
+    grad_bytes: float = 2.0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("fwd_q_bytes", "fwd_kv_bytes", "bwd_q_bytes", "bwd_kv_bytes", "grad_bytes"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(explain(f"RingRecipe.{name} must be a finite number of bytes >= 0", value=v,
+                                          fix="pass the bytes per element one ring step reads and writes, e.g. 10"))
+        if self.rotate not in ROTATE_METHODS:
+            raise ConfigError(explain("unknown RingRecipe.rotate", value=self.rotate, allowed=", ".join(ROTATE_METHODS),
+                                      fix="'p2p' for a ring of sends (TransformerEngine), 'allgather' for torch's"))
+
+    def bytes_per_step(self, q_elems: float, kv_elems: float, n_fwd: int) -> float:
+        """Bytes one ring step moves per token and layer with ``n_fwd`` forward passes of attention."""
+        return (n_fwd * (self.fwd_q_bytes * q_elems + self.fwd_kv_bytes * kv_elems)
+                + self.bwd_q_bytes * q_elems + self.bwd_kv_bytes * kv_elems)
+
+    def kv_width(self, model: ModelSpec) -> float:
+        """K and V elements per token (all heads, before tp) as this implementation stores and sends them."""
+        kv = float(model.kv_dim + model.v_dim)
+        if self.kv_expanded and model.mla is None:
+            kv *= model.n_heads / model.n_kv_heads
+        return kv
+
+
+RING_TRANSFORMER_ENGINE = RingRecipe(
+    fwd_q_bytes=10.0, fwd_kv_bytes=0.0, bwd_q_bytes=8.0, bwd_kv_bytes=8.0, source=(
+        "TransformerEngine AttnFuncWithCPAndKVP2P (Megatron-Core, NeMo): each step's partial output merged "
+        "into an fp32 accumulator by a fused kernel (read 2, read and write 4 bytes per element); dQ and "
+        "dK, dV accumulated in fp32 (read and write 4 each); K,V blocks sent point to point, one per step"))
+"""Fused corrections (the default of every profile but torchtitan's)."""
+
+RING_TORCH_ALLGATHER = RingRecipe(
+    fwd_q_bytes=38.0, fwd_kv_bytes=4.0, bwd_q_bytes=24.0, bwd_kv_bytes=25.0, kv_expanded=True,
+    rotate="allgather", grad_bytes=4.0, source=(
+        "torch/distributed/tensor/experimental/_attention.py of late 2024 (torchtitan 9dec370's runs used "
+        "torch 1963fc8; the merge and backward are the same in mid-2025), eager ops per step: _SDPAMerger "
+        "casts the bf16 output to fp32 (2 + 4), out - block_out (4 + 4 + 4), sigmoid(lse) * (...) (4 + 4), "
+        "out - (...) (4 + 4 + 4) = 38 "
+        "per query element; torch.cat of K and V for the next send (2 + 2 per element); backward: flash "
+        "backward's per-call dot(dO, O) and fp32 dQ accumulator (memset, convert: 2 + 2 + 4 + 4 + 2 = 14), "
+        "grad_query += (4 + 2 + 4); per K,V element: _partial_update's in-place add on half and torch.cat "
+        "of the whole fp32 tensor (5 + 8), torch.cat of fp32 dK, dV for the all-to-all (4 + 4), torch.cat "
+        "of K, V for the send (2 + 2); torchtitan's model repeats K, V to every head before SDPA. "
+        "Transfers: _AllGatherRotater all-gathers K,V once per pass (exchange_buffers at the first step, "
+        "next_buffer waits at the second); the dK,dV go round with _AllToAllRotater (permute_tensor) in "
+        "fp32 after every step, the last awaited right after the loop"))
+"""torch's context parallelism as torchtitan ran it (eager fp32 merges, K,V at every query head, one K,V
+all-gather per pass, fp32 dK,dV round the ring)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -311,23 +404,33 @@ def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
         acc.add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
 
 
-def _cp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
-    """Context parallelism: ring attention passes each rank's K,V block (``b s / c`` tokens of
-    ``(kv_dim + v_dim) / t`` elements) round the CP ring in c - 1 point-to-point steps per pass."""
+def _cp_collectives(acc: _CollectiveList, st: _StepShape, recipe: RingRecipe) -> None:
+    """Context parallelism: each rank's K,V block (``b s / c`` tokens of ``recipe.kv_width / t`` elements)
+    reaches the other c - 1 ranks in every attention pass, and the dK,dV accumulators go round in
+    backward, as ``recipe.rotate`` says (:class:`RingRecipe`)."""
     model, layout = st.model, st.layout
     t, c, b, s = layout.tp, layout.cp, layout.micro_batch, st.train.seq_len
     if c <= 1:
+        return
+    kv_block = b * s / c * recipe.kv_width(model) / t * st.act_bytes
+    n_fwd = 1 + (1 if st.policy.reruns_attention else 0)
+    m, L_stage = st.micro_batches, st.stage_layers
+    if recipe.rotate == "allgather":
+        # torch's _AllGatherRotater: one all-gather of all c blocks per pass (forward, recomputed forward,
+        # backward); _templated_ring_attention_backward sends the accumulated dK,dV to the next rank after
+        # each of its c calls (fp32 with convert_to_f32), so each block's gradient ends up home
+        acc.add("cp all-gather K,V", "all_gather", "cp", c, t, c * kv_block, m * L_stage * (n_fwd + 1), True)
+        acc.add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block * recipe.grad_bytes / st.act_bytes,
+                m * L_stage * c, True)
         return
     # Each of the c - 1 ring steps of a pass sends this rank's current K,V block (b s / c tokens) to
     # its neighbour; backward sends K,V and their gradient accumulators (Liu et al. 2023, Ring
     # Attention, sec. 3; Megatron-Core / TransformerEngine's P2P context parallelism). The bytes equal
     # an all-gather of K,V per forward pass plus a reduce-scatter of dK,dV in backward; the step-time
     # model overlaps each transfer with one step's attention (step_time.cp_ring_cost).
-    kv_block = b * s / c * (model.kv_dim + model.v_dim) / t * st.act_bytes
-    n_fwd = 1 + (1 if st.policy.reruns_attention else 0)
-    m, L_stage = st.micro_batches, st.stage_layers
     acc.add("cp ring send/recv K,V", "p2p", "cp", c, t, kv_block, m * L_stage * (n_fwd + 1) * (c - 1), True)
-    acc.add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block, m * L_stage * (c - 1), True)
+    acc.add("cp ring send/recv dK,dV", "p2p", "cp", c, t, kv_block * recipe.grad_bytes / st.act_bytes,
+            m * L_stage * (c - 1), True)
 
 
 def _pp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
@@ -445,6 +548,7 @@ def comm_per_step(
     dp: int | None = None,
     trainable_fraction: float = 1.0,
     ep_nodes_per_token: int | None = None,
+    cp_ring: RingRecipe | None = None,
 ) -> CommBreakdown:
     """Collectives one GPU runs in one optimizer step, with bytes, link and alpha-beta time.
 
@@ -459,6 +563,9 @@ def comm_per_step(
     ep_nodes_per_token
         Node-limited routing: each token reaches at most this many nodes, and crosses the network once
         per node (DeepSeek-V3: 4, with DeepEP-style forwarding over NVLink); ``None``: a plain all-to-all.
+    cp_ring
+        How context parallelism exchanges K,V and dK,dV (:class:`RingRecipe`, a framework profile's
+        ``cp_ring``); ``None``: :data:`RING_TRANSFORMER_ENGINE`'s ring of bf16 sends.
 
     Returns
     -------
@@ -489,7 +596,7 @@ def comm_per_step(
                     act_bytes=activation_bytes(train.precision), policy=layout.save_policy)
     acc = _CollectiveList(cluster)
     _tp_collectives(acc, st)
-    _cp_collectives(acc, st)
+    _cp_collectives(acc, st, RING_TRANSFORMER_ENGINE if cp_ring is None else cp_ring)
     _pp_collectives(acc, st)
     _ep_collectives(acc, st, ep_nodes_per_token)
     _dp_collectives(acc, st, trainable_fraction)

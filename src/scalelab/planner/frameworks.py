@@ -52,15 +52,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, explain
+from .comm import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE, RingRecipe
 from .layout import Layout
 from .memory import MemoryConventions
-from .step_time import (
-    FLOAT8_TORCHAO_TENSORWISE,
-    RING_TORCH_ALLGATHER,
-    RING_TRANSFORMER_ENGINE,
-    Float8Recipe,
-    RingRecipe,
-)
+from .step_time import FLOAT8_TORCHAO_TENSORWISE, Float8Recipe
 
 __all__ = ["FRAMEWORKS", "FrameworkProfile", "get_framework"]
 
@@ -106,9 +101,10 @@ class FrameworkProfile:
         profile: torchao's tensorwise Float8 as torchtitan's published runs used it). Override with
         ``dataclasses.replace(get_framework(name), float8=Float8Recipe(...))``; ``FLOAT8_IDEAL`` charges nothing.
     cp_ring : RingRecipe
-        What its context parallelism's per-step merges and accumulations move in HBM
-        (:class:`~scalelab.planner.step_time.RingRecipe`): TransformerEngine's fused corrections by default,
-        torch's eager fp32 merges with K,V at every query head for torchtitan.
+        What its context parallelism moves between ranks and, per ring step, in HBM
+        (:class:`~scalelab.planner.comm.RingRecipe`): TransformerEngine's ring of K,V sends and fused
+        corrections by default; for torchtitan torch's one K,V all-gather per pass, fp32 dK,dV sends and
+        eager fp32 merges, with K,V at every query head.
     sources : tuple of str
         Where the settings come from.
     """

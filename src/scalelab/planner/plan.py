@@ -31,16 +31,14 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
-from .comm import CommBreakdown, comm_per_step
+from .comm import RING_TRANSFORMER_ENGINE, CommBreakdown, RingRecipe, comm_per_step
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
 from .step_time import (
     DEFAULT_DP_OVERLAP,
     DEFAULT_EP_OVERLAP,
     FLOAT8_TORCHAO_TENSORWISE,
-    RING_TRANSFORMER_ENGINE,
     Float8Recipe,
-    RingRecipe,
     StepTime,
     compute_dtype,
     measured_step_time,
@@ -431,7 +429,8 @@ class FrameworkOptions:
     pp_overlap: float = 0.0
     """Share of pipeline sends hidden behind compute with interleaved schedules."""
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
-    """What context parallelism's merges move per ring step (:class:`~scalelab.planner.step_time.RingRecipe`)."""
+    """What context parallelism moves: its K,V exchange and its per-step merges
+    (:class:`~scalelab.planner.comm.RingRecipe`)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
@@ -602,7 +601,7 @@ def _memory_and_comm(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, l
                        f"{cluster.gpu.host_memory_bytes_per_gpu / GiB:.1f} GiB available")
     comm = comm_per_step(model, cluster, train, layout, dp=dp,
                          trainable_fraction=_trainable_fraction(model, train, memory),
-                         ep_nodes_per_token=fw.ep_nodes_per_token)
+                         ep_nodes_per_token=fw.ep_nodes_per_token, cp_ring=fw.cp_ring)
     return memory, comm
 
 

@@ -50,7 +50,9 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from .comm import (
+    RING_TRANSFORMER_ENGINE,
     CommBreakdown,
+    RingRecipe,
     activation_bytes,
     collective_time_s,
     group_link,
@@ -82,59 +84,6 @@ CP_RING_STEP_OVERHEAD_S = 10e-6
 about five dependent short kernels (the attention block, the softmax-statistics and output corrections,
 the send and the receive with their stream synchronisation, TransformerEngine's P2P context parallelism),
 each leaving a launch gap of ~2 us on the GPU timeline when the kernels are short. An estimate, not fitted."""
-
-@dataclass(frozen=True)
-class RingRecipe:
-    """HBM traffic of one context-parallel ring step beyond its attention kernel, bytes per element of
-    the rank's local queries (q) or keys and values (kv, K and V counted apart), as a CP implementation
-    moves them (:func:`cp_ring_cost`, ``corrections``). A framework profile's ``cp_ring``.
-
-    ``fwd_*``: merging one step's partial output and statistics into the running result, per forward
-    pass (a save policy that reruns attention pays it twice); ``bwd_*``: accumulating one step's dQ and
-    dK, dV. ``kv_expanded``: K and V reach the kernel expanded to every query head (``repeat_kv`` before
-    SDPA), so a grouped-query model moves ``n_heads / n_kv_heads`` times its K,V width.
-    """
-
-    fwd_q_bytes: float
-    fwd_kv_bytes: float
-    bwd_q_bytes: float
-    bwd_kv_bytes: float
-    kv_expanded: bool = False
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("fwd_q_bytes", "fwd_kv_bytes", "bwd_q_bytes", "bwd_kv_bytes"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ConfigError(explain(f"RingRecipe.{name} must be a finite number of bytes >= 0", value=v,
-                                          fix="pass the bytes per element one ring step reads and writes, e.g. 10"))
-
-    def bytes_per_step(self, q_elems: float, kv_elems: float, n_fwd: int) -> float:
-        """Bytes one ring step moves per token and layer with ``n_fwd`` forward passes of attention."""
-        return (n_fwd * (self.fwd_q_bytes * q_elems + self.fwd_kv_bytes * kv_elems)
-                + self.bwd_q_bytes * q_elems + self.bwd_kv_bytes * kv_elems)
-
-
-RING_TRANSFORMER_ENGINE = RingRecipe(
-    fwd_q_bytes=10.0, fwd_kv_bytes=0.0, bwd_q_bytes=8.0, bwd_kv_bytes=8.0, source=(
-        "TransformerEngine AttnFuncWithCPAndKVP2P (Megatron-Core, NeMo): each step's partial output merged "
-        "into an fp32 accumulator by a fused kernel (read 2, read and write 4 bytes per element); dQ and "
-        "dK, dV accumulated in fp32 (read and write 4 each)"))
-"""Fused corrections (the default of every profile but torchtitan's)."""
-
-RING_TORCH_ALLGATHER = RingRecipe(
-    fwd_q_bytes=38.0, fwd_kv_bytes=4.0, bwd_q_bytes=24.0, bwd_kv_bytes=25.0, kv_expanded=True, source=(
-        "torch/distributed/tensor/experimental/_attention.py of late 2024 (torchtitan 9dec370's runs used "
-        "torch 1963fc8; the merge and backward are the same in mid-2025), eager ops per step: _SDPAMerger "
-        "casts the bf16 output to fp32 (2 + 4), out - block_out (4 + 4 + 4), sigmoid(lse) * (...) (4 + 4), "
-        "out - (...) (4 + 4 + 4) = 38 "
-        "per query element; torch.cat of K and V for the next send (2 + 2 per element); backward: flash "
-        "backward's per-call dot(dO, O) and fp32 dQ accumulator (memset, convert: 2 + 2 + 4 + 4 + 2 = 14), "
-        "grad_query += (4 + 2 + 4); per K,V element: _partial_update's in-place add on half and torch.cat "
-        "of the whole fp32 tensor (5 + 8), torch.cat of fp32 dK, dV for the all-to-all (4 + 4), torch.cat "
-        "of K, V for the send (2 + 2); torchtitan's model repeats K, V to every head before SDPA"))
-"""torch's context parallelism as torchtitan ran it (eager fp32 merges, K,V at every query head)."""
-
 
 FLASH_TILE_TOKENS = 128
 """Keys per tile of a FlashAttention kernel (block size 128 on Hopper; Dao 2023, Shah et al. 2024)."""
@@ -521,9 +470,9 @@ class RingAttentionCost:
     transfer_s: float = 0.0
     """All ring transfers of the step, as if nothing overlapped them."""
     hidden_s: float = 0.0
-    """Attention time of the ring steps that run while a block is in flight ((c - 1) / c of it)."""
+    """The part of ``transfer_s`` that runs while attention computes."""
     exposed_s: float = 0.0
-    """max(0, transfer_s - hidden_s)."""
+    """``transfer_s - hidden_s``: what the step waits for (:func:`cp_ring_cost`)."""
     short_block_s: float = 0.0
     """Extra attention time from splitting each sequence's kernels into c short blocks per pass."""
     correction_s: float = 0.0
@@ -542,7 +491,8 @@ class RingAttentionCost:
 
 
 def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
-                 attention_s: float, transfer_s: float = 0.0, recipe: RingRecipe | None = None) -> RingAttentionCost:
+                 attention_s: float, transfer_s: float = 0.0, gather_s: float = 0.0,
+                 recipe: RingRecipe | None = None) -> RingAttentionCost:
     """Cost of ring attention (context parallelism) in one step, per GPU.
 
     The sequence of every micro-batch is split over ``c = layout.cp`` ranks, in 2c chunks so that each
@@ -554,8 +504,11 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
     sequences break (each step's attention shrinks as (s/c)^2 while its transfer shrinks as s/c).
     Llama 3 used CP only for its long-context stage (Dubey et al. 2024, sec. 3.3.2). Terms:
 
-    - exposed transfer: ``max(0, transfer_s - attention_s (c - 1) / c)`` (per-step ratio of transfer to
-      compute is the same in every step, so the sum of per-step maxima is this maximum);
+    - exposed transfer: with a ring of sends (``recipe.rotate == "p2p"``), ``max(0, transfer_s -
+      attention_s (c - 1) / c)`` (per-step ratio of transfer to compute is the same in every step, so the
+      sum of per-step maxima is this maximum); with torch's all-gather (``"allgather"``) only the first
+      call of each pass hides that pass's gather, and each dK,dV send hides behind one backward call
+      but the last (:func:`allgather_exposed_s`);
     - short blocks: each ring step's kernel sees s / (2c) keys per query tile instead of s / 2, at
       :func:`flash_tile_efficiency`; the device's attention efficiency is for whole sequences;
     - corrections: each step after the first merges its partial output into an fp32 accumulator in
@@ -573,6 +526,8 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
         Time of the attention core per GPU per step at whole-sequence efficiency (all passes).
     transfer_s
         Time of all ring transfers per step (the ``cp`` collectives of :func:`~scalelab.planner.comm.comm_per_step`).
+    gather_s
+        The part of ``transfer_s`` spent in K,V all-gathers (``recipe.rotate == "allgather"``).
     recipe
         What the CP implementation's merges and accumulations move (a framework profile's ``cp_ring``).
 
@@ -586,26 +541,51 @@ def cp_ring_cost(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
         return RingAttentionCost()
     ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=recipe)
     m = max(1, train.global_batch // (dp * layout.micro_batch))
-    return ring.cost(attention_s, layout.save_policy.reruns_attention, m, transfer_s)
+    return ring.cost(attention_s, layout.save_policy.reruns_attention, m, transfer_s, gather_s)
+
+
+def allgather_exposed_s(attention_s: float, n_fwd: int, c: int, *, gather_s: float, send_s: float) -> float:
+    """Seconds of torch's context-parallel transfers that its attention does not hide, per step.
+
+    ``_templated_ring_attention`` issues the all-gather of K,V before a pass's first call (the local,
+    causal one) and waits for it before the second, so each pass's gather (``gather_s`` over the
+    ``n_fwd + 1`` passes) hides behind that first call only: 1/c of the pass's attention (every call
+    covers the same number of query-key pairs under round-robin load balancing). Its backward sends the
+    accumulated dK,dV to the next rank after each of its c calls and waits for it after the next call, so
+    each send but the last hides behind one backward call; the last is awaited right after the loop
+    (``send_s`` is all c sends). ``attention_s`` (all passes) splits into ``n_fwd`` forward passes and a
+    backward of ``2 + FLASH_BACKWARD_EXTRA`` of them (:func:`flash_attention_work`).
+
+    >>> allgather_exposed_s(0.0, 1, 8, gather_s=2.0, send_s=1.0)   # nothing to hide behind
+    3.0
+    >>> allgather_exposed_s(45.0, 2, 8, gather_s=0.3, send_s=0.8)  # NVLink: only the last send shows
+    0.1
+    """
+    passes = n_fwd + 2.0 + FLASH_BACKWARD_EXTRA
+    fwd_call = attention_s / passes / c
+    bwd_call = fwd_call * (2.0 + FLASH_BACKWARD_EXTRA)
+    g = gather_s / (n_fwd + 1)
+    gather_exposed = n_fwd * max(0.0, g - fwd_call) + max(0.0, g - bwd_call)
+    send = send_s / c
+    return gather_exposed + (c - 1) * max(0.0, send - bwd_call) + send
 
 
 class _RingModel:
     """The parts of :func:`cp_ring_cost` fixed by the degrees (cp, tp, pp, dp) and the batch; what is left
     depends on the attention time, the save policy and the micro-batches per step."""
 
-    __slots__ = ("c", "correction", "excess", "overhead_per_m")
+    __slots__ = ("allgather", "c", "correction", "excess", "overhead_per_m")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  recipe: RingRecipe | None = None):
         recipe = RING_TRANSFORMER_ENGINE if recipe is None else recipe
+        self.allgather = recipe.rotate == "allgather"
         c = self.c = layout.cp
         s, t = train.seq_len, layout.tp
         L_stage = -(-model.n_layers // layout.pp)
         ratio = flash_tile_efficiency(s / 2) / max(flash_tile_efficiency(s / (2 * c)), 1e-9)
         self.excess = max(0.0, ratio - 1.0)
-        q_elems, kv_elems = model.q_dim / t, (model.kv_dim + model.v_dim) / t
-        if recipe.kv_expanded and model.mla is None:
-            kv_elems *= model.n_heads / model.n_kv_heads
+        q_elems, kv_elems = model.q_dim / t, recipe.kv_width(model) / t
         tokens_per_gpu = train.global_batch_tokens / (dp * c)
         hbm = cluster.gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
         self.correction: dict[int, float] = {}
@@ -620,13 +600,17 @@ class _RingModel:
         n_fwd = 2 if reruns_attention else 1
         return attention_s * self.excess + self.correction[n_fwd] + self.overhead_per_m[n_fwd] * m
 
-    def cost(self, attention_s: float, reruns_attention: bool, m: int, transfer_s: float) -> RingAttentionCost:
+    def cost(self, attention_s: float, reruns_attention: bool, m: int, transfer_s: float,
+             gather_s: float = 0.0) -> RingAttentionCost:
         n_fwd = 2 if reruns_attention else 1
         c = self.c
         short_block = attention_s * self.excess
-        hidden = (attention_s + short_block) * (c - 1) / c
-        exposed = max(0.0, transfer_s - hidden)
-        return RingAttentionCost(transfer_s=transfer_s, hidden_s=hidden, exposed_s=exposed,
+        if self.allgather:
+            exposed = allgather_exposed_s(attention_s + short_block, n_fwd, c, gather_s=gather_s,
+                                          send_s=transfer_s - gather_s)
+        else:
+            exposed = max(0.0, transfer_s - (attention_s + short_block) * (c - 1) / c)
+        return RingAttentionCost(transfer_s=transfer_s, hidden_s=transfer_s - exposed, exposed_s=exposed,
                                  short_block_s=short_block, correction_s=self.correction[n_fwd],
                                  step_overhead_s=self.overhead_per_m[n_fwd] * m)
 
@@ -1263,7 +1247,7 @@ def model_step_time(
     by = comm.by_group()
     tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
     ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s,
-                        recipe=cp_ring)
+                        gather_s=comm.time_s(groups=("cp",), kind="all_gather"), recipe=cp_ring)
     cp_s = ring.total_s
     ep_s = ep_exposed_s(ep_s, compute_s=compute_s, ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction)
     # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
