@@ -93,9 +93,9 @@ class SavePolicy:
         but not of ``all_gather_into_tensor`` (``_save_list`` in ``parallelize_llama.py``), so rebuilding
         the column-parallel linears' inputs for their backward re-gathers them, two all-gathers per layer
         and micro-batch. PyTorch lets collectives be recomputed inside a checkpointed region
-        (``torch/_functorch/partitioners.py``, ``force_save_collectives`` skips nodes tagged for
-        recompute; in eager mode the SAC dispatch mode replays them). Full recompute reruns every forward
-        collective (:attr:`reruns_tp_forward`)."""
+        (``torch/_functorch/partitioners.py`` of torch 2.13, the version read here: ``force_save_collectives``
+        skips nodes tagged for recompute; in eager mode the SAC dispatch mode replays them). Full recompute
+        reruns every forward collective (:attr:`reruns_tp_forward`)."""
         return self.op_sac and not self.full
 
     @property
