@@ -135,7 +135,12 @@ ADDED_TORCHTITAN = ("torchtitan-8b-128-compile", "torchtitan-8b-128-compile-floa
 #: 576-2,304 H100, BF16 and FP8), added after the model was built: held out, nothing is fitted on them.
 NEMO_405B = tuple(f"nemo-405b-{p}-{n}" for p in ("bf16", "fp8") for n in (576, 1152, 2304))
 
-FAMILY = {"torchtitan-compile": "torchtitan"}
+#: torchtitan's June 2025 benchmark files (pytorch/torchtitan benchmarks/: the PyTorch team's AsyncTP tables on
+#: 256 and 64 H100, Trainy's Llama 3.1 8B on 32 and 64 H200), added after everything above was set: the asset's
+#: rows with ``"held_out": HELD_OUT_2025``. Held out: nothing is fitted on them.
+HELD_OUT_2025 = "torchtitan-2025-06"
+
+FAMILY = {"torchtitan-compile": "torchtitan", "torchtitan-compile-2025": "torchtitan"}
 
 
 def calibrate(runs: list[dict]) -> dict[str, float]:
@@ -202,6 +207,7 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     in_sample = list(k5_t1_errors)
     added: list[float] = []
     nemo: list[float] = []
+    june_2025: list[float] = []
     mem_rows: list[tuple[str, float]] = []
     gpu_hours: list[float] = []
     infeasible: list[str] = []
@@ -223,6 +229,8 @@ def published_runs(k5_t1_errors: list[float]) -> None:
                 added.append(abs(e))
             elif r["id"] in NEMO_405B:
                 nemo.append(abs(e))
+            elif r.get("held_out") == HELD_OUT_2025:
+                june_2025.append(abs(e))
         mem_err = f"{(gib / m_gib - 1) * 100:+.1f}%" if m_gib else "-"
         if m_gib:
             mem_rows.append((r["id"], gib / m_gib - 1))
@@ -253,6 +261,9 @@ def published_runs(k5_t1_errors: list[float]) -> None:
     if nemo:
         print(f"NVIDIA NeMo 24.09 Llama 3.1 405B runs (NEMO_405B, held out, nemo profile): median "
               f"{statistics.median(nemo) * 100:.1f}%, max {max(nemo) * 100:.1f}% over {len(nemo)} runs")
+    if june_2025:
+        print(f"torchtitan's June 2025 benchmark files (HELD_OUT_2025, held out; section below): median "
+              f"{statistics.median(june_2025) * 100:.1f}%, max {max(june_2025) * 100:.1f}% over {len(june_2025)} runs")
     acceptance_summary(med, worst, mem_rows, gpu_hours, infeasible, ext)
 
 
@@ -353,7 +364,82 @@ def nemo_overlaps(runs: list[dict]) -> None:
         print(f"| {run['id']} | {meas} | {' | '.join(cells)} | {t.tp_hidden_s:.2f} | {t.pp_hidden_s:.2f} |")
 
 
+def _errors(run: dict, p) -> tuple[float, float, float | None]:
+    """(predicted tokens/s/GPU, step-time error, memory error or None) of one run's plan ``p``: step-time
+    error = measured tokens/s over predicted - 1 (positive: predicted too slow), memory error = predicted GiB
+    over measured - 1."""
+    tps = p.tokens_per_s / run["n_gpus"]
+    m_gib = run["measured"].get("memory_gib")
+    return tps, measured_tokens_per_s_per_gpu(run, p) / tps - 1, (p.memory.total_bytes / 2**30 / m_gib - 1
+                                                                   if m_gib else None)
+
+
+def held_out_2025(data: dict) -> None:
+    """torchtitan's June 2025 benchmark files, held out: every row's step-time and memory error, the AsyncTP
+    and Float8 speed-ups measured and modelled, and the rows the planner cannot express, with the reason."""
+    from scalelab.planner.step_time import FLOAT8_IDEAL
+
+    runs = [r for r in data["runs"] if r.get("held_out") == HELD_OUT_2025]
+    byid = {r["id"]: r for r in runs}
+    print("\n### Held out: torchtitan's June 2025 benchmark files (pytorch/torchtitan benchmarks/; nothing fitted)\n")
+    print("| run | GPU | framework | layout | tok/s/GPU | measured | step-time error | GiB | measured GiB | "
+          "memory error |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    step, mem = [], []
+    for r in runs:
+        p = run_plan(r)
+        tps, e, me = _errors(r, p)
+        step.append(abs(e))
+        if me is not None:
+            mem.append(abs(me))
+        m_gib = r["measured"].get("memory_gib")
+        print(f"| {r['id']} | {r['n_gpus']} {r['gpu']} | {r['framework']} | {p.layout} | {tps:.0f} | "
+              f"{r['measured']['tokens_per_s_per_gpu']:g} | {e * 100:+.1f}% | {p.memory.total_bytes / 2**30:.1f} | "
+              f"{m_gib or '-'} | {f'{me * 100:+.1f}%' if me is not None else '-'} |")
+    print("\nstep-time error = measured tokens/s / predicted - 1 (positive: predicted too slow); memory error = "
+          "predicted / measured - 1")
+    print(f"held out, June 2025: median |step-time error| {statistics.median(step) * 100:.1f}%, max "
+          f"{max(step) * 100:.1f}% over {len(step)} runs; |memory error| {', '.join(f'{x * 100:.1f}%' for x in mem)}")
+
+    print("\nAsyncTP speed-up over vanilla TP (same table and quantization). The profile does not model AsyncTP's "
+          "overlap (1.00x); tp_overlap=1 hides all TP traffic up to the GEMMs' time, as the nemo profile does: "
+          "a bound, not a prediction\n")
+    print("| pair | measured | model (profile) | model, tp_overlap=1 |")
+    print("|---|---|---|---|")
+    for r in runs:
+        if r["id"].endswith("-asynctp"):
+            v = byid[r["id"].removesuffix("-asynctp")]
+            pv, pa = run_plan(v), run_plan(r)
+            hid = run_plan({**r, "_overlaps": (1.0, 0.0)})
+            print(f"| {r['id']} | {r['measured']['tokens_per_s_per_gpu'] / v['measured']['tokens_per_s_per_gpu']:.2f}x "
+                  f"| {pa.tokens_per_s / pv.tokens_per_s:.2f}x | {hid.tokens_per_s / pv.tokens_per_s:.2f}x |")
+
+    print("\nFloat8 (tensorwise) speed-up over bf16 (same table, same TP flavour)\n")
+    print("| pair | measured | model | model without Float8 costs |")
+    print("|---|---|---|---|")
+    for r in runs:
+        if "-float8" in r["id"]:
+            b = byid[r["id"].replace("-float8", "-bf16")]
+            pb = run_plan(b).tokens_per_s
+            print(f"| {r['id']} | {r['measured']['tokens_per_s_per_gpu'] / b['measured']['tokens_per_s_per_gpu']:.2f}x"
+                  f" | {run_plan(r).tokens_per_s / pb:.2f}x | "
+                  f"{run_plan(_with_recipe(r, FLOAT8_IDEAL)).tokens_per_s / pb:.2f}x |")
+
+    print("\nNot expressible (the asset's not_expressible list): planned as their tensorwise twin, for scale\n")
+    print("| run | measured tok/s/GPU | tensorwise twin planned | step-time error |")
+    print("|---|---|---|---|")
+    reasons = []
+    for x in data.get("not_expressible", []):
+        twin = byid[x["id"].replace("-rowwise", "")]
+        tps, e, _ = _errors({**twin, "measured": x["measured"]}, run_plan(twin))
+        print(f"| {x['id']} | {x['measured']['tokens_per_s_per_gpu']:g} | {tps:.0f} | {e * 100:+.1f}% |")
+        reasons += [x["reason"]] if x["reason"] not in reasons else []
+    for why in reasons:
+        print(f"\nwhy: {why}")
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
     float8_costs(load_runs()["runs"])
+    held_out_2025(load_runs())

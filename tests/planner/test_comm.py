@@ -102,6 +102,28 @@ def test_tensor_parallel_volume_and_sequence_parallel_equivalence():
     assert full.calls_per_step == pytest.approx(1.5 * tp.calls_per_step)  # 2 extra forward all-reduces
 
 
+
+def test_torchtitan_op_sac_regathers_sequence_parallel_inputs():
+    """torchtitan's op-level SAC saves the TP reduce-scatter outputs but not the all-gather outputs
+    (``_save_list`` in parallelize_llama.py at 820504e), so backward gathers the inputs of the
+    column-parallel linears again: 2 more all-gathers per layer and micro-batch, the reduce-scatters
+    unchanged; full recompute reruns both (2 more of each); without SP nothing changes."""
+    cl = ClusterSpec(gpu=GPU, n_gpus=8)
+    b, L = 2, MODEL.n_layers
+    train = TrainSpec(seq_len=1024, global_batch=4)  # dp = 1, m = 2
+
+    def counts(recompute, sp=True):
+        cb = comm_per_step(MODEL, cl, train, Layout(tp=8, micro_batch=b, sequence_parallel=sp, recompute=recompute))
+        if not sp:
+            return _one(cb, "tp").calls_per_step
+        return _one(cb, "tp", "all_gather").calls_per_step, _one(cb, "tp", "reduce_scatter").calls_per_step
+
+    m = 2
+    assert counts("none") == (m * 4 * L, m * 4 * L)
+    assert counts("torchtitan-op") == (m * 6 * L, m * 4 * L)
+    assert counts("full") == (m * 6 * L, m * 6 * L)
+    assert counts("torchtitan-op", sp=False) == counts("none", sp=False)
+
 def test_pipeline_p2p_scales_with_interleave():
     cl = ClusterSpec(gpu=GPU, n_gpus=16)
     train = TrainSpec(seq_len=1024, global_batch=32)

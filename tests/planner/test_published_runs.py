@@ -70,7 +70,11 @@ THROUGHPUT = [r for r in DATA["runs"]
 # Known misses, each with its cause (docs/planner.md, "What is not modelled").
 # torchtitan-8b-8-cp2: the measured 64K / CP2 point is faster than the 32K -> 128K trend of the same table
 # (3,890 -> 2,540 -> 1,071 tokens/s/GPU); the other three CP rows are within 12%.
-KNOWN_MISS: set[str] = {"torchtitan-8b-8-cp2"}
+# torchtitan-2506-8b-64-float8(-asynctp), held out (benchmarks/asyncTP_llama3_h100_2025-06_torchtitan.md): Llama
+# 3.1 8B with TP8 and Float8 is predicted 24% / 17% too fast while its bf16 twins are within 12%; the model's
+# Float8 gain on this layout is 1.35x against 1.16x measured. Not identified (docs/planner.md, "Held out:
+# torchtitan's June 2025 benchmarks"): what the model charges was checked against torchao 6243040's Float8 TP code.
+KNOWN_MISS: set[str] = {"torchtitan-8b-8-cp2", "torchtitan-2506-8b-64-float8", "torchtitan-2506-8b-64-float8-asynctp"}
 
 
 @pytest.mark.parametrize("run", THROUGHPUT, ids=[r["id"] for r in THROUGHPUT])
@@ -156,3 +160,40 @@ def test_nemo_rows_are_closer_with_overlaps_than_without():
             get_framework("nemo"), tp_overlap=0.0, pp_overlap=0.0), memory_conventions=conv)
         meas = r["measured"]["step_time_s"]
         assert abs(on.step_time_s / meas - 1) < abs(off.step_time_s / meas - 1), r["id"]
+
+
+HELD_OUT_2025 = [r for r in DATA["runs"] if r.get("held_out") == "torchtitan-2025-06"]
+
+
+def test_june_2025_rows_are_held_out_from_the_calibration():
+    """torchtitan's June 2025 benchmark files were added after the efficiencies were set: none of their rows
+    may be in the benchmark's calibration split."""
+    from planner_validation import CALIBRATION  # benchmarks/ (conftest.py)
+    from planner_validation import HELD_OUT_2025 as TAG
+
+    assert TAG == "torchtitan-2025-06" and len(HELD_OUT_2025) == 10
+    assert not {r["id"] for r in HELD_OUT_2025} & set(CALIBRATION)
+
+
+@pytest.mark.parametrize("run", [r for r in HELD_OUT_2025 if r["id"].endswith("-asynctp")],
+                         ids=lambda r: r["id"])
+def test_asynctp_speedup_lies_between_no_overlap_and_full_overlap(run):
+    """The AsyncTP tables (benchmarks/asyncTP_llama3_h100_2025-06_torchtitan.md): AsyncTP hides part of the TP
+    traffic. The profile models none of it (its plan is as fast as the vanilla twin's) and tp_overlap=1 hides
+    all of it up to the GEMMs' time; the measured speed-up lies between the two."""
+    twin = next(r for r in HELD_OUT_2025 if r["id"] == run["id"].removesuffix("-asynctp"))
+    measured = run["measured"]["tokens_per_s_per_gpu"] / twin["measured"]["tokens_per_s_per_gpu"]
+    vanilla = run_plan(twin).tokens_per_s
+    assert run_plan(run).tokens_per_s / vanilla == pytest.approx(1.0)
+    bound = run_plan({**run, "_overlaps": (1.0, 0.0)}).tokens_per_s / vanilla
+    assert 1.0 < measured < bound, (measured, bound)
+
+
+def test_not_expressible_rows_name_their_source_and_reason():
+    """Runs the planner cannot express stay in the asset with their figures, source and reason, beside a row
+    of the same table that it can plan."""
+    ids = {r["id"] for r in DATA["runs"]}
+    assert DATA["not_expressible"]
+    for x in DATA["not_expressible"]:
+        assert x["source"] and x["reason"] and x["measured"]["tokens_per_s_per_gpu"] > 0, x["id"]
+        assert x["id"] not in ids and x["id"].replace("-rowwise", "") in ids, x["id"]

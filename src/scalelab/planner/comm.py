@@ -375,8 +375,10 @@ class _CollectiveList:
 
 def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
     """Tensor parallelism: 4 all-reduces (or reduce-scatter + all-gather pairs with sequence parallelism)
-    of ``tokens_mb * d_model`` activations per layer per micro-batch, 2 more per layer with full recompute;
-    in MoE layers whose experts have no TP only the attention block's pair per direction."""
+    of ``tokens_mb * d_model`` activations per layer per micro-batch, 2 more per layer with full recompute,
+    2 more all-gathers alone with a save policy that re-gathers the sequence-parallel inputs
+    (``SavePolicy.reruns_tp_all_gathers``: torchtitan's op-level SAC); in MoE layers whose experts have no
+    TP only the attention block's pair per direction."""
     model, train, layout = st.model, st.train, st.layout
     t, m, L_stage, moe_layers_stage = layout.tp, st.micro_batches, st.stage_layers, st.moe_layers_stage
     if t <= 1:
@@ -388,18 +390,21 @@ def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
         # Experts without TP: only the attention block's pair of all-reduces per direction remains
         # in MoE layers (the MLP output is combined by the EP all-to-all instead).
         calls = m * (per_layer * (L_stage - moe_layers_stage) + per_layer / 2 * moe_layers_stage)
+        regather = m * (2 * (L_stage - moe_layers_stage) + moe_layers_stage)
     else:
         calls = m * per_layer * L_stage
+        regather = m * 2 * L_stage
     if layout.sequence_parallel:
         acc.add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
+        ag_calls = calls + (regather if st.policy.reruns_tp_all_gathers else 0)
         if train.precision == "fp8":
             # torchao's Float8 TP casts a linear's sharded input (forward) and sharded output gradient
             # (backward) to fp8 before all-gathering it; reduce-scatters stay bf16
             # (torchao/float8/float8_tensor_parallel.py: Float8ColwiseParallel, Float8RowwiseParallel)
             acc.add("tp all-gather (SP, fp8)", "all_gather", "tp", t, 1, msg * tp_all_gather_fraction("fp8"),
-                    calls, True)
+                    ag_calls, True)
         else:
-            acc.add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, calls, True)
+            acc.add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, ag_calls, True)
     else:
         acc.add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
 

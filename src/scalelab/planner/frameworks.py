@@ -36,7 +36,18 @@ sets, and why:
   (``loss_parallel_logits_copies=4``); under PP, PyTorch's pipeline stage keeps every micro-batch's
   output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
-  bytes Megatron's fused kernels do.
+  bytes Megatron's fused kernels do (torchtitan as its docs/performance.md ran it, commit 9dec370 of
+  December 2024: the loss stays eager, ``train.py``'s ``torch.compile(loss_fn)`` is commented out).
+- ``torchtitan-compile-2025``: torchtitan with ``--training.compile`` from April 2025 on, which compiles
+  the loss too (commit bbb1b616e, pull request #1033: ``build_cross_entropy_loss`` wraps
+  ``cross_entropy(pred.float())`` in ``torch.compile``; the commits of the June 2025 benchmarks, 820504e and
+  e7c0cae, have it). Inductor fuses the upcast, log-softmax and its backward: the loss saves the bf16
+  logits and two fp32 statistics per row, and backward writes one bf16 gradient, so the vocabulary-wide
+  bytes at the loss's peak are 2 + 2 per element where the eager loss holds 2 + 3 x 4
+  (``logits_copies=0.5``: one bf16 buffer is half an fp32 one, beside ``logits_output_bytes=2``). With TP
+  the loss is DTensor's loss parallel, whose compiled form still saves an fp32 log-softmax output, so
+  ``loss_parallel_logits_copies=4`` stays. Both measured with torch's own compiler in
+  ``tests/planner/test_compiled_loss.py``.
 - ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
   Hugging Face's fp32 upcast of the logits, as torchtitan.
 - ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
@@ -149,6 +160,10 @@ _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_pa
                                   pp_keeps_stage_outputs=True, pp_microbatch_buffers=True,
                                   pp_stage_split="torchtitan")
 
+#: torchtitan since April 2025 with --training.compile: the loss is compiled too (2 + 2 bytes per logit)
+#: (one bf16 gradient = half an fp32 buffer; with TP, DTensor loss parallel's four fp32 buffers stay)
+_TORCHTITAN_COMPILED_LOSS = dataclasses.replace(_TORCHTITAN, logits_copies=0.5)
+
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("megatron", sources=(
@@ -174,6 +189,12 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "
         "Llama 3.1 8B on 8 H100 5,762 -> 6,667 tokens/s/GPU from compile alone)",)),
+    FrameworkProfile("torchtitan-compile-2025", memory=_TORCHTITAN_COMPILED_LOSS, pp_zero3_gather="step",
+                     cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
+        "torchtitan bbb1b616e (2025-04-02, pull request #1033) torchtitan/components/loss.py "
+        "build_cross_entropy_loss: torch.compile(loss_fn) with --training.compile ('compiled saved more "
+        "memory than chunked loss ever could', the pull request's discussion); the loss's saved tensors "
+        "measured in tests/planner/test_compiled_loss.py",)),
     FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, sources=(
         "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),

@@ -87,6 +87,18 @@ class SavePolicy:
         return self.full
 
     @property
+    def reruns_tp_all_gathers(self) -> bool:
+        """The backward gathers the sequence-parallel linear inputs again while the forward's other TP
+        collectives are not rerun: torchtitan's op-level SAC saves the outputs of ``reduce_scatter_tensor``
+        but not of ``all_gather_into_tensor`` (``_save_list`` in ``parallelize_llama.py``), so rebuilding
+        the column-parallel linears' inputs for their backward re-gathers them, two all-gathers per layer
+        and micro-batch. PyTorch lets collectives be recomputed inside a checkpointed region
+        (``torch/_functorch/partitioners.py`` of torch 2.13, the version read here: ``force_save_collectives``
+        skips nodes tagged for recompute; in eager mode the SAC dispatch mode replays them). Full recompute
+        reruns every forward collective (:attr:`reruns_tp_forward`)."""
+        return self.op_sac and not self.full
+
+    @property
     def reruns_attention(self) -> bool:
         """The attention core runs again in backward (CP gathers K, V again)."""
         return self.full or "core_attn" in self.recompute
