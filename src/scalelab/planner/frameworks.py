@@ -34,7 +34,10 @@ sets, and why:
   (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP);
   with TP its loss is DTensor's loss parallel, whose fused backward holds four fp32 logits buffers at once
   (``loss_parallel_logits_copies=4``); under PP, PyTorch's pipeline stage keeps every micro-batch's
-  output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``).
+  output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``); FSDP's Float8
+  all-gather (a row's ``zero3_gather_weight_bytes=1``) is only switched on with a data-parallel shard
+  degree above 1, so FSDP over CP ranks alone gathers bf16 (``low_precision_gather_needs_dp_shard``;
+  ``torchtitan/float8.py`` ``Float8Handler``).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do.
 - ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
@@ -151,7 +154,7 @@ _EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_cop
 #: torchtitan: eager conventions, and DTensor sequence parallelism saves the gathered linear inputs
 _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_parallel_logits_copies=4.0,
                                   pp_keeps_stage_outputs=True, pp_microbatch_buffers=True,
-                                  pp_stage_split="torchtitan")
+                                  pp_stage_split="torchtitan", low_precision_gather_needs_dp_shard=True)
 
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
