@@ -377,3 +377,30 @@ def test_torchtitan_stage_split_puts_the_remainder_on_the_middle_stages():
     assert (even.peak_stage, tt.peak_stage) == (2, 1)
     assert tt.get("layer_weights_bytes") == even.get("layer_weights_bytes")
     assert tt.total_bytes < even.total_bytes
+
+
+def test_float8_all_gather_falls_back_to_bf16_without_a_data_parallel_shard():
+    """``low_precision_gather_needs_dp_shard`` (torchtitan's Float8Handler: FSDP's Float8 all-gather only
+    with dp_shard > 1): FSDP over CP ranks alone gathers the 16-bit copy, twice the bytes of the Float8
+    gather; with a data-parallel shard, or without the convention, the row's 1 byte stands."""
+    import dataclasses
+
+    from scalelab import get_model
+    from scalelab.planner.frameworks import get_framework
+    from scalelab.planner.memory import MemoryConventions, memory_per_gpu
+
+    model = get_model("llama-3.1-8b")
+    train = TrainSpec(seq_len=8192, global_batch=16, precision="fp8")
+    lay = Layout(pp=2, cp=2, zero=3, zero3_gather="step", recompute="full")
+    fp8 = MemoryConventions(zero3_gather_weight_bytes=1.0)
+    tt = dataclasses.replace(fp8, low_precision_gather_needs_dp_shard=True)
+
+    def gathered(conv: MemoryConventions, dp: int) -> float:
+        return memory_per_gpu(model, train, lay, dp=dp, conventions=conv).get("zero3_unsharded_weights_bytes")
+
+    assert gathered(tt, dp=1) == pytest.approx(2 * gathered(fp8, dp=1))  # FSDP 1 x CP 2: bf16
+    assert gathered(tt, dp=2) == gathered(fp8, dp=2) == gathered(fp8, dp=1)  # FSDP 2 x CP 2: Float8
+    bf16 = MemoryConventions(low_precision_gather_needs_dp_shard=True)  # nothing to fall back from
+    assert gathered(bf16, dp=1) == gathered(MemoryConventions(), dp=1) == gathered(tt, dp=1)
+    assert get_framework("torchtitan").memory.low_precision_gather_needs_dp_shard
+    assert not get_framework("megatron").memory.low_precision_gather_needs_dp_shard

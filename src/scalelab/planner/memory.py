@@ -58,6 +58,7 @@ __all__ = [
     "pipeline_microbatch_buffers_bytes",
     "quantized_bytes_per_param",
     "zero3_gather_bytes",
+    "zero3_gather_weight_bytes_per_param",
     "zero_model_states_bytes",
 ]
 
@@ -155,6 +156,16 @@ class MemoryConventions:
         Bytes per parameter of the unsharded copy that ZeRO-3/FSDP gathers; ``None``: the 16-bit
         working copy (4 for fp32 training). FSDP2's Float8 all-gather gathers fp8 weights (1;
         torchtitan ``enable_fsdp_float8_all_gather``).
+    low_precision_gather_needs_dp_shard : bool
+        The low-precision gather of ``zero3_gather_weight_bytes`` (below the 16-bit copy) is only switched
+        on when the weights are sharded over data-parallel ranks, not over context-parallel ranks alone:
+        with a data-parallel shard degree (excluding CP) of 1 the gathered copy is 16-bit. torchtitan at
+        9dec370 (December 2024): ``torchtitan/float8.py`` ``Float8Handler.__init__`` sets
+        ``enable_fsdp_float8_all_gather = parallel_dims.dp_shard_enabled and
+        float8_config.enable_fsdp_float8_all_gather`` and ``parallel_dims.py`` has ``dp_shard_enabled =
+        dp_shard > 1``, while ``parallelize_llama.py`` still applies FSDP over the ``dp_shard_cp`` mesh when
+        CP is on; so FSDP 1 x CP 8 gathers bf16 weights whatever the config asks. See
+        :func:`zero3_gather_weight_bytes_per_param`.
     sp_saves_gathered_inputs : bool
         With sequence parallelism, the column-parallel linears (QKV, MLP in) save the all-gathered input
         (all T tokens, not T / tp): DTensor's ``SequenceParallel`` + ``ColwiseParallel`` in eager PyTorch
@@ -191,6 +202,7 @@ class MemoryConventions:
     comm_buffer_bytes: float = 0.0
     zero3_gather_weight_bytes: float | None = None
     zero3_unsharded_grad_bytes: float = 4.0
+    low_precision_gather_needs_dp_shard: bool = False
     sp_saves_gathered_inputs: bool = False
 
     def __post_init__(self) -> None:
@@ -771,23 +783,43 @@ def zero3_gather_bytes(full_layer_weight_bytes: float, full_layer_grad_bytes: fl
     return (conv.zero3_prefetch_layers * full_layer_weight_bytes + full_layer_grad_bytes) / conv.zero3_tiles
 
 
+def zero3_gather_weight_bytes_per_param(conv: MemoryConventions, precision: str,
+                                        dp_shard: float | None = None) -> float:
+    """Bytes per parameter of the unsharded copy ZeRO-3/FSDP gathers: ``zero3_gather_weight_bytes``, or
+    the 16-bit working copy (4 for fp32 training) when that is ``None``, or when
+    ``low_precision_gather_needs_dp_shard`` is set and the weights are sharded over no data-parallel rank
+    (``dp_shard``, the shard degree excluding CP, is 1; ``None``: not known, taken as sharded).
+
+    >>> tt = MemoryConventions(zero3_gather_weight_bytes=1.0, low_precision_gather_needs_dp_shard=True)
+    >>> [zero3_gather_weight_bytes_per_param(tt, "fp8", dp_shard=d) for d in (8, 1)]
+    [1.0, 2.0]
+    """
+    sixteen_bit = 4.0 if precision == "fp32" else 2.0
+    gw = conv.zero3_gather_weight_bytes
+    if gw is None:
+        return sixteen_bit
+    if conv.low_precision_gather_needs_dp_shard and gw < sixteen_bit and dp_shard is not None and dp_shard <= 1:
+        return sixteen_bit
+    return gw
+
+
 def zero3_unsharded_stage_bytes(*, n_params: float, n_trainable: float, layer_grad_bytes: float,
-                                conv: MemoryConventions, precision: str) -> tuple[float, float]:
+                                conv: MemoryConventions, precision: str,
+                                dp_shard: float | None = None) -> tuple[float, float]:
     """ZeRO-3 gathering once per step (``Layout.zero3_gather="step"``): the stage's parameters stay
     unsharded across the micro-batches, and their gradients accumulate unsharded until the last
     micro-batch's reduce-scatter (FSDP2 with ``reshard_after_forward=False`` and
     ``set_requires_gradient_sync(False)``: torchtitan under pipeline parallelism, whose schedule sets
     both). Returns (unsharded weights, unsharded gradients) in bytes: the gathered copy at
-    ``zero3_gather_weight_bytes`` (default 2, fp32 training 4), the accumulators at
-    ``zero3_unsharded_grad_bytes`` plus one layer's gradients in the compute dtype before the upcast.
+    :func:`zero3_gather_weight_bytes_per_param` (default 2, fp32 training 4; ``dp_shard`` is the
+    data-parallel shard degree excluding CP), the accumulators at ``zero3_unsharded_grad_bytes`` plus one
+    layer's gradients in the compute dtype before the upcast.
 
     >>> zero3_unsharded_stage_bytes(n_params=1e9, n_trainable=1e9, layer_grad_bytes=0.0,
     ...                             conv=MemoryConventions(), precision="bf16")
     (2000000000.0, 4000000000.0)
     """
-    gw = conv.zero3_gather_weight_bytes
-    if gw is None:
-        gw = 4.0 if precision == "fp32" else 2.0
+    gw = zero3_gather_weight_bytes_per_param(conv, precision, dp_shard)
     return n_params * gw, n_trainable * conv.zero3_unsharded_grad_bytes + layer_grad_bytes
 
 
@@ -1033,8 +1065,9 @@ def _layer_activations(model: ModelSpec, train: TrainSpec, layout: Layout, act: 
 class _StageInputs:
     """What every pipeline stage's memory is computed from: the inputs of :func:`memory_per_gpu`, the
     activation bytes per element ``act``, the micro-batches per step ``m_micro``, the model states of
-    :func:`_model_states` and the per-layer activations of :func:`_layer_activations` (bytes). A plain
-    slotted record, not frozen: a search builds one per candidate layout."""
+    :func:`_model_states`, the per-layer activations of :func:`_layer_activations` (bytes) and the dense
+    weights' data-parallel shard degree excluding CP, ``dp_shard`` (:func:`_shard_degrees`' over ``cp``).
+    A plain slotted record, not frozen: a search builds one per candidate layout."""
 
     model: ModelSpec
     train: TrainSpec
@@ -1047,6 +1080,7 @@ class _StageInputs:
     act_moe: float
     work_dense: float
     work_moe: float
+    dp_shard: float = 1.0
 
 
 def _stage_model_states(x: _StageInputs, n_dense: int, n_moe: int, first: bool, last: bool,
@@ -1119,7 +1153,7 @@ def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, l
         n_params=(n_dense * dense_layer["full_n"] + n_moe * moe_layer_st["full_n"] + emb_n),
         n_trainable=(n_dense * dense_layer["full_n_train"] + n_moe * moe_layer_st["full_n_train"]
                      + (emb_n if x.train.lora is None else 0.0)),
-        layer_grad_bytes=big["full_g"], conv=x.conv, precision=x.train.precision)
+        layer_grad_bytes=big["full_g"], conv=x.conv, precision=x.train.precision, dp_shard=x.dp_shard)
     r["zero3_unsharded_weights_bytes"], r["zero3_unsharded_grads_bytes"] = un
     return sum(un)
 
@@ -1232,7 +1266,8 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     m_micro = max(1, math.ceil(train.global_batch / (dp * b)))
     if train.global_batch % (dp * b):
         notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
-    x = _StageInputs(model, train, layout, conv, act, m_micro, ms, *_layer_activations(model, train, layout, act, conv))
+    x = _StageInputs(model, train, layout, conv, act, m_micro, ms, *_layer_activations(model, train, layout, act, conv),
+                     dp_shard=dense_z / layout.cp)
 
     first_moe = model.n_layers - model.n_moe_layers
     best: dict = {}
