@@ -61,13 +61,16 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from .layout import Layout, TrainSpec
 from .policy import SavePolicy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .memory import MemoryConventions
 
 Kind = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "p2p"]
 Link = Literal["intra", "inter"]
@@ -212,6 +215,41 @@ def param_gather_bytes(precision: str) -> float:
     return 4.0 if precision == "fp32" else 2.0
 
 
+def zero3_param_gather_bytes(model: ModelSpec, layout: Layout, precision: str, dp: int,
+                             conventions: MemoryConventions | None) -> tuple[float, float]:
+    """Bytes per parameter of the ZeRO-3/FSDP parameter all-gathers: (dense, routed-expert) parameters of
+    the most-loaded rank. What the memory model counts for the gathered copy
+    (:func:`~scalelab.planner.memory.zero3_gather_weight_bytes_per_param`): the 16-bit copy, or
+    ``zero3_gather_weight_bytes`` (FSDP2's Float8 all-gather sends fp8: torchao
+    ``WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather`` casts the shard to fp8 before the
+    all-gather); with ``low_precision_gather_linears_only`` only the blocks' weight matrices go in fp8,
+    the embedding, head and norms of the rank's share (:func:`local_params`) in 16 bits.
+
+    >>> from scalelab import get_model
+    >>> from scalelab.planner.memory import MemoryConventions
+    >>> m = get_model("llama-3.1-8b")
+    >>> zero3_param_gather_bytes(m, Layout(zero=3), "fp8", 8, None)
+    (2.0, 2.0)
+    >>> conv = MemoryConventions(zero3_gather_weight_bytes=1.0, low_precision_gather_linears_only=True)
+    >>> round(zero3_param_gather_bytes(m, Layout(zero=3), "fp8", 8, conv)[0], 3)   # 1.05B of 8.03B in bf16
+    1.131
+    """
+    from .memory import zero3_gather_weight_bytes_per_param
+
+    sixteen = param_gather_bytes(precision)
+    if conventions is None:
+        return sixteen, sixteen
+    gw = zero3_gather_weight_bytes_per_param(conventions, precision, dp)
+    if gw == sixteen or not conventions.low_precision_gather_linears_only:
+        return gw, gw
+    c = _counts(model)
+    dense, _ = local_params(model, layout)
+    per_stage = -(-model.n_layers // layout.pp)
+    matrices = (c.total - c.embedding - c.experts_routed - c.norms - c.router) / model.n_layers * per_stage / layout.tp
+    frac = min(1.0, matrices / dense) if dense > 0 else 1.0
+    return frac * gw + (1.0 - frac) * sixteen, gw
+
+
 #: How each CP implementation exchanges K,V (:class:`RingRecipe`): ``p2p`` passes blocks round the ring,
 #: one per step; ``allgather`` gathers the other ranks' K,V once per attention pass.
 ROTATE_METHODS = ("p2p", "allgather")
@@ -346,6 +384,8 @@ class _StepShape:
     """Bytes per activation element exchanged."""
     policy: SavePolicy
     """``layout.save_policy``: what the backward pass recomputes."""
+    gather_bytes: tuple[float, float] = (2.0, 2.0)
+    """Bytes per (dense, routed) parameter in ZeRO-3 all-gathers (:func:`zero3_param_gather_bytes`)."""
 
 
 class _CollectiveList:
@@ -504,16 +544,18 @@ def _dp_collectives(acc: _CollectiveList, st: _StepShape, trainable_fraction: fl
         groups.append(("edp", max(1, d * c * t // (e * layout.expert_tp)), layout.expert_tp * e, routed_p))
     for gname, n, stride, params in groups:
         if n > 1:
-            _zero_group_collectives(acc, st, gname, n, stride, params, trainable_fraction)
+            _zero_group_collectives(acc, st, gname, n, stride, params, trainable_fraction,
+                                    st.gather_bytes[gname == "edp"])
 
 
 def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n: int, stride: int,
-                            params: float, tf: float) -> None:
+                            params: float, tf: float, zero3_gather_bytes: float = 2.0) -> None:
     """The gradient and parameter collectives of one data-parallel group ``gname`` of ``n`` ranks spaced
     ``stride`` apart, whose ranks each hold ``params`` parameters (``tf`` of them trainable): ZeRO-0 one
     gradient all-reduce; ZeRO-1/2 a gradient reduce-scatter (ZeRO-2: per micro-batch) and a parameter
-    all-gather per step; ZeRO-3 the parameter all-gather for forward and backward of every micro-batch
-    (or once per step with ``zero3_gather="step"``); HSDP adds a replica all-reduce of the gradient shard."""
+    all-gather per step; ZeRO-3 the parameter all-gather, ``zero3_gather_bytes`` per parameter, for forward
+    and backward of every micro-batch (or once per step with ``zero3_gather="step"``); HSDP adds a replica
+    all-reduce of the gradient shard."""
     layout, train, m = st.layout, st.train, st.micro_batches
     g_bytes = gradient_reduce_bytes(train.precision)
     p_bytes = param_gather_bytes(train.precision)
@@ -534,8 +576,8 @@ def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n:
         # parameters gathered for forward and again for backward of every micro-batch, or once per step
         # when they stay unsharded across the micro-batches (``Layout.zero3_gather``)
         ag_calls = 1 if per_step else 2 * m
-        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes, ag_calls,
-                False)
+        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * zero3_gather_bytes,
+                ag_calls, False)
     else:
         acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1,
                 False)
@@ -554,6 +596,7 @@ def comm_per_step(
     trainable_fraction: float = 1.0,
     ep_nodes_per_token: int | None = None,
     cp_ring: RingRecipe | None = None,
+    memory_conventions: MemoryConventions | None = None,
 ) -> CommBreakdown:
     """Collectives one GPU runs in one optimizer step, with bytes, link and alpha-beta time.
 
@@ -571,6 +614,9 @@ def comm_per_step(
     cp_ring
         How context parallelism exchanges K,V and dK,dV (:class:`RingRecipe`, a framework profile's
         ``cp_ring``); ``None``: :data:`RING_TRANSFORMER_ENGINE`'s ring of bf16 sends.
+    memory_conventions
+        The memory model's conventions, for the bytes of ZeRO-3's parameter all-gathers
+        (:func:`zero3_param_gather_bytes`: fp8 with a Float8 all-gather); ``None``: the 16-bit copy.
 
     Returns
     -------
@@ -598,7 +644,9 @@ def comm_per_step(
     st = _StepShape(model, train, layout, dp=d, micro_batches=max(1, train.global_batch // (d * b)),
                     stage_layers=L_stage, moe_layers_stage=moe_layers_stage,
                     tokens_mb=b * s / c,  # tokens one rank's micro-batch holds (per cp shard)
-                    act_bytes=activation_bytes(train.precision), policy=layout.save_policy)
+                    act_bytes=activation_bytes(train.precision), policy=layout.save_policy,
+                    gather_bytes=(zero3_param_gather_bytes(model, layout, train.precision, d, memory_conventions)
+                                  if layout.zero == 3 else (2.0, 2.0)))
     acc = _CollectiveList(cluster)
     _tp_collectives(acc, st)
     _cp_collectives(acc, st, RING_TRANSFORMER_ENGINE if cp_ring is None else cp_ring)

@@ -37,7 +37,11 @@ sets, and why:
   output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``); FSDP's Float8
   all-gather (a row's ``zero3_gather_weight_bytes=1``) is only switched on with a data-parallel shard
   degree above 1, so FSDP over CP ranks alone gathers bf16 (``low_precision_gather_needs_dp_shard``;
-  ``torchtitan/float8.py`` ``Float8Handler``).
+  ``torchtitan/float8.py`` ``Float8Handler``), and only the blocks' ``Float8Linear`` weights gather in fp8,
+  the embeddings, norms and the bf16 head in bf16 (``low_precision_gather_linears_only``); FSDP2 keeps
+  fp32 parameter and gradient shards and no master or fp8 copy, 16 bytes per sharded parameter with Adam
+  in bf16 and fp8 alike (``fp32_param_shards``); under an interleaved schedule of one round each stage
+  reduces and frees its fp32 accumulators at its own last backward (``pp_reduce_per_stage``).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do (torchtitan as its docs/performance.md ran it, commit 9dec370 of
   December 2024: the loss stays eager, ``train.py``'s ``torch.compile(loss_fn)`` is commented out).
@@ -161,7 +165,9 @@ _EAGER = MemoryConventions(swiglu_saved_widths=4.0, logits_bytes=4.0, logits_cop
 #: torchtitan: eager conventions, and DTensor sequence parallelism saves the gathered linear inputs
 _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_parallel_logits_copies=4.0,
                                   pp_keeps_stage_outputs=True, pp_microbatch_buffers=True,
-                                  pp_stage_split="torchtitan", low_precision_gather_needs_dp_shard=True)
+                                  pp_stage_split="torchtitan", low_precision_gather_needs_dp_shard=True,
+                                  fp32_param_shards=True, low_precision_gather_linears_only=True,
+                                  pp_reduce_per_stage=True)
 
 #: torchtitan since April 2025 with --training.compile: the loss is compiled too (2 + 2 bytes per logit)
 #: (one bf16 gradient = half an fp32 buffer; with TP, DTensor loss parallel's four fp32 buffers stay)

@@ -175,6 +175,41 @@ class MemoryConventions:
         Bytes per element of the unsharded gradients that accumulate across micro-batches when ZeRO-3
         gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype,
         fp32 in torchtitan (``FSDPParam.to_accumulated_grad_if_needed``).
+    fp32_param_shards : bool
+        The stored (sharded) parameters are the fp32 ones the optimizer updates: 4 bytes of weight and 4
+        of (fp32, sharded) gradient per parameter besides the optimizer states, no master copy and no
+        persistent low-precision working copy, whatever the precision recipe says; the copy that ZeRO-3
+        gathers is counted at :func:`zero3_gather_weight_bytes_per_param` (bf16, or fp8 with a Float8
+        all-gather), never at the stored fp32. FSDP2 as torchtitan runs it: the model is built in fp32
+        (``train.py`` at 9dec370), ``apply_fsdp`` (``torchtitan/parallelisms/parallelize_llama.py``) shards
+        it with ``MixedPrecisionPolicy(param_dtype=bfloat16, reduce_dtype=float32)`` (config_manager's
+        ``mixed_precision_param`` / ``mixed_precision_reduce`` defaults), which casts to bf16 only in the
+        all-gather and writes the reduce-scatter's fp32 output into the fp32 sharded ``.grad``; torchao's
+        dynamic-scaling ``Float8Linear`` (eab345c) casts its weight to fp8 in every forward and caches no
+        fp8 copy (with ``enable_fsdp_float8_all_gather`` ``WeightWithDynamicFloat8CastTensor.
+        fsdp_pre_all_gather`` casts the fp32 shard). Adam: 4 + 4 + 8 = 16 bytes per sharded parameter
+        for bf16 and fp8 alike, where the ``fp8`` recipe's Transformer Engine convention (bf16 weight,
+        cached fp8 copy, fp32 master and gradient) counts 19. Applies without LoRA.
+    low_precision_gather_linears_only : bool
+        The low-precision gather of ``zero3_gather_weight_bytes`` covers only the transformer blocks'
+        weight matrices; embeddings, norms (and the router) and the LM head are gathered as the 16-bit
+        copy. torchao's ``convert_to_float8_training`` swaps ``nn.Linear`` modules only, and torchtitan's
+        ``Float8Handler.convert_to_float8_training`` (``torchtitan/float8.py`` at 9dec370) skips the head
+        (``module_filter_fn=lambda mod, fqn: fqn != "output"``): only ``Float8Linear`` weights are
+        ``WeightWithDynamicFloat8CastTensor`` and gather in fp8; ``tok_embeddings`` (``nn.Embedding``), the
+        RMSNorm weights and ``output`` gather in bf16. Used by the memory model and by the ZeRO-3
+        all-gather bytes of :func:`~scalelab.planner.comm.comm_per_step`.
+    pp_reduce_per_stage : bool
+        With an interleaved schedule (``interleave > 1``) whose micro-batches make one round
+        (``m < 2 pp``), a pipeline rank never holds two of its stages' unsharded fp32 gradient
+        accumulators at once: only its largest stage's are counted (``Layout.zero3_gather="step"``).
+        torch's ``PipelineScheduleMulti._step_microbatches`` counts ``last_backward`` per stage
+        (``backward_counter[stage_index] == n_microbatches``) and the stage's ``backward_maybe_with_nosync``
+        then calls FSDP's ``run_post_backward`` on that stage's module alone (each stage module is its
+        own FSDP root), which reduce-scatters and frees its accumulators; ``ScheduleInterleaved1F1B``
+        orders a rank's backwards by ``backward_stage_index``, its last local stage first for one round
+        of ``microbatches_per_round`` micro-batches (``number_of_rounds = max(1, m // pp)``), so with one
+        round every backward of a later stage ends before the first of an earlier one.
     """
 
     activation_bytes: float | None = None
@@ -204,6 +239,9 @@ class MemoryConventions:
     zero3_unsharded_grad_bytes: float = 4.0
     low_precision_gather_needs_dp_shard: bool = False
     sp_saves_gathered_inputs: bool = False
+    fp32_param_shards: bool = False
+    low_precision_gather_linears_only: bool = False
+    pp_reduce_per_stage: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
@@ -805,22 +843,29 @@ def zero3_gather_weight_bytes_per_param(conv: MemoryConventions, precision: str,
 
 def zero3_unsharded_stage_bytes(*, n_params: float, n_trainable: float, layer_grad_bytes: float,
                                 conv: MemoryConventions, precision: str,
-                                dp_shard: float | None = None) -> tuple[float, float]:
+                                dp_shard: float | None = None, n_sixteen_bit: float = 0.0) -> tuple[float, float]:
     """ZeRO-3 gathering once per step (``Layout.zero3_gather="step"``): the stage's parameters stay
     unsharded across the micro-batches, and their gradients accumulate unsharded until the last
     micro-batch's reduce-scatter (FSDP2 with ``reshard_after_forward=False`` and
     ``set_requires_gradient_sync(False)``: torchtitan under pipeline parallelism, whose schedule sets
     both). Returns (unsharded weights, unsharded gradients) in bytes: the gathered copy at
     :func:`zero3_gather_weight_bytes_per_param` (default 2, fp32 training 4; ``dp_shard`` is the
-    data-parallel shard degree excluding CP), the accumulators at ``zero3_unsharded_grad_bytes`` plus one
-    layer's gradients in the compute dtype before the upcast.
+    data-parallel shard degree excluding CP; ``n_sixteen_bit`` of the ``n_params`` always at the 16-bit
+    copy: with ``low_precision_gather_linears_only`` the embeddings, norms and head), the accumulators at
+    ``zero3_unsharded_grad_bytes`` plus one layer's gradients in the compute dtype before the upcast.
 
     >>> zero3_unsharded_stage_bytes(n_params=1e9, n_trainable=1e9, layer_grad_bytes=0.0,
     ...                             conv=MemoryConventions(), precision="bf16")
     (2000000000.0, 4000000000.0)
+    >>> fp8_gather = MemoryConventions(zero3_gather_weight_bytes=1.0)
+    >>> zero3_unsharded_stage_bytes(n_params=1e9, n_trainable=0.0, layer_grad_bytes=0.0, conv=fp8_gather,
+    ...                             precision="fp8", n_sixteen_bit=1e8)[0]
+    1100000000.0
     """
     gw = zero3_gather_weight_bytes_per_param(conv, precision, dp_shard)
-    return n_params * gw, n_trainable * conv.zero3_unsharded_grad_bytes + layer_grad_bytes
+    sixteen_bit = 4.0 if precision == "fp32" else 2.0
+    weights = (n_params - n_sixteen_bit) * gw + n_sixteen_bit * sixteen_bit
+    return weights, n_trainable * conv.zero3_unsharded_grad_bytes + layer_grad_bytes
 
 
 def pipeline_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float) -> float:
@@ -947,9 +992,19 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
         trainable = counts.total
         base_q = 0.0
     wb = rec.weight_bytes if conv.weight_bytes is None else conv.weight_bytes
-    gb = rec.grad_bytes
+    gb = rec.grad_bytes  # the unsharded gradients of one layer (ZeRO-3 gather buffers)
     mb = rec.master_bytes if conv.master_weight_bytes is None else conv.master_weight_bytes
     copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
+    gb_kept = gb  # the gradients a rank keeps (sharded from ZeRO-2)
+    # the copy ZeRO-3 gathers, bytes per parameter: matrices (low-precision gather) and the rest
+    g16 = 4.0 if train.precision == "fp32" else 2.0
+    g_mat = zero3_gather_weight_bytes_per_param(conv, train.precision, dense_z / layout.cp)
+    g_rest = g16 if conv.low_precision_gather_linears_only else g_mat
+    fp32_shards = conv.fp32_param_shards and lora is None
+    if fp32_shards:  # FSDP2 with fp32 parameters (MemoryConventions.fp32_param_shards)
+        wb = 4.0 if conv.weight_bytes is None else conv.weight_bytes
+        mb = 0.0 if conv.master_weight_bytes is None else conv.master_weight_bytes
+        gb_kept, copy = 4.0, 0.0
 
     def opt_b(kind_mats: list[tuple[int, int]], n: float) -> float:
         return _optimizer_bytes_per_param(train, conv, kind_mats, n)
@@ -982,16 +1037,18 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
     def states(buckets: list[Bucket]) -> dict[str, float]:
         """Weights, grads, optimizer bytes after ZeRO, unsharded weight bytes (for ZeRO-3 gathers), and
         the parameters whose optimizer states this rank owns (for offload traffic)."""
-        w = g = o = full_w = full_g = n_opt = full_n = full_n_train = 0.0
+        w = g = o = full_w = full_g = n_opt = full_n = full_n_train = full_n_16 = 0.0
         for n, ob, is_exp, n_lora, quantisable in buckets:
             full_n += n + n_lora
             full_n_train += n if lp is None else n_lora
+            if not quantisable and conv.low_precision_gather_linears_only:
+                full_n_16 += n + n_lora
             z = expert_z if is_exp else dense_z
             zw, zg, zo = (z if zero >= 3 else 1), (z if zero >= 2 else 1), (z if zero >= 1 else 1)
             if lp is None:
                 w += (wb + copy) * n / zw
-                full_w += (wb + copy) * n
-                g += gb * n / zg
+                full_w += ((g_mat if quantisable else g_rest) if fp32_shards else wb + copy) * n
+                g += gb_kept * n / zg
                 full_g += gb * n
                 o += (mb + ob) * n / zo
                 n_opt += n / zo
@@ -1006,7 +1063,7 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
                 o += (mb + opt_vec) * n_lora / zo
                 n_opt += n_lora / zo
         return {"w": w, "g": g, "o": o, "full_w": full_w, "full_g": full_g, "n_opt": n_opt, "full_n": full_n,
-                "full_n_train": full_n_train}
+                "full_n_train": full_n_train, "full_n_16": full_n_16}
 
     dense_layer = states(layer_buckets(False))
     moe_layer_st = states(layer_buckets(True)) if is_moe else dense_layer
@@ -1020,7 +1077,7 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
         if lp is not None:  # frozen and kept 16-bit by LoRA/QLoRA
             return {"w": 2.0 * n / zw, "g": 0.0, "o": 0.0, "n_opt": 0.0}
         o = (mb * n + opt_emb * n_tp / t + opt_rep * n_rep) / zo
-        return {"w": (wb + copy) * n / zw, "g": gb * n / zg, "o": o, "n_opt": n / zo}
+        return {"w": (wb + copy) * n / zw, "g": gb_kept * n / zg, "o": o, "n_opt": n / zo}
 
     return {"dense_layer": dense_layer, "moe_layer": moe_layer_st, "embed_states": embed_states,
             "trainable": trainable, "emb_in": emb_in, "pos": pos, "head": head, "final_norm": final_norm,
@@ -1134,26 +1191,38 @@ def _stage_edge_bytes(x: _StageInputs, first: bool, last: bool, inflight: float,
 
 
 def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, last: bool, big: dict,
-                       r: dict[str, float]) -> float:
+                       r: dict[str, float], stages: tuple[tuple[int, int], ...] = ()) -> float:
     """ZeRO-3 buffers of a stage, bytes: its unsharded weights and gradients when gathering once per step
-    (``zero3_gather="step"``), else the gather buffers of the largest layer ``big``. Records them in ``r``.
-    Only for ``zero == 3``."""
-    layout, ms = x.layout, x.states
+    (``zero3_gather="step"``), else the gather buffers of the largest layer ``big``. ``stages``: the
+    (dense, MoE) layer counts of each of the rank's local stages, in order (for ``pp_reduce_per_stage``).
+    Records them in ``r``. Only for ``zero == 3``."""
+    layout, ms, conv = x.layout, x.states, x.conv
     if layout.zero3_gather != "step":
-        r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], x.conv)
+        r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
         return r["zero3_gather_bytes"]
     t, p = layout.tp, layout.pp
     dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
-    emb_n = 0.0
-    if first:
-        emb_n += ms["emb_in"] / t + ms["pos"]
-    if last:
-        emb_n += (ms["head"] if (not x.model.tied_embeddings or p > 1) else 0.0) / t + ms["final_norm"]
+    emb_first = ms["emb_in"] / t + ms["pos"]
+    emb_last = (ms["head"] if (not x.model.tied_embeddings or p > 1) else 0.0) / t + ms["final_norm"]
+    emb_n = (emb_first if first else 0.0) + (emb_last if last else 0.0)
+    lora = x.train.lora is not None
+
+    def trainable(nd: int, nm: int, emb: float) -> float:
+        return nd * dense_layer["full_n_train"] + nm * moe_layer_st["full_n_train"] + (0.0 if lora else emb)
+
+    n_trainable = trainable(n_dense, n_moe, emb_n)
+    if conv.pp_reduce_per_stage and layout.interleave > 1 and x.m_micro < 2 * p and len(stages) > 1:
+        # one round: each local stage reduces and frees its accumulators before the next one's first backward
+        v = len(stages)
+        n_trainable = max(trainable(nd, nm, (emb_first if first and j == 0 else 0.0)
+                                    + (emb_last if last and j == v - 1 else 0.0))
+                          for j, (nd, nm) in enumerate(stages))
     un = zero3_unsharded_stage_bytes(
         n_params=(n_dense * dense_layer["full_n"] + n_moe * moe_layer_st["full_n"] + emb_n),
-        n_trainable=(n_dense * dense_layer["full_n_train"] + n_moe * moe_layer_st["full_n_train"]
-                     + (emb_n if x.train.lora is None else 0.0)),
-        layer_grad_bytes=big["full_g"], conv=x.conv, precision=x.train.precision, dp_shard=x.dp_shard)
+        n_trainable=n_trainable, layer_grad_bytes=big["full_g"], conv=conv, precision=x.train.precision,
+        dp_shard=x.dp_shard,
+        n_sixteen_bit=(n_dense * dense_layer["full_n_16"] + n_moe * moe_layer_st["full_n_16"]
+                       + (emb_n if conv.low_precision_gather_linears_only else 0.0)))
     r["zero3_unsharded_weights_bytes"], r["zero3_unsharded_grads_bytes"] = un
     return sum(un)
 
@@ -1176,8 +1245,10 @@ def _stage_cp_bytes(x: _StageInputs, r: dict[str, float]) -> float:
     return r["cp_ring_buffers_bytes"]
 
 
-def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int) -> dict:
-    """Memory of pipeline rank ``rank`` holding ``n_dense`` dense and ``n_moe`` MoE layers, bytes per GPU:
+def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int,
+                  stages: tuple[tuple[int, int], ...] = ()) -> dict:
+    """Memory of pipeline rank ``rank`` holding ``n_dense`` dense and ``n_moe`` MoE layers (``stages``: the
+    (dense, MoE) layers of each of its local stages), bytes per GPU:
     weights ``w``, gradients ``g``, optimizer ``o`` (after offload), activations ``acts``, everything else
     ``other``, their ``total``, host and NVMe bytes, PCIe and NVMe traffic per step, and ``detail``.
     The terms that a layout does not have are skipped here rather than in their functions: ``other`` is a
@@ -1194,7 +1265,7 @@ def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int) -> dict:
     big = moe_layer_st if (n_moe and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
     other = _stage_edge_bytes(x, first, last, inflight, r) if (first or last) else 0.0
     if zero >= 3:
-        other += _stage_zero3_bytes(x, n_dense, n_moe, first, last, big, r)
+        other += _stage_zero3_bytes(x, n_dense, n_moe, first, last, big, r, stages)
     if p > 1:
         other += _stage_pipeline_bytes(x, rank, inflight, r)
     if layout.cp > 1:
@@ -1273,15 +1344,16 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     best: dict = {}
     seen: set[tuple] = set()
     for i, ranges in enumerate(_stage_layers(model.n_layers, p, v, conv.pp_stage_split)):
-        n_moe_i = sum(max(0, hi - max(lo, first_moe)) for lo, hi in ranges)
-        n_dense_i = sum(hi - lo for lo, hi in ranges) - n_moe_i
+        stages = tuple((hi - lo - max(0, hi - max(lo, first_moe)), max(0, hi - max(lo, first_moe)))
+                       for lo, hi in ranges)
+        n_dense_i, n_moe_i = sum(d for d, _ in stages), sum(e for _, e in stages)
         # In-flight microbatches never grow with the stage index, so among stages with the same layers
         # the earliest one holds the most: evaluate only that one (keeps large pp cheap for the search).
-        key = (n_moe_i, n_dense_i, i == 0, i == p - 1)
+        key = (stages, i == 0, i == p - 1)
         if key in seen:
             continue
         seen.add(key)
-        res = _stage_memory(x, i, n_dense_i, n_moe_i)
+        res = _stage_memory(x, i, n_dense_i, n_moe_i, stages)
         if not best or res["total"] > best["total"]:
             best = res
 

@@ -601,7 +601,8 @@ def _memory_and_comm(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, l
                        f"{cluster.gpu.host_memory_bytes_per_gpu / GiB:.1f} GiB available")
     comm = comm_per_step(model, cluster, train, layout, dp=dp,
                          trainable_fraction=_trainable_fraction(model, train, memory),
-                         ep_nodes_per_token=fw.ep_nodes_per_token, cp_ring=fw.cp_ring)
+                         ep_nodes_per_token=fw.ep_nodes_per_token, cp_ring=fw.cp_ring,
+                         memory_conventions=fw.memory_conventions)
     return memory, comm
 
 

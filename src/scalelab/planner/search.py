@@ -689,7 +689,7 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                                     nvme_state_bytes=getattr(mem, "nvme_bytes", 0) or 0)
         dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp,
                                 trainable_fraction=_trainable_fraction(model, train, mem),
-                                ep_nodes_per_token=sp.fw.ep_nodes_per_token)
+                                ep_nodes_per_token=sp.fw.ep_nodes_per_token, memory_conventions=sp.memory_conventions)
         eff = cluster.gpu.matmul_efficiency if sp.fw.efficiency is None else sp.fw.efficiency
         # the fewest all-to-alls of the save policies searched, against lay0's (the policy that recomputes most)
         ep_floor = sp.ep_volume_floor(lay0.recompute)
