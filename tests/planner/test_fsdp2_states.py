@@ -99,3 +99,22 @@ def test_one_round_interleaved_schedule_holds_one_stage_of_accumulators():
     assert (memory_per_gpu(MODEL, TrainSpec(seq_len=4096, global_batch=64), one_f1b, dp=8, conventions=TT).total_bytes
             == memory_per_gpu(MODEL, TrainSpec(seq_len=4096, global_batch=64), one_f1b, dp=8,
                               conventions=off).total_bytes)
+
+
+def test_fsdp2_root_stays_gathered_and_keeps_the_head_gradient():
+    """Without PP FSDP2's root group (embedding, final norm, head) is never resharded after forward and
+    reduces at the end of backward: its bf16 copy (even under a Float8 all-gather) and the head's bf16
+    gradient are held beside the blocks' gather buffers; under PP gathering once per step they are part of
+    the stage's unsharded parameters already."""
+    v, h = MODEL.vocab_size, MODEL.d_model
+    off = dataclasses.replace(TT, fsdp_root_unsharded=False)
+    for conv in (TT, dataclasses.replace(TT, zero3_gather_weight_bytes=1.0)):
+        on_mem = memory_per_gpu(MODEL, FP8, Layout(zero=3), dp=8, conventions=conv)
+        off_mem = memory_per_gpu(MODEL, FP8, Layout(zero=3), dp=8,
+                                 conventions=dataclasses.replace(conv, fsdp_root_unsharded=False))
+        root = 2.0 * (2 * v * h + h) + 2.0 * v * h  # embedding, head, final norm + the head's gradient
+        assert on_mem.total_bytes - off_mem.total_bytes == pytest.approx(root, rel=1e-9)
+        assert on_mem.get("zero3_root_unsharded_bytes") == pytest.approx(root, rel=1e-9)
+    pp = Layout(pp=2, zero=3, zero3_gather="step", recompute="full")
+    assert (memory_per_gpu(MODEL, FP8, pp, dp=8, conventions=TT).total_bytes
+            == memory_per_gpu(MODEL, FP8, pp, dp=8, conventions=off).total_bytes)

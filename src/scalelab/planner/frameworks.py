@@ -41,7 +41,9 @@ sets, and why:
   the embeddings, norms and the bf16 head in bf16 (``low_precision_gather_linears_only``); FSDP2 keeps
   fp32 parameter and gradient shards and no master or fp8 copy, 16 bytes per sharded parameter with Adam
   in bf16 and fp8 alike (``fp32_param_shards``); under an interleaved schedule of one round each stage
-  reduces and frees its fp32 accumulators at its own last backward (``pp_reduce_per_stage``).
+  reduces and frees its fp32 accumulators at its own last backward (``pp_reduce_per_stage``); without
+  PP, FSDP2's root group (embedding, final norm, head) stays gathered for the whole step and the head's
+  gradient unsharded through backward (``fsdp_root_unsharded``).
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do (torchtitan as its docs/performance.md ran it, commit 9dec370 of
   December 2024: the loss stays eager, ``train.py``'s ``torch.compile(loss_fn)`` is commented out).
@@ -167,7 +169,7 @@ _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_pa
                                   pp_keeps_stage_outputs=True, pp_microbatch_buffers=True,
                                   pp_stage_split="torchtitan", low_precision_gather_needs_dp_shard=True,
                                   fp32_param_shards=True, low_precision_gather_linears_only=True,
-                                  pp_reduce_per_stage=True)
+                                  pp_reduce_per_stage=True, fsdp_root_unsharded=True)
 
 #: torchtitan since April 2025 with --training.compile: the loss is compiled too (2 + 2 bytes per logit)
 #: (one bf16 gradient = half an fp32 buffer; with TP, DTensor loss parallel's four fp32 buffers stay)

@@ -48,6 +48,7 @@ __all__ = [
     "activation_bytes_per_layer",
     "cp_ring_buffer_bytes",
     "embedding_activation_bytes",
+    "fsdp_root_unsharded_bytes",
     "inference_weights_bytes",
     "logits_buffer_bytes",
     "lora_trainable_params",
@@ -175,6 +176,20 @@ class MemoryConventions:
         Bytes per element of the unsharded gradients that accumulate across micro-batches when ZeRO-3
         gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype,
         fp32 in torchtitan (``FSDPParam.to_accumulated_grad_if_needed``).
+    fsdp_root_unsharded : bool
+        ZeRO-3 gathering per micro-batch: the parameters outside the wrapped transformer blocks (the
+        embedding, final norm and head: FSDP2's root group) stay gathered from their forward to the end of
+        backward, and the head's unsharded (16-bit) gradient from the head's backward to the end of
+        backward. torch's FSDP2 never reshards the root after forward (``FSDPState._lazy_init``: "For the
+        root, do not reshard after forward since for training, the parameters would be freed and
+        all-gathered immediately": ``post_forward_mesh_info = None``), and a group whose forward inputs
+        need no gradient (the root's token ids) gets no post-backward hook
+        (``FSDPParamGroup._register_post_backward_hook``) and reduces in the final callback
+        (``_root_post_backward_final_callback``). torchtitan wraps each block and then the whole model
+        (``apply_fsdp``: ``fully_shard(model, ...)``), whose own parameters are ``tok_embeddings``, ``norm``
+        and ``output``. Under pipeline parallelism with ``zero3_gather="step"`` they are counted with the
+        stage's unsharded parameters already. Counted at the 16-bit copy (the head and embedding gather in
+        bf16 under torchtitan's Float8) unless ``low_precision_gather_linears_only`` is off.
     fp32_param_shards : bool
         The stored (sharded) parameters are the fp32 ones the optimizer updates: 4 bytes of weight and 4
         of (fp32, sharded) gradient per parameter besides the optimizer states, no master copy and no
@@ -242,6 +257,7 @@ class MemoryConventions:
     fp32_param_shards: bool = False
     low_precision_gather_linears_only: bool = False
     pp_reduce_per_stage: bool = False
+    fsdp_root_unsharded: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
@@ -841,6 +857,24 @@ def zero3_gather_weight_bytes_per_param(conv: MemoryConventions, precision: str,
     return gw
 
 
+def fsdp_root_unsharded_bytes(n_root: float, n_head_grad: float, conv: MemoryConventions, precision: str,
+                              dp_shard: float | None = None) -> float:
+    """ZeRO-3 gathering per micro-batch with ``fsdp_root_unsharded``: the gathered copy of the ``n_root``
+    parameters outside the wrapped blocks (embedding, final norm, head on this rank, after TP), kept for
+    the whole step, and the 16-bit unsharded gradient of the ``n_head_grad`` head parameters, kept from
+    the head's backward to the end of backward, bytes. The copy is 16-bit with
+    ``low_precision_gather_linears_only`` (torchao converts no embedding and torchtitan skips the head),
+    else :func:`zero3_gather_weight_bytes_per_param`.
+
+    >>> round(fsdp_root_unsharded_bytes(1e9, 5e8, MemoryConventions(), "bf16") / 1e9, 3)
+    3.0
+    """
+    sixteen_bit = 4.0 if precision == "fp32" else 2.0
+    gw = sixteen_bit if conv.low_precision_gather_linears_only else zero3_gather_weight_bytes_per_param(
+        conv, precision, dp_shard)
+    return n_root * gw + n_head_grad * sixteen_bit
+
+
 def zero3_unsharded_stage_bytes(*, n_params: float, n_trainable: float, layer_grad_bytes: float,
                                 conv: MemoryConventions, precision: str,
                                 dp_shard: float | None = None, n_sixteen_bit: float = 0.0) -> tuple[float, float]:
@@ -1197,15 +1231,20 @@ def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, l
     (dense, MoE) layer counts of each of the rank's local stages, in order (for ``pp_reduce_per_stage``).
     Records them in ``r``. Only for ``zero == 3``."""
     layout, ms, conv = x.layout, x.states, x.conv
-    if layout.zero3_gather != "step":
-        r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
-        return r["zero3_gather_bytes"]
     t, p = layout.tp, layout.pp
-    dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
     emb_first = ms["emb_in"] / t + ms["pos"]
-    emb_last = (ms["head"] if (not x.model.tied_embeddings or p > 1) else 0.0) / t + ms["final_norm"]
+    head_n = (ms["head"] if (not x.model.tied_embeddings or p > 1) else 0.0) / t
+    emb_last = head_n + ms["final_norm"]
     emb_n = (emb_first if first else 0.0) + (emb_last if last else 0.0)
     lora = x.train.lora is not None
+    if layout.zero3_gather != "step":
+        r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
+        if conv.fsdp_root_unsharded and emb_n:
+            r["zero3_root_unsharded_bytes"] = fsdp_root_unsharded_bytes(
+                emb_n, 0.0 if (lora or not last) else head_n, conv, x.train.precision, x.dp_shard)
+            return r["zero3_gather_bytes"] + r["zero3_root_unsharded_bytes"]
+        return r["zero3_gather_bytes"]
+    dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
 
     def trainable(nd: int, nm: int, emb: float) -> float:
         return nd * dense_layer["full_n_train"] + nm * moe_layer_st["full_n_train"] + (0.0 if lora else emb)
