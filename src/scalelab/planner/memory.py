@@ -1383,9 +1383,15 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     best: dict = {}
     seen: set[tuple] = set()
     for i, ranges in enumerate(_stage_layers(model.n_layers, p, v, conv.pp_stage_split)):
-        stages = tuple((hi - lo - max(0, hi - max(lo, first_moe)), max(0, hi - max(lo, first_moe)))
-                       for lo, hi in ranges)
-        n_dense_i, n_moe_i = sum(d for d, _ in stages), sum(e for _, e in stages)
+        if len(ranges) == 1:  # one stage per rank (no interleaving, or the even split): the common case
+            lo, hi = ranges[0]
+            n_moe_i = hi - lo if lo >= first_moe else max(0, hi - first_moe)
+            n_dense_i = hi - lo - n_moe_i
+            stages: tuple[tuple[int, int], ...] = ((n_dense_i, n_moe_i),)
+        else:
+            stages = tuple((hi - lo - max(0, hi - max(lo, first_moe)), max(0, hi - max(lo, first_moe)))
+                           for lo, hi in ranges)
+            n_dense_i, n_moe_i = sum(d for d, _ in stages), sum(e for _, e in stages)
         # In-flight microbatches never grow with the stage index, so among stages with the same layers
         # the earliest one holds the most: evaluate only that one (keeps large pp cheap for the search).
         key = (stages, i == 0, i == p - 1)
