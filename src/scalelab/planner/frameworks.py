@@ -111,6 +111,11 @@ class FrameworkProfile:
         fp8 GEMMs' efficiency, a bf16 LM head (:class:`~scalelab.planner.step_time.Float8Recipe`; every
         profile: torchao's tensorwise Float8 as torchtitan's published runs used it). Override with
         ``dataclasses.replace(get_framework(name), float8=Float8Recipe(...))``; ``FLOAT8_IDEAL`` charges nothing.
+    separate_qkv : bool
+        Its attention runs the query, key and value projections as three GEMMs (torchtitan's ``wq``,
+        ``wk``, ``wv``; Hugging Face's ``q_proj``, ``k_proj``, ``v_proj``) rather than Megatron-LM's fused
+        ``linear_qkv``: with GQA and TP the key and value GEMMs are narrow (Llama 3.1 8B at TP8: N = 128)
+        and the per-GEMM roofline finds them memory-bound (:mod:`~scalelab.planner.gemm`).
     cp_ring : RingRecipe
         What its context parallelism moves between ranks and, per ring step, in HBM
         (:class:`~scalelab.planner.comm.RingRecipe`): TransformerEngine's ring of K,V sends and fused
@@ -133,6 +138,7 @@ class FrameworkProfile:
     efficiency_scale: float = 1.0
     pp_zero3_gather: str | None = None
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
+    separate_qkv: bool = False
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
     sources: tuple[str, ...] = ()
 
@@ -181,21 +187,24 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),
     FrameworkProfile("torchtitan", memory=_TORCHTITAN, fused_elementwise=False, pp_zero3_gather="step",
+                     separate_qkv=True,
                      cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
         "(compile off): one kernel per elementwise op",)),
     FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step", cp_ring=RING_TORCH_ALLGATHER,
+                     separate_qkv=True,
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "
         "Llama 3.1 8B on 8 H100 5,762 -> 6,667 tokens/s/GPU from compile alone)",)),
     FrameworkProfile("torchtitan-compile-2025", memory=_TORCHTITAN_COMPILED_LOSS, pp_zero3_gather="step",
+                     separate_qkv=True,
                      cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan bbb1b616e (2025-04-02, pull request #1033) torchtitan/components/loss.py "
         "build_cross_entropy_loss: torch.compile(loss_fn) with --training.compile ('compiled saved more "
         "memory than chunked loss ever could', the pull request's discussion); the loss's saved tensors "
         "measured in tests/planner/test_compiled_loss.py",)),
-    FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, sources=(
+    FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, separate_qkv=True, sources=(
         "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
                      policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0,
