@@ -4,10 +4,10 @@ The step-time model times the linear layers at one efficiency per device (``GPUS
 set on large training GEMMs). A GEMM whose per-rank N or K is small does few FLOPs per byte it moves:
 ``(M, K) x (K, N)`` does ``2 M K N`` FLOPs and reads ``M K + K N`` elements and writes ``M N``, so for
 large M its arithmetic intensity tends to ``2 K N / (b_in K + b_out N)`` FLOPs per byte, which for
-``N = 128`` (a GQA key or value projection split over 8 ranks) is about 124 in bf16, below an H100's
-ridge point (0.54 x 989 TFLOP/s over 0.8 x 2.4 TB/s = 278 FLOP/B on the 500 W HBM2e part). FP8 GEMMs
-read 1-byte inputs but write bf16 outputs and run at twice the peak, so their ridge point is about twice
-as high and they turn memory-bound at about twice the width.
+``N = 128`` (a GQA key or value projection split over 8 ranks) is about 124 in bf16, below the ridge
+point of the 500 W HBM2e H100 torchtitan ran on (0.54 x 912.5 TFLOP/s over 0.8 x 2.4 TB/s = 257 FLOP/B).
+FP8 GEMMs read 1-byte inputs but write bf16 outputs and run at twice the peak, so their ridge point is
+about twice as high and they turn memory-bound at about twice the width.
 
 The model here is torchao's roofline for one GEMM (``torchao/testing/training/roofline_utils.py``,
 ``get_individual_gemm_time_sympy``, pytorch/ao at 36027d82d; the float8 training docs,
@@ -25,10 +25,12 @@ counts them: the output ``(M, K, N)``, the input gradient ``(M, N, K)`` and the 
 efficiency as they are. torchao notes that its roofline "undercounts by around 2x" when M, K and N are all
 at most 1,024, shapes a training step's GEMMs do not have (M is a micro-batch's tokens).
 
-What this does not model, and why (docs/planner.md, "GEMM shapes"): tile and wave quantization
-(``ceil(M / 128) x ceil(N / 256)`` tiles over 132 SMs is within 3% of whole waves at the M of the runs in
-``tests/assets/planner_published_runs.json``), and a per-shape fp8 kernel efficiency, for which no published
-table at training shapes (M of 16-100K tokens) was found.
+What this does not model, and why (docs/planner.md, "GEMM shapes"): tile and wave quantization and a
+per-shape kernel efficiency. The published per-shape figures found (pytorch/ao#2185's compiled linears,
+pytorch-labs/float8_experimental#38's forward GEMMs, FBGEMM#2546) disagree on whether bf16 efficiency
+falls at N or K of 1,024-1,280, none is at the shapes of the runs that miss, and a wave-quantization law
+hinges on cuBLAS's unpublished split-K choices; each law tried moved the 8B TP8 rows by 1-7 points and the
+70B TP8 rows, already predicted too slow, the wrong way.
 
 Which GEMMs are enumerated: the attention projections (q, k, v as separate GEMMs, as torchtitan's and
 Hugging Face's Llama run them; Megatron-LM fuses them, whose wider GEMM is compute-bound anyway at the
