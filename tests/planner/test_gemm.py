@@ -11,7 +11,13 @@ import pytest
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
 from scalelab.planner.flops import flops_per_step
 from scalelab.planner.gemm import gemm_roofline_factor, linear_gemm_shapes
-from scalelab.planner.step_time import HBM_EFFICIENCY, compute_terms, lm_head_flops, step_time_lower_bound
+from scalelab.planner.step_time import (
+    HBM_EFFICIENCY,
+    compute_terms,
+    group_step_time_lower_bound,
+    lm_head_flops,
+    step_time_lower_bound,
+)
 
 H100 = get_cluster("h100-sxm", 8).gpu
 BF16 = dict(flops_per_s=H100.matmul_efficiency * H100.peak("bf16"),
@@ -96,3 +102,22 @@ def test_bound_stays_below_the_step_time_at_tp8(micro_batch):
     f = flops_per_step(model, train, recompute="full")
     lb = step_time_lower_bound(model, cluster, train, lay, dp=8, hardware_flops=f.hardware, separate_qkv=True)
     assert lb <= p.step_time_s
+
+
+def test_group_bound_stays_below_each_member_with_separate_qkv():
+    """The search's group bound (cheapest policy, M -> infinity) stays below the per-layout bound of every
+    micro-batch and save policy it stands for, with torchtitan's three q, k, v GEMMs at TP8, bf16 and fp8."""
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 64)
+    for precision in ("bf16", "fp8"):
+        train = TrainSpec(seq_len=8192, global_batch=96, precision=precision)
+        base = Layout(dp=8, tp=8, zero=3, sequence_parallel=True)
+        opts = []
+        for rc in ("full", "selective"):
+            f = flops_per_step(model, train, recompute=rc)
+            opts.append((rc, f.hardware, 0.0))
+        g = group_step_time_lower_bound(model, cluster, train, base, dp=8, options=opts, micro_batches=[1, 2, 12],
+                                        interleaves=[1], separate_qkv=True)
+        for (rc, hw, _), mb in ((o, mb) for o in opts for mb in (1, 2, 12)):
+            lay = base.model_copy(update={"recompute": rc, "micro_batch": mb})
+            lb = step_time_lower_bound(model, cluster, train, lay, dp=8, hardware_flops=hw, separate_qkv=True)
+            assert g <= lb * (1 + 1e-9), (precision, rc, mb, g, lb)
