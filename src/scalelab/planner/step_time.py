@@ -109,8 +109,8 @@ FLASH_BACKWARD_EXTRA = 0.5
 backward: it recomputes the scores ``QK^T`` from the saved log-sum-exp, 5 matmuls against the forward's 2
 (Dao 2023, FlashAttention-2 sec. 3.1.2; its benchmarks count backward FLOPs as 2.5 x forward)."""
 
-#: Bytes per element of a GEMM's inputs in each compute dtype (its output is bf16, or fp32 for tf32).
-GEMM_INPUT_BYTES = {"tf32": 4.0, "bf16": 2.0, "fp8": 1.0, "fp4": 0.5}
+#: Bytes per element of a GEMM's inputs in each compute dtype (its output is bf16, or fp32 for fp32 and tf32).
+GEMM_INPUT_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 
 #: Compute dtype of each precision recipe (whose dense peak the matmuls run at).
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "bf16-fp32-grad": "bf16", "fp8": "fp8", "fp4": "fp4"}
