@@ -121,3 +121,12 @@ def test_group_bound_stays_below_each_member_with_separate_qkv():
             lay = base.model_copy(update={"recompute": rc, "micro_batch": mb})
             lb = step_time_lower_bound(model, cluster, train, lay, dp=8, hardware_flops=hw, separate_qkv=True)
             assert g <= lb * (1 + 1e-9), (precision, rc, mb, g, lb)
+
+
+def test_plans_record_separate_qkv():
+    """A plan says when it timed q, k, v as three GEMMs (torchtitan), and says nothing for Megatron's fused one."""
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 8)
+    train = TrainSpec(seq_len=8192, global_batch=8)
+    lay = Layout(dp=8, zero=3)
+    assert plan(model, cluster, train, lay, framework="torchtitan").options["separate_qkv"] is True
+    assert "separate_qkv" not in plan(model, cluster, train, lay, framework="megatron").options

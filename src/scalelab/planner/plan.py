@@ -568,8 +568,8 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
                     memory_limit_bytes: float) -> dict[str, Any]:
     """The options a :class:`Plan` records (``Plan.options``, part of its config hash): the resolved
     efficiencies and overlaps, the measurement if any, the memory limit in bytes per GPU, the memory
-    conventions and the framework's name. TP and PP overlaps appear only when not 0, so plans made
-    before they existed keep their hashes."""
+    conventions and the framework's name. TP and PP overlaps appear only when not 0, and separate q, k, v
+    GEMMs only when set, so plans made before they existed keep their hashes."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
 
@@ -579,6 +579,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             "attention_efficiency": fw.attention_efficiency, "ep_overlap": fw.ep_overlap,
             **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
             **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
+            **({"separate_qkv": True} if fw.separate_qkv else {}),
             "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
             "framework": get_framework(framework).name if framework is not None else None}
 
