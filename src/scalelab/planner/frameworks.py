@@ -34,7 +34,9 @@ sets, and why:
   (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP);
   with TP its loss is DTensor's loss parallel, whose fused backward holds four fp32 logits buffers at once
   (``loss_parallel_logits_copies=4``); under PP, PyTorch's pipeline stage keeps every micro-batch's
-  output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``).
+  output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``). Its attention
+  runs ``wq``, ``wk``, ``wv`` as three GEMMs (``separate_qkv``; Megatron's profiles fuse them), which the
+  per-GEMM roofline (:mod:`~scalelab.planner.gemm`) times apart.
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do (torchtitan as its docs/performance.md ran it, commit 9dec370 of
   December 2024: the loss stays eager, ``train.py``'s ``torch.compile(loss_fn)`` is commented out).
@@ -48,8 +50,8 @@ sets, and why:
   the loss is DTensor's loss parallel, whose compiled form still saves an fp32 log-softmax output, so
   ``loss_parallel_logits_copies=4`` stays. Both measured with torch's own compiler in
   ``tests/planner/test_compiled_loss.py``.
-- ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
-  Hugging Face's fp32 upcast of the logits, as torchtitan.
+- ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths),
+  Hugging Face's fp32 upcast of the logits and separate ``q_proj``, ``k_proj``, ``v_proj`` GEMMs, as torchtitan.
 - ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
   policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
   (``optimizer_state_bytes=2``), DualPipe hides the expert all-to-all (``ep_overlap=1``), and
