@@ -344,6 +344,51 @@ def float8_costs(runs: list[dict]) -> None:
               f"| {f0 / b:.2f}x |")
 
 
+def gemm_shapes(runs: list[dict]) -> None:
+    """Every run with a throughput whose step time the per-GEMM roofline moves (``scalelab.planner.gemm``):
+    its matmul time and step-time error with the roofline (the model) and without it (the factor patched to 1,
+    the model before it), and the summary lines both ways."""
+    from unittest import mock
+
+    import scalelab.planner.step_time as st
+
+    print("\n### GEMM shapes: the per-GEMM roofline off and on (step-time error, positive: predicted too slow)\n")
+    print("| run | split | matmul s off | on | x | error off | error on |")
+    print("|---|---|---|---|---|---|---|")
+
+    def plans() -> dict[str, tuple[float, float]]:
+        out = {}
+        for run in runs:
+            if not {"tokens_per_s_per_gpu", "tflops_per_gpu", "days", "step_time_s"} & set(run.get("measured", {})):
+                continue
+            p = run_plan(run)
+            tps = p.tokens_per_s / run["n_gpus"]
+            out[run["id"]] = (p.time.matmul_s, measured_tokens_per_s_per_gpu(run, p) / tps - 1)
+        return out
+
+    on = plans()
+    with mock.patch.object(st, "gemm_roofline_factor", lambda *a, **k: 1.0):
+        off = plans()
+    split_of = {r["id"]: ("calibration" if r["id"] in CALIBRATION else "acceptance" if r["id"] in IN_SAMPLE
+                          else "held out") for r in runs}
+    moved = 0
+    for rid, (mm, e) in on.items():
+        mm0, e0 = off[rid]
+        if abs(e - e0) < 5e-4:
+            continue
+        moved += 1
+        print(f"| {rid} | {split_of[rid]} | {mm0:.3g} | {mm:.3g} | {mm / mm0:.3f} | {e0 * 100:+.1f}% | "
+              f"{e * 100:+.1f}% |")
+    print(f"\n{moved} of {len(on)} runs with a throughput move by 0.05 points or more; the others are identical")
+    for label, ids in (("acceptance rows of the asset", [k for k in on if k in IN_SAMPLE]),
+                       ("calibration", [k for k in on if k in CALIBRATION]),
+                       ("June 2025", [r["id"] for r in runs if r.get("held_out") == HELD_OUT_2025 and r["id"] in on])):
+        for name, res in (("off", off), ("on", on)):
+            e = [abs(res[k][1]) for k in ids]
+            print(f"{label}, roofline {name}: median |step-time error| {statistics.median(e) * 100:.1f}%, "
+                  f"max {max(e) * 100:.1f}% over {len(e)} runs")
+
+
 def nemo_overlaps(runs: list[dict]) -> None:
     """NVIDIA's NeMo 405B rows with the nemo profile's TP and PP overlaps off, one at a time, and on: what
     each documented overlap is worth in the model (nothing here is fitted)."""
@@ -442,4 +487,5 @@ if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
     float8_costs(load_runs()["runs"])
+    gemm_shapes(load_runs()["runs"])
     held_out_2025(load_runs())

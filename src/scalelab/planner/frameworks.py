@@ -43,7 +43,9 @@ sets, and why:
   in bf16 and fp8 alike (``fp32_param_shards``); under an interleaved schedule of one round each stage
   reduces and frees its fp32 accumulators at its own last backward (``pp_reduce_per_stage``); without
   PP, FSDP2's root group (embedding, final norm, head) stays gathered for the whole step and the head's
-  gradient unsharded through backward (``fsdp_root_unsharded``).
+  gradient unsharded through backward (``fsdp_root_unsharded``). Its attention
+  runs ``wq``, ``wk``, ``wv`` as three GEMMs (``separate_qkv``; Megatron's profiles fuse them), which the
+  per-GEMM roofline (:mod:`~scalelab.planner.gemm`) times apart.
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do (torchtitan as its docs/performance.md ran it, commit 9dec370 of
   December 2024: the loss stays eager, ``train.py``'s ``torch.compile(loss_fn)`` is commented out).
@@ -57,8 +59,8 @@ sets, and why:
   the loss is DTensor's loss parallel, whose compiled form still saves an fp32 log-softmax output, so
   ``loss_parallel_logits_copies=4`` stays. Both measured with torch's own compiler in
   ``tests/planner/test_compiled_loss.py``.
-- ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths) and
-  Hugging Face's fp32 upcast of the logits, as torchtitan.
+- ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths),
+  Hugging Face's fp32 upcast of the logits and separate ``q_proj``, ``k_proj``, ``v_proj`` GEMMs, as torchtitan.
 - ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
   policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
   (``optimizer_state_bytes=2``), DualPipe hides the expert all-to-all (``ep_overlap=1``), and
@@ -120,6 +122,11 @@ class FrameworkProfile:
         fp8 GEMMs' efficiency, a bf16 LM head (:class:`~scalelab.planner.step_time.Float8Recipe`; every
         profile: torchao's tensorwise Float8 as torchtitan's published runs used it). Override with
         ``dataclasses.replace(get_framework(name), float8=Float8Recipe(...))``; ``FLOAT8_IDEAL`` charges nothing.
+    separate_qkv : bool
+        Its attention runs the query, key and value projections as three GEMMs (torchtitan's ``wq``,
+        ``wk``, ``wv``; Hugging Face's ``q_proj``, ``k_proj``, ``v_proj``) rather than Megatron-LM's fused
+        ``linear_qkv``: with GQA and TP the key and value GEMMs are narrow (Llama 3.1 8B at TP8: N = 128)
+        and the per-GEMM roofline finds them memory-bound (:mod:`~scalelab.planner.gemm`).
     cp_ring : RingRecipe
         What its context parallelism moves between ranks and, per ring step, in HBM
         (:class:`~scalelab.planner.comm.RingRecipe`): TransformerEngine's ring of K,V sends and fused
@@ -142,6 +149,7 @@ class FrameworkProfile:
     efficiency_scale: float = 1.0
     pp_zero3_gather: str | None = None
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
+    separate_qkv: bool = False
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
     sources: tuple[str, ...] = ()
 
@@ -192,21 +200,24 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),
     FrameworkProfile("torchtitan", memory=_TORCHTITAN, fused_elementwise=False, pp_zero3_gather="step",
+                     separate_qkv=True,
                      cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
         "(compile off): one kernel per elementwise op",)),
     FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step", cp_ring=RING_TORCH_ALLGATHER,
+                     separate_qkv=True,
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "
         "Llama 3.1 8B on 8 H100 5,762 -> 6,667 tokens/s/GPU from compile alone)",)),
     FrameworkProfile("torchtitan-compile-2025", memory=_TORCHTITAN_COMPILED_LOSS, pp_zero3_gather="step",
+                     separate_qkv=True,
                      cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan bbb1b616e (2025-04-02, pull request #1033) torchtitan/components/loss.py "
         "build_cross_entropy_loss: torch.compile(loss_fn) with --training.compile ('compiled saved more "
         "memory than chunked loss ever could', the pull request's discussion); the loss's saved tensors "
         "measured in tests/planner/test_compiled_loss.py",)),
-    FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, sources=(
+    FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, separate_qkv=True, sources=(
         "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
                      policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0,

@@ -431,6 +431,8 @@ class FrameworkOptions:
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
     """What context parallelism moves: its K,V exchange and its per-step merges
     (:class:`~scalelab.planner.comm.RingRecipe`)."""
+    separate_qkv: bool = False
+    """Query, key and value projections as three GEMMs rather than one fused GEMM (:mod:`~scalelab.planner.gemm`)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
@@ -456,10 +458,11 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     from .frameworks import get_framework
 
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
+    separate_qkv = False
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
-        f8, ring = prof.float8, prof.cp_ring
+        f8, ring, separate_qkv = prof.float8, prof.cp_ring, prof.separate_qkv
         if prof.efficiency_scale != 1.0:
             gpu = cluster.gpu
             if efficiency is None:
@@ -481,7 +484,7 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
         comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0,
-        cp_ring=ring)
+        cp_ring=ring, separate_qkv=separate_qkv)
 
 
 def _check_measured_tflops(tflops: float, cluster: ClusterSpec) -> None:
@@ -565,8 +568,8 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
                     memory_limit_bytes: float) -> dict[str, Any]:
     """The options a :class:`Plan` records (``Plan.options``, part of its config hash): the resolved
     efficiencies and overlaps, the measurement if any, the memory limit in bytes per GPU, the memory
-    conventions and the framework's name. TP and PP overlaps appear only when not 0, so plans made
-    before they existed keep their hashes."""
+    conventions and the framework's name. TP and PP overlaps appear only when not 0, and separate q, k, v
+    GEMMs only when set, so plans made before they existed keep their hashes."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
 
@@ -576,6 +579,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             "attention_efficiency": fw.attention_efficiency, "ep_overlap": fw.ep_overlap,
             **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
             **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
+            **({"separate_qkv": True} if fw.separate_qkv else {}),
             "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
             "framework": get_framework(framework).name if framework is not None else None}
 
@@ -644,7 +648,7 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         attention_flops=attention_t,
         attention_efficiency=fw.attention_efficiency, ep_overlap=fw.ep_overlap,
         fused_elementwise=fw.fused_elementwise, comm_sm_fraction=fw.comm_sm_fraction, float8=fw.float8,
-        tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring)
+        tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring, separate_qkv=fw.separate_qkv)
 
 
 def plan(

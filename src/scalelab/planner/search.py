@@ -609,7 +609,8 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
                                             attention_efficiency=sp.fw.attention_efficiency,
                                             fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor,
                                             float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
-                                            pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring)
+                                            pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring,
+                                            separate_qkv=sp.fw.separate_qkv)
             out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
     return out
 
@@ -698,7 +699,7 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
                               ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
                               ep_volume_floor=ep_floor, float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
-                              pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring)
+                              pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv)
         yield lay0, upd0, bound
 
 

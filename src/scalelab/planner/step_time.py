@@ -59,6 +59,7 @@ from .comm import (
     ring_factors,
     tp_all_gather_fraction,
 )
+from .gemm import gemm_roofline_factor, linear_gemm_shapes
 from .layout import Layout, TrainSpec
 from .policy import get_save_policy
 
@@ -107,6 +108,9 @@ FLASH_BACKWARD_EXTRA = 0.5
 """Forward passes of attention-core work that FlashAttention's backward adds to the 2 of a dense
 backward: it recomputes the scores ``QK^T`` from the saved log-sum-exp, 5 matmuls against the forward's 2
 (Dao 2023, FlashAttention-2 sec. 3.1.2; its benchmarks count backward FLOPs as 2.5 x forward)."""
+
+#: Bytes per element of a GEMM's inputs in each compute dtype (its output is bf16, or fp32 for fp32 and tf32).
+GEMM_INPUT_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 
 #: Compute dtype of each precision recipe (whose dense peak the matmuls run at).
 COMPUTE_DTYPE = {"fp32": "tf32", "bf16": "bf16", "bf16-fp32-grad": "bf16", "fp8": "fp8", "fp4": "fp4"}
@@ -618,7 +622,7 @@ class _RingModel:
 def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                   hardware_flops: float, attention_flops: float = 0.0, efficiency: float | None = None,
                   attention_efficiency: float | None = None, fused_elementwise: bool = True,
-                  float8: Float8Recipe | None = None) -> tuple[float, float, float]:
+                  float8: Float8Recipe | None = None, separate_qkv: bool = False) -> tuple[float, float, float]:
     """(matmul, attention, elementwise) seconds per step on the most-loaded GPU; matmul includes attention.
 
     The most-loaded pipeline stage holds ceil(L/p) of L layers and sets the pace of the pipeline. FP8
@@ -629,7 +633,8 @@ def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layo
     """
     return _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         float8=float8).terms(hardware_flops, attention_flops, layout.save_policy)
+                         float8=float8, separate_qkv=separate_qkv).terms(hardware_flops, attention_flops,
+                                                                         layout.save_policy)
 
 
 def lm_head_flops(model: ModelSpec, train: TrainSpec) -> float:
@@ -667,12 +672,14 @@ class _ComputeModel:
     depends on the FLOPs and on whether the save policy reruns the whole forward."""
 
     __slots__ = ("attn_eff", "attn_peak", "cast_bwd_bytes", "cast_fwd_bytes", "cast_hbm", "eff", "ew_bytes_per_pass",
-                 "fixed_s", "flash", "fwd_passes", "hbm", "head", "head_peak", "imbalance", "layers", "lin_peak",
-                 "model", "n_gpus", "peak", "pp", "rerun_bytes")
+                 "fixed_s", "flash", "fwd_passes", "hbm", "head", "head_peak", "imbalance", "layers", "lin_factor",
+                 "lin_peak", "model", "n_gpus", "peak", "pp", "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool,
-                 float8: Float8Recipe | None = None, weight_casts: bool = True):
+                 float8: Float8Recipe | None = None, weight_casts: bool = True, separate_qkv: bool = False):
+        # weight_casts=False is the search's bounds: they span micro-batches, so the GEMM roofline takes
+        # M -> infinity (the least factor any micro-batch gives) and the weight casts are left out
         gpu = cluster.gpu
         eff = self.eff = gpu.matmul_efficiency if efficiency is None else efficiency
         dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
@@ -712,6 +719,13 @@ class _ComputeModel:
                                                          weights=weight_casts)
             self.cast_fwd_bytes = fwd * f8.cast_time_factor * tokens_per_gpu * (-(-L // p))
             self.cast_bwd_bytes = bwd * f8.cast_time_factor * tokens_per_gpu * (-(-L // p))
+        # the linear layers' GEMMs under a per-GEMM roofline (planner/gemm.py): >= 1, 1 for wide GEMMs
+        shapes, other = linear_gemm_shapes(model, layout, separate_qkv=separate_qkv)
+        in_bytes = GEMM_INPUT_BYTES.get(dtype, 2.0)
+        self.lin_factor = gemm_roofline_factor(
+            shapes, layout.micro_batch * train.seq_len / layout.cp if weight_casts else math.inf,
+            flops_per_s=eff * self.lin_peak, bytes_per_s=self.cast_hbm, input_bytes=in_bytes,
+            output_bytes=max(2.0, in_bytes), other_flops=other)
         eager_rate = getattr(gpu, "eager_elementwise_bytes_per_s", None)
         if not fused_elementwise and eager_rate:
             # a calibrated CPU (scalelab calibrate): eager kernels at their measured rate per counted
@@ -743,7 +757,7 @@ class _ComputeModel:
         # the head or the most layers (pipeline_pace_layers). Without pp, the even share as before.
         # The linear layers and the head run at their peaks (an FP8 recipe's, or the compute dtype's).
         head = min(self.head, hardware_flops - attention_flops)
-        lin_rate, head_rate = self.eff * self.lin_peak, self.eff * self.head_peak
+        lin_rate, head_rate = self.eff * self.lin_peak / self.lin_factor, self.eff * self.head_peak
         layer_s = ((hardware_flops - attention_flops - head) / lin_rate / self.n_gpus
                    * self.pp / self.layers + attention_s / (-(-self.layers // self.pp)))
         head_s = head / (head_rate * self.n_gpus / self.pp)
@@ -884,11 +898,13 @@ class StepTimeBound:
                  dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
                  host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
                  comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
-                 tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None):
+                 tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
+                 separate_qkv: bool = False):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
-                                      fused_elementwise=fused_elementwise, float8=float8, weight_casts=False)
+                                      fused_elementwise=fused_elementwise, float8=float8, weight_casts=False,
+                                      separate_qkv=separate_qkv)
         self._floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
         self._ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
@@ -943,7 +959,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
                                 attention_efficiency: float | None = None, fused_elementwise: bool = True,
                                 ep_floor_s: float = 0.0, float8: Float8Recipe | None = None,
                                 tp_overlap: float = 0.0, pp_overlap: float = 0.0,
-                                cp_ring: RingRecipe | None = None) -> float:
+                                cp_ring: RingRecipe | None = None, separate_qkv: bool = False) -> float:
     """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
     (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
     branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
@@ -971,7 +987,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
     eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
     comp = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         float8=float8, weight_casts=False)
+                         float8=float8, weight_casts=False, separate_qkv=separate_qkv)
     ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
     B = train.global_batch
     mb_max, mb_min = max(micro_batches), min(micro_batches)
@@ -993,7 +1009,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           dp_comm: CommBreakdown | None = None, host_optimizer_s: float = 0.0,
                           fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
                           ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
-                          tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None) -> float:
+                          tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
+                          separate_qkv: bool = False) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -1028,7 +1045,8 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           attention_efficiency=attention_efficiency, dp_overlap=dp_overlap, dp_comm=dp_comm,
                           host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
                           ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor,
-                          float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap, cp_ring=cp_ring)
+                          float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap, cp_ring=cp_ring,
+                          separate_qkv=separate_qkv)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
 
@@ -1168,6 +1186,7 @@ def model_step_time(
     tp_overlap: float = 0.0,
     pp_overlap: float = 0.0,
     cp_ring: RingRecipe | None = None,
+    separate_qkv: bool = False,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -1214,6 +1233,10 @@ def model_step_time(
     cp_ring
         What context parallelism's merges and accumulations move per ring step (:class:`RingRecipe`);
         ``None``: TransformerEngine's fused corrections (:data:`RING_TRANSFORMER_ENGINE`).
+    separate_qkv
+        The query, key and value projections run as three GEMMs (torchtitan, Hugging Face) rather than
+        one fused GEMM (Megatron-LM): narrower, so the per-GEMM roofline may find them memory-bound
+        (:mod:`scalelab.planner.gemm`).
 
     Examples
     --------
@@ -1241,7 +1264,7 @@ def model_step_time(
     matmul_s, attention_s, elementwise_s = compute_terms(
         model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
         efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-        float8=float8)
+        float8=float8, separate_qkv=separate_qkv)
     compute_s = matmul_s + elementwise_s
 
     by = comm.by_group()

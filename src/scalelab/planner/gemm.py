@@ -1,0 +1,119 @@
+"""Shape-dependent time of the linear layers' GEMMs: a roofline per GEMM.
+
+The step-time model times the linear layers at one efficiency per device (``GPUSpec.matmul_efficiency``,
+set on large training GEMMs). A GEMM whose per-rank N or K is small does few FLOPs per byte it moves:
+``(M, K) x (K, N)`` does ``2 M K N`` FLOPs and reads ``M K + K N`` elements and writes ``M N``, so for
+large M its arithmetic intensity tends to ``2 K N / (b_in K + b_out N)`` FLOPs per byte, which for
+``N = 128`` (a GQA key or value projection split over 8 ranks) is about 124 in bf16, below the ridge
+point of the 500 W HBM2e H100 torchtitan ran on (0.54 x 912.5 TFLOP/s over 0.8 x 2.4 TB/s = 257 FLOP/B).
+FP8 GEMMs read 1-byte inputs but write bf16 outputs and run at twice the peak, so their ridge point is
+about twice as high and they turn memory-bound at about twice the width.
+
+The model here is torchao's roofline for one GEMM (``torchao/testing/training/roofline_utils.py``,
+``get_individual_gemm_time_sympy``, pytorch/ao at 36027d82d; the float8 training docs,
+``docs/source/workflows/training.md`` "Performance", derive fp8-vs-bf16 speed-ups from it):
+
+.. math::
+
+    t = \\max\\left(\\frac{2MKN}{e\\,P}, \\frac{b_{in}(MK + KN) + b_{out} MN}{\\eta\\,B}\\right)
+
+with ``e P`` the device's matmul rate for the GEMM's dtype and ``eta B`` the planner's HBM rate
+(``HBM_EFFICIENCY``); ``b_in = b_out = 2`` for bf16, ``b_in = 1, b_out = 2`` for fp8 (torchao: "read in
+float8, output in bfloat16"). Each linear runs three GEMMs per step, as torchao's ``get_gemm_time_sympy``
+counts them: the output ``(M, K, N)``, the input gradient ``(M, N, K)`` and the weight gradient
+``(K, M, N)``. No constant is fitted: the factor uses the device's matmul efficiency and the planner's HBM
+efficiency as they are. torchao notes that its roofline "undercounts by around 2x" when M, K and N are all
+at most 1,024, shapes a training step's GEMMs do not have (M is a micro-batch's tokens).
+
+What this does not model, and why (docs/planner.md, "GEMM shapes"): tile and wave quantization and a
+per-shape kernel efficiency. The published per-shape figures found (pytorch/ao#2185's compiled linears,
+pytorch-labs/float8_experimental#38's forward GEMMs, FBGEMM#2546) disagree on whether bf16 efficiency
+falls at N or K of 1,024-1,280, none is at the shapes of the runs that miss, and a wave-quantization law
+hinges on cuBLAS's unpublished split-K choices; each law tried moved the 8B TP8 rows by 1-7 points and the
+70B TP8 rows, already predicted too slow, the wrong way.
+
+Which GEMMs are enumerated: the attention projections (q, k, v as separate GEMMs, as torchtitan's and
+Hugging Face's Llama run them; Megatron-LM fuses them, whose wider GEMM is compute-bound anyway at the
+widths of its published runs) and dense MLPs. MLA projections and MoE experts are left at the device
+efficiency (factor 1 on their FLOPs): their per-expert M depends on routing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..arch.spec import ModelSpec
+from .layout import Layout
+
+__all__ = ["gemm_roofline_factor", "linear_gemm_shapes"]
+
+
+def linear_gemm_shapes(model: ModelSpec, layout: Layout, *,
+                       separate_qkv: bool = False) -> tuple[list[tuple[float, float, float]], float]:
+    """The linear layers' GEMMs per rank: ``([(K, N, layers), ...], other)``, each forward GEMM's reduction
+    width K and output width N on one tensor-parallel rank with the number of layers that run it, and
+    ``other``: the forward FLOPs per token of the linears left out (MLA projections, MoE experts), summed
+    over layers, which keep the device efficiency. ``separate_qkv``: the query, key and value projections
+    run as three GEMMs (torchtitan's ``wq``, ``wk``, ``wv``; Hugging Face's ``q_proj``...), else as one
+    fused GEMM of their summed widths (Megatron-LM's ``linear_qkv``).
+
+    >>> from scalelab import get_model
+    >>> shapes, other = linear_gemm_shapes(get_model("llama-3.1-8b"), Layout(tp=8), separate_qkv=True)
+    >>> [(int(k), int(n)) for k, n, _ in shapes]   # wq, wk, wv, wo, w1, w3, w2 at TP8
+    [(4096, 512), (4096, 128), (4096, 128), (512, 4096), (4096, 1792), (4096, 1792), (1792, 4096)]
+    >>> other
+    0.0
+    """
+    from .flops import matmul_params_per_layer
+
+    h, t, L = model.d_model, layout.tp, model.n_layers
+    shapes: list[tuple[float, float, float]] = []
+    mp = matmul_params_per_layer(model)
+    other = 2.0 * mp["moe_active"] / layout.expert_tp * model.n_moe_layers
+    if model.mla is None:
+        widths = (model.q_dim, model.kv_dim, model.v_dim) if separate_qkv else \
+            (model.q_dim + model.kv_dim + model.v_dim,)
+        shapes.extend((h, n / t, L) for n in widths)
+        shapes.append((model.q_dim / t, h, L))
+    else:
+        other += 2.0 * mp["attention"] / t * L
+    n_dense = model.n_dense_mlp_layers
+    if n_dense:
+        n_up = 2 if model.ffn_kind == "swiglu" else 1
+        shapes.extend([(h, model.d_ff / t, n_dense)] * n_up)
+        shapes.append((model.d_ff / t, h, n_dense))
+    return shapes, other
+
+
+def gemm_roofline_factor(shapes: list[tuple[float, float, float]], tokens: float, *, flops_per_s: float,
+                         bytes_per_s: float, input_bytes: float, output_bytes: float,
+                         other_flops: float = 0.0) -> float:
+    """Time of the GEMMs ``shapes`` (from :func:`linear_gemm_shapes`) under the per-GEMM roofline, over
+    their time at ``flops_per_s`` alone: >= 1, the factor by which the linear layers run slower than the
+    device efficiency says. Each linear's forward, input-gradient and weight-gradient GEMMs are counted
+    (module docstring); ``tokens`` is M, the tokens of one micro-batch that each GEMM sees (``math.inf``
+    drops the weight reads: the least factor any micro-batch gives, what a lower bound takes).
+    ``other_flops`` (forward FLOPs per token of linears not in ``shapes``) are timed at ``flops_per_s``.
+
+    >>> f = dict(flops_per_s=0.54 * 989e12, bytes_per_s=0.8 * 2.4e12, input_bytes=2, output_bytes=2)
+    >>> round(gemm_roofline_factor([(4096, 14336, 1)], 16384, **f), 3)   # a wide GEMM: compute-bound
+    1.0
+    >>> round(gemm_roofline_factor([(4096, 128, 1)], 98304, **f), 2)     # N = 128: memory-bound
+    2.24
+    """
+    compute = roofline = 0.0
+    m = tokens
+    for k, n, layers in shapes:
+        flops = 2.0 * k * n * layers  # per token, each of the three GEMMs
+        t_c = flops / flops_per_s
+        compute += 3.0 * t_c
+        w = 0.0 if math.isinf(m) else k * n / m  # weight elements per token
+        # (M, K, N) forward, (M, N, K) input gradient, (K, M, N) weight gradient: elements per token
+        # read (in) and written (out); the weight gradient writes K N, its reads are the M x K input and
+        # the M x N output gradient
+        moves = ((k + w, n), (n + w, k), (k + n, w))
+        for read, write in moves:
+            t_m = (input_bytes * read + output_bytes * write) * layers / bytes_per_s
+            roofline += max(t_c, t_m)
+    other = 3.0 * other_flops / flops_per_s
+    return (roofline + other) / (compute + other) if compute + other > 0 else 1.0
