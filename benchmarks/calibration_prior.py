@@ -6,7 +6,10 @@ distribution of the same normalised scores ``|log(y / y_hat)| / log(1 + r)`` fro
 *other* data sets. This script computes it from the families of the scoreboard's calibration half that can
 be backtested on their own runs (Epoch, Porian, datablations; Step Law is a calibration family but one of
 the two that need the prior, so it is left out), each family weighted equally, and prints the quantile
-table that ``calibration.PRIOR_QUANTILES`` holds. The held-out half of the scoreboard never enters it.
+table that ``calibration.PRIOR_QUANTILES`` holds, and for a law that two or more of those families fit (Chinchilla:
+Epoch and Porian) the table of those families alone, ``calibration.PRIOR_QUANTILES_BY_LAW``. Runs below one
+token per parameter are left out, as the scoreboard leaves them out (``forecast_backtest.MIN_TOKENS_PER_PARAM``).
+The held-out half of the scoreboard never enters it.
 
 Usage::
 
@@ -30,7 +33,8 @@ PRIOR_FAMILIES = ("epoch", "porian", "datablations")
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
 
 
-def family_scores(options: dict | None = None) -> dict[str, list[float]]:
+def family_scores(options: dict | None = None, laws: dict[str, str] | None = None) -> dict[str, list[float]]:
+    """Rolling-backtest scores of each prior family; ``laws`` (if given) receives each family's law."""
     from forecast_backtest import datasets
 
     from scalelab.laws import get_law, load_runs
@@ -46,6 +50,8 @@ def family_scores(options: dict | None = None) -> dict[str, list[float]]:
             law = get_law(ds["law"])(**(options or {})).fit(runs, duplicates="drop")
             scores, _ = own_scores(law)
         out.setdefault(ds["family"], []).extend(scores)
+        if laws is not None:
+            laws[ds["family"]] = ds["law"]
     return out
 
 
@@ -64,14 +70,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--init", default="grid", help="law init (grid: the default, which made the shipped table)")
     args = ap.parse_args()
-    groups = family_scores({} if args.init == "grid" else {"init": args.init})
+    fam_law: dict[str, str] = {}
+    groups = family_scores({} if args.init == "grid" else {"init": args.init}, fam_law)
     if not groups:
         print("no public data for the prior's families (set SCALELAB_ANCHORS)", file=sys.stderr)
         return
     for f, v in groups.items():
         print(f"{f}: {len(v)} scores, median {np.median(v):.5f}, 95% {np.quantile(v, 0.95):.5f}")
-    q = weighted_quantiles(groups, LEVELS)
-    print("PRIOR_QUANTILES = (" + ", ".join(f"({lv}, {v:.5f})" for lv, v in zip(LEVELS, q, strict=True)) + ")")
+    print("PRIOR_QUANTILES = " + _table(weighted_quantiles(groups, LEVELS)))
+    for law in sorted(set(fam_law.values())):
+        fams = [f for f in groups if fam_law[f] == law]
+        if len(fams) >= 2:
+            q = weighted_quantiles({f: groups[f] for f in fams}, LEVELS)
+            print(f"PRIOR_QUANTILES_BY_LAW[{law!r}] = {_table(q)}  # {', '.join(fams)}")
+
+
+def _table(q: list[float]) -> str:
+    return "(" + ", ".join(f"({lv}, {v:.5f})" for lv, v in zip(LEVELS, q, strict=True)) + ")"
 
 
 if __name__ == "__main__":

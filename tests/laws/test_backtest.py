@@ -182,13 +182,13 @@ def test_runs_too_few_to_backtest_get_the_prior_band_growing_with_distance():
         lo80, hi80 = law.predict_interval(Nt, 20 * Nt, kind="new", level=0.8)
     cal = law.calibration_
     assert cal["source"] == "prior" and cal["n_steps"] == 0 and "prior" in cal["method"], cal
-    want = calibration.prior_quantile(0.95) * np.log1p(r)
+    want = calibration.prior_quantile(0.95, "chinchilla") * np.log1p(r)   # a Chinchilla fit: Chinchilla's prior
     np.testing.assert_allclose(np.log(hi / pred), want, rtol=1e-9)
     np.testing.assert_allclose(np.log(pred / lo), want, rtol=1e-9)
     assert hi[1] / lo[1] > hi[0] / lo[0]                       # further out, wider
     # the prior table is increasing in the level, and a lower level gives a narrower band
-    qs = [q for _, q in calibration.PRIOR_QUANTILES]
-    assert all(np.diff(qs) > 0)
+    for table in (calibration.PRIOR_QUANTILES, *calibration.PRIOR_QUANTILES_BY_LAW.values()):
+        assert all(np.diff([q for _, q in table]) > 0)
     assert np.all(hi80 < hi) and np.all(lo80 > lo)
 
 

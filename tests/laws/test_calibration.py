@@ -45,7 +45,7 @@ def test_one_backtest_step_is_pooled_with_the_prior():
     cal = law.calibration_
     assert cal["source"] == "own" and cal["n_steps"] == 1 and "pooled" in cal["method"], cal
     q_own = calibration.conformal_quantile(cal["scores"], 0.95)
-    q_prior = calibration.prior_quantile(0.95)
+    q_prior = calibration.prior_quantile(0.95, "chinchilla")
     assert q_own < q_prior        # a well-specified law on clean runs: its own backtest is the narrower
     r = law.extrapolation(Nt, Dt)
     np.testing.assert_allclose(hw, math.sqrt(q_own * q_prior) * np.log1p(r), rtol=1e-9)
@@ -133,3 +133,33 @@ def test_own_backtests_use_the_rolling_split_of_the_backtest_module():
     usable = [(tr, te) for tr, te, _ in split_runs(N, "rolling", calibration.N_STEPS) if np.unique(N[tr]).size >= 3]
     assert steps == len(usable) == 1
     assert len(scores) == sum(int(te.sum()) for _, te in usable) == 4
+
+
+def test_a_law_with_its_own_prior_uses_it_and_the_others_the_pooled_one():
+    # Chinchilla's prior comes from Chinchilla fits alone (Epoch, Porian); a law without a table of its own
+    # (here Kaplan's, Muennighoff's) falls back to the prior pooled over every family
+    pooled = dict(calibration.PRIOR_QUANTILES)
+    own = dict(calibration.PRIOR_QUANTILES_BY_LAW["chinchilla"])
+    for lv in (0.5, 0.8, 0.95):
+        assert calibration.prior_quantile(lv, "chinchilla") == pytest.approx(own[lv])
+        assert calibration.prior_quantile(lv, "kaplan") == pytest.approx(pooled[lv])
+        assert calibration.prior_quantile(lv, None) == pytest.approx(pooled[lv])
+    # between tabulated levels: linear, and monotone in the level for every table
+    mid = calibration.prior_quantile(0.925, "chinchilla")
+    assert own[0.9] < mid < own[0.95]
+    scores = [0.001] * 10
+    assert calibration.pooled_quantile({"n_steps": 0, "scores": []}, 0.95, "chinchilla") == pytest.approx(own[0.95])
+    assert (calibration.pooled_quantile({"n_steps": 2, "scores": scores}, 0.95, "chinchilla")
+            < calibration.pooled_quantile({"n_steps": 2, "scores": scores}, 0.95, "muennighoff"))
+
+
+def test_a_fit_with_too_few_sizes_names_its_own_prior():
+    N = np.repeat([1e8, 2e8, 4e8], 4)
+    D = N * np.tile([10.0, 20.0, 40.0, 80.0], 3)
+    y = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.003 * np.random.default_rng(0).standard_normal(N.size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ChinchillaLaw(init="coarse").fit(N, D, y)
+        law.predict_interval(np.array([1.6e9]), np.array([3.2e10]), kind="new")
+    assert law.calibration_["source"] == "prior"
+    assert calibration.PRIOR_SOURCE_BY_LAW["chinchilla"] in law.calibration_["method"]
