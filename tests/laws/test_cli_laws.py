@@ -78,3 +78,26 @@ def test_cli_errors_are_one_message(runs_csv, capsys):
     assert code == 1 and "--compute" in capsys.readouterr().err
     code = main(["fit"])
     assert code == 1 and "no runs given" in capsys.readouterr().err
+
+
+def test_fit_and_backtest_drop_runs_below_a_token_per_param_on_request(tmp_path):
+    rng = np.random.default_rng(0)
+    N = np.repeat([2e7, 5e7, 1e8, 2e8, 4e8], 4)
+    D = N * np.tile([5.0, 20.0, 40.0, 80.0], 5)
+    y = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.003 * rng.standard_normal(N.size))
+    rows = [*zip(N, D, y, strict=True), (4e8, 2e7, 8.5), (2e8, 4e7, 6.9)]    # two runs read early in training
+    p = tmp_path / "runs.csv"
+    p.write_text("params,tokens,loss\n" + "".join(f"{n},{d},{loss}\n" for n, d, loss in rows))
+    base = [str(p), "--n", "params", "--d", "tokens", "--loss", "loss"]
+    res = runner.invoke(app, ["fit", *base, "--init", "coarse", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.output)["data"]["notes"]
+    assert any("2 run(s) saw fewer tokens than parameters" in n and "--min-tokens-per-param 1" in n for n in notes)
+    res = runner.invoke(app, ["fit", *base, "--init", "coarse", "--min-tokens-per-param", "1", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.output)["data"]["notes"]
+    assert any(n.startswith("dropped 2 run(s) below 1 token(s) per parameter") for n in notes)
+    assert not any("fewer tokens than parameters" in n for n in notes)
+    res = runner.invoke(app, ["backtest", *base, "--min-tokens-per-param", "1", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert all(s["n_train"] + s["n_test"] <= 20 for s in json.loads(res.output)["splits"])

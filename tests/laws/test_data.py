@@ -223,3 +223,50 @@ def test_saved_fit_readers_share_one_reader_and_its_errors(tmp_path):
 def test_token_multiplier_derived_for_laws_in_m():
     r = load_runs({"N": [1e8, 2e8], "D": [2e9, 8e9], "loss": [3.0, 2.8]})
     np.testing.assert_allclose(r.column("M"), [20.0, 40.0])
+
+
+def _with_undertrained(seed: int = 0) -> dict[str, np.ndarray]:
+    """30 runs at 5-80 tokens per parameter, then three at 0.05-0.5 with early-training losses (Porian-like)."""
+    rng = np.random.default_rng(seed)
+    N = np.repeat([2e7, 5e7, 1e8, 2e8, 4e8], 6)
+    D = N * np.tile([5.0, 10.0, 20.0, 40.0, 60.0, 80.0], 5)
+    y = (1.8 + 480 / N**0.35 + 2100 / D**0.37) * np.exp(0.003 * rng.standard_normal(N.size))
+    Nu = np.array([2e8, 4e8, 8e8])
+    return {"params": np.concatenate([N, Nu]), "tokens": np.concatenate([D, Nu * np.array([0.5, 0.2, 0.05])]),
+            "final_loss": np.concatenate([y, [6.0, 7.5, 9.0]])}
+
+
+def test_runs_below_one_token_per_param_are_named_then_dropped_on_request():
+    cols = _with_undertrained()
+    kept = load_runs(cols, n="params", d="tokens", loss="final_loss")
+    assert len(kept) == 33
+    note = next(n for n in kept.notes if "fewer tokens than parameters" in n)
+    assert note.startswith("3 run(s)") and "30, 31, 32" in note       # the rows, as the table numbers them
+    assert "min_tokens_per_param=1" in note                        # says how to drop them
+    runs = load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=1)
+    assert len(runs) == 30 and np.all(runs.column("D") / runs.column("N") >= 1)
+    assert not any("fewer tokens than parameters" in n for n in runs.notes)
+    assert any(n.startswith("dropped 3 run(s) below 1 token(s) per parameter") for n in runs.notes)
+    # the same runs in another order: the same runs are dropped
+    order = np.random.default_rng(1).permutation(33)
+    shuffled = load_runs({k: v[order] for k, v in cols.items()}, n="params", d="tokens", loss="final_loss",
+                         min_tokens_per_param=1)
+    assert sorted(shuffled.column("L")) == sorted(runs.column("L"))
+    # a higher minimum drops more; the threshold is D/N itself, not a count
+    assert len(load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=40)) < 30
+
+
+def test_min_tokens_per_param_needs_tokens_and_a_positive_value():
+    cols = _with_undertrained()
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(DataError, match="must be a positive number"):
+            load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=bad)
+    with pytest.raises(DataError, match="every run is below"):
+        load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=1e6)
+    with pytest.raises(DataError, match="needs both N and D"):
+        load_runs({"C": cols["params"] * 6, "final_loss": cols["final_loss"]}, loss="final_loss",
+                  min_tokens_per_param=1)
+    # the CLI's spelling in its messages
+    with pytest.raises(DataError, match="--min-tokens-per-param must"):
+        load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=0,
+                  spellings={"min_tokens_per_param": "--min-tokens-per-param "})

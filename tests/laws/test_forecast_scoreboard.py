@@ -45,3 +45,20 @@ def test_prior_pools_families_with_equal_weight():
     groups = {"big": [0.01] * 1000, "small": [1.0] * 10}
     q50, q90 = calibration_prior.weighted_quantiles(groups, (0.4, 0.9))
     assert q50 == 0.01 and q90 == 1.0
+
+
+def test_scoreboard_leaves_out_runs_below_one_token_per_param_for_every_family(anchor_file):
+    # the rule is applied to every table with tokens before it is split, so every column (scalelab, scipy,
+    # E + a C^-b, the package) sees the same runs; 0 (the scoreboard's default) keeps them all
+    anchor_file("resolving-scaling-law-discrepancies/isoflop_points.csv", "Porian et al.'s IsoFLOP points")
+    ruled, every = fb.datasets(fb.RULE_TOKENS_PER_PARAM), fb.datasets(0)
+    assert [d["name"] for d in ruled] == [d["name"] for d in every]
+    for a, b in zip(ruled, every, strict=True):
+        c = a["cols"]
+        if "D" in c:
+            assert np.all(c["D"] / c["N"] >= fb.RULE_TOKENS_PER_PARAM), a["name"]
+            assert len(c["L"]) + a["n_below_min_tpp"] == len(b["cols"]["L"])
+        else:   # SLD's MoE runs have no token column: nothing to apply the rule to
+            assert a["n_below_min_tpp"] == 0 and len(c["L"]) == len(b["cols"]["L"])
+    porian = [d for d in ruled if d["family"] == "porian"]
+    assert porian and all(d["n_below_min_tpp"] > 0 for d in porian)

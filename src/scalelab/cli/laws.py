@@ -19,8 +19,11 @@ DColOpt = Annotated[str | None, typer.Option("--d", help="Column holding D (toke
 LossColOpt = Annotated[str | None, typer.Option("--loss", help="Column holding the final loss.")]
 ComputeColOpt = Annotated[str | None, typer.Option("--compute", help="Column holding C (FLOPs); D = C/(6N) if no D.")]
 MoreColsOpt = Annotated[list[str] | None, typer.Option("--col", help="More mappings NAME=COLUMN (repeatable).")]
+MinTokensPerParamOpt = Annotated[float | None, typer.Option(
+    "--min-tokens-per-param", help="Drop runs with fewer tokens per parameter (D/N) than this, e.g. 1.")]
 #: How the table reader's messages name its arguments here: by the flags of `fit` and `backtest`.
-SPELLINGS = {"n_convention": "--n-convention", "drop_top_loss": "--drop-top-loss", "loss": "--loss COLUMN"}
+SPELLINGS = {"n_convention": "--n-convention", "drop_top_loss": "--drop-top-loss", "loss": "--loss COLUMN",
+             "min_tokens_per_param": "--min-tokens-per-param "}
 
 
 def _runs_table(path: Any) -> Any:
@@ -158,6 +161,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--n-convention", help="total | non-embedding | active.")
         ] = None,
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
+        min_tpp: MinTokensPerParamOpt = None,
         duplicates: Annotated[
             str, typer.Option("--duplicates", help="Copied runs: error | drop (the copies; replicates kept) | "
                                                    "average (one point per design point) | keep.")
@@ -208,7 +212,8 @@ def register(app: typer.Typer) -> None:
             return
         table = load_runs(source, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
                           config=columns_toml, n_convention=n_convention or conv, store=store,
-                          drop_top_loss=drop_top_loss, spellings=SPELLINGS, source_label=label)
+                          drop_top_loss=drop_top_loss, min_tokens_per_param=min_tpp, spellings=SPELLINGS,
+                          source_label=label)
         selection = None
         if law == "auto":
             from ..laws.backtest import BacktestComparison, backtest
@@ -265,6 +270,7 @@ def register(app: typer.Typer) -> None:
         level: Annotated[float, typer.Option("--level", help="Band coverage.")] = 0.95,
         band: Annotated[str, typer.Option("--band", help="new (calibrated) | noise | mean.")] = "new",
         drop_top_loss: Annotated[int, typer.Option("--drop-top-loss", help="Drop this many highest-loss runs.")] = 0,
+        min_tpp: MinTokensPerParamOpt = None,
         duplicates: Annotated[str, typer.Option("--duplicates", help="error | drop | average | keep.")] = "error",
         fmt: FormatOpt = OutputFormat.human,
     ) -> None:
@@ -274,7 +280,7 @@ def register(app: typer.Typer) -> None:
 
         _read_run_stores()
         table = load_runs(runs, n=n, d=d, loss=loss, compute=compute, columns=_parse_cols(col),
-                          drop_top_loss=drop_top_loss, spellings=SPELLINGS)
+                          drop_top_loss=drop_top_loss, min_tokens_per_param=min_tpp, spellings=SPELLINGS)
         laws: Any = law if law == "auto" or "," not in law else [x.strip() for x in law.split(",") if x.strip()]
         res = backtest(table, laws, split=split, n_splits=n_splits, level=level, kind=band, duplicates=duplicates)
         emit(res, fmt)

@@ -23,6 +23,7 @@ number in the file, header = line 1).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,8 +286,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
               compute: str | None = None, columns: Mapping[str, str] | None = None,
               config: str | Path | None = None, n_convention: str | None = None, store: str | Path | None = None,
               flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN, drop_top_loss: int = 0,
-              weight: str | None = None, spellings: Mapping[str, str] | None = None,
-              source_label: str | None = None) -> Runs:
+              min_tokens_per_param: float | None = None, weight: str | None = None,
+              spellings: Mapping[str, str] | None = None, source_label: str | None = None) -> Runs:
     """Read runs and map their columns to ``N``, ``D``, ``C``, ``L`` (and any other numeric column).
 
     Parameters
@@ -300,6 +301,9 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     store : a wind-tunnel run table (``scalelab.tunnel.runs_table(path)``; columns in docs/run-table.md) to
         read instead of ``source``, or a store file when a reader is set (:func:`set_store_reader`)
     drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. 2024 drop 5 outliers)
+    min_tokens_per_param : drop the runs with fewer training tokens per parameter (``D / N``) than this;
+        ``1`` keeps the runs that saw at least as many tokens as they have parameters. Without it, runs
+        below 1 are kept and named in a note (docs/laws.md, *Runs below one token per parameter*)
     weight : column holding a per-run weight
     spellings : how messages and notes name these arguments, e.g. ``{"n_convention": "--n-convention"}``
         (the CLI passes its flags); by default the argument names, ``n_convention=``
@@ -313,7 +317,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     >>> ChinchillaLaw().fit(runs)                                            # doctest: +SKIP
     """
     spelled = {"n_convention": "n_convention=", "drop_top_loss": "drop_top_loss", "loss": "load_runs(..., loss='COL')",
-               **(spellings or {})}
+               "min_tokens_per_param": "min_tokens_per_param=", **(spellings or {})}
     store_default_conv = None
     if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in STORE_SUFFIXES):
         # the run table's N is the total parameter count (docs/run-table.md)
@@ -408,6 +412,8 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         notes.append(f"dropped the {drop_top_loss} highest-loss runs ({kind} "
                      f"{', '.join(str(int(labels[i])) for i in dropped)})")
         labels = labels[keep]
+    cols, labels = _below_one_token_per_param(cols, labels, min_tokens_per_param, spelled["min_tokens_per_param"],
+                                              kind, notes)
     nconv = n_convention or conv.get("N") or store_default_conv or "unknown"
     if nconv not in N_CONVENTIONS:
         raise ConfigError(explain(f"unknown N convention ({spelled['n_convention'].rstrip('=')})", value=nconv,
@@ -418,6 +424,42 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     return Runs(cols, source=label, n_convention=nconv, notes=notes, row_labels=labels, label_kind=kind,
                 names={c: col for c, col in resolved.items() if c in cols})
 
+
+def _below_one_token_per_param(cols: dict[str, np.ndarray], labels: np.ndarray, minimum: float | None, spelled: str,
+                               kind: str, notes: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Drop the runs below ``minimum`` tokens per parameter (``D / N``); without a minimum, name the runs below
+    one in a note. Such runs are read early in training (Porian et al.'s IsoFLOP tables hold losses of 5-10
+    nats at 0.01-1 tokens per parameter against 3.1-3.5 on the frontier), where the loss laws do not apply."""
+    name = spelled.rstrip("= ")
+    if "N" not in cols or "D" not in cols:
+        if minimum is not None:
+            raise DataError(explain(f"{name} needs both N and D (or C) columns", value=sorted(cols),
+                                    fix="map them with n= and d= (or compute=)"))
+        return cols, labels
+    with np.errstate(all="ignore"):
+        tpp = cols["D"] / cols["N"]
+    if minimum is None:
+        low = np.flatnonzero(tpp < 1.0)
+        if low.size:
+            notes.append(f"{low.size} run(s) saw fewer tokens than parameters (D/N < 1; {kind} "
+                         f"{_row_list(labels[low])}): early-training losses the loss laws do not describe; "
+                         f"drop them with {spelled}1")
+        return cols, labels
+    if not (math.isfinite(float(minimum)) and float(minimum) > 0):
+        raise DataError(explain(f"{name} must be a positive number", value=minimum, allowed="> 0, e.g. 1"))
+    keep = ~(tpp < float(minimum))  # NaN rows stay, for the law's own input check to name them
+    if not keep.any():
+        raise DataError(explain(f"every run is below {float(minimum):g} tokens per parameter ({name})",
+                                value=f"D/N up to {np.nanmax(tpp):.3g}", fix=f"lower {name} or check N and D"))
+    if not keep.all():
+        notes.append(f"dropped {int((~keep).sum())} run(s) below {float(minimum):g} token(s) per parameter ({kind} "
+                     f"{_row_list(labels[~keep])})")
+    return {k: v[keep] for k, v in cols.items()}, labels[keep]
+
+
+def _row_list(rows: np.ndarray, limit: int = 8) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    return shown + (f" and {rows.size - limit} more" if rows.size > limit else "")
 
 
 #: Keyword names that ``fit(df, ...)`` and ``predict(df, ...)`` map to canonical columns.
