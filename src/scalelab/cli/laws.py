@@ -141,7 +141,15 @@ def _load_fit_or_preset(fit: str) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``fit``, ``forecast`` and ``laws`` to the root app."""
+    """Add ``fit``, ``backtest``, ``forecast`` and ``laws`` to the root app."""
+    _register_fit(app)
+    _register_backtest(app)
+    _register_forecast(app)
+    _register_laws(app)
+
+
+def _register_fit(app: typer.Typer) -> None:
+    """``scalelab fit``."""
 
     @app.command("fit")
     def fit_cmd(
@@ -255,6 +263,9 @@ def register(app: typer.Typer) -> None:
                            + (f"\n  plot: {plot}" if plot else ""))
         emit(result, fmt)
 
+
+def _register_backtest(app: typer.Typer) -> None:
+    """``scalelab backtest``."""
     @app.command("backtest")
     def backtest_cmd(
         runs: Annotated[Path, typer.Argument(help="Runs: CSV, Parquet, JSON or a run store (.sqlite).")],
@@ -285,6 +296,9 @@ def register(app: typer.Typer) -> None:
         res = backtest(table, laws, split=split, n_splits=n_splits, level=level, kind=band, duplicates=duplicates)
         emit(res, fmt)
 
+
+def _register_forecast(app: typer.Typer) -> None:
+    """``scalelab forecast``."""
     @app.command("forecast")
     def forecast_cmd(
         fit: Annotated[str, typer.Argument(help="A fit JSON from `scalelab fit --out`, or LAW:PRESET "
@@ -346,6 +360,9 @@ def register(app: typer.Typer) -> None:
             text += "".join(f"\n  warning: {n}" for n in notes)
         emit(_Forecast(d, text), fmt)
 
+
+def _register_laws(app: typer.Typer) -> None:
+    """``scalelab laws`` and ``scalelab laws show NAME``."""
     laws_app = typer.Typer(help="List the built-in scaling laws, or show one.", invoke_without_command=True,
                            no_args_is_help=False)
 

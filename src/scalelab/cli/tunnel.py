@@ -140,6 +140,12 @@ def register(app: typer.Typer) -> None:
     from . import sweep
 
     sweep.register(tunnel)
+    _register_training(tunnel)
+    _register_browsing(tunnel)
+
+
+def _register_training(tunnel: typer.Typer) -> None:
+    """``tunnel run`` and ``tunnel ddp``: train and store."""
 
     @tunnel.command("run")
     def run_cmd(
@@ -227,6 +233,10 @@ def register(app: typer.Typer) -> None:
         with resumable():  # Ctrl-C / SIGTERM: torchrun stopped, the run released, one line, exit 130 / 143
             rec = run_ddp(g.configs[0], st, nproc=nproc)
         emit(rec, fmt)
+
+
+def _register_browsing(tunnel: typer.Typer) -> None:
+    """``tunnel ls``, ``show``, ``export`` and ``rm``: read and manage the store."""
 
     @tunnel.command("ls")
     def ls_cmd(
