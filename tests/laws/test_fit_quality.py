@@ -158,6 +158,26 @@ def test_extrapolation_in_compute_alone_warns():
         law.predict(n_new, d_new)
 
 
+def test_extrapolation_off_the_runs_diagonal_warns_with_the_ratio():
+    """Inside the box of N and D (and of compute) but far off the runs' tokens per parameter: the warning
+    names D/N and its fitted range; a point on the runs' diagonal stays quiet. Fails if the warning looks
+    at each covariate alone."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    N = np.repeat(np.geomspace(1e7, 1e9, 6), 4)
+    D = N * np.tile([10.0, 15.0, 25.0, 40.0], 6)
+    L = (1.7 + 400 / N**0.34 + 410 / D**0.28) * np.exp(0.005 * rng.standard_normal(N.size))
+    law = _quiet_fit(ChinchillaLaw(init="coarse", extrapolation_factor=10.0), N, D, L)
+    n_new, d_new = N.min(), D.max()            # 4,000 tokens per parameter, 100x the runs' 40
+    assert law.extrapolation(n_new, d_new) <= 10   # each covariate and compute alone: inside 10x
+    with pytest.warns(ExtrapolationWarning, match=r"jointly, D/N 100x outside \[10, 40\]"):
+        law.predict(n_new, d_new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        law.predict(3e8, 3e8 * 20)             # on the diagonal: no warning
+
+
 def test_unfitted_law_says_what_is_missing():
     with pytest.raises(NotFittedError, match=r"no parameters yet.*\.fit"):
         ChinchillaLaw().predict(1e9, 1e10)

@@ -685,13 +685,25 @@ class ScalingLaw:
         return fac
 
     def _warn_extrapolation(self, Xa: tuple[np.ndarray, ...], stacklevel: int = 3) -> np.ndarray:
+        """Warn when a point lies more than ``extrapolation_factor`` outside the fitted range of a
+        covariate, of compute, or of a product or ratio of two covariates (tokens per parameter ``D/N``:
+        inside the box of N and D but off the runs' diagonal); returns the per-covariate factor."""
+        from .calibration import fitted_joint_ranges, joint_extrapolation
+
         fac = self._extrapolation(Xa)
         lim = self.extrapolation_factor
-        if lim is not None and np.any(fac > lim):
-            worst = float(np.nanmax(fac))
+        if lim is None:
+            return fac
+        joint, label = joint_extrapolation(self, Xa, fitted_joint_ranges(self))
+        both = np.fmax(fac, joint)
+        if np.any(both > lim):
+            worst = float(np.nanmax(both))
+            where = f"({_fmt_range(self.X_range_)})" if getattr(self, "X_range_", None) else ""
+            if label is not None and float(np.max(joint)) > lim:
+                where += f"; jointly, {label}"
             warnings.warn(explain(
-                f"{int(np.sum(fac > lim))} prediction(s) lie up to {worst:.3g}x outside the fitted range "
-                f"({_fmt_range(self.X_range_)})", allowed=f"within {lim:g}x (extrapolation_factor)",
+                f"{int(np.sum(both > lim))} prediction(s) lie up to {worst:.3g}x outside the fitted range "
+                f"{where}", allowed=f"within {lim:g}x (extrapolation_factor)",
                 fix="treat these as extrapolations: add runs closer to the target, or widen the interval"),
                 ExtrapolationWarning, stacklevel=stacklevel)
         return fac

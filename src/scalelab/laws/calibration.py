@@ -59,7 +59,8 @@ import numpy as np
 from ..errors import ScalelabError
 
 __all__ = ["N_STEPS", "PRIOR_QUANTILES", "PRIOR_WEIGHT", "band_distance", "calibrate", "distance_scale",
-           "joint_ranges", "new_run_interval", "own_scores", "pooled_quantile", "prior_quantile"]
+           "fitted_joint_ranges", "joint_extrapolation", "joint_ranges", "new_run_interval", "own_scores",
+           "pooled_quantile", "prior_quantile"]
 
 #: Rolling one-step-ahead backtests on the user's runs (the last levels of the size axis).
 N_STEPS = 3
@@ -84,11 +85,14 @@ def joint_ranges(covariates: tuple[str, ...], X: tuple[np.ndarray, ...]) -> list
     return out
 
 
-def band_distance(law: Any, X: tuple[np.ndarray, ...], joint: list[list[Any]] | None) -> np.ndarray:
-    """The band's extrapolation factor: the law's own (each covariate, compute) and, with ``joint`` from
-    :func:`joint_ranges`, the largest ratio of each product or ratio of two covariates to its fitted range."""
-    r = np.asarray(law._extrapolation(X), dtype=float)
+def joint_extrapolation(law: Any, X: tuple[np.ndarray, ...],
+                        joint: list[list[Any]] | None) -> tuple[np.ndarray, str | None]:
+    """How far each point lies outside the fitted runs' range of each product and ratio of two covariates
+    (``joint`` from :func:`joint_ranges`; 1.0 inside): the per-point factor, and the worst combination
+    as ``"D/N 30x outside [1.2, 40]"`` (``None`` when no point lies outside)."""
     cov = tuple(law.covariates)
+    r = np.ones(np.broadcast_shapes(*[np.shape(a) for a in X]) if X else ())
+    worst, label = 1.0, None
     for ca, op, cb, lo, hi in joint or ():
         if ca not in cov or cb not in cov:
             continue
@@ -96,8 +100,30 @@ def band_distance(law: Any, X: tuple[np.ndarray, ...], joint: list[list[Any]] | 
         with np.errstate(divide="ignore", invalid="ignore"):
             v = a * b if op == "*" else b / a
             ratio = np.where(v > hi, v / hi, np.where(v < lo, lo / v, 1.0))
-        r = np.fmax(r, np.where(np.isfinite(ratio) & (v > 0), ratio, 1.0))
-    return r
+        ratio = np.where(np.isfinite(ratio) & (v > 0), ratio, 1.0)
+        r = np.fmax(r, ratio)
+        if ratio.size and float(np.max(ratio)) > worst:
+            worst = float(np.max(ratio))
+            name = f"{ca}*{cb}" if op == "*" else f"{cb}/{ca}"
+            label = f"{name} {worst:.3g}x outside [{lo:.3g}, {hi:.3g}]"
+    return r, label
+
+
+def fitted_joint_ranges(law: Any) -> list[list[Any]] | None:
+    """The fit's joint ranges: saved with its calibration, else computed from its runs (``None`` for a
+    preset without runs)."""
+    cal = getattr(law, "calibration_", None)
+    if cal and cal.get("joint_range") is not None:
+        return cal["joint_range"]
+    data = getattr(law, "_fit_data", None)
+    return joint_ranges(tuple(law.covariates), data[0]) if data is not None else None
+
+
+def band_distance(law: Any, X: tuple[np.ndarray, ...], joint: list[list[Any]] | None) -> np.ndarray:
+    """The band's extrapolation factor: the law's own (each covariate, compute) and, with ``joint`` from
+    :func:`joint_ranges`, the largest ratio of each product or ratio of two covariates to its fitted range."""
+    r = np.asarray(law._extrapolation(X), dtype=float)
+    return np.fmax(r, joint_extrapolation(law, X, joint)[0])
 
 
 def _axis(law: Any, X: tuple[np.ndarray, ...]) -> np.ndarray:
