@@ -200,8 +200,8 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
         "(compile off): one kernel per elementwise op",
         "torchtitan 1ea476e (2024-04-24) torchtitan/parallelisms/parallelize_llama.py: FSDP2 "
-        "MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32), hard-coded; later "
-        "training.mixed_precision_reduce, default 'float32' (grad_reduce_bytes=4)",)),
+        "MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32), hard-coded; from 5c69c02 "
+        "(2024-05-20) training.mixed_precision_reduce, default 'float32' (grad_reduce_bytes=4)",)),
     FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step", cp_ring=RING_TORCH_ALLGATHER,
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "torchtitan with --compile: torch.compile fuses each block's elementwise chains (docs/performance.md: "

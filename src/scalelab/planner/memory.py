@@ -180,8 +180,8 @@ class MemoryConventions:
         before its reduce-scatter; torchtitan sets it to fp32 (4): hard-coded
         ``MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)`` in
         ``torchtitan/parallelisms/parallelize_llama.py`` at 1ea476e (April 2024, the commit of its A100
-        table, "TODO: Expose `reduce_dtype` as a config option"), then ``training.mixed_precision_reduce``,
-        default ``"float32"`` (9dec370, December 2024). Also the default of ``zero3_unsharded_grad_bytes``.
+        table, "TODO: Expose `reduce_dtype` as a config option"), then ``training.mixed_precision_reduce``
+        (5c69c02, May 2024), default ``"float32"``. Also the default of ``zero3_unsharded_grad_bytes``.
     zero3_unsharded_grad_bytes : float or None
         Bytes per element of the unsharded gradients that accumulate across micro-batches when ZeRO-3
         gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype
