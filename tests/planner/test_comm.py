@@ -9,7 +9,14 @@ from scalelab.arch.spec import ModelSpec, MoESpec
 from scalelab.errors import ConfigError
 from scalelab.hardware.spec import ClusterSpec, GPUSpec
 from scalelab.planner import Layout, TrainSpec, comm_per_step
-from scalelab.planner.comm import collective_time_s, group_link, local_params, ring_factors
+from scalelab.planner.comm import (
+    collective_time_s,
+    group_bandwidth_bytes_per_s,
+    group_link,
+    local_params,
+    ring_factors,
+)
+from scalelab.planner.memory import MemoryConventions
 
 GPU = GPUSpec(name="test", peak_flops_per_s={"bf16": 1e15}, memory_bytes=80e9, memory_bandwidth_bytes_per_s=3e12,
               intra_node_bandwidth_bytes_per_s=400e9, inter_node_bandwidth_bytes_per_s=50e9,
@@ -51,6 +58,59 @@ def test_group_link_rule():
     assert group_link(8, 16, 8) == "inter"      # DP over nodes
     assert group_link(2, 4, 8) == "intra"       # CP4 after TP2 still within 8 GPUs
     assert group_link(4, 4, 8) == "inter"
+
+
+@pytest.mark.parametrize("kind, stride, n, nics", [
+    ("all_gather", 1, 16, 8),      # FSDP over two nodes: rings through 8 GPUs a node, 8 NICs each
+    ("reduce_scatter", 4, 8, 2),   # DP over TP4: 2 ranks a node
+    ("all_reduce", 8, 16, 1),      # DP over TP8: one rank a node, its own NIC
+    ("all_reduce", 1, 16, 8),      # TP16 across two nodes
+    ("all_to_all", 1, 16, 1),      # each rank's remote bytes leave through its own NIC
+    ("p2p", 8, 2, 1),
+])
+def test_multi_node_rings_use_the_nics_of_the_group_ranks_in_a_node(kind, stride, n, nics):
+    """NCCL spreads a ring's inter-node flows over the NICs of a node (NVIDIA/nccl#412, #812: 192 GB/s
+    all-reduce bus bandwidth across DGX A100s with 8 x 200 Gb/s NICs), up to the intra-node link."""
+    bw = group_bandwidth_bytes_per_s(kind, stride, n, 8, intra_bytes_per_s=400e9, nic_bytes_per_s=25e9)
+    assert bw == pytest.approx(nics * 25e9)
+    # never faster than NVLink, which carries the node's share between the NICs
+    assert group_bandwidth_bytes_per_s("all_gather", 1, 16, 8, intra_bytes_per_s=150e9,
+                                       nic_bytes_per_s=25e9) == pytest.approx(150e9)
+    assert group_bandwidth_bytes_per_s(kind, 1, 8, 8, intra_bytes_per_s=400e9, nic_bytes_per_s=25e9) == 400e9
+
+
+def test_fsdp_over_nodes_is_timed_at_the_node_s_nics():
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)  # 8 GPUs a node, 50 GB/s NIC per GPU
+    cb = comm_per_step(MODEL, cl, TrainSpec(seq_len=1024, global_batch=16), Layout(zero=3))
+    c = _one(cb, "dp", "all_gather")
+    assert c.link == "inter"
+    assert c.time_s == pytest.approx(c.traffic_bytes / 400e9)  # min(8 x 50, 400) GB/s
+    tp8 = comm_per_step(MODEL, cl, TrainSpec(seq_len=1024, global_batch=16), Layout(tp=8, zero=3))
+    c8 = _one(tp8, "dp", "all_gather")  # one rank per node: one NIC
+    assert c8.time_s == pytest.approx(c8.traffic_bytes / 50e9)
+
+
+def test_reduce_dtype_is_a_convention():
+    """``MemoryConventions.grad_reduce_bytes``: FSDP2's reduce dtype; torchtitan's profile reduces in fp32."""
+    from scalelab.planner.frameworks import get_framework
+
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=1024, global_batch=16)
+    psi = MODEL.n_params().total
+    for conv, b in ((None, 2), (MemoryConventions(grad_reduce_bytes=4.0), 4), (get_framework("torchtitan").memory, 4),
+                    (get_framework("megatron").memory, 2)):
+        rs = _one(comm_per_step(MODEL, cl, train, Layout(zero=3), memory_conventions=conv), "dp", "reduce_scatter")
+        assert rs.message_bytes == pytest.approx(b * psi), conv
+    # DDP's all-reduce follows the reduce dtype too
+    fp32 = MemoryConventions(grad_reduce_bytes=4)
+    ar = _one(comm_per_step(MODEL, cl, train, Layout(zero=0), memory_conventions=fp32), "dp")
+    assert ar.message_bytes == pytest.approx(4 * psi)
+    # the memory model's unsharded accumulators (ZeRO-3 gathering once per step) follow the reduce dtype
+    assert MemoryConventions().unsharded_grad_bytes() == 4.0
+    assert MemoryConventions(grad_reduce_bytes=2.0).unsharded_grad_bytes() == 2.0
+    assert MemoryConventions(grad_reduce_bytes=2.0, zero3_unsharded_grad_bytes=4.0).unsharded_grad_bytes() == 4.0
+    with pytest.raises(ConfigError):
+        MemoryConventions(grad_reduce_bytes=-1.0)
 
 
 def test_ddp_all_reduce_volume():

@@ -71,7 +71,10 @@ def test_predicted_step_time_against_published_runs():
 
 @pytest.mark.parametrize("i", range(2), ids=["8B", "70B"])
 def test_torchtitan_a100_throughput_out_of_sample(i):
-    """torchtitan's published FSDP throughput on 64 A100 (docs/performance.md), which set nothing: within 15%."""
+    """torchtitan's published FSDP throughput on 64 A100 (docs/performance.md), which set nothing, planned with
+    the torchtitan profile (eager layers, its op-level SAC, fp32 gradient reduce): within 15%. With the
+    planner's defaults (Megatron's fused kernels) the 8B run comes out 22% too fast: its FSDP traffic hides
+    behind compute on DGX-class nodes (``comm.group_bandwidth_bytes_per_s``), so the kernels decide."""
     from scalelab import get_model
 
     data = json.loads((Path(__file__).resolve().parents[1] / "assets" / "planner_step_time_published.json").read_text())
@@ -79,6 +82,6 @@ def test_torchtitan_a100_throughput_out_of_sample(i):
     c = tab["cases"][i]
     p = plan(get_model(c["name"]), get_cluster("a100-80gb", c["n_gpus"]),
              TrainSpec(seq_len=c["seq_len"], global_batch=c["global_batch"]),
-             Layout(zero=3, recompute=c["recompute"]))
+             Layout(zero=3, recompute=c["recompute"]), framework="torchtitan")
     assert p.feasible, p.reasons
     assert p.tokens_per_s / c["n_gpus"] == pytest.approx(c["tokens_per_s_per_gpu"], rel=tab["tolerance_rel"])

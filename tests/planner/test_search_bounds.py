@@ -93,3 +93,17 @@ def test_moe_search_with_overlap_agrees_with_exhaustive_evaluation():
     assert best is not None and r.best
     assert r.best[0].step_time_s == pytest.approx(best.step_time_s)
     assert r.n_pruned_by_bound > 0
+
+
+def test_bound_stays_below_a_tp_group_across_nodes():
+    """TP16 over two 8-GPU nodes: the bound's TP floor times the ring at the bandwidth comm_per_step gives
+    it (the NICs of the group's 8 ranks in a node, ``comm.group_bandwidth_bytes_per_s``), so it stays a
+    lower bound of plan()'s step time."""
+    m, cl = get_model("llama-3.1-70b"), get_cluster("h100-sxm", 64)
+    tr = TrainSpec(seq_len=4096, global_batch=64)
+    lay = Layout(tp=16, pp=2, zero=1, sequence_parallel=True, recompute="full")
+    f = flops_per_step(m, tr, recompute="full")
+    bound = StepTimeBound(m, cl, tr, lay, dp=2, dp_comm=comm_per_step(m, cl, tr, lay, dp=2))
+    lb = bound("full", 1, 1, hardware_flops=f.hardware, attention_flops=attention_hardware_flops(f, "full"))
+    p = plan(m, cl, tr, lay, memory_limit_bytes=1e15)
+    assert 0 < lb <= p.step_time_s * (1 + 1e-9)

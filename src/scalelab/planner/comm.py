@@ -25,7 +25,8 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 **Volumes per step** (planner reference notes section 2.6):
 
 - DP, ZeRO-0/1: one all-reduce (ZeRO-1: reduce-scatter + all-gather, same bytes) of the local gradients,
-  2 Psi_local (d-1)/d elements, once per step (Rajbhandari et al. 2020, ZeRO, section 7).
+  2 Psi_local (d-1)/d elements, once per step (Rajbhandari et al. 2020, ZeRO, section 7), in the reduce
+  dtype (:func:`gradient_reduce_bytes`).
 - ZeRO-2: the gradient reduce-scatter runs for every micro-batch (only a shard of the gradients is kept),
   then one parameter all-gather per step.
 - ZeRO-3 / FSDP: parameter all-gather in forward and again in backward, plus the gradient reduce-scatter,
@@ -53,7 +54,9 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 **Placement.** Ranks are ordered tp (fastest varying), cp, dp, pp (Megatron-LM's default
 ``tp-cp-ep-dp-pp``); expert groups take ``etp * ep`` consecutive ranks. A group whose ranks span at most
 one node (``stride * size <= gpus_per_node``) uses the intra-node link (NVLink), otherwise the network
-(each GPU's NIC share), which then bounds the ring (Narayanan 2021 takeaway: keep TP inside a node).
+(Narayanan 2021 takeaway: keep TP inside a node): a ring collective at the NICs of the group's ranks in a
+node, at most NVLink's bandwidth; all-to-all and point-to-point at one NIC per rank
+(:func:`group_bandwidth_bytes_per_s`).
 """
 
 from __future__ import annotations
@@ -121,6 +124,45 @@ def group_link(stride: int, size: int, gpus_per_node: int) -> Link:
     ('intra', 'inter', 'inter')
     """
     return "intra" if stride * size <= gpus_per_node else "inter"
+
+
+#: Collectives that NCCL runs as rings (or trees) whose inter-node flows it spreads over the NICs of a node
+_RING_KINDS = ("all_reduce", "reduce_scatter", "all_gather")
+
+
+def group_bandwidth_bytes_per_s(kind: str, stride: int, size: int, gpus_per_node: int, *,
+                                intra_bytes_per_s: float, nic_bytes_per_s: float) -> float:
+    """Per-rank bandwidth of a ``kind`` collective over ``size`` ranks spaced ``stride`` apart: the intra-node
+    link inside a node; across nodes, for ring collectives, the NICs of all the group's ranks in a node
+    (``k = gpus_per_node // stride`` of them, at most ``size``), at most the intra-node link; one NIC for
+    all-to-all and point-to-point.
+
+    A ring through the group's ``k`` GPUs of each node crosses each node boundary once, so its per-rank
+    bytes ((n-1)/n S per rank for an all-gather) are what each inter-node hop carries; NCCL runs several
+    such rings at once, each entering and leaving a node through a different NIC and crossing the GPUs
+    in between over NVLink, so a node's ``k`` NICs share the traffic and each rank's share moves at
+    about ``k`` NICs' speed, bounded by NVLink (NVIDIA/nccl#412, sjeaugey: "NCCL is able to aggregate the
+    bandwidth of multiple NICs ... data can flow from the NIC to the nearest GPU, go through all the
+    other GPUs through NVLink, then exit from the last GPU, back to the NIC"; NVIDIA/nccl#812: "On an
+    Nvidia DGX-A100 system we have 8x200Gbit/s IB cards and we measure 192GB/s AllReduce BusBW", where
+    one 200 Gb/s NIC is 25 GB/s; NVIDIA/nccl-tests#277: all-reduce "will form multiple rings so that it
+    can utilize all the available NICs"). A group with one rank per node (data parallelism across TP
+    groups: ``stride >= gpus_per_node``) has one NIC per rank. An all-to-all sends each rank's remote
+    bytes through its own NIC; a point-to-point send is one flow.
+
+    >>> group_bandwidth_bytes_per_s("all_gather", 1, 64, 8, intra_bytes_per_s=300e9, nic_bytes_per_s=25e9)
+    200000000000.0
+    >>> group_bandwidth_bytes_per_s("all_gather", 8, 64, 8, intra_bytes_per_s=300e9, nic_bytes_per_s=25e9)
+    25000000000.0
+    >>> group_bandwidth_bytes_per_s("all_to_all", 1, 64, 8, intra_bytes_per_s=300e9, nic_bytes_per_s=25e9)
+    25000000000.0
+    """
+    if group_link(stride, size, gpus_per_node) == "intra":
+        return intra_bytes_per_s
+    if kind not in _RING_KINDS or stride >= gpus_per_node:
+        return nic_bytes_per_s
+    k = min(size, max(1, gpus_per_node // stride))
+    return min(k * nic_bytes_per_s, intra_bytes_per_s)
 
 
 @dataclass(frozen=True)
@@ -204,9 +246,18 @@ def tp_all_gather_fraction(precision: str) -> float:
     return 1.0 / activation_bytes(precision) if precision == "fp8" else 1.0
 
 
-def gradient_reduce_bytes(precision: str) -> float:
-    """Bytes per gradient element in the DP reduction: fp32 when gradients accumulate in fp32
-    (Megatron's main_grad, ``bf16-fp32-grad``) or train in fp32, else 2."""
+def gradient_reduce_bytes(precision: str, conventions: MemoryConventions | None = None) -> float:
+    """Bytes per gradient element in the DP reduction (the reduce dtype): the conventions'
+    ``grad_reduce_bytes`` when set (FSDP2's ``MixedPrecisionPolicy.reduce_dtype``: fp32 in torchtitan),
+    else fp32 when gradients accumulate in fp32 (Megatron's main_grad, ``bf16-fp32-grad``) or train in
+    fp32, else 2.
+
+    >>> from scalelab.planner.memory import MemoryConventions
+    >>> gradient_reduce_bytes("bf16"), gradient_reduce_bytes("bf16", MemoryConventions(grad_reduce_bytes=4))
+    (2.0, 4.0)
+    """
+    if conventions is not None and conventions.grad_reduce_bytes is not None:
+        return float(conventions.grad_reduce_bytes)
     return 4.0 if precision in ("fp32", "bf16-fp32-grad") else 2.0
 
 
@@ -386,6 +437,8 @@ class _StepShape:
     """``layout.save_policy``: what the backward pass recomputes."""
     gather_bytes: tuple[float, float] = (2.0, 2.0)
     """Bytes per (dense, routed) parameter in ZeRO-3 all-gathers (:func:`zero3_param_gather_bytes`)."""
+    grad_bytes: float = 2.0
+    """Bytes per gradient element in the data-parallel reduction (:func:`gradient_reduce_bytes`)."""
 
 
 class _CollectiveList:
@@ -406,7 +459,8 @@ class _CollectiveList:
         if n <= 1 or msg <= 0 or calls <= 0:
             return
         link = group_link(stride, n, self.gpus_per_node)
-        bw = self._intra if link == "intra" else self._inter
+        bw = group_bandwidth_bytes_per_s(kind, stride, n, self.gpus_per_node, intra_bytes_per_s=self._intra,
+                                         nic_bytes_per_s=self._inter)
         one = collective_time_s(kind, msg, n, bandwidth_bytes_per_s=bw, latency_s=self._lat, efficiency=self._eta)
         factor, _ = ring_factors(kind, n)
         self.out.append(Collective(name, kind, group, n, link, msg, calls, factor * msg * calls, one * calls,
@@ -557,7 +611,7 @@ def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n:
     and backward of every micro-batch (or once per step with ``zero3_gather="step"``); HSDP adds a replica
     all-reduce of the gradient shard."""
     layout, train, m = st.layout, st.train, st.micro_batches
-    g_bytes = gradient_reduce_bytes(train.precision)
+    g_bytes = st.grad_bytes
     p_bytes = param_gather_bytes(train.precision)
     g_node = acc.gpus_per_node
     shard_n, rep_n = n, 1
@@ -646,7 +700,8 @@ def comm_per_step(
                     tokens_mb=b * s / c,  # tokens one rank's micro-batch holds (per cp shard)
                     act_bytes=activation_bytes(train.precision), policy=layout.save_policy,
                     gather_bytes=(zero3_param_gather_bytes(model, layout, train.precision, d, memory_conventions)
-                                  if layout.zero == 3 else (2.0, 2.0)))
+                                  if layout.zero == 3 else (2.0, 2.0)),
+                    grad_bytes=gradient_reduce_bytes(train.precision, memory_conventions))
     acc = _CollectiveList(cluster)
     _tp_collectives(acc, st)
     _cp_collectives(acc, st, RING_TRANSFORMER_ENGINE if cp_ring is None else cp_ring)

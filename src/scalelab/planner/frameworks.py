@@ -43,9 +43,12 @@ sets, and why:
   in bf16 and fp8 alike (``fp32_param_shards``); under an interleaved schedule of one round each stage
   reduces and frees its fp32 accumulators at its own last backward (``pp_reduce_per_stage``); without
   PP, FSDP2's root group (embedding, final norm, head) stays gathered for the whole step and the head's
-  gradient unsharded through backward (``fsdp_root_unsharded``). Its attention
-  runs ``wq``, ``wk``, ``wv`` as three GEMMs (``separate_qkv``; Megatron's profiles fuse them), which the
-  per-GEMM roofline (:mod:`~scalelab.planner.gemm`) times apart.
+  gradient unsharded through backward (``fsdp_root_unsharded``); FSDP2 reduce-scatters gradients in fp32
+  (``grad_reduce_bytes=4``: ``MixedPrecisionPolicy(reduce_dtype=torch.float32)``, hard-coded in
+  ``apply_fsdp`` at 1ea476e, April 2024, then ``training.mixed_precision_reduce``'s default), which also
+  sets the bytes of its unsharded gradient accumulators under PP. Its attention runs ``wq``, ``wk``, ``wv``
+  as three GEMMs (``separate_qkv``; Megatron's profiles fuse them), which the per-GEMM roofline
+  (:mod:`~scalelab.planner.gemm`) times apart.
 - ``torchtitan-compile``: the same with ``torch.compile``, whose fused kernels move the elementwise
   bytes Megatron's fused kernels do (torchtitan as its docs/performance.md ran it, commit 9dec370 of
   December 2024: the loss stays eager, ``train.py``'s ``torch.compile(loss_fn)`` is commented out).
@@ -177,7 +180,7 @@ _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_pa
                                   pp_keeps_stage_outputs=True, pp_microbatch_buffers=True,
                                   pp_stage_split="torchtitan", low_precision_gather_needs_dp_shard=True,
                                   fp32_param_shards=True, low_precision_gather_linears_only=True,
-                                  pp_reduce_per_stage=True, fsdp_root_unsharded=True)
+                                  pp_reduce_per_stage=True, fsdp_root_unsharded=True, grad_reduce_bytes=4.0)
 
 #: torchtitan since April 2025 with --training.compile: the loss is compiled too (2 + 2 bytes per logit)
 #: (one bf16 gradient = half an fp32 buffer; with TP, DTensor loss parallel's four fp32 buffers stay)
@@ -204,7 +207,10 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
                      cp_ring=RING_TORCH_ALLGATHER, policy_aliases=(("selective", "torchtitan-op"),), sources=(
         "pytorch/torchtitan models/llama3/infra/parallelize.py (op SAC save list), components/loss.py "
         "(cross_entropy on logits.float()), docs/performance.md (measured memory); eager by default "
-        "(compile off): one kernel per elementwise op",)),
+        "(compile off): one kernel per elementwise op",
+        "torchtitan 1ea476e (2024-04-24) torchtitan/parallelisms/parallelize_llama.py: FSDP2 "
+        "MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32), hard-coded; from 5c69c02 "
+        "(2024-05-20) training.mixed_precision_reduce, default 'float32' (grad_reduce_bytes=4)",)),
     FrameworkProfile("torchtitan-compile", memory=_TORCHTITAN, pp_zero3_gather="step", cp_ring=RING_TORCH_ALLGATHER,
                      separate_qkv=True,
                      policy_aliases=(("selective", "torchtitan-op"),), sources=(

@@ -172,10 +172,21 @@ class MemoryConventions:
         (all T tokens, not T / tp): DTensor's ``SequenceParallel`` + ``ColwiseParallel`` in eager PyTorch
         (torchtitan without AsyncTP) gathers before the linear, which saves what it receives. Megatron
         (False) saves the sharded input and gathers it again in backward (Korthikanti et al. 2022 §4.2.2).
-    zero3_unsharded_grad_bytes : float
+    grad_reduce_bytes : float or None
+        Bytes per gradient element that the data-parallel reduction moves (the DP all-reduce, the ZeRO/FSDP
+        reduce-scatter and HSDP's replica all-reduce): the reduce dtype. ``None`` takes the precision
+        recipe's (:func:`~scalelab.planner.comm.gradient_reduce_bytes`: 4 for ``fp32`` and
+        ``bf16-fp32-grad``, else 2). FSDP2 casts each gradient to ``MixedPrecisionPolicy.reduce_dtype``
+        before its reduce-scatter; torchtitan sets it to fp32 (4): hard-coded
+        ``MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)`` in
+        ``torchtitan/parallelisms/parallelize_llama.py`` at 1ea476e (April 2024, the commit of its A100
+        table, "TODO: Expose `reduce_dtype` as a config option"), then ``training.mixed_precision_reduce``
+        (5c69c02, May 2024), default ``"float32"``. Also the default of ``zero3_unsharded_grad_bytes``.
+    zero3_unsharded_grad_bytes : float or None
         Bytes per element of the unsharded gradients that accumulate across micro-batches when ZeRO-3
-        gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype,
-        fp32 in torchtitan (``FSDPParam.to_accumulated_grad_if_needed``).
+        gathers once per step (``Layout.zero3_gather="step"``): FSDP2 upcasts them to its reduce dtype
+        (``FSDPParam.to_accumulated_grad_if_needed``). ``None``: ``grad_reduce_bytes`` when that is set,
+        else 4 (FSDP2's fp32 reduce dtype as torchtitan runs it); see :meth:`unsharded_grad_bytes`.
     fsdp_root_unsharded : bool
         ZeRO-3 gathering per micro-batch: the parameters outside the wrapped transformer blocks (the
         embedding, final norm and head: FSDP2's root group) stay gathered from their forward to the end of
@@ -251,7 +262,8 @@ class MemoryConventions:
     optimizer_state_bytes: float = 4.0
     comm_buffer_bytes: float = 0.0
     zero3_gather_weight_bytes: float | None = None
-    zero3_unsharded_grad_bytes: float = 4.0
+    grad_reduce_bytes: float | None = None
+    zero3_unsharded_grad_bytes: float | None = None
     low_precision_gather_needs_dp_shard: bool = False
     sp_saves_gathered_inputs: bool = False
     fp32_param_shards: bool = False
@@ -262,7 +274,7 @@ class MemoryConventions:
     def __post_init__(self) -> None:
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
                      "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes", "logits_copies",
-                     "logits_output_bytes", "zero3_unsharded_grad_bytes"):
+                     "logits_output_bytes"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a finite number >= 0", value=v))
@@ -270,7 +282,7 @@ class MemoryConventions:
             raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
                                       fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
         for name in ("master_weight_bytes", "weight_bytes", "zero3_gather_weight_bytes",
-                     "loss_parallel_logits_copies"):
+                     "loss_parallel_logits_copies", "grad_reduce_bytes", "zero3_unsharded_grad_bytes"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
                 raise ConfigError(explain(f"memory convention {name} must be a number >= 0 or None", value=v))
@@ -282,6 +294,18 @@ class MemoryConventions:
             raise ConfigError(explain("zero3_tiles must be a positive integer", value=self.zero3_tiles))
         if self.zero3_prefetch_layers < 1:
             raise ConfigError(explain("zero3_prefetch_layers must be >= 1", value=self.zero3_prefetch_layers))
+
+    def unsharded_grad_bytes(self) -> float:
+        """Bytes per element of ZeRO-3's unsharded gradient accumulators (``zero3_unsharded_grad_bytes``,
+        else ``grad_reduce_bytes``, else 4).
+
+        >>> MemoryConventions().unsharded_grad_bytes(), MemoryConventions(grad_reduce_bytes=2).unsharded_grad_bytes()
+        (4.0, 2.0)
+        """
+        for v in (self.zero3_unsharded_grad_bytes, self.grad_reduce_bytes):
+            if v is not None:
+                return float(v)
+        return 4.0
 
     @classmethod
     def korthikanti(cls) -> MemoryConventions:
@@ -886,7 +910,8 @@ def zero3_unsharded_stage_bytes(*, n_params: float, n_trainable: float, layer_gr
     :func:`zero3_gather_weight_bytes_per_param` (default 2, fp32 training 4; ``dp_shard`` is the
     data-parallel shard degree excluding CP; ``n_sixteen_bit`` of the ``n_params`` always at the 16-bit
     copy: with ``low_precision_gather_linears_only`` the embeddings, norms and head), the accumulators at
-    ``zero3_unsharded_grad_bytes`` plus one layer's gradients in the compute dtype before the upcast.
+    :meth:`MemoryConventions.unsharded_grad_bytes` plus one layer's gradients in the compute dtype before
+    the upcast.
 
     >>> zero3_unsharded_stage_bytes(n_params=1e9, n_trainable=1e9, layer_grad_bytes=0.0,
     ...                             conv=MemoryConventions(), precision="bf16")
@@ -899,7 +924,7 @@ def zero3_unsharded_stage_bytes(*, n_params: float, n_trainable: float, layer_gr
     gw = zero3_gather_weight_bytes_per_param(conv, precision, dp_shard)
     sixteen_bit = 4.0 if precision == "fp32" else 2.0
     weights = (n_params - n_sixteen_bit) * gw + n_sixteen_bit * sixteen_bit
-    return weights, n_trainable * conv.zero3_unsharded_grad_bytes + layer_grad_bytes
+    return weights, n_trainable * conv.unsharded_grad_bytes() + layer_grad_bytes
 
 
 def pipeline_buffer_bytes(model: ModelSpec, train: TrainSpec, layout: Layout, act: float) -> float:

@@ -55,7 +55,7 @@ from .comm import (
     RingRecipe,
     activation_bytes,
     collective_time_s,
-    group_link,
+    group_bandwidth_bytes_per_s,
     ring_factors,
     tp_all_gather_fraction,
 )
@@ -826,11 +826,12 @@ class _CommFloor:
         self.L_stage = -(-model.n_layers // p)
         self.per_layer = 4 if model.moe is None else 2
 
-        def bw(stride: int, n: int) -> float:
-            return (gpu.intra_node_bandwidth_bytes_per_s if group_link(stride, n, gpn) == "intra"
-                    else gpu.inter_node_bandwidth_bytes_per_s)
+        def bw(kind: str, stride: int, n: int) -> float:  # as comm_per_step times the group's collectives
+            return group_bandwidth_bytes_per_s(kind, stride, n, gpn,
+                                               intra_bytes_per_s=gpu.intra_node_bandwidth_bytes_per_s,
+                                               nic_bytes_per_s=gpu.inter_node_bandwidth_bytes_per_s)
 
-        self.tp_bw, self.pp_bw = bw(1, t), bw(t * c * dp, p)
+        self.tp_bw, self.pp_bw = bw("all_reduce", 1, t), bw("p2p", t * c * dp, p)
 
     def __call__(self, micro_batch: int, interleave: int) -> float:
         gpu = self.gpu
