@@ -74,6 +74,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, explain
+from .async_tp import ASYNC_TP_HIDING_EFFICIENCY
 from .comm import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE, RingRecipe
 from .layout import Layout
 from .memory import MemoryConventions
@@ -127,6 +128,13 @@ class FrameworkProfile:
         ``wk``, ``wv``; Hugging Face's ``q_proj``, ``k_proj``, ``v_proj``) rather than Megatron-LM's fused
         ``linear_qkv``: with GQA and TP the key and value GEMMs are narrow (Llama 3.1 8B at TP8: N = 128)
         and the per-GEMM roofline finds them memory-bound (:mod:`~scalelab.planner.gemm`).
+    async_tp : bool
+        torch's AsyncTP is on (torchtitan ``parallelism.enable_async_tensor_parallel``; off in every profile,
+        as in torchtitan's defaults): :mod:`~scalelab.planner.async_tp` models what it hides. Turn it on per
+        run (``plan(..., async_tp=True)``, ``--async-tp``).
+    async_tp_hiding : float
+        Share of the chunk GEMMs' time under which AsyncTP's transfers hide
+        (:data:`~scalelab.planner.async_tp.ASYNC_TP_HIDING_EFFICIENCY`, fitted on torchtitan's Table 4 pair).
     cp_ring : RingRecipe
         What its context parallelism moves between ranks and, per ring step, in HBM
         (:class:`~scalelab.planner.comm.RingRecipe`): TransformerEngine's ring of K,V sends and fused
@@ -151,6 +159,8 @@ class FrameworkProfile:
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
     separate_qkv: bool = False
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
+    async_tp: bool = False
+    async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:
