@@ -31,7 +31,7 @@ sets, and why:
   FSDP keeps parameters unsharded across micro-batches and accumulates unsharded fp32 gradients
   (``pp_zero3_gather="step"``; ``torchtitan/parallelisms/parallelize_llama.py`` ``apply_fsdp``); its
   DTensor sequence parallelism gathers before the column-parallel linears, which save the gathered input
-  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP);
+  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not, and ``async_tp=True`` turns it off);
   with TP its loss is DTensor's loss parallel, whose fused backward holds four fp32 logits buffers at once
   (``loss_parallel_logits_copies=4``); under PP, PyTorch's pipeline stage keeps every micro-batch's
   output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``); FSDP's Float8
