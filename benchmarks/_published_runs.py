@@ -43,8 +43,9 @@ class PlanInputs(NamedTuple):
 def build(run: dict, scale: float | None = None) -> PlanInputs:
     """The plan() inputs of one run: its model (catalog name or inline spec), cluster with the row's device
     overrides, training spec (LoRA included), layout, and its team's framework profile with the row's memory
-    conventions. ``scale`` is a trial ``efficiency_scale``; the trial keys ``_float8`` (a Float8 recipe) and
-    ``_overlaps`` ((tp_overlap, pp_overlap)) replace the profile's."""
+    conventions, and AsyncTP on where the row says ``"async_tp": true``. ``scale`` is a trial
+    ``efficiency_scale``; the trial keys ``_float8`` (a Float8 recipe), ``_async_tp_hiding`` (AsyncTP's
+    hiding share) and ``_overlaps`` ((tp_overlap, pp_overlap), with AsyncTP off) replace the profile's."""
     model = ModelSpec(**run["model_spec"]) if "model_spec" in run else get_model(run["model"])
     t = dict(run["train"])
     if "lora" in t:
@@ -54,8 +55,13 @@ def build(run: dict, scale: float | None = None) -> PlanInputs:
         prof = dataclasses.replace(prof, efficiency_scale=scale)
     if "_float8" in run:
         prof = dataclasses.replace(prof, float8=run["_float8"])
-    if "_overlaps" in run:
-        prof = dataclasses.replace(prof, tp_overlap=run["_overlaps"][0], pp_overlap=run["_overlaps"][1])
+    if run.get("async_tp"):  # the run turned torch's AsyncTP on (torchtitan enable_async_tensor_parallel)
+        prof = dataclasses.replace(prof, async_tp=True)
+    if "_async_tp_hiding" in run:
+        prof = dataclasses.replace(prof, async_tp_hiding=run["_async_tp_hiding"])
+    if "_overlaps" in run:  # a trial overlap replaces AsyncTP's
+        prof = dataclasses.replace(prof, tp_overlap=run["_overlaps"][0], pp_overlap=run["_overlaps"][1],
+                                   async_tp=False)
     conv = dataclasses.replace(prof.memory, **run.get("memory_conventions", {}))
     cluster = get_cluster(run["gpu"], run["n_gpus"], **run.get("gpu_overrides", {}))
     return PlanInputs(model, cluster, TrainSpec(**t), Layout(**run["layout"]), prof, conv)

@@ -224,3 +224,24 @@ def test_overlap_flags_and_nemo_profile_reach_plan_and_search(capsys, monkeypatc
     assert json.loads(out)["best"][0]["step_time_s"] == pytest.approx(json.loads(out2)["best"][0]["step_time_s"])
     code, _, err = run(["plan", *BASE, *lay, "--pp-overlap", "1.5"], capsys, monkeypatch)
     assert code == 1 and "pp_overlap" in err and "Traceback" not in err
+
+
+def test_async_tp_flag_reaches_plan_and_search(capsys, monkeypatch):
+    """--async-tp plans torch's AsyncTP (faster, and recorded in the plan's options) in plan and in search;
+    with --tp-overlap it is an error that names both."""
+    lay = ["--tp", "8", "--sequence-parallel", "--zero", "3", "--framework", "torchtitan-compile-2025"]
+
+    def plan_json(*extra):
+        code, out, err = run(["plan", *BASE, *lay, "--format", "json", *extra], capsys, monkeypatch)
+        assert code == 0, err
+        return json.loads(out)
+
+    off, on = plan_json(), plan_json("--async-tp")
+    assert on["step_time_s"] < off["step_time_s"]
+    assert on["options"]["async_tp"] is True and "async_tp" not in off["options"]
+    code, out, err = run(["search", *BASE, "--framework", "torchtitan-compile-2025", "--async-tp", "--tp", "8",
+                          "--top", "1", "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out)["best"][0]["options"]["async_tp"] is True
+    code, _, err = run(["plan", *BASE, *lay, "--async-tp", "--tp-overlap", "1"], capsys, monkeypatch)
+    assert code == 1 and "async_tp" in err and "tp_overlap" in err and "Traceback" not in err

@@ -180,6 +180,10 @@ _RUN = [
     SpecOption("tp_overlap", ("--tp-overlap",), float,
                "Fraction of TP collectives hidden behind the GEMMs they feed or drain, at most those GEMMs' time "
                "(0 default; nemo: 1 = Transformer Engine's userbuffers overlap).", RUN, "tp_overlap"),
+    SpecOption("async_tp", ("--async-tp",), bool,
+               "torch's AsyncTP (torchtitan enable_async_tensor_parallel): hide the sequence-parallel collectives "
+               "inductor fuses with their GEMMs (not with --tp-overlap).", RUN, "async_tp",
+               convert=lambda v: True if v else None, default=False),
     SpecOption("pp_overlap", ("--pp-overlap",), float,
                "Fraction of pipeline sends hidden behind compute with interleaving (0 default; nemo: 1 = "
                "Megatron-Core's overlap_p2p_comm).", RUN, "pp_overlap"),

@@ -82,6 +82,8 @@ def _memory_options(opts: dict[str, Any], fields: dict[str, Any]) -> dict[str, A
     if fields:
         framework = out.get("framework")
         base = get_framework(framework).memory if framework is not None else MemoryConventions()
+        if out.get("async_tp"):  # as plan() does with the profile's conventions: AsyncTP saves the shards
+            base = dataclasses.replace(base, sp_saves_gathered_inputs=False)
         out["memory_conventions"] = dataclasses.replace(base, **fields)
     return out
 

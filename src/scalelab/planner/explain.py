@@ -216,7 +216,7 @@ def explain_layout(result: SearchResult, layout: Layout | str, **plan_options: A
     else:  # a result built by hand: the options its best plan records
         opts = {k: v for k, v in best.options.items()
                 if k in ("efficiency", "dp_overlap", "memory_limit_bytes", "attention_efficiency", "ep_overlap",
-                         "tp_overlap", "pp_overlap")}
+                         "tp_overlap", "pp_overlap", "async_tp")}
         if best.options.get("memory_conventions") is not None:
             from .memory import MemoryConventions
 

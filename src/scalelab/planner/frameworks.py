@@ -31,7 +31,7 @@ sets, and why:
   FSDP keeps parameters unsharded across micro-batches and accumulates unsharded fp32 gradients
   (``pp_zero3_gather="step"``; ``torchtitan/parallelisms/parallelize_llama.py`` ``apply_fsdp``); its
   DTensor sequence parallelism gathers before the column-parallel linears, which save the gathered input
-  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not: set it False with AsyncTP);
+  (``sp_saves_gathered_inputs``; AsyncTP's fused all-gather-matmul does not, and ``async_tp=True`` turns it off);
   with TP its loss is DTensor's loss parallel, whose fused backward holds four fp32 logits buffers at once
   (``loss_parallel_logits_copies=4``); under PP, PyTorch's pipeline stage keeps every micro-batch's
   output, so the last stage holds all the step's bf16 logits (``pp_keeps_stage_outputs``); FSDP's Float8
@@ -77,6 +77,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, explain
+from .async_tp import ASYNC_TP_HIDING_EFFICIENCY
 from .comm import RING_TORCH_ALLGATHER, RING_TRANSFORMER_ENGINE, RingRecipe
 from .layout import Layout
 from .memory import MemoryConventions
@@ -130,6 +131,13 @@ class FrameworkProfile:
         ``wk``, ``wv``; Hugging Face's ``q_proj``, ``k_proj``, ``v_proj``) rather than Megatron-LM's fused
         ``linear_qkv``: with GQA and TP the key and value GEMMs are narrow (Llama 3.1 8B at TP8: N = 128)
         and the per-GEMM roofline finds them memory-bound (:mod:`~scalelab.planner.gemm`).
+    async_tp : bool
+        torch's AsyncTP is on (torchtitan ``parallelism.enable_async_tensor_parallel``; off in every profile,
+        as in torchtitan's defaults): :mod:`~scalelab.planner.async_tp` models what it hides. Turn it on per
+        run (``plan(..., async_tp=True)``, ``--async-tp``).
+    async_tp_hiding : float
+        Share of the chunk GEMMs' time under which AsyncTP's transfers hide
+        (:data:`~scalelab.planner.async_tp.ASYNC_TP_HIDING_EFFICIENCY`, fitted on torchtitan's Table 4 pair).
     cp_ring : RingRecipe
         What its context parallelism moves between ranks and, per ring step, in HBM
         (:class:`~scalelab.planner.comm.RingRecipe`): TransformerEngine's ring of K,V sends and fused
@@ -154,6 +162,8 @@ class FrameworkProfile:
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
     separate_qkv: bool = False
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
+    async_tp: bool = False
+    async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:

@@ -45,7 +45,7 @@ import math
 from ..arch.spec import ModelSpec
 from .layout import Layout
 
-__all__ = ["gemm_roofline_factor", "linear_gemm_shapes"]
+__all__ = ["gemm_roofline_factor", "gemm_time_s", "linear_gemm_shapes"]
 
 
 def linear_gemm_shapes(model: ModelSpec, layout: Layout, *,
@@ -117,3 +117,17 @@ def gemm_roofline_factor(shapes: list[tuple[float, float, float]], tokens: float
             roofline += max(t_c, t_m)
     other = 3.0 * other_flops / flops_per_s
     return (roofline + other) / (compute + other) if compute + other > 0 else 1.0
+
+
+def gemm_time_s(m: float, k: float, n: float, *, flops_per_s: float, bytes_per_s: float, input_bytes: float,
+                output_bytes: float) -> float:
+    """Seconds of one ``(M, K) x (K, N)`` GEMM under the roofline of the module docstring: its FLOPs at
+    ``flops_per_s`` or its bytes (inputs read, output written) at ``bytes_per_s``, whichever is longer.
+
+    >>> f = dict(flops_per_s=5e14, bytes_per_s=2e12, input_bytes=2, output_bytes=2)
+    >>> gemm_time_s(16384, 8192, 8192, **f) == 2 * 16384 * 8192 * 8192 / 5e14   # compute-bound
+    True
+    >>> gemm_time_s(16384, 8192, 128, **f) > 2 * 16384 * 8192 * 128 / 5e14      # N = 128: memory-bound
+    True
+    """
+    return max(2.0 * m * k * n / flops_per_s, (input_bytes * (m * k + k * n) + output_bytes * m * n) / bytes_per_s)

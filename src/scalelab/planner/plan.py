@@ -22,6 +22,7 @@ Derived figures (PaLM, Chowdhery et al. 2022, App. B):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
+from .async_tp import ASYNC_TP_HIDING_EFFICIENCY
 from .comm import RING_TRANSFORMER_ENGINE, CommBreakdown, RingRecipe, comm_per_step
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
@@ -433,19 +435,26 @@ class FrameworkOptions:
     (:class:`~scalelab.planner.comm.RingRecipe`)."""
     separate_qkv: bool = False
     """Query, key and value projections as three GEMMs rather than one fused GEMM (:mod:`~scalelab.planner.gemm`)."""
+    async_tp: bool = False
+    """torch's AsyncTP hides the sequence-parallel collectives it fuses with their GEMMs
+    (:mod:`~scalelab.planner.async_tp`)."""
+    async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY
+    """Share of the chunk GEMMs' time under which AsyncTP's transfers hide (the profile's)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
                       efficiency: float | None = None, attention_efficiency: float | None = None,
                       dp_overlap: float | None = None, ep_overlap: float | None = None,
                       memory_conventions: MemoryConventions | None = None, tp_overlap: float | None = None,
-                      pp_overlap: float | None = None) -> FrameworkOptions:
+                      pp_overlap: float | None = None, async_tp: bool | None = None) -> FrameworkOptions:
     """Apply ``framework``'s defaults (:mod:`~scalelab.planner.frameworks`) to the options given.
 
     The profile's ``efficiency_scale`` multiplies the device's matmul and attention efficiencies unless
     they are given; its memory conventions and overlaps apply unless given; its elementwise fusion,
     node-limited routing, SM share and FP8 recipe always apply. Without a framework the planner's
-    defaults apply.
+    defaults apply. ``async_tp`` (default the profile's, else off) cannot be combined with a TP overlap, and
+    unless ``memory_conventions`` are given it drops ``sp_saves_gathered_inputs`` (AsyncTP's fused
+    all-gather-matmul saves the sharded input).
 
     >>> from scalelab.hardware.catalog import get_cluster
     >>> o = framework_options("deepseek-v3", get_cluster("h800", 8))
@@ -458,7 +467,8 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     from .frameworks import get_framework
 
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
-    separate_qkv = False
+    separate_qkv, hiding = False, ASYNC_TP_HIDING_EFFICIENCY
+    given_memory = memory_conventions is not None
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
@@ -472,19 +482,26 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         memory_conventions = memory_conventions or prof.memory
         dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
         ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
-        tp_overlap = prof.tp_overlap if tp_overlap is None else tp_overlap
+        async_tp = prof.async_tp if async_tp is None else async_tp
+        hiding = prof.async_tp_hiding
+        if async_tp and not given_memory and prof.memory.sp_saves_gathered_inputs:
+            memory_conventions = dataclasses.replace(prof.memory, sp_saves_gathered_inputs=False)
+        tp_overlap = (0.0 if async_tp else prof.tp_overlap) if tp_overlap is None else tp_overlap
         pp_overlap = prof.pp_overlap if pp_overlap is None else pp_overlap
     for name, ov in (("tp_overlap", tp_overlap), ("pp_overlap", pp_overlap)):
         if ov is not None and not (isinstance(ov, (int, float)) and 0 <= ov <= 1):
             raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov,
                                       fix="0 = on the critical path, 1 = hidden behind compute"))
+    if async_tp and tp_overlap:
+        raise ConfigError(explain("async_tp and tp_overlap both hide the TP collectives", value=tp_overlap,
+                                  fix="drop tp_overlap (AsyncTP's overlap is modelled) or async_tp"))
     return FrameworkOptions(
         efficiency=efficiency, attention_efficiency=attention_efficiency,
         dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,
         ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
         comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0,
-        cp_ring=ring, separate_qkv=separate_qkv)
+        cp_ring=ring, separate_qkv=separate_qkv, async_tp=bool(async_tp), async_tp_hiding=hiding)
 
 
 def _check_measured_tflops(tflops: float, cluster: ClusterSpec) -> None:
@@ -520,6 +537,7 @@ def _resolve_options(framework: str | FrameworkProfile | None, cluster: ClusterS
                      efficiency: float | None, attention_efficiency: float | None, dp_overlap: float | None,
                      ep_overlap: float | None, memory_conventions: MemoryConventions | None,
                      tp_overlap: float | None, pp_overlap: float | None, measured_step_time_s: float | None,
+                     async_tp: bool | None = None,
                      measured_tflops_per_gpu: float | None,
                      memory_limit_bytes: float | None) -> tuple[Layout, FrameworkOptions]:
     """The layout :func:`plan` evaluates (``Layout()`` when none is given, with ``framework``'s meaning of
@@ -536,7 +554,7 @@ def _resolve_options(framework: str | FrameworkProfile | None, cluster: ClusterS
         layout = get_framework(framework).resolve_layout(layout)
     fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
                            dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
-                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+                           tp_overlap=tp_overlap, pp_overlap=pp_overlap, async_tp=async_tp)
     _check_values(fw.efficiency, measured_step_time_s, measured_tflops_per_gpu, fw.dp_overlap, memory_limit_bytes)
     if not (isinstance(fw.ep_overlap, (int, float)) and 0 <= fw.ep_overlap <= 1):
         raise ConfigError(explain("ep_overlap must be in [0, 1]", value=fw.ep_overlap,
@@ -580,6 +598,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
             **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
             **({"separate_qkv": True} if fw.separate_qkv else {}),
+            **({"async_tp": True, "async_tp_hiding": fw.async_tp_hiding} if fw.async_tp else {}),
             "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
             "framework": get_framework(framework).name if framework is not None else None}
 
@@ -648,7 +667,8 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         attention_flops=attention_t,
         attention_efficiency=fw.attention_efficiency, ep_overlap=fw.ep_overlap,
         fused_elementwise=fw.fused_elementwise, comm_sm_fraction=fw.comm_sm_fraction, float8=fw.float8,
-        tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring, separate_qkv=fw.separate_qkv)
+        tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring, separate_qkv=fw.separate_qkv,
+        async_tp=fw.async_tp, async_tp_hiding=fw.async_tp_hiding)
 
 
 def plan(
@@ -671,6 +691,7 @@ def plan(
     framework: str | FrameworkProfile | None = None,
     tp_overlap: float | None = None,
     pp_overlap: float | None = None,
+    async_tp: bool | None = None,
     _flops_cache: dict | None = None,
     _memory: Any = None,
 ) -> Plan:
@@ -717,6 +738,10 @@ def plan(
         time), and of the pipeline sends hidden behind compute with an interleaved schedule (0..1);
         default the framework's (``nemo``: 1 and 1), else 0
         (:func:`~scalelab.planner.step_time.model_step_time`).
+    async_tp
+        torch's AsyncTP (torchtitan ``enable_async_tensor_parallel``, compiled runs): the sequence-parallel
+        all-gathers and reduce-scatters inductor fuses with their GEMMs are hidden behind them in chunks
+        (:mod:`~scalelab.planner.async_tp`); default the framework's (off in every profile).
 
     Returns
     -------
@@ -738,7 +763,7 @@ def plan(
     layout, fw = _resolve_options(
         framework, cluster, layout, efficiency=efficiency, attention_efficiency=attention_efficiency,
         dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions, tp_overlap=tp_overlap,
-        pp_overlap=pp_overlap, measured_step_time_s=measured_step_time_s,
+        pp_overlap=pp_overlap, async_tp=async_tp, measured_step_time_s=measured_step_time_s,
         measured_tflops_per_gpu=measured_tflops_per_gpu, memory_limit_bytes=memory_limit_bytes)
     reasons = check_layout(model, cluster, train, layout)
     dp = resolve_dp(cluster, layout)

@@ -339,6 +339,7 @@ def search_layouts(
     framework: str | FrameworkProfile | None = None,
     tp_overlap: float | None = None,
     pp_overlap: float | None = None,
+    async_tp: bool | None = None,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -363,9 +364,9 @@ def search_layouts(
         Usable memory per GPU (default: the GPU's capacity minus its reserve).
     efficiency, attention_efficiency, conventions, dp_overlap, ep_overlap, memory_conventions, memory_reserve_bytes
         Passed to :func:`~scalelab.planner.plan.plan`.
-    tp_overlap, pp_overlap
+    tp_overlap, pp_overlap, async_tp
         Passed to :func:`~scalelab.planner.plan.plan`; the step-time bounds hide no more of the TP and
-        PP traffic than they do.
+        PP traffic than they do (with ``async_tp`` they keep the reduce-scatters it cannot fuse).
     framework
         A framework profile (:mod:`~scalelab.planner.frameworks`): its memory conventions and overlaps
         are the defaults, and the save policies searched are what it runs.
@@ -393,7 +394,7 @@ def search_layouts(
                           attention_efficiency=attention_efficiency, conventions=conventions,
                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, fixed=fixed,
                           memory_conventions=memory_conventions, memory_reserve_bytes=memory_reserve_bytes,
-                          framework=framework, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+                          framework=framework, tp_overlap=tp_overlap, pp_overlap=pp_overlap, async_tp=async_tp)
     rejections = _Rejections(max_rejected_examples, space.limit)
     groups = _candidates(space, rejections)
     return _rank(space, groups, rejections)
@@ -479,7 +480,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
                   max_cp, max_micro_batch, max_interleave, zero_stages, recompute, allow_offload, allow_hsdp,
                   flash_attention, memory_limit_bytes, efficiency, attention_efficiency, conventions, dp_overlap,
                   ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework, tp_overlap=None,
-                  pp_overlap=None) -> _SearchSpace:
+                  pp_overlap=None, async_tp=None) -> _SearchSpace:
     """Check the search's options and resolve them (framework defaults, fixed fields, bounds)."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
@@ -494,7 +495,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     # the same resolved values.
     fw = framework_options(framework, cluster, efficiency=efficiency, attention_efficiency=attention_efficiency,
                            dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions,
-                           tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+                           tp_overlap=tp_overlap, pp_overlap=pp_overlap, async_tp=async_tp)
     _check_values(efficiency, None, None, fw.dp_overlap, memory_limit_bytes)
     if attention_efficiency is not None and not (isinstance(attention_efficiency, (int, float))
                                                  and 0 < attention_efficiency <= 1):
@@ -541,7 +542,8 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     plan_kw: dict[str, Any] = dict(efficiency=efficiency, conventions=conventions, dp_overlap=fw.dp_overlap,
                                    memory_limit_bytes=limit, memory_conventions=mconv,
                                    attention_efficiency=attention_efficiency, ep_overlap=fw.ep_overlap,
-                                   framework=framework, tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap)
+                                   framework=framework, tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap,
+                                   async_tp=fw.async_tp)
     flops = {(rc,): flops_per_step(model, train, recompute=rc, conventions=conventions) for rc in recompute}
     constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
                    "max_interleave": max_interleave, "zero_stages": list(zero_stages),
@@ -610,7 +612,7 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
                                             fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor,
                                             float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
                                             pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring,
-                                            separate_qkv=sp.fw.separate_qkv)
+                                            separate_qkv=sp.fw.separate_qkv, async_tp=sp.fw.async_tp)
             out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
     return out
 
@@ -699,7 +701,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
                               ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
                               ep_volume_floor=ep_floor, float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
-                              pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv)
+                              pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv,
+                              async_tp=sp.fw.async_tp)
         yield lay0, upd0, bound
 
 

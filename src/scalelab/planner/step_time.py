@@ -49,6 +49,7 @@ from typing import Any
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
+from .async_tp import ASYNC_TP_HIDING_EFFICIENCY, AsyncTPCost, async_tp_cost, async_tp_unfused_rs_per_layer
 from .comm import (
     RING_TRANSFORMER_ENGINE,
     CommBreakdown,
@@ -794,14 +795,16 @@ def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
 
 
 def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,
-                          dp: int, tp_overlap: float = 0.0, pp_overlap: float = 0.0) -> float:
+                          dp: int, tp_overlap: float = 0.0, pp_overlap: float = 0.0, async_tp: bool = False,
+                          separate_qkv: bool = False) -> float:
     """A lower bound on the exposed TP and PP time of a step (seconds): the fewest TP collectives any save
     policy runs (two per layer and direction with dense MLPs, one with MoE layers) and the pipeline's
     sends, at the sizes and links :func:`~scalelab.planner.comm.comm_per_step` uses, less the most that
     ``tp_overlap`` and ``pp_overlap`` (interleaved schedules only) can hide of them in
-    :func:`model_step_time`."""
-    return _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap,
-                      pp_overlap=pp_overlap)(layout.micro_batch, layout.interleave)
+    :func:`model_step_time`; with ``async_tp`` the TP part is the backward reduce-scatters AsyncTP does not
+    fuse (:func:`~scalelab.planner.async_tp.async_tp_unfused_rs_per_layer`)."""
+    return _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
+                      async_tp=async_tp, separate_qkv=separate_qkv)(layout.micro_batch, layout.interleave)
 
 
 class _CommFloor:
@@ -809,10 +812,11 @@ class _CommFloor:
     and the interleave."""
 
     __slots__ = ("B", "L_stage", "act_bytes", "c", "d_model", "dp", "gpu", "p", "per_layer", "pp_bw", "pp_overlap",
-                 "seq_len", "sp", "t", "tp_bw", "tp_bytes", "tp_overlap")
+                 "seq_len", "sp", "t", "tp_bw", "tp_bytes", "tp_overlap", "unfused_rs")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
-                 tp_overlap: float = 0.0, pp_overlap: float = 0.0):
+                 tp_overlap: float = 0.0, pp_overlap: float = 0.0, async_tp: bool = False,
+                 separate_qkv: bool = False):
         gpu, gpn = cluster.gpu, cluster.gpus_per_node
         # model_step_time hides at most these fractions of the TP and PP traffic: the floors keep the rest
         self.tp_overlap = tp_overlap if layout.sequence_parallel else 0.0
@@ -825,6 +829,9 @@ class _CommFloor:
         self.gpu, self.sp = gpu, layout.sequence_parallel
         self.L_stage = -(-model.n_layers // p)
         self.per_layer = 4 if model.moe is None else 2
+        # AsyncTP (with SP) keeps only the backward reduce-scatters it cannot fuse, each in full (async_tp.py)
+        self.unfused_rs = (async_tp_unfused_rs_per_layer(model, separate_qkv=separate_qkv)
+                           if async_tp and layout.sequence_parallel else None)
 
         def bw(kind: str, stride: int, n: int) -> float:  # as comm_per_step times the group's collectives
             return group_bandwidth_bytes_per_s(kind, stride, n, gpn,
@@ -838,7 +845,11 @@ class _CommFloor:
         m = max(1, self.B // (self.dp * micro_batch))
         msg = micro_batch * self.seq_len / self.c * self.d_model * self.act_bytes
         total = 0.0
-        if self.t > 1:
+        if self.t > 1 and self.unfused_rs is not None:
+            total += m * self.unfused_rs * self.L_stage * collective_time_s(
+                "reduce_scatter", msg, self.t, bandwidth_bytes_per_s=self.tp_bw, latency_s=gpu.link_latency_s,
+                efficiency=gpu.network_efficiency)
+        elif self.t > 1:
             total += (1.0 - self.tp_overlap) * m * self.per_layer * self.L_stage * collective_time_s(
                 "all_reduce", msg * self.tp_bytes, self.t, bandwidth_bytes_per_s=self.tp_bw,
                 latency_s=gpu.link_latency_s, efficiency=gpu.network_efficiency)
@@ -900,13 +911,14 @@ class StepTimeBound:
                  host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
                  comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
                  tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
-                 separate_qkv: bool = False):
+                 separate_qkv: bool = False, async_tp: bool = False):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
                                       fused_elementwise=fused_elementwise, float8=float8, weight_casts=False,
                                       separate_qkv=separate_qkv)
-        self._floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+        self._floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
+                                 async_tp=async_tp, separate_qkv=separate_qkv)
         self._ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
@@ -960,7 +972,8 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
                                 attention_efficiency: float | None = None, fused_elementwise: bool = True,
                                 ep_floor_s: float = 0.0, float8: Float8Recipe | None = None,
                                 tp_overlap: float = 0.0, pp_overlap: float = 0.0,
-                                cp_ring: RingRecipe | None = None, separate_qkv: bool = False) -> float:
+                                cp_ring: RingRecipe | None = None, separate_qkv: bool = False,
+                                async_tp: bool = False) -> float:
     """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
     (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
     branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
@@ -999,7 +1012,8 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
         matmul_s, attention_s, elementwise_s = comp.terms(hardware, attention, policy)
         ring_s = ring.unavoidable_s(attention_s, policy.reruns_attention, m_min) if ring is not None else 0.0
         best = min(best, matmul_s + elementwise_s + ring_s)
-    comm_floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap)
+    comm_floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
+                            async_tp=async_tp, separate_qkv=separate_qkv)
     floor = min(comm_floor(mb_max, v) for v in {1, *interleaves})
     return (best + floor + ep_floor_s) * (1.0 + bubble_fraction(layout.pp, max(interleaves), m_max))
 
@@ -1011,7 +1025,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
                           ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
                           tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
-                          separate_qkv: bool = False) -> float:
+                          separate_qkv: bool = False, async_tp: bool = False) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -1036,7 +1050,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
         The CPU optimizer step of offloaded states, which is never overlapped.
     ep_overlap, comm_sm_fraction
         As :func:`model_step_time` takes them (the defaults leave the all-to-alls out of the bound).
-    tp_overlap, pp_overlap
+    tp_overlap, pp_overlap, async_tp
         As :func:`model_step_time` takes them: the TP and PP floors keep what they cannot hide.
     ep_volume_floor
         The least fraction of ``dp_comm``'s all-to-all volume any save policy in question runs: 1 when
@@ -1047,7 +1061,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
                           ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor,
                           float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap, cp_ring=cp_ring,
-                          separate_qkv=separate_qkv)
+                          separate_qkv=separate_qkv, async_tp=async_tp)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
 
@@ -1188,6 +1202,8 @@ def model_step_time(
     pp_overlap: float = 0.0,
     cp_ring: RingRecipe | None = None,
     separate_qkv: bool = False,
+    async_tp: bool = False,
+    async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -1238,6 +1254,12 @@ def model_step_time(
         The query, key and value projections run as three GEMMs (torchtitan, Hugging Face) rather than
         one fused GEMM (Megatron-LM): narrower, so the per-GEMM roofline may find them memory-bound
         (:mod:`scalelab.planner.gemm`).
+    async_tp
+        torch's AsyncTP (torchtitan ``enable_async_tensor_parallel``): the sequence-parallel collectives
+        that inductor fuses with their GEMMs run in chunks beside them, what stays exposed as
+        :func:`~scalelab.planner.async_tp.async_tp_cost` says (with sequence parallelism only; instead of
+        ``tp_overlap``, which must then be 0); ``async_tp_hiding`` is its share of the chunk GEMMs' time
+        that hides transfers, in [0, 1] (:data:`~scalelab.planner.async_tp.ASYNC_TP_HIDING_EFFICIENCY`).
 
     Examples
     --------
@@ -1276,10 +1298,22 @@ def model_step_time(
     ep_s = ep_exposed_s(ep_s, compute_s=compute_s, ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction)
     # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
     # can happen only when sequence parallelism is enabled")
+    atp_hidden = 0.0
+    if async_tp and layout.sequence_parallel and layout.tp > 1:
+        if tp_overlap:
+            raise ConfigError(explain("async_tp and tp_overlap both hide TP collectives", value=tp_overlap,
+                                      fix="pass tp_overlap=0 with async_tp (AsyncTP's overlap is modelled)"))
+        if not 0 <= async_tp_hiding <= 1:
+            raise ConfigError(explain("async_tp_hiding must be in [0, 1]", value=async_tp_hiding,
+                                      fix="pass the share of the chunk GEMMs' time that hides transfers, e.g. 0.43"))
+        atp = _async_tp(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, float8=float8,
+                        separate_qkv=separate_qkv, hiding=async_tp_hiding)
+        tp_s, atp_hidden = atp.exposed_s, atp.hidden_s
     tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
-                                                  compute_s=compute_s, interleave=v,
+                                                  compute_s=compute_s - atp_hidden, interleave=v,
                                                   tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
                                                   pp_overlap=pp_overlap)
+    tp_hidden += atp_hidden
     ideal = compute_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * bubble_fraction(p, v, m)
 
@@ -1299,6 +1333,26 @@ def model_step_time(
         efficiency=eff, dp_overlap=dp_overlap, source="model", peak_dtype=dtype,
         cp_transfer_s=ring.transfer_s, cp_exposed_s=ring.exposed_s, tp_hidden_s=tp_hidden, pp_hidden_s=pp_hidden,
     )
+
+
+def _async_tp(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, comm: CommBreakdown, *,
+              dp: int, m: int, eff: float, float8: Float8Recipe | None, separate_qkv: bool,
+              hiding: float) -> AsyncTPCost:
+    """:func:`~scalelab.planner.async_tp.async_tp_cost` at the rates :func:`model_step_time` times the
+    linear layers with (the compute dtype's peak, an FP8 recipe's GEMM efficiency, the HBM rate)."""
+    gpu = cluster.gpu
+    dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
+    rate = eff * gpu.peak(dtype)
+    if dtype == "fp8":
+        rate *= (FLOAT8_TORCHAO_TENSORWISE if float8 is None else float8).gemm_efficiency_ratio
+    act = activation_bytes(train.precision)
+    return async_tp_cost(model, layout, comm, tokens_mb=layout.micro_batch * train.seq_len / layout.cp,
+                         n_micro=m, stage_layers=-(-model.n_layers // layout.pp),
+                         rerun_forward=layout.save_policy.reruns_tp_forward, gemm_flops_per_s=rate,
+                         hbm_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY,
+                         gemm_input_bytes=GEMM_INPUT_BYTES.get(dtype, 2.0), act_bytes=act,
+                         ag_bytes=act * tp_all_gather_fraction(train.precision), separate_qkv=separate_qkv,
+                         hiding_efficiency=hiding)
 
 
 def measured_step_time(
