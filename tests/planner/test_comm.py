@@ -79,6 +79,31 @@ def test_multi_node_rings_use_the_nics_of_the_group_ranks_in_a_node(kind, stride
     assert group_bandwidth_bytes_per_s(kind, 1, 8, 8, intra_bytes_per_s=400e9, nic_bytes_per_s=25e9) == 400e9
 
 
+@pytest.mark.parametrize("gpn, n_gpus, stride, size", [
+    (8, 64, 1, 64), (8, 64, 8, 8), (8, 64, 2, 16), (8, 64, 4, 8),  # spans of whole nodes
+    (8, 24, 1, 12), (8, 24, 2, 6), (8, 48, 4, 6), (8, 24, 3, 8),   # spans ending inside a node (dp 12, dp 6 x tp 2)
+    (4, 24, 2, 6), (72, 216, 1, 108), (8, 40, 1, 10),
+])
+def test_ring_groups_never_claim_more_nics_than_their_ranks_in_any_node(gpn, n_gpus, stride, size):
+    """Ranks laid out in order (groups of ``size`` ranks ``stride`` apart tiling the cluster, as the tp, cp,
+    dp, pp ordering places them): in every node, each ring group's per-rank bandwidth is at most the NICs
+    of its own ranks there, so the groups sharing a node never use more NICs than the node has."""
+    nic = 25e9
+    span = stride * size
+    groups = [[start + base + i * stride for i in range(size)]
+              for start in range(0, n_gpus, span) for base in range(stride)]
+    bw = group_bandwidth_bytes_per_s("all_gather", stride, size, gpn, intra_bytes_per_s=1e15, nic_bytes_per_s=nic)
+    if group_link(stride, size, gpn) == "intra":
+        return
+    used = [0.0] * (n_gpus // gpn)
+    for g in groups:
+        for node in {r // gpn for r in g}:
+            here = sum(1 for r in g if r // gpn == node)
+            assert bw / nic <= here + 1e-9, (g, node)
+            used[node] += bw / nic
+    assert max(used) <= gpn + 1e-9
+
+
 def test_fsdp_over_nodes_is_timed_at_the_node_s_nics():
     cl = ClusterSpec(gpu=GPU, n_gpus=16)  # 8 GPUs a node, 50 GB/s NIC per GPU
     cb = comm_per_step(MODEL, cl, TrainSpec(seq_len=1024, global_batch=16), Layout(zero=3))

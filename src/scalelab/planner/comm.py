@@ -134,8 +134,8 @@ def group_bandwidth_bytes_per_s(kind: str, stride: int, size: int, gpus_per_node
                                 intra_bytes_per_s: float, nic_bytes_per_s: float) -> float:
     """Per-rank bandwidth of a ``kind`` collective over ``size`` ranks spaced ``stride`` apart: the intra-node
     link inside a node; across nodes, for ring collectives, the NICs of all the group's ranks in a node
-    (``k = gpus_per_node // stride`` of them, at most ``size``), at most the intra-node link; one NIC for
-    all-to-all and point-to-point.
+    (``k = gpus_per_node // stride`` of them when the group spans whole nodes, else the fewest it has in
+    a node; at most ``size``), at most the intra-node link; one NIC for all-to-all and point-to-point.
 
     A ring through the group's ``k`` GPUs of each node crosses each node boundary once, so its per-rank
     bytes ((n-1)/n S per rank for an all-gather) are what each inter-node hop carries; NCCL runs several
@@ -161,7 +161,11 @@ def group_bandwidth_bytes_per_s(kind: str, stride: int, size: int, gpus_per_node
         return intra_bytes_per_s
     if kind not in _RING_KINDS or stride >= gpus_per_node:
         return nic_bytes_per_s
-    k = min(size, max(1, gpus_per_node // stride))
+    # the group's ranks in its emptiest node: its span (stride * size consecutive ranks) and the nodes
+    # overlap by multiples of gcd(span, gpus_per_node) ranks, so a group whose span is not a whole number
+    # of nodes (dp 12 on 8-GPU nodes) has as few as gcd / stride ranks in some node; the ring runs at the
+    # NICs of that node, and the groups sharing it never claim more than the node has
+    k = min(size, max(1, math.gcd(stride * size, gpus_per_node) // stride))
     return min(k * nic_bytes_per_s, intra_bytes_per_s)
 
 
