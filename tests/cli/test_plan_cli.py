@@ -184,6 +184,18 @@ def test_plan_memory_flag_errors(capsys, monkeypatch, extra, needle):
     assert code == 1 and needle in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("line", ['fsdp_root_unsharded = "false"', "pp_reduce_per_stage = 1",
+                                  'low_precision_gather_needs_dp_shard = "no"'])
+def test_memory_table_switches_must_be_booleans(tmp_path, capsys, monkeypatch, line):
+    """A [memory] switch written as a string or a number is an error naming it, not silently on."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f"[memory]\n{line}\n")
+    code, _, err = run(["plan", *BASE, "--framework", "torchtitan", "--zero", "3", "--config", str(cfg)],
+                       capsys, monkeypatch)
+    flat = " ".join(err.split())
+    assert code == 1 and line.split()[0] in flat and "true or false" in flat and "Traceback" not in err
+
+
 def test_plan_zero3_gather_flag_and_torchtitan_default_under_pp(capsys, monkeypatch):
     """--zero3-gather step keeps the stage unsharded (more memory, fewer collectives); the torchtitan
     profile chooses it under PP unless the flag says otherwise."""

@@ -244,6 +244,10 @@ def test_properties(tp, pp, zero, mb, rc, sp, flash):
     lambda: MemoryConventions(activation_bytes=0),
     lambda: MemoryConventions(logits_bytes=float("nan")),
     lambda: MemoryConventions(zero3_prefetch_layers=0),
+    lambda: MemoryConventions(fsdp_root_unsharded="false"),  # a truthy string must not switch it on
+    lambda: MemoryConventions(fp32_param_shards=1),
+    lambda: MemoryConventions(low_precision_gather_linears_only=None),
+    lambda: MemoryConventions(sp_saves_gathered_inputs="yes"),
     lambda: inference_weights_bytes(DENSE, "int3"),
     lambda: zero_model_states_bytes(7.5e9, zero=4, n_d=8),
     lambda: zero_model_states_bytes(-1, zero=1, n_d=8),

@@ -28,7 +28,7 @@ See ``docs/memory-and-flops.md`` for every convention and what is not modelled.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError, explain
@@ -272,6 +272,12 @@ class MemoryConventions:
     fsdp_root_unsharded: bool = False
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            # a switch given as "false" or 2 (a config file's [memory] table) must not read as on
+            if f.type in (bool, "bool") and not isinstance(getattr(self, f.name), bool):
+                raise ConfigError(explain(f"memory convention {f.name} must be true or false",
+                                          value=getattr(self, f.name), allowed="true, false",
+                                          fix=f"write {f.name} = true (or false) without quotes"))
         for name in ("dropout_mask_bytes", "swiglu_saved_widths", "logits_bytes", "fp8_weight_copy_bytes",
                      "fp4_weight_copy_bytes", "optimizer_state_bytes", "comm_buffer_bytes", "logits_copies",
                      "logits_output_bytes"):
