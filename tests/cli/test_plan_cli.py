@@ -196,6 +196,17 @@ def test_memory_table_switches_must_be_booleans(tmp_path, capsys, monkeypatch, l
     assert code == 1 and line.split()[0] in flat and "true or false" in flat and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["plan", "search"])
+def test_framework_help_lists_every_profile(command, capsys, monkeypatch):
+    """--help names every built-in framework profile (torchtitan-compile-2025 was missing)."""
+    from scalelab.planner.frameworks import FRAMEWORKS
+
+    assert main([command, "--help"]) == 0
+    out = "".join(capsys.readouterr().out.split())  # names hold no spaces; the help wraps at hyphens
+    listed = out.split("Frameworkprofile:")[1].split(".")[0]
+    assert set(listed.split(",")) == set(FRAMEWORKS)
+
+
 def test_plan_zero3_gather_flag_and_torchtitan_default_under_pp(capsys, monkeypatch):
     """--zero3-gather step keeps the stage unsharded (more memory, fewer collectives); the torchtitan
     profile chooses it under PP unless the flag says otherwise."""
