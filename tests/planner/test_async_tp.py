@@ -112,6 +112,19 @@ def test_async_tp_is_off_in_every_profile_and_checked():
              framework=dataclasses.replace(get_framework(FW), async_tp=True, async_tp_hiding=1.5))
 
 
+@pytest.mark.parametrize("framework", ["torchtitan", "deepspeed"])
+def test_async_tp_with_an_eager_profile_is_an_error(framework):
+    """AsyncTP is inductor's micro-pipeline pass: torchtitan raises "Async TP requires --training.compile"
+    with TP on in eager mode, so an eager profile with async_tp is a layout nobody can run."""
+    model, train, layout = CASES[1]
+    with pytest.raises(ConfigError, match=r"torch\.compile") as e:
+        plan(model, CLUSTER, train, layout, framework=framework, async_tp=True)
+    assert framework in str(e.value) and "torchtitan-compile" in str(e.value)
+    with pytest.raises(ConfigError, match=r"torch\.compile"):
+        search_layouts(model, CLUSTER, train, framework=framework, async_tp=True)
+    assert plan(model, CLUSTER, train, layout, framework=framework).feasible is not None  # without it: fine
+
+
 @pytest.mark.parametrize("tp,pp", [(8, 1), (8, 2), (4, 2)])
 def test_bounds_with_async_tp_stay_below_the_model(tp, pp):
     """group bound <= each member's bound <= plan()'s step time with AsyncTP on, every save policy, also

@@ -464,7 +464,7 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     >>> o.tp_overlap, o.pp_overlap
     (1.0, 1.0)
     """
-    from .frameworks import get_framework
+    from .frameworks import FRAMEWORKS, get_framework
 
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
     separate_qkv, hiding = False, ASYNC_TP_HIDING_EFFICIENCY
@@ -484,6 +484,14 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
         async_tp = prof.async_tp if async_tp is None else async_tp
         hiding = prof.async_tp_hiding
+        if async_tp and not prof.fused_elementwise:
+            # AsyncTP is an inductor pass (async_tp.py): torchtitan refuses it in eager mode
+            # (parallelize_llama.py: "Async TP requires --training.compile")
+            raise ConfigError(explain(f"async_tp needs torch.compile; framework {prof.name!r} runs eager",
+                                      value=prof.name, allowed=", ".join(
+                                          n for n, f in FRAMEWORKS.items() if f.fused_elementwise),
+                                      fix="use a compiled profile (torchtitan-compile, torchtitan-compile-2025) "
+                                          "or drop async_tp"))
         if async_tp and not given_memory and prof.memory.sp_saves_gathered_inputs:
             memory_conventions = dataclasses.replace(prof.memory, sp_saves_gathered_inputs=False)
         tp_overlap = (0.0 if async_tp else prof.tp_overlap) if tp_overlap is None else tp_overlap
