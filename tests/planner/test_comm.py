@@ -3,6 +3,8 @@ section 3.2, nccl-tests' bus-bandwidth convention) and the placement rule."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from scalelab.arch.spec import ModelSpec, MoESpec
@@ -136,6 +138,26 @@ def test_reduce_dtype_is_a_convention():
     assert MemoryConventions(grad_reduce_bytes=2.0, zero3_unsharded_grad_bytes=4.0).unsharded_grad_bytes() == 4.0
     with pytest.raises(ConfigError):
         MemoryConventions(grad_reduce_bytes=-1.0)
+
+
+def test_zero3_gather_dtype_follows_the_shard_degree_memory_uses_under_hsdp():
+    """torchtitan gathers fp8 only with a data-parallel shard degree above 1 (excluding CP): HSDP over CP8
+    inside a node replicated twice shards over CP ranks alone, so comm's gather moves the 16-bit copy,
+    as the memory model counts it; sharding over the whole dp*cp group gathers fp8."""
+    from scalelab.planner.frameworks import get_framework
+
+    conv = dataclasses.replace(get_framework("torchtitan-compile").memory, zero3_gather_weight_bytes=1.0)
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    train = TrainSpec(seq_len=8192, global_batch=4, precision="fp8")
+    dense, _ = local_params(MODEL, Layout(cp=8, zero=3))
+
+    def gather_bytes_per_param(shard_group):
+        lay = Layout(cp=8, dp=2, zero=3, shard_group=shard_group)
+        ag = _one(comm_per_step(MODEL, cl, train, lay, memory_conventions=conv), "dp", "all_gather")
+        return ag.message_bytes / dense
+
+    assert gather_bytes_per_param("node") == pytest.approx(2.0)
+    assert gather_bytes_per_param("dp") < 1.5
 
 
 def test_ddp_all_reduce_volume():

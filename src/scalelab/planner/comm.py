@@ -270,7 +270,7 @@ def param_gather_bytes(precision: str) -> float:
     return 4.0 if precision == "fp32" else 2.0
 
 
-def zero3_param_gather_bytes(model: ModelSpec, layout: Layout, precision: str, dp: int,
+def zero3_param_gather_bytes(model: ModelSpec, layout: Layout, precision: str, dp: float,
                              conventions: MemoryConventions | None) -> tuple[float, float]:
     """Bytes per parameter of the ZeRO-3/FSDP parameter all-gathers: (dense, routed-expert) parameters of
     the most-loaded rank. What the memory model counts for the gathered copy
@@ -278,7 +278,8 @@ def zero3_param_gather_bytes(model: ModelSpec, layout: Layout, precision: str, d
     ``zero3_gather_weight_bytes`` (FSDP2's Float8 all-gather sends fp8: torchao
     ``WeightWithDynamicFloat8CastTensor.fsdp_pre_all_gather`` casts the shard to fp8 before the
     all-gather); with ``low_precision_gather_linears_only`` only the blocks' weight matrices go in fp8,
-    the embedding, head and norms of the rank's share (:func:`local_params`) in 16 bits.
+    the embedding, head and norms of the rank's share (:func:`local_params`) in 16 bits. ``dp``: the
+    data-parallel shard degree excluding CP (``low_precision_gather_needs_dp_shard``).
 
     >>> from scalelab import get_model
     >>> from scalelab.planner.memory import MemoryConventions
@@ -699,11 +700,14 @@ def comm_per_step(
     L_stage = -(-model.n_layers // p)
     # MoE layers on the most-loaded stage: the dense leading layers sit on the first stage.
     moe_layers_stage = min(L_stage, model.n_moe_layers) if model.moe is not None else 0
+    # ZeRO's data-parallel shard degree excluding CP, as memory_per_gpu counts it (HSDP: inside a node)
+    dp_shard = (min(d * c, max(1, cluster.gpus_per_node // t)) if layout.shard_group == "node" else d * c) / c
     st = _StepShape(model, train, layout, dp=d, micro_batches=max(1, train.global_batch // (d * b)),
                     stage_layers=L_stage, moe_layers_stage=moe_layers_stage,
                     tokens_mb=b * s / c,  # tokens one rank's micro-batch holds (per cp shard)
                     act_bytes=activation_bytes(train.precision), policy=layout.save_policy,
-                    gather_bytes=(zero3_param_gather_bytes(model, layout, train.precision, d, memory_conventions)
+                    gather_bytes=(zero3_param_gather_bytes(model, layout, train.precision, dp_shard,
+                                                           memory_conventions)
                                   if layout.zero == 3 else (2.0, 2.0)),
                     grad_bytes=gradient_reduce_bytes(train.precision, memory_conventions))
     acc = _CollectiveList(cluster)
