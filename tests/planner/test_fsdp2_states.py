@@ -118,3 +118,16 @@ def test_fsdp2_root_stays_gathered_and_keeps_the_head_gradient():
     pp = Layout(pp=2, zero=3, zero3_gather="step", recompute="full")
     assert (memory_per_gpu(MODEL, FP8, pp, dp=8, conventions=TT).total_bytes
             == memory_per_gpu(MODEL, FP8, pp, dp=8, conventions=off).total_bytes)
+
+
+def test_fsdp2_root_keeps_the_tied_matrix_gradient_too():
+    """With tied embeddings the head is the embedding matrix: one gathered copy, but its gradient still
+    comes from the head's backward at the start of backward and stays unsharded to the end."""
+    tied = MODEL.model_copy(update={"tied_embeddings": True})
+    v, h = tied.vocab_size, tied.d_model
+    on_mem = memory_per_gpu(tied, BF16, Layout(zero=3), dp=8, conventions=TT)
+    off_mem = memory_per_gpu(tied, BF16, Layout(zero=3), dp=8,
+                             conventions=dataclasses.replace(TT, fsdp_root_unsharded=False))
+    root = 2.0 * (v * h + h) + 2.0 * v * h  # the shared matrix and final norm, + the matrix's gradient
+    assert on_mem.get("zero3_root_unsharded_bytes") == pytest.approx(root, rel=1e-9)
+    assert on_mem.total_bytes - off_mem.total_bytes == pytest.approx(root, rel=1e-9)

@@ -1271,8 +1271,9 @@ def _stage_zero3_bytes(x: _StageInputs, n_dense: int, n_moe: int, first: bool, l
     if layout.zero3_gather != "step":
         r["zero3_gather_bytes"] = zero3_gather_bytes(big["full_w"], big["full_g"], conv)
         if conv.fsdp_root_unsharded and emb_n:
+            # the head's gradient: with tied embeddings (one stage) the shared matrix's, from the head's backward
             r["zero3_root_unsharded_bytes"] = fsdp_root_unsharded_bytes(
-                emb_n, 0.0 if (lora or not last) else head_n, conv, x.train.precision, x.dp_shard)
+                emb_n, 0.0 if (lora or not last) else ms["head"] / t, conv, x.train.precision, x.dp_shard)
             return r["zero3_gather_bytes"] + r["zero3_root_unsharded_bytes"]
         return r["zero3_gather_bytes"]
     dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
