@@ -207,6 +207,17 @@ def test_framework_help_lists_every_profile(command, capsys, monkeypatch):
     assert set(listed.split(",")) == set(FRAMEWORKS)
 
 
+@pytest.mark.parametrize("command", ["plan", "search"])
+def test_async_tp_in_a_config_file_must_be_a_boolean(tmp_path, capsys, monkeypatch, command):
+    """[plan] async_tp = "false" was read as on (a non-empty string); now an error naming the value."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[{command}]\nasync_tp = "false"\n')
+    code, _, err = run([command, *BASE, "--framework", "torchtitan-compile", "--tp", "8", "--config", str(cfg)],
+                       capsys, monkeypatch)
+    flat = " ".join(err.split())
+    assert code == 1 and "async_tp must be true or false" in flat and "'false'" in flat and "Traceback" not in err
+
+
 def test_plan_zero3_gather_flag_and_torchtitan_default_under_pp(capsys, monkeypatch):
     """--zero3-gather step keeps the stage unsharded (more memory, fewer collectives); the torchtitan
     profile chooses it under PP unless the flag says otherwise."""

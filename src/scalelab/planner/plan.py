@@ -466,6 +466,9 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
     """
     from .frameworks import FRAMEWORKS, get_framework
 
+    if async_tp is not None and not isinstance(async_tp, bool):  # a config file's "false" must not read as on
+        raise ConfigError(explain("async_tp must be true or false", value=async_tp, allowed="true, false",
+                                  fix="write async_tp = true (no quotes) in [plan] or [search], or pass --async-tp"))
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
     separate_qkv, hiding = False, ASYNC_TP_HIDING_EFFICIENCY
     given_memory = memory_conventions is not None
