@@ -131,3 +131,18 @@ def test_fsdp2_root_keeps_the_tied_matrix_gradient_too():
     root = 2.0 * (v * h + h) + 2.0 * v * h  # the shared matrix and final norm, + the matrix's gradient
     assert on_mem.get("zero3_root_unsharded_bytes") == pytest.approx(root, rel=1e-9)
     assert on_mem.total_bytes - off_mem.total_bytes == pytest.approx(root, rel=1e-9)
+
+
+def test_zero3_gather_weight_bytes_sets_the_gather_buffers_of_every_profile():
+    """zero3_gather_weight_bytes is the copy ZeRO-3 gathers, in comm's all-gather bytes and in the memory
+    model's per-micro-batch gather buffers alike, also without FSDP2's fp32 shards (it was ignored there:
+    TE's bf16 weight + fp8 copy, 3 bytes, whatever the convention said)."""
+    base = MemoryConventions()
+    one = MemoryConventions(zero3_gather_weight_bytes=1.0)
+    lay = Layout(zero=3)
+    per_layer = (MODEL.n_params().total - MODEL.n_params().embedding - MODEL.d_model) / MODEL.n_layers
+    got = {c: memory_per_gpu(MODEL, FP8, lay, dp=8, conventions=c).get("zero3_gather_bytes") for c in (base, one)}
+    assert got[base] - got[one] == pytest.approx(base.zero3_prefetch_layers * per_layer * (3.0 - 1.0), rel=1e-6)
+    gather = comm_per_step(MODEL, get_cluster("h100-sxm", 16), FP8, lay, memory_conventions=one)
+    dense, _ = local_params(MODEL, lay)
+    assert next(c for c in gather.collectives if c.kind == "all_gather").message_bytes == pytest.approx(dense)

@@ -1112,7 +1112,10 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
             zw, zg, zo = (z if zero >= 3 else 1), (z if zero >= 2 else 1), (z if zero >= 1 else 1)
             if lp is None:
                 w += (wb + copy) * n / zw
-                full_w += ((g_mat if quantisable else g_rest) if fp32_shards else wb + copy) * n
+                # the gathered copy: zero3_gather_weight_bytes where set (what comm's all-gathers move), FSDP2's
+                # 16-bit cast of its fp32 shards, else the stored weights and their fp8 copy
+                gathered = fp32_shards or conv.zero3_gather_weight_bytes is not None
+                full_w += ((g_mat if quantisable else g_rest) if gathered else wb + copy) * n
                 g += gb_kept * n / zg
                 full_g += gb * n
                 o += (mb + ob) * n / zo
