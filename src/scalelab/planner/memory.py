@@ -1419,11 +1419,17 @@ def offloaded_state_bytes_by_rank(model: ModelSpec, train: TrainSpec, layout: La
     >>> len(by_rank), by_rank[0][0] != by_rank[1][0], by_rank[0][1]
     (2, True, 0.0)
     """
-    x, _ = _stage_inputs(model, train, layout, dp=dp, gpus_per_node=gpus_per_node, conventions=conventions)
+    dp = _check_positive_int("dp", dp)
+    dense_z, expert_z = _shard_degrees(layout, dp, _check_positive_int("gpus_per_node", gpus_per_node))
+    ms = _model_states(model, train, layout, conventions, _recipe(train.precision), dense_z, expert_z)
+    # the model states only (what _stage_memory offloads), without the activations a search does not need here
+    x = _StageInputs(model, train, layout, conventions, 0.0, 1, ms, 0.0, 0.0, 0.0, 0.0, dp_shard=dense_z / layout.cp)
     out = []
-    for i, n_dense_i, n_moe_i, stages in _distinct_ranks(model, layout, conventions):
-        res = _stage_memory(x, i, n_dense_i, n_moe_i, stages)
-        out.append((res["host"], res["nvme"]))
+    for i, n_dense_i, n_moe_i, _ in _distinct_ranks(model, layout, conventions):
+        w, g, o, n_opt = _stage_model_states(x, n_dense_i, n_moe_i, i == 0, i == layout.pp - 1, {})
+        off = offload_terms(layout, w=w, g=g, o=o, n_opt=n_opt, weight_bytes=ms["weight_bytes"],
+                            grad_bytes=ms["grad_bytes"], grad_buffer_bytes=0.0)
+        out.append((off["host"], off["nvme"]))
     return tuple(out)
 
 
