@@ -11,7 +11,9 @@ import random
 import pytest
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
-from scalelab.planner import bounded_candidates, search_layouts
+from scalelab.planner import bounded_candidates, memory_per_gpu, search_layouts
+from scalelab.planner.frameworks import get_framework
+from scalelab.planner.memory import offloaded_state_bytes_by_rank
 
 REL = 1e-9
 MODELS = ("llama-3.1-8b", "mixtral-8x7b", "qwen3-30b-a3b", "tiny-dense", "tiny-moe", "qwen2.5-7b")
@@ -103,3 +105,21 @@ def test_fp8_search_with_pipelines_and_offload_agrees_with_exhaustive_evaluation
     assert len(r.best) == 3 and r.n_pruned_by_bound > 0
     assert [p.step_time_s for p in r.best] == pytest.approx(best)
     assert any(p.layout.pp > 1 for p in r.best) or not async_tp
+
+
+def test_offloaded_bytes_by_rank_bound_what_memory_reports_for_every_save_policy():
+    """memory_per_gpu reports the host bytes of the rank that peaks in GPU memory: the last (head) rank with
+    full recompute, the second with no recompute and 4 micro-batches (more in flight). The least over
+    offloaded_state_bytes_by_rank is below both, and each report is one of the ranks'."""
+    model, conv = get_model("qwen2.5-7b"), get_framework("torchtitan-compile-2025").memory
+    train = TrainSpec(seq_len=1024, global_batch=256, precision="fp8")
+    base = Layout(dp=8, pp=8, zero=3, offload_optimizer="cpu", offload_params="cpu", zero3_gather="step")
+    by_rank = offloaded_state_bytes_by_rank(model, train, base, dp=8, conventions=conv)
+    reported = {}
+    for rc, mb in (("full", 1), ("none", 4)):
+        mem = memory_per_gpu(model, train, base.model_copy(update={"recompute": rc, "micro_batch": mb}), dp=8,
+                             conventions=conv)
+        assert (mem.host_bytes, mem.nvme_bytes) in by_rank
+        assert min(h for h, _ in by_rank) <= mem.host_bytes
+        reported[rc] = mem.host_bytes
+    assert reported["none"] < reported["full"]  # the peak rank moved: lay0's host bytes are no lower bound
