@@ -14,7 +14,7 @@ from .memory import (
     zero_model_states_bytes,
 )
 from .plan import Plan, check_layout, plan
-from .search import Rejected, SearchResult, search_layouts
+from .search import Rejected, SearchResult, bounded_candidates, search_layouts
 from .step_time import Float8Recipe, StepTime
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "StepTime",
     "TrainSpec",
     "activation_bytes_per_layer",
+    "bounded_candidates",
     "check_layout",
     "comm_per_step",
     "explain_layout",

@@ -37,6 +37,8 @@ from .flops import lora_params_by_layer
 from .policy import SavePolicy, get_save_policy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     from ..arch.spec import ModelSpec
     from .layout import Layout, LoRASpec, TrainSpec
 
@@ -54,6 +56,7 @@ __all__ = [
     "lora_trainable_params",
     "memory_per_gpu",
     "offload_terms",
+    "offloaded_state_bytes_by_rank",
     "pipeline_buffer_bytes",
     "pipeline_kept_outputs_bytes",
     "pipeline_microbatch_buffers_bytes",
@@ -1359,6 +1362,87 @@ def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int,
                 pcie=off["pcie"], nvme_io=off["nvme_io"], stage=rank, inflight=inflight, detail=r)
 
 
+def _stage_inputs(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int, gpus_per_node: int,
+                  conventions: MemoryConventions) -> tuple[_StageInputs, list[str]]:
+    """What every pipeline rank's memory is computed from (:class:`_StageInputs`), and the notes that
+    :func:`memory_per_gpu` reports about the inputs."""
+    dp = _check_positive_int("dp", dp)
+    gpus_per_node = _check_positive_int("gpus_per_node", gpus_per_node)
+    rec = _recipe(train.precision)
+    conv = conventions
+    act = conv.activation_bytes or rec.activation_bytes
+    notes: list[str] = []
+    b = layout.micro_batch
+    dense_z, expert_z = _shard_degrees(layout, dp, gpus_per_node)
+    if layout.offload_params != "none" and layout.zero < 3:
+        notes.append("offload_params needs zero=3 (ZeRO-Infinity); parameters kept on the GPU")
+    ms = _model_states(model, train, layout, conv, rec, dense_z, expert_z)
+    m_micro = max(1, math.ceil(train.global_batch / (dp * b)))
+    if train.global_batch % (dp * b):
+        notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
+    x = _StageInputs(model, train, layout, conv, act, m_micro, ms, *_layer_activations(model, train, layout, act, conv),
+                     dp_shard=dense_z / layout.cp)
+    return x, notes
+
+
+def _distinct_ranks(model: ModelSpec, layout: Layout,
+                    conv: MemoryConventions) -> Iterator[tuple[int, int, int, tuple[tuple[int, int], ...]]]:
+    """``(rank, dense layers, MoE layers, (dense, MoE) layers of each local stage)`` of the pipeline ranks
+    whose memory can differ: among ranks with the same layers that are neither first nor last, only the
+    earliest (in-flight micro-batches never grow with the rank index, so it holds the most; this keeps
+    large pp cheap for the search)."""
+    p, v = layout.pp, layout.interleave
+    first_moe = model.n_layers - model.n_moe_layers
+    seen: set[tuple] = set()
+    for i, ranges in enumerate(_stage_layers(model.n_layers, p, v, conv.pp_stage_split)):
+        if len(ranges) == 1:  # one stage per rank (no interleaving, or the even split): the common case
+            lo, hi = ranges[0]
+            n_moe_i = hi - lo if lo >= first_moe else max(0, hi - first_moe)
+            n_dense_i = hi - lo - n_moe_i
+            stages: tuple[tuple[int, int], ...] = ((n_dense_i, n_moe_i),)
+        else:
+            stages = tuple((hi - lo - max(0, hi - max(lo, first_moe)), max(0, hi - max(lo, first_moe)))
+                           for lo, hi in ranges)
+            n_dense_i, n_moe_i = sum(d for d, _ in stages), sum(e for _, e in stages)
+        key = (stages, i == 0, i == p - 1)
+        if key in seen:
+            continue
+        seen.add(key)
+        yield i, n_dense_i, n_moe_i, stages
+
+
+def offloaded_state_bytes_by_rank(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int,
+                                  gpus_per_node: int = 8, conventions: MemoryConventions = MemoryConventions(),
+                                  ) -> tuple[tuple[float, float], ...]:
+    """``(host, nvme)`` bytes of offloaded model states on each pipeline rank whose states can differ (the
+    first and last hold the embedding and head, an uneven split gives some ranks more layers).
+
+    :func:`memory_per_gpu` reports the host and NVMe bytes of the rank that peaks in GPU memory, which
+    depends on the activations (save policy, micro-batch); these do not, so their least is a lower bound
+    on what :func:`memory_per_gpu` reports for any save policy and micro-batch of ``layout``.
+
+    >>> from scalelab.arch.spec import ModelSpec
+    >>> from scalelab.planner.layout import Layout, TrainSpec
+    >>> m = ModelSpec(n_layers=8, d_model=1024, n_heads=8, d_ff=4096, vocab_size=32000)
+    >>> lay = Layout(pp=2, zero=1, offload_optimizer="cpu")
+    >>> by_rank = offloaded_state_bytes_by_rank(m, TrainSpec(seq_len=1024, global_batch=8), lay, dp=4)
+    >>> len(by_rank), by_rank[0][0] != by_rank[1][0], by_rank[0][1]
+    (2, True, 0.0)
+    """
+    dp = _check_positive_int("dp", dp)
+    dense_z, expert_z = _shard_degrees(layout, dp, _check_positive_int("gpus_per_node", gpus_per_node))
+    ms = _model_states(model, train, layout, conventions, _recipe(train.precision), dense_z, expert_z)
+    # the model states only (what _stage_memory offloads), without the activations a search does not need here
+    x = _StageInputs(model, train, layout, conventions, 0.0, 1, ms, 0.0, 0.0, 0.0, 0.0, dp_shard=dense_z / layout.cp)
+    out = []
+    for i, n_dense_i, n_moe_i, _ in _distinct_ranks(model, layout, conventions):
+        w, g, o, n_opt = _stage_model_states(x, n_dense_i, n_moe_i, i == 0, i == layout.pp - 1, {})
+        off = offload_terms(layout, w=w, g=g, o=o, n_opt=n_opt, weight_bytes=ms["weight_bytes"],
+                            grad_bytes=ms["grad_bytes"], grad_buffer_bytes=0.0)
+        out.append((off["host"], off["nvme"]))
+    return tuple(out)
+
+
 def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int,
                    gpus_per_node: int = 8,
                    conventions: MemoryConventions = MemoryConventions()) -> MemoryBreakdown:
@@ -1396,43 +1480,9 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     >>> round(mem.model_states_bytes / 1e9, 2)   # 16 bytes x 8.03B / 64
     2.01
     """
-    dp = _check_positive_int("dp", dp)
-    gpus_per_node = _check_positive_int("gpus_per_node", gpus_per_node)
-    rec = _recipe(train.precision)
-    conv = conventions
-    act = conv.activation_bytes or rec.activation_bytes
-    notes: list[str] = []
-    p, v, b = layout.pp, layout.interleave, layout.micro_batch
-    dense_z, expert_z = _shard_degrees(layout, dp, gpus_per_node)
-    if layout.offload_params != "none" and layout.zero < 3:
-        notes.append("offload_params needs zero=3 (ZeRO-Infinity); parameters kept on the GPU")
-
-    ms = _model_states(model, train, layout, conv, rec, dense_z, expert_z)
-    m_micro = max(1, math.ceil(train.global_batch / (dp * b)))
-    if train.global_batch % (dp * b):
-        notes.append(f"global_batch={train.global_batch} is not a multiple of dp*micro_batch={dp * b}")
-    x = _StageInputs(model, train, layout, conv, act, m_micro, ms, *_layer_activations(model, train, layout, act, conv),
-                     dp_shard=dense_z / layout.cp)
-
-    first_moe = model.n_layers - model.n_moe_layers
+    x, notes = _stage_inputs(model, train, layout, dp=dp, gpus_per_node=gpus_per_node, conventions=conventions)
     best: dict = {}
-    seen: set[tuple] = set()
-    for i, ranges in enumerate(_stage_layers(model.n_layers, p, v, conv.pp_stage_split)):
-        if len(ranges) == 1:  # one stage per rank (no interleaving, or the even split): the common case
-            lo, hi = ranges[0]
-            n_moe_i = hi - lo if lo >= first_moe else max(0, hi - first_moe)
-            n_dense_i = hi - lo - n_moe_i
-            stages: tuple[tuple[int, int], ...] = ((n_dense_i, n_moe_i),)
-        else:
-            stages = tuple((hi - lo - max(0, hi - max(lo, first_moe)), max(0, hi - max(lo, first_moe)))
-                           for lo, hi in ranges)
-            n_dense_i, n_moe_i = sum(d for d, _ in stages), sum(e for _, e in stages)
-        # In-flight microbatches never grow with the stage index, so among stages with the same layers
-        # the earliest one holds the most: evaluate only that one (keeps large pp cheap for the search).
-        key = (stages, i == 0, i == p - 1)
-        if key in seen:
-            continue
-        seen.add(key)
+    for i, n_dense_i, n_moe_i, stages in _distinct_ranks(model, layout, conventions):
         res = _stage_memory(x, i, n_dense_i, n_moe_i, stages)
         if not best or res["total"] > best["total"]:
             best = res
@@ -1445,8 +1495,8 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         weights_bytes=best["w"], gradients_bytes=best["g"], optimizer_bytes=best["o"],
         activations_bytes=best["acts"], other_bytes=best["other"], total_bytes=best["total"],
         host_bytes=best["host"], nvme_bytes=best["nvme"],
-        offload_bytes_per_step=best["pcie"] + best["nvme_io"], trainable_params=int(ms["trainable"]),
+        offload_bytes_per_step=best["pcie"] + best["nvme_io"], trainable_params=int(x.states["trainable"]),
         notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=best["pcie"],
         nvme_bytes_per_step=best["nvme_io"], in_flight_microbatches=best["inflight"],
-        detail=tuple(sorted(best["detail"].items())), conventions=conv,
+        detail=tuple(sorted(best["detail"].items())), conventions=conventions,
     )

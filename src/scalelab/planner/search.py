@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from .frameworks import FrameworkProfile
     from .memory import MemoryConventions
 
-__all__ = ["Rejected", "SearchResult", "search_layouts"]
+__all__ = ["Rejected", "SearchResult", "bounded_candidates", "search_layouts"]
 
 Objective = Literal["step_time", "cost"]
 _RECOMPUTE_ORDER = ("none", "act", "selective", "selective-act", "full")
@@ -400,6 +400,44 @@ def search_layouts(
     return _rank(space, groups, rejections)
 
 
+def bounded_candidates(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec,
+                       **options: Any) -> list[tuple[Plan, float, float]]:
+    """Every layout that :func:`search_layouts` would bound, planned, with the lower bound of its group and
+    its own, in the objective's units, before the bound prunes any: what the bounds are checked against
+    (each must be at most the plan's score; a bound above it could prune the best layout).
+
+    ``options`` are :func:`search_layouts`' keyword arguments, with the same defaults (``top`` and
+    ``max_rejected_examples`` are ignored). Layouts that the memory bounds or dominance rules reject are
+    left out, as the search leaves them out; every other one is planned, so this costs an exhaustive search.
+
+    >>> from scalelab import get_model, get_cluster
+    >>> rows = bounded_candidates(get_model("tiny-dense"), get_cluster("h100-sxm", 4),
+    ...                           TrainSpec(seq_len=256, global_batch=8), recompute=("none",), max_micro_batch=1)
+    >>> all(g <= lb <= p.step_time_s for p, g, lb in rows if p.feasible), len(rows) > 0
+    (True, True)
+    """
+    import inspect
+
+    params = inspect.signature(search_layouts).parameters
+    allowed = {k: v.default for k, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY}
+    bad = sorted(set(options) - set(allowed))
+    if bad:
+        raise ConfigError(explain("unknown search option", value=bad, allowed=", ".join(sorted(allowed))))
+    o = {**allowed, **options}
+    o.pop("max_rejected_examples")
+    _check_search_args(o["top"], o["objective"], o["max_tp"], o["max_pp"], o["max_cp"], o["max_micro_batch"],
+                       o["max_interleave"])
+    sp = _search_space(model, cluster, train, **o)
+    rej = _Rejections(0, sp.limit)
+    tie = itertools.count()
+    out = []
+    for group in _candidates(sp, rej):
+        for lb, _, base, upd in _expand(sp, rej, group, tie):
+            p = plan(model, cluster, train, base.model_copy(update=upd), _flops_cache=sp.flops, **sp.plan_kw)
+            out.append((p, group[0], lb))
+    return out
+
+
 # ---- the candidate space ---------------------------------------------------------------------------------
 
 @dataclass
@@ -622,7 +660,7 @@ def _expand(sp: _SearchSpace, rej: _Rejections, group: Group, tie: Any) -> list[
     _, _, base, ew_layout, vs, inner = group
     out: list[Candidate] = []
     if _fits_most_sharded(sp, rej, ew_layout, inner):
-        for lay0, upd0, bound in _zero_offload_groups(sp, rej, base, ew_layout, len(vs)):
+        for lay0, upd0, bound in _zero_offload_groups(sp, rej, base, ew_layout, vs):
             _bounded(sp, rej, lay0, upd0, bound, base, vs, out, tie)
     return out
 
@@ -647,7 +685,7 @@ def _fits_most_sharded(sp: _SearchSpace, rej: _Rejections, ew_layout: Layout, in
     return True
 
 
-def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_layout: Layout, n_v: int):
+def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_layout: Layout, vs: list[int]):
     """The ZeRO/offload choices of one (degrees, ep, etp) that survive dominance and their memory bound,
     each as (its layout with full recompute and micro-batch 1, the fields it sets, its step-time bound)."""
     from .memory import memory_per_gpu
@@ -656,7 +694,7 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
     dp, cp, tp = base.dp, base.cp, base.tp
     assert dp is not None
     ep, etp = ew_layout.ep, ew_layout.expert_tp
-    sub = len(sp.recompute) * len(sp.micro_batches) * n_v
+    sub = len(sp.recompute) * len(sp.micro_batches) * len(vs)
     for z, oo, op, sg in sp.zero_off:
         edp = dp * cp * tp // (ep * etp)  # expert-data-parallel group (MoE)
         if dp * cp == 1 and edp == 1 and (z > 0 or sg != "dp") and 0 in sp.zero_stages:
@@ -681,15 +719,12 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
             rej.add(lay0, [f"out of memory by {(mem.total_bytes - sp.limit) / GiB:.1f} GiB even "
                            f"with full recompute and micro-batch 1"], sub, needs_bytes=mem.total_bytes)
             continue
-        host = getattr(mem, "host_bytes", 0) or 0
+        host, host_opt = _least_offloaded_states(sp, lay0, mem, vs)
         host_limit = cluster.gpu.host_memory_bytes_per_gpu
         if host > host_limit:
             rej.add(lay0, [f"offload needs {host / GiB:.1f} GiB of host memory per GPU, more "
                            f"than {host_limit / GiB:.1f} GiB"], sub)
             continue
-        # The CPU optimizer step is not overlapped: a valid part of the bound.
-        host_opt = host_optimizer_s(cluster, host_state_bytes=host,
-                                    nvme_state_bytes=getattr(mem, "nvme_bytes", 0) or 0)
         dp_comm = comm_per_step(model, cluster, train, lay0, dp=dp,
                                 trainable_fraction=_trainable_fraction(model, train, mem),
                                 ep_nodes_per_token=sp.fw.ep_nodes_per_token, memory_conventions=sp.memory_conventions)
@@ -704,6 +739,27 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv,
                               async_tp=sp.fw.async_tp)
         yield lay0, upd0, bound
+
+
+def _least_offloaded_states(sp: _SearchSpace, lay0: Layout, mem: Any, vs: list[int]) -> tuple[float, float]:
+    """The least host bytes of offloaded states, and the least CPU optimizer step (seconds, never overlapped:
+    a valid part of the bound), of any layout that differs from ``lay0`` in save policy, micro-batch or
+    interleave (one of ``vs``). plan() takes both from the pipeline rank that peaks in GPU memory, and which
+    rank that is moves with the activations, so under pipeline parallelism the least over the ranks is
+    taken (:func:`~scalelab.planner.memory.offloaded_state_bytes_by_rank`), not ``lay0``'s own."""
+    from .memory import offloaded_state_bytes_by_rank
+
+    host, nvme = getattr(mem, "host_bytes", 0) or 0, getattr(mem, "nvme_bytes", 0) or 0
+    if not (host or nvme):
+        return 0.0, 0.0
+    by_rank = [(host, nvme)]
+    if lay0.pp > 1:
+        assert lay0.dp is not None  # every base layout is built with its dp
+        by_rank = [hn for v in vs for hn in offloaded_state_bytes_by_rank(
+            sp.model, sp.train, lay0.model_copy(update={"interleave": v}), dp=lay0.dp,
+            gpus_per_node=sp.cluster.gpus_per_node, conventions=sp.memory_conventions)]
+    return (min(h for h, _ in by_rank),
+            min(host_optimizer_s(sp.cluster, host_state_bytes=h, nvme_state_bytes=n) for h, n in by_rank))
 
 
 def _bounded(sp: _SearchSpace, rej: _Rejections, lay0: Layout, upd0: dict, bound: StepTimeBound, base: Layout,
