@@ -38,7 +38,8 @@ def _sample(seed: int):
     precision = rng.choice(["bf16", "bf16-fp32-grad"] + low * 2)
     cluster = get_cluster(gpu, rng.choice([16, 32]), **rng.choice(LINKS))
     train = TrainSpec(seq_len=rng.choice([1024, 4096]), global_batch=rng.choice([16, 64]), precision=precision)
-    options = dict(framework=fw, async_tp=fw != "nemo" and rng.random() < 0.4, max_pp=4,
+    # AsyncTP needs torch.compile: the eager torchtitan profile refuses it (plan.py), so it is not drawn there
+    options = dict(framework=fw, async_tp=(fw != "nemo" and rng.random() < 0.4) and fw != "torchtitan", max_pp=4,
                    max_cp=rng.choice([1, 2]), max_micro_batch=2, max_interleave=2,
                    zero_stages=rng.choice([(1, 3), (3,)]), allow_offload=rng.random() < 0.6,
                    recompute=rng.choice([("none", "full"), ("none", "selective", "full")]))
@@ -108,9 +109,10 @@ def test_fp8_search_with_pipelines_and_offload_agrees_with_exhaustive_evaluation
 
 
 def test_offloaded_bytes_by_rank_bound_what_memory_reports_for_every_save_policy():
-    """memory_per_gpu reports the host bytes of the rank that peaks in GPU memory: the last (head) rank with
-    full recompute, the second with no recompute and 4 micro-batches (more in flight). The least over
-    offloaded_state_bytes_by_rank is below both, and each report is one of the ranks'."""
+    """memory_per_gpu reports the host bytes of the rank with the most offloaded states, whichever rank
+    peaks in GPU memory (the last, head rank with full recompute; the second with no recompute and 4
+    micro-batches): the same for both save policies, one of the ranks', and at least their least (the
+    search's bound)."""
     model, conv = get_model("qwen2.5-7b"), get_framework("torchtitan-compile-2025").memory
     train = TrainSpec(seq_len=1024, global_batch=256, precision="fp8")
     base = Layout(dp=8, pp=8, zero=3, offload_optimizer="cpu", offload_params="cpu", zero3_gather="step")
@@ -122,4 +124,4 @@ def test_offloaded_bytes_by_rank_bound_what_memory_reports_for_every_save_policy
         assert (mem.host_bytes, mem.nvme_bytes) in by_rank
         assert min(h for h, _ in by_rank) <= mem.host_bytes
         reported[rc] = mem.host_bytes
-    assert reported["none"] < reported["full"]  # the peak rank moved: lay0's host bytes are no lower bound
+    assert reported["none"] == reported["full"] == max(h for h, _ in by_rank)
