@@ -408,3 +408,21 @@ def test_float8_all_gather_falls_back_to_bf16_without_a_data_parallel_shard():
     assert gathered(bf16, dp=1) == gathered(MemoryConventions(), dp=1) == gathered(tt, dp=1)
     assert get_framework("torchtitan").memory.low_precision_gather_needs_dp_shard
     assert not get_framework("megatron").memory.low_precision_gather_needs_dp_shard
+
+
+def test_offload_is_charged_for_the_rank_that_offloads_most_not_the_gpu_peak():
+    """With PP, the first and last ranks hold the embedding and head: more offloaded states than a middle
+    rank. When a middle rank peaks in GPU memory (no recompute: the first stages hold the most micro-batches'
+    activations), host memory and the CPU optimizer's traffic must still be those of the rank with the most
+    offloaded states (every rank must fit in host memory; the step waits for the slowest). Fails when
+    memory_per_gpu reports the GPU-peak rank's offload."""
+    from scalelab.planner.memory import offloaded_state_bytes_by_rank
+
+    m = ModelSpec(n_layers=28, d_model=3584, n_heads=28, n_kv_heads=4, d_ff=18944, vocab_size=152064)
+    train = TrainSpec(seq_len=4096, global_batch=256)
+    lay = Layout(pp=8, zero=3, micro_batch=4, recompute="none", offload_optimizer="cpu", offload_params="cpu")
+    by_rank = offloaded_state_bytes_by_rank(m, train, lay, dp=8)
+    hosts = [h for h, _ in by_rank]
+    assert max(hosts) > min(hosts) * 1.1          # the ranks really differ
+    mem = memory_per_gpu(m, train, lay, dp=8)
+    assert mem.host_bytes == pytest.approx(max(hosts))

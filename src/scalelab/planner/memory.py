@@ -1417,9 +1417,10 @@ def offloaded_state_bytes_by_rank(model: ModelSpec, train: TrainSpec, layout: La
     """``(host, nvme)`` bytes of offloaded model states on each pipeline rank whose states can differ (the
     first and last hold the embedding and head, an uneven split gives some ranks more layers).
 
-    :func:`memory_per_gpu` reports the host and NVMe bytes of the rank that peaks in GPU memory, which
-    depends on the activations (save policy, micro-batch); these do not, so their least is a lower bound
-    on what :func:`memory_per_gpu` reports for any save policy and micro-batch of ``layout``.
+    :func:`memory_per_gpu` reports the largest host and NVMe bytes and offload traffic over the ranks (every
+    rank must fit in host memory, and the step waits for the rank that moves the most); these do not depend
+    on the activations (save policy, micro-batch), so their least is a lower bound on what
+    :func:`memory_per_gpu` reports for any save policy and micro-batch of ``layout``.
 
     >>> from scalelab.arch.spec import ModelSpec
     >>> from scalelab.planner.layout import Layout, TrainSpec
@@ -1482,10 +1483,15 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     """
     x, notes = _stage_inputs(model, train, layout, dp=dp, gpus_per_node=gpus_per_node, conventions=conventions)
     best: dict = {}
+    # offload: every rank's states must fit in host memory and the step waits for the rank that moves the
+    # most, which need not be the rank that peaks in GPU memory: the largest of each over the ranks
+    most = {"host": 0.0, "nvme": 0.0, "pcie": 0.0, "nvme_io": 0.0}
     for i, n_dense_i, n_moe_i, stages in _distinct_ranks(model, layout, conventions):
         res = _stage_memory(x, i, n_dense_i, n_moe_i, stages)
         if not best or res["total"] > best["total"]:
             best = res
+        for k in most:
+            most[k] = max(most[k], res[k])
 
     if layout.offload_optimizer != "none" or layout.offload_params != "none":
         notes.append("offload traffic is per GPU per step; hiding it needs pcie_bytes_per_step / compute time")
@@ -1494,9 +1500,9 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     return MemoryBreakdown(
         weights_bytes=best["w"], gradients_bytes=best["g"], optimizer_bytes=best["o"],
         activations_bytes=best["acts"], other_bytes=best["other"], total_bytes=best["total"],
-        host_bytes=best["host"], nvme_bytes=best["nvme"],
-        offload_bytes_per_step=best["pcie"] + best["nvme_io"], trainable_params=int(x.states["trainable"]),
-        notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=best["pcie"],
-        nvme_bytes_per_step=best["nvme_io"], in_flight_microbatches=best["inflight"],
+        host_bytes=most["host"], nvme_bytes=most["nvme"],
+        offload_bytes_per_step=most["pcie"] + most["nvme_io"], trainable_params=int(x.states["trainable"]),
+        notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=most["pcie"],
+        nvme_bytes_per_step=most["nvme_io"], in_flight_microbatches=best["inflight"],
         detail=tuple(sorted(best["detail"].items())), conventions=conventions,
     )
