@@ -1300,14 +1300,8 @@ def model_step_time(
     # can happen only when sequence parallelism is enabled")
     atp_hidden = 0.0
     if async_tp and layout.sequence_parallel and layout.tp > 1:
-        if tp_overlap:
-            raise ConfigError(explain("async_tp and tp_overlap both hide TP collectives", value=tp_overlap,
-                                      fix="pass tp_overlap=0 with async_tp (AsyncTP's overlap is modelled)"))
-        if not 0 <= async_tp_hiding <= 1:
-            raise ConfigError(explain("async_tp_hiding must be in [0, 1]", value=async_tp_hiding,
-                                      fix="pass the share of the chunk GEMMs' time that hides transfers, e.g. 0.43"))
         atp = _async_tp(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, float8=float8,
-                        separate_qkv=separate_qkv, hiding=async_tp_hiding)
+                        separate_qkv=separate_qkv, hiding=async_tp_hiding, tp_overlap=tp_overlap)
         tp_s, atp_hidden = atp.exposed_s, atp.hidden_s
     tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
                                                   compute_s=compute_s - atp_hidden, interleave=v,
@@ -1337,9 +1331,15 @@ def model_step_time(
 
 def _async_tp(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, comm: CommBreakdown, *,
               dp: int, m: int, eff: float, float8: Float8Recipe | None, separate_qkv: bool,
-              hiding: float) -> AsyncTPCost:
+              hiding: float, tp_overlap: float = 0.0) -> AsyncTPCost:
     """:func:`~scalelab.planner.async_tp.async_tp_cost` at the rates :func:`model_step_time` times the
     linear layers with (the compute dtype's peak, an FP8 recipe's GEMM efficiency, the HBM rate)."""
+    if tp_overlap:
+        raise ConfigError(explain("async_tp and tp_overlap both hide TP collectives", value=tp_overlap,
+                                  fix="pass tp_overlap=0 with async_tp (AsyncTP's overlap is modelled)"))
+    if not 0 <= hiding <= 1:
+        raise ConfigError(explain("async_tp_hiding must be in [0, 1]", value=hiding,
+                                  fix="pass the share of the chunk GEMMs' time that hides transfers, e.g. 0.43"))
     gpu = cluster.gpu
     dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
     rate = eff * gpu.peak(dtype)
