@@ -744,23 +744,26 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
 def _least_offloaded_states(sp: _SearchSpace, lay0: Layout, mem: Any, vs: list[int]) -> tuple[float, float]:
     """The least host bytes of offloaded states, and the least CPU optimizer step (seconds, never overlapped:
     a valid part of the bound), of any layout that differs from ``lay0`` in save policy, micro-batch or
-    interleave (one of ``vs``). plan() takes both from the pipeline rank that peaks in GPU memory, and which
-    rank that is moves with the activations, so under pipeline parallelism the least over the ranks is
-    taken (:func:`~scalelab.planner.memory.offloaded_state_bytes_by_rank`), not ``lay0``'s own."""
+    interleave (one of ``vs``). plan() takes both from the pipeline rank that offloads most, which does not
+    depend on the save policy or micro-batch but, under pipeline parallelism, on the stage split: so the
+    least over the interleaves of each one's largest over the ranks
+    (:func:`~scalelab.planner.memory.offloaded_state_bytes_by_rank`)."""
     from .memory import offloaded_state_bytes_by_rank
 
     host, nvme = getattr(mem, "host_bytes", 0) or 0, getattr(mem, "nvme_bytes", 0) or 0
     if not (host or nvme):
         return 0.0, 0.0
-    by_rank = [(host, nvme)]
+    per_v = [(host, nvme)]
     if lay0.pp > 1:
         assert lay0.dp is not None  # every base layout is built with its dp
-        by_rank = [hn for v in vs for hn in offloaded_state_bytes_by_rank(
-            sp.model, sp.train, lay0.model_copy(update={"interleave": v}), dp=lay0.dp,
-            gpus_per_node=sp.cluster.gpus_per_node, conventions=sp.memory_conventions)]
-    return (min(h for h, _ in by_rank),
-            min(host_optimizer_s(sp.cluster, host_state_bytes=h, nvme_state_bytes=n) for h, n in by_rank))
-
+        per_v = []
+        for v in vs:
+            ranks = offloaded_state_bytes_by_rank(
+                sp.model, sp.train, lay0.model_copy(update={"interleave": v}), dp=lay0.dp,
+                gpus_per_node=sp.cluster.gpus_per_node, conventions=sp.memory_conventions)
+            per_v.append((max(h for h, _ in ranks), max(n for _, n in ranks)))
+    return (min(h for h, _ in per_v),
+            min(host_optimizer_s(sp.cluster, host_state_bytes=h, nvme_state_bytes=n) for h, n in per_v))
 
 def _bounded(sp: _SearchSpace, rej: _Rejections, lay0: Layout, upd0: dict, bound: StepTimeBound, base: Layout,
              vs: list[int], out: list[Candidate], tie: Any) -> None:
