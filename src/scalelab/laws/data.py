@@ -412,7 +412,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
         notes.append(f"dropped the {drop_top_loss} highest-loss runs ({kind} "
                      f"{', '.join(str(int(labels[i])) for i in dropped)})")
         labels = labels[keep]
-    cols, labels = _below_one_token_per_param(cols, labels, min_tokens_per_param, spelled["min_tokens_per_param"],
+    cols, labels = _tokens_per_param_floor(cols, labels, min_tokens_per_param, spelled["min_tokens_per_param"],
                                               kind, notes)
     nconv = n_convention or conv.get("N") or store_default_conv or "unknown"
     if nconv not in N_CONVENTIONS:
@@ -425,7 +425,7 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
                 names={c: col for c, col in resolved.items() if c in cols})
 
 
-def _below_one_token_per_param(cols: dict[str, np.ndarray], labels: np.ndarray, minimum: float | None, spelled: str,
+def _tokens_per_param_floor(cols: dict[str, np.ndarray], labels: np.ndarray, minimum: float | None, spelled: str,
                                kind: str, notes: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Drop the runs below ``minimum`` tokens per parameter (``D / N``); without a minimum, name the runs below
     one in a note. Such runs are read early in training (Porian et al.'s IsoFLOP tables hold losses of 5-10
@@ -442,8 +442,8 @@ def _below_one_token_per_param(cols: dict[str, np.ndarray], labels: np.ndarray, 
         low = np.flatnonzero(tpp < 1.0)
         if low.size:
             notes.append(f"{low.size} run(s) saw fewer tokens than parameters (D/N < 1; {kind} "
-                         f"{_row_list(labels[low])}): early-training losses the loss laws do not describe; "
-                         f"drop them with {spelled}1")
+                         f"{_row_list(labels[low])}): often losses read early in training, which loss laws fit poorly "
+                         f"(Porian et al.'s IsoFLOP tables); check them, or drop them with {spelled}1")
         return cols, labels
     if not (math.isfinite(float(minimum)) and float(minimum) > 0):
         raise DataError(explain(f"{name} must be a positive number", value=minimum, allowed="> 0, e.g. 1"))
