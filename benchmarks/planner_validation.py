@@ -522,6 +522,84 @@ def async_tp(data: dict) -> None:
         f"{k} {statistics.mean(x) * 100:.1f}" for k, x in held.items()) + f" over {len(held['model'])} pairs")
 
 
+def held_out_gpu_hours() -> None:
+    """Held out, added last (tests/assets/planner_held_out_gpu_hours.json, planned by benchmarks/_gpu_hours.py):
+    Megatron-LM's H100 table with its published layouts, and the Llama model cards' GPU-hours planned as a
+    user would (a default search). Nothing is fitted on these rows."""
+    import _gpu_hours as gh
+
+    data = gh.load()
+    mlm = data["megatron_readme"]
+    print("\n### Held out: Megatron-LM README's H100 table (Megatron-Core r0.8.0; layouts as published; nothing "
+          "fitted)\n")
+    print("published iteration time = Megatron-Core r0.8.0's FLOPs per step / (GPUs x published TFLOP/s); the "
+          "megatron profile, with and without the TP overlap the README's --tp-comm-overlap turns on\n")
+    print("| model | GPUs | layout | feasible | GiB | TFLOP/s | MFU | published s | predicted s (+TP overlap) | "
+          "error | megatron profile as is s | error | FLOPs ours / Megatron's |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    errs: dict[str, list[float]] = {"with": [], "as is": []}
+    for c in mlm["cases"]:
+        pub = gh.megatron_step_time_s(c, mlm)
+        p, p0 = gh.megatron_plan(c, mlm), gh.megatron_plan(c, mlm, published_overlaps=False)
+        e, e0 = p.step_time_s / pub - 1, p0.step_time_s / pub - 1
+        errs["with"].append(abs(e))
+        errs["as is"].append(abs(e0))
+        print(f"| {c['name']} | {c['n_gpus']} | {p.layout} | {p.feasible} | {p.memory.total_bytes / 2**30:.1f} | "
+              f"{c['tflops_per_gpu']} | {c['mfu_pct']}% | {pub:.3f} | {p.step_time_s:.3f} | {e * 100:+.1f}% | "
+              f"{p0.step_time_s:.3f} | {e0 * 100:+.1f}% | {p.flops_per_step / gh.megatron_flops(c, mlm):.4f} |")
+    print("\nstep-time error = predicted / published - 1 (positive: predicted too slow)")
+    for k, e in errs.items():
+        print(f"Megatron-LM table, {'with the published TP overlap' if k == 'with' else 'megatron profile as is'}: "
+              f"median |step-time error| {statistics.median(e) * 100:.1f}%, max {max(e) * 100:.1f}% over {len(e)} runs")
+
+    ll = data["llama_gpu_hours"]
+    print("\n### Held out: Llama GPU-hours from the model cards (layouts unpublished: the best plan of a default "
+          "search)\n")
+    print(f"procedure: {ll['user_procedure']}\n")
+    print("| run | GPUs | command's inputs | best layout | MFU | tok/s/GPU | published's | GPU-hours | published | "
+          "error | at 512 GPUs | at 8,192 GPUs |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    runs = {r["id"]: r for r in load_runs()["runs"]}
+    refs = []
+    by_gpu: dict[str, list[float]] = {}
+    for c in ll["cases"]:
+        n = gh.llama_n_gpus(c, ll)
+        best = gh.llama_search(c, n)
+        e = best.gpu_hours / c["gpu_hours"] - 1
+        by_gpu.setdefault(c["gpu"], []).append(e)
+        side = [f"{(gh.llama_search(c, k).gpu_hours / c['gpu_hours'] - 1) * 100:+.1f}%" if "n_gpus" not in c else "-"
+                for k in (512, 8192)]
+        pub_tps = c["total_tokens"] / (c["gpu_hours"] * 3600)
+        print(f"| {c['id']} | {n} {c['gpu']} | -m {c['model']} --seq-len {c['seq_len']} --global-batch "
+              f"{c['global_batch']} --tokens {c['total_tokens']:.3g} | {best.layout} | {best.mfu:.3f} | "
+              f"{best.tokens_per_s / n:.0f} | {pub_tps:.0f} | {best.gpu_hours / 1e6:.3f}M | "
+              f"{c['gpu_hours'] / 1e6:.3f}M | {e * 100:+.1f}% | {side[0]} | {side[1]} |")
+        if "steady_state_reference" in c:
+            ref = runs[c["steady_state_reference"]]
+            h = c["total_tokens"] / (ref["measured"]["tokens_per_s_per_gpu"] * 3600)
+            refs.append(f"{c['id']}: at {ref['id']}'s measured {ref['measured']['tokens_per_s_per_gpu']:g} tok/s/GPU "
+                        f"({ref['n_gpus']} {ref['gpu']}), {h / 1e6:.3f}M GPU-hours, "
+                        f"{(h / c['gpu_hours'] - 1) * 100:+.1f}%")
+        pl = gh.llama_published_layout(c)
+        if pl is not None:
+            print(f"| {c['id']}, published layout | {n} {c['gpu']} | {c['published_layout_run']} | {pl.layout} | "
+                  f"{pl.mfu:.3f} | {pl.tokens_per_s / n:.0f} | {pub_tps:.0f} | {pl.gpu_hours / 1e6:.3f}M | "
+                  f"{c['gpu_hours'] / 1e6:.3f}M | "
+                  f"{(pl.gpu_hours / c['gpu_hours'] - 1) * 100:+.1f}% | - | - |")
+    print("\nGPU-hours error = predicted / published - 1 (negative: predicted fewer hours)")
+    for g, e in by_gpu.items():
+        a = [abs(x) for x in e]
+        print(f"Llama GPU-hours on {g}, best searched plan: median |error| {statistics.median(a) * 100:.1f}%, max "
+              f"{max(a) * 100:.1f}% over {len(a)} models; signed {', '.join(f'{x * 100:+.0f}%' for x in e)}")
+    print("\nmeasured steady-state throughput of the same models, for scale (published hours' error at it):\n")
+    for line in refs:
+        print(f"- {line}")
+    print(f"\nnot modelled: {ll['not_modelled']}")
+    print("\nnot checked:")
+    for x in data["not_checked"]:
+        print(f"- {x['what']}: {x['why']}")
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
@@ -529,3 +607,4 @@ if __name__ == "__main__":
     gemm_shapes(load_runs()["runs"])
     held_out_2025(load_runs())
     async_tp(load_runs())
+    held_out_gpu_hours()

@@ -1,0 +1,83 @@
+"""The held-out rows of tests/assets/planner_held_out_gpu_hours.json as plans, in one place for the validation
+benchmark (benchmarks/planner_validation.py, :func:`held_out_gpu_hours` there) and its test
+(tests/planner/test_held_out_gpu_hours.py, which puts this folder on ``sys.path`` in its conftest.py).
+
+Two groups: Megatron-LM's H100 table (layouts published: planned as published) and the Llama GPU-hours (layouts
+not published: planned by the procedure the asset states, a default search). Nothing here is fitted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from _published_runs import load as load_runs  # benchmarks/_published_runs.py
+from _published_runs import run_plan
+
+from scalelab import Layout, TrainSpec, get_cluster, get_model, plan, search_layouts
+from scalelab.arch.spec import ModelSpec
+
+ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_held_out_gpu_hours.json"
+
+
+def load() -> dict:
+    """The whole asset."""
+    return json.loads(ASSET.read_text())
+
+
+def megatron_model(case: dict, data: dict) -> ModelSpec:
+    """One GPT of Megatron-LM's table as the asset's ``assumed`` reads it: GELU MLP of 4h, LayerNorm, biases,
+    learned positions, untied embedding and output."""
+    return ModelSpec(name=f"megatron-readme-{case['name']}", n_layers=case["n_layers"], d_model=case["d_model"],
+                     n_heads=case["n_heads"], d_ff=4 * case["d_model"], vocab_size=data["vocab_size"],
+                     seq_len=data["seq_len"], ffn_kind="gelu", norm_kind="layernorm", position_kind="learned",
+                     tied_embeddings=False, attn_bias="all", mlp_bias=True)
+
+
+def megatron_flops(case: dict, data: dict) -> float:
+    """FLOPs per step as Megatron-Core r0.8.0 counts them for the table's TFLOP/s (``num_floating_point_operations``
+    in megatron/training/training.py at tag core_r0.8.0, with MHA, no SwiGLU, no MoE):
+    ``72 B s L h^2 (1 + s/6h + V/12Lh)``."""
+    b, s, n_layers, h, v = case["global_batch"], data["seq_len"], case["n_layers"], case["d_model"], data["vocab_size"]
+    return 72 * b * s * n_layers * h * h * (1 + s / (6 * h) + v / (12 * n_layers * h))
+
+
+def megatron_step_time_s(case: dict, data: dict) -> float:
+    """The iteration time the published TFLOP/s per GPU imply."""
+    return megatron_flops(case, data) / (case["n_gpus"] * case["tflops_per_gpu"] * 1e12)
+
+
+def megatron_plan(case: dict, data: dict, *, published_overlaps: bool = True):
+    """plan() of one table row with its published layout and the megatron profile; ``published_overlaps`` adds the
+    overlaps the README's flags turn on that the profile leaves off (the asset's ``published_overlaps``)."""
+    ov = data["published_overlaps"] if published_overlaps else {}
+    lay = Layout(tp=case["tp"], pp=case["pp"], dp=case["dp"], micro_batch=1, zero=1,
+                 sequence_parallel=case["tp"] > 1, recompute="none")
+    return plan(megatron_model(case, data), get_cluster(data["gpu"], case["n_gpus"]),
+                TrainSpec(seq_len=data["seq_len"], global_batch=case["global_batch"], precision="bf16"), lay,
+                framework=data["framework"], tp_overlap=ov.get("tp_overlap"))
+
+
+def llama_train(case: dict) -> TrainSpec:
+    """The training spec the asset's user procedure states for one Llama row."""
+    return TrainSpec(seq_len=case["seq_len"], global_batch=case["global_batch"], total_tokens=case["total_tokens"])
+
+
+def llama_n_gpus(case: dict, data: dict) -> int:
+    """The published GPU count, else the procedure's default."""
+    return case.get("n_gpus", data["default_n_gpus"])
+
+
+def llama_search(case: dict, n_gpus: int):
+    """The best plan of a default search (``scalelab search`` with no other option) for one Llama row."""
+    return search_layouts(get_model(case["model"]), get_cluster(case["gpu"], n_gpus), llama_train(case), top=1).best[0]
+
+
+def llama_published_layout(case: dict):
+    """One Llama row planned with its published layout (the published-runs row it names), for its tokens; None
+    where no layout is published."""
+    rid = case.get("published_layout_run")
+    if rid is None:
+        return None
+    run = next(r for r in load_runs()["runs"] if r["id"] == rid)
+    return run_plan({**run, "train": {**run["train"], "total_tokens": case["total_tokens"]}})
