@@ -8,6 +8,7 @@ not published: planned by the procedure the asset states, a default search). Not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from _published_runs import run_plan
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan, search_layouts
 from scalelab.arch.spec import ModelSpec
+from scalelab.planner.frameworks import get_framework
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_held_out_gpu_hours.json"
 
@@ -47,15 +49,21 @@ def megatron_step_time_s(case: dict, data: dict) -> float:
     return megatron_flops(case, data) / (case["n_gpus"] * case["tflops_per_gpu"] * 1e12)
 
 
-def megatron_plan(case: dict, data: dict, *, published_overlaps: bool = True):
+def megatron_plan(case: dict, data: dict, *, published_overlaps: bool = True, micro_batch: int = 1,
+                  grad_reduce_bytes: float | None = None):
     """plan() of one table row with its published layout and the megatron profile; ``published_overlaps`` adds the
-    overlaps the README's flags turn on that the profile leaves off (the asset's ``published_overlaps``)."""
+    overlaps the README's flags turn on that the profile leaves off (the asset's ``published_overlaps``);
+    ``micro_batch`` replaces the assumed 1 (a sensitivity check: the table does not give it);
+    ``grad_reduce_bytes`` replaces the profile's gradient-reduce width (a what-if)."""
     ov = data["published_overlaps"] if published_overlaps else {}
-    lay = Layout(tp=case["tp"], pp=case["pp"], dp=case["dp"], micro_batch=1, zero=1,
+    conv = get_framework(data["framework"]).memory
+    if grad_reduce_bytes is not None:
+        conv = dataclasses.replace(conv, grad_reduce_bytes=grad_reduce_bytes)
+    lay = Layout(tp=case["tp"], pp=case["pp"], dp=case["dp"], micro_batch=micro_batch, zero=1,
                  sequence_parallel=case["tp"] > 1, recompute="none")
     return plan(megatron_model(case, data), get_cluster(data["gpu"], case["n_gpus"]),
                 TrainSpec(seq_len=data["seq_len"], global_batch=case["global_batch"], precision="bf16"), lay,
-                framework=data["framework"], tp_overlap=ov.get("tp_overlap"))
+                framework=data["framework"], tp_overlap=ov.get("tp_overlap"), memory_conventions=conv)
 
 
 def llama_train(case: dict) -> TrainSpec:
@@ -81,3 +89,17 @@ def llama_published_layout(case: dict):
         return None
     run = next(r for r in load_runs()["runs"] if r["id"] == rid)
     return run_plan({**run, "train": {**run["train"], "total_tokens": case["total_tokens"]}})
+
+
+def llama_team_layout(case: dict):
+    """One Llama row planned with the layout of another run of the same team (the published-runs row it names
+    in ``team_layout_run``), micro-batch = the whole local batch as that row assumes; None where none is named."""
+    rid = case.get("team_layout_run")
+    if rid is None:
+        return None
+    run = next(r for r in load_runs()["runs"] if r["id"] == rid)
+    n = case.get("n_gpus", load()["llama_gpu_hours"]["default_n_gpus"])
+    lay = dict(run["layout"])
+    lay["micro_batch"] = case["global_batch"] // (n // lay.get("tp", 1) // lay.get("pp", 1))
+    return plan(get_model(case["model"]), get_cluster(case["gpu"], n), llama_train(case), Layout(**lay),
+                framework=run["framework"])

@@ -551,6 +551,17 @@ def held_out_gpu_hours() -> None:
     for k, e in errs.items():
         print(f"Megatron-LM table, {'with the published TP overlap' if k == 'with' else 'megatron profile as is'}: "
               f"median |step-time error| {statistics.median(e) * 100:.1f}%, max {max(e) * 100:.1f}% over {len(e)} runs")
+    # the table gives no micro-batch: what assuming another would give; and Megatron-Core r0.8.0's fp32 gradient
+    # reduce with bf16 (arguments.py forces accumulate_allreduce_grads_in_fp32, training.py passes it to DDP as
+    # grad_reduce_in_fp32), which the megatron profile does not set (it reduces in the parameters' bf16)
+    for label, kw in (("micro-batch 2 assumed", {"micro_batch": 2}), ("micro-batch 4 assumed", {"micro_batch": 4}),
+                      ("gradients reduced in fp32", {"grad_reduce_bytes": 4.0})):
+        ps = [(gh.megatron_plan(c, mlm, **kw), gh.megatron_step_time_s(c, mlm)) for c in mlm["cases"]]
+        e = [p.step_time_s / t - 1 for p, t in ps]
+        a = [abs(x) for x in e]
+        print(f"the same with {label}: median {statistics.median(a) * 100:.1f}%, max {max(a) * 100:.1f}%; judged "
+              f"out of memory: {sum(not p.feasible for p, _ in ps)} of {len(ps)}; signed "
+              + ", ".join(f"{x * 100:+.0f}%" for x in e))
 
     ll = data["llama_gpu_hours"]
     print("\n### Held out: Llama GPU-hours from the model cards (layouts unpublished: the best plan of a default "
@@ -580,12 +591,13 @@ def held_out_gpu_hours() -> None:
             refs.append(f"{c['id']}: at {ref['id']}'s measured {ref['measured']['tokens_per_s_per_gpu']:g} tok/s/GPU "
                         f"({ref['n_gpus']} {ref['gpu']}), {h / 1e6:.3f}M GPU-hours, "
                         f"{(h / c['gpu_hours'] - 1) * 100:+.1f}%")
-        pl = gh.llama_published_layout(c)
-        if pl is not None:
-            print(f"| {c['id']}, published layout | {n} {c['gpu']} | {c['published_layout_run']} | {pl.layout} | "
+        for label, key, pl in (("published layout", "published_layout_run", gh.llama_published_layout(c)),
+                               ("the team's earlier layout", "team_layout_run", gh.llama_team_layout(c))):
+            if pl is None:
+                continue
+            print(f"| {c['id']}, {label} | {n} {c['gpu']} | row {c[key]} | {pl.layout} | "
                   f"{pl.mfu:.3f} | {pl.tokens_per_s / n:.0f} | {pub_tps:.0f} | {pl.gpu_hours / 1e6:.3f}M | "
-                  f"{c['gpu_hours'] / 1e6:.3f}M | "
-                  f"{(pl.gpu_hours / c['gpu_hours'] - 1) * 100:+.1f}% | - | - |")
+                  f"{c['gpu_hours'] / 1e6:.3f}M | {(pl.gpu_hours / c['gpu_hours'] - 1) * 100:+.1f}% | - | - |")
     print("\nGPU-hours error = predicted / published - 1 (negative: predicted fewer hours)")
     for g, e in by_gpu.items():
         a = [abs(x) for x in e]
