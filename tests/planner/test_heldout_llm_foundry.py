@@ -9,29 +9,44 @@ import statistics
 from collections import Counter
 
 import pytest
-from _heldout_llm_foundry import load, measured_tokens_per_s_per_gpu, mpt, plan_row  # benchmarks/ (conftest.py)
+from _heldout_llm_foundry import (  # benchmarks/ (conftest.py)
+    FIRST_FRAMEWORK,
+    load,
+    measured_tokens_per_s_per_gpu,
+    mpt,
+    plan_row,
+)
+
+from scalelab.planner.frameworks import get_framework
 
 DATA = load()
 RUNS = DATA["runs"]
 CODE = DATA["code_conventions"]["memory_conventions"]
 
 #: The bound on the median |step-time error| over all rows: 10.0% when the asset was added (the benchmark's
-#: "all rows, deepspeed profile" line); a change to the step-time model that moves it past 12% fails here.
+#: "all rows, llm-foundry profile" line); a change to the step-time model that moves it past 12% fails here.
 MEDIAN_ERROR_BOUND = 0.12
 
 
-def test_every_row_is_judged_feasible_with_the_loss_llm_foundry_runs():
-    """Each row trained on its GPUs; with flash-attn's fused cross-entropy on bf16 logits (the loss llm-foundry's
-    code runs, the asset's code_conventions) the planner must agree, whatever the row's size or length."""
-    infeasible = [(r["id"], p.reasons) for r in RUNS if not (p := plan_row(r, code_conventions=CODE)).feasible]
+def test_every_row_is_judged_feasible_with_the_llm_foundry_profile():
+    """Each row trained on its GPUs; with the llm-foundry profile (flash-attn's fused cross-entropy on bf16
+    logits, the loss llm-foundry's code runs) the planner must agree, whatever the row's size or length."""
+    infeasible = [(r["id"], p.reasons) for r in RUNS if not (p := plan_row(r)).feasible]
     assert not infeasible, infeasible
 
 
+def test_the_profile_holds_the_loss_conventions_read_from_the_code():
+    """The asset's code_conventions (with their source) are what the llm-foundry profile sets."""
+    memory = get_framework("llm-foundry").memory
+    assert {k: getattr(memory, k) for k in CODE} == CODE
+
+
 def test_loss_conventions_change_only_the_logits():
-    """The rows the deepspeed profile alone rejects are rejected for its loss (Hugging Face's fp32 upcast of the
-    logits): the code conventions move no memory term but the logits buffer."""
+    """The rows the deepspeed profile (chosen before planning) rejects are rejected for its loss (Hugging Face's
+    fp32 upcast of the logits): the llm-foundry profile moves no memory term but the logits buffer."""
+    assert sum(not plan_row(r, framework=FIRST_FRAMEWORK).feasible for r in RUNS) > 0
     for r in RUNS[::7]:
-        a, b = plan_row(r).memory, plan_row(r, code_conventions=CODE).memory
+        a, b = plan_row(r, framework=FIRST_FRAMEWORK).memory, plan_row(r).memory
         da, db = dict(a.detail), dict(b.detail)
         assert db["logits_bytes"] < da["logits_bytes"], r["id"]
         assert a.total_bytes - b.total_bytes == pytest.approx(da["logits_bytes"] - db["logits_bytes"])
@@ -60,5 +75,5 @@ def test_rows_have_provenance_and_consistent_batches():
 
 def test_median_step_time_error_stays_within_the_bound():
     errors = [abs(measured_tokens_per_s_per_gpu(r) / (p.tokens_per_s / r["n_gpus"]) - 1)
-              for r in RUNS for p in [plan_row(r, code_conventions=CODE)]]
+              for r in RUNS for p in [plan_row(r)]]
     assert statistics.median(errors) <= MEDIAN_ERROR_BOUND, statistics.median(errors)

@@ -64,6 +64,15 @@ sets, and why:
   ``tests/planner/test_compiled_loss.py``.
 - ``deepspeed`` (Hugging Face models with DeepSpeed ZeRO): eager layers (4 SwiGLU widths),
   Hugging Face's fp32 upcast of the logits and separate ``q_proj``, ``k_proj``, ``v_proj`` GEMMs, as torchtitan.
+- ``llm-foundry`` (MosaicML llm-foundry / Composer with PyTorch FSDP): eager layers, as ``deepspeed``, but
+  its loss is flash-attn's fused cross-entropy on the head's bf16 output (``loss_fn: fused_crossentropy``,
+  the default of ``llmfoundry/models/mpt/modeling_mpt.py`` at v0.3.0; flash-attn 1.0.9's
+  ``losses/cross_entropy.py`` saves the bf16 logits and an fp32 log-sum-exp per row, and its backward writes
+  one bf16 gradient): 2 + 2 bytes per logit at the loss's peak where the ``deepspeed`` profile counts
+  2 + 3 x 4; MPT's attention runs one fused ``Wqkv`` GEMM. Added after the held-out check on llm-foundry's
+  published MPT tables found the ``deepspeed`` profile rejecting 89 of their 216 runs as out of memory for
+  its loss alone (docs/planner.md); only that convention and the fused QKV were read from the code, no
+  efficiency is fitted.
 - ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
   policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
   (``optimizer_state_bytes=2``), DualPipe hides the expert all-to-all (``ep_overlap=1``), and
@@ -196,6 +205,9 @@ _TORCHTITAN = dataclasses.replace(_EAGER, sp_saves_gathered_inputs=True, loss_pa
 #: (one bf16 gradient = half an fp32 buffer; with TP, DTensor loss parallel's four fp32 buffers stay)
 _TORCHTITAN_COMPILED_LOSS = dataclasses.replace(_TORCHTITAN, logits_copies=0.5)
 
+#: llm-foundry: eager layers, flash-attn's fused cross-entropy on bf16 logits (2 + 2 bytes per logit)
+_FUSED_CROSS_ENTROPY = dataclasses.replace(_EAGER, logits_bytes=2.0, logits_copies=1.0, logits_output_bytes=2.0)
+
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("megatron", sources=(
@@ -235,6 +247,11 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "measured in tests/planner/test_compiled_loss.py",)),
     FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, separate_qkv=True, sources=(
         "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
+    FrameworkProfile("llm-foundry", memory=_FUSED_CROSS_ENTROPY, fused_elementwise=False, sources=(
+        "mosaicml/llm-foundry v0.3.0 llmfoundry/models/mpt/modeling_mpt.py lines 721-737 (loss_fn "
+        "'fused_crossentropy': flash_attn.losses.cross_entropy.CrossEntropyLoss; setup.py pins flash-attn==1.0.9), "
+        "its attention's single Wqkv linear; flash-attn v1.0.9 flash_attn/losses/cross_entropy.py "
+        "(save_for_backward(logits, lse, labels); backward returns one gradient of the logits' dtype)",)),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
                      policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0,
                      ep_nodes_per_token=4, comm_sm_fraction=20 / 132, sources=(
