@@ -108,8 +108,7 @@ def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[st
         add("misfitting", "misfitting-last-ckpt", "chinchilla", {"N": m["N"], "D": m["D"], "L": m["loss"]})
     p = _csv("resolving-scaling-law-discrepancies/isoflop_points.csv")
     if p is not None:
-        keys = ["label", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
-        for k, sub in p.groupby(keys):
+        for k, sub in p.groupby(PORIAN_KEYS):
             if k[1] != PORIAN_SCORED:   # one data set per setting keeps the family from dominating the pool
                 continue
             add("porian", f"porian-{k[0]}", "chinchilla", {"N": sub["n"], "D": sub["t"], "L": sub["loss"]})
@@ -157,6 +156,8 @@ def _moe_cols(last: Any, router: str, loss: str) -> dict[str, Any]:
 GADRE_LOSS = "loss_c4_val"
 #: Porian et al.'s training set that the scoreboard scores (RefinedWeb); ``extra_datasets`` takes OpenWebText2.
 PORIAN_SCORED = "rw"
+#: The columns of Porian et al.'s IsoFLOP table that make one setting (its data set is the second).
+PORIAN_KEYS = ["label", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
 
 #: ``--held-out-extra``: public runs the scoreboard never scored, and so never used to choose or tune anything.
 #: New runs: Porian's 5 OpenWebText2 settings, Gadre's architecture/warmup grid, SLD's MoE runs with the two
@@ -178,8 +179,7 @@ def extra_datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[d
     add = _adder(out, min_tokens_per_param)
     p = _csv("resolving-scaling-law-discrepancies/isoflop_points.csv")
     if p is not None:
-        keys = ["label", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
-        for k, sub in p.groupby(keys):
+        for k, sub in p.groupby(PORIAN_KEYS):
             if k[1] != PORIAN_SCORED:
                 add("porian-owt2", f"porian-{k[1]}-{k[0]}", "chinchilla",
                     {"N": sub["n"], "D": sub["t"], "L": sub["loss"]})
