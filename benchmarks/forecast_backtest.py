@@ -12,13 +12,16 @@ forecast the larger ones, ``n_splits`` cutoffs) with the law a user would pick, 
   (a Python where it is installed; the column is left out without it).
 
 It prints one row per data set family and the pooled figures, and writes the per-split JSON to
-``--out``. The families are split into a calibration half and a held-out half (``--families``), so a
-band tuned on one half can be checked on the other.
+``--out``. The families are split into a calibration half and a held-out half (``CALIBRATION``,
+``HELD_OUT``), so a band tuned on one half can be checked on the other. ``--held-out-extra`` runs the same
+protocol on the public runs the scoreboard never scored (:func:`extra_datasets`), pooled as new runs and as
+other evaluation sets of scored runs; nothing was chosen or tuned on them (docs/laws.md, *Held out beyond
+the scoreboard*).
 
 Usage::
 
     python benchmarks/forecast_backtest.py [--splits 3] [--out backtest.json] [--only epoch,gadre] \
-        [--chinchilla-python /work/venv-chinchilla/bin/python]
+        [--held-out-extra] [--chinchilla-python /work/venv-chinchilla/bin/python]
 """
 
 from __future__ import annotations
@@ -64,10 +67,9 @@ def _csv(rel: str) -> Any:
     return pd.read_csv(p) if p.exists() else None
 
 
-def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[str, Any]]:
-    """(family, name, law, columns dict) for every public table found, without the runs below
-    ``min_tokens_per_param`` tokens per parameter where the table has tokens (0 keeps every run)."""
-    out: list[dict[str, Any]] = []
+def _adder(out: list[dict[str, Any]], min_tokens_per_param: float) -> Any:
+    """``add(family, name, law, cols)``: append one data set to ``out``, without the runs below
+    ``min_tokens_per_param`` tokens per parameter where it has tokens."""
 
     def add(family: str, name: str, law: str, cols: dict[str, Any]) -> None:
         c = {k: np.asarray(v, dtype=float) for k, v in cols.items()}
@@ -77,6 +79,14 @@ def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[st
             c = {k: v[keep] for k, v in c.items()}
         out.append({"family": family, "name": name, "law": law, "cols": c, "n_below_min_tpp": n_all - len(c["L"])})
 
+    return add
+
+
+def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[str, Any]]:
+    """(family, name, law, columns dict) for every public table found, without the runs below
+    ``min_tokens_per_param`` tokens per parameter where the table has tokens (0 keeps every run)."""
+    out: list[dict[str, Any]] = []
+    add = _adder(out, min_tokens_per_param)
     e = _csv("analyzing-chinchilla/data/svg_extracted_data.csv")
     if e is not None:
         e = e.sort_values("loss").iloc[: len(e) - 5]  # Besiroglu et al. drop the 5 highest losses
@@ -87,7 +97,7 @@ def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[st
     if g is not None:
         for ds, sub in g.groupby("dataset_name"):
             add("gadre", f"gadre-{ds}", "chinchilla", {"N": sub["params"], "D": sub["tokens"],
-                                                       "L": sub["loss_c4_val"]})
+                                                       "L": sub[GADRE_LOSS]})
     d = _csv("datablations/datablations_runs_all.csv")
     if d is not None:
         d = d.dropna(subset=["val_loss"])
@@ -98,9 +108,8 @@ def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[st
         add("misfitting", "misfitting-last-ckpt", "chinchilla", {"N": m["N"], "D": m["D"], "L": m["loss"]})
     p = _csv("resolving-scaling-law-discrepancies/isoflop_points.csv")
     if p is not None:
-        keys = ["label", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
-        for k, sub in p.groupby(keys):
-            if k[1] != "rw":   # one data set per setting keeps the family from dominating the pool
+        for k, sub in p.groupby(PORIAN_KEYS):
+            if k[1] != PORIAN_SCORED:   # one data set per setting keeps the family from dominating the pool
                 continue
             add("porian", f"porian-{k[0]}", "chinchilla", {"N": sub["n"], "D": sub["t"], "L": sub["loss"]})
     s = _csv("scaling-law-analysis/data/isoflops/transform/isoflops.csv")
@@ -116,11 +125,87 @@ def datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[st
         add("steplaw", "steplaw-dense", "chinchilla", {"N": best["N"], "D": best["D"], "L": best["loss"]})
     mo = _csv("SLD/data/moe_scaling_law/data.csv")
     if mo is not None:
-        last = mo.loc[mo.groupby("hyper_id")["step"].idxmax()]
-        last = last[last["router_type"].isin(["Dense", last["router_type"].value_counts().index[0]])]
-        last = last.groupby(["dense_parameter_count", "num_experts"], as_index=False)["loss_validation"].mean()
-        add("sld-moe", "sld-moe", "clark-moe", {"N": last["dense_parameter_count"], "E": last["num_experts"],
-                                                "L": last["loss_validation"]})
+        last = _moe_final(mo)
+        add("sld-moe", "sld-moe", "clark-moe", _moe_cols(last, _scored_router(last), SLD_MOE_LOSS))
+    return out
+
+
+#: The SLD MoE runs the scoreboard scores: the dense runs and the most common router, on the validation loss.
+SLD_MOE_LOSS = "loss_validation"
+
+
+def _scored_router(last: Any) -> str:
+    """The router of the SLD MoE runs the scoreboard scores: the most common one (S-Base)."""
+    return str(last.loc[last["router_type"] != "Dense", "router_type"].value_counts().index[0])
+
+
+def _moe_final(mo: Any) -> Any:
+    """The last logged step of each SLD MoE run (hyper_id)."""
+    return mo.loc[mo.groupby("hyper_id")["step"].idxmax()]
+
+
+def _moe_cols(last: Any, router: str, loss: str) -> dict[str, Any]:
+    """Clark's covariates for one router (with the dense runs, E = 1) and one loss column, seeds averaged; a
+    design point with no value at its last step (a few of the other evaluation sets) is left out."""
+    sub = last[last["router_type"].isin(["Dense", router])]
+    sub = sub.groupby(["dense_parameter_count", "num_experts"], as_index=False)[loss].mean().dropna(subset=[loss])
+    return {"N": sub["dense_parameter_count"], "E": sub["num_experts"], "L": sub[loss]}
+
+
+#: The evaluation set of Gadre et al.'s runs that the scoreboard scores; ``extra_datasets`` takes the others.
+GADRE_LOSS = "loss_c4_val"
+#: Porian et al.'s training set that the scoreboard scores (RefinedWeb); ``extra_datasets`` takes OpenWebText2.
+PORIAN_SCORED = "rw"
+#: The columns of Porian et al.'s IsoFLOP table that make one setting (its data set is the second).
+PORIAN_KEYS = ["label", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
+
+#: ``--held-out-extra``: public runs the scoreboard never scored, and so never used to choose or tune anything.
+#: New runs: Porian's 5 OpenWebText2 settings, Gadre's architecture/warmup grid, SLD's MoE runs with the two
+#: routers not scored (Hash, RL-R). Other targets of scored runs: Gadre's 7 other evaluation sets and SLD's
+#: S-Base runs on 5 other evaluation sets (same designs, another loss: not independent of the scoreboard's).
+EXTRA_NEW_RUNS = ("porian-owt2", "gadre-grid", "sld-moe-routers")
+EXTRA_OTHER_EVALS = ("gadre-evals", "sld-moe-evals")
+
+
+def extra_datasets(min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> list[dict[str, Any]]:
+    """The data sets of :data:`EXTRA_NEW_RUNS` and :data:`EXTRA_OTHER_EVALS`, in :func:`datasets`' format, each
+    with the law the scoreboard uses for its source (Chinchilla; Clark's for SLD's MoE runs). Left out, with
+    the reason: ``chinchilla-kyo-takano`` (234 of Epoch's points, already scored), ``nanogpt`` (no losses),
+    ``regmix`` (mixture weights at three sizes: no law with a size covariate), SLD's data-constrained set
+    (182 of datablations' runs, already scored), its LR grid (Step Law's, already scored; the one new cell
+    has no loss), its vocabulary, mixture and fine-tuning sets (no law for them in scalelab.laws) and Step
+    Law's MoE grid (one total size: the size axis is sparsity)."""
+    out: list[dict[str, Any]] = []
+    add = _adder(out, min_tokens_per_param)
+    p = _csv("resolving-scaling-law-discrepancies/isoflop_points.csv")
+    if p is not None:
+        for k, sub in p.groupby(PORIAN_KEYS):
+            if k[1] != PORIAN_SCORED:
+                add("porian-owt2", f"porian-{k[1]}-{k[0]}", "chinchilla",
+                    {"N": sub["n"], "D": sub["t"], "L": sub["loss"]})
+    gr = _csv("mlfoundations-scaling/grid_flat.csv")
+    if gr is not None:
+        # every entry trained on 20 tokens per parameter (tokens / 20 is the open_lm parameter count of the 4
+        # shapes also in the runs table, exactly; within 0.3% for all): the best heads and warmup per shape
+        best = gr.groupby(["width", "layers"], as_index=False).agg(tokens=("tokens", "first"), loss=("loss", "min"))
+        add("gadre-grid", "gadre-grid", "chinchilla", {"N": best["tokens"] / 20, "D": best["tokens"],
+                                                       "L": best["loss"]})
+    mo = _csv("SLD/data/moe_scaling_law/data.csv")
+    if mo is not None:
+        last = _moe_final(mo)
+        scored = _scored_router(last)
+        for router in sorted(set(last["router_type"]) - {"Dense", scored}):
+            add("sld-moe-routers", f"sld-moe-{router}", "clark-moe", _moe_cols(last, router, SLD_MOE_LOSS))
+    g = _csv("mlfoundations-scaling/gadre2024_runs_flat.csv")
+    if g is not None:
+        evals = [c for c in g.columns if c.startswith("loss_") and "95" not in c and c != GADRE_LOSS]
+        for ds, sub in g.groupby("dataset_name"):
+            for ev in evals:
+                add("gadre-evals", f"gadre-{ds}-{ev[5:]}", "chinchilla",
+                    {"N": sub["params"], "D": sub["tokens"], "L": sub[ev]})
+    if mo is not None:
+        for ev in sorted(c for c in mo.columns if c.startswith("loss_") and c != SLD_MOE_LOSS):
+            add("sld-moe-evals", f"sld-moe-{scored}-{ev[5:]}", "clark-moe", _moe_cols(last, scored, ev))
     return out
 
 
@@ -228,12 +313,15 @@ def pkg_splits(python: str, ds: dict[str, Any], n_splits: int) -> list[float | N
 
 # ---------------------------------------------------------------- main
 def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str = "new",
-        pkg_python: str | None = None, min_tokens_per_param: float = MIN_TOKENS_PER_PARAM) -> dict[str, Any]:
+        pkg_python: str | None = None, min_tokens_per_param: float = MIN_TOKENS_PER_PARAM,
+        extra: bool = False) -> dict[str, Any]:
+    """The scoreboard over :func:`datasets`, or with ``extra`` over :func:`extra_datasets` (the same protocol:
+    splits, laws, band, baselines), summarised by family and by :data:`GROUPS` or :data:`EXTRA_GROUPS`."""
     from scalelab.laws import load_runs
     from scalelab.laws.backtest import backtest
 
     rows = []
-    for ds in datasets(min_tokens_per_param):
+    for ds in (extra_datasets if extra else datasets)(min_tokens_per_param):
         if only and ds["family"] not in only:
             continue
         t0 = time.perf_counter()
@@ -255,7 +343,7 @@ def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str
         print(f"  {ds['name']:<44} {p['n_splits']:>2} splits  med err {_pct(p['median_abs_pct_error'])}  "
               f"cover {_pct(100 * p['coverage'] if p['coverage'] is not None else None)}  "
               f"({row['time_s']:.1f} s)", file=sys.stderr, flush=True)
-    return {"datasets": rows, "summary": summarise(rows)}
+    return {"datasets": rows, "summary": summarise(rows, EXTRA_GROUPS if extra else GROUPS)}
 
 
 def _pct(v: Any) -> str:
@@ -286,11 +374,16 @@ def _pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "package_n": len(both), "package_better": sum(1 for a, b in both if a < b)}
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+#: Pooled rows of the table after the families: the scoreboard's halves, or the extra view's two kinds of set.
+GROUPS = {"calibration half": CALIBRATION, "held-out half": HELD_OUT}
+EXTRA_GROUPS = {"new runs": EXTRA_NEW_RUNS, "other evals of scored runs": EXTRA_OTHER_EVALS}
+
+
+def summarise(rows: list[dict[str, Any]], groups: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
     fams = sorted({r["family"] for r in rows})
     out = {f: _pool([r for r in rows if r["family"] == f]) for f in fams}
-    out["calibration half"] = _pool([r for r in rows if r["family"] in CALIBRATION])
-    out["held-out half"] = _pool([r for r in rows if r["family"] in HELD_OUT])
+    for name, members in (GROUPS if groups is None else groups).items():
+        out[name] = _pool([r for r in rows if r["family"] in members])
     out["all"] = _pool(rows)
     return out
 
@@ -315,6 +408,14 @@ def epoch_protocol(options: dict[str, Any], kind: str = "new") -> dict[str, Any]
             "coverage": float(np.mean((lo <= y) & (y <= hi))), "n_test": int(y.size)}
 
 
+def _cell(v: float, spec: str) -> str:
+    """A table cell: ``v`` formatted by ``spec`` (a trailing ``%`` is printed after the number), or ``-`` where
+    there is no figure (NaN: no baseline of that form, as for Clark's MoE law, or no band at all)."""
+    if not math.isfinite(v):
+        return "-"
+    return format(v, spec[:-1]) + "%" if spec.endswith("%") else format(v, spec)
+
+
 def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None) -> None:
     print("| family | sets | splits | median of per-split median errors | 95% new-run coverage | "
           "interval score (mean / median) | no band | plain scipy, same form | E + a C^-b | "
@@ -323,9 +424,10 @@ def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None) -> None:
     for k, v in summary.items():
         pkg = (f"{v['package_median_err']:.2f}%, {v['package_better']} of {v['package_n']}" if v["package_n"]
                else "-")
-        print(f"| {k} | {v['n_sets']} | {v['n_splits']} | {v['median_err']:.2f}% | {100 * v['coverage']:.1f}% | "
-              f"{v['interval_score']:.4g} / {v['median_interval_score']:.4f} | {v['no_band']} | "
-              f"{v['scipy_median_err']:.2f}% | {v['compute_median_err']:.2f}% | {pkg} |")
+        print(f"| {k} | {v['n_sets']} | {v['n_splits']} | {_cell(v['median_err'], '.2f%')} | "
+              f"{_cell(100 * v['coverage'], '.1f%')} | "
+              f"{_cell(v['interval_score'], '.4g')} / {_cell(v['median_interval_score'], '.4f')} | {v['no_band']} | "
+              f"{_cell(v['scipy_median_err'], '.2f%')} | {_cell(v['compute_median_err'], '.2f%')} | {pkg} |")
     if epoch:
         print(f"\nEpoch, fit N < 1e9, forecast N >= 1e9 ({epoch['n_test']} runs): median error "
               f"{epoch['median_abs_pct_error']:.2f}%, 95% new-run coverage {100 * epoch['coverage']:.1f}%")
@@ -341,6 +443,10 @@ def main() -> None:
                     help="new: the calibrated new-run band (default); noise: the uncalibrated one (before issue 8)")
     ap.add_argument("--min-tokens-per-param", type=float, default=MIN_TOKENS_PER_PARAM,
                     help="leave out runs below this D/N before splitting, for every column (0: keep all)")
+    ap.add_argument("--held-out-extra", action="store_true",
+                    help="score the public runs the scoreboard never used (extra_datasets: Porian's OpenWebText2 "
+                         "settings, Gadre's grid and other evaluation sets, SLD's other MoE routers and evaluation "
+                         "sets) with the same protocol, instead of the scoreboard's")
     ap.add_argument("--chinchilla-python", default=os.environ.get("CHINCHILLA_PYTHON"),
                     help="a Python with `pip install chinchilla==0.2.0` for the package's column (skipped if not "
                          "given; it is not a scalelab dependency)")
@@ -351,9 +457,10 @@ def main() -> None:
     options = {} if args.init == "grid" else {"init": args.init}
     t0 = time.perf_counter()
     res = run(set(filter(None, args.only.split(","))) or None, args.splits, options, args.band,
-              args.chinchilla_python, args.min_tokens_per_param)
+              args.chinchilla_python, args.min_tokens_per_param, args.held_out_extra)
     res["min_tokens_per_param"] = args.min_tokens_per_param
-    res["epoch_protocol"] = epoch_protocol(options, args.band)
+    res["held_out_extra"] = args.held_out_extra
+    res["epoch_protocol"] = None if args.held_out_extra else epoch_protocol(options, args.band)
     print_table(res["summary"], res["epoch_protocol"])
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     if args.out:
