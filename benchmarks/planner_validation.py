@@ -629,14 +629,14 @@ def _triton_slowdown(run: dict) -> float:
 
 
 def _foundry_rows(data: dict) -> list[dict]:
-    """Every llm-foundry row planned with the ``llm-foundry`` profile (the deepspeed profile's verdict beside it:
-    the profile fixed before planning, whose loss rejected 89 rows), the default (megatron) profile's error
-    beside it, and what the mechanisms left unfixed concern: the share of the step in attention (the step at
-    half the attention efficiency, less the step) and the FSDP traffic over the step; with three what-ifs,
-    each only where its table's scripts say it applies: attention at FlashAttention-Triton's published speed
-    (``attn_impl: triton``), the backward all-gathers exposed (FSDP ``BACKWARD_POST`` with FULL_SHARD: the next all-gather is
-    issued after the current gradient computation, torch.distributed.fsdp.BackwardPrefetch), and all the FSDP
-    traffic exposed (``dp_overlap=0``, a bound)."""
+    """Every llm-foundry row planned with the ``llm-foundry`` profile (the deepspeed profile's verdict beside it: the
+    profile fixed before planning, whose loss rejected 89 rows), the default (megatron) profile's error beside it,
+    and what the mechanisms left unfixed concern: the share of the step in attention (the step at half the attention
+    efficiency, less the step) and the FSDP traffic over the step; with three what-ifs, each only where its table's
+    scripts say it applies: attention at FlashAttention-Triton's published speed (``attn_impl: triton``), the
+    backward all-gathers exposed (FSDP ``BACKWARD_POST`` with FULL_SHARD: the next all-gather is issued after the
+    current gradient computation, torch.distributed.fsdp.BackwardPrefetch), and all the FSDP traffic exposed
+    (``dp_overlap=0``, a bound)."""
     from _heldout_llm_foundry import FIRST_FRAMEWORK, measured_tokens_per_s_per_gpu, plan_row
 
     def err(r: dict, tokens_per_s: float) -> float:  # step-time error: measured tokens/s over predicted - 1
