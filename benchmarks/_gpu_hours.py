@@ -50,11 +50,12 @@ def megatron_step_time_s(case: dict, data: dict) -> float:
 
 
 def megatron_plan(case: dict, data: dict, *, published_overlaps: bool = True, micro_batch: int = 1,
-                  grad_reduce_bytes: float | None = None):
+                  grad_reduce_bytes: float | None = None, **options):
     """plan() of one table row with its published layout and the megatron profile; ``published_overlaps`` adds the
     overlaps the README's flags turn on that the profile leaves off (the asset's ``published_overlaps``);
     ``micro_batch`` replaces the assumed 1 (a sensitivity check: the table does not give it);
-    ``grad_reduce_bytes`` replaces the profile's gradient-reduce width (a what-if)."""
+    ``grad_reduce_bytes`` replaces the profile's gradient-reduce width (a what-if); ``options`` go to plan()
+    (what-ifs such as ``attention_efficiency``)."""
     ov = data["published_overlaps"] if published_overlaps else {}
     conv = get_framework(data["framework"]).memory
     if grad_reduce_bytes is not None:
@@ -63,7 +64,8 @@ def megatron_plan(case: dict, data: dict, *, published_overlaps: bool = True, mi
                  sequence_parallel=case["tp"] > 1, recompute="none")
     return plan(megatron_model(case, data), get_cluster(data["gpu"], case["n_gpus"]),
                 TrainSpec(seq_len=data["seq_len"], global_batch=case["global_batch"], precision="bf16"), lay,
-                framework=data["framework"], tp_overlap=ov.get("tp_overlap"), memory_conventions=conv)
+                framework=data["framework"], tp_overlap=ov.get("tp_overlap"), memory_conventions=conv,
+                **options)
 
 
 def llama_train(case: dict) -> TrainSpec:

@@ -10,12 +10,19 @@ installed or run, the script says why and prints scalelab's column alone.
 Conventions differ and are stated per row: llm-analysis counts one micro-batch of activations (no
 pipeline in-flight factor), no pipeline bubble and no DP/PP communication in its latency; its inter-node
 bandwidth for A100 is 200 GB/s (a per-node figure). scalelab's figures are per GPU at the peak stage.
+
+A second section, "Held out", puts both tools' step times beside the published ones on the two held-out
+sets (tests/assets/planner_heldout_llm_foundry.json, tests/assets/planner_held_out_gpu_hours.json's Megatron-LM
+table), with the rows, the mapping and llm-analysis's settings fixed before the comparison was run
+(:data:`LLA_SETTINGS`, :func:`foundry_skip_reason`); ``--all-rows`` prints every row, not only those where
+llm-analysis's error is the smaller.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,11 +48,11 @@ for c in cases:
         kw["model_name"] = path
     try:
         d = train(log_level="CRITICAL", **kw)
-        n = 20
+        n = c.get("repeat", 20)
         t0 = time.perf_counter()
         for _ in range(n):
             train(log_level="CRITICAL", **kw)
-        dt = (time.perf_counter() - t0) / n
+        dt = (time.perf_counter() - t0) / n if n else None
         out.append({"ok": True, "time_s": dt, "result": {k: v for k, v in d.items() if isinstance(v, (int, float))}})
     except Exception as e:  # report, do not hide
         out.append({"ok": False, "error": f"{type(e).__name__}: {e}"})
@@ -147,6 +154,140 @@ def cases() -> list[dict]:
     return out
 
 
+#: llm-analysis's settings for every held-out row, fixed before any held-out row was compared: the values its
+#: README recommends "if one has to make assumptions" (section "How to Set FLOPS and Memory Efficiency": flops
+#: efficiency "up to 0.5 for large scale model training", "0.9 can be an aggressive target for memory
+#: efficiency"), as the predicted rows of :func:`cases` use; not its defaults (1 and 1, which that README calls
+#: "the lower bound of training or inference latency"). Neither tool is tuned on the rows. llm-analysis 0.2.2's
+#: training latency is FLOPs / (tp x pp x flops efficiency x peak) per micro-batch times the accumulation steps
+#: (``LLMAnalysis.training``), so the HBM efficiency does not enter it.
+LLA_SETTINGS = {"flops_efficiency": 0.5, "hbm_memory_efficiency": 0.9}
+#: scalelab catalog device -> llm-analysis gpu_configs name (the A100s and the H100 as SXM, as the asset assumes).
+LLA_GPU = {"h100-sxm": "h100-sxm-80gb", "a100-80gb": "a100-sxm-80gb", "a100-40gb": "a100-sxm-40gb"}
+LLA_ZERO = {"FULL_SHARD": 3, "SHARD_GRAD_OP": 2}  # torch FSDP sharding -> llm-analysis ds_zero
+
+
+def foundry_skip_reason(run: dict) -> str | None:
+    """Why llm-analysis cannot express an llm-foundry row, or None: the rule fixed before the comparison was run
+    is every row whose GPU is in llm-analysis's gpu_configs, whose precision it has (bf16: ``w16a16e16``; its
+    8-bit dtypes are integer quantization at ``peak_i8_TFLOPS``, not TransformerEngine FP8 training), whose
+    sharding is a ZeRO stage (FULL_SHARD = 3, SHARD_GRAD_OP = 2) and which offloads no activations."""
+    if run["gpu"] not in LLA_GPU:
+        return f"GPU {run['gpu']} not in llm-analysis's gpu_configs"
+    if "fp8" in run["precision"]:
+        return "FP8 (llm-analysis has no FP8 training dtype)"
+    if run["sharding"] not in LLA_ZERO:
+        return f"sharding {run['sharding']} is no ZeRO stage"
+    if run["activation_cpu_offload"]:
+        return "activation CPU offload (not in llm-analysis)"
+    return None
+
+
+def _foundry_held_out() -> tuple[list[dict], dict[str, int]]:
+    """The llm-foundry rows llm-analysis can express, each with scalelab's plan (the ``llm-foundry`` profile, as
+    benchmarks/planner_validation.py plans them) and llm-analysis's inputs: the row's micro-batch, accumulation
+    steps, global batch, sequence length, GPUs, ZeRO stage, full recompute for activation checkpointing, flash
+    attention (every table ran a fused kernel)."""
+    import _heldout_llm_foundry as hf  # benchmarks/, on sys.path when this file runs as a script
+
+    data = hf.load()
+    rows, skipped = [], {}
+    for r in data["runs"]:
+        why = foundry_skip_reason(r)
+        if why is not None:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        key = data["tables"][r["source"]["table"]]["key"]
+        rows.append(dict(
+            group=f"llm-foundry {key}", id=r["id"].removeprefix("foundry-"), hfu_pct=r["measured"]["hfu_pct"],
+            published_s=r["global_batch"] * r["seq_len"] / r["measured"]["tokens_per_s"], plan=hf.plan_row(r),
+            replan=lambda run=r, **o: hf.plan_row(run, **o),
+            lla=dict(model_json=lla_model_json(hf.mpt(r)), repeat=0, kwargs=dict(
+                gpu_name=LLA_GPU[r["gpu"]], dtype_name="w16a16e16", global_batch_size=r["global_batch"],
+                batch_size_per_gpu=r["micro_batch"], gradient_accumulation_steps=r["grad_accum"],
+                seq_len=r["seq_len"], activation_recomputation=2 if r["activation_checkpointing"] else 0,
+                ds_zero=LLA_ZERO[r["sharding"]], total_num_gpus=r["n_gpus"], flash_attn=True, **LLA_SETTINGS))))
+    return rows, skipped
+
+
+def _megatron_held_out() -> list[dict]:
+    """Every row of Megatron-LM's H100 table with its published TP/PP/DP, sequence parallelism, ZeRO-1 (the
+    distributed optimizer), no recompute, micro-batch 1 (the asset's assumptions, the same for both tools);
+    scalelab's plan as benchmarks/planner_validation.py makes it (megatron profile with the published TP
+    overlap)."""
+    import _gpu_hours as gh  # benchmarks/, on sys.path when this file runs as a script
+
+    mlm = gh.load()["megatron_readme"]
+    return [dict(
+        group="Megatron-LM H100", id=c["name"], hfu_pct=c["mfu_pct"], published_s=gh.megatron_step_time_s(c, mlm),
+        plan=gh.megatron_plan(c, mlm), replan=lambda c=c, **o: gh.megatron_plan(c, mlm, **o),
+        lla=dict(model_json=lla_model_json(gh.megatron_model(c, mlm)), repeat=0, kwargs=dict(
+            gpu_name=LLA_GPU[mlm["gpu"]], dtype_name="w16a16e16", global_batch_size=c["global_batch"],
+            batch_size_per_gpu=1, seq_len=mlm["seq_len"], activation_recomputation=0, ds_zero=1, tp_size=c["tp"],
+            pp_size=c["pp"], sp_size=c["tp"], total_num_gpus=c["n_gpus"], flash_attn=True, **LLA_SETTINGS)))
+        for c in mlm["cases"]]
+
+
+def held_out_cases() -> dict:
+    """The held-out rows both tools evaluate, and the llm-foundry rows left out with the reason."""
+    foundry, skipped = _foundry_held_out()
+    return {"rows": foundry + _megatron_held_out(), "skipped": skipped}
+
+
+def _med_max(e: list[float]) -> str:
+    a = [abs(x) for x in e]
+    return f"{statistics.median(a) * 100:.1f}% | {max(a) * 100:.1f}%" if a else "n/a | n/a"
+
+
+def _shares(h: dict) -> tuple[float, float]:
+    """What the planner's step puts in the mechanisms behind its largest held-out errors: the attention core (the
+    step at half the device's attention efficiency, less the step) and the DP/FSDP traffic over the step."""
+    p = h["plan"]
+    half = h["replan"](attention_efficiency=p.cluster.gpu.attention_efficiency / 2)
+    return half.step_time_s / p.step_time_s - 1, p.time.dp_total_s / p.step_time_s
+
+
+def held_out(held: dict, results: list[dict], *, all_rows: bool = False) -> None:
+    """Both tools' |step-time error| against the published step time per group, the rows where llm-analysis's is
+    the smaller, and why; scalelab's column alone where llm-analysis did not run."""
+    rows = held["rows"]
+    for h, lr in zip(rows, results, strict=True):
+        h["ours"] = h["plan"].step_time_s / h["published_s"] - 1
+        h["theirs"] = lr["result"]["latency_per_iter"] / h["published_s"] - 1 if lr.get("ok") else None
+        h["error"] = None if lr.get("ok") else lr.get("error")
+    print("\n### Held out: llm-foundry's MPT tables and Megatron-LM's H100 table, both tools\n")
+    print(f"llm-analysis settings (fixed before comparing, its README's recommended values): {LLA_SETTINGS}; "
+          "rows: every llm-foundry row llm-analysis can express (foundry_skip_reason) and all 9 Megatron-LM rows; "
+          "step-time error = predicted / published - 1 (positive: predicted too slow)")
+    for why, n in held["skipped"].items():
+        print(f"left out: {n} llm-foundry rows, {why}")
+    print("\n| group | rows | both evaluated | scalelab median | max | llm-analysis median | max | "
+          "scalelab's no larger |")
+    print("|---|---|---|---|---|---|---|---|")
+    groups = [*dict.fromkeys(h["group"] for h in rows), "all llm-foundry", "all"]
+    for g in groups:
+        gr = [h for h in rows if h["group"] == g or g == "all" or (g == "all llm-foundry" and "foundry" in h["group"])]
+        both = [h for h in gr if h["theirs"] is not None]
+        wins = sum(abs(h["ours"]) <= abs(h["theirs"]) for h in both)
+        print(f"| {g} | {len(gr)} | {len(both)} | {_med_max([h['ours'] for h in gr])} | "
+              f"{_med_max([h['theirs'] for h in both])} | {wins if both else 'n/a'} |")
+    lost = [h for h in rows if h["theirs"] is not None and abs(h["ours"]) > abs(h["theirs"])]
+    shown = rows if all_rows else lost
+    print(f"\n{'every row' if all_rows else 'rows where llm-analysis is closer'} ({len(shown)}): measured HFU "
+          "(llm-analysis assumes 50% of peak on its own FLOPs); attention, DP traffic: shares of scalelab's step\n")
+    print("| group | run | layout | measured HFU | scalelab | llm-analysis | attention | DP traffic |")
+    print("|---|---|---|---|---|---|---|---|")
+    for h in shown:
+        att, dp = _shares(h)
+        theirs = f"{h['theirs'] * 100:+.1f}%" if h["theirs"] is not None else "n/a"
+        print(f"| {h['group']} | {h['id']} | {h['plan'].layout.short()} | {h['hfu_pct']:g}% | {h['ours'] * 100:+.1f}% "
+              f"| {theirs} | {att * 100:.0f}% | {dp * 100:.0f}% |")
+    failed = [h for h in rows if h["error"] is not None]
+    if failed:
+        print(f"\nllm-analysis could not evaluate {len(failed)} held-out rows (scalelab's column alone): "
+              f"{failed[0]['error']}")
+
+
 def ensure_llm_analysis() -> tuple[Path | None, str]:
     """A python with llm-analysis installed, or None and the reason."""
     venv = Path(os.environ.get("SCALELAB_LLM_ANALYSIS_VENV",
@@ -169,18 +310,24 @@ def ensure_llm_analysis() -> tuple[Path | None, str]:
     return py, f"llm-analysis {LLA_VERSION} (new venv {venv})"
 
 
-def main() -> None:
-    cs = cases()
-    py, how = ensure_llm_analysis()
-    lla_results: list[dict] = [{"ok": False, "error": how}] * len(cs)
-    if py is not None:
-        r = subprocess.run([str(py), "-c", DRIVER], input=json.dumps([c["lla"] for c in cs]), capture_output=True,
-                           text=True, timeout=900)
-        if r.returncode == 0:
-            lla_results = json.loads(r.stdout.strip().splitlines()[-1])
-        else:
-            lla_results = [{"ok": False, "error": f"driver failed: {r.stderr.strip()[-300:]}"}] * len(cs)
-    print(f"llm-analysis: {how}\n")
+def run_llm_analysis(py: Path | None, how: str, lla_cases: list[dict]) -> list[dict]:
+    """llm-analysis's result for each case, all in one subprocess; where it cannot run (no venv: ``py`` None,
+    the driver failing or timing out), one ``{"ok": False, "error": ...}`` per case, so the caller prints
+    scalelab's column alone."""
+    if py is None:
+        return [{"ok": False, "error": how}] * len(lla_cases)
+    try:
+        r = subprocess.run([str(py), "-c", DRIVER], input=json.dumps(lla_cases), capture_output=True, text=True,
+                           timeout=900)
+    except (OSError, subprocess.SubprocessError) as e:
+        return [{"ok": False, "error": f"driver could not run: {e}"}] * len(lla_cases)
+    if r.returncode != 0:
+        return [{"ok": False, "error": f"driver failed: {r.stderr.strip()[-300:]}"}] * len(lla_cases)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def published_cases(cs: list[dict], lla_results: list[dict]) -> None:
+    """The side-by-side table of :func:`cases`: values and time per evaluation."""
     print("| configuration | metric | published | scalelab | llm-analysis | scalelab us/eval | llm-analysis us/eval |")
     print("|---|---|---|---|---|---|---|")
     notes = []
@@ -201,6 +348,16 @@ def main() -> None:
               f"| {ours_t * 1e6:.0f} | {lla_t} |")
     for note in notes:
         print(f"\nllm-analysis could not evaluate: {note}")
+
+
+def main() -> None:
+    cs = cases()
+    held = held_out_cases()
+    py, how = ensure_llm_analysis()
+    results = run_llm_analysis(py, how, [c["lla"] for c in cs] + [h["lla"] for h in held["rows"]])
+    print(f"llm-analysis: {how}\n")
+    published_cases(cs, results[:len(cs)])
+    held_out(held, results[len(cs):], all_rows="--all-rows" in sys.argv[1:])
 
 
 if __name__ == "__main__":
