@@ -247,6 +247,18 @@ def _shares(h: dict) -> tuple[float, float]:
     return half.step_time_s / p.step_time_s - 1, p.time.dp_total_s / p.step_time_s
 
 
+def _mechanism(h: dict, att: float, dp: float) -> str:
+    """The scalelab mechanism a row's error points at, by the bins benchmarks/planner_validation.py uses for the
+    llm-foundry what-ifs (attention >= 25% of the step; DP/FSDP traffic >= 20%), and the error's sign."""
+    if h["ours"] < 0 and att >= 0.25:
+        return "attention core too fast"
+    if h["ours"] < 0 and dp >= 0.2:
+        return "DP/FSDP traffic hidden"
+    if h["ours"] > 0 and dp >= 0.2:
+        return "DP traffic exposed"
+    return "GEMM efficiency (one per device)"
+
+
 def held_out(held: dict, results: list[dict], *, all_rows: bool = False) -> None:
     """Both tools' |step-time error| against the published step time per group, the rows where llm-analysis's is
     the smaller, and why; scalelab's column alone where llm-analysis did not run."""
@@ -271,17 +283,31 @@ def held_out(held: dict, results: list[dict], *, all_rows: bool = False) -> None
         wins = sum(abs(h["ours"]) <= abs(h["theirs"]) for h in both)
         print(f"| {g} | {len(gr)} | {len(both)} | {_med_max([h['ours'] for h in gr])} | "
               f"{_med_max([h['theirs'] for h in both])} | {wins if both else 'n/a'} |")
+    hfu = sorted(h["hfu_pct"] for h in rows)
+    eff = LLA_SETTINGS["flops_efficiency"]
+    print(f"\nmeasured HFU (MFU for Megatron-LM: no recompute) over these rows: median {statistics.median(hfu):.1f}%, "
+          f"range {hfu[0]:g}-{hfu[-1]:g}%; llm-analysis's latency is its FLOPs at {eff:.0%} of peak, with no "
+          "communication")
     lost = [h for h in rows if h["theirs"] is not None and abs(h["ours"]) > abs(h["theirs"])]
     shown = rows if all_rows else lost
-    print(f"\n{'every row' if all_rows else 'rows where llm-analysis is closer'} ({len(shown)}): measured HFU "
-          "(llm-analysis assumes 50% of peak on its own FLOPs); attention, DP traffic: shares of scalelab's step\n")
-    print("| group | run | layout | measured HFU | scalelab | llm-analysis | attention | DP traffic |")
-    print("|---|---|---|---|---|---|---|---|")
+    if not any(h["theirs"] is not None for h in rows):
+        shown = []
+    why: dict[str, int] = {}
+    if shown:
+        print(f"\n{'every row' if all_rows else 'rows where llm-analysis is closer'} ({len(shown)}): attention, DP "
+              "traffic: shares of scalelab's step; mechanism: what scalelab's error points at (_mechanism)\n")
+        print("| group | run | layout | measured HFU | scalelab | llm-analysis | attention | DP traffic | mechanism |")
+        print("|---|---|---|---|---|---|---|---|---|")
     for h in shown:
         att, dp = _shares(h)
+        mech = _mechanism(h, att, dp)
+        if h in lost:
+            why[mech] = why.get(mech, 0) + 1
         theirs = f"{h['theirs'] * 100:+.1f}%" if h["theirs"] is not None else "n/a"
         print(f"| {h['group']} | {h['id']} | {h['plan'].layout.short()} | {h['hfu_pct']:g}% | {h['ours'] * 100:+.1f}% "
-              f"| {theirs} | {att * 100:.0f}% | {dp * 100:.0f}% |")
+              f"| {theirs} | {att * 100:.0f}% | {dp * 100:.0f}% | {mech} |")
+    if why:
+        print("\nrows where llm-analysis is closer, by mechanism: " + ", ".join(f"{k} {n}" for k, n in why.items()))
     failed = [h for h in rows if h["error"] is not None]
     if failed:
         print(f"\nllm-analysis could not evaluate {len(failed)} held-out rows (scalelab's column alone): "
