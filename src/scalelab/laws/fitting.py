@@ -150,10 +150,14 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     theta = np.clip(theta, lo, hi)
     W = None if w is None else np.broadcast_to(np.asarray(w, dtype=float), (k, y.size))
 
+    # In log space dr/df is 1 everywhere: it is left out (None) rather than multiplied in, the same numbers.
+    log_space = space == "log"
+    logy = np.log(y) if log_space else None
+
     def evaluate(th: np.ndarray, rows: np.ndarray, jac: bool) -> tuple[Any, Any, Any, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             f, J = law_cls._log_model(th, X, jac=jac)
-            r, dr = _residuals(f, y, space)
+            r, dr = (f - logy, None) if log_space else _residuals(f, y, space)
             val = _objective(obj, r, None if W is None else W[rows])
         return r, dr, J, val
 
@@ -165,7 +169,7 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     it = 0
     eye = np.eye(P)
     A_idx = np.flatnonzero(active)
-    cr, cdr, cJ = r[A_idx], dr[A_idx], J[A_idx]
+    cr, cdr, cJ = r[A_idx], None if dr is None else dr[A_idx], J[A_idx]
     best_seen, since_best = float(np.min(val)), 0
     for it in range(1, max_iter + 1):
         if A_idx.size == 0:
@@ -173,8 +177,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         Wa = None if W is None else W[A_idx]
         with np.errstate(over="ignore", invalid="ignore"):
             w_ir = obj.irls_weight(cr)  # psi(r) = w_ir * r for every objective here
-            psi = w_ir * cr * cdr
-            om = w_ir * cdr * cdr
+            psi = w_ir * cr if cdr is None else w_ir * cr * cdr
+            om = w_ir if cdr is None else w_ir * cdr * cdr
             if Wa is not None:
                 psi = psi * Wa
                 om = om * Wa
@@ -209,7 +213,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         val[ai] = nval[acc]
         lam[ai] = np.maximum(lam[ai] / 3.0, 1e-12)
         lam[A_idx[~acc]] = lam[A_idx[~acc]] * 4.0
-        cr, cdr = _take_accepted(cr, nr, acc), _take_accepted(cdr, ndr, acc)
+        cr = _take_accepted(cr, nr, acc)
+        cdr = None if cdr is None else _take_accepted(cdr, ndr, acc)
         if eager:
             cJ = _take_accepted(cJ, nJ, acc)
         dx = np.max(np.abs(new - old), axis=1)
@@ -229,7 +234,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 cJ[grow] = law_cls._log_model(new[grow], X, jac=True)[1]
         if not keep_mask.all():
-            A_idx, cr, cdr, cJ = A_idx[keep_mask], cr[keep_mask], cdr[keep_mask], cJ[keep_mask]
+            A_idx, cr, cJ = A_idx[keep_mask], cr[keep_mask], cJ[keep_mask]
+            cdr = None if cdr is None else cdr[keep_mask]
         if patience is not None:
             cur = float(np.min(val))
             if cur < best_seen - 1e-10 * abs(best_seen):
