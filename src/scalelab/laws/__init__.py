@@ -47,7 +47,7 @@ def __getattr__(name: str) -> Any:
         from . import approaches
 
         return getattr(approaches, name)
-    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+    if name.isidentifier() and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         # a submodule not imported yet (``from . import fitting`` asks here first): the import system loads
         # it once this says no; searching the law classes would import every law module (list_laws)
         raise AttributeError(f"module 'scalelab.laws' has no attribute {name!r}")
