@@ -72,6 +72,7 @@ BENCHMARKS = (
     Benchmark("planner_vs_llm_analysis"),
     Benchmark("laws_speed", ("--loop-starts", "20", "--pkg-starts", "20", "--bootstrap", "200"),
               requires=_no_epoch_data),
+    Benchmark("fit_startup", ("--runs", "3"), requires=_no_epoch_data),
     Benchmark("laws_coverage", ("--trials", "20", "--bootstrap", "50", "--init", "coarse")),
     # data sets that are absent are skipped inside; the shipped ones (gadre, porian, datablations) always run
     Benchmark("forecast_backtest", ("--splits", "2", "--init", "coarse")),

@@ -6,17 +6,13 @@ docstring as its description, so ``scalelab ... --help`` and the docs show units
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidatorFunctionWrapHandler, WrapValidator
 
+from ._hash import stable_hash
 
-def stable_hash(obj: Any, length: int = 16) -> str:
-    """SHA-256 of the canonical JSON of ``obj`` (sorted keys, no whitespace), first ``length`` hex digits."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+__all__ = ["Derived", "Spec", "stable_hash"]
 
 
 def _none_until_resolved(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

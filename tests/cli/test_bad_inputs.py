@@ -12,8 +12,7 @@ import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scalelab.cli.app import app, main
-from scalelab.cli.plan import planner_app
+from scalelab.cli.app import COMMANDS, app, command_app, main
 from scalelab.errors import UnknownNameError, explain
 
 PLAN = ["plan", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "64"]
@@ -54,8 +53,8 @@ def _numeric_options() -> list[tuple[list[str], str]]:
         for g in t.registered_groups:
             walk(g.typer_instance, [*path, g.name])
 
-    walk(app, [])
-    walk(planner_app(), [])  # plan and search, which the root builds on first use
+    for module in dict.fromkeys(COMMANDS.values()):  # each command module, which the root builds on first use
+        walk(command_app(module), [])
     return found
 
 

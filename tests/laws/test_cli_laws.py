@@ -101,3 +101,22 @@ def test_fit_and_backtest_drop_runs_below_a_token_per_param_on_request(tmp_path)
     res = runner.invoke(app, ["backtest", *base, "--min-tokens-per-param", "1", "--format", "json"])
     assert res.exit_code == 0, res.output
     assert all(s["n_train"] + s["n_test"] <= 20 for s in json.loads(res.output)["splits"])
+
+
+def test_fit_imports_only_its_own_command_module(runs_csv):
+    """`scalelab fit` builds only the laws' command module (the root lists the others by name), and a fit
+    of a CSV file loads neither the planner, nor the pydantic spec base (its content hash lives in
+    scalelab._hash), nor the other laws' modules: each cost `scalelab fit` start-up time (docs/laws.md,
+    benchmarks/fit_startup.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from scalelab.cli.app import COMMANDS, main\n"
+            f"code = main(['fit', {str(runs_csv)!r}, '--n', 'n_params', '--compute', 'flops', '--loss', 'val_loss',"
+            " '--init', 'coarse', '--format', 'json'])\n"
+            "others = sorted(f'scalelab.cli.{m}' for m in set(COMMANDS.values()) - {'laws'})\n"
+            "print(code, 'scalelab.cli.laws' in sys.modules, [m for m in others if m in sys.modules],"
+            " sorted(m for m in sys.modules if m.startswith(('scalelab.planner', 'scalelab._spec', 'scalelab.tunnel',"
+            " 'scalelab.laws.kaplan', 'scalelab.laws.muennighoff', 'scalelab.laws.hyperparams'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 True [] []", out.stdout[-500:]

@@ -1,23 +1,69 @@
-"""The ``scalelab`` command: one typer app, one module per command group.
+"""The ``scalelab`` command: one typer app, one module per command group, each imported on first use.
 
-Each command module exposes ``register(app)``; ``plan`` and ``search`` are built on first use
-(:class:`~scalelab.cli.plan.LazyPlannerGroup`), since their options are read from the planner's specs.
-Heavy libraries (torch, matplotlib, pandas) are imported inside command functions, so ``scalelab plan``
-starts without them (DESIGN.md principle 8).
+Each command module exposes ``register(app)``. The root group (:class:`LazyGroup`) knows every command's
+name and module from :data:`COMMANDS` and imports a module, and builds its commands, only when one of them
+is run, completed or listed: ``scalelab fit`` imports ``cli/laws.py`` alone, not the wind tunnel's,
+catalog's or planner's command modules (``plan`` and ``search`` read their options from the planner's
+specs, which imports the planner: about 0.6 s). Heavy libraries (torch, matplotlib, pandas) are imported
+inside command functions (DESIGN.md principle 8).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import sys
 import warnings
-from typing import TextIO
+from typing import Any, TextIO
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
-from . import budget, calibrate, catalog, curve, datasets, demo, laws, mixture, plan, tunnel
-from ._errors import handle
 from ._options import guard_numbers
+
+#: Every command of the root app, in the order ``scalelab --help`` lists them, and the module of
+#: ``scalelab.cli`` whose ``register(app)`` adds it (``tests/cli`` checks the table against the modules).
+COMMANDS: dict[str, str] = {
+    "plan": "plan", "search": "plan", "models": "catalog", "gpus": "catalog", "fit": "laws",
+    "backtest": "laws", "forecast": "laws", "demo": "demo", "budget": "budget", "calibrate": "calibrate",
+    "laws": "laws", "tunnel": "tunnel", "datasets": "datasets", "mixture": "mixture", "curve": "curve",
+}
+
+
+@functools.cache
+def command_app(module: str) -> typer.Typer:
+    """A typer app holding the commands of ``scalelab.cli.<module>`` (numeric options guarded), built on
+    first use."""
+    sub = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+    importlib.import_module(f"{__package__}.{module}").register(sub)
+    guard_numbers(sub)
+
+    @sub.callback()
+    def _group() -> None:  # a callback makes typer build a group even for a module with one command
+        """Commands of one module."""
+
+    return sub
+
+
+@functools.cache
+def _click_commands(module: str) -> dict[str, Any]:
+    group = typer.main.get_command(command_app(module))
+    return dict(group.commands)  # type: ignore[attr-defined]
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists :data:`COMMANDS` without importing them and builds a command's module when
+    the command is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.commands.update(_click_commands(COMMANDS[cmd_name]))
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="scalelab",
@@ -26,7 +72,7 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    cls=plan.LazyPlannerGroup,
+    cls=LazyGroup,
 )
 
 
@@ -43,8 +89,6 @@ def _root(
     """Predict, plan and prove large-language-model training runs."""
 
 
-for _module in (catalog, laws, tunnel, demo, datasets, mixture, curve, budget, calibrate):
-    _module.register(app)
 guard_numbers(app)
 
 
@@ -74,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except Exception as exc:  # noqa: BLE001 - the error table decides what is user-facing
+        from ._errors import handle
+
         return handle(exc)
     return 0
 

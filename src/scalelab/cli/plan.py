@@ -39,11 +39,9 @@ and the allowed values); one that only runs out of memory is printed as an infea
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from ._output import emit
 from ._spec_options import RUN, command_function, merge, read_config
@@ -138,9 +136,6 @@ def _search(kwargs: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
-COMMANDS = ("plan", "search")
-
-
 def register(app: typer.Typer) -> None:
     """Add ``plan`` and ``search`` to ``app``, their options built from the specs (imports the planner)."""
     app.command("plan")(command_function(
@@ -148,34 +143,3 @@ def register(app: typer.Typer) -> None:
     app.command("search")(command_function(
         "search", _search, "Search the parallel layouts that fit and rank them; degrees given as flags are held "
                            "fixed."))
-
-
-@functools.cache
-def planner_app() -> typer.Typer:
-    """A typer app holding ``plan`` and ``search``, built on first use (numeric options guarded)."""
-    from ._options import guard_numbers
-
-    sub = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
-    register(sub)
-    guard_numbers(sub)
-    return sub
-
-
-@functools.cache
-def _click_commands() -> dict[str, Any]:
-    group = typer.main.get_command(planner_app())
-    return {name: group.commands[name] for name in COMMANDS}  # type: ignore[attr-defined]
-
-
-class LazyPlannerGroup(TyperGroup):
-    """A root group that builds ``plan`` and ``search`` only when one of them (or the list of commands) is
-    asked for: reading their options from the specs imports the planner (about 0.6 s), which every other
-    command, and each shell completion, would otherwise pay at start-up."""
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name in COMMANDS and cmd_name not in self.commands:
-            self.commands.update(_click_commands())
-        return super().get_command(ctx, cmd_name)

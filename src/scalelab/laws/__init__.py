@@ -8,6 +8,7 @@ from here by its class name (``from scalelab.laws import KaplanLaw``). A fit's o
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from .base import ScalingLaw, get_law, list_laws, register_law
@@ -46,6 +47,10 @@ def __getattr__(name: str) -> Any:
         from . import approaches
 
         return getattr(approaches, name)
+    if name.isidentifier() and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # a submodule not imported yet (``from . import fitting`` asks here first): the import system loads
+        # it once this says no; searching the law classes would import every law module (list_laws)
+        raise AttributeError(f"module 'scalelab.laws' has no attribute {name!r}")
     for cls in list_laws():
         if cls.__name__ == name:
             return cls

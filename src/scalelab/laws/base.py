@@ -234,6 +234,10 @@ class ScalingLaw:
     #: the loss, ``E``/``L_inf`` are the irreducible loss and ``alpha*``/``beta*`` the exponents.
     irreducible_params: ClassVar[tuple[str, ...] | None] = None
     exponent_params: ClassVar[tuple[str, ...] | None] = None
+    #: The Jacobian of ``_log_model`` costs little next to the prediction itself (an analytic one), so the
+    #: batched fitter evaluates it with every trial step instead of again for the steps it accepts (the
+    #: finite-difference default costs ``2P`` more predictions: it is evaluated for accepted steps only).
+    cheap_jacobian: ClassVar[bool] = False
 
     # ----- fitted state: set by fit(), preset() or from_dict() -----
     #: Everything the fit (or preset, or saved file) says; the attributes below read from it.

@@ -214,6 +214,7 @@ class ChinchillaLaw(ScalingLaw):
     _example_ranges: ClassVar[dict[str, tuple[float, float]]] = {"N": (5e7, 2e10), "D": (1e9, 4e11)}
     _example_n = 80
     min_distinct: ClassVar[dict[str, int]] = {"N": 3, "D": 3}
+    cheap_jacobian: ClassVar[bool] = True  # _log_model's Jacobian is the softmax weights it computes anyway
 
     # ---------------------------------------------------------------- hooks
     @classmethod

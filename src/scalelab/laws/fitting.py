@@ -150,10 +150,14 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     theta = np.clip(theta, lo, hi)
     W = None if w is None else np.broadcast_to(np.asarray(w, dtype=float), (k, y.size))
 
+    # In log space dr/df is 1 everywhere: it is left out (None) rather than multiplied in, the same numbers.
+    log_space = space == "log"
+    logy = np.log(y) if log_space else None
+
     def evaluate(th: np.ndarray, rows: np.ndarray, jac: bool) -> tuple[Any, Any, Any, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             f, J = law_cls._log_model(th, X, jac=jac)
-            r, dr = _residuals(f, y, space)
+            r, dr = (f - logy, None) if log_space else _residuals(f, y, space)
             val = _objective(obj, r, None if W is None else W[rows])
         return r, dr, J, val
 
@@ -165,7 +169,7 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     it = 0
     eye = np.eye(P)
     A_idx = np.flatnonzero(active)
-    cr, cdr, cJ = r[A_idx], dr[A_idx], J[A_idx]
+    cr, cdr, cJ = r[A_idx], None if dr is None else dr[A_idx], J[A_idx]
     best_seen, since_best = float(np.min(val)), 0
     for it in range(1, max_iter + 1):
         if A_idx.size == 0:
@@ -173,8 +177,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         Wa = None if W is None else W[A_idx]
         with np.errstate(over="ignore", invalid="ignore"):
             w_ir = obj.irls_weight(cr)  # psi(r) = w_ir * r for every objective here
-            psi = w_ir * cr * cdr
-            om = w_ir * cdr * cdr
+            psi = w_ir * cr if cdr is None else w_ir * cr * cdr
+            om = w_ir if cdr is None else w_ir * cdr * cdr
             if Wa is not None:
                 psi = psi * Wa
                 om = om * Wa
@@ -194,9 +198,12 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         step = np.where(np.isfinite(step), step, 0.0)
         old = theta[A_idx]
         new = np.clip(old + step, lo, hi)
-        # Large batches (early multi-start iterations) accept most steps: evaluate the Jacobian with the
-        # trial point. Small ones evaluate it only for the accepted rows.
-        eager = A_idx.size > 500
+        # Large batches (early multi-start iterations) accept most steps, and a cheap Jacobian costs less
+        # than evaluating the accepted rows again: evaluate it with the trial point. Otherwise, and in the
+        # iteration that prunes, evaluate it only for the accepted rows that go on. (The model is evaluated
+        # row by row, so a row's values do not depend on the batch it is in.)
+        pruning = prune_after is not None and keep is not None and it == prune_after and A_idx.size > keep
+        eager = (A_idx.size > 500 or bool(getattr(law_cls, "cheap_jacobian", False))) and not pruning
         nr, ndr, nJ, nval = evaluate(new, A_idx, eager)
         ov = val[A_idx]
         acc = nval <= ov
@@ -206,29 +213,29 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
         val[ai] = nval[acc]
         lam[ai] = np.maximum(lam[ai] / 3.0, 1e-12)
         lam[A_idx[~acc]] = lam[A_idx[~acc]] * 4.0
-        cr[acc] = nr[acc]
-        cdr[acc] = ndr[acc]
+        cr = _take_accepted(cr, nr, acc)
+        cdr = None if cdr is None else _take_accepted(cdr, ndr, acc)
         if eager:
-            if acc.all():
-                cJ = nJ
-            else:
-                cJ[acc] = nJ[acc]
-        elif acc.any():
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                cJ[acc] = law_cls._log_model(new[acc], X, jac=True)[1]
+            cJ = _take_accepted(cJ, nJ, acc)
         dx = np.max(np.abs(new - old), axis=1)
         small = acc & ((ov - nval) <= ftol * (1.0 + np.abs(ov))) & (dx <= xtol * 1e4 + 1e-6)
         stuck = lam[A_idx] > 1e10
         done = small | stuck | (acc & (dx <= xtol))
         converged[A_idx[done]] = True
         keep_mask = ~done
-        if prune_after is not None and keep is not None and it == prune_after and A_idx.size > keep:
+        if pruning:
             # keep the best rows still running (converged rows are kept as they are)
             order = np.argsort(val[A_idx])
             best = np.zeros(A_idx.size, dtype=bool)
             best[order[:keep]] = True
             keep_mask &= best
-        A_idx, cr, cdr, cJ = A_idx[keep_mask], cr[keep_mask], cdr[keep_mask], cJ[keep_mask]
+        if not eager and (acc & keep_mask).any():
+            grow = acc & keep_mask
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                cJ[grow] = law_cls._log_model(new[grow], X, jac=True)[1]
+        if not keep_mask.all():
+            A_idx, cr, cJ = A_idx[keep_mask], cr[keep_mask], cJ[keep_mask]
+            cdr = None if cdr is None else cdr[keep_mask]
         if patience is not None:
             cur = float(np.min(val))
             if cur < best_seen - 1e-10 * abs(best_seen):
@@ -238,6 +245,18 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
                 if since_best >= patience and (prune_after is None or it > prune_after):
                     break
     return theta, val, converged, it
+
+
+def _take_accepted(cur: np.ndarray, trial: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """``cur`` with the accepted rows replaced by ``trial``'s: copies the fewer of the two row sets (a large
+    multi-start batch accepts most of its steps, and its Jacobians are tens of megabytes)."""
+    if acc.all():
+        return trial
+    if 2 * int(acc.sum()) > acc.size and trial.flags.writeable:
+        trial[~acc] = cur[~acc]
+        return trial
+    cur[acc] = trial[acc]
+    return cur
 
 
 def _value_and_grad(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, th: np.ndarray,

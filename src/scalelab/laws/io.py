@@ -129,6 +129,6 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _stable_hash(obj: Any) -> str:
-    from .._spec import stable_hash
+    from .._hash import stable_hash  # not scalelab._spec, which builds the pydantic spec base class
 
     return stable_hash(obj)

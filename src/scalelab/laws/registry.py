@@ -2,7 +2,8 @@
 
 A :class:`~scalelab.laws.base.ScalingLaw` subclass that sets ``name`` registers itself on definition. The
 built-in laws live in the modules of ``scalelab.laws`` that are not machinery (:data:`_NOT_LAW_MODULES`);
-they are imported on the first lookup, so that ``import scalelab.laws`` stays cheap.
+they are imported on the first lookup of a law not yet registered (or the first listing), so that ``import
+scalelab.laws`` and a fit of an already imported law (``get_law("chinchilla")``) stay cheap.
 
 Families of laws built on demand (e.g. ``power_law("N", "D")``, registered as ``"power-law[N,D]"``) add a
 *name builder* with :func:`register_name_builder`, so that a fit saved in another process under such a
@@ -83,10 +84,12 @@ def get_law(name: str) -> type[ScalingLaw]:
     UnknownNameError
         with the closest registered names.
     """
-    _load_builtins()
     if _is_law_class(name):
         return name  # type: ignore[return-value]
     raw = str(name).strip()
+    if raw in _REGISTRY:  # already imported (ChinchillaLaw always is): the other law modules are not needed
+        return _REGISTRY[raw]
+    _load_builtins()
     if raw in _REGISTRY:
         return _REGISTRY[raw]
     for key, klass in _REGISTRY.items():
