@@ -40,3 +40,28 @@ def test_one_command_imports_its_module_alone():
             "print(sorted(m for m in set(COMMANDS.values()) if f'scalelab.cli.{m}' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "['laws']"
+
+
+def test_every_command_module_is_in_the_table_or_registered_by_one_that_is():
+    """A module of scalelab.cli with a ``register(app)`` that neither the table names nor another command module
+    registers (as ``tunnel`` registers ``sweep``) would be silently missing from ``scalelab --help``."""
+    import ast
+    import pkgutil
+    from pathlib import Path
+
+    import scalelab.cli as cli
+
+    folder = Path(cli.__file__).parent
+    trees = {m.name: ast.parse((folder / f"{m.name}.py").read_text()) for m in pkgutil.iter_modules(cli.__path__)
+             if (folder / f"{m.name}.py").exists()}
+    registering = {name for name, tree in trees.items()
+                   if any(isinstance(n, ast.FunctionDef) and n.name == "register" for n in tree.body)}
+
+    def registered_by(name: str) -> set[str]:  # the modules that call ``<name>.register(...)``
+        return {other for other, tree in trees.items() for n in ast.walk(tree)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "register"
+                and isinstance(n.func.value, ast.Name) and n.func.value.id == name}
+
+    assert registering >= set(COMMANDS.values())
+    missing = {m for m in registering - set(COMMANDS.values()) if not registered_by(m) & set(COMMANDS.values())}
+    assert not missing, f"command modules missing from COMMANDS in scalelab/cli/app.py: {sorted(missing)}"
