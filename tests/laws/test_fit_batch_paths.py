@@ -17,12 +17,18 @@ class _LazyJacobianChinchilla(ChinchillaLaw):
     cheap_jacobian = False
 
 
-@pytest.mark.parametrize("init, prune", [("coarse", None), ("grid", 2)])
-def test_cheap_jacobian_path_gives_the_same_bits(init, prune):
+@pytest.mark.parametrize("init, prune, space, weights", [
+    ("coarse", None, "log", None), ("grid", 2, "log", None),
+    # the linear-space residual keeps its derivative (dr/df = exp f), and bootstrap rows weigh the points
+    ("coarse", None, "linear", None), ("coarse", None, "log", "bootstrap"), ("coarse", None, "linear", "bootstrap"),
+])
+def test_cheap_jacobian_path_gives_the_same_bits(init, prune, space, weights):
     X, y = ChinchillaLaw._example_data(np.random.default_rng(3), n=80)
     starts = resolve_init(ChinchillaLaw, init, X, y)
+    w = None if weights is None else np.random.default_rng(4).multinomial(
+        y.size, np.full(y.size, 1 / y.size), size=len(starts)).astype(float)
     kw = dict(obj=Objective("huber", 1e-3), max_iter=60, prune_after=prune, keep=64 if prune else None,
-              patience=5 if prune else None)
+              patience=5 if prune else None, space=space, w=w)
     fast = fit_batch(ChinchillaLaw, X, y, starts, **kw)
     slow = fit_batch(_LazyJacobianChinchilla, X, y, starts, **kw)
     assert ChinchillaLaw.cheap_jacobian and not _LazyJacobianChinchilla.cheap_jacobian
