@@ -735,7 +735,8 @@ def plan(
         default the framework's, else 0.
     framework
         A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``, ``nemo``,
-        ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``deepspeed``, ``deepseek-v3``): its
+        ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``torchtitan-compile-2025``,
+        ``deepspeed``, ``llm-foundry``, ``deepseek-v3``; :data:`~scalelab.planner.frameworks.FRAMEWORKS`): its
         memory conventions, elementwise fusion, efficiency scale, expert routing,
         overlaps and what it means by ``selective``, each overridden by an explicit argument.
     memory_conventions
