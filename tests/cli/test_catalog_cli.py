@@ -88,3 +88,10 @@ def test_malformed_model_file_exits_1(tmp_path, capsys):
     assert main(["models", str(p)]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "Invalid configuration" in err and "n_layers" in err and "-1" in err
+
+
+def test_gpu_detail_prints_memory_in_whole_mib():
+    """`scalelab gpus NAME` shows the MiB nvidia-smi reports as written (49,140), not rounded to 4 digits."""
+    r = runner.invoke(app, ["gpus", "rtx-a6000"], env={"COLUMNS": "120"})
+    assert r.exit_code == 0, r.output
+    assert "49,140" in r.output and "e+04" not in r.output

@@ -114,7 +114,7 @@ def _gpu_detail(name: str, human: bool) -> dict[str, Any]:
     entry = get_gpu_entry(name)
     if not human:
         return entry.to_dict()
-    out = {k: v for k, v in entry.summary().items() if v is not None}
+    out = {k: _num(v) for k, v in entry.summary().items() if v is not None}  # 49,140 MiB, not 4.914e+04
     out.update(aliases=", ".join(entry.aliases) or "-", source=entry.spec.source,
                efficiency_source=entry.efficiency_source)
     if entry.price_source:
