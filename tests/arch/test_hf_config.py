@@ -68,7 +68,10 @@ def test_round_trip_keeps_counts(name):
 
 # ---- parity with transformers on the meta device -------------------------------------------------
 _HF_TYPE = {"llama": "llama", "mistral": "mistral", "mixtral": "mixtral", "qwen2": "qwen2", "qwen3": "qwen3",
-            "qwen3_moe": "qwen3_moe", "deepseek_v3": "deepseek_v3", "gpt": "gpt2", "bloom": "bloom", "tiny": None}
+            "qwen3_moe": "qwen3_moe", "deepseek_v3": "deepseek_v3", "gpt": "gpt2", "bloom": "bloom", "tiny": None,
+            # DeepSeek-V2's modules are V3's (MLA, shared + routed experts, dense leading layers); V3's router
+            # bias is a buffer, so a deepseek_v3 config holds V2's parameters exactly
+            "deepseek_v2": "deepseek_v3"}
 _PARITY = [p.name for p in list_presets() if p.family in _HF_TYPE]
 
 

@@ -33,6 +33,7 @@ PUBLISHED = [
     ("qwen3-30b-a3b", 30.5 * B, 3.3 * B, 2e-2, "Qwen3-30B-A3B model card: 30.5B total, 3.3B active"),
     ("qwen3-235b-a22b", 235 * B, 22 * B, 1e-2, "Qwen3-235B-A22B model card: 235B total, 22B active"),
     ("deepseek-v3", 671 * B, 37 * B, 2e-2, "DeepSeek-V3 report (arXiv:2412.19437): 671B total, 37B active"),
+    ("deepseek-v2", 236 * B, 21 * B, 2e-2, "DeepSeek-V2 report (arXiv:2405.04434) §3.1.2: 236B total, 21B active"),
 ]
 
 # name, published non-embedding count, relative tolerance, source
