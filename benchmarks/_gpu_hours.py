@@ -2,8 +2,9 @@
 benchmark (benchmarks/planner_validation.py, :func:`held_out_gpu_hours` there) and its test
 (tests/planner/test_held_out_gpu_hours.py, which puts this folder on ``sys.path`` in its conftest.py).
 
-Two groups: Megatron-LM's H100 table (layouts published: planned as published) and the Llama GPU-hours (layouts
-not published: planned by the procedure the asset states, a default search). Nothing here is fitted.
+Three groups: Megatron-LM's H100 table (layouts published: planned as published), the Llama GPU-hours (layouts
+not published: planned by the procedure the asset states, a default search) and DeepSeek-V2's GPU-hours per
+trillion tokens (layout published, GPU count not: planned by the rules the asset states). Nothing here is fitted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from _published_runs import run_plan
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan, search_layouts
 from scalelab.arch.spec import ModelSpec
-from scalelab.planner.frameworks import get_framework
+from scalelab.planner import MemoryConventions
+from scalelab.planner.frameworks import FrameworkProfile, get_framework
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_held_out_gpu_hours.json"
 
@@ -105,3 +107,43 @@ def llama_team_layout(case: dict):
     lay["micro_batch"] = case["global_batch"] // (n // lay.get("tp", 1) // lay.get("pp", 1))
     return plan(get_model(case["model"]), get_cluster(case["gpu"], n), llama_train(case), Layout(**lay),
                 framework=run["framework"])
+
+
+def deepseek_v2_profile(data: dict, ep_overlap: float) -> FrameworkProfile:
+    """The profile the asset's ``deepseek_v2`` group names (deepseek-v3, the same team's HAI-LLM) with its
+    ``profile_overrides``: default memory conventions (fp32 Adam moments), the given ``ep_overlap``, no SMs held by
+    communication kernels."""
+    return dataclasses.replace(get_framework(data["framework"]), memory=MemoryConventions(), ep_overlap=ep_overlap,
+                               comm_sm_fraction=0.0)
+
+
+def _deepseek_v2_plan(data: dict, n_gpus: int, ep_overlap: float):
+    model = get_model(data["model"])
+    return plan(model, get_cluster(data["gpu"], n_gpus), TrainSpec(**data["train"]), Layout(**data["layout"]),
+                framework=deepseek_v2_profile(data, ep_overlap))
+
+
+def deepseek_v2_shared_expert_overlap(data: dict, n_gpus: int) -> float:
+    """The asset's ``ep_overlap`` rule: the share of the EP all-to-all seconds that the shared experts' GEMMs
+    (V2 report sec. 3.1.3) can cover, ``min(1, shared-expert seconds / all-to-all seconds)``. Shared-expert
+    seconds: their forward + backward FLOPs (3 x 2 x 3 h f_s per token per MoE layer, SwiGLU's three matrices)
+    for one GPU's tokens on the most-loaded stage's MoE layers, at the plan's matmul efficiency and the bf16 peak;
+    all-to-all seconds: the plan's EP group time with nothing hidden (``comm.by_group()["ep"]``)."""
+    p0 = _deepseek_v2_plan(data, n_gpus, 0.0)
+    m, lay = p0.model, p0.layout
+    assert m.moe is not None
+    moe_layers_stage = min(-(-m.n_layers // lay.pp), m.n_layers - m.moe.n_dense_layers)
+    dp = n_gpus // (lay.pp * lay.tp * lay.cp)
+    tokens_rank = p0.train.global_batch * p0.train.seq_len / dp
+    flops = 3 * 2 * 3 * m.d_model * m.moe.n_shared_experts * m.moe.shared_width * tokens_rank * moe_layers_stage
+    shared_s = flops / (p0.cluster.gpu.peak("bf16") * p0.time.efficiency)  # time.efficiency: scale applied
+    return min(1.0, shared_s / p0.comm.by_group()["ep"])
+
+
+def deepseek_v2_plan(data: dict, n_gpus: int | None = None, ep_overlap: float | None = None):
+    """DeepSeek-V2's published layout planned as the asset's ``deepseek_v2`` group states, on ``n_gpus`` (default
+    the asset's rule) with ``ep_overlap`` (default the shared-expert rule,
+    :func:`deepseek_v2_shared_expert_overlap`)."""
+    n = n_gpus or data["n_gpus"]
+    ov = deepseek_v2_shared_expert_overlap(data, n) if ep_overlap is None else ep_overlap
+    return _deepseek_v2_plan(data, n, ov)

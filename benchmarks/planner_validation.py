@@ -734,6 +734,42 @@ def held_out_llm_foundry() -> list[dict]:
     return rows
 
 
+def held_out_deepseek_v2() -> None:
+    """Held out, added last: DeepSeek-V2's published 172.8K H800 GPU-hours per trillion tokens (arXiv:2405.04434
+    sec. 3.2.3) with its published layout, PP16 x EP8 x ZeRO-1 and no TP (sec. 3.1.3), planned by
+    benchmarks/_gpu_hours.py as the asset's ``deepseek_v2`` group states: the deepseek-v3 profile with what V2 did
+    not have overridden, every assumption fixed before the first plan. Nothing is fitted on it."""
+    import _gpu_hours as gh
+
+    d = gh.load()["deepseek_v2"]
+    pub = d["published"]["gpu_hours_per_trillion_tokens"]
+    print("\n### Held out: DeepSeek-V2, H800 GPU-hours per trillion tokens (published layout; nothing fitted)\n")
+    print(f"published: {pub / 1e3:.1f}K ({d['published']['source']})\n")
+    print(f"GPU count: {d['n_gpus_rule']}\n")
+    for k, v in {**d["assumed"], **d["profile_overrides"]}.items():
+        print(f"- {k}: {v}")
+    print("\n| GPUs | layout | ep_overlap | feasible | GiB | MFU | tok/s/GPU | step s | bubble s | EP exposed s | "
+          "GPU-hours / 1T tokens | error | without the 1F1B bubble | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = [(n, None) for n in (d["n_gpus"], *d["sensitivity_n_gpus"])]
+    rows[1:1] = [(d["n_gpus"], 0.0), (d["n_gpus"], 1.0)]
+    for n, ov in rows:
+        p = gh.deepseek_v2_plan(d, n, ov)
+        used = gh.deepseek_v2_shared_expert_overlap(d, n) if ov is None else ov
+        no_bubble = p.gpu_hours * (1 - p.time.bubble_s / p.step_time_s)
+        label = f"{used:.2f} (shared experts)" if ov is None else f"{ov:g} (bound)"
+        print(f"| {n} | {p.layout.short()} | {label} | {p.feasible} | {p.memory.total_bytes / 2**30:.1f} | "
+              f"{p.mfu:.3f} | {p.tokens_per_s / n:.0f} | {p.step_time_s:.2f} | {p.time.bubble_s:.2f} | "
+              f"{p.time.ep_s:.2f} | {p.gpu_hours / 1e3:.1f}K | {(p.gpu_hours / pub - 1) * 100:+.1f}% | "
+              f"{no_bubble / 1e3:.1f}K | {(no_bubble / pub - 1) * 100:+.1f}% |")
+    p = gh.deepseek_v2_plan(d)
+    print(f"\npublished throughput: {1e12 / (pub * 3600):.0f} tok/s/GPU; MFU it implies at the plan's FLOP count: "
+          f"{p.mfu * p.gpu_hours / pub:.3f}")
+    print("GPU-hours error = predicted / published - 1 (negative: predicted fewer hours, too fast); 'without the "
+          "1F1B bubble': the step less the bubble the planner charges, a bound for the zero-bubble schedule V2 used")
+    print(f"\nnot modelled: {d['not_modelled']}")
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
@@ -743,3 +779,4 @@ if __name__ == "__main__":
     async_tp(load_runs())
     held_out_gpu_hours()
     held_out_llm_foundry()
+    held_out_deepseek_v2()
