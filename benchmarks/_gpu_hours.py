@@ -2,9 +2,10 @@
 benchmark (benchmarks/planner_validation.py, :func:`held_out_gpu_hours` there) and its test
 (tests/planner/test_held_out_gpu_hours.py, which puts this folder on ``sys.path`` in its conftest.py).
 
-Three groups: Megatron-LM's H100 table (layouts published: planned as published), the Llama GPU-hours (layouts
-not published: planned by the procedure the asset states, a default search) and DeepSeek-V2's GPU-hours per
-trillion tokens (layout published, GPU count not: planned by the rules the asset states). Nothing here is fitted.
+Four groups: Megatron-LM's H100 table (layouts published: planned as published), the Llama GPU-hours (layouts
+not published: planned by the procedure the asset states, a default search), DeepSeek-V2's GPU-hours per
+trillion tokens (layout published, GPU count not: planned by the rules the asset states) and Falcon-180B's total
+GPU-hours (layout published: planned with it and the rules the asset states). Nothing here is fitted.
 """
 
 from __future__ import annotations
@@ -147,3 +148,13 @@ def deepseek_v2_plan(data: dict, n_gpus: int | None = None, ep_overlap: float | 
     n = n_gpus or data["n_gpus"]
     ov = deepseek_v2_shared_expert_overlap(data, n) if ep_overlap is None else ep_overlap
     return _deepseek_v2_plan(data, n, ov)
+
+
+def falcon_plan(data: dict, **overrides):
+    """Falcon-180B's published layout planned as the asset's ``falcon_180b`` group states (its profile, device,
+    batch and tokens); ``overrides`` replace layout fields (``recompute``, ``sequence_parallel``: the benchmark's
+    sensitivity rows), except ``nic_gbit_per_s``, which goes to the device (the P4d what-if)."""
+    nic = overrides.pop("nic_gbit_per_s", None)
+    gpu = {"nic_gbit_per_s": nic} if nic is not None else {}
+    return plan(get_model(data["model"]), get_cluster(data["gpu"], data["n_gpus"], **gpu), TrainSpec(**data["train"]),
+                Layout(**{**data["layout"], **overrides}), framework=data["framework"])
