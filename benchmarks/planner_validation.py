@@ -770,6 +770,43 @@ def held_out_deepseek_v2() -> None:
     print(f"\nnot modelled: {d['not_modelled']}")
 
 
+def held_out_falcon_180b() -> None:
+    """Held out, added last: Falcon-180B's published ~7,000,000 A100-40GB GPU-hours for 3.5T tokens (Hugging Face
+    blog) with its published layout, TP8 PP8 DP64 with ZeRO on 4,096 GPUs (model card), planned by
+    benchmarks/_gpu_hours.py as the asset's ``falcon_180b`` group states, every rule fixed before the first plan;
+    then the what-ifs that locate the gap (none is applied). Nothing is fitted on it."""
+    import _gpu_hours as gh
+
+    d = gh.load()["falcon_180b"]
+    pub = d["published"]["gpu_hours"]
+    print("\n### Held out: Falcon-180B, total A100-40GB GPU-hours (published layout; nothing fitted)\n")
+    print(f"published: {pub / 1e6:.1f}M ({d['published']['precision_note']}; {d['published']['source']})\n")
+    for k, v in d["assumed"].items():
+        print(f"- {k}: {v}")
+    p = gh.falcon_plan(d)
+    t = p.time
+    rows = [("as the asset states", p), ("no sequence parallelism", gh.falcon_plan(d, sequence_parallel=False)),
+            ("full recompute", gh.falcon_plan(d, recompute="full")),
+            ("what-if: P4d's 50 Gb/s per GPU", gh.falcon_plan(d, inter_node_bandwidth_bytes_per_s=6.25e9)),
+            ("what-if: interleave 2", gh.falcon_plan(d, interleave=2))]
+    print("\n| plan | layout | feasible | GiB | MFU | tok/s/GPU | step s | bubble s | TP s | DP exposed s | GPU-hours | "
+          "error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, q in rows:
+        print(f"| {label} | {q.layout.short()} | {q.feasible} | {q.memory.total_bytes / 2**30:.1f} | {q.mfu:.3f} | "
+              f"{q.tokens_per_s / d['n_gpus']:.0f} | {q.step_time_s:.2f} | {q.time.bubble_s:.2f} | {q.time.tp_s:.2f} | "
+              f"{q.time.dp_exposed_s:.2f} | {q.gpu_hours / 1e6:.2f}M | {(q.gpu_hours / pub - 1) * 100:+.1f}% |")
+    for label, drop in (("without the 1F1B bubble (bound)", t.bubble_s),
+                        ("with half the TP time (a parallel block's one reduction per direction)", t.tp_s / 2)):
+        h = p.gpu_hours * (1 - drop / p.step_time_s)
+        print(f"what-if, {label}: {h / 1e6:.2f}M, {(h / pub - 1) * 100:+.1f}%")
+    print(f"\npublished throughput: {d['train']['total_tokens'] / (pub * 3600):.0f} tok/s/GPU; MFU it implies at the "
+          f"plan's FLOP count: {p.mfu * p.gpu_hours / pub:.3f} (a lower bound: the hours are total GPU time)")
+    print("GPU-hours error = predicted / published - 1 (positive: predicted more hours, too slow); '~7,000,000' has "
+          "one significant figure (6.5M to 7.5M)")
+    print(f"\nnot modelled: {d['not_modelled']}")
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
@@ -780,3 +817,4 @@ if __name__ == "__main__":
     held_out_gpu_hours()
     held_out_llm_foundry()
     held_out_deepseek_v2()
+    held_out_falcon_180b()
