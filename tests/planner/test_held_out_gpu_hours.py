@@ -1,7 +1,8 @@
 """Held-out published runs the planner was never tuned on (tests/assets/planner_held_out_gpu_hours.json), planned
 by benchmarks/_gpu_hours.py as benchmarks/planner_validation.py plans them: Megatron-LM's H100 table with its
 published layouts, the Llama model cards' GPU-hours by a default search, and DeepSeek-V2's GPU-hours per trillion
-tokens with its published layout (the asset's deepseek_v2 group). The bounds are a little above what
+tokens with its published layout (the asset's deepseek_v2 group), and Falcon-180B's total GPU-hours with its published
+layout (the asset's falcon_180b group). The bounds are a little above what
 the code measured when the rows were added (stated beside each), so that a change that makes them worse fails."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 from _gpu_hours import (  # benchmarks/ (conftest.py)
     deepseek_v2_plan,
     deepseek_v2_shared_expert_overlap,
+    falcon_plan,
     llama_n_gpus,
     llama_published_layout,
     llama_search,
@@ -27,6 +29,7 @@ DATA = load()
 MLM = DATA["megatron_readme"]
 LLAMA = DATA["llama_gpu_hours"]
 DSV2 = DATA["deepseek_v2"]
+FALCON = DATA["falcon_180b"]
 
 
 @pytest.mark.parametrize("case", MLM["cases"], ids=[c["name"] for c in MLM["cases"]])
@@ -79,6 +82,7 @@ def test_asset_rows_have_provenance():
     for key in ("source", "model"):
         assert "commit" in DSV2["published" if key == "source" else "published_setup"][key]
     assert DSV2["assumed"] and DSV2["profile_overrides"] and DSV2["n_gpus_rule"]
+    assert "commit" in FALCON["published"]["source"] and FALCON["assumed"] and FALCON["n_gpus_rule"]
     for x in DATA["not_checked"]:
         assert x["what"] and x["why"]
 
@@ -108,3 +112,33 @@ def test_deepseek_v2_gpu_hours_per_trillion_tokens():
     assert p.gpu_hours / pub - 1 == pytest.approx(-0.122, abs=0.05)
     lo, hi = deepseek_v2_plan(DSV2, ep_overlap=1.0), deepseek_v2_plan(DSV2, ep_overlap=0.0)
     assert lo.gpu_hours < p.gpu_hours < hi.gpu_hours
+
+
+def test_falcon_180b_preset_counts_match_the_card():
+    """Falcon-180B: '180B parameters' (model card); 178.56B with tied embeddings when added. The sequential block
+    stands for the parallel one with the same weights: 80 layers of 14848, 232 heads of 64, 8 KV groups."""
+    m = get_model(FALCON["model"])
+    assert (m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.d_head) == (80, 14848, 232, 8, 64)
+    assert m.n_params().total == pytest.approx(180e9, rel=0.015)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"sequence_parallel": False}, {"recompute": "full"}],
+                         ids=["as-stated", "no-sp", "full-recompute"])
+def test_falcon_180b_published_layout_is_feasible(overrides):
+    """It ran: TP8 PP8 DP64 with ZeRO-1 on 4,096 A100 40GB (19.3 GiB as the asset states, 35.2 GiB without
+    sequence parallelism, 12.0 GiB with full recompute, when added)."""
+    p = falcon_plan(FALCON, **overrides)
+    assert p.feasible, p.reasons
+    assert (p.layout.tp, p.layout.pp, p.layout.dp, p.layout.zero) == (8, 8, 64, 1)
+    assert p.cluster.n_gpus == 4096
+
+
+def test_falcon_180b_gpu_hours():
+    """Held out, nothing fitted: 7.64M A100-40GB GPU-hours against the published ~7.0M total (+9.1%) when added.
+    Band: 6 points either side of +9.1%. The published hours include everything besides steady-state steps, so the
+    plan being above them says it is too slow; the bubble alone (1.35 s of an 8.05 s step) bounds the gap: without
+    it the plan is below the published hours (-9.2% when added)."""
+    pub = FALCON["published"]["gpu_hours"]
+    p = falcon_plan(FALCON)
+    assert p.gpu_hours / pub - 1 == pytest.approx(0.091, abs=0.06)
+    assert p.gpu_hours * (1 - p.time.bubble_s / p.step_time_s) < pub
