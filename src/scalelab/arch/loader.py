@@ -61,7 +61,7 @@ class Preset:
 
 
 #: Listing order of the preset files (roughly chronological); files not named here come after, by name.
-_FILE_ORDER = ("gpt", "deepmind", "llama", "mistral", "qwen", "deepseek", "tiny")
+_FILE_ORDER = ("gpt", "deepmind", "llama", "falcon", "mistral", "qwen", "deepseek", "tiny")
 
 
 def _preset_files() -> list[Any]:
