@@ -789,8 +789,8 @@ def held_out_falcon_180b() -> None:
             ("full recompute", gh.falcon_plan(d, recompute="full")),
             ("what-if: P4d's 50 Gb/s per GPU", gh.falcon_plan(d, inter_node_bandwidth_bytes_per_s=6.25e9)),
             ("what-if: interleave 2", gh.falcon_plan(d, interleave=2))]
-    print("\n| plan | layout | feasible | GiB | MFU | tok/s/GPU | step s | bubble s | TP s | DP exposed s | GPU-hours | "
-          "error |")
+    print("\n| plan | layout | feasible | GiB | MFU | tok/s/GPU | step s | bubble s | TP s | DP exposed s | "
+          "GPU-hours | error |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, q in rows:
         print(f"| {label} | {q.layout.short()} | {q.feasible} | {q.memory.total_bytes / 2**30:.1f} | {q.mfu:.3f} | "
