@@ -55,7 +55,10 @@ def test_config_json_in_a_folder_is_named_after_the_folder(hf_dir, tmp_path):
     assert get_model(d / "config.json").name == "My-Llama"
 
 
-_WRITE_BACK = [p.name for p in list_presets() if p.family not in ("deepmind", "gpt", "bloom")]
+#: Families with no Hugging Face config type that to_hf_config writes: DeepMind's and GPT-3's shapes, BLOOM's
+#: presets, and Falcon (its parallel attention + MLP block has no ModelSpec field; the preset is the sequential
+#: block with the same weights, which no supported model_type holds: GELU MLP without biases, grouped KV heads).
+_WRITE_BACK = [p.name for p in list_presets() if p.family not in ("deepmind", "gpt", "bloom", "falcon")]
 
 
 @pytest.mark.parametrize("name", _WRITE_BACK)
