@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 from ..arch.spec import ModelSpec
 from .comm import CommBreakdown
-from .gemm import gemm_time_s
+from .gemm import gemm_time_s, layer_linears
 from .layout import Layout
 
 __all__ = ["ASYNC_TP_HIDING_EFFICIENCY", "AsyncTPCost", "async_tp_cost", "async_tp_unfused_rs_per_layer"]
@@ -159,15 +159,11 @@ def async_tp_cost(model: ModelSpec, layout: Layout, comm: CommBreakdown, *, toke
         chunked = t * sum(one(M / t, k, n) for k, n in shapes)
         return chunked, max(0.0, chunked - whole)
 
-    # per-rank GEMM shapes (K, N) of one layer's linears, forward orientation
-    widths = (model.q_dim, model.kv_dim, model.v_dim) if separate_qkv else \
-        (model.q_dim + model.kv_dim + model.v_dim,)
-    qkv: list[tuple[float, float]] = [(h, n / t) for n in widths]
-    wo: list[tuple[float, float]] = [(model.q_dim / t, h)]
-    dense = model.moe is None or model.n_dense_mlp_layers == model.n_layers
-    n_up = 2 if model.ffn_kind == "swiglu" else 1
-    up: list[tuple[float, float]] = [(h, model.d_ff / t)] * n_up if dense else []
-    down: list[tuple[float, float]] = [(model.d_ff / t, h)] if dense else []
+    # per-rank GEMM shapes (K, N) of one layer's linears, forward orientation (an MoE layer's MLP is not fused)
+    qkv, wo, up, down = layer_linears(model, t, separate_qkv=separate_qkv)
+    if not (model.moe is None or model.n_dense_mlp_layers == model.n_layers):
+        up, down = [], []
+    n_up = len(up)
     # seconds of one fused op's local copy (all-gather: read and write M / t rows) or partial sums
     # (reduce-scatter: read t chunks of M / t rows, write one)
     ag_fixed = 2.0 * M / t * h * ag_bytes / hbm_bytes_per_s

@@ -45,7 +45,26 @@ import math
 from ..arch.spec import ModelSpec
 from .layout import Layout
 
-__all__ = ["gemm_roofline_factor", "gemm_time_s", "linear_gemm_shapes"]
+__all__ = ["gemm_roofline_factor", "gemm_time_s", "layer_linears", "linear_gemm_shapes"]
+
+
+def layer_linears(model: ModelSpec, tp: int, *, separate_qkv: bool = False) -> tuple[
+        list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]]]:
+    """One layer's linears as forward GEMM shapes ``(K, N)`` on one of ``tp`` ranks: ``(qkv, wo, up, down)``,
+    the query, key and value projections (three GEMMs with ``separate_qkv``, else one of their summed
+    widths), the attention output, the MLP's up projections (two for SwiGLU) and its down projection, for a
+    standard (non-MLA) attention and a dense MLP of ``d_ff``; the caller decides which of them a layer has.
+
+    >>> from scalelab import get_model
+    >>> layer_linears(get_model("llama-3.1-8b"), 8)
+    ([(4096, 768.0)], [(512.0, 4096)], [(4096, 1792.0), (4096, 1792.0)], [(1792.0, 4096)])
+    """
+    h = model.d_model
+    widths = (model.q_dim, model.kv_dim, model.v_dim) if separate_qkv else \
+        (model.q_dim + model.kv_dim + model.v_dim,)
+    n_up = 2 if model.ffn_kind == "swiglu" else 1
+    return ([(h, n / tp) for n in widths], [(model.q_dim / tp, h)], [(h, model.d_ff / tp)] * n_up,
+            [(model.d_ff / tp, h)])
 
 
 def linear_gemm_shapes(model: ModelSpec, layout: Layout, *,
@@ -66,22 +85,18 @@ def linear_gemm_shapes(model: ModelSpec, layout: Layout, *,
     """
     from .flops import matmul_params_per_layer
 
-    h, t, L = model.d_model, layout.tp, model.n_layers
+    t, L = layout.tp, model.n_layers
+    qkv, wo, up, down = layer_linears(model, t, separate_qkv=separate_qkv)
     shapes: list[tuple[float, float, float]] = []
     mp = matmul_params_per_layer(model)
     other = 2.0 * mp["moe_active"] / layout.expert_tp * model.n_moe_layers
     if model.mla is None:
-        widths = (model.q_dim, model.kv_dim, model.v_dim) if separate_qkv else \
-            (model.q_dim + model.kv_dim + model.v_dim,)
-        shapes.extend((h, n / t, L) for n in widths)
-        shapes.append((model.q_dim / t, h, L))
+        shapes.extend((k, n, L) for k, n in qkv + wo)
     else:
         other += 2.0 * mp["attention"] / t * L
     n_dense = model.n_dense_mlp_layers
     if n_dense:
-        n_up = 2 if model.ffn_kind == "swiglu" else 1
-        shapes.extend([(h, model.d_ff / t, n_dense)] * n_up)
-        shapes.append((model.d_ff / t, h, n_dense))
+        shapes.extend((k, n, n_dense) for k, n in up + down)
     return shapes, other
 
 
