@@ -13,6 +13,7 @@ from scalelab.hardware.spec import ClusterSpec, GPUSpec
 from scalelab.planner import Layout, TrainSpec, comm_per_step
 from scalelab.planner.comm import (
     collective_time_s,
+    fsdp_units,
     group_bandwidth_bytes_per_s,
     group_link,
     local_params,
@@ -127,7 +128,7 @@ def test_reduce_dtype_is_a_convention():
     for conv, b in ((None, 2), (MemoryConventions(grad_reduce_bytes=4.0), 4), (get_framework("torchtitan").memory, 4),
                     (get_framework("megatron").memory, 2)):
         rs = _one(comm_per_step(MODEL, cl, train, Layout(zero=3), memory_conventions=conv), "dp", "reduce_scatter")
-        assert rs.message_bytes == pytest.approx(b * psi), conv
+        assert rs.message_bytes * fsdp_units(MODEL.n_layers) == pytest.approx(b * psi), conv  # per FSDP unit
     # DDP's all-reduce follows the reduce dtype too
     fp32 = MemoryConventions(grad_reduce_bytes=4)
     ar = _one(comm_per_step(MODEL, cl, train, Layout(zero=0), memory_conventions=fp32), "dp")
@@ -154,7 +155,7 @@ def test_zero3_gather_dtype_follows_the_shard_degree_memory_uses_under_hsdp():
     def gather_bytes_per_param(shard_group):
         lay = Layout(cp=8, dp=2, zero=3, shard_group=shard_group)
         ag = _one(comm_per_step(MODEL, cl, train, lay, memory_conventions=conv), "dp", "all_gather")
-        return ag.message_bytes / dense
+        return ag.message_bytes * fsdp_units(MODEL.n_layers) / dense
 
     assert gather_bytes_per_param("node") == pytest.approx(2.0)
     assert gather_bytes_per_param("dp") < 1.5
@@ -320,3 +321,22 @@ def test_torch_context_parallel_gathers_expanded_kv_once_per_pass_and_sends_fp32
     assert te[0].message_bytes == pytest.approx(block / 4)  # grouped-query width
     with pytest.raises(ConfigError, match="rotate"):
         RingRecipe(fwd_q_bytes=1.0, fwd_kv_bytes=0.0, bwd_q_bytes=1.0, bwd_kv_bytes=1.0, rotate="ring")
+
+
+def test_zero3_collectives_run_per_fsdp_unit_and_pay_the_ring_latency_per_call():
+    """FSDP gathers and reduces block by block: the same bytes per step in fsdp_units(L) calls, each paying
+    the ring's n - 1 latency steps, so at 2,048 ranks the latency, not the bytes, dominates (it used to be
+    charged once per step, as if the whole stage moved in one call)."""
+    train = TrainSpec(seq_len=1024, global_batch=2048)
+    gpu = GPU.model_copy(update={"link_latency_s": 5e-6})
+    cl = ClusterSpec(gpu=gpu, n_gpus=2048)
+    ag = _one(comm_per_step(MODEL, cl, train, Layout(zero=3)), "dp", "all_gather")
+    units = fsdp_units(MODEL.n_layers)
+    assert units == MODEL.n_layers + 1
+    assert ag.calls_per_step == 2 * units  # forward and backward of the one micro-batch
+    assert ag.traffic_bytes == pytest.approx(2 * 2047 / 2048 * 2 * MODEL.n_params().total)
+    latency = ag.calls_per_step * 2047 * 5e-6
+    assert ag.time_s == pytest.approx(latency + ag.traffic_bytes / (400e9 * gpu.network_efficiency))
+    # ZeRO-1's once-per-step all-gather is still one call
+    z1 = _one(comm_per_step(MODEL, cl, train, Layout(zero=1)), "dp", "all_gather")
+    assert z1.calls_per_step == 1

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model
-from scalelab.planner.comm import comm_per_step, local_params
+from scalelab.planner.comm import comm_per_step, fsdp_units, local_params
 from scalelab.planner.frameworks import get_framework
 from scalelab.planner.memory import MemoryConventions, memory_per_gpu
 
@@ -64,7 +64,8 @@ def test_zero3_all_gather_sends_fp8_only_with_a_float8_all_gather():
 
     def gather_msg(conv: MemoryConventions | None, layout: Layout = lay, dp: int = 8) -> float:
         cb = comm_per_step(MODEL, cluster, FP8, layout, dp=dp, memory_conventions=conv)
-        return next(c.message_bytes for c in cb.collectives if c.name == "dp parameter all-gather")
+        units = fsdp_units(MODEL.n_layers)  # one call per FSDP unit
+        return next(c.message_bytes for c in cb.collectives if c.name == "dp parameter all-gather") * units
 
     dense, _ = local_params(MODEL, lay)
     c = MODEL.n_params()
@@ -145,4 +146,5 @@ def test_zero3_gather_weight_bytes_sets_the_gather_buffers_of_every_profile():
     assert got[base] - got[one] == pytest.approx(base.zero3_prefetch_layers * per_layer * (3.0 - 1.0), rel=1e-6)
     gather = comm_per_step(MODEL, get_cluster("h100-sxm", 16), FP8, lay, memory_conventions=one)
     dense, _ = local_params(MODEL, lay)
-    assert next(c for c in gather.collectives if c.kind == "all_gather").message_bytes == pytest.approx(dense)
+    ag = next(c for c in gather.collectives if c.kind == "all_gather")
+    assert ag.message_bytes * fsdp_units(MODEL.n_layers) == pytest.approx(dense)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
-from scalelab.planner.comm import comm_per_step, local_params
+from scalelab.planner.comm import comm_per_step, fsdp_units, local_params
 from scalelab.planner.explain import parse_layout
 from scalelab.planner.frameworks import get_framework
 from scalelab.planner.memory import memory_per_gpu
@@ -29,8 +29,9 @@ def _dp_calls(layout: Layout) -> dict[str, float]:
 def test_per_step_gathers_once_and_reduces_once():
     m = TRAIN.global_batch // (8 * 4)
     per_mb, per_step = _dp_calls(_layout("micro-batch")), _dp_calls(_layout("step"))
-    assert per_mb["dp parameter all-gather"] == 2 * m and per_mb["dp gradient reduce-scatter"] == m
-    assert per_step["dp parameter all-gather"] == 1 and per_step["dp gradient reduce-scatter"] == 1
+    units = fsdp_units(MODEL.n_layers // 2)  # one call per FSDP unit of the pp2 stage
+    assert per_mb["dp parameter all-gather"] == 2 * m * units and per_mb["dp gradient reduce-scatter"] == m * units
+    assert per_step["dp parameter all-gather"] == units and per_step["dp gradient reduce-scatter"] == units
 
 
 def test_per_step_holds_the_stage_unsharded():

@@ -30,7 +30,8 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 - ZeRO-2: the gradient reduce-scatter runs for every micro-batch (only a shard of the gradients is kept),
   then one parameter all-gather per step.
 - ZeRO-3 / FSDP: parameter all-gather in forward and again in backward, plus the gradient reduce-scatter,
-  each per micro-batch: 3 Psi_local (d-1)/d, 1.5x DP (ZeRO section 7.2.2). With
+  each per micro-batch: 3 Psi_local (d-1)/d, 1.5x DP (ZeRO section 7.2.2), in one call per FSDP unit
+  (:func:`fsdp_units`: each block and the root), each paying the ring's latency steps. With
   ``Layout.zero3_gather="step"`` (FSDP2 without reshard-after-forward and with gradient sync on the last
   micro-batch only, torchtitan under PP) one all-gather and one reduce-scatter per step. HSDP shards inside a node
   and adds an all-reduce of the gradient shard across the replicas once per step.
@@ -607,6 +608,26 @@ def _dp_collectives(acc: _CollectiveList, st: _StepShape, trainable_fraction: fl
                                     st.gather_bytes[gname == "edp"])
 
 
+def fsdp_units(stage_layers: int) -> int:
+    """Collective calls that one ZeRO-3 / FSDP all-gather or reduce-scatter of a stage's parameters takes:
+    one per transformer block and one for the root module (embeddings, final norm and output head).
+
+    FSDP wraps each block as its own unit and gathers, frees and reduces unit by unit (torchtitan's
+    ``apply_fsdp`` calls ``fully_shard`` on every ``TransformerBlock`` and then on the whole model;
+    llm-foundry's ``fsdp_wrap_fn`` wraps each ``MPTBlock``; Zhao et al. 2023, PyTorch FSDP, sec. 3.2.1).
+    DeepSpeed ZeRO-3 fetches submodule by submodule in prefetch buckets of at most 5e7 parameters
+    (``stage3_prefetch_bucket_size``), which is at least this many calls. Each call is a ring over the
+    shard group and pays its ``n - 1`` latency steps (:func:`ring_factors`), so at thousands of ranks the
+    gathers turn latency-bound: ``units * (n - 1) * alpha`` per pass, 0.33 s for 33 units over 2,048 ranks
+    at the default 5 us (NCCL's own ring model charges 1.9-3.4 us per NVLink step and 4-14 us per network
+    step: ``hwLat`` in NVIDIA/nccl ``src/graph/tuning.cc``).
+
+    >>> fsdp_units(32)
+    33
+    """
+    return max(1, int(stage_layers)) + 1
+
+
 def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n: int, stride: int,
                             params: float, tf: float, zero3_gather_bytes: float = 2.0) -> None:
     """The gradient and parameter collectives of one data-parallel group ``gname`` of ``n`` ranks spaced
@@ -629,14 +650,18 @@ def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n:
         acc.add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, 1, False)
         return
     per_step = z == 3 and layout.zero3_gather == "step"
+    # ZeRO-3 runs its collectives per unit (one transformer block, or the root's embeddings and head), each
+    # paying the ring's n - 1 latency steps: fsdp_units of the stage's bytes, not one call of all of them
+    units = fsdp_units(st.stage_layers) if z == 3 else 1
     rs_calls = m if z >= 2 and not per_step else 1
-    acc.add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg, rs_calls, False)
+    acc.add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg / units,
+            rs_calls * units, False)
     if z == 3:
         # parameters gathered for forward and again for backward of every micro-batch, or once per step
         # when they stay unsharded across the micro-batches (``Layout.zero3_gather``)
         ag_calls = 1 if per_step else 2 * m
-        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * zero3_gather_bytes,
-                ag_calls, False)
+        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride,
+                params * zero3_gather_bytes / units, ag_calls * units, False)
     else:
         acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1,
                 False)

@@ -794,6 +794,18 @@ def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
     return compute_s if layout.zero >= 2 else compute_s * (2.0 / 3.0) / n_micro
 
 
+def dp_exposed_s(dp_total_s: float, window_s: float) -> float:
+    """Seconds that ``dp_total_s`` of DP/ZeRO traffic adds to a step whose ``window_s`` seconds of compute it
+    can hide behind (:func:`dp_window_s` times ``dp_overlap``): the part that does not fit. The compute it
+    hides behind is not slowed: the SMs NCCL's kernels hold while they run are not charged (docs/planner.md,
+    "Overlapped DP traffic and the SMs it holds", measures what charging them would do).
+
+    >>> dp_exposed_s(1.0, 0.25), dp_exposed_s(1.0, 10.0)
+    (0.75, 0.0)
+    """
+    return max(0.0, dp_total_s - window_s)
+
+
 def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,
                           dp: int, tp_overlap: float = 0.0, pp_overlap: float = 0.0, async_tp: bool = False,
                           separate_qkv: bool = False) -> float:
@@ -962,7 +974,7 @@ class StepTimeBound:
         dp_total = 0.0
         for per_call, per_m in self._dp_calls:
             dp_total += per_call * (per_m * m if per_m else 1)
-        dp_exposed = max(0.0, dp_total - self._dp_overlap * dp_window_s(self._layout, compute_s, m))
+        dp_exposed = dp_exposed_s(dp_total, self._dp_overlap * dp_window_s(self._layout, compute_s, m))
         return ideal * (1.0 + bubble_fraction(self._pp, interleave, m)) + dp_exposed + self._host_optimizer_s
 
 
@@ -1312,7 +1324,7 @@ def model_step_time(
     bubble_s = ideal * bubble_fraction(p, v, m)
 
     dp_total = comm.time_s(critical=False)
-    dp_exposed = max(0.0, dp_total - dp_overlap * dp_window_s(layout, compute_s, m))
+    dp_exposed = dp_exposed_s(dp_total, dp_overlap * dp_window_s(layout, compute_s, m))
     optimizer_s = gpu_optimizer_s(model, cluster, layout, model_state_bytes=model_state_bytes,
                                   fused_elementwise=fused_elementwise)
     offload_total, offload_exposed = offload_s(cluster, layout, offload_bytes_per_step, compute_s=compute_s,
