@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scalelab import Layout, TrainSpec, get_cluster, plan
 from scalelab.arch.spec import ModelSpec
+from scalelab.errors import ConfigError, explain
 from scalelab.planner.frameworks import get_framework
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_heldout_llm_foundry.json"
@@ -39,10 +40,23 @@ def mpt(run: dict) -> ModelSpec:
                      mlp_bias=True)
 
 
+#: torch FSDP sharding strategy -> the ZeRO stage it shards like (the asset's tables use these two).
+ZERO_STAGE = {"FULL_SHARD": 3, "SHARD_GRAD_OP": 2}
+
+
+def zero_stage(sharding: str) -> int:
+    """The ZeRO stage of an FSDP ``sharding_strategy``; a :class:`ConfigError` naming it for any other."""
+    if sharding not in ZERO_STAGE:
+        raise ConfigError(explain("FSDP sharding strategy with no ZeRO stage here", value=sharding,
+                                  allowed=", ".join(f"{k} (ZeRO-{v})" for k, v in ZERO_STAGE.items()),
+                                  fix="add it to ZERO_STAGE in benchmarks/_heldout_llm_foundry.py with the stage "
+                                      "it shards like, or leave the row out"))
+    return ZERO_STAGE[sharding]
+
+
 def layout(run: dict) -> Layout:
     """FULL_SHARD as ZeRO-3, SHARD_GRAD_OP as ZeRO-2, activation checkpointing as full recompute."""
-    zero = {"FULL_SHARD": 3, "SHARD_GRAD_OP": 2}[run["sharding"]]
-    return Layout(zero=zero, micro_batch=run["micro_batch"],
+    return Layout(zero=zero_stage(run["sharding"]), micro_batch=run["micro_batch"],
                   recompute="full" if run["activation_checkpointing"] else "none")
 
 

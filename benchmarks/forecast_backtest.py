@@ -50,6 +50,9 @@ MIN_TOKENS_PER_PARAM = 0.0
 #: The rule's threshold when it is asked for (the secondary view and its test).
 RULE_TOKENS_PER_PARAM = 1.0
 
+#: Coverage of the band scored (``--band``), the backtest's and the laws' default.
+LEVEL = 0.95
+
 #: Families whose splits may be used to choose or tune a band method; the rest are held out.
 CALIBRATION = ("epoch", "porian", "steplaw", "datablations")
 HELD_OUT = ("gadre", "misfitting", "scaling-law-analysis", "sld-moe")
@@ -329,7 +332,7 @@ def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str
         # copied rows (the misfitting table has 21) are dropped, as the DataError tells a user to do; replicates
         # (same design point, other loss: 159 of the misfitting table's rows, 65 of datablations') are kept
         res = backtest(runs, ds["law"], split="n", n_splits=n_splits, options=options, duplicates="drop",
-                       kind=kind)
+                       kind=kind, level=LEVEL)
         row = {"family": ds["family"], "name": ds["name"], "law": ds["law"], "n_runs": len(runs),
                "n_below_min_tpp": ds["n_below_min_tpp"],
                "splits": res.splits, "pooled": res.pooled, "time_s": time.perf_counter() - t0}
@@ -402,7 +405,7 @@ def epoch_protocol(options: dict[str, Any], kind: str = "new") -> dict[str, Any]
         warnings.simplefilter("ignore")
         law = ChinchillaLaw(**options).fit(c["N"][small], c["D"][small], c["L"][small])
         pred = law.predict(c["N"][~small], c["D"][~small])
-        lo, hi = law.predict_interval(c["N"][~small], c["D"][~small], kind=kind)
+        lo, hi = law.predict_interval(c["N"][~small], c["D"][~small], level=LEVEL, kind=kind)
     y = c["L"][~small]
     return {"median_abs_pct_error": float(np.median(np.abs(100 * (pred / y - 1)))),
             "coverage": float(np.mean((lo <= y) & (y <= hi))), "n_test": int(y.size)}
@@ -416,8 +419,12 @@ def _cell(v: float, spec: str) -> str:
     return format(v, spec[:-1]) + "%" if spec.endswith("%") else format(v, spec)
 
 
-def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None) -> None:
-    print("| family | sets | splits | median of per-split median errors | 95% new-run coverage | "
+def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None, kind: str = "new") -> None:
+    """The scoreboard's table; its coverage column and the Epoch line name the band scored (``kind``)."""
+    from scalelab.laws.base import band_label
+
+    cover = band_label(kind, LEVEL, "coverage")
+    print(f"| family | sets | splits | median of per-split median errors | {cover} | "
           "interval score (mean / median) | no band | plain scipy, same form | E + a C^-b | "
           f"`chinchilla` package ({PKG_STARTS} starts): median error, better than scalelab |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -430,7 +437,7 @@ def print_table(summary: dict[str, Any], epoch: dict[str, Any] | None) -> None:
               f"{_cell(v['scipy_median_err'], '.2f%')} | {_cell(v['compute_median_err'], '.2f%')} | {pkg} |")
     if epoch:
         print(f"\nEpoch, fit N < 1e9, forecast N >= 1e9 ({epoch['n_test']} runs): median error "
-              f"{epoch['median_abs_pct_error']:.2f}%, 95% new-run coverage {100 * epoch['coverage']:.1f}%")
+              f"{epoch['median_abs_pct_error']:.2f}%, {cover} {100 * epoch['coverage']:.1f}%")
 
 
 def main() -> None:
@@ -439,8 +446,9 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated families")
     ap.add_argument("--out", type=Path, default=None, help="write the per-split JSON here")
     ap.add_argument("--init", default="grid", help="law init (grid: the default 4,500 starts for Chinchilla)")
-    ap.add_argument("--band", default="new", choices=["new", "noise"],
-                    help="new: the calibrated new-run band (default); noise: the uncalibrated one (before issue 8)")
+    ap.add_argument("--band", default="new", choices=["new", "noise", "mean"],
+                    help="new: the calibrated new-run band (default); noise: the uncalibrated one (before issue 8); "
+                         "mean: the mean law's")
     ap.add_argument("--min-tokens-per-param", type=float, default=MIN_TOKENS_PER_PARAM,
                     help="leave out runs below this D/N before splitting, for every column (0: keep all)")
     ap.add_argument("--held-out-extra", action="store_true",
@@ -460,8 +468,10 @@ def main() -> None:
               args.chinchilla_python, args.min_tokens_per_param, args.held_out_extra)
     res["min_tokens_per_param"] = args.min_tokens_per_param
     res["held_out_extra"] = args.held_out_extra
+    # the band every "coverage" and "interval_score" in this JSON scores
+    res["band"], res["level"] = args.band, LEVEL
     res["epoch_protocol"] = None if args.held_out_extra else epoch_protocol(options, args.band)
-    print_table(res["summary"], res["epoch_protocol"])
+    print_table(res["summary"], res["epoch_protocol"], args.band)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     if args.out:
         args.out.write_text(json.dumps(res, default=float))

@@ -16,6 +16,7 @@ from _published_runs import measured_tokens_per_s_per_gpu, run_plan
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
 from scalelab.arch.spec import ModelSpec
+from scalelab.errors import ConfigError, explain
 from scalelab.planner import FlopConventions, flops_per_step
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_step_time_published.json"
@@ -622,8 +623,14 @@ FA2_FIG4_TFLOPS = {128: ((99, 133, 155, 173, 182, 189), (50, 61, 68, 74, 78, 80)
 
 def _triton_slowdown(run: dict) -> float:
     """FlashAttention-2's speed over FlashAttention-Triton's (Fig. 4) at the row's head dimension and the
-    nearest measured sequence length (16K beyond it)."""
-    fa2, tri = FA2_FIG4_TFLOPS[run["shape"]["d_model"] // run["shape"]["n_heads"]]
+    nearest measured sequence length (16K beyond it); a :class:`ConfigError` for a head dimension Fig. 4 lacks."""
+    head_dim = run["shape"]["d_model"] // run["shape"]["n_heads"]
+    if head_dim not in FA2_FIG4_TFLOPS:
+        raise ConfigError(explain(f"no FlashAttention-2 Fig. 4 speeds for row {run.get('id')!r}'s head dimension",
+                                  value=head_dim, allowed=", ".join(map(str, sorted(FA2_FIG4_TFLOPS))),
+                                  fix="read that head dimension's curves into FA2_FIG4_TFLOPS, or leave the row "
+                                      "out of the Triton what-if"))
+    fa2, tri = FA2_FIG4_TFLOPS[head_dim]
     i = min(range(6), key=lambda k: abs(math.log2(run["seq_len"] / (512 * 2**k))))
     return fa2[i] / tri[i]
 
@@ -663,6 +670,12 @@ def _foundry_rows(data: dict) -> list[dict]:
     return out
 
 
+def _pct_cell(values: list[float], spec: str = ".1f", how=statistics.median) -> str:
+    """A table cell: ``how`` (median, max) of ``values`` in percent, or "n/a" for an empty group (a table or what-if
+    bin no row falls in), where statistics.median would raise."""
+    return f"{format(how(values) * 100, spec)}%" if values else "n/a"
+
+
 def _summary(label: str, rows: list[dict], key: str = "err") -> str:
     e = [abs(x[key]) for x in rows]
     return (f"{label}: median |step-time error| {statistics.median(e) * 100:.1f}%, max {max(e) * 100:.1f}% "
@@ -699,25 +712,40 @@ def held_out_llm_foundry() -> list[dict]:
     print("| table | rows | fit as deepspeed | fit | median abs error | max | median, default (megatron) profile | "
           "median, backward all-gathers exposed (what-if below) |")
     print("|---|---|---|---|---|---|---|---|")
-    for table in data["tables"]:
-        t = [x for x in rows if x["run"]["source"]["table"] == table]
-        e, em, ep = ([abs(x[k]) for x in t] for k in ("err", "err_megatron", "err_post"))
-        print(f"| {table} | {len(t)} | {sum(x['feasible_profile'] for x in t)} | {sum(x['p'].feasible for x in t)} "
-              f"| {statistics.median(e) * 100:.1f}% | {max(e) * 100:.1f}% | {statistics.median(em) * 100:.1f}% | "
-              f"{statistics.median(ep) * 100:.1f}% |")
+    _per_table(data["tables"], rows)
     print("\n" + _summary("all rows, llm-foundry profile", rows))
     print(_summary("all rows, default (megatron) profile", rows, "err_megatron"))
     print(f"judged feasible: {sum(x['p'].feasible for x in rows)} of {len(rows)} with the llm-foundry profile; "
           f"{sum(x['feasible_profile'] for x in rows)} of {len(rows)} with the deepspeed profile as it is")
     print(f"rows with |error| > 25%: {sum(abs(x['err']) > 0.25 for x in rows)}")
 
+    _whatif_bins(rows)
+    return rows
+
+
+def _per_table(tables: dict, rows: list[dict]) -> None:
+    """One line per llm-foundry table: rows, feasible with each profile, median and max |error|; "n/a" for a table
+    no row falls in."""
+    for table in tables:
+        t = [x for x in rows if x["run"]["source"]["table"] == table]
+        e, em, ep = ([abs(x[k]) for x in t] for k in ("err", "err_megatron", "err_post"))
+        print(f"| {table} | {len(t)} | {sum(x['feasible_profile'] for x in t)} | {sum(x['p'].feasible for x in t)} "
+              f"| {_pct_cell(e)} | {_pct_cell(e, how=max)} | {_pct_cell(em)} | {_pct_cell(ep)} |")
+
+
+#: The what-ifs of the llm-foundry section: the row key of each signed step-time error and its column label.
+FOUNDRY_WHATIFS = (("err", "as planned"), ("err_triton", "attention at FlashAttention-Triton's speed (FA2 Fig. 4)"),
+                   ("err_post", "backward all-gathers exposed (BACKWARD_POST)"),
+                   ("err_exposed", "all FSDP traffic exposed (bound)"))
+
+
+def _whatif_bins(rows: list[dict]) -> None:
+    """The median signed error of each what-if per bin of attention and FSDP-traffic share ("n/a" for a bin no row
+    falls in), and each what-if's summary over all rows."""
     print("\nWhat-ifs for the mechanisms behind the largest errors (median signed step-time error per group; "
           "none is applied to the planner)\n")
-    whatifs = (("err", "as planned"), ("err_triton", "attention at FlashAttention-Triton's speed (FA2 Fig. 4)"),
-               ("err_post", "backward all-gathers exposed (BACKWARD_POST)"),
-               ("err_exposed", "all FSDP traffic exposed (bound)"))
-    print("| rows | n | " + " | ".join(label for _, label in whatifs) + " |")
-    print("|---|---|" + "---|" * len(whatifs))
+    print("| rows | n | " + " | ".join(label for _, label in FOUNDRY_WHATIFS) + " |")
+    print("|---|---|" + "---|" * len(FOUNDRY_WHATIFS))
     bins = (("attention >= 50% of the step", lambda x: x["attn_share"] >= 0.5),
             ("attention 25-50%", lambda x: 0.25 <= x["attn_share"] < 0.5),
             ("attention < 25%, FSDP traffic >= 20% of the step",
@@ -727,11 +755,10 @@ def held_out_llm_foundry() -> list[dict]:
     for label, keep in bins:
         b = [x for x in rows if keep(x)]
         print(f"| {label} | {len(b)} | " + " | ".join(
-            f"{statistics.median([x[k] for x in b]) * 100:+.1f}%" for k, _ in whatifs) + " |")
+            _pct_cell([x[k] for x in b], "+.1f") for k, _ in FOUNDRY_WHATIFS) + " |")
     print()
-    for key, label in whatifs[1:]:
+    for key, label in FOUNDRY_WHATIFS[1:]:
         print(_summary(label, rows, key))
-    return rows
 
 
 def held_out_deepseek_v2() -> None:

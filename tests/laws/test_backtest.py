@@ -228,3 +228,30 @@ def test_splits_skip_empty_log_bins(split):
     assert all(test.any() and train.any() for train, test, _ in splits)
     assert len({tuple(test) for _, test, _ in splits}) == len(splits)
     assert splits[-1][2] == 1e10
+
+
+@pytest.mark.parametrize(("kind", "label"), [("new", "95% new-run"), ("noise", "95% noise"), ("mean", "95% mean-law")])
+def test_report_and_json_name_the_band_scored(kind, label):
+    # `--band noise` used to print "95% noise-run band" and an unnamed coverage; each label names the band used
+    from scalelab.laws.backtest import BacktestResult
+
+    pooled = {"n_splits": 1, "n_test": 3, "median_abs_pct_error": 1.0, "coverage": 0.5, "interval_score": 0.1}
+    res = BacktestResult("chinchilla", "n", 0.95, kind, [], pooled)
+    text = res.report()
+    assert f"{label} band)" in text and f"{label} coverage 50.0%" in text
+    assert "run band" not in text.replace("new-run band", "")
+    assert res.to_dict()["band"] == kind and res.to_dict()["band_label"] == f"{label} band"
+
+
+def test_cli_backtest_names_the_noise_band(tmp_path):
+    from scalelab.cli.app import app
+
+    N, D, y = _runs(seed=3, n=30)
+    csv = tmp_path / "runs.csv"
+    csv.write_text("params,tokens,loss\n" + "\n".join(f"{a},{b},{c}" for a, b, c in zip(N, D, y, strict=True)))
+    res = CliRunner().invoke(app, ["backtest", str(csv), "--n", "params", "--d", "tokens", "--n-splits", "1",
+                                   "--band", "noise"])
+    assert res.exit_code == 0, res.output
+    assert "95% noise band" in res.stdout and "95% noise coverage" in res.stdout and "new-run" not in res.stdout
+    res = CliRunner().invoke(app, ["backtest", str(csv), "--band", "wide"])
+    assert isinstance(res.exception, ConfigError) and "'wide'" in str(res.exception)

@@ -59,7 +59,7 @@ def test_fit_then_forecast(runs_csv, tmp_path):
     assert f["bands"]["N_opt"]["low"][0] < f["N_opt"][0] < f["bands"]["N_opt"]["high"][0]
     res = runner.invoke(app, ["forecast", str(out), "--params", "1e9", "--tokens", "2e10"])
     assert res.exit_code == 0, res.output
-    assert "band (new run)" in res.output and "extrapolation" in res.output
+    assert "95% new-run band" in res.output and "95% mean-law band" in res.output and "extrapolation" in res.output
 
 
 def test_forecast_preset_reproduces_40b():

@@ -95,3 +95,14 @@ def test_held_out_extra_covers_porians_owt2_settings(anchor_file):
     assert fam["n_sets"] == 5 and fam["n_splits"] == 15 and fam["no_band"] == 0
     assert fam["coverage"] >= 0.90
     assert res["summary"]["new runs"]["coverage"] == fam["coverage"]   # the only new-run family asked for
+
+
+@pytest.mark.parametrize(("kind", "label"), [("new", "95% new-run coverage"), ("noise", "95% noise coverage"),
+                                             ("mean", "95% mean-law coverage")])
+def test_table_header_and_epoch_line_name_the_band_scored(capsys, kind, label):
+    # `--band noise` printed "95% new-run coverage" over the noise band's figures
+    split = {"median_abs_pct_error": 2.0, "runs": {"covered": [True, False], "interval_score": [0.1, 0.2]}}
+    epoch = {"n_test": 2, "median_abs_pct_error": 1.0, "coverage": 0.5}
+    fb.print_table({"all": fb._pool([{"family": "a", "splits": [split]}])}, epoch, kind)
+    out = capsys.readouterr().out
+    assert out.count(label) == 2 and ("new-run" in out) == (kind == "new")

@@ -180,3 +180,21 @@ def test_search_with_async_tp_agrees_with_exhaustive_evaluation():
             best = p
     assert best is not None and r.best and r.best[0].options["async_tp"]
     assert r.best[0].step_time_s == pytest.approx(best.step_time_s)
+
+
+@pytest.mark.parametrize("tp", [8, 1])
+def test_async_tp_with_a_tp_overlap_is_one_error_from_plan_and_from_model_step_time(tp):
+    """One rule, one message: plan()'s options and a direct model_step_time call (which checked it only with TP
+    and sequence parallelism, and in other words) raise the same ConfigError, naming the overlap and the fix."""
+    from scalelab.planner.comm import CommBreakdown
+    from scalelab.planner.step_time import model_step_time
+
+    model, train, _ = CASES[1]
+    layout = Layout(tp=tp, zero=3, micro_batch=12, recompute="selective", sequence_parallel=tp > 1)
+    with pytest.raises(ConfigError) as from_plan:
+        plan(model, CLUSTER, train, layout, framework=FW, async_tp=True, tp_overlap=0.5)
+    with pytest.raises(ConfigError) as direct:
+        model_step_time(model, CLUSTER, train, layout, hardware_flops=1e18, comm=CommBreakdown(), dp=64 // tp,
+                        async_tp=True, tp_overlap=0.5)
+    assert str(direct.value) == str(from_plan.value)
+    assert "(got 0.5)" in str(direct.value) and "drop tp_overlap" in str(direct.value)

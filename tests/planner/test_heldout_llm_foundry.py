@@ -11,12 +11,14 @@ from collections import Counter
 import pytest
 from _heldout_llm_foundry import (  # benchmarks/ (conftest.py)
     FIRST_FRAMEWORK,
+    layout,
     load,
     measured_tokens_per_s_per_gpu,
     mpt,
     plan_row,
 )
 
+from scalelab.errors import ConfigError
 from scalelab.planner.frameworks import get_framework
 
 DATA = load()
@@ -77,3 +79,37 @@ def test_median_step_time_error_stays_within_the_bound():
     errors = [abs(measured_tokens_per_s_per_gpu(r) / (p.tokens_per_s / r["n_gpus"]) - 1)
               for r in RUNS for p in [plan_row(r)]]
     assert statistics.median(errors) <= MEDIAN_ERROR_BOUND, statistics.median(errors)
+
+
+def test_a_sharding_strategy_without_a_zero_stage_is_named_not_a_key_error():
+    """HYBRID_SHARD (no row uses it today) used to raise a bare KeyError; the error names it and the strategies
+    that have a stage."""
+    assert layout(RUNS[0]).zero == {"FULL_SHARD": 3, "SHARD_GRAD_OP": 2}[RUNS[0]["sharding"]]
+    with pytest.raises(ConfigError, match=r"HYBRID_SHARD.*FULL_SHARD \(ZeRO-3\), SHARD_GRAD_OP \(ZeRO-2\)"):
+        layout({**RUNS[0], "sharding": "HYBRID_SHARD"})
+
+
+def test_a_head_dimension_without_fig4_speeds_is_named_not_a_key_error():
+    """The Triton what-if reads FlashAttention-2's Fig. 4 at the row's head dimension; one the figure lacks
+    (96 here; the rows have 64 and 128) used to raise a bare KeyError."""
+    import planner_validation as pv  # benchmarks/ (conftest.py)
+
+    assert pv._triton_slowdown(RUNS[0]) > 1
+    shape = {**RUNS[0]["shape"], "d_model": 96 * 8, "n_heads": 8}
+    with pytest.raises(ConfigError, match=r"head dimension \(got 96\); allowed: 64, 128"):
+        pv._triton_slowdown({**RUNS[0], "shape": shape})
+
+
+def test_an_empty_table_or_what_if_bin_prints_n_a(capsys):
+    """Rows that leave a table and every bin but one empty (all attention-heavy): "n/a" where statistics.median
+    used to raise StatisticsError."""
+    import planner_validation as pv
+
+    row = {"run": {"source": {"table": "a"}}, "feasible_profile": True, "p": plan_row(RUNS[0]), "attn_share": 0.6,
+           "dp_share": 0.1, **{k: -0.1 for k, _ in pv.FOUNDRY_WHATIFS}, "err_megatron": 0.2}
+    pv._per_table({"a": {}, "empty": {}}, [row])
+    pv._whatif_bins([row])
+    out = capsys.readouterr().out
+    assert "| empty | 0 | 0 | 0 | n/a | n/a | n/a | n/a |" in out and "| a | 1 | 1 | 1 | 10.0% | 10.0% |" in out
+    assert "| attention 25-50% | 0 | n/a | n/a | n/a | n/a |" in out
+    assert "| attention >= 50% of the step | 1 | -10.0% | -10.0% | -10.0% | -10.0% |" in out

@@ -315,6 +315,7 @@ def _register_forecast(app: typer.Typer) -> None:
         import numpy as np
 
         from ..errors import ConfigError, ExtrapolationWarning, explain
+        from ..laws.base import band_label
 
         law = _load_fit_or_preset(fit)
         notes: list[str] = []
@@ -346,8 +347,7 @@ def _register_forecast(app: typer.Typer) -> None:
                         notes.append(f"no {kind} band: {e}")
                         continue
                     d[f"{kind}_band"] = [float(lo), float(hi)]
-                    text += f"\n  {round(level * 100)}% band ({'mean law' if kind == 'mean' else 'new run'}): " \
-                            f"[{float(lo):.4f}, {float(hi):.4f}]"
+                    text += f"\n  {band_label(kind, level)}: [{float(lo):.4f}, {float(hi):.4f}]"
                 text += f"\n  extrapolation: x{ext:.3g} of the fitted range" if np.isfinite(ext) else \
                     "\n  extrapolation: fitted range unknown"
             else:

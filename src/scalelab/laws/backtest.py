@@ -102,14 +102,17 @@ class BacktestResult:
 
     def to_dict(self) -> dict[str, Any]:
         from .. import __version__
+        from .base import band_label
 
         return {"law": self.law, "split": self.split, "level": self.level, "band": self.kind,
+                "band_label": band_label(self.kind, self.level),
                 "options": self.options, "splits": self.splits, "pooled": self.pooled,
                 "scalelab_version": __version__}
 
     def report(self) -> str:
-        lv = round(100 * self.level)
-        lines = [f"backtest of {self.law} (split {self.split!r}, {lv}% {self.kind}-run band)",
+        from .base import band_label
+
+        lines = [f"backtest of {self.law} (split {self.split!r}, {band_label(self.kind, self.level)})",
                  f"  {'cutoff':>10} {'train':>6} {'test':>5} {'med|err|%':>10} {'cover':>6} {'IS':>8} "
                  f"{'extrap':>7}  quality"]
         for s in self.splits:
@@ -122,7 +125,8 @@ class BacktestResult:
                          f"{_f(s['max_extrapolation'], 7, '.3g')}  {s.get('quality', '-')}")
         p = self.pooled
         lines.append(f"  pooled over {p['n_splits']} splits, {p['n_test']} forecasts: median of per-split median "
-                     f"errors {_f(p['median_abs_pct_error'], 0)}%, coverage {_f(p['coverage'], 0, '.1%')}, "
+                     f"errors {_f(p['median_abs_pct_error'], 0)}%, "
+                     f"{band_label(self.kind, self.level, 'coverage')} {_f(p['coverage'], 0, '.1%')}, "
                      f"interval score {_f(p['interval_score'], 0, '.4f')} (relative to the loss)")
         return "\n".join(lines)
 
@@ -269,11 +273,10 @@ def backtest(runs: Any, law: Any = "chinchilla", *, split: str = "n", n_splits: 
     >>> res = backtest(df, "chinchilla", n="params", d="tokens", loss="loss")      # doctest: +SKIP
     >>> res.pooled["median_abs_pct_error"], res.pooled["coverage"]                 # doctest: +SKIP
     """
+    from .base import check_interval_kind
     from .data import Runs, is_table, load_runs, load_table
 
-    if kind not in ("mean", "noise", "new"):
-        raise ConfigError(explain("unknown band kind", value=kind, allowed="mean, noise, new",
-                                  fix="new: the calibrated new-run band; noise: parameters and run noise only"))
+    check_interval_kind(kind)
     if not 0 < float(level) < 1:
         raise ConfigError(explain("level must lie strictly between 0 and 1", value=level))
     opts = dict(options or {})

@@ -97,6 +97,27 @@ log = logging.getLogger(__name__)
 
 #: Bands of ``predict_interval``: the mean law; a new run if the law is right; a new run, calibrated.
 INTERVAL_KINDS = ("mean", "noise", "new")
+#: What each band is called in headers and labels (:func:`band_label`), so that output names the band it used.
+BAND_NAMES = {"mean": "mean-law", "noise": "noise", "new": "new-run"}
+INTERVAL_KINDS_FIX = "mean: the law; noise: a new run if the law is right; new: a new run, calibrated on backtests"
+
+
+def check_interval_kind(kind: str) -> None:
+    """A :class:`ConfigError` naming ``kind`` and the allowed bands unless it is one of :data:`INTERVAL_KINDS`."""
+    if kind not in INTERVAL_KINDS:
+        raise ConfigError(explain("unknown interval kind", value=kind, allowed=", ".join(INTERVAL_KINDS),
+                                  fix=INTERVAL_KINDS_FIX))
+
+
+def band_label(kind: str, level: float, what: str = "band") -> str:
+    """``"95% new-run band"``, ``"95% noise coverage"``...: the one label of a band of ``kind`` at ``level``.
+
+    >>> band_label("noise", 0.95), band_label("mean", 0.9, "coverage")
+    ('95% noise band', '90% mean-law coverage')
+    """
+    check_interval_kind(kind)
+    return f"{round(100 * float(level))}% {BAND_NAMES[kind]} {what}"
+
 
 T = TypeVar("T")
 
@@ -756,10 +777,7 @@ class ScalingLaw:
         from . import calibration, uncertainty
 
         self._check_fitted()
-        if kind not in INTERVAL_KINDS:
-            raise ConfigError(explain("unknown interval kind", value=kind, allowed=", ".join(INTERVAL_KINDS),
-                                      fix="mean: the law; noise: a new run if the law is right; new: a new run, "
-                                          "calibrated on backtests"))
+        check_interval_kind(kind)
         X = self._table_X(X, columns)
         Xa = self._check_X(X, fitting=False)
         self._warn_extrapolation(Xa)

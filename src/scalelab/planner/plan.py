@@ -42,6 +42,7 @@ from .step_time import (
     FLOAT8_TORCHAO_TENSORWISE,
     Float8Recipe,
     StepTime,
+    check_async_tp_overlap,
     compute_dtype,
     measured_step_time,
     model_step_time,
@@ -503,9 +504,7 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         if ov is not None and not (isinstance(ov, (int, float)) and 0 <= ov <= 1):
             raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov,
                                       fix="0 = on the critical path, 1 = hidden behind compute"))
-    if async_tp and tp_overlap:
-        raise ConfigError(explain("async_tp and tp_overlap both hide the TP collectives", value=tp_overlap,
-                                  fix="drop tp_overlap (AsyncTP's overlap is modelled) or async_tp"))
+    check_async_tp_overlap(async_tp, tp_overlap)
     return FrameworkOptions(
         efficiency=efficiency, attention_efficiency=attention_efficiency,
         dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,

@@ -1293,6 +1293,7 @@ def model_step_time(
                                   fix="pass a fraction of peak such as 0.45"))
     _check_overlaps(dp_overlap=dp_overlap, ep_overlap=ep_overlap, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
                     comm_sm_fraction=comm_sm_fraction)
+    check_async_tp_overlap(async_tp, tp_overlap)
     dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
     p, v = layout.pp, layout.interleave
     m = max(1, train.global_batch // (dp * layout.micro_batch))
@@ -1313,7 +1314,7 @@ def model_step_time(
     atp_hidden = 0.0
     if async_tp and layout.sequence_parallel and layout.tp > 1:
         atp = _async_tp(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, float8=float8,
-                        separate_qkv=separate_qkv, hiding=async_tp_hiding, tp_overlap=tp_overlap)
+                        separate_qkv=separate_qkv, hiding=async_tp_hiding)
         tp_s, atp_hidden = atp.exposed_s, atp.hidden_s
     tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
                                                   compute_s=compute_s - atp_hidden, interleave=v,
@@ -1341,14 +1342,25 @@ def model_step_time(
     )
 
 
+def check_async_tp_overlap(async_tp: bool | None, tp_overlap: float | None) -> None:
+    """AsyncTP and a TP overlap both hide the TP collectives, so at most one may be on: the one check (and
+    message) for plan()'s options (:func:`~scalelab.planner.plan.framework_options`) and direct
+    :func:`model_step_time` calls.
+
+    >>> check_async_tp_overlap(True, 0.0), check_async_tp_overlap(False, 1.0)
+    (None, None)
+    """
+    if async_tp and tp_overlap:
+        raise ConfigError(explain("async_tp and tp_overlap both hide the TP collectives; only one can be on",
+                                  value=tp_overlap, allowed="tp_overlap 0 (or unset) with async_tp",
+                                  fix="drop tp_overlap (AsyncTP's own overlap is modelled), or drop async_tp"))
+
+
 def _async_tp(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, comm: CommBreakdown, *,
               dp: int, m: int, eff: float, float8: Float8Recipe | None, separate_qkv: bool,
-              hiding: float, tp_overlap: float = 0.0) -> AsyncTPCost:
+              hiding: float) -> AsyncTPCost:
     """:func:`~scalelab.planner.async_tp.async_tp_cost` at the rates :func:`model_step_time` times the
     linear layers with (the compute dtype's peak, an FP8 recipe's GEMM efficiency, the HBM rate)."""
-    if tp_overlap:
-        raise ConfigError(explain("async_tp and tp_overlap both hide TP collectives", value=tp_overlap,
-                                  fix="pass tp_overlap=0 with async_tp (AsyncTP's overlap is modelled)"))
     if not 0 <= hiding <= 1:
         raise ConfigError(explain("async_tp_hiding must be in [0, 1]", value=hiding,
                                   fix="pass the share of the chunk GEMMs' time that hides transfers, e.g. 0.43"))
