@@ -45,8 +45,8 @@ MAX_LEVELS = 12
 def interval_score(lo: Any, hi: Any, y: Any, level: float) -> np.ndarray:
     """Gneiting & Raftery (2007) interval score of the central ``level`` interval ``[lo, hi]`` at ``y``.
 
-    >>> float(interval_score(1.0, 2.0, 1.5, 0.9)), float(interval_score(1.0, 2.0, 2.5, 0.9))
-    (1.0, 11.0)
+    >>> [round(float(interval_score(1.0, 2.0, y, 0.9)), 9) for y in (1.5, 2.5)]  # width 1; + 2/0.1 x 0.5 missed
+    [1.0, 11.0]
     """
     lo, hi, y = (np.asarray(a, dtype=float) for a in (lo, hi, y))
     a = 1.0 - float(level)
