@@ -158,3 +158,34 @@ def test_explain_plans_the_other_layout_as_the_search_did(framework):
     for p in r.best:
         cmp = explain_layout(r, p.layout)
         assert cmp.other.step_time_s == pytest.approx(p.step_time_s), (framework, p.layout.short())
+
+
+def test_a_profile_can_charge_the_sms_hidden_dp_traffic_holds():
+    """FrameworkProfile.dp_comm_sm_fraction f (0 in every shipped profile): hiding h seconds of DP/ZeRO
+    traffic behind compute costs h f / (1 - f), in plan() and in the search alike, and is part of the plan's
+    options (its config hash); a share of 1 or more is refused by name."""
+    import dataclasses
+
+    from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
+    from scalelab.errors import ConfigError
+    from scalelab.planner import search_layouts
+    from scalelab.planner.frameworks import FRAMEWORKS, get_framework
+
+    assert all(p.dp_comm_sm_fraction == 0.0 for p in FRAMEWORKS.values())
+    model, cluster = get_model("llama-3.1-8b"), get_cluster("h100-sxm", 64)
+    train, lay = TrainSpec(seq_len=4096, global_batch=128), Layout(zero=3, micro_batch=2)
+    base_prof = get_framework("torchtitan")
+    f = 0.2
+    prof = dataclasses.replace(base_prof, name="torchtitan-sm", dp_comm_sm_fraction=f)
+    base = plan(model, cluster, train, lay, framework=base_prof)
+    charged = plan(model, cluster, train, lay, framework=prof)
+    hidden = base.time.dp_total_s - base.time.dp_exposed_s
+    assert hidden > 0
+    assert charged.step_time_s - base.step_time_s == pytest.approx(hidden * f / (1 - f))
+    assert charged.options["dp_comm_sm_fraction"] == f and "dp_comm_sm_fraction" not in base.options
+    assert charged.config_hash != base.config_hash
+    r = search_layouts(model, cluster, train, top=3, framework=prof)
+    for p in r.best:
+        assert p.step_time_s == plan(model, cluster, train, p.layout, framework=prof).step_time_s
+    with pytest.raises(ConfigError, match="dp_comm_sm_fraction"):
+        plan(model, cluster, train, lay, framework=dataclasses.replace(prof, dp_comm_sm_fraction=1.0))

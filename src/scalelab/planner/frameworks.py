@@ -116,6 +116,10 @@ class FrameworkProfile:
         ``overlap_p2p_comm``, off without interleaving whatever this says).
     comm_sm_fraction : float
         Share of SMs held by overlapped all-to-all kernels (see ``model_step_time``).
+    dp_comm_sm_fraction : float
+        Share of SMs held by the kernels of DP/ZeRO collectives while compute hides them: hiding ``h``
+        seconds costs ``h f / (1 - f)`` (:func:`~scalelab.planner.step_time.dp_exposed_s`). 0 (nothing
+        charged) unless the framework's published runs are calibrated with it.
     ep_nodes_per_token : int or None
         Node-limited expert routing with one network copy per node (see ``comm_per_step``).
     fused_elementwise : bool
@@ -166,6 +170,7 @@ class FrameworkProfile:
     fused_elementwise: bool = True
     ep_nodes_per_token: int | None = None
     comm_sm_fraction: float = 0.0
+    dp_comm_sm_fraction: float = 0.0
     efficiency_scale: float = 1.0
     pp_zero3_gather: str | None = None
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE

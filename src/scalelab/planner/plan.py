@@ -425,6 +425,9 @@ class FrameworkOptions:
     fused_elementwise: bool = True
     ep_nodes_per_token: int | None = None
     comm_sm_fraction: float = 0.0
+    dp_comm_sm_fraction: float = 0.0
+    """Share of SMs the kernels of hidden DP/ZeRO collectives hold (the profile's;
+    :func:`~scalelab.planner.step_time.dp_exposed_s`)."""
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
     """What an FP8 recipe costs besides its GEMMs (:class:`~scalelab.planner.step_time.Float8Recipe`)."""
     tp_overlap: float = 0.0
@@ -471,11 +474,13 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         raise ConfigError(explain("async_tp must be true or false", value=async_tp, allowed="true, false",
                                   fix="write async_tp = true (no quotes) in [plan] or [search], or pass --async-tp"))
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
+    dp_sm = 0.0
     separate_qkv, hiding = False, ASYNC_TP_HIDING_EFFICIENCY
     given_memory = memory_conventions is not None
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
+        dp_sm = prof.dp_comm_sm_fraction
         f8, ring, separate_qkv = prof.float8, prof.cp_ring, prof.separate_qkv
         if prof.efficiency_scale != 1.0:
             gpu = cluster.gpu
@@ -510,7 +515,8 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         dp_overlap=DEFAULT_DP_OVERLAP if dp_overlap is None else dp_overlap,
         ep_overlap=DEFAULT_EP_OVERLAP if ep_overlap is None else ep_overlap,
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
-        comm_sm_fraction=sm, float8=f8, tp_overlap=tp_overlap or 0.0, pp_overlap=pp_overlap or 0.0,
+        comm_sm_fraction=sm, dp_comm_sm_fraction=dp_sm, float8=f8, tp_overlap=tp_overlap or 0.0,
+        pp_overlap=pp_overlap or 0.0,
         cp_ring=ring, separate_qkv=separate_qkv, async_tp=bool(async_tp), async_tp_hiding=hiding)
 
 
@@ -596,8 +602,8 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
                     memory_limit_bytes: float) -> dict[str, Any]:
     """The options a :class:`Plan` records (``Plan.options``, part of its config hash): the resolved
     efficiencies and overlaps, the measurement if any, the memory limit in bytes per GPU, the memory
-    conventions and the framework's name. TP and PP overlaps appear only when not 0, and separate q, k, v
-    GEMMs only when set, so plans made before they existed keep their hashes."""
+    conventions and the framework's name. TP and PP overlaps and the DP collectives' SM share appear only
+    when not 0, and separate q, k, v GEMMs only when set, so plans made before they existed keep their hashes."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
 
@@ -608,6 +614,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             **({"tp_overlap": fw.tp_overlap} if fw.tp_overlap else {}),
             **({"pp_overlap": fw.pp_overlap} if fw.pp_overlap else {}),
             **({"separate_qkv": True} if fw.separate_qkv else {}),
+            **({"dp_comm_sm_fraction": fw.dp_comm_sm_fraction} if fw.dp_comm_sm_fraction else {}),
             **({"async_tp": True, "async_tp_hiding": fw.async_tp_hiding} if fw.async_tp else {}),
             "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
             "framework": get_framework(framework).name if framework is not None else None}
@@ -677,7 +684,8 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         attention_flops=attention_t,
         attention_efficiency=fw.attention_efficiency, ep_overlap=fw.ep_overlap,
         fused_elementwise=fw.fused_elementwise, comm_sm_fraction=fw.comm_sm_fraction, float8=fw.float8,
-        tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap, cp_ring=fw.cp_ring, separate_qkv=fw.separate_qkv,
+        dp_comm_sm_fraction=fw.dp_comm_sm_fraction, tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap,
+        cp_ring=fw.cp_ring, separate_qkv=fw.separate_qkv,
         async_tp=fw.async_tp, async_tp_hiding=fw.async_tp_hiding)
 
 

@@ -735,7 +735,8 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               attention_efficiency=sp.fw.attention_efficiency, dp_overlap=sp.fw.dp_overlap,
                               dp_comm=dp_comm, host_optimizer_s=host_opt, fused_elementwise=sp.fw.fused_elementwise,
                               ep_overlap=sp.fw.ep_overlap, comm_sm_fraction=sp.fw.comm_sm_fraction,
-                              ep_volume_floor=ep_floor, float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
+                              dp_comm_sm_fraction=sp.fw.dp_comm_sm_fraction, ep_volume_floor=ep_floor,
+                              float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
                               pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv,
                               async_tp=sp.fw.async_tp)
         yield lay0, upd0, bound

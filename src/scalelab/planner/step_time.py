@@ -794,16 +794,21 @@ def dp_window_s(layout: Layout, compute_s: float, n_micro: int) -> float:
     return compute_s if layout.zero >= 2 else compute_s * (2.0 / 3.0) / n_micro
 
 
-def dp_exposed_s(dp_total_s: float, window_s: float) -> float:
+def dp_exposed_s(dp_total_s: float, window_s: float, sm_fraction: float = 0.0) -> float:
     """Seconds that ``dp_total_s`` of DP/ZeRO traffic adds to a step whose ``window_s`` seconds of compute it
-    can hide behind (:func:`dp_window_s` times ``dp_overlap``): the part that does not fit. The compute it
-    hides behind is not slowed: the SMs NCCL's kernels hold while they run are not charged (docs/planner.md,
-    "Overlapped DP traffic and the SMs it holds", measures what charging them would do).
+    can hide behind (:func:`dp_window_s` times ``dp_overlap``): the part that does not fit, plus, with
+    ``sm_fraction`` ``f`` (a profile's ``dp_comm_sm_fraction``), the slowdown of the compute it hides behind,
+    whose SMs NCCL's kernels share while they run (one thread block per channel): ``h f / (1 - f)`` for ``h``
+    hidden seconds, as :func:`ep_exposed_s` charges overlapped all-to-alls. Profiles without calibrated
+    evidence charge nothing (docs/planner.md, "Overlapped DP traffic and the SMs it holds").
 
     >>> dp_exposed_s(1.0, 0.25), dp_exposed_s(1.0, 10.0)
     (0.75, 0.0)
+    >>> round(dp_exposed_s(1.0, 10.0, sm_fraction=20 / 132), 4)
+    0.1786
     """
-    return max(0.0, dp_total_s - window_s)
+    hidden = min(dp_total_s, window_s)
+    return dp_total_s - hidden + hidden * sm_fraction / (1.0 - sm_fraction)
 
 
 def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *,
@@ -922,6 +927,7 @@ class StepTimeBound:
                  dp_overlap: float = DEFAULT_DP_OVERLAP, dp_comm: CommBreakdown | None = None,
                  host_optimizer_s: float = 0.0, fused_elementwise: bool = True, ep_overlap: float = 1.0,
                  comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
+                 dp_comm_sm_fraction: float = 0.0,
                  tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
                  separate_qkv: bool = False, async_tp: bool = False):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
@@ -934,6 +940,7 @@ class StepTimeBound:
         self._ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
+        self._dp_sm_fraction = dp_comm_sm_fraction
         # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
         # reduce-scatters, twice for ZeRO-3 gathers unless they run once per step) or once per step.
         self._dp_calls: list[tuple[float, int]] = []
@@ -974,7 +981,8 @@ class StepTimeBound:
         dp_total = 0.0
         for per_call, per_m in self._dp_calls:
             dp_total += per_call * (per_m * m if per_m else 1)
-        dp_exposed = dp_exposed_s(dp_total, self._dp_overlap * dp_window_s(self._layout, compute_s, m))
+        dp_exposed = dp_exposed_s(dp_total, self._dp_overlap * dp_window_s(self._layout, compute_s, m),
+                                  self._dp_sm_fraction)
         return ideal * (1.0 + bubble_fraction(self._pp, interleave, m)) + dp_exposed + self._host_optimizer_s
 
 
@@ -1079,7 +1087,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
 
 
 def _check_overlaps(*, dp_overlap: float, ep_overlap: float, tp_overlap: float, pp_overlap: float,
-                    comm_sm_fraction: float) -> None:
+                    comm_sm_fraction: float, dp_comm_sm_fraction: float = 0.0) -> None:
     """Raise ConfigError for an overlap outside [0, 1] or an SM share outside [0, 1)."""
     fixes = {"dp_overlap": "pass 0 (no overlap) to 1 (perfect overlap)",
              "ep_overlap": "pass 0 (all-to-all exposed) to 1 (hidden, as DualPipe does)",
@@ -1089,9 +1097,10 @@ def _check_overlaps(*, dp_overlap: float, ep_overlap: float, tp_overlap: float, 
     for name, ov in values.items():
         if not 0 <= ov <= 1:
             raise ConfigError(explain(f"{name} must be in [0, 1]", value=ov, fix=fixes[name]))
-    if not 0 <= comm_sm_fraction < 1:
-        raise ConfigError(explain("comm_sm_fraction must be in [0, 1)", value=comm_sm_fraction,
-                                  fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
+    for name, f in (("comm_sm_fraction", comm_sm_fraction), ("dp_comm_sm_fraction", dp_comm_sm_fraction)):
+        if not 0 <= f < 1:
+            raise ConfigError(explain(f"{name} must be in [0, 1)", value=f,
+                                      fix="pass the share of SMs the communication kernels hold, e.g. 20 / 132"))
 
 
 def hide_tp_pp(tp_s: float, pp_s: float, *, matmul_s: float, attention_s: float, compute_s: float,
@@ -1210,6 +1219,7 @@ def model_step_time(
     fused_elementwise: bool = True,
     comm_sm_fraction: float = 0.0,
     float8: Float8Recipe | None = None,
+    dp_comm_sm_fraction: float = 0.0,
     tp_overlap: float = 0.0,
     pp_overlap: float = 0.0,
     cp_ring: RingRecipe | None = None,
@@ -1249,6 +1259,8 @@ def model_step_time(
     comm_sm_fraction
         Fraction of the GPU's SMs that overlapped expert all-to-all kernels occupy, in [0, 1): the
         computation they hide runs that much slower (DeepSeek-V3: 20 of 132 SMs).
+    dp_comm_sm_fraction
+        The same for the DP/ZeRO collectives hidden behind compute (:func:`dp_exposed_s`; 0: not charged).
     fused_elementwise
         True when norms, activations and residual adds run as fused kernels (Megatron, torch.compile);
         False for eager PyTorch (:func:`eager_elementwise_bytes_per_token_layer`).
@@ -1292,7 +1304,7 @@ def model_step_time(
         raise ConfigError(explain("matmul efficiency must be in (0, 1]", value=eff,
                                   fix="pass a fraction of peak such as 0.45"))
     _check_overlaps(dp_overlap=dp_overlap, ep_overlap=ep_overlap, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
-                    comm_sm_fraction=comm_sm_fraction)
+                    comm_sm_fraction=comm_sm_fraction, dp_comm_sm_fraction=dp_comm_sm_fraction)
     check_async_tp_overlap(async_tp, tp_overlap)
     dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
     p, v = layout.pp, layout.interleave
@@ -1325,7 +1337,7 @@ def model_step_time(
     bubble_s = ideal * bubble_fraction(p, v, m)
 
     dp_total = comm.time_s(critical=False)
-    dp_exposed = dp_exposed_s(dp_total, dp_overlap * dp_window_s(layout, compute_s, m))
+    dp_exposed = dp_exposed_s(dp_total, dp_overlap * dp_window_s(layout, compute_s, m), dp_comm_sm_fraction)
     optimizer_s = gpu_optimizer_s(model, cluster, layout, model_state_bytes=model_state_bytes,
                                   fused_elementwise=fused_elementwise)
     offload_total, offload_exposed = offload_s(cluster, layout, offload_bytes_per_step, compute_s=compute_s,
