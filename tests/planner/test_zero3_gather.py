@@ -81,3 +81,18 @@ def test_short_form_round_trips():
     assert parse_layout("dp8 tp4 pp2 z3h mb4").zero3_gather == "micro-batch"
     assert "z3s" not in str(Layout(zero=2, zero3_gather="step"))
 
+
+
+def test_bound_counts_all_of_zero3_traffic_at_its_own_layout():
+    """At the layout its collectives were computed for, the bound's DP/ZeRO time is comm's: every FSDP
+    unit's call counted (it once divided ZeRO-3's traffic by the units, which left the bound valid but
+    weak: the 405B search evaluated 401 layouts instead of 59)."""
+    hw = 1e18
+    for mode in ("micro-batch", "step"):
+        lay = _layout(mode)
+        comm = comm_per_step(MODEL, CLUSTER, TRAIN, lay, dp=8)
+        slow = StepTimeBound(MODEL, CLUSTER, TRAIN, lay, dp=8, dp_comm=comm, dp_overlap=0.0)
+        bare = StepTimeBound(MODEL, CLUSTER, TRAIN, lay, dp=8, dp_comm=None, dp_overlap=0.0)
+        mb = lay.micro_batch
+        added = slow("full", mb, 1, hardware_flops=hw) - bare("full", mb, 1, hardware_flops=hw)
+        assert added == pytest.approx(comm.time_s(critical=False)), mode

@@ -56,6 +56,7 @@ from .comm import (
     RingRecipe,
     activation_bytes,
     collective_time_s,
+    fsdp_units,
     group_bandwidth_bytes_per_s,
     ring_factors,
     tp_all_gather_fraction,
@@ -943,6 +944,8 @@ class StepTimeBound:
         self._dp_sm_fraction = dp_comm_sm_fraction
         # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
         # reduce-scatters, twice for ZeRO-3 gathers unless they run once per step) or once per step.
+        # ZeRO-3's gathers and reduce-scatters run as one call per FSDP unit (comm.fsdp_units)
+        units = fsdp_units(-(-model.n_layers // layout.pp)) if layout.zero == 3 else 1
         self._dp_calls: list[tuple[float, int]] = []
         for col in (dp_comm.collectives if dp_comm is not None else ()):
             if col.critical:
@@ -950,7 +953,8 @@ class StepTimeBound:
             per_step = layout.zero == 3 and layout.zero3_gather == "step"
             per_m = 0 if per_step else ((layout.zero >= 2 and "reduce-scatter" in col.name)
                                         + 2 * (layout.zero == 3 and "all-gather" in col.name))
-            self._dp_calls.append((col.time_s / col.calls_per_step, per_m))
+            per_unit = units if ("reduce-scatter" in col.name or "parameter all-gather" in col.name) else 1
+            self._dp_calls.append((col.time_s / col.calls_per_step * per_unit, per_m))
         self._compute_cache: dict[tuple, tuple[float, float, float, bool]] = {}
         self._floor_cache: dict[tuple[int, int], float] = {}
         # Expert all-to-alls: their bandwidth time (bytes are fixed by the batch; fewer, larger messages
