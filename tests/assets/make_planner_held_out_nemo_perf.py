@@ -60,6 +60,13 @@ MODELS = {
     "LLAMA3-8B": ("llama-3.1-8b", "llama/llama3_8b", 128256, None, None, False, False),
     "LLAMA3-70B": ("llama-3.1-70b", "llama/llama3_70b", 128256, None, None, True, True),
 }
+#: The optimizer's memory as the launcher configs set it (the asset's ``code_conventions``; added after the first
+#: plan, which counted the planner's fp8 defaults): NeMo's setup_optimization (megatron_base_model.py) with
+#: megatron_amp_O2 and distributed_fused_adam at an fp32 optimizer dtype passes store_params False and
+#: store_param_remainders True (a 16-bit remainder of each fp32 master weight: 2 bytes); nemotron_340b.yaml sets
+#: the optimizer's dtype and grad_sync_dtype to bf16 (no master copy, bf16 moments, a bf16 gradient buffer).
+OPTIMIZER_MEMORY = {"fp32": {"master_weight_bytes": 2.0},
+                    "bf16": {"master_weight_bytes": 0.0, "optimizer_state_bytes": 2.0, "grad_bytes": 2.0}}
 PRETRAIN_COLUMNS = ("model", "n_gpus", "global_batch", "micro_batch", "seq_len", "tp", "pp", "cp", "vp",
                     "tokens_per_s_per_gpu", "model_tflops_per_gpu", "days_10t_tokens_1k_gpus")
 FINETUNE_COLUMNS = ("model", "task", "n_gpus", "global_batch", "micro_batch", "seq_len", "tp", "pp",
@@ -119,6 +126,8 @@ def record(r: dict, commit: str, date: str, title: str) -> dict:
            "measured": {k: r[k] for k in ("tokens_per_s_per_gpu", "model_tflops_per_gpu")}}
     if shape:
         run["shape"] = shape
+    if r.get("task") != "LoRA":  # LoRA: peft/llama/squad.yaml runs fused_adam with megatron_amp_O2 False
+        run["memory_conventions"] = OPTIMIZER_MEMORY["bf16" if r["model"] == "Nemotron-340B" else "fp32"]
     if ft:
         run["task"] = r["task"]
         run["launcher_config"] = ("launcher_scripts/conf/peft/llama/squad.yaml" if r["task"] == "LoRA"
