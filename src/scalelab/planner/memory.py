@@ -138,6 +138,13 @@ class MemoryConventions:
         to bf16 per layer: pass ``master_weight_bytes=0`` with ``weight_bytes=4``).
     weight_bytes : float or None
         Bytes per stored (sharded) parameter; ``None`` takes the recipe's (2 for bf16).
+    grad_bytes : float or None
+        Bytes per element of the stored gradients the optimizer reads (the gradient buffer); ``None`` takes
+        the recipe's (4 for ``bf16-fp32-grad``, ``fp8`` and ``fp4``: fp32 main gradients; 2 for ``bf16``).
+        Apex's ``DistributedFusedAdam`` (NeMo's ``distributed_fused_adam``) allocates its contiguous gradient
+        buffer in ``grad_sync_dtype`` (``_init_grad_buffer``: ``torch.zeros([buffer_size],
+        dtype=grad_sync_dtype)``; apex 59b80ee, July 2024), which defaults to the optimizer's ``dtype``
+        (fp32): a NeMo config with ``grad_sync_dtype: bf16`` keeps 2-byte gradients.
     recompute_working_set : bool
         With full recomputation, add the activations of the one layer being recomputed during backward.
     zero3_tiles : int
@@ -257,6 +264,7 @@ class MemoryConventions:
     loss_chunks: int = 1
     master_weight_bytes: float | None = None
     weight_bytes: float | None = None
+    grad_bytes: float | None = None
     recompute_working_set: bool = True
     zero3_prefetch_layers: int = 2
     zero3_tiles: int = 1
@@ -290,7 +298,7 @@ class MemoryConventions:
         if self.activation_bytes is not None and not self.activation_bytes > 0:
             raise ConfigError(explain("activation_bytes must be > 0", value=self.activation_bytes,
                                       fix="use 2 (bf16) or 4 (fp32), or None to follow the precision"))
-        for name in ("master_weight_bytes", "weight_bytes", "zero3_gather_weight_bytes",
+        for name in ("master_weight_bytes", "weight_bytes", "grad_bytes", "zero3_gather_weight_bytes",
                      "loss_parallel_logits_copies", "grad_reduce_bytes", "zero3_unsharded_grad_bytes"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
@@ -1060,7 +1068,7 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
         trainable = counts.total
         base_q = 0.0
     wb = rec.weight_bytes if conv.weight_bytes is None else conv.weight_bytes
-    gb = rec.grad_bytes  # the unsharded gradients of one layer (ZeRO-3 gather buffers)
+    gb = rec.grad_bytes if conv.grad_bytes is None else conv.grad_bytes  # the stored gradients (and ZeRO-3's)
     mb = rec.master_bytes if conv.master_weight_bytes is None else conv.master_weight_bytes
     copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
     gb_kept = gb  # the gradients a rank keeps (sharded from ZeRO-2)
