@@ -47,14 +47,16 @@ def layout(run: dict) -> Layout:
                   zero=1, sequence_parallel=run["tp"] > 1, recompute=run["recompute"])
 
 
-def train(run: dict) -> TrainSpec:
-    """FP8 at the row's batch and length; LoRA rank 32 on q, k, v for the LoRA rows."""
+def train(run: dict, document_tokens: int | None = None) -> TrainSpec:
+    """FP8 at the row's batch and length; LoRA rank 32 on q, k, v for the LoRA rows; ``document_tokens`` (a what-if
+    for the packed fine-tuning rows): attention within documents of that length."""
     lora = LoRASpec(rank=32, target_modules=("q", "k", "v")) if run.get("task") == "LoRA" else None
-    return TrainSpec(seq_len=run["seq_len"], global_batch=run["global_batch"], precision="fp8", lora=lora)
+    return TrainSpec(seq_len=run["seq_len"], global_batch=run["global_batch"], precision="fp8", lora=lora,
+                     document_tokens=document_tokens)
 
 
 def plan_row(run: dict, *, first_plan: bool = False, launcher_overlaps: bool = False, memory: dict | None = None,
-             **options):
+             document_tokens: int | None = None, **options):
     """plan() for one row with the nemo profile and the row's optimizer memory from NeMo's code and configs (its
     ``memory_conventions``, the asset's ``code_conventions``); ``first_plan``: without them, as the rows were first
     planned; ``memory``: further conventions (what-ifs); ``launcher_overlaps`` sets the profile's TP and PP overlap
@@ -66,7 +68,8 @@ def plan_row(run: dict, *, first_plan: bool = False, launcher_overlaps: bool = F
                                    pp_overlap=float(o["overlap_p2p_comm"]))
     conv = {} if first_plan else dict(run.get("memory_conventions", {}))
     conv.update(memory or {})
-    return plan(model(run), get_cluster(run["gpu"], run["n_gpus"]), train(run), layout(run), framework=prof,
+    return plan(model(run), get_cluster(run["gpu"], run["n_gpus"]), train(run, document_tokens), layout(run),
+                framework=prof,
                 memory_conventions=dataclasses.replace(prof.memory, **conv), **options)
 
 

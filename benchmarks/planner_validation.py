@@ -852,7 +852,30 @@ def held_out_nemo_perf() -> list[dict]:
               f"{m.weights_bytes / 2**30:.1f} | {m.gradients_bytes / 2**30:.1f} | {m.optimizer_bytes / 2**30:.1f} | "
               f"{m.activations_bytes / 2**30:.1f} | {x['bf16_grads'].memory.total_bytes / 2**30:.1f} | "
               f"{a1.total_bytes / 2**30:.1f} |")
+    _nemo_packed_documents_whatif([x["run"] for x in rows])
     return rows
+
+
+#: Document lengths (sum(l^2)/sum(l) tokens) tried on the packed fine-tuning rows: the table does not give them.
+PACKED_DOCUMENT_TOKENS = (1024, 512, 256)
+
+
+def _nemo_packed_documents_whatif(runs: list[dict]) -> None:
+    """The fine-tuning rows pack SQuAD examples into 4,096-token sequences and attend within each example
+    (TrainSpec.document_tokens); the table does not give the examples' lengths, so a sweep, not a figure."""
+    from _held_out_nemo_perf import error, plan_row
+
+    ft = [r for r in runs if r.get("task")]
+    print("\nWhat-if: the fine-tuning rows with attention masked to packed documents (TrainSpec.document_tokens; "
+          "the examples' lengths are not published): median |error|, max, signed median")
+    print("\n| document tokens | SFT | LoRA |\n|---|---|---|")
+    for doc in (None, *PACKED_DOCUMENT_TOKENS):
+        cells = []
+        for task in ("SFT", "LoRA"):
+            e = [error(r, plan_row(r, document_tokens=doc)) for r in ft if r["task"] == task]
+            cells.append(f"{statistics.median(abs(x) for x in e):.1%}, {max(abs(x) for x in e):.1%}, "
+                         f"{statistics.median(e):+.1%}" if e else "n/a")
+        print(f"| {doc or 'whole sequence (as planned)'} | {cells[0]} | {cells[1]} |")
 
 
 def held_out_deepseek_v2() -> None:

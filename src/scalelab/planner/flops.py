@@ -367,7 +367,10 @@ def flops_per_step(model: ModelSpec, train: TrainSpec, *, recompute: str = "none
                    conventions: FlopConventions = FlopConventions()) -> FlopsBreakdown:
     """Training FLOPs of one optimizer step: :func:`flops_per_token` x ``train.global_batch_tokens``.
 
-    LoRA settings are taken from ``train.lora``.
+    LoRA settings are taken from ``train.lora``. With packed, document-masked sequences
+    (``train.document_tokens``) the attention scores span the documents, not the sequence:
+    ``flops_per_token`` at ``train.attention_tokens`` (the attention term is the only one the sequence
+    length sets).
 
     >>> from scalelab.arch.spec import ModelSpec
     >>> from scalelab.planner.layout import TrainSpec
@@ -376,6 +379,6 @@ def flops_per_step(model: ModelSpec, train: TrainSpec, *, recompute: str = "none
     >>> flops_per_step(m, t).model == flops_per_token(m, 128).model * 1024
     True
     """
-    per_tok = flops_per_token(model, train.seq_len, recompute=recompute, conventions=conventions,
+    per_tok = flops_per_token(model, train.attention_tokens, recompute=recompute, conventions=conventions,
                               lora=train.lora)
     return per_tok.scaled(float(train.global_batch_tokens), "step")

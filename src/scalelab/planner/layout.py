@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from .._spec import Derived, Spec
+from ..errors import ConfigError, explain
 from .policy import SavePolicy, get_save_policy
 
 Precision = Literal["fp32", "bf16", "bf16-fp32-grad", "fp8", "fp4"]
@@ -75,6 +76,25 @@ class TrainSpec(Spec):
     """Projection rank for GaLore optimizer states (Zhao et al. 2024)."""
     lora: LoRASpec | None = None
     """LoRA/QLoRA fine-tuning; ``None`` trains every parameter."""
+    document_tokens: PositiveInt | None = None
+    """Packed sequences with a document mask: the length-weighted mean document length in tokens,
+    sum(l^2) / sum(l) over the documents packed into a sequence. Each token attends within its own
+    document only (NeMo's packed fine-tuning, TransformerEngine's THD format with cu_seqlens,
+    FlexAttention document masks), so the attention core does ``document_tokens / seq_len`` of the whole
+    sequence's work, in kernels that see that many keys. ``None``: attention over the whole sequence."""
+
+    @model_validator(mode="after")
+    def _check_documents(self) -> TrainSpec:
+        if self.document_tokens is not None and self.document_tokens > self.seq_len:
+            raise ConfigError(explain("document_tokens cannot exceed seq_len", value=self.document_tokens,
+                                      allowed=f"1..{self.seq_len}",
+                                      fix="pass the packed documents' sum(l^2)/sum(l), or leave it out"))
+        return self
+
+    @property
+    def attention_tokens(self) -> int:
+        """Keys each query's attention spans at most: ``document_tokens`` or the whole sequence."""
+        return self.document_tokens or self.seq_len
 
     @model_validator(mode="after")
     def _resolve_batch(self) -> TrainSpec:

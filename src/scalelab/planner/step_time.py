@@ -694,6 +694,11 @@ class _ComputeModel:
             attn_eff = attention_efficiency or getattr(gpu, "attention_efficiency", None) or eff
             if not 0 < attn_eff <= 1:
                 raise ConfigError(explain("attention efficiency must be in (0, 1]", value=attn_eff))
+            if train.document_tokens:
+                # document-masked kernels see document_tokens keys, not the sequence's: shorter kernels
+                # amortise their fixed work over fewer key tiles (as a CP rank's shorter blocks do)
+                attn_eff *= (flash_tile_efficiency(train.attention_tokens / 2)
+                             / flash_tile_efficiency(train.seq_len / 2))
         self.attn_eff = attn_eff
         self.flash = layout.flash_attention
         self.attn_peak = gpu.peak("bf16") if dtype in ("fp8", "fp4") and "bf16" in gpu.peak_flops_per_s \

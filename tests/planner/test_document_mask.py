@@ -1,0 +1,45 @@
+"""Packed sequences with a document mask (``TrainSpec.document_tokens``): attention spans each document,
+not the pack, so its FLOPs scale with document_tokens / seq_len and its kernels see fewer keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
+from scalelab.planner.flops import flops_per_step
+from scalelab.planner.step_time import flash_tile_efficiency
+
+MODEL = get_model("llama-2-7b")
+CLUSTER = get_cluster("h100-sxm", 8)
+
+
+def _train(doc: int | None) -> TrainSpec:
+    return TrainSpec(seq_len=4096, global_batch=32, document_tokens=doc)
+
+
+def test_only_the_attention_scores_shrink_with_the_document_length():
+    full, doc = (dict(flops_per_step(MODEL, _train(d)).detail) for d in (None, 512))
+    assert doc["attention_scores"] == pytest.approx(full["attention_scores"] * 512 / 4096)
+    assert {k: v for k, v in doc.items() if k != "attention_scores"} == \
+        {k: v for k, v in full.items() if k != "attention_scores"}
+    # a document as long as the sequence is the unmasked case
+    assert flops_per_step(MODEL, _train(4096)).model == flops_per_step(MODEL, _train(None)).model
+
+
+def test_short_documents_run_faster_but_their_kernels_less_efficiently():
+    from scalelab.planner.policy import get_save_policy
+    from scalelab.planner.step_time import _ComputeModel
+
+    lay = Layout(zero=1)
+    t_full, t_doc = (plan(MODEL, CLUSTER, _train(d), lay).step_time_s for d in (None, 512))
+    assert t_doc < t_full
+    # the same attention FLOPs take longer in 512-key kernels: their fixed tiles weigh more
+    att = [_ComputeModel(MODEL, CLUSTER, _train(d), lay, dp=8, efficiency=None, attention_efficiency=None,
+                         fused_elementwise=True).terms(1e16, 1e15, get_save_policy("none"))[1] for d in (None, 512)]
+    assert att[1] / att[0] == pytest.approx(flash_tile_efficiency(2048) / flash_tile_efficiency(256))
+    assert att[1] > att[0]
+
+
+def test_a_document_longer_than_the_sequence_is_refused_by_name():
+    with pytest.raises(ValueError, match="document_tokens cannot exceed seq_len"):
+        _train(8192)
