@@ -878,6 +878,53 @@ def _nemo_packed_documents_whatif(runs: list[dict]) -> None:
         print(f"| {doc or 'whole sequence (as planned)'} | {cells[0]} | {cells[1]} |")
 
 
+def held_out_dgxc() -> None:
+    """NVIDIA's DGX Cloud benchmarking recipes (dgxc-benchmarking v24.11.1), held out: every row the asset's
+    selection rule keeps (tests/assets/planner_held_out_dgxc.json), planned with the nemo profile as the
+    nemo-405b-* rows are; the summaries per recipe; and, for the MoE rows, the what-if of the mechanism behind
+    their error (not applied)."""
+    from _held_out_dgxc import errors_by_recipe, load, median_max, plan_row, step_time_error
+
+    data = load()
+    runs = data["runs"]
+    print(f"\n### Held out: NVIDIA dgxc-benchmarking {runs[0]['source']['tag']} recipes (NeMo; every row the "
+          "selection rule keeps; nothing fitted)\n")
+    print(f"selection rule (fixed before planning): {data['selection_rule']}\n")
+    print("| run | layout | feasible | GiB | tok/s/GPU | published | step s | published | error |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        p = plan_row(r)
+        meas = r["measured"]["step_time_s"]
+        n, tokens = r["n_gpus"], p.train.global_batch_tokens
+        print(f"| {r['id'].removeprefix('dgxc-')} | {p.layout.short()} | {p.feasible} | "
+              f"{p.memory.total_bytes / 2**30:.1f} | {tokens / p.step_time_s / n:.0f} | {tokens / meas / n:.0f} | "
+              f"{p.step_time_s:.2f} | {meas} | {step_time_error(r, p) * 100:+.1f}% |")
+    print("\nerror = predicted step time / published - 1 (positive: predicted too slow)\n")
+    print("| recipe | rows | feasible | median abs error | max |")
+    print("|---|---|---|---|---|")
+    by = errors_by_recipe(runs)
+    for recipe, e in by.items():
+        med, worst = median_max(e)
+        ok = sum(plan_row(r).feasible for r in runs if r["recipe"] == recipe)
+        print(f"| {recipe} | {len(e)} | {ok} | {med * 100:.1f}% | {worst * 100:.1f}% |")
+    med, worst = median_max([x for e in by.values() for x in e])
+    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; "
+          f"rows over 25%: {sum(x > 0.25 for e in by.values() for x in e)}")
+    first = data["first_planning"]
+    print(f"first planning (before the corrections the asset lists): {first['summary']}")
+    print("\nMoE rows (Grok-1): Megatron-Core 0.9's alltoall token dispatcher all-gathers the dispatched tokens over "
+          "TP and reduce-scatters the experts' output with plain collectives (token_dispatcher.py), outside "
+          "Transformer Engine's userbuffer overlap, which the nemo profile applies to all TP traffic; the bound "
+          "with every TP collective exposed (tp_overlap 0, pp_overlap 1):\n")
+    print("| run | error, as planned | error, TP exposed (bound) |")
+    print("|---|---|---|")
+    for r in runs:
+        if r["recipe"] == "grok1-314b":
+            e0 = step_time_error(r, plan_row(r))
+            e1 = step_time_error(r, plan_row(r, _overlaps=(0.0, 1.0)))
+            print(f"| {r['id'].removeprefix('dgxc-')} | {e0 * 100:+.1f}% | {e1 * 100:+.1f}% |")
+
+
 def held_out_deepseek_v2() -> None:
     """Held out, added last: DeepSeek-V2's published 172.8K H800 GPU-hours per trillion tokens (arXiv:2405.04434
     sec. 3.2.3) with its published layout, PP16 x EP8 x ZeRO-1 and no TP (sec. 3.1.3), planned by
@@ -961,5 +1008,6 @@ if __name__ == "__main__":
     held_out_gpu_hours()
     held_out_llm_foundry()
     held_out_nemo_perf()
+    held_out_dgxc()
     held_out_deepseek_v2()
     held_out_falcon_180b()

@@ -248,14 +248,20 @@ def test_overlap_flags_and_nemo_profile_reach_plan_and_search(capsys, monkeypatc
     meg, nemo = plan_json(), plan_json("--framework", "nemo")
     off = plan_json("--framework", "nemo", "--tp-overlap", "0", "--pp-overlap", "0")
     assert nemo["step_time_s"] < meg["step_time_s"]
-    assert off["step_time_s"] == pytest.approx(meg["step_time_s"])
+    # with the overlaps off, nemo differs from megatron only in its optimizer's master weights (16-bit remainders)
+    def without_optimizer(d):
+        return d["step_time_s"] - d["step_time_breakdown_s"]["optimizer_s"]
+
+    assert without_optimizer(off) == pytest.approx(without_optimizer(meg))
+    assert off["step_time_breakdown_s"]["optimizer_s"] < meg["step_time_breakdown_s"]["optimizer_s"]
     assert plan_json("--tp-overlap", "1")["step_time_s"] < meg["step_time_s"]
     code, out, err = run(["search", *BASE, "--framework", "nemo", "--tp-overlap", "0", "--pp-overlap", "0",
                           "--top", "1", "--format", "json"], capsys, monkeypatch)
     assert code == 0, err
     code2, out2, err2 = run(["search", *BASE, "--top", "1", "--format", "json"], capsys, monkeypatch)
     assert code2 == 0, err2
-    assert json.loads(out)["best"][0]["step_time_s"] == pytest.approx(json.loads(out2)["best"][0]["step_time_s"])
+    a, b = json.loads(out)["best"][0], json.loads(out2)["best"][0]
+    assert a["layout_short"] == b["layout_short"] and without_optimizer(a) == pytest.approx(without_optimizer(b))
     code, _, err = run(["plan", *BASE, *lay, "--pp-overlap", "1.5"], capsys, monkeypatch)
     assert code == 1 and "pp_overlap" in err and "Traceback" not in err
 

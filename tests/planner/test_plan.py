@@ -198,7 +198,10 @@ def test_moe_layout_reasons():
     cluster = get_cluster("h100-sxm", 64)
     train = TrainSpec(seq_len=4096, global_batch=256)
     assert any("ep=3 does not divide n_experts=8" in r for r in check_layout(model, cluster, train, Layout(ep=3)))
-    assert any("does not divide dp*cp" in r for r in check_layout(model, cluster, train, Layout(tp=8, pp=4, ep=4)))
+    assert any("etp*ep=32 does not divide tp*dp*cp=16" in r
+               for r in check_layout(model, cluster, train, Layout(tp=8, pp=4, ep=4)))
+    # Megatron-Core's expert grid folds EP over TP ranks with etp=1: ep=8 > dp*cp=4 is a layout
+    assert check_layout(model, cluster, train, Layout(tp=2, pp=8, ep=8, etp=1, zero=1, sequence_parallel=True)) == []
     assert check_layout(model, cluster, train, Layout(tp=2, ep=8, zero=1, sequence_parallel=True)) == []
 
 

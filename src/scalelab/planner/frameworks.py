@@ -21,7 +21,12 @@ sets, and why:
   (``pp_overlap=1``). Both are on in NVIDIA/dgxc-benchmarking's Llama 3.1 recipes
   (``llama3.1/llama3.1_405b.yaml``: ``ub_tp_comm_overlap: true``, ``overlap_p2p_comm: true``). Its FP8
   recipe is Transformer Engine's delayed scaling; no published figure separates its cast costs, so the
-  profile keeps torchao's :data:`~scalelab.planner.step_time.FLOAT8_TORCHAO_TENSORWISE` costs.
+  profile keeps torchao's :data:`~scalelab.planner.step_time.FLOAT8_TORCHAO_TENSORWISE` costs. Its
+  optimizer, ``distributed_fused_adam`` with fp32 states over bf16 weights, keeps no fp32 master copy but
+  the low 16 bits of each one (``store_param_remainders``: the bf16 weight is the high half), so the master
+  weights cost 2 bytes (``master_weight_bytes=2``); a run with ``fp8_params`` stores full fp32 masters
+  (``store_params``) and needs ``master_weight_bytes=4`` (NeMo v2.0.0 = 24.09,
+  ``megatron_base_model.py`` ``setup_optimization``).
 - ``megatron-deepspeed`` (BLOOM, MT-NLG): Megatron's layers and loss with DeepSpeed's ZeRO-1 optimizer;
   the same memory conventions.
 - ``torchtitan`` (FSDP2, eager or compiled PyTorch): ``selective`` means its op-level SAC
@@ -218,14 +223,19 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
     FrameworkProfile("megatron", sources=(
         "Megatron-LM megatron/core/fusions/fused_bias_swiglu.py (gate, up saved; product rebuilt by TE/fused "
         "kernels when asked), megatron/core/tensor_parallel/cross_entropy.py (vocab-parallel CE in fp32)",)),
-    FrameworkProfile("nemo", tp_overlap=1.0, pp_overlap=1.0, sources=(
+    FrameworkProfile("nemo", memory=MemoryConventions(master_weight_bytes=2.0), tp_overlap=1.0, pp_overlap=1.0,
+                     sources=(
         "NVIDIA/dgxc-benchmarking v24.11.1 llama3.1/llama3.1_405b.yaml (NeMo 24.09): ub_tp_comm_overlap true "
         "with its ub_tp_comm_overlap_cfg (ring_exchange, pipeline and bulk methods per GEMM), overlap_p2p_comm "
         "true, batch_p2p_comm false",
         "NeMo Framework user guide, Communication Overlap: TP collectives overlapped in bulk with independent "
         "GEMMs and pipelined (chunked) with dependent ones; no hidden share published",
         "Megatron-LM megatron/training/arguments.py: overlap_p2p_comm on by default, forced off without a "
-        "virtual pipeline ('non-interleaved schedule does not support overlapping p2p communication')",)),
+        "virtual pipeline ('non-interleaved schedule does not support overlapping p2p communication')",
+        "NVIDIA/NeMo v2.0.0 (the 24.09 container) nemo/collections/nlp/models/language_modeling/megatron_base_model.py "
+        "setup_optimization: distributed_fused_adam with optimizer dtype fp32 and a bf16 model (megatron_amp_O2) "
+        "sets store_params=False, store_param_remainders=True (master_weight_bytes=2); with fp8_params, "
+        "store_params=True (a full master copy in the optimizer dtype)",)),
     FrameworkProfile("megatron-deepspeed", sources=(
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),

@@ -8,8 +8,9 @@ Mesh axes (Megatron-LM / torchtitan naming). The world of ``n_gpus`` ranks facto
 - ``cp``: context parallelism, splits each sequence across ranks (ring attention);
 - ``dp``: data parallelism over the rest; ``zero`` shards model states over the DP group
   (over a node only with ``shard_group="node"``, i.e. HSDP);
-- ``ep``: expert parallelism, carved out of the ``dp * cp`` ranks for MoE layers (Megatron convention),
-  with ``etp`` the tensor-parallel degree of each expert (defaults to ``tp``).
+- ``ep``: expert parallelism for MoE layers, with ``etp`` the tensor-parallel degree of each expert (defaults
+  to ``tp``): Megatron-Core folds ``etp * ep`` (times the expert data parallelism) over a stage's
+  ``tp * dp * cp`` ranks, so with ``etp=1`` EP may span the TP ranks too (``ep`` beyond ``dp * cp``).
 
 Degrees are checked for positivity here; whether they divide the model and the cluster is checked
 against a ``ModelSpec`` and a ``ClusterSpec`` in :func:`scalelab.planner.plan.check_layout`, which
@@ -118,7 +119,7 @@ class Layout(Spec):
     cp: PositiveInt = 1
     """Context-parallel degree (must divide seq_len)."""
     ep: PositiveInt = 1
-    """Expert-parallel degree, within dp * cp (must divide n_experts)."""
+    """Expert-parallel degree (must divide n_experts; ``etp * ep`` must divide ``tp * dp * cp``)."""
     etp: PositiveInt | None = None
     """Tensor-parallel degree inside each expert; defaults to ``tp``."""
     zero: Literal[0, 1, 2, 3] = 0

@@ -155,8 +155,9 @@ def check_layout(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
     else:
         if model.moe.n_experts % e:
             r.append(f"ep={e} does not divide n_experts={model.moe.n_experts}")
-        if dp is not None and (dp * c) % e:
-            r.append(f"ep={e} does not divide dp*cp={dp * c}")
+        # Megatron-Core >= 0.10 folds the expert grid (etp x ep x expert-dp) over the tp*dp*cp ranks of a stage
+        # (parallel_state.initialize_model_parallel, expert_tensor_parallel_size): with etp=1 EP may span TP
+        # ranks too (DeepSeek-V3 on NeMo 25.04: tp2 ep64 dp32), so ep need not divide dp*cp
         etp = layout.expert_tp
         if dp is not None and (t * dp * c) % (etp * e):
             r.append(f"etp*ep={etp * e} does not divide tp*dp*cp={t * dp * c}")
