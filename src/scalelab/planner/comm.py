@@ -38,7 +38,8 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 - TP (Megatron, Shoeybi et al. 2019; Narayanan et al. 2021 section 3.2): 2 all-reduces of b s h
   activations in forward and 2 in backward per layer per micro-batch; full recompute adds the 2 forward
   ones again. With sequence parallelism each all-reduce becomes a reduce-scatter plus an all-gather,
-  the same bytes (Korthikanti et al. 2022 section 4.2.2).
+  the same bytes (Korthikanti et al. 2022 section 4.2.2). A parallel attention+MLP block
+  (``ModelSpec.parallel_block``) runs one per direction instead of two (:func:`tp_collectives_per_layer`).
 - PP: per micro-batch and per (virtual) stage boundary, the activations forward and their gradients
   backward, b s h elements each (divided by t with sequence parallelism, Narayanan 2021 section 4.1);
   interleaving multiplies the count by v.
