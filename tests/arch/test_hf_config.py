@@ -210,3 +210,23 @@ def test_a_parallel_block_is_not_silently_dropped():
         to_hf_config(par, "llama")
     with pytest.raises(ConfigError, match="GELU"):
         to_hf_config(par)  # the only family with the block is Falcon's, which has no SwiGLU
+
+
+def test_pythia_style_gpt_neox_config_is_a_parallel_block_with_two_norms():
+    # EleutherAI/pythia-1b's config keys (use_parallel_residual, untied embeddings, biases everywhere)
+    cfg = {"model_type": "gpt_neox", "hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 8,
+           "num_hidden_layers": 16, "vocab_size": 50304, "max_position_embeddings": 2048, "rotary_pct": 0.25,
+           "use_parallel_residual": True, "tie_word_embeddings": False, "hidden_act": "gelu"}
+    m = from_hf_config(cfg)
+    assert (m.parallel_block, m.parallel_block_norms, m.attn_bias, m.mlp_bias) == (True, 2, "all", True)
+    assert to_hf_config(m)["model_type"] == "gpt_neox" and from_hf_config(to_hf_config(m), name=m.name) == m
+    assert not from_hf_config({**cfg, "use_parallel_residual": False}).parallel_block
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_transformers_gpt_neox_has_exactly_n_params(parallel):
+    pytest.importorskip("transformers")
+    cfg = {"model_type": "gpt_neox", "hidden_size": 256, "intermediate_size": 1024, "num_attention_heads": 4,
+           "num_hidden_layers": 2, "vocab_size": 512, "use_parallel_residual": parallel}
+    spec = from_hf_config(cfg)
+    assert _hf_numel(to_hf_config(spec, "gpt_neox")) == spec.n_params().total

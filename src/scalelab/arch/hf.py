@@ -1,8 +1,8 @@
 """Hugging Face ``config.json`` <-> ``ModelSpec``, without importing ``transformers``.
 
 :func:`from_hf_config` reads the config files of the Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE and
-DeepSeek-V3 families and Falcon's (the parallel attention + MLP block, ``ModelSpec.parallel_block``) as
-published on the Hub. :func:`to_hf_config` writes a spec back as a config dict
+DeepSeek-V3 families, and Falcon's and GPT-NeoX's (Pythia; both with the parallel attention + MLP block,
+``ModelSpec.parallel_block``) as published on the Hub. :func:`to_hf_config` writes a spec back as a config dict
 that ``transformers`` can build (``AutoConfig.for_model(**d)``), which is how the tests check that
 ``ModelSpec.n_params()`` equals ``sum(p.numel())`` of the Hugging Face model (DESIGN.md principle 1).
 
@@ -25,7 +25,8 @@ from .spec import ModelSpec
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "to_hf_config"]
 
 #: model_type values that from_hf_config reads.
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3", "falcon")
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3", "falcon",
+                         "gpt_neox")
 
 #: Extra targets of to_hf_config (GPT-style presets); not read back.
 _WRITE_ONLY_TYPES = ("gpt2", "bloom")
@@ -39,6 +40,7 @@ _ARCHITECTURES = {
     "Qwen3MoeForCausalLM": "qwen3_moe",
     "DeepseekV3ForCausalLM": "deepseek_v3",
     "FalconForCausalLM": "falcon",
+    "GPTNeoXForCausalLM": "gpt_neox",
 }
 
 
@@ -144,8 +146,9 @@ def from_hf_config(config: dict[str, Any] | str | Path, *, name: str | None = No
     cfg = config
     mt = _model_type(cfg, where)
     r = _Reader(cfg, where)
-    if mt == "falcon":
-        return _build({"name": name or str(cfg.get("_name_or_path") or mt), **_falcon_fields(r, where)}, where)
+    if mt in ("falcon", "gpt_neox"):
+        read = _falcon_fields if mt == "falcon" else _gpt_neox_fields
+        return _build({"name": name or str(cfg.get("_name_or_path") or mt), **read(r, where)}, where)
     h = r.int("hidden_size", alt=("n_embd", "d_model"))
     a = r.int("num_attention_heads")
     fields: dict[str, Any] = {
@@ -269,6 +272,24 @@ def _falcon_fields(r: _Reader, where: str) -> dict[str, Any]:
             "mlp_bias": bias, "parallel_block": parallel, "parallel_block_norms": norms}
 
 
+def _gpt_neox_fields(r: _Reader, where: str) -> dict[str, Any]:
+    """``ModelSpec`` fields of a GPT-NeoX config (Pythia, GPT-NeoX-20B; transformers ``GPTNeoXConfig`` /
+    ``GPTNeoXLayer``): multi-head attention with biases when ``attention_bias`` (default true), a GELU MLP with
+    biases, two LayerNorms per layer (``input_layernorm``, ``post_attention_layernorm``), rotary positions on
+    ``rotary_pct`` of each head (no parameters), untied embeddings by default; ``use_parallel_residual``
+    (default true) makes the block parallel, each branch through its own norm."""
+    act = r.cfg.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise ConfigError(explain(f"{where}: GPT-NeoX hidden_act {act!r} is not supported", value=act,
+                                  allowed="gelu", fix="write a ModelSpec TOML instead"))
+    return {"n_layers": r.int("num_hidden_layers"), "d_model": r.int("hidden_size"),
+            "n_heads": r.int("num_attention_heads"), "d_ff": r.int("intermediate_size"),
+            "vocab_size": r.int("vocab_size"), "seq_len": _seq_len(r.cfg), "ffn_kind": "gelu",
+            "norm_kind": "layernorm", "position_kind": "rope", "tied_embeddings": r.bool("tie_word_embeddings", False),
+            "attn_bias": "all" if r.bool("attention_bias", True) else "none", "mlp_bias": True,
+            "parallel_block": r.bool("use_parallel_residual", True)}
+
+
 def _leading(dense: list[int], where: str, key: str) -> int:
     """Number of leading dense layers, when the dense layers are exactly 0..k-1."""
     if dense != list(range(len(dense))):
@@ -286,8 +307,9 @@ def _cannot(spec: ModelSpec, target: str, reasons: list[str]) -> None:
 
 
 def _auto_type(spec: ModelSpec) -> str:
-    if spec.parallel_block:
-        return "falcon"
+    if spec.parallel_block:  # GPT-NeoX has MLP biases and two norms; Falcon holds the rest
+        plain_mha = spec.n_kv_heads == spec.n_heads and spec.parallel_block_norms == 2
+        return "gpt_neox" if spec.mlp_bias and plain_mha else "falcon"
     if spec.mla is not None:
         return "deepseek_v3"
     if spec.ffn_kind == "gelu" or spec.norm_kind == "layernorm" or spec.position_kind == "learned":
@@ -322,10 +344,12 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
     moe, mla = spec.moe, spec.mla
     reasons: list[str] = []
     gpt_like = mt in _WRITE_ONLY_TYPES
-    if spec.parallel_block and mt != "falcon":
-        reasons.append("has no parallel attention + MLP block (parallel_block; falcon has)")
+    if spec.parallel_block and mt not in ("falcon", "gpt_neox"):
+        reasons.append("has no parallel attention + MLP block (parallel_block; falcon and gpt_neox have)")
     if mt == "falcon":
         reasons += _falcon_cannot(spec)
+    elif mt == "gpt_neox":
+        reasons += _gpt_neox_cannot(spec)
     elif gpt_like:
         if spec.ffn_kind != "gelu":
             reasons.append("needs ffn_kind='gelu'")
@@ -384,6 +408,12 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
                 "tie_word_embeddings": True}
     if mt == "falcon":
         return _falcon_config(spec)
+    if mt == "gpt_neox":
+        return {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": spec.d_model,
+                "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
+                "intermediate_size": spec.d_ff, "vocab_size": spec.vocab_size, "max_position_embeddings": spec.seq_len,
+                "hidden_act": "gelu", "attention_bias": spec.attn_bias == "all",
+                "use_parallel_residual": spec.parallel_block, "tie_word_embeddings": spec.tied_embeddings}
     if mt == "bloom":
         return {"model_type": "bloom", "architectures": ["BloomForCausalLM"], "hidden_size": spec.d_model,
                 "n_layer": spec.n_layers, "n_head": spec.n_heads, "vocab_size": spec.vocab_size,
@@ -441,6 +471,22 @@ def _falcon_cannot(spec: ModelSpec) -> list[str]:
         reasons.append("has no MoE, MLA, qk_norm or embedding norm")
     if not spec.parallel_block and spec.n_kv_heads not in (1, spec.n_heads):
         reasons.append("a sequential Falcon block needs one KV head or n_kv_heads == n_heads")
+    return reasons
+
+
+def _gpt_neox_cannot(spec: ModelSpec) -> list[str]:
+    """Why ``spec`` cannot be a GPT-NeoX config (empty when it can)."""
+    reasons = []
+    if spec.ffn_kind != "gelu" or spec.norm_kind != "layernorm" or spec.position_kind != "rope":
+        reasons.append("needs a GELU MLP, LayerNorm and rotary positions")
+    if not spec.mlp_bias or spec.attn_bias == "qkv":
+        reasons.append("needs MLP biases, and attention biases on every projection or none")
+    if spec.n_kv_heads != spec.n_heads or spec.d_head * spec.n_heads != spec.d_model:
+        reasons.append("needs plain multi-head attention with n_heads * d_head == d_model")
+    if spec.moe is not None or spec.mla is not None or spec.qk_norm or spec.embedding_norm:
+        reasons.append("has no MoE, MLA, qk_norm or embedding norm")
+    if spec.parallel_block_norms != 2:
+        reasons.append("has two norms per block (parallel_block_norms=2)")
     return reasons
 
 
