@@ -135,3 +135,14 @@ def test_parallel_block_in_toml_and_dict_and_its_checks(tmp_path):
     assert seq.n_params().attention == m.n_params().attention
     with pytest.raises(ConfigError, match="parallel_block_norms=1 needs parallel_block=True"):
         get_model(m, parallel_block=False)
+
+
+def test_a_sequential_spec_serializes_without_the_parallel_block_fields():
+    """Content hashes key the wind tunnel's stores: a sequential spec (and a RunConfig holding one) must dump
+    as it did before the parallel-block fields existed, and load back equal."""
+    seq = get_model("tiny-dense")
+    d = seq.to_dict()
+    assert "parallel_block" not in d and "parallel_block_norms" not in d
+    assert ModelSpec(**d) == seq
+    par = get_model(seq, parallel_block=True)
+    assert par.content_hash() != seq.content_hash() and ModelSpec(**par.to_dict()) == par

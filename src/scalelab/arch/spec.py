@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from .._spec import Derived, Spec
 
@@ -189,6 +189,17 @@ class ModelSpec(Spec):
                 f"moe.n_dense_layers={self.moe.n_dense_layers} exceeds n_layers={self.n_layers}"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _leave_out_the_sequential_block(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The parallel-block fields are written only for a parallel block: a sequential spec serializes (and
+        hashes, alone or inside a wind-tunnel ``RunConfig``) as it did before they existed, so stores keyed
+        by content hash keep their runs."""
+        d = handler(self)
+        if not self.parallel_block:
+            d.pop("parallel_block", None)
+            d.pop("parallel_block_norms", None)
+        return d
 
     # ---- derived shapes -------------------------------------------------------------------------
     @property
