@@ -153,8 +153,10 @@ def deepseek_v2_plan(data: dict, n_gpus: int | None = None, ep_overlap: float | 
 def falcon_plan(data: dict, **overrides):
     """Falcon-180B's published layout planned as the asset's ``falcon_180b`` group states (its profile, device,
     batch and tokens); ``overrides`` replace layout fields (``recompute``, ``sequence_parallel``: the benchmark's
-    sensitivity rows), except ``inter_node_bandwidth_bytes_per_s``, which goes to the device (the P4d what-if)."""
+    sensitivity rows), except ``inter_node_bandwidth_bytes_per_s``, which goes to the device (the P4d what-if),
+    and ``parallel_block``, which goes to the model (False: the sequential block with the same weights)."""
     nic = overrides.pop("inter_node_bandwidth_bytes_per_s", None)
     gpu = {"inter_node_bandwidth_bytes_per_s": nic} if nic is not None else {}
-    return plan(get_model(data["model"]), get_cluster(data["gpu"], data["n_gpus"], **gpu), TrainSpec(**data["train"]),
-                Layout(**{**data["layout"], **overrides}), framework=data["framework"])
+    model = {"parallel_block": overrides.pop("parallel_block")} if "parallel_block" in overrides else {}
+    return plan(get_model(data["model"], **model), get_cluster(data["gpu"], data["n_gpus"], **gpu),
+                TrainSpec(**data["train"]), Layout(**{**data["layout"], **overrides}), framework=data["framework"])

@@ -55,10 +55,9 @@ def test_config_json_in_a_folder_is_named_after_the_folder(hf_dir, tmp_path):
     assert get_model(d / "config.json").name == "My-Llama"
 
 
-#: Families with no Hugging Face config type that to_hf_config writes: DeepMind's and GPT-3's shapes, BLOOM's
-#: presets, and Falcon (its parallel attention + MLP block has no ModelSpec field; the preset is the sequential
-#: block with the same weights, which no supported model_type holds: GELU MLP without biases, grouped KV heads).
-_WRITE_BACK = [p.name for p in list_presets() if p.family not in ("deepmind", "gpt", "bloom", "falcon")]
+#: Families with no Hugging Face config type that to_hf_config writes: DeepMind's and GPT-3's shapes and BLOOM's
+#: presets. Falcon's round-trips (model_type falcon, with its parallel block).
+_WRITE_BACK = [p.name for p in list_presets() if p.family not in ("deepmind", "gpt", "bloom")]
 
 
 @pytest.mark.parametrize("name", _WRITE_BACK)
@@ -74,7 +73,7 @@ _HF_TYPE = {"llama": "llama", "mistral": "mistral", "mixtral": "mixtral", "qwen2
             "qwen3_moe": "qwen3_moe", "deepseek_v3": "deepseek_v3", "gpt": "gpt2", "bloom": "bloom", "tiny": None,
             # DeepSeek-V2's modules are V3's (MLA, shared + routed experts, dense leading layers); V3's router
             # bias is a buffer, so a deepseek_v3 config holds V2's parameters exactly
-            "deepseek_v2": "deepseek_v3"}
+            "deepseek_v2": "deepseek_v3", "falcon": "falcon"}
 _PARITY = [p.name for p in list_presets() if p.family in _HF_TYPE]
 
 
@@ -173,3 +172,61 @@ def test_spec_that_no_hf_family_can_hold_is_refused():
         to_hf_config(get_model("qwen3-8b"), "llama")
     with pytest.raises(ConfigError, match="unknown model_type"):
         to_hf_config(get_model("llama-3.1-8b"), "gpt-j")
+
+
+# ---- the parallel attention + MLP block (Falcon) ----------------------------------------------------
+def test_falcon_round_trip_keeps_the_parallel_block():
+    spec = get_model("falcon-180b")
+    d = to_hf_config(spec)
+    assert (d["model_type"], d["new_decoder_architecture"], d["num_ln_in_parallel_attn"]) == ("falcon", True, 2)
+    assert from_hf_config(d, name=spec.name) == spec
+    one = get_model(spec, n_layers=2, parallel_block_norms=1)
+    assert from_hf_config(to_hf_config(one), name=one.name) == one
+
+
+def test_falcon_7b_style_config_is_a_parallel_block_with_one_norm_and_one_kv_head():
+    # tiiuae/falcon-7b's config keys (old decoder architecture: multi_query, parallel_attn, one input_layernorm)
+    cfg = {"model_type": "falcon", "hidden_size": 4544, "num_attention_heads": 71, "num_hidden_layers": 32,
+           "vocab_size": 65024, "multi_query": True, "parallel_attn": True, "new_decoder_architecture": False,
+           "bias": False, "alibi": False}
+    m = from_hf_config(cfg)
+    assert (m.parallel_block, m.parallel_block_norms, m.n_kv_heads, m.d_ff) == (True, 1, 1, 4 * 4544)
+    seq = from_hf_config({**cfg, "parallel_attn": False})
+    assert not seq.parallel_block and seq.n_params().norms - m.n_params().norms == 32 * 2 * 4544
+
+
+@pytest.mark.parametrize("changes", [{}, {"parallel_block_norms": 1}, {"parallel_block": False, "n_kv_heads": 1},
+                                     {"attn_bias": "all", "mlp_bias": True, "position_kind": "alibi"}])
+def test_transformers_falcon_has_exactly_n_params(changes):
+    pytest.importorskip("transformers")
+    small = dict(n_layers=2, d_model=256, n_heads=4, d_head=64, n_kv_heads=2, d_ff=1024, vocab_size=512)
+    spec = get_model("falcon-180b", **{**small, **changes})
+    assert _hf_numel(to_hf_config(spec, "falcon")) == spec.n_params().total
+
+
+def test_a_parallel_block_is_not_silently_dropped():
+    par = get_model("llama-3.1-8b", parallel_block=True)
+    with pytest.raises(ConfigError, match="parallel attention"):
+        to_hf_config(par, "llama")
+    with pytest.raises(ConfigError, match="GELU"):
+        to_hf_config(par)  # the only family with the block is Falcon's, which has no SwiGLU
+
+
+def test_pythia_style_gpt_neox_config_is_a_parallel_block_with_two_norms():
+    # EleutherAI/pythia-1b's config keys (use_parallel_residual, untied embeddings, biases everywhere)
+    cfg = {"model_type": "gpt_neox", "hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 8,
+           "num_hidden_layers": 16, "vocab_size": 50304, "max_position_embeddings": 2048, "rotary_pct": 0.25,
+           "use_parallel_residual": True, "tie_word_embeddings": False, "hidden_act": "gelu"}
+    m = from_hf_config(cfg)
+    assert (m.parallel_block, m.parallel_block_norms, m.attn_bias, m.mlp_bias) == (True, 2, "all", True)
+    assert to_hf_config(m)["model_type"] == "gpt_neox" and from_hf_config(to_hf_config(m), name=m.name) == m
+    assert not from_hf_config({**cfg, "use_parallel_residual": False}).parallel_block
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_transformers_gpt_neox_has_exactly_n_params(parallel):
+    pytest.importorskip("transformers")
+    cfg = {"model_type": "gpt_neox", "hidden_size": 256, "intermediate_size": 1024, "num_attention_heads": 4,
+           "num_hidden_layers": 2, "vocab_size": 512, "use_parallel_residual": parallel}
+    spec = from_hf_config(cfg)
+    assert _hf_numel(to_hf_config(spec, "gpt_neox")) == spec.n_params().total

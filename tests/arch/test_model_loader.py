@@ -120,3 +120,29 @@ def test_unknown_family_is_an_error_with_suggestions():
     with pytest.raises(UnknownNameError) as e:
         list_models("qwen")
     assert "qwen2" in e.value.suggestions or "qwen3" in e.value.suggestions
+
+
+def test_parallel_block_in_toml_and_dict_and_its_checks(tmp_path):
+    p = tmp_path / "par.toml"
+    p.write_text('name = "par"\nn_layers = 2\nd_model = 64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n'
+                 'parallel_block = true\nparallel_block_norms = 1\n')
+    m = get_model(p)
+    assert (m.parallel_block, m.parallel_block_norms) == (True, 1)
+    assert ModelSpec(**m.to_dict()) == m and m.to_dict()["parallel_block"] is True
+    seq = get_model(m, parallel_block=False, parallel_block_norms=2)
+    # one norm per block fewer (RMSNorm: d_model weights), same matrices
+    assert seq.n_params().total - m.n_params().total == 2 * 64
+    assert seq.n_params().attention == m.n_params().attention
+    with pytest.raises(ConfigError, match="parallel_block_norms=1 needs parallel_block=True"):
+        get_model(m, parallel_block=False)
+
+
+def test_a_sequential_spec_serializes_without_the_parallel_block_fields():
+    """Content hashes key the wind tunnel's stores: a sequential spec (and a RunConfig holding one) must dump
+    as it did before the parallel-block fields existed, and load back equal."""
+    seq = get_model("tiny-dense")
+    d = seq.to_dict()
+    assert "parallel_block" not in d and "parallel_block_norms" not in d
+    assert ModelSpec(**d) == seq
+    par = get_model(seq, parallel_block=True)
+    assert par.content_hash() != seq.content_hash() and ModelSpec(**par.to_dict()) == par

@@ -212,3 +212,22 @@ def test_initial_loss_is_near_uniform_guess():
     idx = torch.randint(0, 256, (4, 32))
     loss = float(GPT(spec)(idx, idx).loss.detach())
     assert abs(loss - math.log(256)) < 0.1
+
+
+@pytest.mark.parametrize("norms", [1, 2])
+def test_parallel_block_counts_and_reads_the_block_input(norms):
+    """y = x + attn(ln1(x)) + mlp(ln2(x)) (ln2 = ln1 with one norm): the module holds n_params() exactly and
+    its MLP reads the block input, so zeroing attention leaves the MLP's contribution unchanged."""
+    spec = ModelSpec(**{**DENSE["llama-like"].to_dict(), "parallel_block": True, "parallel_block_norms": norms})
+    torch.manual_seed(0)
+    model = GPT(spec).eval()
+    assert sum(p.numel() for p in model.parameters()) == spec.n_params().total
+    block = model.blocks[0]
+    x = torch.randn(1, 8, spec.d_model)
+    with torch.no_grad():
+        rope = (model.rope_cos, model.rope_sin)
+        y, _ = block(x, rope)
+        ln2 = block.ln_1 if block.ln_2 is None else block.ln_2
+        expected_mlp = block.mlp(ln2(x))
+        attn = block.attn(block.ln_1(x), rope)
+    torch.testing.assert_close(y, x + attn + expected_mlp)

@@ -1,7 +1,8 @@
 """Hugging Face ``config.json`` <-> ``ModelSpec``, without importing ``transformers``.
 
 :func:`from_hf_config` reads the config files of the Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE and
-DeepSeek-V3 families as published on the Hub. :func:`to_hf_config` writes a spec back as a config dict
+DeepSeek-V3 families, and Falcon's and GPT-NeoX's (Pythia; both with the parallel attention + MLP block,
+``ModelSpec.parallel_block``) as published on the Hub. :func:`to_hf_config` writes a spec back as a config dict
 that ``transformers`` can build (``AutoConfig.for_model(**d)``), which is how the tests check that
 ``ModelSpec.n_params()`` equals ``sum(p.numel())`` of the Hugging Face model (DESIGN.md principle 1).
 
@@ -24,7 +25,8 @@ from .spec import ModelSpec
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "to_hf_config"]
 
 #: model_type values that from_hf_config reads.
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3")
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "deepseek_v3", "falcon",
+                         "gpt_neox")
 
 #: Extra targets of to_hf_config (GPT-style presets); not read back.
 _WRITE_ONLY_TYPES = ("gpt2", "bloom")
@@ -37,6 +39,8 @@ _ARCHITECTURES = {
     "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3_moe",
     "DeepseekV3ForCausalLM": "deepseek_v3",
+    "FalconForCausalLM": "falcon",
+    "GPTNeoXForCausalLM": "gpt_neox",
 }
 
 
@@ -142,6 +146,9 @@ def from_hf_config(config: dict[str, Any] | str | Path, *, name: str | None = No
     cfg = config
     mt = _model_type(cfg, where)
     r = _Reader(cfg, where)
+    if mt in ("falcon", "gpt_neox"):
+        read = _falcon_fields if mt == "falcon" else _gpt_neox_fields
+        return _build({"name": name or str(cfg.get("_name_or_path") or mt), **read(r, where)}, where)
     h = r.int("hidden_size", alt=("n_embd", "d_model"))
     a = r.int("num_attention_heads")
     fields: dict[str, Any] = {
@@ -226,10 +233,61 @@ def from_hf_config(config: dict[str, Any] | str | Path, *, name: str | None = No
         # n_heads need not divide d_model under MLA (the heads have their own widths); d_head is unused.
         if h % a:
             fields["d_head"] = fields["mla"]["v_head_dim"]
+    return _build(fields, where)
+
+
+def _build(fields: dict[str, Any], where: str) -> ModelSpec:
     try:
         return ModelSpec(**fields)
     except ValidationError as e:
         raise config_error_from_validation(e, where) from None
+
+
+def _falcon_fields(r: _Reader, where: str) -> dict[str, Any]:
+    """``ModelSpec`` fields of a Falcon config (transformers ``FalconConfig`` / ``FalconDecoderLayer``):
+    a GELU MLP of ``ffn_hidden_size`` (default 4h), LayerNorms, rotary positions or ALiBi, biases on every
+    linear when ``bias``. ``new_decoder_architecture`` (Falcon-40B/180B): ``num_kv_heads`` KV heads and a
+    parallel block with ``num_ln_in_parallel_attn`` norms (default 2: ``ln_attn``, ``ln_mlp``); otherwise
+    one KV head with ``multi_query`` (default true) and, with ``parallel_attn`` (default true), a parallel
+    block sharing ``input_layernorm`` (Falcon-7B)."""
+    h, a = r.int("hidden_size", alt=("n_embed",)), r.int("num_attention_heads")
+    act = r.cfg.get("activation", "gelu")
+    if act != "gelu":
+        raise ConfigError(explain(f"{where}: Falcon activation {act!r} is not supported", value=act,
+                                  allowed="gelu", fix="write a ModelSpec TOML instead"))
+    new_arch, bias = r.bool("new_decoder_architecture", False), r.bool("bias", False)
+    if new_arch:
+        kv, parallel, norms = r.int("num_kv_heads", a), True, r.int("num_ln_in_parallel_attn", 2)
+        if norms not in (1, 2):
+            raise ConfigError(explain(f"{where}: num_ln_in_parallel_attn must be 1 or 2", value=norms))
+    else:
+        kv = 1 if r.bool("multi_query", True) else a
+        parallel = r.bool("parallel_attn", True)
+        norms = 1 if parallel else 2
+    return {"n_layers": r.int("num_hidden_layers"), "d_model": h, "n_heads": a, "n_kv_heads": kv,
+            "d_ff": r.int("ffn_hidden_size", 4 * h), "vocab_size": r.int("vocab_size"), "seq_len": _seq_len(r.cfg),
+            "ffn_kind": "gelu", "norm_kind": "layernorm",
+            "position_kind": "alibi" if r.bool("alibi", False) else "rope",
+            "tied_embeddings": r.bool("tie_word_embeddings", True), "attn_bias": "all" if bias else "none",
+            "mlp_bias": bias, "parallel_block": parallel, "parallel_block_norms": norms}
+
+
+def _gpt_neox_fields(r: _Reader, where: str) -> dict[str, Any]:
+    """``ModelSpec`` fields of a GPT-NeoX config (Pythia, GPT-NeoX-20B; transformers ``GPTNeoXConfig`` /
+    ``GPTNeoXLayer``): multi-head attention with biases when ``attention_bias`` (default true), a GELU MLP with
+    biases, two LayerNorms per layer (``input_layernorm``, ``post_attention_layernorm``), rotary positions on
+    ``rotary_pct`` of each head (no parameters), untied embeddings by default; ``use_parallel_residual``
+    (default true) makes the block parallel, each branch through its own norm."""
+    act = r.cfg.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise ConfigError(explain(f"{where}: GPT-NeoX hidden_act {act!r} is not supported", value=act,
+                                  allowed="gelu", fix="write a ModelSpec TOML instead"))
+    return {"n_layers": r.int("num_hidden_layers"), "d_model": r.int("hidden_size"),
+            "n_heads": r.int("num_attention_heads"), "d_ff": r.int("intermediate_size"),
+            "vocab_size": r.int("vocab_size"), "seq_len": _seq_len(r.cfg), "ffn_kind": "gelu",
+            "norm_kind": "layernorm", "position_kind": "rope", "tied_embeddings": r.bool("tie_word_embeddings", False),
+            "attn_bias": "all" if r.bool("attention_bias", True) else "none", "mlp_bias": True,
+            "parallel_block": r.bool("use_parallel_residual", True)}
 
 
 def _leading(dense: list[int], where: str, key: str) -> int:
@@ -249,6 +307,9 @@ def _cannot(spec: ModelSpec, target: str, reasons: list[str]) -> None:
 
 
 def _auto_type(spec: ModelSpec) -> str:
+    if spec.parallel_block:  # GPT-NeoX has MLP biases and two norms; Falcon holds the rest
+        plain_mha = spec.n_kv_heads == spec.n_heads and spec.parallel_block_norms == 2
+        return "gpt_neox" if spec.mlp_bias and plain_mha else "falcon"
     if spec.mla is not None:
         return "deepseek_v3"
     if spec.ffn_kind == "gelu" or spec.norm_kind == "layernorm" or spec.position_kind == "learned":
@@ -283,7 +344,13 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
     moe, mla = spec.moe, spec.mla
     reasons: list[str] = []
     gpt_like = mt in _WRITE_ONLY_TYPES
-    if gpt_like:
+    if spec.parallel_block and mt not in ("falcon", "gpt_neox"):
+        reasons.append("has no parallel attention + MLP block (parallel_block; falcon and gpt_neox have)")
+    if mt == "falcon":
+        reasons += _falcon_cannot(spec)
+    elif mt == "gpt_neox":
+        reasons += _gpt_neox_cannot(spec)
+    elif gpt_like:
         if spec.ffn_kind != "gelu":
             reasons.append("needs ffn_kind='gelu'")
         if spec.norm_kind != "layernorm":
@@ -339,6 +406,14 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
                 "n_layer": spec.n_layers, "n_head": spec.n_heads, "n_inner": spec.d_ff,
                 "n_positions": spec.seq_len, "vocab_size": spec.vocab_size, "activation_function": "gelu_new",
                 "tie_word_embeddings": True}
+    if mt == "falcon":
+        return _falcon_config(spec)
+    if mt == "gpt_neox":
+        return {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": spec.d_model,
+                "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
+                "intermediate_size": spec.d_ff, "vocab_size": spec.vocab_size, "max_position_embeddings": spec.seq_len,
+                "hidden_act": "gelu", "attention_bias": spec.attn_bias == "all",
+                "use_parallel_residual": spec.parallel_block, "tie_word_embeddings": spec.tied_embeddings}
     if mt == "bloom":
         return {"model_type": "bloom", "architectures": ["BloomForCausalLM"], "hidden_size": spec.d_model,
                 "n_layer": spec.n_layers, "n_head": spec.n_heads, "vocab_size": spec.vocab_size,
@@ -380,6 +455,55 @@ def to_hf_config(spec: ModelSpec, model_type: str | None = None) -> dict[str, An
                  kv_lora_rank=mla.kv_lora_rank, qk_nope_head_dim=mla.qk_nope_head_dim,
                  qk_rope_head_dim=mla.qk_rope_head_dim, v_head_dim=mla.v_head_dim, attention_bias=False,
                  num_nextn_predict_layers=0)
+    return d
+
+
+def _falcon_cannot(spec: ModelSpec) -> list[str]:
+    """Why ``spec`` cannot be a Falcon config (empty when it can)."""
+    reasons = []
+    if spec.ffn_kind != "gelu" or spec.norm_kind != "layernorm" or spec.position_kind not in ("rope", "alibi"):
+        reasons.append("needs a GELU MLP, LayerNorm and rotary or ALiBi positions")
+    if (spec.attn_bias, spec.mlp_bias) not in (("none", False), ("all", True)):
+        reasons.append("needs biases on every linear or on none (attn_bias 'all' with mlp_bias, or 'none' without)")
+    if spec.d_head * spec.n_heads != spec.d_model:
+        reasons.append("needs n_heads * d_head == d_model")
+    if spec.moe is not None or spec.mla is not None or spec.qk_norm or spec.embedding_norm:
+        reasons.append("has no MoE, MLA, qk_norm or embedding norm")
+    if not spec.parallel_block and spec.n_kv_heads not in (1, spec.n_heads):
+        reasons.append("a sequential Falcon block needs one KV head or n_kv_heads == n_heads")
+    return reasons
+
+
+def _gpt_neox_cannot(spec: ModelSpec) -> list[str]:
+    """Why ``spec`` cannot be a GPT-NeoX config (empty when it can)."""
+    reasons = []
+    if spec.ffn_kind != "gelu" or spec.norm_kind != "layernorm" or spec.position_kind != "rope":
+        reasons.append("needs a GELU MLP, LayerNorm and rotary positions")
+    if not spec.mlp_bias or spec.attn_bias == "qkv":
+        reasons.append("needs MLP biases, and attention biases on every projection or none")
+    if spec.n_kv_heads != spec.n_heads or spec.d_head * spec.n_heads != spec.d_model:
+        reasons.append("needs plain multi-head attention with n_heads * d_head == d_model")
+    if spec.moe is not None or spec.mla is not None or spec.qk_norm or spec.embedding_norm:
+        reasons.append("has no MoE, MLA, qk_norm or embedding norm")
+    if spec.parallel_block_norms != 2:
+        reasons.append("has two norms per block (parallel_block_norms=2)")
+    return reasons
+
+
+def _falcon_config(spec: ModelSpec) -> dict[str, Any]:
+    """A ``FalconConfig`` dict: a parallel block as ``new_decoder_architecture`` (any KV heads, 1 or 2 norms),
+    a sequential one as the old architecture with ``parallel_attn=false``."""
+    d: dict[str, Any] = {
+        "model_type": "falcon", "architectures": ["FalconForCausalLM"], "hidden_size": spec.d_model,
+        "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads, "vocab_size": spec.vocab_size,
+        "ffn_hidden_size": spec.d_ff, "max_position_embeddings": spec.seq_len, "activation": "gelu",
+        "alibi": spec.position_kind == "alibi", "bias": spec.mlp_bias, "tie_word_embeddings": spec.tied_embeddings,
+        "parallel_attn": spec.parallel_block, "new_decoder_architecture": spec.parallel_block,
+    }
+    if spec.parallel_block:
+        d.update(num_kv_heads=spec.n_kv_heads, num_ln_in_parallel_attn=spec.parallel_block_norms)
+    else:
+        d["multi_query"] = spec.n_kv_heads == 1
     return d
 
 

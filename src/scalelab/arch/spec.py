@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from .._spec import Derived, Spec
 
@@ -145,6 +145,18 @@ class ModelSpec(Spec):
     embedding_norm: bool = False
     """A norm right after the token embedding (BLOOM's ``word_embeddings_layernorm``; Dettmers et al.
     2022's stable embedding)."""
+    parallel_block: bool = False
+    """Attention and MLP read the same block input and their outputs join the residual together,
+    ``y = x + Attn(LN(x)) + MLP(LN'(x))``, instead of one after the other: GPT-J, GPT-NeoX / Pythia
+    (``use_parallel_residual``), PaLM (Chowdhery et al. 2022 sec. 2, "Parallel Layers"), Falcon
+    (``parallel_attn`` / ``new_decoder_architecture``), Cohere Command R, Phi-2. Same weights and FLOPs as
+    the sequential block; under tensor parallelism the two row-parallel outputs are summed before one
+    reduction, so the planner charges one TP collective per block and direction instead of two
+    (docs/planner.md, "Parallel attention+MLP block")."""
+    parallel_block_norms: Literal[1, 2] = 2
+    """Norms per parallel block: 1 when attention and MLP share one (GPT-J, PaLM, Falcon-7B, Phi-2,
+    Cohere), 2 when each branch has its own (GPT-NeoX-20B's untied pair, Falcon-40B/180B's ``ln_attn`` and
+    ``ln_mlp``). Only 2 is allowed for a sequential block, which always has two."""
     mla: MLASpec | None = None
     """Multi-head latent attention; when set, n_kv_heads/d_head are not used for attention weights."""
     moe: MoESpec | None = None
@@ -167,11 +179,27 @@ class ModelSpec(Spec):
                 f"n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}; allowed: a divisor "
                 f"of n_heads (GQA groups). Fix: pick n_kv_heads from the divisors of {self.n_heads}"
             )
+        if self.parallel_block_norms == 1 and not self.parallel_block:
+            raise ValueError(
+                "parallel_block_norms=1 needs parallel_block=True; allowed: 2 for a sequential block (one norm "
+                "before attention, one before the MLP). Fix: set parallel_block=True or drop parallel_block_norms"
+            )
         if self.moe is not None and self.moe.n_dense_layers > self.n_layers:
             raise ValueError(
                 f"moe.n_dense_layers={self.moe.n_dense_layers} exceeds n_layers={self.n_layers}"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _leave_out_the_sequential_block(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The parallel-block fields are written only for a parallel block: a sequential spec serializes (and
+        hashes, alone or inside a wind-tunnel ``RunConfig``) as it did before they existed, so stores keyed
+        by content hash keep their runs."""
+        d = handler(self)
+        if not self.parallel_block:
+            d.pop("parallel_block", None)
+            d.pop("parallel_block_norms", None)
+        return d
 
     # ---- derived shapes -------------------------------------------------------------------------
     @property
@@ -263,8 +291,8 @@ class ModelSpec(Spec):
             moe_total = router + routed + shared
             moe_active = router + min(e.top_k, e.n_experts) * self._mlp_params(e.d_expert) + shared
         n_moe, n_dense = self.n_moe_layers, self.n_dense_mlp_layers
-        # two per block, the final one, and BLOOM's embedding norm
-        norms = (L * 2 + 1 + int(self.embedding_norm)) * self._norm_params()
+        # two per block (one in a parallel block with a shared norm), the final one, and BLOOM's embedding norm
+        norms = (L * self.parallel_block_norms + 1 + int(self.embedding_norm)) * self._norm_params()
         embedding = V * h * (1 if self.tied_embeddings else 2)
         if self.position_kind == "learned":
             embedding += self.seq_len * h

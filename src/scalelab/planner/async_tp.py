@@ -22,6 +22,12 @@ In a Llama block under sequence parallelism that fuses, per pass:
 - the re-gathers of torchtitan's op-level SAC are counted as not fused (they feed the weight-gradient
   GEMMs as the right operand, and only the recomputed half of the GEMMs as ``A``).
 
+In a parallel block (``ModelSpec.parallel_block``, one collective per direction, :func:`~scalelab.planner.comm.
+tp_collectives_per_layer`) the same rules give: the forward gather feeds ``wq, wk, wv, w1, w3`` together when
+one norm is shared (with two norms it feeds the norms, no ``mm``, and is not fused); the backward gather of the
+summed output's gradient feeds ``wo``'s and ``w2``'s input-gradient GEMMs; neither reduce-scatter is fused
+(forward: a sum of ``wo`` and ``w2``; backward: a sum of all the input projections' gradients).
+
 How a fused op runs (``torch/distributed/_symmetric_memory/__init__.py``,
 ``_pipelined_multi_all_gather_and_consume`` and ``_pipelined_produce_and_all2all``): the tensor is split
 in ``t`` chunks along M; the peers' chunks are pulled one after another with copy-engine copies from
@@ -48,6 +54,7 @@ docs/performance.md Table 4 pair (``benchmarks/planner_validation.py``, "AsyncTP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..arch.spec import ModelSpec
@@ -82,14 +89,17 @@ class AsyncTPCost:
 
 
 def async_tp_unfused_rs_per_layer(model: ModelSpec, *, separate_qkv: bool) -> int:
-    """Backward reduce-scatters per dense layer that AsyncTP cannot fuse: one for each column-parallel
-    block whose input gradient is a sum of GEMMs (three q, k, v GEMMs; SwiGLU's two up GEMMs; the MLP's
-    only in a dense model, whose every layer has one).
+    """Reduce-scatters per dense layer (forward without rerun, and backward) that AsyncTP cannot fuse: in a
+    sequential block, one backward reduce-scatter for each column-parallel block whose input gradient is a
+    sum of GEMMs (three q, k, v GEMMs; SwiGLU's two up GEMMs; the MLP's only in a dense model, whose every
+    layer has one); in a parallel block both of its reduce-scatters (each reduces a sum of GEMMs).
 
     >>> from scalelab import get_model
     >>> async_tp_unfused_rs_per_layer(get_model("llama-3.1-8b"), separate_qkv=True)
     2
     """
+    if model.parallel_block:
+        return 2
     return int(separate_qkv) + int(model.ffn_kind == "swiglu" and model.moe is None)
 
 
@@ -170,6 +180,11 @@ def async_tp_cost(model: ModelSpec, layout: Layout, comm: CommBreakdown, *, toke
     rs_fixed = (M + M / t) * h * act_bytes / hbm_bytes_per_s
 
     fused: list[tuple[float, list[tuple[float, float]], float]] = []  # (call s, GEMMs, copies s) per layer
+    if model.parallel_block:  # one gather per direction feeds both branches; no reduce-scatter fuses
+        shared_norm = model.parallel_block_norms == 1
+        fused += [(ag_call, qkv + up, ag_fixed)] * (2 if rerun_forward else 1) * int(shared_norm)
+        fused.append((ag_call, wo + down, ag_fixed))  # backward: gather of the summed output's gradient
+        return _async_tp_totals(fused, tp_s, n_micro * stage_layers, t, hiding_efficiency, gemms_s)
     fwd = [(ag_call, qkv, ag_fixed), (rs_call, wo, rs_fixed)]
     if up:
         fwd += [(ag_call, up, ag_fixed), (rs_call, down, rs_fixed)]
@@ -182,13 +197,20 @@ def async_tp_cost(model: ModelSpec, layout: Layout, comm: CommBreakdown, *, toke
     if up and n_up == 1:
         fused.append((rs_call, up, rs_fixed))
 
+    return _async_tp_totals(fused, tp_s, n_micro * stage_layers, t, hiding_efficiency, gemms_s)
+
+
+def _async_tp_totals(fused: list[tuple[float, list[tuple[float, float]], float]], tp_s: float, k: int, t: int,
+                     hiding_efficiency: float,
+                     gemms_s: Callable[[list[tuple[float, float]]], tuple[float, float]]) -> AsyncTPCost:
+    """:class:`AsyncTPCost` of ``k`` layers that each run the fused ops ``fused`` (call seconds, the GEMMs'
+    (K, N) shapes, copy seconds); the rest of ``tp_s`` stays exposed in full."""
     per_layer_fused = per_layer_exposed = per_layer_chunking = 0.0
     for call_s, shapes, extra_s in fused:
         g, chunking = gemms_s(shapes)
         per_layer_fused += call_s
         per_layer_exposed += max(0.0, call_s - hiding_efficiency * (1.0 - 1.0 / t) * g) + extra_s + chunking
         per_layer_chunking += chunking
-    k = n_micro * stage_layers
     fused_s = min(tp_s, k * per_layer_fused)
     exposed = tp_s - fused_s + k * per_layer_exposed
     return AsyncTPCost(exposed, max(0.0, tp_s - exposed), fused_s, k * per_layer_chunking)

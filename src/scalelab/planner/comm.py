@@ -38,7 +38,8 @@ eta the achievable fraction of it (``GPUSpec.network_efficiency``).
 - TP (Megatron, Shoeybi et al. 2019; Narayanan et al. 2021 section 3.2): 2 all-reduces of b s h
   activations in forward and 2 in backward per layer per micro-batch; full recompute adds the 2 forward
   ones again. With sequence parallelism each all-reduce becomes a reduce-scatter plus an all-gather,
-  the same bytes (Korthikanti et al. 2022 section 4.2.2).
+  the same bytes (Korthikanti et al. 2022 section 4.2.2). A parallel attention+MLP block
+  (``ModelSpec.parallel_block``) runs one per direction instead of two (:func:`tp_collectives_per_layer`).
 - PP: per micro-batch and per (virtual) stage boundary, the activations forward and their gradients
   backward, b s h elements each (divided by t with sequence parallelism, Narayanan 2021 section 4.1);
   interleaving multiplies the count by v.
@@ -473,27 +474,45 @@ class _CollectiveList:
                                    critical))
 
 
+def tp_collectives_per_layer(model: ModelSpec, *, experts_without_tp: bool = False) -> int:
+    """TP collectives per layer and direction for one micro-batch: the forward reductions of the row-parallel
+    outputs (all-reduce, or reduce-scatter with sequence parallelism), and as many conjugates in backward (the
+    all-reduce or reduce-scatter of the column-parallel inputs' gradient).
+
+    2 for a sequential block (after attention and after the MLP; Shoeybi et al. 2019 Fig. 4). 1 for a
+    parallel block (``ModelSpec.parallel_block``): attention and MLP read the same input and their partial
+    outputs are summed before one reduction (GPT-NeoX ``megatron/model/transformer.py``, ``gpt_j_residual``:
+    "we can do a single allreduce after we add mlp / attn outputs"), and the shared input's gradient is
+    reduced once. 1 also for a MoE layer whose experts have no TP (the EP combine replaces the MLP's).
+
+    >>> from scalelab.arch import get_model
+    >>> tp_collectives_per_layer(get_model("llama-3.1-8b")), tp_collectives_per_layer(get_model("falcon-180b"))
+    (2, 1)
+    """
+    return 1 if model.parallel_block or experts_without_tp else 2
+
+
 def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
-    """Tensor parallelism: 4 all-reduces (or reduce-scatter + all-gather pairs with sequence parallelism)
-    of ``tokens_mb * d_model`` activations per layer per micro-batch, 2 more per layer with full recompute,
-    2 more all-gathers alone with a save policy that re-gathers the sequence-parallel inputs
-    (``SavePolicy.reruns_tp_all_gathers``: torchtitan's op-level SAC); in MoE layers whose experts have no
-    TP only the attention block's pair per direction."""
+    """Tensor parallelism: per layer per micro-batch, :func:`tp_collectives_per_layer` all-reduces (or
+    reduce-scatter + all-gather pairs with sequence parallelism) of ``tokens_mb * d_model`` activations in
+    each direction (2 in a sequential block, 1 in a parallel one or in a MoE layer whose experts have no
+    TP), as many more with full recompute, and as many more all-gathers alone with a save policy that
+    re-gathers the sequence-parallel inputs (``SavePolicy.reruns_tp_all_gathers``: torchtitan's op-level SAC).
+
+    A parallel block whose two branches have their own norms (Falcon-180B) is charged the same one call:
+    the block's input is gathered (sequence parallelism) or marked for the backward all-reduce once, before
+    both norms, which then run on every TP rank."""
     model, train, layout = st.model, st.train, st.layout
     t, m, L_stage, moe_layers_stage = layout.tp, st.micro_batches, st.stage_layers, st.moe_layers_stage
     if t <= 1:
         return
-    n_fwd = 2 + (2 if st.policy.reruns_tp_forward else 0)  # full recompute reruns the forward ones
-    per_layer = n_fwd + 2
+    fwd_mult = 2 if st.policy.reruns_tp_forward else 1  # full recompute reruns the forward ones
     msg = st.tokens_mb * model.d_model * st.act_bytes
-    if model.moe is not None and layout.expert_tp == 1:
-        # Experts without TP: only the attention block's pair of all-reduces per direction remains
-        # in MoE layers (the MLP output is combined by the EP all-to-all instead).
-        calls = m * (per_layer * (L_stage - moe_layers_stage) + per_layer / 2 * moe_layers_stage)
-        regather = m * (2 * (L_stage - moe_layers_stage) + moe_layers_stage)
-    else:
-        calls = m * per_layer * L_stage
-        regather = m * 2 * L_stage
+    dense_n = tp_collectives_per_layer(model)
+    moe_n = tp_collectives_per_layer(model, experts_without_tp=model.moe is not None and layout.expert_tp == 1)
+    per_dir = dense_n * (L_stage - moe_layers_stage) + moe_n * moe_layers_stage  # one direction, per micro-batch
+    calls = m * per_dir * (fwd_mult + 1)
+    regather = m * per_dir
     if layout.sequence_parallel:
         acc.add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
         ag_calls = calls + (regather if st.policy.reruns_tp_all_gathers else 0)

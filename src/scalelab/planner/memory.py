@@ -638,8 +638,9 @@ def _op_sac_terms(model: ModelSpec, T: float, rep: float, t: int, act: float, mo
     # mm order in the MLP: SwiGLU w1 (5), w3 (6), w2 (7): gate and down saved; GELU fc1 (5), fc2 (6).
     # (the down projection's output is a full-width partial sum before its reduce-scatter)
     terms["mlp_saved_mm_outputs"] = rows * (f * act / t + (h * act if model.ffn_kind == "swiglu" else 0.0))
-    if t > 1:  # reduce-scatter outputs after the output projection and the MLP (sequence parallel)
-        terms["tp_reduce_scatter_outputs"] = 2 * rep * h * act
+    if t > 1:  # reduce-scatter outputs after the output projection and the MLP (sequence parallel); one
+        # per block, of the summed outputs, in a parallel block
+        terms["tp_reduce_scatter_outputs"] = (1 if model.parallel_block else 2) * rep * h * act
     return terms
 
 
@@ -653,7 +654,15 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
     d_v = model.mla.v_head_dim if model.mla is not None else model.d_head
     norm_out = 0.0 if policy.recomputes("layernorm") else 1.0  # the norm output feeding QKV
     linear_in = T if conv.sp_saves_gathered_inputs else rep  # what the QKV and MLP-in linears save
-    terms = {"norm_inputs": 2 * rep * h * act + 2 * rep * nstat * norm_out,
+    # A sequential block saves two norm inputs (and statistics) and two linear inputs. A parallel block saves
+    # its one input once; a shared norm's output feeds both QKV and the MLP and is saved once; two norms run on
+    # the input gathered once (comm.tp_collectives_per_layer), which is saved, like their two outputs, as the
+    # linears save their inputs (sharded and gathered again in backward, or whole: sp_saves_gathered_inputs).
+    n_inputs, norm_tokens, n_norms, mlp_in = 2, rep, 2, linear_in
+    if model.parallel_block:
+        n_inputs, n_norms = 1, model.parallel_block_norms
+        norm_tokens, mlp_in = (rep, 0.0) if n_norms == 1 else (linear_in, linear_in)
+    terms = {"norm_inputs": n_inputs * norm_tokens * h * act + n_norms * norm_tokens * nstat * norm_out,
              "attn_input": linear_in * h * act * norm_out}
     if model.mla is not None:
         m = model.mla
@@ -675,7 +684,7 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
     terms["attn_core"] = core
     terms["attn_out_input"] = T * a * d_v * act / t
     terms["dropout_masks"] = 2 * rep * h * mask
-    terms["mlp_input"] = linear_in * h * act * norm_out
+    terms["mlp_input"] = mlp_in * h * act * norm_out
     return terms
 
 

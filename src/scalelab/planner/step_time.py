@@ -60,6 +60,7 @@ from .comm import (
     group_bandwidth_bytes_per_s,
     ring_factors,
     tp_all_gather_fraction,
+    tp_collectives_per_layer,
 )
 from .gemm import gemm_roofline_factor, linear_gemm_shapes
 from .layout import Layout, TrainSpec
@@ -178,7 +179,9 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
     two norms (2 x 2h), two bias-dropout-residual fusions (read 2h, write h, 1-byte mask: 2 x 7h/2 x 2),
     the MLP activation (read and write f, twice for SwiGLU's gate product) and, without FlashAttention,
     the fused scale-mask-softmax and dropout over a x s scores (read and write a s, dropout read,
-    write and 1-byte mask). Norms and dropouts are split over tp only with sequence parallelism.
+    write and 1-byte mask). Norms and dropouts are split over tp only with sequence parallelism
+    (:func:`norms_per_layer`: one norm in a parallel block that shares it; two norms of a parallel block run
+    on the whole gathered input).
 
     ``fused=False`` counts what eager PyTorch runs instead (:func:`eager_elementwise_bytes_per_token_layer`).
     """
@@ -193,22 +196,39 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
         f_tp = layout.expert_tp
     else:
         f, f_tp = model.d_ff, t
-    replicated = (2 * 2 * h + 2 * 3.5 * h) * e  # norms + bias-dropout-residual
+    n_norms, norm_div = norms_per_layer(model, layout)
     replicated_div = t if layout.sequence_parallel else 1
+    replicated = n_norms * 2 * h * e / norm_div + 2 * 3.5 * h * e / replicated_div  # norms + bias-dropout-residual
     mlp = (2 if model.ffn_kind == "swiglu" else 1) * 2 * f * e / f_tp
     scores = 0.0
     if not layout.flash_attention:
         s_ctx = seq_len / layout.cp
         scores = (2 * a * s_ctx * e + 2.5 * a * s_ctx * e) / t  # softmax in/out + dropout in/out/mask
-    return replicated / replicated_div + mlp + scores
+    return replicated + mlp + scores
+
+
+def norms_per_layer(model: ModelSpec, layout: Layout) -> tuple[int, int]:
+    """(norms per layer, the factor their tensors are split by): two norms, split over tp with sequence
+    parallelism; one in a parallel block that shares it (``ModelSpec.parallel_block_norms``); a parallel
+    block's two norms run on the input gathered once (:func:`~scalelab.planner.comm.tp_collectives_per_layer`),
+    so they are not split.
+
+    >>> from scalelab import get_model
+    >>> lay = Layout(tp=8, sequence_parallel=True)
+    >>> norms_per_layer(get_model("llama-3.1-8b"), lay), norms_per_layer(get_model("falcon-180b"), lay)
+    ((2, 8), (2, 1))
+    """
+    n = model.parallel_block_norms
+    gathered_first = model.parallel_block and n == 2
+    return n, layout.tp if layout.sequence_parallel and not gathered_first else 1
 
 
 def rerun_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, precision: str) -> dict[str, float]:
     """HBM bytes per token and layer that a save policy's recomputed elementwise modules move again in
     backward, by module name of :mod:`~scalelab.planner.policy` (fused kernels, as
     :func:`elementwise_bytes_per_token_layer` counts them): ``act`` reruns the MLP activation (SwiGLU reads
-    gate and up and writes their product: 3 widths of f; GELU reads and writes f), ``layernorm`` the two
-    norms (read and write h each; split over tp with sequence parallelism). Full recompute reruns all
+    gate and up and writes their product: 3 widths of f; GELU reads and writes f), ``layernorm`` the
+    norms (read and write h each; as many and as split as :func:`norms_per_layer` says). Full recompute reruns all
     elementwise kernels and is counted as a fourth pass instead.
 
     >>> from scalelab import get_model
@@ -223,8 +243,8 @@ def rerun_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, pr
     else:
         f, f_tp = model.d_ff, layout.tp
     act = (3 if model.ffn_kind == "swiglu" else 2) * f * e / f_tp
-    norms = 2 * 2 * model.d_model * e / (layout.tp if layout.sequence_parallel else 1)
-    return {"act": act, "layernorm": norms}
+    n_norms, norm_div = norms_per_layer(model, layout)
+    return {"act": act, "layernorm": n_norms * 2 * model.d_model * e / norm_div}
 
 
 def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int,
@@ -242,13 +262,15 @@ def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, se
     - two residual adds: 3e per element of h each;
     - SwiGLU as ``silu(gate)`` then ``* up``: 2e + 3e per element of f (GELU: 2e).
 
-    Norm and residual tensors are split over tp only with sequence parallelism, as in the fused count.
+    Norm and residual tensors are split over tp only with sequence parallelism, as in the fused count (norms
+    as :func:`norms_per_layer` says).
     torch.compile fuses these chains back to roughly the fused count (torchtitan's docs/performance.md
     measures 5,762 -> 6,667 tokens/s/GPU on Llama 3.1 8B from compiling alone).
     """
     e = activation_bytes(precision)
     h, t = model.d_model, layout.tp
-    norms = 2 * (28 + 4 * e) * h
+    n_norms, norm_div = norms_per_layer(model, layout)
+    norms = n_norms * (28 + 4 * e) * h / norm_div
     residual = 2 * 3 * e * h
     rope = (16 + 2 * e) * (model.q_dim + model.kv_dim) / t if model.position_kind == "rope" else 0.0
     if model.moe is not None and model.n_moe_layers:
@@ -262,7 +284,7 @@ def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, se
     fused_mlp_norms = elementwise_bytes_per_token_layer(
         model, layout.model_copy(update={"flash_attention": True}), seq_len, precision)
     scores = base - fused_mlp_norms  # softmax over scores without FlashAttention, as fused
-    return (norms + residual) / replicated_div + rope + mlp + scores
+    return norms + residual / replicated_div + rope + mlp + scores
 
 
 def eager_loss_bytes_per_token(model: ModelSpec, layout: Layout) -> float:
@@ -821,7 +843,8 @@ def critical_comm_floor_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           dp: int, tp_overlap: float = 0.0, pp_overlap: float = 0.0, async_tp: bool = False,
                           separate_qkv: bool = False) -> float:
     """A lower bound on the exposed TP and PP time of a step (seconds): the fewest TP collectives any save
-    policy runs (two per layer and direction with dense MLPs, one with MoE layers) and the pipeline's
+    policy runs (two per layer and direction with dense MLPs, one with MoE layers or a parallel block,
+    :func:`~scalelab.planner.comm.tp_collectives_per_layer`) and the pipeline's
     sends, at the sizes and links :func:`~scalelab.planner.comm.comm_per_step` uses, less the most that
     ``tp_overlap`` and ``pp_overlap`` (interleaved schedules only) can hide of them in
     :func:`model_step_time`; with ``async_tp`` the TP part is the backward reduce-scatters AsyncTP does not
@@ -851,7 +874,8 @@ class _CommFloor:
         self.tp_bytes = (1.0 + tp_all_gather_fraction(train.precision)) / 2.0 if layout.sequence_parallel else 1.0
         self.gpu, self.sp = gpu, layout.sequence_parallel
         self.L_stage = -(-model.n_layers // p)
-        self.per_layer = 4 if model.moe is None else 2
+        # both directions; the fewest any layer runs (MoE layers whose experts have no TP: one each way)
+        self.per_layer = 2 * tp_collectives_per_layer(model, experts_without_tp=model.moe is not None)
         # AsyncTP (with SP) keeps only the backward reduce-scatters it cannot fuse, each in full (async_tp.py)
         self.unfused_rs = (async_tp_unfused_rs_per_layer(model, separate_qkv=separate_qkv)
                            if async_tp and layout.sequence_parallel else None)

@@ -159,13 +159,15 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)); with ``spec.parallel_block``
+    x + attn(norm(x)) + mlp(norm'(x)), norm' being norm itself when ``parallel_block_norms`` is 1."""
 
     def __init__(self, spec: ModelSpec, layer: int, attn_impl: AttnImpl = "sdpa"):
         super().__init__()
+        self.parallel = spec.parallel_block
         self.ln_1 = make_norm(spec.norm_kind, spec.d_model)
         self.attn = CausalSelfAttention(spec, attn_impl)
-        self.ln_2 = make_norm(spec.norm_kind, spec.d_model)
+        self.ln_2 = make_norm(spec.norm_kind, spec.d_model) if spec.parallel_block_norms == 2 else None
         moe = spec.moe
         self.is_moe = moe is not None and layer >= moe.n_dense_layers  # leading layers stay dense
         if moe is not None and self.is_moe:
@@ -174,11 +176,17 @@ class Block(nn.Module):
             self.mlp = MLP(spec.d_model, spec.d_ff, spec.ffn_kind, spec.mlp_bias)
 
     def forward(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = x + self.attn(self.ln_1(x), rope)
+        h = self.ln_1(x)
+        a = self.attn(h, rope)
+        if self.ln_2 is None:  # a parallel block sharing one norm
+            mlp_in = h
+        else:  # a parallel block's MLP reads the block input, a sequential one's the sum
+            mlp_in = self.ln_2(x if self.parallel else x + a)
+        x = x + a
         if self.is_moe:
-            y, aux = self.mlp(self.ln_2(x))
+            y, aux = self.mlp(mlp_in)
             return x + y, aux
-        return x + self.mlp(self.ln_2(x)), None
+        return x + self.mlp(mlp_in), None
 
 
 class ModelOutput(tuple):
