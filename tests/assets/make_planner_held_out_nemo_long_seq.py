@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from make_planner_held_out_nemo_perf import padded_vocab  # tests/assets/, beside this script
+
 OUT = Path(__file__).resolve().parent / "planner_held_out_nemo_long_seq.json"
 REPO = "NVIDIA/NeMo"
 FILE = "docs/source/performance/performance_long_sequence.md"
@@ -63,12 +65,6 @@ def parse(row: dict) -> dict:
     return {**out, "global_batch": batch}
 
 
-def padded_vocab(vocab: int, tp: int) -> int:
-    """Megatron's padding (make_vocab_size_divisible_by 128 in NeMo's llama configs): a multiple of 128 x TP."""
-    m = 128 * tp
-    return -(-vocab // m) * m
-
-
 def record(row: dict, cells: dict, commit: str, date: str, title: str) -> dict:
     s = cells["seq_k"] * 1024
     return {"id": f"nemo-long-seq-{cells['seq_k']}k",
@@ -86,13 +82,15 @@ def record(row: dict, cells: dict, commit: str, date: str, title: str) -> dict:
                             "speedup": cells["speedup"]}}
 
 
+def blob(nemo_git: str, commit: str) -> str:
+    """The file at ``commit`` in the NeMo git directory."""
+    return subprocess.run(["git", "-C", nemo_git, "show", f"{commit}:{FILE}"], check=True, capture_output=True,
+                          text=True).stdout
+
+
 def main(nemo_git: str) -> None:
     asset = json.loads(OUT.read_text())
-    seen = []
-    for commit, _, _ in VERSIONS:
-        text = subprocess.run(["git", "-C", nemo_git, "show", f"{commit}:{FILE}"], check=True, capture_output=True,
-                              text=True).stdout
-        seen.append(table_rows(text))
+    seen = [table_rows(blob(nemo_git, commit)) for commit, _, _ in VERSIONS]
     keys = [[{k: v for k, v in parse(r).items() if k != "global_batch"} for r in rows] for rows in seen]
     if any(k != keys[0] for k in keys):
         raise ValueError("the versions' Llama 2 7B rows differ: keep one row per version")
