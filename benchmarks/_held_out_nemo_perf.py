@@ -13,7 +13,7 @@ from pathlib import Path
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
 from scalelab.arch.spec import ModelSpec
 from scalelab.planner import LoRASpec
-from scalelab.planner.frameworks import get_framework
+from scalelab.planner.frameworks import FrameworkProfile, get_framework
 
 ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "planner_held_out_nemo_perf.json"
 
@@ -56,12 +56,13 @@ def train(run: dict, document_tokens: int | None = None) -> TrainSpec:
 
 
 def plan_row(run: dict, *, first_plan: bool = False, launcher_overlaps: bool = False, memory: dict | None = None,
-             document_tokens: int | None = None, **options):
+             document_tokens: int | None = None, profile: FrameworkProfile | None = None, **options):
     """plan() for one row with the nemo profile and the row's optimizer memory from NeMo's code and configs (its
     ``memory_conventions``, the asset's ``code_conventions``); ``first_plan``: without them, as the rows were first
     planned; ``memory``: further conventions (what-ifs); ``launcher_overlaps`` sets the profile's TP and PP overlap
-    from the launcher config's ub_tp_comm_overlap / overlap_p2p_comm (a what-if); ``options`` go to plan()."""
-    prof = get_framework(FRAMEWORK)
+    from the launcher config's ub_tp_comm_overlap / overlap_p2p_comm (a what-if); ``profile`` replaces the nemo profile
+    (a what-if: another CP ring); ``options`` go to plan()."""
+    prof = profile or get_framework(FRAMEWORK)
     if launcher_overlaps and "launcher_overlaps" in run:
         o = run["launcher_overlaps"]
         prof = dataclasses.replace(prof, tp_overlap=float(o["ub_tp_comm_overlap"]),

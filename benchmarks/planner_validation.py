@@ -6,6 +6,7 @@ their sources are in tests/assets/planner_step_time_published.json (the tests pi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -878,6 +879,100 @@ def _nemo_packed_documents_whatif(runs: list[dict]) -> None:
         print(f"| {doc or 'whole sequence (as planned)'} | {cells[0]} | {cells[1]} |")
 
 
+#: The attention efficiency the h100-sxm catalog entry's own note proposes for FlashAttention-3 or cuDNN attention
+#: (its efficiency_source: "pass attention_efficiency ~0.45 for those"); a what-if, not fitted on any row.
+CUDNN_ATTENTION_WHATIF = 0.45
+
+
+def _long_seq_rows(data: dict) -> list[dict]:
+    """Every row of NeMo's long-sequence table planned as the asset says (benchmarks/_held_out_nemo_long_seq.py),
+    with the FLOPs per token against NeMo's formula, the attention core's share of the step (the step at half the
+    attention efficiency, less the step), the CP ring's exposed transfers and its other costs as shares of the
+    step, the attention efficiency each row implies (a diagnostic), and three what-ifs: the catalog's cuDNN
+    attention figure, torch's all-gather ring (the torchtitan profiles' RING_TORCH_ALLGATHER) in place of
+    TransformerEngine's ring of sends, and micro-batch 2 (the table does not give the micro-batch)."""
+    from _held_out_nemo_long_seq import (
+        error,
+        implied_attention_efficiency,
+        nemo_flops_per_token,
+        plan_row,
+        predicted_tflops,
+    )
+
+    from scalelab.planner.comm import RING_TORCH_ALLGATHER
+    from scalelab.planner.frameworks import get_framework
+
+    allgather = dataclasses.replace(get_framework("nemo"), cp_ring=RING_TORCH_ALLGATHER)
+    out = []
+    for r in data["runs"]:
+        p = plan_row(r)
+        att = get_cluster(r["gpu"], 8).gpu.attention_efficiency
+        mb2 = {**r, "micro_batch": 2}
+        p2 = plan_row(mb2) if r["global_batch"] % (2 * r["dp"]) == 0 else None
+        out.append({"run": r, "p": p, "err": error(r, p), "tflops": predicted_tflops(r, p),
+                    "flops": p.flops_per_step / p.train.global_batch_tokens / nemo_flops_per_token(p) - 1,
+                    "attn_share": plan_row(r, attention_efficiency=att / 2).step_time_s / p.step_time_s - 1,
+                    "cp_exposed": p.time.cp_exposed_s / p.step_time_s,
+                    "cp_other": (p.time.cp_s - p.time.cp_exposed_s) / p.step_time_s,
+                    "implied_attn": implied_attention_efficiency(r),
+                    "err_cudnn": error(r, plan_row(r, attention_efficiency=CUDNN_ATTENTION_WHATIF)),
+                    "err_allgather": error(r, plan_row(r, profile=allgather)),
+                    "mb2": p2, "err_mb2": error(mb2, p2) if p2 is not None else None})
+    return out
+
+
+def held_out_nemo_long_seq() -> list[dict]:
+    """NVIDIA NeMo's long-sequence table, held out (tests/assets/planner_held_out_nemo_long_seq.json: Llama 2 7B,
+    FP8, DGX-H100, 4K-1,024K tokens, every with-CP layout): feasibility, predicted against published TFLOPS/GPU in
+    NeMo's FLOP count, the CP ring's share of the step, and the what-ifs (none is applied)."""
+    from _held_out_nemo_long_seq import load
+
+    data = load()
+    rows = _long_seq_rows(data)
+    src = data["runs"][0]["source"]
+    print(f"\n### Held out: NVIDIA NeMo's long-sequence table ({src['repo']} {src['file']} at {src['commit'][:7]}, "
+          f"{src['container']}, Llama 2 7B FP8 on DGX-H100; every with-CP layout; nothing fitted)\n")
+    print("nemo profile (TransformerEngine's p2p CP ring); TP/PP/DP/CP as the row, MBS 1, GBS as published, ZeRO-1, "
+          "SP with TP, no recompute, fp8, master_weight_bytes 2; TFLOPS = predicted tokens/s/GPU x NeMo's llama2 "
+          "FLOPs per token. The without-CP column is not planned (its layouts are not published)\n")
+    print("| run | layout | fits | GiB | TFLOPS/GPU | published | error | FLOPs/token vs NeMo | attention | "
+          "CP exposed | CP other | implied attention eff. | error, attention 0.45 | error, all-gather ring | "
+          "MBS 2: fits, error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        r, p = x["run"], x["p"]
+        m2 = "n/a (GBS/DP = 1)" if x["mb2"] is None else f"{x['mb2'].feasible}, {x['err_mb2'] * 100:+.1f}%"
+        print(f"| {r['id'].removeprefix('nemo-long-seq-')} | {p.layout.short()} | {p.feasible} | "
+              f"{p.memory.total_bytes / 2**30:.1f} | {x['tflops']:.0f} | {r['measured']['model_tflops_per_gpu']} | "
+              f"{x['err'] * 100:+.1f}% | {x['flops'] * 100:+.2f}% | {x['attn_share'] * 100:.0f}% | "
+              f"{x['cp_exposed'] * 100:.1f}% | {x['cp_other'] * 100:.1f}% | {x['implied_attn']:.3f} | "
+              f"{x['err_cudnn'] * 100:+.1f}% | {x['err_allgather'] * 100:+.1f}% | {m2} |")
+    print("\nerror = published TFLOPS / predicted - 1 (positive: predicted too slow); attention: share of the "
+          "predicted step in the attention core; CP exposed: the ring's K,V transfers not hidden behind attention; "
+          "CP other: the ring's corrections, short-block kernels and launch gaps; implied attention eff.: the "
+          "attention efficiency (fraction of the bf16 peak) at which the row meets the table, all else as "
+          f"modelled (catalog h100-sxm: {get_cluster('h100-sxm', 8).gpu.attention_efficiency}); attention 0.45: "
+          "the catalog note's figure for cuDNN / FlashAttention-3 attention; all-gather ring: torch's K,V "
+          "all-gather and eager fp32 merges (RING_TORCH_ALLGATHER) instead of TransformerEngine's ring\n")
+    print("| rows | n | fit | median abs error | max | median signed | median implied attention eff. | "
+          "median abs error, attention 0.45 | median abs error, all-gather ring |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, keep in (("all", lambda r: True), ("CP 1 (4K-16K)", lambda r: r["cp"] == 1),
+                        ("CP 2-32 (32K-1,024K)", lambda r: r["cp"] > 1)):
+        g = [x for x in rows if keep(x["run"])]
+        print(f"| {label} | {len(g)} | {sum(x['p'].feasible for x in g)} | {_pct_cell([abs(x['err']) for x in g])} | "
+              f"{_pct_cell([abs(x['err']) for x in g], how=max)} | {_pct_cell([x['err'] for x in g], '+.1f')} | "
+              f"{statistics.median(x['implied_attn'] for x in g):.3f} | "
+              f"{_pct_cell([abs(x['err_cudnn']) for x in g])} | "
+              f"{_pct_cell([abs(x['err_allgather']) for x in g])} |")
+    print("\n" + _summary("NeMo long-sequence rows (TFLOPS/GPU)", rows))
+    print(f"judged feasible: {sum(x['p'].feasible for x in rows)} of {len(rows)}; rows with |error| > 25%: "
+          f"{sum(abs(x['err']) > 0.25 for x in rows)}; CP ring exposed share: max "
+          f"{max(x['cp_exposed'] for x in rows) * 100:.1f}%; CP other costs: max "
+          f"{max(x['cp_other'] for x in rows) * 100:.1f}%")
+    return rows
+
+
 def held_out_dgxc() -> None:
     """NVIDIA's DGX Cloud benchmarking recipes (dgxc-benchmarking v24.11.1), held out: every row the asset's
     selection rule keeps (tests/assets/planner_held_out_dgxc.json), planned with the nemo profile as the
@@ -1008,6 +1103,7 @@ if __name__ == "__main__":
     held_out_gpu_hours()
     held_out_llm_foundry()
     held_out_nemo_perf()
+    held_out_nemo_long_seq()
     held_out_dgxc()
     held_out_deepseek_v2()
     held_out_falcon_180b()
