@@ -69,6 +69,7 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("planner_speed"),
     Benchmark("planner_validation"),
+    Benchmark("plan_band"),
     Benchmark("planner_vs_llm_analysis"),
     Benchmark("laws_speed", ("--loop-starts", "20", "--pkg-starts", "20", "--bootstrap", "200"),
               requires=_no_epoch_data),

@@ -30,12 +30,20 @@ def test_plan_json(capsys, monkeypatch):
     assert d["feasible"] is True
     assert d["layout"]["tp"] == 2 and d["layout"]["dp"] == 32 and d["layout"]["sequence_parallel"] is True
     assert d["training_days"] > 0 and set(d["memory_per_gpu_bytes"]) >= {"weights", "total"}
+    band = d["step_time_bands"]["0.8"]  # the empirical band (scalelab.planner.band) around the modelled figures
+    assert band["step_time_s"][0] < d["step_time_s"] < band["step_time_s"][1]
+    assert band["training_days"][0] < d["training_days"] < band["training_days"][1]
+    assert d["step_time_bands"]["0.95"]["step_time_s"][1] > band["step_time_s"][1]
 
 
 def test_plan_human_and_measured(capsys, monkeypatch):
     code, out, _ = run(["plan", *BASE, "--tp", "2", "--zero", "1", "--measured-step-time", "5"], capsys, monkeypatch)
     assert code == 0
     assert "measured_step_time" in out and "MFU" in out
+    assert "band" not in out  # the band is of the model's step time, not of a measured one
+    code, out, _ = run(["plan", *BASE, "--tp", "2", "--zero", "1", "--tokens", "1e12"], capsys, monkeypatch)
+    assert code == 0 and "(model; 80% band " in out and " published runs)" in out
+    assert out.count("80% band ") == 2  # the step time and the training line (days, GPU-hours, cost)
 
 
 def test_plan_out_of_memory_is_reported_not_an_error(capsys, monkeypatch):

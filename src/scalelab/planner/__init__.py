@@ -1,5 +1,6 @@
 """The planner: memory, FLOPs, communication, step time, cost and layout search."""
 
+from .band import StepTimeBand, step_time_band
 from .comm import CommBreakdown, RingRecipe, comm_per_step
 from .explain import LayoutComparison, explain_layout, parse_layout
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step, flops_per_token
@@ -32,6 +33,7 @@ __all__ = [
     "RingRecipe",
     "SearchResult",
     "StepTime",
+    "StepTimeBand",
     "TrainSpec",
     "activation_bytes_per_layer",
     "bounded_candidates",
@@ -46,5 +48,6 @@ __all__ = [
     "parse_layout",
     "plan",
     "search_layouts",
+    "step_time_band",
     "zero_model_states_bytes",
 ]

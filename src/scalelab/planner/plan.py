@@ -33,6 +33,7 @@ from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
 from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
 from .async_tp import ASYNC_TP_HIDING_EFFICIENCY
+from .band import BAND_QUANTILES, StepTimeBand, step_time_band
 from .comm import RING_TRANSFORMER_ENGINE, CommBreakdown, RingRecipe, comm_per_step
 from .flops import FlopConventions, FlopsBreakdown, flops_per_step
 from .layout import Layout, TrainSpec
@@ -265,6 +266,12 @@ class Plan:
         w = self.cluster.gpu.power_w
         return self.gpu_hours * w / 1000.0 if w is not None else _NAN
 
+    def step_time_band(self, level: float = 0.8) -> StepTimeBand | None:
+        """The empirical band of the modelled step time, days, GPU-hours and cost at ``level`` (0.8 or 0.95): how
+        far this planner has been from published production throughput (:mod:`scalelab.planner.band`), not a
+        guarantee; None when the step time was measured, not modelled."""
+        return step_time_band(self, level)
+
     @property
     def config_hash(self) -> str:
         return stable_hash(self._config())
@@ -308,6 +315,7 @@ class Plan:
             "hardware_flops_per_step": self.hardware_flops_per_step,
             "step_time_s": self.step_time_s,
             "step_time_breakdown_s": self.time.to_dict() if self.time is not None else None,
+            "step_time_bands": _bands_dict(self),
             "communication": self.comm.to_dict() if self.comm is not None else None,
             "tokens_per_s": self.tokens_per_s,
             "mfu": self.mfu,
@@ -366,7 +374,10 @@ class Plan:
                      f"({self.conventions.method}, causal_halved={self.conventions.causal_halved})")
         if self.time is not None:
             t = self.time
-            lines.append(f"  step time   {t.step_time_s:.4g} s ({t.source})")
+            band = self.step_time_band()
+            lines.append(f"  step time   {t.step_time_s:.4g} s ({t.source}"
+                         + (f"; 80% band {band.step_time_s[0]:.4g}-{band.step_time_s[1]:.4g} s from {band.n_runs} "
+                            "published runs)" if band is not None else ")"))
             if t.source == "model":
                 parts = [("matmul", t.matmul_s), ("elementwise", t.elementwise_s), ("tp", t.tp_s),
                          ("cp", t.cp_s), ("ep", t.ep_s), ("pp", t.pp_s), ("bubble", t.bubble_s),
@@ -384,6 +395,8 @@ class Plan:
                              f"{self.training_days:.1f} days, {format_count(self.gpu_hours)} GPU-hours"
                              + (f", ${format_count(self.cost_usd)}" if not math.isnan(self.cost_usd) else "")
                              + (f", {format_count(self.energy_kwh)} kWh" if not math.isnan(self.energy_kwh) else ""))
+                if band is not None:
+                    lines.append(_band_line(band))
         from .. import __version__
 
         lines.append(f"  config      {self.config_hash} (scalelab {__version__})")
@@ -392,6 +405,19 @@ class Plan:
     def __repr__(self) -> str:
         return (f"Plan({self.model.name}, {self.cluster.n_gpus}x{self.cluster.gpu.name}, {self.layout.short()}, "
                 f"feasible={self.feasible}, step_time_s={self.step_time_s:.4g}, mfu={self.mfu:.3f})")
+
+
+def _bands_dict(p: Plan) -> dict[str, Any] | None:
+    """The plan's stored empirical bands (80% and 95%) for JSON output; None when the step time was measured."""
+    bands = {f"{lv:g}": p.step_time_band(lv) for lv in BAND_QUANTILES}
+    return {k: b.to_dict() for k, b in bands.items() if b is not None} or None
+
+
+def _band_line(band: StepTimeBand) -> str:
+    """The training line's band: days, GPU-hours and cost times the band's factors."""
+    d, g, c = band.training_days, band.gpu_hours, band.cost_usd
+    return (f"    {band.level:.0%} band {d[0]:.1f}-{d[1]:.1f} days, {format_count(g[0])}-{format_count(g[1])} GPU-hours"
+            + (f", ${format_count(c[0])}-${format_count(c[1])}" if not math.isnan(c[0]) else ""))
 
 
 def memory_limit(cluster: ClusterSpec, memory_limit_bytes: float | None = None,
