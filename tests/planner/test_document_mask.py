@@ -43,3 +43,19 @@ def test_short_documents_run_faster_but_their_kernels_less_efficiently():
 def test_a_document_longer_than_the_sequence_is_refused_by_name():
     with pytest.raises(ValueError, match="document_tokens cannot exceed seq_len"):
         _train(8192)
+
+
+def test_specs_without_the_new_fields_keep_their_hashes():
+    """document_tokens (TrainSpec) and grad_bytes (MemoryConventions) are written only when set, so a spec or
+    a plan made before they existed keeps its content / config hash (these two once changed every plan's hash)."""
+    from scalelab.planner.memory import MemoryConventions
+
+    assert "document_tokens" not in _train(None).to_dict() and _train(512).to_dict()["document_tokens"] == 512
+    assert _train(None).content_hash() != _train(512).content_hash()
+    assert "grad_bytes" not in MemoryConventions().to_dict()
+    assert MemoryConventions(grad_bytes=2.0).to_dict()["grad_bytes"] == 2.0
+    # the hash of a plain plan as of the sessions before these fields existed (a6c4e07)
+    p = plan(get_model("llama-3.1-70b"), get_cluster("h100-sxm", 512),
+             TrainSpec(seq_len=8192, global_batch=2048, total_tokens=15e12),
+             Layout(tp=8, pp=4, zero=1, recompute="selective"))
+    assert p.config_hash == "712ab6da54bd4532"

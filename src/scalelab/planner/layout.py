@@ -92,6 +92,14 @@ class TrainSpec(Spec):
                                       fix="pass the packed documents' sum(l^2)/sum(l), or leave it out"))
         return self
 
+    def to_dict(self) -> dict:
+        """Plain-JSON form; ``document_tokens`` only when set, so specs written before it existed keep their
+        content and config hashes."""
+        d = super().to_dict()
+        if self.document_tokens is None:
+            d.pop("document_tokens", None)
+        return d
+
     @property
     def attention_tokens(self) -> int:
         """Keys each query's attention spans at most: ``document_tokens`` or the whole sequence."""

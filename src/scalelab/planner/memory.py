@@ -330,7 +330,11 @@ class MemoryConventions:
         return cls(activation_bytes=2.0, dropout=True, dropout_mask_bytes=1.0, norm_stats=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain form; ``grad_bytes`` only when set, so plans made before it existed keep their config hashes."""
+        d = asdict(self)
+        if d.get("grad_bytes") is None:
+            d.pop("grad_bytes", None)
+        return d
 
 
 @dataclass(frozen=True)
