@@ -45,7 +45,8 @@ def build(run: dict, scale: float | None = None) -> PlanInputs:
     overrides, training spec (LoRA included), layout, and its team's framework profile with the row's memory
     conventions, and AsyncTP on where the row says ``"async_tp": true``. ``scale`` is a trial
     ``efficiency_scale``; the trial keys ``_float8`` (a Float8 recipe), ``_async_tp_hiding`` (AsyncTP's
-    hiding share) and ``_overlaps`` ((tp_overlap, pp_overlap), with AsyncTP off) replace the profile's."""
+    hiding share), ``_overlaps`` ((tp_overlap, pp_overlap), with AsyncTP off) and ``_moe_tp_dispatch`` replace
+    the profile's."""
     model = ModelSpec(**run["model_spec"]) if "model_spec" in run else get_model(run["model"])
     t = dict(run["train"])
     if "lora" in t:
@@ -62,6 +63,8 @@ def build(run: dict, scale: float | None = None) -> PlanInputs:
     if "_overlaps" in run:  # a trial overlap replaces AsyncTP's
         prof = dataclasses.replace(prof, tp_overlap=run["_overlaps"][0], pp_overlap=run["_overlaps"][1],
                                    async_tp=False)
+    if "_moe_tp_dispatch" in run:
+        prof = dataclasses.replace(prof, moe_tp_dispatch=run["_moe_tp_dispatch"])
     conv = dataclasses.replace(prof.memory, **run.get("memory_conventions", {}))
     cluster = get_cluster(run["gpu"], run["n_gpus"], **run.get("gpu_overrides", {}))
     return PlanInputs(model, cluster, TrainSpec(**t), Layout(**run["layout"]), prof, conv)

@@ -340,3 +340,33 @@ def test_zero3_collectives_run_per_fsdp_unit_and_pay_the_ring_latency_per_call()
     # ZeRO-1's once-per-step all-gather is still one call
     z1 = _one(comm_per_step(MODEL, cl, train, Layout(zero=1)), "dp", "all_gather")
     assert z1.calls_per_step == 1
+
+
+def test_megatron_core_token_dispatcher_gathers_the_routed_copies_over_expert_tp_outside_the_tp_group():
+    """Megatron-Core's alltoall dispatcher (core_v0.9.0 token_dispatcher.py): with expert TP, a MoE layer keeps
+    its attention's TP collectives (one RS + AG pair per direction with SP) and the experts' TP traffic becomes
+    one all-gather and one reduce-scatter per direction of the k routed copies (x capacity factor), in group
+    ``etp``; with etp 1 or the default "gemm" dispatch nothing changes."""
+    moe = ModelSpec(n_layers=4, d_model=2048, n_heads=16, d_ff=8192, vocab_size=32000,
+                    moe=MoESpec(n_experts=8, top_k=2, d_expert=1408, capacity_factor=1.25))
+    cl = ClusterSpec(gpu=GPU, n_gpus=16)
+    b, s, t, L = 1, 1024, 4, 4
+    train = TrainSpec(seq_len=s, global_batch=8)  # dp 4, m 2
+    lay = Layout(tp=t, ep=4, sequence_parallel=True, micro_batch=b)
+    gemm = comm_per_step(moe, cl, train, lay)
+    disp = comm_per_step(moe, cl, train, lay, moe_tp_dispatch="alltoall")
+    assert not [c for c in gemm.collectives if c.group == "etp"]
+    m = 2
+    for kind in ("all_gather", "reduce_scatter"):
+        e = _one(disp, "etp", kind)
+        assert e.group_size == t and e.critical
+        assert e.message_bytes == pytest.approx(b * s * 2 * 1.25 * 2048 * 2)  # k copies x capacity, bf16
+        assert e.calls_per_step == m * L * 2  # forward and backward, per MoE layer and micro-batch
+        # the TP group keeps the attention's pair only: half the calls of the dense-like accounting
+        assert _one(disp, "tp", kind).calls_per_step == pytest.approx(_one(gemm, "tp", kind).calls_per_step / 2)
+    no_etp = comm_per_step(moe, cl, train, lay.model_copy(update={"etp": 1}), moe_tp_dispatch="alltoall")
+    assert no_etp.collectives == comm_per_step(moe, cl, train, lay.model_copy(update={"etp": 1})).collectives
+    assert comm_per_step(MODEL, cl, train, lay.model_copy(update={"ep": 1}), moe_tp_dispatch="alltoall").collectives \
+        == comm_per_step(MODEL, cl, train, lay.model_copy(update={"ep": 1})).collectives  # dense: unchanged
+    with pytest.raises(ConfigError, match="dispatch"):
+        comm_per_step(moe, cl, train, lay, moe_tp_dispatch="deepep")

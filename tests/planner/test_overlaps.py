@@ -191,3 +191,29 @@ def test_a_profile_can_charge_the_sms_hidden_dp_traffic_holds():
         assert p.step_time_s == plan(model, cluster, train, p.layout, framework=prof).step_time_s
     with pytest.raises(ConfigError, match="dp_comm_sm_fraction"):
         plan(model, cluster, train, lay, framework=dataclasses.replace(prof, dp_comm_sm_fraction=1.0))
+
+
+def test_token_dispatcher_tp_traffic_stays_exposed_under_the_nemo_tp_overlap():
+    """The nemo profile hides TP collectives behind their GEMMs (Transformer Engine userbuffers), but its MoE
+    layers' expert-TP gathers and scatters are the token dispatcher's plain NCCL calls (moe_tp_dispatch
+    "alltoall", group etp): all of their time reaches the step's TP term. With the dense-like accounting
+    ("gemm") the same layout's TP term is smaller, and a dense model plans exactly as before."""
+    import dataclasses
+
+    model = get_model("mixtral-8x7b")
+    cluster = get_cluster("h100-sxm", 64)
+    train = TrainSpec(seq_len=4096, global_batch=256)
+    lay = Layout(tp=4, ep=8, sequence_parallel=True, zero=1)
+    nemo = get_framework("nemo")
+    assert nemo.moe_tp_dispatch == "alltoall"
+    p = plan(model, cluster, train, lay, framework=nemo)
+    etp = p.comm.by_group()["etp"]
+    assert etp > 0 and p.time.tp_s >= etp - 1e-12
+    as_gemm = plan(model, cluster, train, lay, framework=dataclasses.replace(nemo, moe_tp_dispatch="gemm"))
+    assert "etp" not in as_gemm.comm.by_group() and as_gemm.time.tp_s < p.time.tp_s
+    assert p.options["moe_tp_dispatch"] == "alltoall" and "moe_tp_dispatch" not in as_gemm.options
+    dense = get_model("llama-3.1-8b")
+    a = plan(dense, cluster, train, Layout(tp=4, sequence_parallel=True), framework=nemo)
+    b = plan(dense, cluster, train, Layout(tp=4, sequence_parallel=True),
+             framework=dataclasses.replace(nemo, moe_tp_dispatch="gemm"))
+    assert a.step_time_s == b.step_time_s and a.options == b.options  # and the same config hash

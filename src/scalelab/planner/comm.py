@@ -180,7 +180,8 @@ class Collective:
     kind: str
     """all_reduce, reduce_scatter, all_gather, all_to_all or p2p."""
     group: str
-    """Mesh axis it runs over: dp, tp, pp, cp, ep, edp (expert data-parallel) or rep (HSDP replicas)."""
+    """Mesh axis it runs over: dp, tp, pp, cp, ep, edp (expert data-parallel), etp (a MoE token dispatcher's
+    expert tensor-parallel gathers) or rep (HSDP replicas)."""
     group_size: int
     """Ranks in the group."""
     link: str
@@ -395,6 +396,13 @@ RING_TORCH_ALLGATHER = RingRecipe(
 """torch's context parallelism as torchtitan ran it (eager fp32 merges, K,V at every query head, one K,V
 all-gather per pass, fp32 dK,dV round the ring)."""
 
+#: How a MoE layer's experts move their tensor-parallel traffic (``comm_per_step(moe_tp_dispatch=)``, a framework
+#: profile's ``moe_tp_dispatch``): ``"gemm"``, like a dense MLP's (an all-gather of the layer input before the
+#: first expert GEMM and a reduce-scatter after the last, one activation each, under the profile's
+#: ``tp_overlap``); ``"alltoall"``, Megatron-Core's alltoall token dispatcher (the routed copies gathered and
+#: scattered over the expert's TP ranks outside the GEMM overlap: :func:`_moe_dispatch_tp_collectives`).
+MOE_TP_DISPATCH = ("gemm", "alltoall")
+
 
 @functools.lru_cache(maxsize=64)
 def _counts(model: ModelSpec):
@@ -492,7 +500,7 @@ def tp_collectives_per_layer(model: ModelSpec, *, experts_without_tp: bool = Fal
     return 1 if model.parallel_block or experts_without_tp else 2
 
 
-def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
+def _tp_collectives(acc: _CollectiveList, st: _StepShape, moe_tp_dispatch: str = "gemm") -> None:
     """Tensor parallelism: per layer per micro-batch, :func:`tp_collectives_per_layer` all-reduces (or
     reduce-scatter + all-gather pairs with sequence parallelism) of ``tokens_mb * d_model`` activations in
     each direction (2 in a sequential block, 1 in a parallel one or in a MoE layer whose experts have no
@@ -501,7 +509,11 @@ def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
 
     A parallel block whose two branches have their own norms (Falcon-180B) is charged the same one call:
     the block's input is gathered (sequence parallelism) or marked for the backward all-reduce once, before
-    both norms, which then run on every TP rank."""
+    both norms, which then run on every TP rank.
+
+    ``moe_tp_dispatch="alltoall"`` (:data:`MOE_TP_DISPATCH`): the experts' TP traffic is the token
+    dispatcher's, in group ``etp`` (:func:`_moe_dispatch_tp_collectives`), and a MoE layer keeps only its
+    attention's TP collectives here."""
     model, train, layout = st.model, st.train, st.layout
     t, m, L_stage, moe_layers_stage = layout.tp, st.micro_batches, st.stage_layers, st.moe_layers_stage
     if t <= 1:
@@ -509,9 +521,13 @@ def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
     fwd_mult = 2 if st.policy.reruns_tp_forward else 1  # full recompute reruns the forward ones
     msg = st.tokens_mb * model.d_model * st.act_bytes
     dense_n = tp_collectives_per_layer(model)
-    moe_n = tp_collectives_per_layer(model, experts_without_tp=model.moe is not None and layout.expert_tp == 1)
+    dispatched = moe_tp_dispatch == "alltoall" and moe_layers_stage > 0 and layout.expert_tp > 1
+    moe_n = tp_collectives_per_layer(model, experts_without_tp=model.moe is not None
+                                     and (layout.expert_tp == 1 or dispatched))
     per_dir = dense_n * (L_stage - moe_layers_stage) + moe_n * moe_layers_stage  # one direction, per micro-batch
     calls = m * per_dir * (fwd_mult + 1)
+    if dispatched:
+        _moe_dispatch_tp_collectives(acc, st, m * moe_layers_stage * (fwd_mult + 1))
     regather = m * per_dir
     if layout.sequence_parallel:
         acc.add("tp reduce-scatter (SP)", "reduce_scatter", "tp", t, 1, msg, calls, True)
@@ -526,6 +542,24 @@ def _tp_collectives(acc: _CollectiveList, st: _StepShape) -> None:
             acc.add("tp all-gather (SP)", "all_gather", "tp", t, 1, msg, ag_calls, True)
     else:
         acc.add("tp all-reduce", "all_reduce", "tp", t, 1, msg, calls, True)
+
+
+def _moe_dispatch_tp_collectives(acc: _CollectiveList, st: _StepShape, calls: float) -> None:
+    """Megatron-Core's alltoall token dispatcher with expert tensor parallelism (``etp > 1``): after the EP
+    all-to-all, each rank all-gathers over the expert's TP ranks the tokens routed to its local experts
+    (``gather_from_sequence_parallel_region``), and reduce-scatters the experts' output before the return
+    all-to-all (``reduce_scatter_to_sequence_parallel_region``; their autograd swaps them in backward).
+    The gathered tensor holds every routed copy: ``top_k`` x capacity factor times a micro-batch's tokens,
+    in the activation dtype (bf16 under fp8: the tokens are cast inside the experts' GEMMs). These are plain
+    NCCL calls outside Transformer Engine's GEMM overlap, so they sit in group ``etp``, which
+    ``model_step_time`` never hides. Source: Megatron-LM core_v0.9.0
+    ``megatron/core/transformer/moe/token_dispatcher.py``, ``MoEAlltoAllTokenDispatcher.token_permutation``
+    and ``token_unpermutation``. ``calls`` per kind per step: one per MoE layer and micro-batch and pass."""
+    model, layout = st.model, st.layout
+    assert model.moe is not None
+    msg = st.tokens_mb * model.moe.top_k * (model.moe.capacity_factor or 1.0) * model.d_model * st.act_bytes
+    acc.add("etp all-gather (MoE dispatch)", "all_gather", "etp", layout.expert_tp, 1, msg, calls, True)
+    acc.add("etp reduce-scatter (MoE combine)", "reduce_scatter", "etp", layout.expert_tp, 1, msg, calls, True)
 
 
 def _cp_collectives(acc: _CollectiveList, st: _StepShape, recipe: RingRecipe) -> None:
@@ -700,6 +734,7 @@ def comm_per_step(
     ep_nodes_per_token: int | None = None,
     cp_ring: RingRecipe | None = None,
     memory_conventions: MemoryConventions | None = None,
+    moe_tp_dispatch: str = "gemm",
 ) -> CommBreakdown:
     """Collectives one GPU runs in one optimizer step, with bytes, link and alpha-beta time.
 
@@ -720,6 +755,10 @@ def comm_per_step(
     memory_conventions
         The memory model's conventions, for the bytes of ZeRO-3's parameter all-gathers
         (:func:`zero3_param_gather_bytes`: fp8 with a Float8 all-gather); ``None``: the 16-bit copy.
+    moe_tp_dispatch
+        How a MoE layer's experts move their tensor-parallel traffic (:data:`MOE_TP_DISPATCH`; a framework
+        profile's ``moe_tp_dispatch``): ``"gemm"`` as a dense MLP's, ``"alltoall"`` Megatron-Core's token
+        dispatcher (:func:`_moe_dispatch_tp_collectives`).
 
     Returns
     -------
@@ -738,6 +777,11 @@ def comm_per_step(
     >>> sorted({c.group for c in cb.collectives})
     ['dp', 'tp']
     """
+    if moe_tp_dispatch not in MOE_TP_DISPATCH:
+        raise ConfigError(explain("unknown MoE tensor-parallel dispatch", value=moe_tp_dispatch,
+                                  allowed=", ".join(MOE_TP_DISPATCH),
+                                  fix="'gemm' (experts' TP traffic like a dense MLP's) or 'alltoall' "
+                                      "(Megatron-Core's token dispatcher)"))
     t, p, c = layout.tp, layout.pp, layout.cp
     d = dp or layout.dp or max(1, cluster.n_gpus // (t * p * c))
     b, s = layout.micro_batch, train.seq_len
@@ -755,7 +799,7 @@ def comm_per_step(
                                   if layout.zero == 3 else (2.0, 2.0)),
                     grad_bytes=gradient_reduce_bytes(train.precision, memory_conventions))
     acc = _CollectiveList(cluster)
-    _tp_collectives(acc, st)
+    _tp_collectives(acc, st, moe_tp_dispatch)
     _cp_collectives(acc, st, RING_TRANSFORMER_ENGINE if cp_ring is None else cp_ring)
     _pp_collectives(acc, st)
     _ep_collectives(acc, st, ep_nodes_per_token)

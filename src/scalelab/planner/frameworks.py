@@ -161,6 +161,12 @@ class FrameworkProfile:
         (:class:`~scalelab.planner.comm.RingRecipe`): TransformerEngine's ring of K,V sends and fused
         corrections by default; for torchtitan torch's one K,V all-gather per pass, fp32 dK,dV sends and
         eager fp32 merges, with K,V at every query head.
+    moe_tp_dispatch : str
+        How a MoE layer's experts move their tensor-parallel traffic when ``etp > 1``
+        (:data:`~scalelab.planner.comm.MOE_TP_DISPATCH`): ``"gemm"`` (default) like a dense MLP's, under
+        ``tp_overlap``; ``"alltoall"`` (nemo) Megatron-Core's alltoall token dispatcher, which all-gathers the
+        ``top_k`` routed copies over the expert's TP ranks and reduce-scatters the output with plain
+        collectives outside Transformer Engine's GEMM overlap (exposed).
     sources : tuple of str
         Where the settings come from.
     """
@@ -183,6 +189,7 @@ class FrameworkProfile:
     cp_ring: RingRecipe = RING_TRANSFORMER_ENGINE
     async_tp: bool = False
     async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY
+    moe_tp_dispatch: str = "gemm"
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:
@@ -224,7 +231,7 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "Megatron-LM megatron/core/fusions/fused_bias_swiglu.py (gate, up saved; product rebuilt by TE/fused "
         "kernels when asked), megatron/core/tensor_parallel/cross_entropy.py (vocab-parallel CE in fp32)",)),
     FrameworkProfile("nemo", memory=MemoryConventions(master_weight_bytes=2.0), tp_overlap=1.0, pp_overlap=1.0,
-                     sources=(
+                     moe_tp_dispatch="alltoall", sources=(
         "NVIDIA/dgxc-benchmarking v24.11.1 llama3.1/llama3.1_405b.yaml (NeMo 24.09): ub_tp_comm_overlap true "
         "with its ub_tp_comm_overlap_cfg (ring_exchange, pipeline and bulk methods per GEMM), overlap_p2p_comm "
         "true, batch_p2p_comm false",
@@ -235,7 +242,11 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "NVIDIA/NeMo v2.0.0 (the 24.09 container) nemo/collections/nlp/models/language_modeling/megatron_base_model.py "
         "setup_optimization: distributed_fused_adam with optimizer dtype fp32 and a bf16 model (megatron_amp_O2) "
         "sets store_params=False, store_param_remainders=True (master_weight_bytes=2); with fp8_params, "
-        "store_params=True (a full master copy in the optimizer dtype)",)),
+        "store_params=True (a full master copy in the optimizer dtype)",
+        "Megatron-LM core_v0.9.0 megatron/core/transformer/moe/token_dispatcher.py MoEAlltoAllTokenDispatcher "
+        "(NeMo's moe_token_dispatcher_type alltoall, e.g. dgxc-benchmarking v24.11.1 grok1/grok1_314b.yaml): "
+        "token_permutation all-gathers the routed tokens over TP (gather_from_sequence_parallel_region) after "
+        "the EP all-to-all, token_unpermutation reduce-scatters them; plain collectives, not userbuffers",)),
     FrameworkProfile("megatron-deepspeed", sources=(
         "bigscience-workshop/Megatron-DeepSpeed: Megatron layers and loss, DeepSpeed ZeRO-1 bf16 optimizer "
         "(BLOOM, Le Scao et al. 2022 sec. 3.4)",)),

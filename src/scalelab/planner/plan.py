@@ -471,6 +471,8 @@ class FrameworkOptions:
     (:mod:`~scalelab.planner.async_tp`)."""
     async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY
     """Share of the chunk GEMMs' time under which AsyncTP's transfers hide (the profile's)."""
+    moe_tp_dispatch: str = "gemm"
+    """How MoE experts move their TP traffic (:data:`~scalelab.planner.comm.MOE_TP_DISPATCH`; the profile's)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
@@ -502,13 +504,14 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
                                   fix="write async_tp = true (no quotes) in [plan] or [search], or pass --async-tp"))
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
     dp_sm = 0.0
-    separate_qkv, hiding = False, ASYNC_TP_HIDING_EFFICIENCY
+    separate_qkv, hiding, moe_dispatch = False, ASYNC_TP_HIDING_EFFICIENCY, "gemm"
     given_memory = memory_conventions is not None
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
         dp_sm = prof.dp_comm_sm_fraction
         f8, ring, separate_qkv = prof.float8, prof.cp_ring, prof.separate_qkv
+        moe_dispatch = prof.moe_tp_dispatch
         if prof.efficiency_scale != 1.0:
             gpu = cluster.gpu
             if efficiency is None:
@@ -544,7 +547,8 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         memory_conventions=memory_conventions, fused_elementwise=fused, ep_nodes_per_token=nodes,
         comm_sm_fraction=sm, dp_comm_sm_fraction=dp_sm, float8=f8, tp_overlap=tp_overlap or 0.0,
         pp_overlap=pp_overlap or 0.0,
-        cp_ring=ring, separate_qkv=separate_qkv, async_tp=bool(async_tp), async_tp_hiding=hiding)
+        cp_ring=ring, separate_qkv=separate_qkv, async_tp=bool(async_tp), async_tp_hiding=hiding,
+        moe_tp_dispatch=moe_dispatch)
 
 
 def _check_measured_tflops(tflops: float, cluster: ClusterSpec) -> None:
@@ -626,11 +630,12 @@ def _cached_flops(model: ModelSpec, train: TrainSpec, recompute: str, convention
 
 def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | None, *,
                     measured_step_time_s: float | None, measured_tflops_per_gpu: float | None,
-                    memory_limit_bytes: float) -> dict[str, Any]:
+                    memory_limit_bytes: float, moe: bool = False) -> dict[str, Any]:
     """The options a :class:`Plan` records (``Plan.options``, part of its config hash): the resolved
     efficiencies and overlaps, the measurement if any, the memory limit in bytes per GPU, the memory
     conventions and the framework's name. TP and PP overlaps and the DP collectives' SM share appear only
-    when not 0, and separate q, k, v GEMMs only when set, so plans made before they existed keep their hashes."""
+    when not 0, separate q, k, v GEMMs only when set and the MoE TP dispatch only for a MoE model (``moe``) and
+    when not ``"gemm"``, so plans made before they existed keep their hashes."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
 
@@ -643,6 +648,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             **({"separate_qkv": True} if fw.separate_qkv else {}),
             **({"dp_comm_sm_fraction": fw.dp_comm_sm_fraction} if fw.dp_comm_sm_fraction else {}),
             **({"async_tp": True, "async_tp_hiding": fw.async_tp_hiding} if fw.async_tp else {}),
+            **({"moe_tp_dispatch": fw.moe_tp_dispatch} if moe and fw.moe_tp_dispatch != "gemm" else {}),
             "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
             "framework": get_framework(framework).name if framework is not None else None}
 
@@ -669,7 +675,7 @@ def _memory_and_comm(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, l
     comm = comm_per_step(model, cluster, train, layout, dp=dp,
                          trainable_fraction=_trainable_fraction(model, train, memory),
                          ep_nodes_per_token=fw.ep_nodes_per_token, cp_ring=fw.cp_ring,
-                         memory_conventions=fw.memory_conventions)
+                         memory_conventions=fw.memory_conventions, moe_tp_dispatch=fw.moe_tp_dispatch)
     return memory, comm
 
 
@@ -823,7 +829,8 @@ def plan(
     flops = _cached_flops(model, train, layout.recompute, conventions, _flops_cache)
     limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
     options = _options_record(fw, framework, measured_step_time_s=measured_step_time_s,
-                              measured_tflops_per_gpu=measured_tflops_per_gpu, memory_limit_bytes=limit)
+                              measured_tflops_per_gpu=measured_tflops_per_gpu, memory_limit_bytes=limit,
+                              moe=model.moe is not None)
     memory: MemoryBreakdown | None = None
     comm: CommBreakdown | None = None
     if not reasons and dp is not None:  # check_layout reports a dp that is not whole

@@ -1366,6 +1366,9 @@ def model_step_time(
                                                   tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
                                                   pp_overlap=pp_overlap)
     tp_hidden += atp_hidden
+    # a MoE token dispatcher's TP gathers and scatters (group "etp", comm.MOE_TP_DISPATCH "alltoall") are
+    # plain collectives outside the GEMM overlap: exposed, and reported with the TP traffic
+    tp_s += by.get("etp", 0.0)
     ideal = compute_s + tp_s + cp_s + ep_s + pp_s
     bubble_s = ideal * bubble_fraction(p, v, m)
 
