@@ -54,13 +54,14 @@ from .comm import (
     RING_TRANSFORMER_ENGINE,
     CommBreakdown,
     RingRecipe,
+    ZeroCalls,
     activation_bytes,
     collective_time_s,
-    fsdp_units,
     group_bandwidth_bytes_per_s,
     ring_factors,
     tp_all_gather_fraction,
     tp_collectives_per_layer,
+    zero_calls,
 )
 from .gemm import gemm_roofline_factor, linear_gemm_shapes
 from .layout import Layout, TrainSpec
@@ -971,19 +972,14 @@ class StepTimeBound:
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
         self._dp_sm_fraction = dp_comm_sm_fraction
-        # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
-        # reduce-scatters, twice for ZeRO-3 gathers unless they run once per step) or once per step.
-        # ZeRO-3's gathers and reduce-scatters run as one call per FSDP unit (comm.fsdp_units)
-        units = fsdp_units(-(-model.n_layers // layout.pp)) if layout.zero == 3 else 1
-        self._dp_calls: list[tuple[float, int]] = []
+        # DP/ZeRO collectives: time of one pass (one call, or one per FSDP unit under ZeRO-3), and how many
+        # passes a step runs at m micro-batches: comm.zero_calls, from which comm_per_step counts them too
+        self._dp_calls: list[tuple[float, ZeroCalls]] = []
         for col in (dp_comm.collectives if dp_comm is not None else ()):
             if col.critical:
                 continue
-            per_step = layout.zero == 3 and layout.zero3_gather == "step"
-            per_m = 0 if per_step else ((layout.zero >= 2 and "reduce-scatter" in col.name)
-                                        + 2 * (layout.zero == 3 and "all-gather" in col.name))
-            per_unit = units if ("reduce-scatter" in col.name or "parameter all-gather" in col.name) else 1
-            self._dp_calls.append((col.time_s / col.calls_per_step * per_unit, per_m))
+            calls = zero_calls(model, layout, col.kind)
+            self._dp_calls.append((col.time_s / col.calls_per_step * calls.units, calls))
         self._compute_cache: dict[tuple, tuple[float, float, float, bool]] = {}
         self._floor_cache: dict[tuple[int, int], float] = {}
         # Expert all-to-alls: their bandwidth time (bytes are fixed by the batch; fewer, larger messages
@@ -1012,8 +1008,8 @@ class StepTimeBound:
                 if self._ring is not None else 0.0)
         ideal = compute_s + floor + ring + self._ep_floor_s
         dp_total = 0.0
-        for per_call, per_m in self._dp_calls:
-            dp_total += per_call * (per_m * m if per_m else 1)
+        for per_pass, calls in self._dp_calls:
+            dp_total += per_pass * calls.passes(m)
         dp_exposed = dp_exposed_s(dp_total, self._dp_overlap * dp_window_s(self._layout, compute_s, m),
                                   self._dp_sm_fraction)
         return ideal * (1.0 + bubble_fraction(self._pp, interleave, m)) + dp_exposed + self._host_optimizer_s
