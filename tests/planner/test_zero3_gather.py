@@ -83,16 +83,32 @@ def test_short_form_round_trips():
 
 
 
-def test_bound_counts_all_of_zero3_traffic_at_its_own_layout():
-    """At the layout its collectives were computed for, the bound's DP/ZeRO time is comm's: every FSDP
-    unit's call counted (it once divided ZeRO-3's traffic by the units, which left the bound valid but
-    weak: the 405B search evaluated 401 layouts instead of 59)."""
-    hw = 1e18
-    for mode in ("micro-batch", "step"):
-        lay = _layout(mode)
-        comm = comm_per_step(MODEL, CLUSTER, TRAIN, lay, dp=8)
-        slow = StepTimeBound(MODEL, CLUSTER, TRAIN, lay, dp=8, dp_comm=comm, dp_overlap=0.0)
-        bare = StepTimeBound(MODEL, CLUSTER, TRAIN, lay, dp=8, dp_comm=None, dp_overlap=0.0)
-        mb = lay.micro_batch
+@pytest.mark.parametrize("name, n_gpus, layout", [
+    ("llama-3.1-8b", 64, _layout("micro-batch")),
+    ("llama-3.1-8b", 64, _layout("step")),
+    ("llama-3.1-8b", 96, Layout(tp=4, pp=3, zero=3, micro_batch=2)),  # 32 layers: 11 on the largest stage
+    ("llama-3.1-8b", 64, Layout(tp=2, zero=3, shard_group="node")),  # HSDP: replica all-reduce per step
+    ("llama-3.1-8b", 64, Layout(tp=2, pp=2, zero=2)),
+    ("llama-3.1-8b", 64, Layout(tp=2, pp=2, zero=1)),
+    ("llama-3.1-8b", 64, Layout(tp=2, zero=0)),
+    ("mixtral-8x7b", 64, Layout(tp=2, pp=2, ep=4, zero=3)),  # routed experts reduced over the edp group
+])
+def test_bound_counts_dp_traffic_as_comm_does(name, n_gpus, layout):
+    """The bound's DP/ZeRO time is comm's, at the layout its collectives were computed for and at the other
+    micro-batch sizes it rescales them to: every FSDP unit's call and every per-micro-batch pass counted
+    as comm_per_step counts them (both take them from comm.zero_calls; the bound once divided ZeRO-3's
+    traffic by the units, which left it valid but weak: the 405B search evaluated 401 layouts instead
+    of 59, and once matched ZeRO collectives by their names)."""
+    from scalelab.planner.comm import CommBreakdown
+
+    model, cluster, hw = get_model(name), get_cluster("h100-sxm", n_gpus), 1e18
+    dp = n_gpus // (layout.tp * layout.pp * layout.cp)
+    comm = comm_per_step(model, cluster, TRAIN, layout, dp=dp)
+    critical_only = CommBreakdown(tuple(c for c in comm.collectives if c.critical))
+    assert comm.time_s(critical=False) > 0
+    slow = StepTimeBound(model, cluster, TRAIN, layout, dp=dp, dp_comm=comm, dp_overlap=0.0)
+    bare = StepTimeBound(model, cluster, TRAIN, layout, dp=dp, dp_comm=critical_only, dp_overlap=0.0)
+    for mb in (1, 2, 4):
+        want = comm_per_step(model, cluster, TRAIN, layout.model_copy(update={"micro_batch": mb}), dp=dp)
         added = slow("full", mb, 1, hardware_flops=hw) - bare("full", mb, 1, hardware_flops=hw)
-        assert added == pytest.approx(comm.time_s(critical=False)), mode
+        assert added == pytest.approx(want.time_s(critical=False)), (str(layout), mb)

@@ -66,7 +66,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
@@ -681,6 +681,53 @@ def fsdp_units(stage_layers: int) -> int:
     return max(1, int(stage_layers)) + 1
 
 
+class ZeroCalls(NamedTuple):
+    """How one data-parallel (DP/ZeRO) collective is issued in a step (:func:`zero_calls`)."""
+
+    units: int
+    """Calls per pass over the stage's parameters: :func:`fsdp_units` under ZeRO-3, else 1."""
+    per_micro_batch: int
+    """Passes per micro-batch; 0 when it runs once per step."""
+
+    def passes(self, micro_batches: int) -> int:
+        """Passes per step with ``micro_batches`` micro-batches."""
+        return self.per_micro_batch * micro_batches if self.per_micro_batch else 1
+
+    def per_step(self, micro_batches: int) -> int:
+        """Calls per step with ``micro_batches`` micro-batches."""
+        return self.passes(micro_batches) * self.units
+
+
+def zero_calls(model: ModelSpec, layout: Layout, kind: str) -> ZeroCalls:
+    """How a data-parallel group's collective of ``kind`` (one with ``Collective.critical`` False) runs
+    under ``layout``'s ZeRO stage: the one place that says so, for :func:`comm_per_step` and for the
+    search's bound, which rescales these collectives to other micro-batch counts
+    (:class:`~scalelab.planner.step_time.StepTimeBound`).
+
+    ``all_reduce`` (ZeRO-0's gradient all-reduce, HSDP's replica all-reduce) runs once per step; the gradient
+    ``reduce_scatter`` once per step, or per micro-batch from ZeRO-2 on; the parameter ``all_gather`` once
+    per step, or with ZeRO-3 for forward and backward of every micro-batch. ZeRO-3 issues its reduce-scatters
+    and gathers as one call per FSDP unit (:func:`fsdp_units` of the most-loaded stage's ceil(L / p)
+    layers), once per step with ``zero3_gather="step"``.
+
+    >>> from scalelab import get_model
+    >>> zero_calls(get_model("llama-3.1-8b"), Layout(pp=2, zero=3), "all_gather")
+    ZeroCalls(units=17, per_micro_batch=2)
+    """
+    if kind == "all_reduce":
+        return ZeroCalls(1, 0)
+    if kind not in ("reduce_scatter", "all_gather"):
+        raise ConfigError(explain("not a data-parallel collective", value=kind,
+                                  allowed="all_reduce, reduce_scatter, all_gather"))
+    z = layout.zero
+    units = fsdp_units(-(-model.n_layers // layout.pp)) if z == 3 else 1
+    if z == 3 and layout.zero3_gather == "step":
+        return ZeroCalls(units, 0)
+    if kind == "reduce_scatter":
+        return ZeroCalls(units, 1 if z >= 2 else 0)
+    return ZeroCalls(units, 2 if z == 3 else 0)
+
+
 def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n: int, stride: int,
                             params: float, tf: float, zero3_gather_bytes: float = 2.0) -> None:
     """The gradient and parameter collectives of one data-parallel group ``gname`` of ``n`` ranks spaced
@@ -699,28 +746,25 @@ def _zero_group_collectives(acc: _CollectiveList, st: _StepShape, gname: str, n:
         rep_n = n // shard_n
     grad_msg = params * g_bytes * tf
     z = layout.zero
+    ar, rs, ag = (zero_calls(st.model, layout, k) for k in ("all_reduce", "reduce_scatter", "all_gather"))
     if z == 0:
-        acc.add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, 1, False)
+        acc.add(f"{gname} gradient all-reduce", "all_reduce", gname, n, stride, grad_msg, ar.per_step(m), False)
         return
-    per_step = z == 3 and layout.zero3_gather == "step"
     # ZeRO-3 runs its collectives per unit (one transformer block, or the root's embeddings and head), each
     # paying the ring's n - 1 latency steps: fsdp_units of the stage's bytes, not one call of all of them
-    units = fsdp_units(st.stage_layers) if z == 3 else 1
-    rs_calls = m if z >= 2 and not per_step else 1
-    acc.add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg / units,
-            rs_calls * units, False)
+    acc.add(f"{gname} gradient reduce-scatter", "reduce_scatter", gname, shard_n, stride, grad_msg / rs.units,
+            rs.per_step(m), False)
     if z == 3:
         # parameters gathered for forward and again for backward of every micro-batch, or once per step
         # when they stay unsharded across the micro-batches (``Layout.zero3_gather``)
-        ag_calls = 1 if per_step else 2 * m
         acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride,
-                params * zero3_gather_bytes / units, ag_calls * units, False)
+                params * zero3_gather_bytes / ag.units, ag.per_step(m), False)
     else:
-        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf, 1,
-                False)
+        acc.add(f"{gname} parameter all-gather", "all_gather", gname, shard_n, stride, params * p_bytes * tf,
+                ag.per_step(m), False)
     if rep_n > 1:  # HSDP: replicas all-reduce their gradient shard
         acc.add(f"{gname} replica all-reduce (HSDP)", "all_reduce", "rep", rep_n, stride * shard_n,
-                grad_msg / shard_n, 1, False)
+                grad_msg / shard_n, ar.per_step(m), False)
 
 
 def comm_per_step(

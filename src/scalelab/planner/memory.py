@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from ..errors import ConfigError, explain
 from ..units import GiB
@@ -1048,6 +1048,48 @@ def offload_terms(layout: Layout, *, w: float, g: float, o: float, n_opt: float,
             "grad_buffer": buf}
 
 
+class _StateBytes(NamedTuple):
+    """Bytes per parameter of each model state (:func:`_state_bytes_per_param`)."""
+
+    weight: float
+    """The stored weights."""
+    grad: float
+    """The gradients as reduced (and as ZeRO-3 holds them unsharded)."""
+    master: float
+    """The fp32 master copy."""
+    copy: float
+    """A low-precision working copy of the weights (fp8, fp4), 0 without."""
+    grad_kept: float
+    """The gradients a rank keeps (sharded from ZeRO-2)."""
+    gather_matrix: float
+    """The copy ZeRO-3 gathers of the blocks' weight matrices."""
+    gather_rest: float
+    """The copy ZeRO-3 gathers of the other parameters (norms, router, embeddings)."""
+    fp32_shards: bool
+    """FSDP2 keeps fp32 parameter shards (``MemoryConventions.fp32_param_shards``, not with LoRA)."""
+
+
+def _state_bytes_per_param(precision: str, conv: MemoryConventions, rec: PrecisionRecipe, dp_shard: float, *,
+                           lora: bool) -> _StateBytes:
+    """Bytes per parameter of each model state under ``rec`` and ``conv`` (a convention overrides the
+    recipe), for :func:`_model_states`; ``dp_shard`` is ZeRO's shard degree excluding CP."""
+    wb = rec.weight_bytes if conv.weight_bytes is None else conv.weight_bytes
+    gb = rec.grad_bytes if conv.grad_bytes is None else conv.grad_bytes  # the stored gradients (and ZeRO-3's)
+    mb = rec.master_bytes if conv.master_weight_bytes is None else conv.master_weight_bytes
+    copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
+    gb_kept = gb  # the gradients a rank keeps (sharded from ZeRO-2)
+    # the copy ZeRO-3 gathers, bytes per parameter: matrices (low-precision gather) and the rest
+    g16 = 4.0 if precision == "fp32" else 2.0
+    g_mat = zero3_gather_weight_bytes_per_param(conv, precision, dp_shard)
+    g_rest = g16 if conv.low_precision_gather_linears_only else g_mat
+    fp32_shards = conv.fp32_param_shards and not lora
+    if fp32_shards:  # FSDP2 with fp32 parameters (MemoryConventions.fp32_param_shards)
+        wb = 4.0 if conv.weight_bytes is None else conv.weight_bytes
+        mb = 0.0 if conv.master_weight_bytes is None else conv.master_weight_bytes
+        gb_kept, copy = 4.0, 0.0
+    return _StateBytes(wb, gb, mb, copy, gb_kept, g_mat, g_rest, fp32_shards)
+
+
 def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: MemoryConventions,
                   rec: PrecisionRecipe, dense_z: float, expert_z: float) -> dict:
     """Model states per layer and for the embedding and head, after ZeRO: weights, gradients and
@@ -1080,20 +1122,8 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
         lp = None
         trainable = counts.total
         base_q = 0.0
-    wb = rec.weight_bytes if conv.weight_bytes is None else conv.weight_bytes
-    gb = rec.grad_bytes if conv.grad_bytes is None else conv.grad_bytes  # the stored gradients (and ZeRO-3's)
-    mb = rec.master_bytes if conv.master_weight_bytes is None else conv.master_weight_bytes
-    copy = {"none": 0.0, "fp8": conv.fp8_weight_copy_bytes, "fp4": conv.fp4_weight_copy_bytes}[rec.working_copy]
-    gb_kept = gb  # the gradients a rank keeps (sharded from ZeRO-2)
-    # the copy ZeRO-3 gathers, bytes per parameter: matrices (low-precision gather) and the rest
-    g16 = 4.0 if train.precision == "fp32" else 2.0
-    g_mat = zero3_gather_weight_bytes_per_param(conv, train.precision, dense_z / layout.cp)
-    g_rest = g16 if conv.low_precision_gather_linears_only else g_mat
-    fp32_shards = conv.fp32_param_shards and lora is None
-    if fp32_shards:  # FSDP2 with fp32 parameters (MemoryConventions.fp32_param_shards)
-        wb = 4.0 if conv.weight_bytes is None else conv.weight_bytes
-        mb = 0.0 if conv.master_weight_bytes is None else conv.master_weight_bytes
-        gb_kept, copy = 4.0, 0.0
+    wb, gb, mb, copy, gb_kept, g_mat, g_rest, fp32_shards = _state_bytes_per_param(
+        train.precision, conv, rec, dense_z / layout.cp, lora=lora is not None)
 
     def opt_b(kind_mats: list[tuple[int, int]], n: float) -> float:
         return _optimizer_bytes_per_param(train, conv, kind_mats, n)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
@@ -54,13 +54,14 @@ from .comm import (
     RING_TRANSFORMER_ENGINE,
     CommBreakdown,
     RingRecipe,
+    ZeroCalls,
     activation_bytes,
     collective_time_s,
-    fsdp_units,
     group_bandwidth_bytes_per_s,
     ring_factors,
     tp_all_gather_fraction,
     tp_collectives_per_layer,
+    zero_calls,
 )
 from .gemm import gemm_roofline_factor, linear_gemm_shapes
 from .layout import Layout, TrainSpec
@@ -971,19 +972,14 @@ class StepTimeBound:
         self._B, self._dp, self._pp, self._layout = train.global_batch, dp, layout.pp, layout
         self._dp_overlap, self._host_optimizer_s = dp_overlap, host_optimizer_s
         self._dp_sm_fraction = dp_comm_sm_fraction
-        # DP/ZeRO collectives: time per call, and whether it runs once per micro-batch (ZeRO-2
-        # reduce-scatters, twice for ZeRO-3 gathers unless they run once per step) or once per step.
-        # ZeRO-3's gathers and reduce-scatters run as one call per FSDP unit (comm.fsdp_units)
-        units = fsdp_units(-(-model.n_layers // layout.pp)) if layout.zero == 3 else 1
-        self._dp_calls: list[tuple[float, int]] = []
+        # DP/ZeRO collectives: time of one pass (one call, or one per FSDP unit under ZeRO-3), and how many
+        # passes a step runs at m micro-batches: comm.zero_calls, from which comm_per_step counts them too
+        self._dp_calls: list[tuple[float, ZeroCalls]] = []
         for col in (dp_comm.collectives if dp_comm is not None else ()):
             if col.critical:
                 continue
-            per_step = layout.zero == 3 and layout.zero3_gather == "step"
-            per_m = 0 if per_step else ((layout.zero >= 2 and "reduce-scatter" in col.name)
-                                        + 2 * (layout.zero == 3 and "all-gather" in col.name))
-            per_unit = units if ("reduce-scatter" in col.name or "parameter all-gather" in col.name) else 1
-            self._dp_calls.append((col.time_s / col.calls_per_step * per_unit, per_m))
+            calls = zero_calls(model, layout, col.kind)
+            self._dp_calls.append((col.time_s / col.calls_per_step * calls.units, calls))
         self._compute_cache: dict[tuple, tuple[float, float, float, bool]] = {}
         self._floor_cache: dict[tuple[int, int], float] = {}
         # Expert all-to-alls: their bandwidth time (bytes are fixed by the batch; fewer, larger messages
@@ -1012,8 +1008,8 @@ class StepTimeBound:
                 if self._ring is not None else 0.0)
         ideal = compute_s + floor + ring + self._ep_floor_s
         dp_total = 0.0
-        for per_call, per_m in self._dp_calls:
-            dp_total += per_call * (per_m * m if per_m else 1)
+        for per_pass, calls in self._dp_calls:
+            dp_total += per_pass * calls.passes(m)
         dp_exposed = dp_exposed_s(dp_total, self._dp_overlap * dp_window_s(self._layout, compute_s, m),
                                   self._dp_sm_fraction)
         return ideal * (1.0 + bubble_fraction(self._pp, interleave, m)) + dp_exposed + self._host_optimizer_s
@@ -1231,6 +1227,97 @@ def host_optimizer_s(cluster: ClusterSpec, *, host_state_bytes: float, nvme_stat
             + 2.0 * nvme_state_bytes / cluster.gpu.nvme_bandwidth_bytes_per_s)
 
 
+def _checked_efficiency(cluster: ClusterSpec, efficiency: float | None) -> float:
+    """The matmul efficiency :func:`model_step_time` times the GEMMs at, a fraction of the dense peak in
+    (0, 1]: ``efficiency``, or ``cluster.gpu.matmul_efficiency`` when it is ``None``."""
+    eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
+    if not 0 < eff <= 1:
+        raise ConfigError(explain("matmul efficiency must be in (0, 1]", value=eff,
+                                  fix="pass a fraction of peak such as 0.45"))
+    return eff
+
+
+class _CriticalComm(NamedTuple):
+    """Seconds per step of the collectives on the critical path of every micro-batch, once what overlap
+    hides is taken off (:func:`_critical_comm_s`); named as the :class:`StepTime` fields they fill."""
+
+    tp_s: float
+    cp_s: float
+    ep_s: float
+    pp_s: float
+    cp_transfer_s: float
+    cp_exposed_s: float
+    tp_hidden_s: float
+    pp_hidden_s: float
+
+
+def _critical_comm_s(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, comm: CommBreakdown,
+                     *, dp: int, m: int, eff: float, matmul_s: float, attention_s: float, compute_s: float,
+                     ep_overlap: float, comm_sm_fraction: float, tp_overlap: float, pp_overlap: float,
+                     cp_ring: RingRecipe | None, float8: Float8Recipe | None, separate_qkv: bool,
+                     async_tp: bool, async_tp_hiding: float) -> _CriticalComm:
+    """The TP, CP, EP and PP terms of :func:`model_step_time`'s ideal time, seconds per step: ``comm``'s
+    collectives of each group, less what hides behind the ``compute_s`` seconds of matmul and elementwise
+    work (``matmul_s`` of it in GEMMs, ``attention_s`` in the attention core): the ring's transfers behind
+    its attention (:func:`cp_ring_cost`), ``ep_overlap`` of the all-to-alls (:func:`ep_exposed_s`), AsyncTP's
+    chunked collectives or ``tp_overlap`` of the TP ones and ``pp_overlap`` of the sends (:func:`hide_tp_pp`);
+    a MoE token dispatcher's expert-TP traffic (group ``etp``) is never hidden.
+    """
+    by = comm.by_group()
+    tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
+    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s,
+                        gather_s=comm.time_s(groups=("cp",), kind="all_gather"), recipe=cp_ring)
+    ep_s = ep_exposed_s(ep_s, compute_s=compute_s, ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction)
+    # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
+    # can happen only when sequence parallelism is enabled")
+    atp_hidden = 0.0
+    if async_tp and layout.sequence_parallel and layout.tp > 1:
+        atp = _async_tp(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, float8=float8,
+                        separate_qkv=separate_qkv, hiding=async_tp_hiding)
+        tp_s, atp_hidden = atp.exposed_s, atp.hidden_s
+    tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
+                                                  compute_s=compute_s - atp_hidden, interleave=layout.interleave,
+                                                  tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
+                                                  pp_overlap=pp_overlap)
+    # a MoE token dispatcher's TP gathers and scatters (group "etp", comm.MOE_TP_DISPATCH "alltoall") are
+    # plain collectives outside the GEMM overlap: exposed, and reported with the TP traffic
+    tp_s += by.get("etp", 0.0)
+    return _CriticalComm(tp_s=tp_s, cp_s=ring.total_s, ep_s=ep_s, pp_s=pp_s, cp_transfer_s=ring.transfer_s,
+                         cp_exposed_s=ring.exposed_s, tp_hidden_s=tp_hidden + atp_hidden, pp_hidden_s=pp_hidden)
+
+
+class _OffPipeline(NamedTuple):
+    """Seconds per step outside the pipeline's ideal time and bubble (:func:`_off_pipeline_s`); named as the
+    :class:`StepTime` fields they fill."""
+
+    dp_total_s: float
+    dp_exposed_s: float
+    optimizer_s: float
+    offload_total_s: float
+    offload_exposed_s: float
+    host_optimizer_s: float
+
+
+def _off_pipeline_s(model: ModelSpec, cluster: ClusterSpec, layout: Layout, comm: CommBreakdown, *,
+                    compute_s: float, m: int, dp_overlap: float, dp_comm_sm_fraction: float,
+                    model_state_bytes: float, fused_elementwise: bool, offload_bytes_per_step: float,
+                    host_state_bytes: float, nvme_state_bytes: float) -> _OffPipeline:
+    """The terms :func:`model_step_time` adds after the bubble, seconds per step: ``comm``'s DP/ZeRO
+    collectives (all, and what ``dp_overlap`` of :func:`dp_window_s` over ``m`` micro-batches of
+    ``compute_s`` seconds leaves exposed, :func:`dp_exposed_s`), the GPU optimizer step
+    (:func:`gpu_optimizer_s`), offload traffic (all, and exposed: :func:`offload_s`) and the CPU optimizer
+    step (:func:`host_optimizer_s`)."""
+    dp_total = comm.time_s(critical=False)
+    dp_exposed = dp_exposed_s(dp_total, dp_overlap * dp_window_s(layout, compute_s, m), dp_comm_sm_fraction)
+    optimizer_s = gpu_optimizer_s(model, cluster, layout, model_state_bytes=model_state_bytes,
+                                  fused_elementwise=fused_elementwise)
+    offload_total, offload_exposed = offload_s(cluster, layout, offload_bytes_per_step, compute_s=compute_s,
+                                               dp_overlap=dp_overlap)
+    host_opt = host_optimizer_s(cluster, host_state_bytes=host_state_bytes, nvme_state_bytes=nvme_state_bytes)
+    return _OffPipeline(dp_total_s=dp_total, dp_exposed_s=dp_exposed, optimizer_s=optimizer_s,
+                        offload_total_s=offload_total, offload_exposed_s=offload_exposed, host_optimizer_s=host_opt)
+
+
 def model_step_time(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -1331,63 +1418,32 @@ def model_step_time(
     >>> round(st.matmul_s, 3)
     2.0
     """
-    gpu = cluster.gpu
-    eff = gpu.matmul_efficiency if efficiency is None else efficiency
-    if not 0 < eff <= 1:
-        raise ConfigError(explain("matmul efficiency must be in (0, 1]", value=eff,
-                                  fix="pass a fraction of peak such as 0.45"))
+    eff = _checked_efficiency(cluster, efficiency)
     _check_overlaps(dp_overlap=dp_overlap, ep_overlap=ep_overlap, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
                     comm_sm_fraction=comm_sm_fraction, dp_comm_sm_fraction=dp_comm_sm_fraction)
     check_async_tp_overlap(async_tp, tp_overlap)
-    dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
-    p, v = layout.pp, layout.interleave
     m = max(1, train.global_batch // (dp * layout.micro_batch))
     matmul_s, attention_s, elementwise_s = compute_terms(
         model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
         efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
         float8=float8, separate_qkv=separate_qkv)
     compute_s = matmul_s + elementwise_s
-
-    by = comm.by_group()
-    tp_s, cp_transfer_s, ep_s, pp_s = (by.get(g, 0.0) for g in ("tp", "cp", "ep", "pp"))
-    ring = cp_ring_cost(model, cluster, train, layout, dp=dp, attention_s=attention_s, transfer_s=cp_transfer_s,
-                        gather_s=comm.time_s(groups=("cp",), kind="all_gather"), recipe=cp_ring)
-    cp_s = ring.total_s
-    ep_s = ep_exposed_s(ep_s, compute_s=compute_s, ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction)
-    # TE's TP overlap needs sequence parallelism (Megatron-LM: "Tensor parallel communication/GEMM overlap
-    # can happen only when sequence parallelism is enabled")
-    atp_hidden = 0.0
-    if async_tp and layout.sequence_parallel and layout.tp > 1:
-        atp = _async_tp(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, float8=float8,
-                        separate_qkv=separate_qkv, hiding=async_tp_hiding)
-        tp_s, atp_hidden = atp.exposed_s, atp.hidden_s
-    tp_s, pp_s, tp_hidden, pp_hidden = hide_tp_pp(tp_s, pp_s, matmul_s=matmul_s, attention_s=attention_s,
-                                                  compute_s=compute_s - atp_hidden, interleave=v,
-                                                  tp_overlap=tp_overlap if layout.sequence_parallel else 0.0,
-                                                  pp_overlap=pp_overlap)
-    tp_hidden += atp_hidden
-    # a MoE token dispatcher's TP gathers and scatters (group "etp", comm.MOE_TP_DISPATCH "alltoall") are
-    # plain collectives outside the GEMM overlap: exposed, and reported with the TP traffic
-    tp_s += by.get("etp", 0.0)
-    ideal = compute_s + tp_s + cp_s + ep_s + pp_s
-    bubble_s = ideal * bubble_fraction(p, v, m)
-
-    dp_total = comm.time_s(critical=False)
-    dp_exposed = dp_exposed_s(dp_total, dp_overlap * dp_window_s(layout, compute_s, m), dp_comm_sm_fraction)
-    optimizer_s = gpu_optimizer_s(model, cluster, layout, model_state_bytes=model_state_bytes,
-                                  fused_elementwise=fused_elementwise)
-    offload_total, offload_exposed = offload_s(cluster, layout, offload_bytes_per_step, compute_s=compute_s,
-                                               dp_overlap=dp_overlap)
-    host_opt = host_optimizer_s(cluster, host_state_bytes=host_state_bytes, nvme_state_bytes=nvme_state_bytes)
-
-    total = ideal + bubble_s + dp_exposed + optimizer_s + offload_exposed + host_opt
-    return StepTime(
-        step_time_s=total, matmul_s=matmul_s, elementwise_s=elementwise_s, tp_s=tp_s, cp_s=cp_s, ep_s=ep_s,
-        pp_s=pp_s, bubble_s=bubble_s, dp_total_s=dp_total, dp_exposed_s=dp_exposed, optimizer_s=optimizer_s,
-        offload_total_s=offload_total, offload_exposed_s=offload_exposed, host_optimizer_s=host_opt,
-        efficiency=eff, dp_overlap=dp_overlap, source="model", peak_dtype=dtype,
-        cp_transfer_s=ring.transfer_s, cp_exposed_s=ring.exposed_s, tp_hidden_s=tp_hidden, pp_hidden_s=pp_hidden,
-    )
+    crit = _critical_comm_s(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, matmul_s=matmul_s,
+                            attention_s=attention_s, compute_s=compute_s, ep_overlap=ep_overlap,
+                            comm_sm_fraction=comm_sm_fraction, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
+                            cp_ring=cp_ring, float8=float8, separate_qkv=separate_qkv, async_tp=async_tp,
+                            async_tp_hiding=async_tp_hiding)
+    ideal = compute_s + crit.tp_s + crit.cp_s + crit.ep_s + crit.pp_s
+    bubble_s = ideal * bubble_fraction(layout.pp, layout.interleave, m)
+    off = _off_pipeline_s(model, cluster, layout, comm, compute_s=compute_s, m=m, dp_overlap=dp_overlap,
+                          dp_comm_sm_fraction=dp_comm_sm_fraction, model_state_bytes=model_state_bytes,
+                          fused_elementwise=fused_elementwise, offload_bytes_per_step=offload_bytes_per_step,
+                          host_state_bytes=host_state_bytes, nvme_state_bytes=nvme_state_bytes)
+    total = ideal + bubble_s + off.dp_exposed_s + off.optimizer_s + off.offload_exposed_s + off.host_optimizer_s
+    return StepTime(step_time_s=total, matmul_s=matmul_s, elementwise_s=elementwise_s, bubble_s=bubble_s,
+                    efficiency=eff, dp_overlap=dp_overlap, source="model",
+                    peak_dtype=compute_dtype(train.precision, cluster.gpu.peak_flops_per_s),
+                    **crit._asdict(), **off._asdict())
 
 
 def check_async_tp_overlap(async_tp: bool | None, tp_overlap: float | None) -> None:
