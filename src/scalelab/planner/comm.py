@@ -303,7 +303,7 @@ def zero3_param_gather_bytes(model: ModelSpec, layout: Layout, precision: str, d
         return gw, gw
     c = _counts(model)
     dense, _ = local_params(model, layout)
-    per_stage = -(-model.n_layers // layout.pp)
+    per_stage = layout.stage_layers(model.n_layers)
     matrices = (c.total - c.embedding - c.experts_routed - c.norms - c.router) / model.n_layers * per_stage / layout.tp
     frac = min(1.0, matrices / dense) if dense > 0 else 1.0
     return frac * gw + (1.0 - frac) * sixteen, gw
@@ -419,7 +419,7 @@ def local_params(model: ModelSpec, layout: Layout) -> tuple[float, float]:
     """
     c = _counts(model)
     L, p = model.n_layers, layout.pp
-    per_stage_layers = -(-L // p)
+    per_stage_layers = layout.stage_layers(L)
     body = c.total - c.embedding - c.experts_routed
     body_per_layer = body / L
     emb_share = c.embedding if p == 1 else c.embedding / (1 if model.tied_embeddings else 2)
@@ -720,7 +720,7 @@ def zero_calls(model: ModelSpec, layout: Layout, kind: str) -> ZeroCalls:
         raise ConfigError(explain("not a data-parallel collective", value=kind,
                                   allowed="all_reduce, reduce_scatter, all_gather"))
     z = layout.zero
-    units = fsdp_units(-(-model.n_layers // layout.pp)) if z == 3 else 1
+    units = fsdp_units(layout.stage_layers(model.n_layers)) if z == 3 else 1
     if z == 3 and layout.zero3_gather == "step":
         return ZeroCalls(units, 0)
     if kind == "reduce_scatter":
@@ -829,7 +829,7 @@ def comm_per_step(
     t, p, c = layout.tp, layout.pp, layout.cp
     d = dp or layout.dp or max(1, cluster.n_gpus // (t * p * c))
     b, s = layout.micro_batch, train.seq_len
-    L_stage = -(-model.n_layers // p)
+    L_stage = layout.stage_layers(model.n_layers)
     # MoE layers on the most-loaded stage: the dense leading layers sit on the first stage.
     moe_layers_stage = min(L_stage, model.n_moe_layers) if model.moe is not None else 0
     # ZeRO's data-parallel shard degree excluding CP, as memory_per_gpu counts it (HSDP: inside a node)

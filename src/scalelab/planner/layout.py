@@ -172,6 +172,14 @@ class Layout(Spec):
     def expert_tp(self) -> int:
         return self.etp or self.tp
 
+    def stage_layers(self, n_layers: int) -> int:
+        """Layers on the most-loaded pipeline stage, ceil(n_layers / pp).
+
+        >>> Layout(pp=3).stage_layers(32)
+        11
+        """
+        return -(-n_layers // self.pp)
+
     def model_parallel_size(self) -> int:
         """Ranks that hold one replica's shards: tp * pp * cp."""
         return self.tp * self.pp * self.cp

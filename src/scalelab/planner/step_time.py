@@ -611,7 +611,7 @@ class _RingModel:
         self.allgather = recipe.rotate == "allgather"
         c = self.c = layout.cp
         s, t = train.seq_len, layout.tp
-        L_stage = -(-model.n_layers // layout.pp)
+        L_stage = layout.stage_layers(model.n_layers)
         ratio = flash_tile_efficiency(s / 2) / max(flash_tile_efficiency(s / (2 * c)), 1e-9)
         self.excess = max(0.0, ratio - 1.0)
         q_elems, kv_elems = model.q_dim / t, recipe.kv_width(model) / t
@@ -710,7 +710,8 @@ class _ComputeModel:
         dtype = compute_dtype(train.precision, gpu.peak_flops_per_s)
         self.peak = self.lin_peak = self.head_peak = gpu.peak(dtype)
         L, p = model.n_layers, layout.pp
-        self.imbalance = (-(-L // p)) * p / L
+        L_stage = layout.stage_layers(L)
+        self.imbalance = L_stage * p / L
         self.layers, self.pp, self.head = L, p, lm_head_flops(model, train)
         attn_eff = eff
         if layout.flash_attention:
@@ -730,8 +731,8 @@ class _ComputeModel:
         tokens_per_gpu = train.global_batch_tokens / (dp * layout.cp)
         self.ew_bytes_per_pass = (elementwise_bytes_per_token_layer(model, layout, train.seq_len, train.precision,
                                                                     fused=fused_elementwise)
-                                  * tokens_per_gpu * (-(-L // p)))
-        self.rerun_bytes = {k: v * tokens_per_gpu * (-(-L // p)) for k, v in
+                                  * tokens_per_gpu * L_stage)
+        self.rerun_bytes = {k: v * tokens_per_gpu * L_stage for k, v in
                             rerun_elementwise_bytes_per_token_layer(model, layout, train.precision).items()}
         self.hbm = self.cast_hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
         self.fixed_s = 0.0  # seconds per forward-equivalent pass that do not scale with bytes
@@ -747,8 +748,8 @@ class _ComputeModel:
                 self.head_peak = self.attn_peak
             fwd, bwd = float8_cast_bytes_per_token_layer(model, layout, train.seq_len, dp=dp, recipe=f8,
                                                          weights=weight_casts)
-            self.cast_fwd_bytes = fwd * f8.cast_time_factor * tokens_per_gpu * (-(-L // p))
-            self.cast_bwd_bytes = bwd * f8.cast_time_factor * tokens_per_gpu * (-(-L // p))
+            self.cast_fwd_bytes = fwd * f8.cast_time_factor * tokens_per_gpu * L_stage
+            self.cast_bwd_bytes = bwd * f8.cast_time_factor * tokens_per_gpu * L_stage
         # the linear layers' GEMMs under a per-GEMM roofline (planner/gemm.py): >= 1, 1 for wide GEMMs
         shapes, other = linear_gemm_shapes(model, layout, separate_qkv=separate_qkv)
         in_bytes = GEMM_INPUT_BYTES.get(dtype, 2.0)
@@ -762,7 +763,7 @@ class _ComputeModel:
             # byte plus a fixed cost per layer and micro-batch, and the loss's log-softmax at the same rate
             m = max(1, train.global_batch // (dp * layout.micro_batch))
             self.ew_bytes_per_pass += eager_loss_bytes_per_token(model, layout) * tokens_per_gpu
-            self.fixed_s = gpu.eager_layer_overhead_s * (-(-L // p)) * m / 3.0
+            self.fixed_s = gpu.eager_layer_overhead_s * L_stage * m / 3.0
             self.hbm = eager_rate
 
     def linear_forward_passes(self, policy: Any) -> float:
@@ -874,7 +875,7 @@ class _CommFloor:
         # with SP an all-reduce's reduce-scatter and all-gather run apart, the gather in fp8 for FP8 recipes
         self.tp_bytes = (1.0 + tp_all_gather_fraction(train.precision)) / 2.0 if layout.sequence_parallel else 1.0
         self.gpu, self.sp = gpu, layout.sequence_parallel
-        self.L_stage = -(-model.n_layers // p)
+        self.L_stage = layout.stage_layers(model.n_layers)
         # both directions; the fewest any layer runs (MoE layers whose experts have no TP: one each way)
         self.per_layer = 2 * tp_collectives_per_layer(model, experts_without_tp=model.moe is not None)
         # AsyncTP (with SP) keeps only the backward reduce-scatters it cannot fuse, each in full (async_tp.py)
@@ -1475,7 +1476,7 @@ def _async_tp(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: 
         rate *= (FLOAT8_TORCHAO_TENSORWISE if float8 is None else float8).gemm_efficiency_ratio
     act = activation_bytes(train.precision)
     return async_tp_cost(model, layout, comm, tokens_mb=layout.micro_batch * train.seq_len / layout.cp,
-                         n_micro=m, stage_layers=-(-model.n_layers // layout.pp),
+                         n_micro=m, stage_layers=layout.stage_layers(model.n_layers),
                          rerun_forward=layout.save_policy.reruns_tp_forward, gemm_flops_per_s=rate,
                          hbm_bytes_per_s=gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY,
                          gemm_input_bytes=GEMM_INPUT_BYTES.get(dtype, 2.0), act_bytes=act,
