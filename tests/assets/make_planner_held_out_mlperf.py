@@ -78,6 +78,39 @@ BOUNDS = {"median_abs_error": 0.12, "max_abs_error": 0.25,
                  "rounded up; a feasible row past max_abs_error is a strict xfail in the test naming its error, "
                  "a median past median_abs_error fails the test"}
 
+#: The first planning (commit c85e7d0's rows, planner of 778ff28), recorded before the correction below was made:
+#: per row, step-time error in % (predicted / measured - 1), GiB planned, judged feasible.
+FIRST_PLANNING = {
+    "summary": "rows of commit c85e7d0, planner at 778ff28 (main): all 18 judged feasible; median |step-time error| "
+               "4.9%, max 37.8%; 14 of 18 inside the 80% band, 16 inside the 95% band",
+    "rows": {"mlperf-v3.1-gpt3-h100-sxm-8192": [3.3, 45.7, True], "mlperf-v3.1-gpt3-h100-sxm-10240": [6.4, 44.4, True],
+             "mlperf-v3.1-gpt3-h100-sxm-10752": [6.0, 44.4, True], "mlperf-v3.1-gpt3-h100-sxm-4096": [3.9, 45.9, True],
+             "mlperf-v3.1-gpt3-h100-sxm-6144": [3.5, 45.8, True], "mlperf-v3.1-gpt3-h100-sxm-768": [2.1, 47.7, True],
+             "mlperf-v4.1-gpt3-b200-64": [-8.3, 93.7, True], "mlperf-v4.1-gpt3-h100-sxm-256": [8.2, 70.1, True],
+             "mlperf-v4.1-gpt3-h100-sxm-512": [6.6, 66.2, True],
+             "mlperf-v5.0-llama31_405b-h100-sxm-8192": [2.9, 57.6, True],
+             "mlperf-v5.0-llama31_405b-h100-sxm-2048": [2.4, 59.3, True],
+             "mlperf-v5.0-llama31_405b-h100-sxm-2432": [2.5, 58.9, True],
+             "mlperf-v5.0-llama31_405b-h100-sxm-2560": [2.8, 58.8, True],
+             "mlperf-v5.0-llama31_405b-h100-sxm-512": [1.9, 66.0, True],
+             "mlperf-v5.0-llama31_405b-gb200-256": [-17.7, 131.9, True],
+             "mlperf-v5.0-llama31_405b-gb200-512": [-18.8, 123.0, True],
+             "mlperf-v5.1-llama31_8b-gb200-512": [37.8, 19.9, True],
+             "mlperf-v5.1-llama31_8b-gb200-72": [-25.0, 50.2, True]},
+    "corrections": [
+        "mlperf-v5.1-llama31_8b-gb200-512: its config (config_GB200_128x4x1xtp2pp1cp4_8b.sh) sets SEGMENT=16; no file "
+        "in the repository reads it, so it is taken to be what the launcher passes to Slurm's --segment (the "
+        "topology/block plugin, NVIDIA's way of scheduling NVL72 racks: a job's nodes come in segments of that "
+        "many nodes, each inside one block, here one rack) - an assumption, stated; then its "
+        "128 trays of 4 GPUs ran as 8 NVLink domains of 64 GPUs, not the "
+        "catalog's 72: planned with gpus_per_node 64 (gpu_overrides), read from the config, missed by the first "
+        "planning. The first plan put its DP group (stride 8, 64 ranks over 512 GPUs) on one NIC per rank "
+        "(gcd(512, 72) = 8 ranks per domain boundary); with 64-GPU domains it runs at 8 NICs. Error +37.8% -> "
+        "-49.6%: the first plan's figure was near for the wrong reason (exposed DP traffic in place of the compute "
+        "it under-predicts, as on the 72-GPU row). config_GB200_18x4x1xtp1pp1cp2_8b.sh sets SEGMENT=18 (72 GPUs, "
+        "the catalog's); the 405B GB200 configs set none in the files present (the catalog's 72 kept)"],
+}
+
 #: Kept result directories: round/system/benchmark -> the config and what it and the code set, read from the
 #: files named (``None`` fields: the config is silent and the custom.yaml default applies, stated in 'assumed').
 GPT3_V31 = {"impl": "NVIDIA/benchmarks/gpt3/implementations/pytorch", "container": "NGC 23.09 NeMo (MLPerf "
@@ -302,7 +335,7 @@ def timestamp_step_time(log: dict, gbs: int, seq: int) -> float | None:
 
 
 def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, platform: str,
-        missing_files: list[str]) -> dict:
+        env: dict[str, str], missing_files: list[str]) -> dict:
     system, bench = path.split("/")[2:4]
     logs = [parse_log(t) for t in texts]
     gbs = {lg["global_batch_size"] for lg in logs}
@@ -333,6 +366,14 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, plat
                f"attention in BF16 (the planner's FP8 recipe); CUDA graphs, deferred embedding wgrad, SHARP and "
                f"the other performance switches not modelled; DP = {n} / ({cfg['tp']} x {cfg['pp']} x "
                f"{cfg['cp']}) = {dp}, GBS {gbs_v} (the logs' global_batch_size); held out: nothing is fitted on it")
+    seg = env.get("SEGMENT", "")
+    if gpu == "gb200" and seg.isdigit() and int(seg) * per_node != 72:  # Slurm --segment: nodes per NVLink rack
+        run_extra = {"gpu_overrides": {"gpus_per_node": int(seg) * per_node}}
+        assumed += (f"; SEGMENT={seg} (assumed Slurm's --segment, read by no file here: {seg} trays of {per_node} "
+                    f"GPUs per NVL72 rack): NVLink domains of {int(seg) * per_node} GPUs (gpu_overrides "
+                    "gpus_per_node; a correction after the first planning)")
+    else:
+        run_extra = {}
     if missing_files:
         assumed += (f"; the config sources {', '.join(missing_files)}, which the repository does not have (the "
                     "switches set there are unknown; the layout and precision are set in the files present)")
@@ -342,7 +383,8 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, plat
                    "config": f"{cfg['impl']}/{cfg['config']}", "platform": platform, "log_key": logs[0]["key"]},
         "container": cfg["container"], "model_spec": spec, "gpu": gpu, "n_gpus": n,
         "train": {"seq_len": seq_v, "global_batch": gbs_v, "precision": "fp8" if cfg["fp8"] else "bf16"},
-        "layout": layout, "framework": "nemo", "memory_conventions": CONVENTIONS[opt], "assumed": assumed,
+        "layout": layout, "framework": "nemo", "memory_conventions": CONVENTIONS[opt], **run_extra,
+        "assumed": assumed,
         "measured": {"step_time_s": round(statistics.median(per_file), 4),
                      "per_file_median_s": [round(x, 4) for x in per_file],
                      "spread_s": [round(min(per_file), 4), round(max(per_file), 4)],
@@ -375,10 +417,10 @@ def main(mirrors: str) -> None:
             cfg = CONFIGS[key]
             env, missing_files = config_env(gitdir, commit, cfg["impl"], cfg["config"])
             check_config(env, cfg, key)
-            runs.append(row(rnd, path, files, texts, cfg, platform, missing_files))
+            runs.append(row(rnd, path, files, texts, cfg, platform, env, missing_files))
     missing = (set(CONFIGS) | set(LEFT_OUT)) - seen
     assert not missing, missing
-    asset.update({"about": ABOUT, "error_bounds": BOUNDS,
+    asset.update({"about": ABOUT, "error_bounds": BOUNDS, "first_planning": FIRST_PLANNING,
                   "rounds": {k: {"repo": r, "commit": c} for k, (r, c) in ROUNDS.items()},
                   "selection_rule": SELECTION_RULE, "left_out": LEFT_OUT, "runs": runs})
     OUT.write_text(json.dumps(asset, indent=1) + "\n")
