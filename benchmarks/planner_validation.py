@@ -1093,6 +1093,68 @@ def held_out_falcon_180b() -> None:
     print(f"\nnot modelled: {d['not_modelled']}")
 
 
+#: The attention efficiency of the catalog's h100-sxm entry, tried on the Blackwell rows of the MLPerf set (their
+#: catalog entries have none, so the fused attention runs at the matmul efficiency): a what-if, not applied.
+H100_ATTENTION_WHATIF = 0.26
+
+
+def held_out_mlperf() -> None:
+    """NVIDIA's MLPerf Training submissions (v3.1-v5.1), held out: every row the asset's selection rule keeps
+    (tests/assets/planner_held_out_mlperf.json), planned with the nemo profile as the dgxc rows are; feasibility,
+    step-time error against the logs' per-step time, whether the measured time lies in the plan's 80% and 95% band,
+    the first planning, and for the Blackwell rows the what-if of H100's attention efficiency (not applied)."""
+    from _held_out_mlperf import band_hits, load, median_max, plan_row, step_time_error
+
+    data = load()
+    runs = data["runs"]
+    print("\n### Held out: MLPerf Training results (NVIDIA's NeMo submissions, v3.1-v5.1; every row the selection "
+          "rule keeps; nothing fitted)\n")
+    print(f"selection rule (fixed before planning): {data['selection_rule']}\n")
+    print("| run | GPUs | layout | feasible | GiB | step s | measured (files' min-max) | error | in 80% band | "
+          "in 95% band |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    errs, hits = [], []
+    for r in runs:
+        p = plan_row(r)
+        m, e, h = r["measured"], step_time_error(r, p), band_hits(r, p)
+        errs.append(e)
+        hits.append(h)
+        print(f"| {r['id'].removeprefix('mlperf-')} | {r['n_gpus']} | {p.layout.short()} | {p.feasible} | "
+              f"{p.memory.total_bytes / 2**30:.1f} | {p.step_time_s:.3f} | {m['step_time_s']} "
+              f"({m['spread_s'][0]}-{m['spread_s'][1]}) | {e * 100:+.1f}% | {h[0.8]} | {h[0.95]} |")
+    print("\nerror = predicted step time / measured - 1 (positive: predicted too slow); measured: the median over "
+          "the result files of each file's median logged per-step time; band: Plan.step_time_band (planner/band.py)\n")
+    print("| rows | n | feasible | median abs error | max | inside 80% band | inside 95% band |")
+    print("|---|---|---|---|---|---|---|")
+    groups = (("all", lambda r: True), ("H100", lambda r: r["gpu"] == "h100-sxm"),
+              ("B200 and GB200", lambda r: r["gpu"] != "h100-sxm"), ("GPT-3 175B", lambda r: r["benchmark"] == "gpt3"),
+              ("Llama 3.1 405B", lambda r: r["benchmark"] == "llama31_405b"),
+              ("Llama 3.1 8B", lambda r: r["benchmark"] == "llama31_8b"))
+    for label, keep in groups:
+        idx = [i for i, r in enumerate(runs) if keep(r)]
+        med, worst = median_max([errs[i] for i in idx])
+        feas = sum(plan_row(runs[i]).feasible for i in idx)
+        print(f"| {label} | {len(idx)} | {feas} | {med * 100:.1f}% | {worst * 100:.1f}% | "
+              f"{sum(hits[i][0.8] for i in idx)} | {sum(hits[i][0.95] for i in idx)} |")
+    b = data["error_bounds"]
+    med, worst = median_max(errs)
+    past = [r["id"] for r, e in zip(runs, errs, strict=True) if abs(e) > b["max_abs_error"]]
+    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
+          f"before planning: median {b['median_abs_error'] * 100:.0f}%, each row {b['max_abs_error'] * 100:.0f}%; rows "
+          f"past the row bound: {', '.join(past)}")
+    print(f"first planning: {data['first_planning']['summary']}")
+    ts = [abs(r["measured"]["timestamp_step_time_s"] / r["measured"]["step_time_s"] - 1) for r in runs]
+    print(f"logged per-step time vs the MLLOG timestamps between training values: max difference {max(ts) * 100:.1f}%")
+    print("\nBlackwell rows: the b200/gb200 catalog entries have no attention_efficiency, so the fused attention runs "
+          f"at the matmul efficiency; what-if, h100-sxm's {H100_ATTENTION_WHATIF} (not applied):\n")
+    print("| run | error, as planned | error, attention efficiency 0.26 |")
+    print("|---|---|---|")
+    for r, e in zip(runs, errs, strict=True):
+        if r["gpu"] != "h100-sxm":
+            q = plan_row(r, gpu_overrides={**r.get("gpu_overrides", {}), "attention_efficiency": H100_ATTENTION_WHATIF})
+            print(f"| {r['id'].removeprefix('mlperf-')} | {e * 100:+.1f}% | {step_time_error(r, q) * 100:+.1f}% |")
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
@@ -1107,3 +1169,4 @@ if __name__ == "__main__":
     held_out_dgxc()
     held_out_deepseek_v2()
     held_out_falcon_180b()
+    held_out_mlperf()
