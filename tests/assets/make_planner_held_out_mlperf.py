@@ -26,6 +26,7 @@ one ``block_start``..``block_stop`` interval (no evaluation between), over the s
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -226,13 +227,16 @@ OPTIMIZER = {
                         "(config_common.sh): weights kept in fp8 only (weight_bytes 1, plus the cached fp8 "
                         "transpose: fp8_weight_copy_bytes 1) and a full fp32 master copy (fp8_params sets "
                         "store_params=True: master_weight_bytes 4), as the dgxc FP8 rows"),
+    "mcore": ("Megatron-Core's distributed optimizer (pretrain.py OptimizerConfig, no precision-aware optimizer: "
+              "fp32 masters and moments, master_weight_bytes 4) as ZeRO-1 over DP x CP; grad_reduce_in_fp32=False "
+              "(grad_bytes 2); bf16 parameters"),
     "mcore-fp8-params": ("Megatron-Core's distributed optimizer (pretrain.py: OptimizerConfig(optimizer='adam', "
                          "use_distributed_optimizer=True, bf16=True), no precision-aware optimizer: fp32 masters "
                          "and moments, master_weight_bytes 4) as ZeRO-1 over DP x CP; grad_reduce_in_fp32=False "
                          "(a bf16 gradient buffer: grad_bytes 2); fp8 parameters (FP8_PARAMS / FP8_PARAM_GATHER "
                          "True): weight_bytes 1 plus the fp8 transpose, fp8_weight_copy_bytes 1"),
 }
-CONVENTIONS = {"apex": {"grad_bytes": 2.0},
+CONVENTIONS = {"apex": {"grad_bytes": 2.0}, "mcore": {"grad_bytes": 2.0, "master_weight_bytes": 4.0},
                "apex-fp8-params": {"grad_bytes": 2.0, "weight_bytes": 1.0, "fp8_weight_copy_bytes": 1.0,
                                    "master_weight_bytes": 4.0},
                "mcore-fp8-params": {"grad_bytes": 2.0, "weight_bytes": 1.0, "fp8_weight_copy_bytes": 1.0,
@@ -246,18 +250,31 @@ def git(gitdir: Path, *args: str) -> str:
                           text=True).stdout
 
 
-def config_env(gitdir: Path, commit: str, impl: str, config: str) -> tuple[dict[str, str], list[str]]:
+def config_env(gitdir: Path, commit: str, impl: str, config: str,
+               siblings: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
     """The variables a config exports, its sourced files (same directory) first, as bash would set them
-    (``export X="${X:=v}"``, ``${X:-v}`` and ``export X=v`` all give v), and the sourced files the repository lacks."""
+    (``export X="${X:=v}"``, ``${X:-v}`` and ``export X=v`` all give v), and the sourced files the repository lacks.
+    A sourced file the config's directory lacks is read from the one of ``siblings`` (other implementation
+    directories of the same submitter and benchmark) that has it, if exactly one does; it is then listed as
+    ``name (from <sibling>)``."""
     env: dict[str, str] = {}
     missing: list[str] = []
 
-    def read(name: str) -> None:
+    def show(path: str) -> str | None:
         try:
-            text = git(gitdir, "show", f"{commit}:{impl}/{name}")
+            return git(gitdir, "show", f"{commit}:{path}")
         except subprocess.CalledProcessError:
-            missing.append(name)
-            return
+            return None
+
+    def read(name: str) -> None:
+        text = show(f"{impl}/{name}")
+        if text is None:
+            found = [(d, t) for d in siblings if (t := show(f"{d}/{name}")) is not None]
+            if len(found) != 1:
+                missing.append(name)
+                return
+            missing.append(f"{name} (from {found[0][0].rsplit('/', 1)[1]})")
+            text = found[0][1]
         skip = False  # the v4.1 configs' `if [[ "${MLPERF_VERSION:-}" == "v31" ]]` branch (unset: the else)
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
@@ -334,9 +351,10 @@ def timestamp_step_time(log: dict, gbs: int, seq: int) -> float | None:
     return statistics.median(t / (d / unit) for t, d in log["ts"])
 
 
-def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, platform: str,
+def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, device: tuple[str, int, str],
         env: dict[str, str], missing_files: list[str]) -> dict:
-    system, bench = path.split("/")[2:4]
+    """One asset row; ``device`` is (catalog name, GPUs per node, platform as the log or system json names it)."""
+    submitter, _, system, bench = path.split("/")
     logs = [parse_log(t) for t in texts]
     gbs = {lg["global_batch_size"] for lg in logs}
     seq = {lg.get("max_sequence_length") for lg in logs} - {None}
@@ -345,15 +363,17 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, plat
     spec, model_note = MODELS[bench]
     seq_v = int(seq.pop()) if seq else spec["seq_len"]
     assert seq_v == spec["seq_len"], (path, seq_v)
-    gpu, per_node = GPU[platform.split("x", 1)[1]]
+    gpu, per_node, platform = device
     n = cfg["nodes"] * per_node
     dp = n // (cfg["tp"] * cfg["pp"] * cfg["cp"])
     assert gbs_v % (dp * cfg["mbs"]) == 0, (path, gbs_v, dp)
     per_file = [statistics.median(lg["values"]) for lg in logs]
     ts = [x for lg in logs if (x := timestamp_step_time(lg, gbs_v, seq_v)) is not None]
-    opt = ("mcore-fp8-params" if rnd.startswith("v5") else "apex-fp8-params" if cfg["fp8_params"] else "apex")
+    opt = (("mcore-fp8-params" if cfg["fp8_params"] else "mcore") if rnd.startswith("v5")
+           else "apex-fp8-params" if cfg["fp8_params"] else "apex")
     repo, commit = ROUNDS[rnd]
-    rid = f"mlperf-{rnd}-{bench}-{gpu}-{n}"
+    slug = "" if submitter == "NVIDIA" else submitter.lower().replace("+", "-") + "-"
+    rid = f"mlperf-{rnd}-{slug}{bench}-{gpu}-{n}"
     layout = {"tp": cfg["tp"], "pp": cfg["pp"], "cp": cfg["cp"], "interleave": cfg["vp"], "micro_batch": cfg["mbs"],
               "zero": 1, "sequence_parallel": cfg["sp"], "recompute": "none"}
     assumed = (f"model: {model_note}; layout from {cfg['config']}: TP {cfg['tp']}, PP {cfg['pp']}, "
@@ -366,6 +386,14 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, plat
                f"attention in BF16 (the planner's FP8 recipe); CUDA graphs, deferred embedding wgrad, SHARP and "
                f"the other performance switches not modelled; DP = {n} / ({cfg['tp']} x {cfg['pp']} x "
                f"{cfg['cp']}) = {dp}, GBS {gbs_v} (the logs' global_batch_size); held out: nothing is fitted on it")
+    if env.get("FP8_RECIPE"):
+        assumed += f"; FP8_RECIPE {env['FP8_RECIPE']} (not modelled: the planner's FP8 recipe either way)"
+    if cfg["tp"] > 1 and not cfg["tp_overlap"]:  # TP traffic exposed: the nemo profile's tp_overlap replaced
+        run_overlaps = {"_overlaps": [0.0, 1.0]}
+        assumed += ("; TP_COMM_OVERLAP off with TP > 1: planned with tp_overlap 0 and the profile's pp_overlap 1 "
+                    "(the row's _overlaps, as _published_runs.build applies them)")
+    else:
+        run_overlaps = {}
     seg = env.get("SEGMENT", "")
     if gpu == "gb200" and seg.isdigit() and int(seg) * per_node != 72:  # Slurm --segment: nodes per NVLink rack
         run_extra = {"gpu_overrides": {"gpus_per_node": int(seg) * per_node}}
@@ -374,16 +402,22 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, plat
                     "gpus_per_node; a correction after the first planning)")
     else:
         run_extra = {}
-    if missing_files:
-        assumed += (f"; the config sources {', '.join(missing_files)}, which the repository does not have (the "
+    absent = [m for m in missing_files if "(from " not in m]
+    borrowed = [m for m in missing_files if "(from " in m]
+    if absent:
+        assumed += (f"; the config sources {', '.join(absent)}, which the repository does not have (the "
                     "switches set there are unknown; the layout and precision are set in the files present)")
+    if borrowed:
+        assumed += (f"; the config sources files its directory lacks, read from the submitter's other "
+                    f"implementation directory: {', '.join(borrowed)}")
     return {
-        "id": rid, "round": rnd, "benchmark": bench, "system": system,
+        "id": rid, "round": rnd, "rule": "nvidia" if submitter == "NVIDIA" else "other_submitters",
+        "submitter": submitter, "benchmark": bench, "system": system,
         "source": {"repo": repo, "commit": commit, "results": path, "files": files,
                    "config": f"{cfg['impl']}/{cfg['config']}", "platform": platform, "log_key": logs[0]["key"]},
         "container": cfg["container"], "model_spec": spec, "gpu": gpu, "n_gpus": n,
         "train": {"seq_len": seq_v, "global_batch": gbs_v, "precision": "fp8" if cfg["fp8"] else "bf16"},
-        "layout": layout, "framework": "nemo", "memory_conventions": CONVENTIONS[opt], **run_extra,
+        "layout": layout, "framework": "nemo", "memory_conventions": CONVENTIONS[opt], **run_extra, **run_overlaps,
         "assumed": assumed,
         "measured": {"step_time_s": round(statistics.median(per_file), 4),
                      "per_file_median_s": [round(x, 4) for x in per_file],
@@ -391,6 +425,116 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, plat
                      "values_per_file": [len(lg["values"]) for lg in logs],
                      "timestamp_step_time_s": round(statistics.median(ts), 4) if ts else None},
     }
+
+
+OTHER_SUBMITTERS_RULE = (
+    "Written after the NVIDIA rows were planned (commit f697418) and before any row of another submitter was. The "
+    "same four conditions, applied to every other submitter's result directory <Submitter>/results/<system>/"
+    "<benchmark> of gpt3 and llama31_405b in the five rounds: (1) the accelerator the system's json names "
+    "(accelerator_model_name; nodes and GPUs per node from number_of_nodes and accelerators_per_node) is in the "
+    "catalog; (2) the logs give a per-step time; (3) among all config_*.sh of the submitter's own "
+    "<Submitter>/benchmarks/<benchmark>/implementations/*/ (files of identical content counted once), exactly one "
+    "is for that accelerator (H100, H200, B200 or GB200 in its name), sets DGXNNODES to the node count and gives "
+    "the logs' global batch (MINIBS x DP); (4) BF16 or FP8 (no fp4 in the name, no NVFP4 switch). Its settings "
+    "are read from the config's exports (and the files it sources), with the implementation's conf/custom.yaml "
+    "defaults (${oc.env:NAME,default}) where the config is silent, and planned as the NVIDIA rows. A directory "
+    "whose result files are byte-identical to a row already kept (the same runs submitted again, e.g. to the "
+    "power division) is kept once. Left out: llama31_8b (v5.1: 37 directories of 15 submitters, most of whose "
+    "implementation directories publish FP8 and NVFP4 configs of the same shape; not scanned in this session); "
+    "every directory that fails a condition, named in 'left_out_other_submitters'.")
+#: Catalog device by the system json's accelerator_model_name (the first that matches).
+ACCELERATORS = (("GB200", "gb200"), ("GB300", None), ("B300", None), ("B200", "b200"), ("H200", "h200"),
+                ("H100", "h100-sxm"))
+#: The token a config's name carries for each device.
+CONFIG_TOKEN = {"gb200": "GB200", "b200": "B200", "h200": "H200", "h100-sxm": "H100"}
+
+
+def yaml_defaults(gitdir: Path, commit: str, impl: str) -> dict[str, str]:
+    """``${oc.env:NAME,default}`` defaults of an implementation's conf/custom.yaml (empty if it has none)."""
+    try:
+        text = git(gitdir, "show", f"{commit}:{impl}/conf/custom.yaml")
+    except subprocess.CalledProcessError:
+        return {}
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"oc\.env:(\w+),([^}]*)}", text)}
+
+
+def settings_from_env(env: dict[str, str], defaults: dict[str, str]) -> dict:
+    """The row's settings as the config exports them, custom.yaml's defaults where it is silent."""
+    def get(k: str, d: str) -> str:
+        return env.get(k, defaults.get(k, d))
+
+    vp = get("INTERLEAVED_PIPELINE", "null")
+    return {"tp": int(get("TENSOR_MODEL_PARALLEL", "1")), "pp": int(get("PIPELINE_MODEL_PARALLEL", "1")),
+            "cp": int(get("CONTEXT_PARALLEL", "1")), "vp": 1 if vp in ("null", "0", "None") else int(vp),
+            "mbs": int(get("MICRO_BATCH_SIZE", "1")), "sp": get("SEQ_PARALLEL", "True") == "True",
+            "tp_overlap": get("TP_COMM_OVERLAP", "False") == "True", "fp8": get("FP8", "False") == "True",
+            "fp8_params": "True" in (get("FP8_PARAMS", "False"), get("FP8_PARAM_GATHER", "False")),
+            "recompute": get("ACT_CKPT_GRANULARITY", "null"), "minibs": int(get("MINIBS", "0"))}
+
+
+def other_submitters(gitdir: Path, rnd: str, commit: str, kept_files: dict[tuple, str]) -> tuple[list, dict]:
+    """Rows and left-out directories of the second rule (:data:`OTHER_SUBMITTERS_RULE`) in one round."""
+    tree = [ln.split(None, 3) for ln in git(gitdir, "ls-tree", "-r", commit).splitlines()]
+    blob = {t[3]: t[2] for t in tree}
+    groups: dict[str, list[str]] = {}
+    for f in blob:
+        parts = f.split("/")
+        if (len(parts) == 5 and parts[0] != "NVIDIA" and parts[1] == "results" and parts[3] in ("gpt3", "llama31_405b")
+                and parts[4].startswith("result_")):
+            groups.setdefault("/".join(parts[:4]), []).append(f)
+    rows, left = [], {}
+    for path, files in sorted(groups.items()):
+        sub, _, system, bench = path.split("/")
+        key = f"{rnd}/{sub}/{system}/{bench}"
+        sysj = json.loads(git(gitdir, "show", f"{commit}:{sub}/systems/{system}.json"))
+        acc = sysj.get("accelerator_model_name", "")
+        gpu = next((g for token, g in ACCELERATORS if token in acc), None)
+        if gpu is None:
+            left[key] = f"(1): accelerator {acc!r} is not in the catalog"
+            continue
+        files = sorted(files, key=lambda f: int(f.rsplit("_", 1)[1].split(".")[0]))
+        same = kept_files.get(tuple(sorted(blob[f] for f in files)))
+        if same:
+            left[key] = f"result files byte-identical to those of {same} (kept once)"
+            continue
+        texts = [git(gitdir, "show", f"{commit}:{f}") for f in files]
+        logs = [parse_log(t) for t in texts]
+        if not all(lg["values"] for lg in logs):
+            left[key] = "(2): the logs have no per-step training time"
+            continue
+        nodes, per_node = int(sysj["number_of_nodes"]), int(sysj["accelerators_per_node"])
+        gbs = int(logs[0]["global_batch_size"])
+        cands = {}
+        for f in blob:
+            m = re.match(rf"{re.escape(sub)}/benchmarks/{bench}/implementations/([^/]+)/(config_[^/]*\.sh)$", f)
+            if not m or CONFIG_TOKEN[gpu] not in m.group(2) or (gpu == "b200" and "GB200" in m.group(2)):
+                continue
+            impl = f.rsplit("/", 1)[0]
+            siblings = tuple(sorted({g.rsplit("/", 1)[0] for g in blob if g.startswith(
+                f"{sub}/benchmarks/{bench}/implementations/") and g.count("/") == 5} - {impl}))
+            env, missing = config_env(gitdir, commit, impl, m.group(2), siblings)
+            yaml = yaml_defaults(gitdir, commit, impl) or next(
+                (y for d in siblings if (y := yaml_defaults(gitdir, commit, d))), {})
+            st = settings_from_env(env, yaml)
+            dp = nodes * per_node // max(1, st["tp"] * st["pp"] * st["cp"])
+            if env.get("DGXNNODES") == str(nodes) and st["minibs"] * dp == gbs:
+                cands.setdefault(blob[f], (impl, m.group(2), env, missing, st))
+        if len(cands) != 1:
+            left[key] = (f"(3): {len(cands)} configs for {CONFIG_TOKEN[gpu]}, {nodes} nodes and GBS {gbs}: "
+                         + ", ".join(c[1] for c in cands.values()))
+            continue
+        impl, name, env, missing, st = next(iter(cands.values()))
+        if "fp4" in name.lower() or any("NVFP4" in k and v not in ("0", "False") for k, v in env.items()):
+            left[key] = f"(4): {name} trains in NVFP4"
+            continue
+        if st["recompute"] not in ("null", "None"):
+            left[key] = f"{name} sets activation recompute {st['recompute']!r} (planned without: not kept)"
+            continue
+        cfg = {**st, "impl": impl, "config": name, "nodes": nodes,
+               "container": f"NeMo, {sub}'s implementation {impl.rsplit('/', 1)[1]}"}
+        rows.append(row(rnd, path, files, texts, cfg, (gpu, per_node, f"{nodes}x {acc}"), env, missing))
+        kept_files[tuple(sorted(blob[f] for f in files))] = rows[-1]["id"]
+    return rows, left
 
 
 def main(mirrors: str) -> None:
@@ -414,15 +558,24 @@ def main(mirrors: str) -> None:
             files = sorted(files, key=lambda f: int(f.rsplit("_", 1)[1].split(".")[0]))
             texts = [git(gitdir, "show", f"{commit}:{f}") for f in files]
             platform = parse_log(texts[0])["submission_platform"]
+            device = (*GPU[platform.split("x", 1)[1]], platform)
             cfg = CONFIGS[key]
             env, missing_files = config_env(gitdir, commit, cfg["impl"], cfg["config"])
             check_config(env, cfg, key)
-            runs.append(row(rnd, path, files, texts, cfg, platform, env, missing_files))
+            runs.append(row(rnd, path, files, texts, cfg, device, env, missing_files))
+    kept_files: dict[tuple, str] = {}
+    left_other: dict[str, str] = {}
+    for rnd, (repo, commit) in ROUNDS.items():
+        more, left = other_submitters(Path(mirrors) / repo.replace("/", "+") / "repo", rnd, commit, kept_files)
+        runs += more
+        left_other.update(left)
     missing = (set(CONFIGS) | set(LEFT_OUT)) - seen
     assert not missing, missing
     asset.update({"about": ABOUT, "error_bounds": BOUNDS, "first_planning": FIRST_PLANNING,
                   "rounds": {k: {"repo": r, "commit": c} for k, (r, c) in ROUNDS.items()},
-                  "selection_rule": SELECTION_RULE, "left_out": LEFT_OUT, "runs": runs})
+                  "selection_rule": SELECTION_RULE, "left_out": LEFT_OUT,
+                  "other_submitters_rule": OTHER_SUBMITTERS_RULE, "left_out_other_submitters": left_other,
+                  "runs": runs})
     OUT.write_text(json.dumps(asset, indent=1) + "\n")
     print(f"wrote {len(runs)} rows to {OUT}")
 
