@@ -98,6 +98,21 @@ FIRST_PLANNING = {
              "mlperf-v5.0-llama31_405b-gb200-512": [-18.8, 123.0, True],
              "mlperf-v5.1-llama31_8b-gb200-512": [37.8, 19.9, True],
              "mlperf-v5.1-llama31_8b-gb200-72": [-25.0, 50.2, True]},
+    "other_submitters_summary": "the second rule's 11 rows (commit 4529676), planned once with no correction: all "
+                                "judged feasible; median |step-time error| 11.1%, max 18.8%; 8 of 11 inside the 80% "
+                                "band, 11 inside the 95% band",
+    "other_submitters_rows": {
+        "mlperf-v3.1-azure-nvidia-gpt3-h100-sxm-10752": [4.2, 44.4, True],
+        "mlperf-v4.0-smc-ac-power-gpt3-h100-sxm-512": [-5.7, 63.6, True],
+        "mlperf-v5.0-ibm-coreweave-nvidia-llama31_405b-gb200-1024": [-12.7, 118.6, True],
+        "mlperf-v5.0-ibm-coreweave-nvidia-llama31_405b-gb200-1536": [-18.1, 117.1, True],
+        "mlperf-v5.0-ibm-coreweave-nvidia-llama31_405b-gb200-2048": [-12.5, 116.3, True],
+        "mlperf-v5.0-ibm-coreweave-nvidia-llama31_405b-gb200-2496": [-18.8, 115.9, True],
+        "mlperf-v5.0-ibm-coreweave-nvidia-llama31_405b-gb200-512": [-18.2, 123.0, True],
+        "mlperf-v5.0-nebius-llama31_405b-h200-1024": [5.9, 118.6, True],
+        "mlperf-v5.0-nebius-llama31_405b-h200-512": [5.9, 123.0, True],
+        "mlperf-v5.1-university-of-florida-llama31_405b-b200-256": [-10.1, 131.9, True],
+        "mlperf-v5.1-university-of-florida-llama31_405b-b200-448": [-11.1, 124.3, True]},
     "corrections": [
         "mlperf-v5.1-llama31_8b-gb200-512: its config (config_GB200_128x4x1xtp2pp1cp4_8b.sh) sets SEGMENT=16; no file "
         "in the repository reads it, so it is taken to be what the launcher passes to Slurm's --segment (the "

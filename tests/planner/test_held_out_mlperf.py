@@ -1,5 +1,6 @@
-"""Held out (issue 9): NVIDIA's MLPerf Training submissions (mlcommons/training_results_v3.1 ... v5.1: GPT-3 175B on
-H100 and B200, Llama 3.1 405B on H100 and GB200, Llama 3.1 8B on GB200; NeMo), every row its selection rule keeps
+"""Held out (issue 9): MLPerf Training submissions run with NVIDIA's NeMo code (mlcommons/training_results_v3.1 ...
+v5.1: GPT-3 175B on H100 and B200, Llama 3.1 405B on H100, H200, B200 and GB200, Llama 3.1 8B on GB200; NVIDIA's
+and, by a second rule, other submitters' results), every row its selection rules keep
 (tests/assets/planner_held_out_mlperf.json, made by tests/assets/make_planner_held_out_mlperf.py from the MLPerf
 logs), planned with the nemo profile by benchmarks/_held_out_mlperf.py as benchmarks/planner_validation.py plans
 them. Every row ran, so every layout must be judged feasible; the step-time bounds were written into the asset
@@ -17,6 +18,7 @@ from _held_out_mlperf import load, median_max, plan_row, step_time_error  # benc
 DATA = load()
 RUNS = DATA["runs"]
 BOUNDS = DATA["error_bounds"]
+PLANS = {r["id"]: plan_row(r) for r in RUNS}  # each row planned once for the whole module
 
 #: Rows whose |step-time error| is past the row bound fixed before planning, with what each lacks (the benchmark's
 #: tables). strict: a change that brings one inside the bound fails here until it is moved out.
@@ -36,7 +38,7 @@ def _param(r: dict, marks=()):
 
 @pytest.mark.parametrize("run", [_param(r) for r in RUNS])
 def test_published_layout_is_judged_feasible(run):
-    p = plan_row(run)
+    p = PLANS[run["id"]]
     assert p.feasible, p.reasons
 
 
@@ -44,47 +46,60 @@ def test_published_layout_is_judged_feasible(run):
     _param(r, pytest.mark.xfail(strict=True, reason=PAST_THE_BOUND[r["id"]])) if r["id"] in PAST_THE_BOUND
     else _param(r) for r in RUNS])
 def test_step_time_error_within_the_row_bound(run):
-    e = step_time_error(run, plan_row(run))
+    e = step_time_error(run, PLANS[run["id"]])
     assert abs(e) <= BOUNDS["max_abs_error"], e
 
 
 def test_median_step_time_error_within_the_bound():
-    med, _ = median_max([step_time_error(r, plan_row(r)) for r in RUNS])
+    med, _ = median_max([step_time_error(r, PLANS[r["id"]]) for r in RUNS])
     assert med <= BOUNDS["median_abs_error"], med
 
 
-def test_bounds_and_rule_were_written_before_planning():
+def test_bounds_and_rules_were_written_before_planning():
     assert DATA["selection_rule"].startswith("Fixed before any row was planned")
+    assert DATA["other_submitters_rule"].startswith("Written after the NVIDIA rows were planned")
     assert "fixed before any row was planned" in BOUNDS["why"]
-    assert set(DATA["first_planning"]["rows"]) == {r["id"] for r in RUNS}
+    first = DATA["first_planning"]
+    assert set(first["rows"]) == {r["id"] for r in RUNS if r["rule"] == "nvidia"}
+    assert set(first["other_submitters_rows"]) == {r["id"] for r in RUNS if r["rule"] == "other_submitters"}
 
 
 def test_rows_have_provenance_and_the_logged_figures():
     """Each row names its round's repository and commit, the result files and the config; the config's name
     carries the row's layout and GPU count; the measured figure is the median of the files' medians."""
-    assert len({r["id"] for r in RUNS}) == len(RUNS) == 18
+    assert len({r["id"] for r in RUNS}) == len(RUNS) == 29
+    assert sum(r["rule"] == "nvidia" for r in RUNS) == 18
     for r in RUNS:
         src, m, lay = r["source"], r["measured"], r["layout"]
         assert {"repo": src["repo"], "commit": src["commit"]} == DATA["rounds"][r["round"]], r["id"]
-        assert src["results"] == f"NVIDIA/results/{r['system']}/{r['benchmark']}", r["id"]
+        assert src["results"] == f"{r['submitter']}/results/{r['system']}/{r['benchmark']}", r["id"]
+        assert src["config"].startswith(f"{r['submitter']}/benchmarks/{r['benchmark']}/implementations/"), r["id"]
+        assert (r["submitter"] == "NVIDIA") == (r["rule"] == "nvidia"), r["id"]
         assert len(src["files"]) == len(m["per_file_median_s"]) >= 3, r["id"]
         assert all(f.startswith(src["results"] + "/result_") for f in src["files"]), r["id"]
         assert src["log_key"] in ("train_step_timing", "train_step_timing in s", "train_step_time"), r["id"]
         name = src["config"].rsplit("/", 1)[1]
         nodes, per_node = (int(x) for x in re.match(r"config_[A-Z0-9]+_(\d+)x(\d+)x", name).groups())
         assert nodes * per_node == r["n_gpus"], r["id"]
-        want = (f"tp{lay['tp']}pp{lay['pp']}cp{lay['cp']}" if r["round"].startswith("v5")
-                else f"x{lay['tp']}x{lay['pp']}_mbs{lay['micro_batch']}")
+        v5 = r["round"].startswith("v5")
+        want = f"tp{lay['tp']}pp{lay['pp']}cp{lay['cp']}" if v5 else f"x{lay['tp']}x{lay['pp']}"
         assert want in name, (r["id"], name)
         assert m["step_time_s"] == pytest.approx(statistics.median(m["per_file_median_s"]), abs=1e-4), r["id"]
         assert m["spread_s"] == [min(m["per_file_median_s"]), max(m["per_file_median_s"])], r["id"]
-        # the logged value is one step's time: the MLLOG timestamps between training values agree within 3%
-        assert m["timestamp_step_time_s"] == pytest.approx(m["step_time_s"], rel=0.03), r["id"]
+        # the logged value is one step's time: the MLLOG timestamps between training values agree within 4% (the
+        # v3.1 GPT-3 logs' are up to 3.4% longer: time between steps that the step timer does not count)
+        assert m["timestamp_step_time_s"] == pytest.approx(m["step_time_s"], rel=0.04), r["id"]
         assert r["framework"] == "nemo" and r["assumed"] and lay["recompute"] == "none", r["id"]
 
 
 def test_left_out_directories_name_the_condition_they_fail():
     for key, why in DATA["left_out"].items():
         assert re.match(r"v\d\.\d/[\w.-]+/(gpt3|llama31_405b|llama31_8b)$", key) and re.match(r"\(\d\)", why), key
+    ids = {r["id"] for r in RUNS}
+    for key, why in DATA["left_out_other_submitters"].items():
+        assert re.match(r"v\d\.\d/[^/]+/[^/]+/(gpt3|llama31_405b)$", key), key
+        dup = re.match(r"result files byte-identical to those of (\S+) ", why)
+        assert re.match(r"\(\d\)", why) or (dup and dup.group(1) in ids), (key, why)
     kept = {f"{r['round']}/{r['system']}/{r['benchmark']}" for r in RUNS}
-    assert not kept & set(DATA["left_out"])
+    kept_other = {f"{r['round']}/{r['submitter']}/{r['system']}/{r['benchmark']}" for r in RUNS}
+    assert not kept & set(DATA["left_out"]) and not kept_other & set(DATA["left_out_other_submitters"])
