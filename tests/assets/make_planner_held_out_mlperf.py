@@ -332,7 +332,7 @@ def check_config(env: dict[str, str], cfg: dict, path: str) -> None:
 
 def parse_log(text: str) -> dict:
     """One result file: its global batch, platform, per-step values and the timestamp check."""
-    out: dict = {"values": [], "ts": []}
+    out: dict = {"values": [], "ts": [], "steps_in_steps": False}
     last = None  # (time_ms, step) of the previous training value in the current block
     for line in text.splitlines():
         if ":::MLLOG" not in line:
@@ -349,6 +349,7 @@ def parse_log(text: str) -> dict:
                 continue
             out["key"] = key
             out["values"].append(v[key])
+            out["steps_in_steps"] |= "samples_count" in j["metadata"]
             step = j["metadata"].get("step")
             if last is not None and step is not None and step > last[1]:
                 out["ts"].append(((j["time_ms"] - last[0]) / 1e3, step - last[1]))
@@ -356,13 +357,18 @@ def parse_log(text: str) -> dict:
     return out
 
 
-def timestamp_step_time(log: dict, gbs: int, seq: int) -> float | None:
-    """Median seconds per step between consecutive training values of one block; the metadata 'step' counts
-    tokens (v3.1, v4.1), samples (v5.0) or steps (v5.1): the unit is the one that makes the smallest gap whole."""
+#: What the MLLOG metadata 'step' of a training value counts when the metadata has no 'samples_count', by round
+#: (v3.1/v4.x callbacks: tokens, the gap between values is GBS x seq; v5.x callbacks at line 312: samples, the gap
+#: is GBS). Where the metadata carries 'samples_count' (NVIDIA's v5.1 callback), 'step' counts steps (the gap is
+#: 1, or the logging interval of 32).
+STEP_UNIT = {"v3.1": "tokens", "v4.0": "tokens", "v4.1": "tokens", "v5.0": "samples", "v5.1": "samples"}
+
+
+def timestamp_step_time(log: dict, gbs: int, seq: int, rnd: str) -> float | None:
+    """Median seconds per step between consecutive training values of one block, from the MLLOG timestamps."""
     if not log["ts"]:
         return None
-    gap = min(d for _, d in log["ts"])
-    unit = next(u for u in (gbs * seq, gbs, 1) if gap % u == 0)
+    unit = {"tokens": gbs * seq, "samples": gbs, "steps": 1}["steps" if log["steps_in_steps"] else STEP_UNIT[rnd]]
     return statistics.median(t / (d / unit) for t, d in log["ts"])
 
 
@@ -383,7 +389,7 @@ def row(rnd: str, path: str, files: list[str], texts: list[str], cfg: dict, devi
     dp = n // (cfg["tp"] * cfg["pp"] * cfg["cp"])
     assert gbs_v % (dp * cfg["mbs"]) == 0, (path, gbs_v, dp)
     per_file = [statistics.median(lg["values"]) for lg in logs]
-    ts = [x for lg in logs if (x := timestamp_step_time(lg, gbs_v, seq_v)) is not None]
+    ts = [x for lg in logs if (x := timestamp_step_time(lg, gbs_v, seq_v, rnd)) is not None]
     opt = (("mcore-fp8-params" if cfg["fp8_params"] else "mcore") if rnd.startswith("v5")
            else "apex-fp8-params" if cfg["fp8_params"] else "apex")
     repo, commit = ROUNDS[rnd]
@@ -457,6 +463,11 @@ OTHER_SUBMITTERS_RULE = (
     "power division) is kept once. Left out: llama31_8b (v5.1: 37 directories of 15 submitters, most of whose "
     "implementation directories publish FP8 and NVFP4 configs of the same shape; not scanned in this session); "
     "every directory that fails a condition, named in 'left_out_other_submitters'.")
+OTHER_SUBMITTERS_8B_RULE = (
+    "Written after the second rule's rows were planned (commit 36c78a7) and before any row of this one was: the "
+    "second rule, word for word, applied to the llama31_8b result directories of the other submitters (v5.1), "
+    "which it had left out. Directories whose implementation holds an FP8 and an NVFP4 config of the same shape "
+    "fail condition (3) (two configs match) and are named in 'left_out_other_submitters_8b' with both.")
 #: Catalog device by the system json's accelerator_model_name (the first that matches).
 ACCELERATORS = (("GB200", "gb200"), ("GB300", None), ("B300", None), ("B200", "b200"), ("H200", "h200"),
                 ("H100", "h100-sxm"))
@@ -481,20 +492,24 @@ def settings_from_env(env: dict[str, str], defaults: dict[str, str]) -> dict:
     vp = get("INTERLEAVED_PIPELINE", "null")
     return {"tp": int(get("TENSOR_MODEL_PARALLEL", "1")), "pp": int(get("PIPELINE_MODEL_PARALLEL", "1")),
             "cp": int(get("CONTEXT_PARALLEL", "1")), "vp": 1 if vp in ("null", "0", "None") else int(vp),
-            "mbs": int(get("MICRO_BATCH_SIZE", "1")), "sp": get("SEQ_PARALLEL", "True") == "True",
+            "mbs": int(get("MICRO_BATCH_SIZE", "1")),
+            # sequence parallelism only with TP > 1: Megatron turns it off at TP 1 (nothing to split)
+            "sp": get("SEQ_PARALLEL", "True") == "True" and int(get("TENSOR_MODEL_PARALLEL", "1")) > 1,
             "tp_overlap": get("TP_COMM_OVERLAP", "False") == "True", "fp8": get("FP8", "False") == "True",
             "fp8_params": "True" in (get("FP8_PARAMS", "False"), get("FP8_PARAM_GATHER", "False")),
             "recompute": get("ACT_CKPT_GRANULARITY", "null"), "minibs": int(get("MINIBS", "0"))}
 
 
-def other_submitters(gitdir: Path, rnd: str, commit: str, kept_files: dict[tuple, str]) -> tuple[list, dict]:
-    """Rows and left-out directories of the second rule (:data:`OTHER_SUBMITTERS_RULE`) in one round."""
+def other_submitters(gitdir: Path, rnd: str, commit: str, kept_files: dict[tuple, str],
+                     benchmarks: tuple[str, ...] = ("gpt3", "llama31_405b")) -> tuple[list, dict]:
+    """Rows and left-out directories of the second rule (:data:`OTHER_SUBMITTERS_RULE`) in one round; with
+    ``benchmarks=("llama31_8b",)``, the third (:data:`OTHER_SUBMITTERS_8B_RULE`)."""
     tree = [ln.split(None, 3) for ln in git(gitdir, "ls-tree", "-r", commit).splitlines()]
     blob = {t[3]: t[2] for t in tree}
     groups: dict[str, list[str]] = {}
     for f in blob:
         parts = f.split("/")
-        if (len(parts) == 5 and parts[0] != "NVIDIA" and parts[1] == "results" and parts[3] in ("gpt3", "llama31_405b")
+        if (len(parts) == 5 and parts[0] != "NVIDIA" and parts[1] == "results" and parts[3] in benchmarks
                 and parts[4].startswith("result_")):
             groups.setdefault("/".join(parts[:4]), []).append(f)
     rows, left = [], {}
@@ -548,6 +563,8 @@ def other_submitters(gitdir: Path, rnd: str, commit: str, kept_files: dict[tuple
         cfg = {**st, "impl": impl, "config": name, "nodes": nodes,
                "container": f"NeMo, {sub}'s implementation {impl.rsplit('/', 1)[1]}"}
         rows.append(row(rnd, path, files, texts, cfg, (gpu, per_node, f"{nodes}x {acc}"), env, missing))
+        if bench == "llama31_8b":
+            rows[-1]["rule"] = "other_submitters_8b"
         kept_files[tuple(sorted(blob[f] for f in files))] = rows[-1]["id"]
     return rows, left
 
@@ -584,12 +601,19 @@ def main(mirrors: str) -> None:
         more, left = other_submitters(Path(mirrors) / repo.replace("/", "+") / "repo", rnd, commit, kept_files)
         runs += more
         left_other.update(left)
+    left_8b: dict[str, str] = {}
+    for rnd, (repo, commit) in ROUNDS.items():
+        more, left = other_submitters(Path(mirrors) / repo.replace("/", "+") / "repo", rnd, commit, kept_files,
+                                      ("llama31_8b",))
+        runs += more
+        left_8b.update(left)
     missing = (set(CONFIGS) | set(LEFT_OUT)) - seen
     assert not missing, missing
     asset.update({"about": ABOUT, "error_bounds": BOUNDS, "first_planning": FIRST_PLANNING,
                   "rounds": {k: {"repo": r, "commit": c} for k, (r, c) in ROUNDS.items()},
                   "selection_rule": SELECTION_RULE, "left_out": LEFT_OUT,
                   "other_submitters_rule": OTHER_SUBMITTERS_RULE, "left_out_other_submitters": left_other,
+                  "other_submitters_8b_rule": OTHER_SUBMITTERS_8B_RULE, "left_out_other_submitters_8b": left_8b,
                   "runs": runs})
     OUT.write_text(json.dumps(asset, indent=1) + "\n")
     print(f"wrote {len(runs)} rows to {OUT}")
