@@ -1111,6 +1111,7 @@ def held_out_mlperf() -> None:
           "rule keeps; nothing fitted)\n")
     print(f"selection rule (fixed before planning): {data['selection_rule']}\n")
     print(f"second rule (fixed before its rows were planned): {data['other_submitters_rule']}\n")
+    print(f"third rule (fixed before its rows were planned): {data['other_submitters_8b_rule']}\n")
     print("| run | GPUs | layout | feasible | GiB | step s | measured (files' min-max) | error | in 80% band | "
           "in 95% band |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -1128,7 +1129,8 @@ def held_out_mlperf() -> None:
     print("| rows | n | feasible | median abs error | max | inside 80% band | inside 95% band |")
     print("|---|---|---|---|---|---|---|")
     groups = (("all", lambda r: True), ("first rule: NVIDIA's", lambda r: r["rule"] == "nvidia"),
-              ("second rule: other submitters'", lambda r: r["rule"] == "other_submitters"),
+              ("second rule: other submitters' GPT-3 and 405B", lambda r: r["rule"] == "other_submitters"),
+              ("third rule: other submitters' 8B", lambda r: r["rule"] == "other_submitters_8b"),
               ("H100", lambda r: r["gpu"] == "h100-sxm"), ("H200", lambda r: r["gpu"] == "h200"),
               ("B200 and GB200", lambda r: r["gpu"] in ("b200", "gb200")),
               ("GPT-3 175B", lambda r: r["benchmark"] == "gpt3"),
@@ -1146,7 +1148,9 @@ def held_out_mlperf() -> None:
     print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
           f"before planning: median {b['median_abs_error'] * 100:.0f}%, each row {b['max_abs_error'] * 100:.0f}%; rows "
           f"past the row bound: {', '.join(past)}")
-    print(f"first planning: {data['first_planning']['summary']}; {data['first_planning']['other_submitters_summary']}")
+    first = data["first_planning"]
+    print(f"first planning: {first['summary']}; {first['other_submitters_summary']}; "
+          f"{first['other_submitters_8b_summary']}")
     ts = [abs(r["measured"]["timestamp_step_time_s"] / r["measured"]["step_time_s"] - 1) for r in runs]
     print(f"logged per-step time vs the MLLOG timestamps between training values: max difference {max(ts) * 100:.1f}%")
     print("\nBlackwell rows: the b200/gb200 catalog entries have no attention_efficiency, so the fused attention runs "

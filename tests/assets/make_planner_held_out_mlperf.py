@@ -6,11 +6,14 @@ v4.0, v4.1, v5.0, v5.1). Run from the repository root with clones or mirrors of 
 (the git directories as ``fetch`` stores them, ``<dir>/mlcommons+training_results_v3.1/repo`` etc.; each is read
 at the commit in :data:`ROUNDS` with ``git show``).
 
-Selection rule, fixed before any row was planned (the asset's ``selection_rule``, copied from
-:data:`SELECTION_RULE`). The script scans every ``NVIDIA/results/<system>/<benchmark>/result_*.txt`` of the five
-rounds, reads each log's per-step training time, and keeps the directories :data:`CONFIGS` names; every directory
-it scans and does not keep is listed with the reason in the asset's ``left_out`` (also checked here: a scanned
-directory must be either kept or left out by name).
+Selection rules: the first, fixed before any row was planned (the asset's ``selection_rule``, copied from
+:data:`SELECTION_RULE`), keeps NVIDIA's own results; the second (:data:`OTHER_SUBMITTERS_RULE`) and third
+(:data:`OTHER_SUBMITTERS_8B_RULE`), each written before its rows were planned, other submitters' (their settings
+read mechanically by :func:`other_submitters`). For the first, the script scans every
+``NVIDIA/results/<system>/<benchmark>/result_*.txt`` of the five rounds, reads each log's per-step training time,
+and keeps the directories :data:`CONFIGS` names; every directory it scans and does not keep is listed with the
+reason in the asset's ``left_out`` (also checked here: a scanned directory must be either kept or left out by
+name).
 
 How a figure is read: each ``result_*.txt`` is an MLPerf log (``:::MLLOG {json}`` lines). The per-step training
 time is the ``tracked_stats`` value ``train_step_timing`` (v3.1), ``train_step_timing in s`` (v4.1) or
@@ -113,6 +116,19 @@ FIRST_PLANNING = {
         "mlperf-v5.0-nebius-llama31_405b-h200-512": [5.9, 123.0, True],
         "mlperf-v5.1-university-of-florida-llama31_405b-b200-256": [-10.1, 131.9, True],
         "mlperf-v5.1-university-of-florida-llama31_405b-b200-448": [-11.1, 124.3, True]},
+    "other_submitters_8b_summary": "the third rule's 9 rows (commit 1b4335a), planned once with no correction: all "
+                                   "judged feasible; median |step-time error| 18.1%, max 28.3%; 2 of 9 inside the "
+                                   "80% band, 7 inside the 95% band",
+    "other_submitters_8b_rows": {
+        "mlperf-v5.1-cisco-llama31_8b-h100-sxm-128": [-26.9, 34.7, True],
+        "mlperf-v5.1-cisco-llama31_8b-h100-sxm-64": [-1.6, 69.4, True],
+        "mlperf-v5.1-university-of-florida-llama31_8b-b200-8": [-12.3, 117.3, True],
+        "mlperf-v5.1-university-of-florida-llama31_8b-b200-128": [-18.6, 49.7, True],
+        "mlperf-v5.1-university-of-florida-llama31_8b-b200-16": [-17.3, 111.7, True],
+        "mlperf-v5.1-university-of-florida-llama31_8b-b200-256": [-28.3, 49.3, True],
+        "mlperf-v5.1-university-of-florida-llama31_8b-b200-32": [-18.1, 51.8, True],
+        "mlperf-v5.1-university-of-florida-llama31_8b-b200-64": [-17.8, 50.4, True],
+        "mlperf-v5.1-verda-llama31_8b-b200-64": [-18.4, 50.4, True]},
     "corrections": [
         "mlperf-v5.1-llama31_8b-gb200-512: its config (config_GB200_128x4x1xtp2pp1cp4_8b.sh) sets SEGMENT=16; no file "
         "in the repository reads it, so it is taken to be what the launcher passes to Slurm's --segment (the "
