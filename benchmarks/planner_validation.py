@@ -1096,6 +1096,103 @@ def held_out_falcon_180b() -> None:
     print(f"\nnot modelled: {d['not_modelled']}")
 
 
+#: The attention efficiency of the catalog's h100-sxm entry, tried on the Blackwell rows of the MLPerf set (their
+#: catalog entries have none, so the fused attention runs at the matmul efficiency): a what-if, not applied.
+H100_ATTENTION_WHATIF = 0.26
+
+
+def held_out_mlperf() -> None:
+    """NVIDIA's MLPerf Training submissions (v3.1-v5.1), held out: every row the asset's selection rule keeps
+    (tests/assets/planner_held_out_mlperf.json), planned with the nemo profile as the dgxc rows are; feasibility,
+    step-time error against the logs' per-step time, whether the measured time lies in the plan's 80% and 95% band,
+    the first planning, and for the Blackwell rows the what-if of H100's attention efficiency (not applied)."""
+    from _held_out_mlperf import band_hits, load, median_max, plan_row, step_time_error
+
+    data = load()
+    runs = data["runs"]
+    print("\n### Held out: MLPerf Training results (NVIDIA's NeMo submissions, v3.1-v5.1; every row the selection "
+          "rule keeps; nothing fitted)\n")
+    print(f"selection rule (fixed before planning): {data['selection_rule']}\n")
+    print(f"second rule (fixed before its rows were planned): {data['other_submitters_rule']}\n")
+    print(f"third rule (fixed before its rows were planned): {data['other_submitters_8b_rule']}\n")
+    print("| run | GPUs | layout | feasible | GiB | step s | measured (files' min-max) | error | in 80% band | "
+          "in 95% band |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    errs, hits = [], []
+    for r in runs:
+        p = plan_row(r)
+        m, e, h = r["measured"], step_time_error(r, p), band_hits(r, p)
+        errs.append(e)
+        hits.append(h)
+        print(f"| {r['id'].removeprefix('mlperf-')} | {r['n_gpus']} | {p.layout.short()} | {p.feasible} | "
+              f"{p.memory.total_bytes / 2**30:.1f} | {p.step_time_s:.3f} | {m['step_time_s']} "
+              f"({m['spread_s'][0]}-{m['spread_s'][1]}) | {e * 100:+.1f}% | {h[0.8]} | {h[0.95]} |")
+    print("\nerror = predicted step time / measured - 1 (positive: predicted too slow); measured: the median over "
+          "the result files of each file's median logged per-step time; band: Plan.step_time_band (planner/band.py)\n")
+    print("| rows | n | feasible | median abs error | max | inside 80% band | inside 95% band |")
+    print("|---|---|---|---|---|---|---|")
+    groups = (("all", lambda r: True), ("first rule: NVIDIA's", lambda r: r["rule"] == "nvidia"),
+              ("second rule: other submitters' GPT-3 and 405B", lambda r: r["rule"] == "other_submitters"),
+              ("third rule: other submitters' 8B", lambda r: r["rule"] == "other_submitters_8b"),
+              ("H100", lambda r: r["gpu"] == "h100-sxm"), ("H200", lambda r: r["gpu"] == "h200"),
+              ("B200 and GB200", lambda r: r["gpu"] in ("b200", "gb200")),
+              ("GPT-3 175B", lambda r: r["benchmark"] == "gpt3"),
+              ("Llama 3.1 405B", lambda r: r["benchmark"] == "llama31_405b"),
+              ("Llama 3.1 8B", lambda r: r["benchmark"] == "llama31_8b"))
+    for label, keep in groups:
+        idx = [i for i, r in enumerate(runs) if keep(r)]
+        med, worst = median_max([errs[i] for i in idx])
+        feas = sum(plan_row(runs[i]).feasible for i in idx)
+        print(f"| {label} | {len(idx)} | {feas} | {med * 100:.1f}% | {worst * 100:.1f}% | "
+              f"{sum(hits[i][0.8] for i in idx)} | {sum(hits[i][0.95] for i in idx)} |")
+    b = data["error_bounds"]
+    med, worst = median_max(errs)
+    past = [r["id"] for r, e in zip(runs, errs, strict=True) if abs(e) > b["max_abs_error"]]
+    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
+          f"before planning: median {b['median_abs_error'] * 100:.0f}%, each row {b['max_abs_error'] * 100:.0f}%; rows "
+          f"past the row bound: {', '.join(past)}")
+    first = data["first_planning"]
+    print(f"first planning: {first['summary']}; {first['other_submitters_summary']}; "
+          f"{first['other_submitters_8b_summary']}")
+    ts = [abs(r["measured"]["timestamp_step_time_s"] / r["measured"]["step_time_s"] - 1) for r in runs]
+    print(f"logged per-step time vs the MLLOG timestamps between training values: max difference {max(ts) * 100:.1f}%")
+    print("\nBlackwell rows: the b200/gb200 catalog entries have no attention_efficiency, so the fused attention runs "
+          f"at the matmul efficiency (h200's is h100-sxm's); what-if, h100-sxm's {H100_ATTENTION_WHATIF} (not "
+          "applied):\n")
+    print("| run | error, as planned | error, attention efficiency 0.26 |")
+    print("|---|---|---|")
+    for r, e in zip(runs, errs, strict=True):
+        if r["gpu"] in ("b200", "gb200"):
+            q = plan_row(r, gpu_overrides={**r.get("gpu_overrides", {}), "attention_efficiency": H100_ATTENTION_WHATIF})
+            print(f"| {r['id'].removeprefix('mlperf-')} | {e * 100:+.1f}% | {step_time_error(r, q) * 100:+.1f}% |")
+    _mlperf_one_microbatch_whatif(runs, errs)
+
+
+def _mlperf_one_microbatch_whatif(runs: list[dict], errs: list[float]) -> None:
+    """The MLPerf rows that run one micro-batch per step (every Llama 3.1 8B row): the bound with all DP traffic
+    exposed (dp_overlap 0; the nemo profile hides it behind the step's compute), a what-if, not applied."""
+    from _held_out_mlperf import step_time_error
+    from _published_runs import build
+
+    print("\nRows with one micro-batch per step (GBS = DP x micro-batch: every 8B row): the DP reduce-scatter and "
+          "all-gather can hide only behind one forward and backward; bound with all DP traffic exposed "
+          "(dp_overlap 0), not applied:\n")
+    print("| run | DP traffic s | exposed as planned s | error, as planned | error, DP exposed (bound) |")
+    print("|---|---|---|---|---|")
+    for r, e in zip(runs, errs, strict=True):
+        lay = r["layout"]
+        dp = r["n_gpus"] // (lay["tp"] * lay["pp"] * lay["cp"])
+        if r["train"]["global_batch"] != dp * lay["micro_batch"]:
+            continue
+        i = build(r)
+        p = plan(i.model, i.cluster, i.train, i.layout, framework=i.framework,
+                 memory_conventions=i.memory_conventions)
+        q = plan(i.model, i.cluster, i.train, i.layout, framework=dataclasses.replace(i.framework, dp_overlap=0.0),
+                 memory_conventions=i.memory_conventions)
+        print(f"| {r['id'].removeprefix('mlperf-')} | {p.time.dp_total_s:.4f} | {p.time.dp_exposed_s:.4f} | "
+              f"{e * 100:+.1f}% | {step_time_error(r, q) * 100:+.1f}% |")
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
@@ -1110,3 +1207,4 @@ if __name__ == "__main__":
     held_out_dgxc()
     held_out_deepseek_v2()
     held_out_falcon_180b()
+    held_out_mlperf()
