@@ -366,7 +366,8 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
 
     ``prior`` adds a Gaussian penalty to the objective (a MAP fit). Given as a function of the unpenalised
     objective's best value (its scale sets the penalty's weight), the starts are first run without it; the
-    rows kept after pruning then go on with the penalty, so it costs one multi-start, not two.
+    64 best rows (those kept after pruning, for the 4,500-point grid) then go on with the penalty, so it
+    costs one multi-start, not two.
     """
     t0 = time.perf_counter()
     obj = Objective(loss, float(delta), float(asymmetry))
@@ -382,7 +383,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
                                fix="check the data (units, loss column) or pass init= with sensible values"))
     if callable(prior):
         prior = prior(float(np.min(val[finite])))
-        top = finite[np.argsort(val[finite])][:keep]
+        top = finite[np.argsort(val[finite])][:min(keep, 64)]
         theta, val, conv, more = fit_batch(law_cls, X, y, theta[top], w=w, obj=obj, space=space,
                                            max_iter=max_iter, patience=patience, prior=prior)
         iters += more
