@@ -849,5 +849,10 @@ class ScalingLaw:
                          + (f" (delta={self.delta:g})" if self.loss == "huber" else "")
                          + f", space={self.space}, starts={info.get('n_starts')}, "
                          f"objective={_g(r.objective)}")
+            pr = info.get("prior")
+            if pr:
+                lines.append(f"  prior ({pr.get('name')}, a MAP fit): "
+                             + ", ".join(f"{k} ~ N({_g(c)}, {_g(pr['width'][k])}^2)" for k, c in pr["centre"].items())
+                             + f"; penalty {_g(pr.get('penalty'))}")
         return "\n".join(lines + r.replace(derived=self.derived())._report_lines())
 
