@@ -317,9 +317,10 @@ def pkg_splits(python: str, ds: dict[str, Any], n_splits: int) -> list[float | N
 # ---------------------------------------------------------------- main
 def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str = "new",
         pkg_python: str | None = None, min_tokens_per_param: float = MIN_TOKENS_PER_PARAM,
-        extra: bool = False) -> dict[str, Any]:
+        extra: bool = False, chinchilla_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The scoreboard over :func:`datasets`, or with ``extra`` over :func:`extra_datasets` (the same protocol:
-    splits, laws, band, baselines), summarised by family and by :data:`GROUPS` or :data:`EXTRA_GROUPS`."""
+    splits, laws, band, baselines), summarised by family and by :data:`GROUPS` or :data:`EXTRA_GROUPS`.
+    ``chinchilla_options`` are added to ``options`` where the law is Chinchilla's (e.g. its ``param_prior``)."""
     from scalelab.laws import load_runs
     from scalelab.laws.backtest import backtest
 
@@ -331,7 +332,8 @@ def run(only: set[str] | None, n_splits: int, options: dict[str, Any], kind: str
         runs = load_runs(ds["cols"], n_convention="total")
         # copied rows (the misfitting table has 21) are dropped, as the DataError tells a user to do; replicates
         # (same design point, other loss: 159 of the misfitting table's rows, 65 of datablations') are kept
-        res = backtest(runs, ds["law"], split="n", n_splits=n_splits, options=options, duplicates="drop",
+        opts = {**options, **(chinchilla_options or {})} if ds["law"] == "chinchilla" else options
+        res = backtest(runs, ds["law"], split="n", n_splits=n_splits, options=opts, duplicates="drop",
                        kind=kind, level=LEVEL)
         row = {"family": ds["family"], "name": ds["name"], "law": ds["law"], "n_runs": len(runs),
                "n_below_min_tpp": ds["n_below_min_tpp"],
@@ -449,6 +451,9 @@ def main() -> None:
     ap.add_argument("--band", default="new", choices=["new", "noise", "mean"],
                     help="new: the calibrated new-run band (default); noise: the uncalibrated one (before issue 8); "
                          "mean: the mean law's")
+    ap.add_argument("--param-prior", default="hoffmann2022",
+                    help="Chinchilla's param_prior (the default, hoffmann2022; besiroglu2024; none: the unpenalised "
+                         "fit before the prior)")
     ap.add_argument("--min-tokens-per-param", type=float, default=MIN_TOKENS_PER_PARAM,
                     help="leave out runs below this D/N before splitting, for every column (0: keep all)")
     ap.add_argument("--held-out-extra", action="store_true",
@@ -463,14 +468,16 @@ def main() -> None:
         print(f"no public data at {anchors_dir()} (set SCALELAB_ANCHORS)", file=sys.stderr)
         return
     options = {} if args.init == "grid" else {"init": args.init}
+    chin = {"param_prior": None if args.param_prior.lower() == "none" else args.param_prior}
     t0 = time.perf_counter()
     res = run(set(filter(None, args.only.split(","))) or None, args.splits, options, args.band,
-              args.chinchilla_python, args.min_tokens_per_param, args.held_out_extra)
+              args.chinchilla_python, args.min_tokens_per_param, args.held_out_extra, chin)
+    res["param_prior"] = chin["param_prior"]
     res["min_tokens_per_param"] = args.min_tokens_per_param
     res["held_out_extra"] = args.held_out_extra
     # the band every "coverage" and "interval_score" in this JSON scores
     res["band"], res["level"] = args.band, LEVEL
-    res["epoch_protocol"] = None if args.held_out_extra else epoch_protocol(options, args.band)
+    res["epoch_protocol"] = None if args.held_out_extra else epoch_protocol({**options, **chin}, args.band)
     print_table(res["summary"], res["epoch_protocol"], args.band)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     if args.out:

@@ -120,3 +120,23 @@ def test_fit_imports_only_its_own_command_module(runs_csv):
             " 'scalelab.laws.kaplan', 'scalelab.laws.muennighoff', 'scalelab.laws.hyperparams'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 True [] []", out.stdout[-500:]
+
+
+def test_fit_takes_the_prior_on_the_exponents_and_reports_it(runs_csv, capsys):
+    base = ["fit", str(runs_csv), "--law", "chinchilla", "--n", "n_params", "--compute", "flops", "--loss",
+            "val_loss", "--init", "coarse"]
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0, res.output
+    assert "prior (hoffmann2022, a MAP fit): alpha ~ N(0.339" in res.output
+    res = runner.invoke(app, [*base, "--param-prior", "none", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert "prior" not in d["fit_info"] and "param_prior" not in d["options"]
+    res = runner.invoke(app, [*base, "--param-prior", "besiroglu2024", "--format", "json"])
+    assert json.loads(res.output)["fit_info"]["prior"]["centre"]["beta"] == pytest.approx(0.36585)
+    assert main([*base, "--param-prior", "kaplan"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown param_prior" in err and "besiroglu2024" in err and "Traceback" not in err
+    code = main(["fit", str(runs_csv), "--law", "kaplan", "--n", "n_params", "--compute", "flops", "--loss",
+                 "val_loss", "--param-prior", "none"])
+    assert code == 1 and "--param-prior applies to the chinchilla law" in capsys.readouterr().err

@@ -130,7 +130,7 @@ def test_failed_polish_at_a_non_stationary_point_warns(monkeypatch):
     from scalelab.errors import ConvergenceWarning
     from scalelab.laws import fitting
 
-    def give_up(law_cls, X, y, theta0, w, obj, space):
+    def give_up(law_cls, X, y, theta0, w, obj, space, prior=None):
         return SimpleNamespace(success=False, message="ABNORMAL_TERMINATION_IN_LNSRCH", fun=np.inf, x=theta0, nit=0)
 
     monkeypatch.setattr(fitting, "_scipy_polish", give_up)

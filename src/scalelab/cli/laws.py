@@ -178,6 +178,9 @@ def _register_fit(app: typer.Typer) -> None:
         delta: Annotated[float, typer.Option("--delta", help="Huber delta on log-loss.")] = 1e-3,
         space: Annotated[str, typer.Option("--space", help="Residuals on log-loss (log) or loss (linear).")] = "log",
         init: Annotated[str, typer.Option("--init", help="grid (the law's full grid) | coarse.")] = "grid",
+        param_prior: Annotated[str | None, typer.Option(
+            "--param-prior", help="chinchilla: weak prior on the exponents, hoffmann2022 (its default) | "
+                                  "besiroglu2024 | none (the unpenalised fit).")] = None,
         bootstrap: Annotated[
             int, typer.Option("--bootstrap", "-b", help="Bootstrap refits over runs (0: asymptotic).")
         ] = 0,
@@ -231,8 +234,14 @@ def _register_fit(app: typer.Typer) -> None:
                          else {"chosen": comp.law, "reason": "the only law these columns allow"})
             law = selection["chosen"]
         klass = get_law(law)
+        extra: dict[str, Any] = {}
+        if param_prior is not None:
+            if "param_prior" not in klass._get_param_names():
+                raise DataError(explain(f"--param-prior applies to the chinchilla law, not {law}", value=param_prior,
+                                        fix="drop --param-prior, or fit --law chinchilla"))
+            extra["param_prior"] = None if param_prior.lower() == "none" else param_prior
         est = klass(loss=objective, delta=delta, space=space, init=init, n_bootstrap=bootstrap, random_state=seed,
-                    level=level)
+                    level=level, **extra)
         est.fit(table, duplicates=duplicates)
         est.result_ = est.result_.replace(data_source=table.to_dict())
         from ..laws.calibration import calibrate

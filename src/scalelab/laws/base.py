@@ -259,6 +259,9 @@ class ScalingLaw:
     #: batched fitter evaluates it with every trial step instead of again for the steps it accepts (the
     #: finite-difference default costs ``2P`` more predictions: it is evaluated for accepted steps only).
     cheap_jacobian: ClassVar[bool] = False
+    #: Options added after fits were first saved, with the value that reproduces those fits: a saved file
+    #: without one loads with that value, and a law at that value does not write it (config hashes stay).
+    options_since: ClassVar[dict[str, Any]] = {}
 
     # ----- fitted state: set by fit(), preset() or from_dict() -----
     #: Everything the fit (or preset, or saved file) says; the attributes below read from it.
@@ -625,12 +628,20 @@ class ScalingLaw:
         Xa, ya, w = self._prepare_fit(X, y, sample_weight, duplicates, columns)  # in canonical row order
 
         starts = fitting.resolve_init(type(self), self.init, Xa, ya)
+        prior, prior_info = self._objective_prior(Xa, ya, w)
         res = fitting.fit_starts(type(self), Xa, ya, starts, w=w, loss=self.loss, delta=self.delta,
-                                 space=self.space, asymmetry=self.asymmetry, max_iter=self.max_iter)
+                                 space=self.space, asymmetry=self.asymmetry, max_iter=self.max_iter,
+                                 prior=prior)
+        self._fit_prior = res.prior  # the bootstrap refits with the same penalty
+        objective = float(res.objective)
+        if res.prior is not None and prior_info is not None:
+            # objective_ stays the data's term (comparable with an unpenalised fit); the penalty is recorded
+            prior_info["penalty"] = float(res.prior.value(res.theta))
+            objective -= prior_info["penalty"]
+            res.info["prior"] = prior_info
         self.theta_ = res.theta
         params = dict(zip(self.param_names, map(float, self._from_theta(res.theta)[0]), strict=True))
         logpred = self._log_model(res.theta[None], Xa, jac=False)[0][0]
-        objective = float(res.objective)
         self.result_ = self._new_result(
             params, objective=objective, fit_info=res.info, n_samples=int(ya.size),
             fitted_range=self._fitted_ranges(Xa),
@@ -641,6 +652,13 @@ class ScalingLaw:
         self.result_ = self.result_.replace(**uncertainty.estimate(self, Xa, ya, w, self.result_.fit_info))
         self._finish_fit(ya)
         return self
+
+    def _objective_prior(self, X: tuple[np.ndarray, ...], y: np.ndarray,
+                         w: np.ndarray | None) -> tuple[Any, dict[str, Any] | None]:
+        """A penalty for the fit's objective (a :class:`~scalelab.laws.fitting.Prior`, or a function of the
+        unpenalised objective's best value that returns one) and its record for ``fit_info``; none here (a
+        law with a prior option overrides this)."""
+        return None, None
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -831,5 +849,10 @@ class ScalingLaw:
                          + (f" (delta={self.delta:g})" if self.loss == "huber" else "")
                          + f", space={self.space}, starts={info.get('n_starts')}, "
                          f"objective={_g(r.objective)}")
+            pr = info.get("prior")
+            if pr:
+                lines.append(f"  prior ({pr.get('name')}, a MAP fit): "
+                             + ", ".join(f"{k} ~ N({_g(c)}, {_g(pr['width'][k])}^2)" for k, c in pr["centre"].items())
+                             + f"; penalty {_g(pr.get('penalty'))}")
         return "\n".join(lines + r.replace(derived=self.derived())._report_lines())
 

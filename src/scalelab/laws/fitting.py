@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,8 @@ import numpy as np
 
 from ..errors import ConfigError, ConvergenceWarning, FitError, explain
 
-__all__ = ["FitOutput", "Objective", "fit_batch", "fit_starts", "goodness_of_fit", "resolve_init", "stationary_rows"]
+__all__ = ["FitOutput", "Objective", "Prior", "fit_batch", "fit_starts", "goodness_of_fit", "resolve_init",
+           "stationary_rows"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,24 @@ class Objective:
         return np.where(r > 0, self.asymmetry, 1.0) / np.maximum(a, 1e-9)
 
 
+@dataclass(frozen=True)
+class Prior:
+    """A Gaussian penalty in fitting space, ``0.5 * sum(prec * (theta - mu)^2)``, added to the objective
+    (a maximum a posteriori fit). ``prec`` is 0 for parameters left free; ``mu`` and ``prec`` are (P,).
+    ``width_prec`` (``1 / width^2``, the prior's own precision) joins the asymptotic covariance."""
+
+    mu: np.ndarray
+    prec: np.ndarray
+    width_prec: np.ndarray | None = None
+
+    def value(self, theta: np.ndarray) -> np.ndarray:
+        d = theta - self.mu
+        return 0.5 * np.sum(self.prec * d * d, axis=-1)
+
+    def grad(self, theta: np.ndarray) -> np.ndarray:
+        return self.prec * (theta - self.mu)
+
+
 @dataclass
 class FitOutput:
     """Best parameters (fitting space), their objective, and a record of how the fit went."""
@@ -79,6 +99,7 @@ class FitOutput:
     theta: np.ndarray
     objective: float
     info: dict[str, Any] = field(default_factory=dict)
+    prior: Prior | None = None  # the penalty the objective includes, if any
 
 
 def resolve_init(law_cls: Any, init: Any, X: tuple[np.ndarray, ...], y: np.ndarray) -> np.ndarray:
@@ -128,7 +149,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
               w: np.ndarray | None = None, obj: Objective = Objective(), space: str = "log",
               max_iter: int = 200, prune_after: int | None = None, keep: int | None = None,
               ftol: float = 1e-12, xtol: float = 1e-10,
-              patience: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+              patience: int | None = None, prior: Prior | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Damped Gauss-Newton (Levenberg-Marquardt) on the IRLS majoriser, for many rows at once.
 
     Parameters
@@ -138,6 +160,7 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
     prune_after, keep : after ``prune_after`` iterations keep only the ``keep`` best rows (multi-start).
     patience : stop once the best objective over all rows has not improved (relative 1e-10) for this
         many iterations (multi-start: a local polish finishes the job).
+    prior : a Gaussian penalty added to the objective (its gradient and curvature join the step's).
 
     Returns
     -------
@@ -159,6 +182,8 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
             f, J = law_cls._log_model(th, X, jac=jac)
             r, dr = (f - logy, None) if log_space else _residuals(f, y, space)
             val = _objective(obj, r, None if W is None else W[rows])
+            if prior is not None:
+                val = val + prior.value(th)
         return r, dr, J, val
 
     rows = np.arange(k)
@@ -187,6 +212,9 @@ def fit_batch(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np
             H = np.matmul(cJ * om[:, None, :], np.swapaxes(cJ, 1, 2))
         H = np.where(np.isfinite(H), H, 0.0)
         g = np.where(np.isfinite(g), g, 0.0)
+        if prior is not None:
+            g = g + prior.grad(theta[A_idx])
+            H = H + np.diag(prior.prec)
         diag = np.einsum("kpp->kp", H)
         scale = np.maximum(diag, 1e-12 * (1 + diag.max(axis=1, keepdims=True)))
         la = lam[A_idx]
@@ -260,7 +288,8 @@ def _take_accepted(cur: np.ndarray, trial: np.ndarray, acc: np.ndarray) -> np.nd
 
 
 def _value_and_grad(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, th: np.ndarray,
-                    w: np.ndarray | None, obj: Objective, space: str) -> tuple[float, np.ndarray]:
+                    w: np.ndarray | None, obj: Objective, space: str,
+                    prior: Prior | None = None) -> tuple[float, np.ndarray]:
     """The summed objective at ``th`` (fitting space) and its gradient."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         f, J = law_cls._log_model(th[None], X, jac=True)
@@ -271,13 +300,17 @@ def _value_and_grad(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, th: 
             rho, psi = rho * w, psi * w
         val = float(rho.sum())
         g = np.matmul(J, psi[:, :, None])[0, :, 0]
+        if prior is not None:
+            val += float(prior.value(th))
+            g = g + prior.grad(th)
     if not np.isfinite(val):
         return 1e300, np.zeros_like(th)
     return val, np.where(np.isfinite(g), g, 0.0)
 
 
 def stationary_rows(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta: np.ndarray,
-                    w: np.ndarray | None, obj: Objective, space: str, rtol: float = 1e-5) -> np.ndarray:
+                    w: np.ndarray | None, obj: Objective, space: str, rtol: float = 1e-5,
+                    prior: Prior | None = None) -> np.ndarray:
     """Rows of ``theta`` (k, P) where the parameter-scaled gradient is below ``rtol`` x the objective."""
     k = theta.shape[0]
     W = None if w is None else np.broadcast_to(np.asarray(w, dtype=float), (k, y.size))
@@ -289,6 +322,9 @@ def stationary_rows(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, thet
             rho, psi = rho * W, psi * W
         val = rho.sum(axis=1)
         g = np.matmul(J, psi[:, :, None])[:, :, 0]
+        if prior is not None:
+            val = val + prior.value(theta)
+            g = g + prior.grad(theta)
     # projected gradient: at a bound, only the component pointing inside counts
     lo, hi = law_cls._theta_bounds()
     g = np.where((theta <= lo + 1e-9) & (g > 0), 0.0, g)
@@ -298,7 +334,7 @@ def stationary_rows(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, thet
 
 
 def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0: np.ndarray,
-                  w: np.ndarray | None, obj: Objective, space: str) -> Any:
+                  w: np.ndarray | None, obj: Objective, space: str, prior: Prior | None = None) -> Any:
     from scipy.optimize import minimize
 
     lo, hi = law_cls._theta_bounds()
@@ -306,7 +342,7 @@ def _scipy_polish(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, theta0
               for a, b in zip(lo, hi, strict=True)]
 
     def fun(th: np.ndarray) -> tuple[float, np.ndarray]:
-        return _value_and_grad(law_cls, X, y, th, w, obj, space)
+        return _value_and_grad(law_cls, X, y, th, w, obj, space, prior)
 
     if obj.kind == "asymmetric":
         # the absolute loss has kinks at every data point: quasi-Newton line searches stall there, so the
@@ -321,12 +357,17 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
                w: np.ndarray | None = None, loss: str = "huber", delta: float = 1e-3, space: str = "log",
                asymmetry: float = 10.0, max_iter: int = 200, n_polish: int = 3,
                keep_fraction: float = 0.01, prune_after: int = 2, patience: int = 5,
-               warn: bool = True) -> FitOutput:
+               warn: bool = True, prior: Prior | Callable[[float], Prior] | None = None) -> FitOutput:
     """Multi-start fit: batched LM over all ``starts``, then L-BFGS-B polish of the best ``n_polish``.
 
     Every scipy result is checked: a failed polish warns with :class:`ConvergenceWarning` (and the
     solver's message) unless the batched solver had already converged to an equal or lower objective;
     a parameter at a finite bound also warns, with the remedy.
+
+    ``prior`` adds a Gaussian penalty to the objective (a MAP fit). Given as a function of the unpenalised
+    objective's best value (its scale sets the penalty's weight), the starts are first run without it; the
+    64 best rows (those kept after pruning, for the 4,500-point grid) then go on with the penalty, so it
+    costs one multi-start, not two.
     """
     t0 = time.perf_counter()
     obj = Objective(loss, float(delta), float(asymmetry))
@@ -335,11 +376,18 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     keep = k if k <= 500 else max(64, math.ceil(keep_fraction * k))
     theta, val, conv, iters = fit_batch(law_cls, X, y, starts, w=w, obj=obj, space=space, max_iter=max_iter,
                                         prune_after=prune_after if k > keep else None, keep=keep,
-                                        patience=patience)
+                                        patience=patience, prior=prior if isinstance(prior, Prior) else None)
     finite = np.flatnonzero(np.isfinite(val))
     if finite.size == 0:
         raise FitError(explain(f"every one of the {k} starts of {law_cls.name} gave a non-finite objective",
                                fix="check the data (units, loss column) or pass init= with sensible values"))
+    if callable(prior):
+        prior = prior(float(np.min(val[finite])))
+        top = finite[np.argsort(val[finite])][:min(keep, 64)]
+        theta, val, conv, more = fit_batch(law_cls, X, y, theta[top], w=w, obj=obj, space=space,
+                                           max_iter=max_iter, patience=patience, prior=prior)
+        iters += more
+        finite = np.flatnonzero(np.isfinite(val))
     order = finite[np.argsort(val[finite])]
     # distinct candidates for polishing
     cands: list[int] = []
@@ -357,7 +405,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     notes: list[str] = []
     scipy_records: list[dict[str, Any]] = []
     for i in cands:
-        res = _scipy_polish(law_cls, X, y, theta[i], w, obj, space)
+        res = _scipy_polish(law_cls, X, y, theta[i], w, obj, space, prior)
         scipy_records.append({"method": "Powell" if obj.kind == "asymmetric" else "L-BFGS-B",
                               "success": bool(res.success), "message": str(res.message), "fun": float(res.fun),
                               "nit": int(getattr(res, "nit", 0))})
@@ -365,7 +413,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
             best_theta, best_val, best_src = np.asarray(res.x, dtype=float), float(res.fun), scipy_records[-1]["method"]
     # First-order check at the answer: the gradient, scaled by the parameters, is negligible next to the
     # objective (the smooth objectives; the asymmetric one has kinks, where Powell's own status counts).
-    fval, grad = _value_and_grad(law_cls, X, y, best_theta, w, obj, space)
+    fval, grad = _value_and_grad(law_cls, X, y, best_theta, w, obj, space, prior)
     scaled = float(np.max(np.abs(grad) * np.maximum(1.0, np.abs(best_theta))))
     stationary = obj.kind != "asymmetric" and scaled <= 1e-5 * max(abs(fval), 1e-12)
     best_rec = scipy_records[0] if scipy_records else None
@@ -407,7 +455,7 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
         "warnings": notes,
         "time_s": time.perf_counter() - t0,
     }
-    return FitOutput(theta=best_theta, objective=best_val, info=info)
+    return FitOutput(theta=best_theta, objective=best_val, info=info, prior=prior)
 
 
 def goodness_of_fit(y: np.ndarray, pred: np.ndarray, n_params: int, objective: float) -> dict[str, float]:

@@ -42,8 +42,7 @@ def law_to_dict(law: ScalingLaw) -> dict[str, Any]:
         "equation": law.equation,
         "covariates": {c: law.covariate_units.get(c, "") for c in law.covariates},
         "conventions": dict(law.conventions),
-        "options": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-                    for k, v in law.get_params().items()},
+        "options": _saved_options(law),
     }
     r = result.to_dict()
     d.update({k: v for k, v in r.items() if k not in _TAIL})
@@ -54,15 +53,41 @@ def law_to_dict(law: ScalingLaw) -> dict[str, Any]:
     return d
 
 
+def _saved_options(law: ScalingLaw) -> dict[str, Any]:
+    """The law's options as JSON: an option newer than saved fits (``options_since``) only when it differs from
+    the value that reproduces them, so those fits keep their config hashes; a dict of numbers stays a dict."""
+    since = type(law).options_since
+    out: dict[str, Any] = {}
+    for k, v in law.get_params().items():
+        if k in since and _same(v, since[k]):
+            continue
+        if isinstance(v, Mapping):
+            try:
+                v = {str(a): [float(x) for x in b] for a, b in v.items()}
+            except (TypeError, ValueError):
+                v = repr(v)
+        out[k] = v if isinstance(v, (int, float, str, bool, type(None), dict)) else repr(v)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def law_from_dict(cls: type[ScalingLaw], d: Mapping[str, Any]) -> ScalingLaw:
     """Rebuild a working law from :func:`law_to_dict` output (the class is looked up by ``d["law"]``
     unless ``cls`` is that law; ``ScalingLaw`` itself has no name)."""
     klass = get_law(d["law"]) if cls.name is None or cls.name != d.get("law") else cls
     valid = set(klass._get_param_names())
+    since = klass.options_since  # absent from a file saved before they existed: the value that made it
     opts: dict[str, Any] = {k: v for k, v in (d.get("options") or {}).items()
-                            if k in valid and isinstance(v, (int, float, str, bool, type(None)))
+                            if k in valid and (isinstance(v, (int, float, str, bool, type(None)))
+                                               or (k in since and isinstance(v, dict)))
                             and not (k == "init" and v not in ("grid", "coarse"))}
-    law = klass(**opts)
+    law = klass(**{**since, **opts})
     result = FitResult.from_dict(d, klass.param_names, interval_level=float(law.level))
     law.theta_ = klass._to_theta(result.params)[0]
     law.result_ = result.replace(derived=law._derived_at(result.params))

@@ -56,20 +56,21 @@ def bootstrap(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray 
     theta0 = np.repeat(np.asarray(law.theta_, dtype=float)[None], n, axis=0)
     obj = Objective(law.loss, float(law.delta), float(law.asymmetry))
     cls = type(law)
+    prior = getattr(law, "_fit_prior", None)
 
     def run(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         th, _, conv, _ = fit_batch(cls, X, y, theta0[idx], w=W[idx], obj=obj, space=law.space,
-                                   max_iter=max(int(law.max_iter), 100))
+                                   max_iter=max(int(law.max_iter), 100), prior=prior)
         # a refit counts as converged when the batched solver says so or its gradient is negligible;
         # the rest (slow IRLS tails on near-L1 Huber) are finished by scipy, whose result is checked
         if obj.kind != "asymmetric" and not conv.all():
-            conv = conv | stationary_rows(cls, X, y, th, W[idx], obj, law.space)
+            conv = conv | stationary_rows(cls, X, y, th, W[idx], obj, law.space, prior=prior)
         for j in np.flatnonzero(~conv):
-            res = _scipy_polish(cls, X, y, th[j], W[idx][j], obj, law.space)
+            res = _scipy_polish(cls, X, y, th[j], W[idx][j], obj, law.space, prior)
             if np.isfinite(res.fun):
                 th[j] = res.x
             conv[j] = bool(res.success) or (obj.kind != "asymmetric" and bool(
-                stationary_rows(cls, X, y, th[j][None], W[idx][j], obj, law.space)[0]))
+                stationary_rows(cls, X, y, th[j][None], W[idx][j], obj, law.space, prior=prior)[0]))
         return th, conv
 
     jobs = max(1, int(n_jobs or 1))
@@ -91,6 +92,10 @@ def _asymptotic_cov(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, w: np.nd
     dof = max(float(ww.sum()) - P, 1.0)
     s2 = float(np.sum(ww * r * r)) / dof
     JTJ = (J * ww[:, None]).T @ J
+    prior = getattr(law, "_fit_prior", None)
+    if prior is not None and prior.width_prec is not None and s2 > 0:
+        # a MAP fit: the Laplace approximation of the posterior, the prior counted at its own width
+        JTJ, s2 = JTJ / s2 + np.diag(prior.width_prec), 1.0
     with np.errstate(all="ignore"):
         cond = np.linalg.cond(JTJ)
     if not np.isfinite(cond) or cond > 1e14:
