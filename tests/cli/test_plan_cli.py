@@ -46,6 +46,25 @@ def test_plan_human_and_measured(capsys, monkeypatch):
     assert out.count("80% band ") == 2  # the step time and the training line (days, GPU-hours, cost)
 
 
+def test_a_device_without_an_attention_figure_says_so_and_takes_attention_efficiency(capsys, monkeypatch):
+    """b200 has no published attention-kernel figure in the catalog: the plan times attention at the matmul
+    efficiency and says so; --attention-efficiency sets it (a slower kernel, a longer step) and the note goes."""
+    b200 = ["plan", "--model", "llama-3.1-8b", "--gpu", "b200", "--n-gpus", "8", "--seq-len", "8192",
+            "--global-batch", "64"]
+    code, out, err = run([*b200, "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    fallback = json.loads(out)["step_time_s"]
+    code, out, _ = run(b200, capsys, monkeypatch)
+    assert code == 0 and "attention at matmul efficiency (no b200 attention figure" in out
+    code, out, err = run([*b200, "--attention-efficiency", "0.4", "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out)["step_time_s"] > fallback
+    code, out, _ = run([*b200, "--attention-efficiency", "0.4"], capsys, monkeypatch)
+    assert code == 0 and "attention at matmul efficiency" not in out
+    code, out, _ = run(["plan", *BASE, "--tp", "2"], capsys, monkeypatch)  # h100-sxm has its own figure
+    assert code == 0 and "attention at matmul efficiency" not in out
+
+
 def test_plan_out_of_memory_is_reported_not_an_error(capsys, monkeypatch):
     code, out, _ = run(["plan", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--n-gpus", "8", "--seq-len", "4096",
                         "--global-batch", "8", "--format", "json"], capsys, monkeypatch)

@@ -175,6 +175,10 @@ _RUN = [
                "the best plan beats it.", None, "explain", _SEARCH),
     SpecOption("efficiency", ("--efficiency",), float,
                "Matmul efficiency, fraction of dense peak (default: the device's).", RUN, "efficiency"),
+    SpecOption("attention_efficiency", ("--attention-efficiency",), float,
+               "Attention-core efficiency, fraction of dense peak (default: the device's, or its matmul efficiency "
+               "where the catalog has no attention-kernel figure: b200, gb200, mi250x, mi300x, mi325x, tpu-v5p, "
+               "v100-sxm).", RUN, "attention_efficiency"),
     SpecOption("ep_overlap", ("--ep-overlap",), float,
                "Fraction of expert all-to-all hidden behind compute (0 default; 1 = DualPipe).", RUN, "ep_overlap"),
     SpecOption("tp_overlap", ("--tp-overlap",), float,

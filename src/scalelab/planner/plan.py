@@ -207,6 +207,13 @@ class Plan:
 
     # ---- headline figures --------------------------------------------------------------------------
     @property
+    def attention_at_matmul_efficiency(self) -> bool:
+        """True when the attention core was timed at the matmul efficiency because neither the call nor the
+        device gave an attention efficiency (catalog entries without a published attention-kernel figure)."""
+        return (self.time is not None and self.time.source == "model" and self.options.get("attention_efficiency")
+                is None and self.cluster.gpu.attention_efficiency is None)
+
+    @property
     def memory_limit_bytes(self) -> float:
         """Bytes per GPU the layout had to fit in (capacity minus reserve, or the limit given)."""
         return self.options.get("memory_limit_bytes") or memory_limit(self.cluster)
@@ -388,6 +395,9 @@ class Plan:
                 for i in range(0, len(shown), 5):  # keep lines within 80 columns
                     lines.append("    " + ", ".join(shown[i:i + 5]))
                 lines.append(f"    matmul efficiency {t.efficiency:.2f} of dense {t.peak_dtype} peak")
+                if self.attention_at_matmul_efficiency:
+                    lines.append(f"    attention at matmul efficiency (no {self.cluster.gpu.name} attention figure; "
+                                 "see --attention-efficiency)")
             lines.append(f"  throughput  {format_count(self.tokens_per_s)} tokens/s, MFU {self.mfu * 100:.1f}%, "
                          f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
             if not math.isnan(self.training_days) and self.train.total_tokens is not None:
