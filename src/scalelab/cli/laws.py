@@ -206,7 +206,7 @@ def _register_fit(app: typer.Typer) -> None:
 
         ``--law hyperparams`` fits LR and batch laws (Step-Law and DeepSeek forms) to the best run of each
         (N, D) cell of a `scalelab tunnel sweep` instead (docs/tunnel-sweeps.md)."""
-        from ..errors import DataError, explain
+        from ..errors import ConfigError, DataError, explain
         from ..laws import get_law, load_runs
 
         _read_run_stores()
@@ -237,7 +237,7 @@ def _register_fit(app: typer.Typer) -> None:
         extra: dict[str, Any] = {}
         if param_prior is not None:
             if "param_prior" not in klass._get_param_names():
-                raise DataError(explain(f"--param-prior applies to the chinchilla law, not {law}", value=param_prior,
+                raise ConfigError(explain(f"--param-prior applies to the chinchilla law, not {law}", value=param_prior,
                                         fix="drop --param-prior, or fit --law chinchilla"))
             extra["param_prior"] = None if param_prior.lower() == "none" else param_prior
         est = klass(loss=objective, delta=delta, space=space, init=init, n_bootstrap=bootstrap, random_state=seed,
