@@ -13,8 +13,10 @@ give where the table is silent (:data:`RECIPES`, each checked here against the r
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +97,112 @@ HEADER = ["Model", "#-GPUs", "Precision", "GBS", "MBS", "Sequence Length", "FSDP
           "Tokens / sec / GPU", "Model TFLOP / sec / GPU"]
 
 
+#: How the recipes were read (written with the rule, before any row was planned): scripts/performance at
+#: :data:`COMMIT`. The row's workload base config, <MODEL>_<SIZE>_<GPU>_<PRECISION>_BASE_CONFIG of
+#: configs/<family>/workload_base_configs.py (get_workload_base_config in utils/utils.py builds the name), gives
+#: recompute, CPU offloading, the MoE all-to-all overlap and the dispatcher only where its parallel sizes (TP, PP, CP,
+#: VP, EP, MBS) equal the table's: the launch scripts take the GPU count, GBS and FSDP from the command line (-ng,
+#: -gb, -fsdp), so those may differ; where a size differs, the run was launched with overrides the recipe does not
+#: record, and the model recipe's defaults are used (stated in 'assumed').
+RECIPE_READING = (
+    "scripts/performance at the same commit: the row's workload base config (<MODEL>_<SIZE>_<GPU>_<PRECISION>"
+    "_BASE_CONFIG in configs/<family>/workload_base_configs.py, named as utils/utils.py get_workload_base_config "
+    "builds it) gives recompute, CPU activation offloading, the MoE all-to-all overlap, the token dispatcher and CUDA "
+    "graphs only where its TP, PP, CP, VP, EP and MBS equal the table's (the GPU count, GBS and FSDP are command-line "
+    "settings of the launch scripts: -ng, -gb, -fsdp); where one differs the run was launched with overrides the "
+    "recipe does not record, and the model recipe's defaults stand (stated in the row's 'assumed'). Per family, from "
+    "configs/<family>/<family>_llm_pretrain.py, utils/helpers.py and src/megatron/bridge/recipes at the same commit: "
+    "the optimizer (Megatron-Core distributed optimizer = ZeRO-1 over DP x CP; Megatron FSDP optim_grads_params = "
+    "ZeRO-3), grad_reduce_in_fp32 False (set by every family's perf config: a bf16 gradient buffer), FP8-CS = "
+    "Transformer Engine 'hybrid' tensorwise current scaling with fp8_param_gather True and first_last_layers_bf16 "
+    "False (helpers.get_precision_config), TP comm overlap (userbuffers) on wherever TP > 1, sequence parallelism "
+    "with TP > 1 (WorkloadBaseConfig.sequence_parallel).")
+
+#: Family -> the performance config and model recipe files read, and what they set for every row of the family.
+FAMILIES = {
+    "llama3": {"perf": "scripts/performance/configs/llama3/llama3_llm_pretrain.py",
+               "base": "scripts/performance/configs/llama3/workload_base_configs.py",
+               "recipe": "src/megatron/bridge/recipes/llama/llama3.py",
+               "note": "set_llama3_common_configs: seq_length 8192, vocab_size 128256 with should_pad_vocab (Megatron "
+                       "pads to a multiple of 128 x TP), grad_reduce_in_fp32 False; llama3_8b/70b_pretrain_config: no "
+                       "recompute, distributed optimizer, no precision-aware optimizer (fp32 masters and moments); "
+                       "70B: TP comm overlap cfg userbuffers_fp8_*_h8192 (on at TP > 1); 8B: CommOverlapConfig("
+                       "tp_comm_overlap=TP > 1)"},
+    "llama31": {"perf": "scripts/performance/configs/llama31/llama31_llm_pretrain.py",
+                "base": "scripts/performance/configs/llama31/workload_base_configs.py",
+                "recipe": "src/megatron/bridge/recipes/llama/llama3.py",
+                "note": "set_llama31_common_configs: seq_length 8192, vocab_size 128256 with should_pad_vocab, "
+                        "grad_reduce_in_fp32 False; llama31_405b_pretrain_config: TP comm overlap on "
+                        "(userbuffers_fp8_*_h16384), account_for_embedding/loss_in_pipeline_split True, no recompute, "
+                        "distributed optimizer with fp32 masters and moments"},
+    "deepseek": {"perf": "scripts/performance/configs/deepseek/deepseek_llm_pretrain.py",
+                 "base": "scripts/performance/configs/deepseek/workload_base_configs.py",
+                 "recipe": "src/megatron/bridge/recipes/deepseek/deepseek_v3.py",
+                 "note": "set_deepseek_v3_common_configs: seq_length 4096, recompute_granularity selective, "
+                         "grad_reduce_in_fp32 False, moe_router_force_load_balancing True (the table's forced "
+                         "balance); "
+                         "deepseek_v3 recipe: precision-aware distributed optimizer with main_params fp32, main_grads "
+                         "bf16, exp_avg and exp_avg_sq bf16 (optimizer_state_bytes 2), pipeline layout for (PP 4, VP "
+                         "4): embedding + 4 decoder layers, 14 chunks of 4, 1 decoder layer + loss (61 layers over 16 "
+                         "virtual stages; the planner splits them evenly)"},
+    "qwen3": {"perf": "scripts/performance/configs/qwen3/qwen3_llm_pretrain.py",
+              "base": "scripts/performance/configs/qwen3/workload_base_configs.py",
+              "recipe": "src/megatron/bridge/recipes/qwen/qwen3_moe.py",
+              "note": "set_qwen3_common_configs: no recompute (recompute_granularity None), seq_length 4096, "
+                      "grad_reduce_in_fp32 False, moe_router_force_load_balancing True; qwen3_*_pretrain_config with "
+                      "CommOverlapConfig(tp_comm_overlap=True); distributed optimizer, fp32 masters and moments "
+                      "(BF16 runs: helpers.set_user_overrides turns the precision-aware optimizer on with its fp32 "
+                      "defaults: the same bytes)"},
+}
+#: Table model -> (family, base-config name prefix).
+RECIPE_NAMES = {"LLAMA3_8B": ("llama3", "LLAMA3_8B"), "LLAMA3_70B": ("llama3", "LLAMA3_70B"),
+                "LLAMA3.1_405B": ("llama31", "LLAMA31_405B"), "DeepSeekV3 (w/o MTP)": ("deepseek", "DEEPSEEK_V3"),
+                "Qwen3_30B_a3B": ("qwen3", "QWEN3_30B_A3B"), "Qwen3_235B_a22B": ("qwen3", "QWEN3_235B_A22B")}
+GPU_TOKEN = {"gb200": "GB200", "b200": "B200", "h100-sxm": "H100"}
+#: WorkloadBaseConfig's defaults (scripts/performance/utils/utils.py).
+BASE_DEFAULTS = {"num_gpus": 1, "tensor_model_parallel_size": 1, "pipeline_model_parallel_size": 1,
+                 "context_parallel_size": 1, "virtual_pipeline_model_parallel_size": None,
+                 "expert_model_parallel_size": 1, "expert_tensor_parallel_size": None, "global_batch_size": 1,
+                 "micro_batch_size": 1, "use_megatron_fsdp": None, "cuda_graph_impl": None, "cuda_graph_scope": None,
+                 "cpu_offloading_num_layers": None, "recompute_num_layers": None, "recompute_modules": None,
+                 "moe_flex_dispatcher_backend": None, "moe_a2a_overlap": False, "peft": None}
+#: Memory conventions (the asset's memory_conventions; the nemo profile's otherwise).
+CONVENTIONS = {
+    "mcore-fp8-params": ({"grad_bytes": 2.0, "weight_bytes": 1.0, "fp8_weight_copy_bytes": 1.0,
+                          "master_weight_bytes": 4.0},
+                         "Megatron-Core distributed optimizer, no precision-aware optimizer: fp32 masters and moments "
+                         "(master_weight_bytes 4); grad_reduce_in_fp32 False: a bf16 gradient buffer (grad_bytes 2); "
+                         "FP8-CS sets fp8_param_gather True: weights kept in fp8 (weight_bytes 1) plus the cached fp8 "
+                         "transpose (fp8_weight_copy_bytes 1), as the MLPerf v5.x rows"),
+    "mcore-bf16": ({"grad_bytes": 2.0, "master_weight_bytes": 4.0},
+                   "Megatron-Core distributed optimizer (precision-aware with its fp32 defaults): fp32 masters and "
+                   "moments (master_weight_bytes 4); grad_reduce_in_fp32 False: a bf16 gradient buffer (grad_bytes 2); "
+                   "bf16 weights"),
+    "mcore-bf16-moments": ({"grad_bytes": 2.0, "master_weight_bytes": 4.0, "optimizer_state_bytes": 2.0},
+                           "the deepseek_v3 recipe's precision-aware distributed optimizer: fp32 masters "
+                           "(master_weight_bytes 4), bf16 exp_avg and exp_avg_sq (optimizer_state_bytes 2), bf16 "
+                           "main grads and grad_reduce_in_fp32 False (grad_bytes 2); bf16 weights"),
+}
+
+
+def base_configs(text: str) -> dict[str, dict]:
+    """Every ``NAME = WorkloadBaseConfig(...)``, ``NAME = replace(OTHER, ...)`` or ``NAME = OTHER`` of a
+    workload_base_configs.py, resolved to its fields (literal keyword values only)."""
+    out: dict[str, dict] = {}
+    for node in ast.parse(text).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name, v = node.targets[0].id, node.value
+        if isinstance(v, ast.Name) and v.id in out:
+            out[name] = dict(out[v.id])
+        elif isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ("replace",
+                                                                                         "WorkloadBaseConfig"):
+            start = dict(out[v.args[0].id]) if v.func.id == "replace" else dict(BASE_DEFAULTS)
+            start.update({k.arg: ast.literal_eval(k.value) for k in v.keywords if k.arg})
+            out[name] = start
+    return out
+
+
 def git(gitdir: Path, *args: str) -> str:
     return subprocess.run(["git", "--git-dir", str(gitdir), *args], check=True, capture_output=True,
                           text=True).stdout
@@ -146,6 +254,98 @@ def select(rows: list[dict]) -> tuple[list[dict], dict[str, str]]:
     return kept, left
 
 
+def _int(cell: str) -> int:
+    return 1 if cell == "n/a" else int(cell)
+
+
+def build_row(r: dict, bases: dict[str, dict[str, dict]]) -> dict:
+    """One kept row: the table's cells, the recipe read as :data:`RECIPE_READING` says, and plan() inputs."""
+    c = r["cells"]
+    gpu, _ = SYSTEMS[r["system"]]  # type: ignore[misc]
+    family, prefix = RECIPE_NAMES[c["Model"]]
+    prec = r["precision"]
+    n, gbs, mbs, seq = int(c["#-GPUs"]), int(c["GBS"]), int(c["MBS"]), int(c["Sequence Length"])
+    tp, pp, cp, vp, ep = (_int(c[k]) for k in ("TP", "PP", "CP", "VP", "EP"))
+    fsdp = c["FSDP"] == "1"
+    dp = n // (tp * pp * cp)
+    assert n % (tp * pp * cp) == 0 and gbs == dp * mbs * int(c["GA"]), (r["line"], dp, c["GA"])
+    name = f"{prefix}_{GPU_TOKEN[gpu]}_{prec.replace('-', '_')}_BASE_CONFIG"
+    base = bases[family][name]
+    sizes = {"TP": (tp, base["tensor_model_parallel_size"]), "PP": (pp, base["pipeline_model_parallel_size"]),
+             "CP": (cp, base["context_parallel_size"]), "VP": (vp, base["virtual_pipeline_model_parallel_size"] or 1),
+             "EP": (ep, base["expert_model_parallel_size"]), "MBS": (mbs, base["micro_batch_size"])}
+    differs = {k: v for k, v in sizes.items() if v[0] != v[1]}
+    used = base if not differs else BASE_DEFAULTS
+    recompute, not_modelled = "none", []
+    if family == "deepseek":  # set_deepseek_v3_common_configs: selective; Megatron-Core's default module core_attn
+        recompute = "+".join(used["recompute_modules"] or ["core_attn"])
+    elif used["recompute_modules"]:
+        recompute = "+".join(used["recompute_modules"])
+    if used["recompute_num_layers"]:
+        not_modelled.append(f"full recompute of {used['recompute_num_layers']} layers per stage (recompute_method "
+                            "block; the planner recomputes all layers or none: planned with none)")
+    if used["cpu_offloading_num_layers"]:
+        not_modelled.append(f"CPU activation offloading of {used['cpu_offloading_num_layers']} layers (cpu_offloading, "
+                            "weights not offloaded; the planner has no activation offloading: planned without)")
+    if used["cuda_graph_impl"] not in (None, "none"):
+        not_modelled.append(f"CUDA graphs ({used['cuda_graph_impl']}, scope {used['cuda_graph_scope']})")
+    if used["moe_flex_dispatcher_backend"]:
+        not_modelled.append(f"the {used['moe_flex_dispatcher_backend']} flex token dispatcher (the planner's EP "
+                            "all-to-all at its own bandwidths)")
+    moe = c["EP"] != "1" or family in ("deepseek", "qwen3")
+    layout = {"tp": tp, "pp": pp, "cp": cp, "interleave": vp, "micro_batch": mbs, "zero": 3 if fsdp else 1,
+              "sequence_parallel": tp > 1, "recompute": recompute}
+    if moe:
+        layout.update({"ep": ep, "etp": 1})
+    conv = ("mcore-fp8-params" if prec == "FP8-CS" else "mcore-bf16-moments" if family == "deepseek"
+            else "mcore-bf16")
+    preset, model_note = MODELS[c["Model"]]
+    update = {"seq_len": seq}
+    if family.startswith("llama"):  # should_pad_vocab: Megatron pads to a multiple of 128 x TP
+        step = 128 * tp
+        update["vocab_size"] = -(-128256 // step) * step
+    profile = {"ep_overlap": 1.0} if used["moe_a2a_overlap"] else {}
+    tps = int(split_pair(c["Tokens / sec / GPU"])[0])
+    fam = FAMILIES[family]
+    assumed = (f"model: {model_note}"
+               + (f", vocabulary 128,256 padded to {update['vocab_size']:,} (a multiple of 128 x TP {tp})"
+                  if "vocab_size" in update else ", the preset's (Hugging Face) vocabulary")
+               + f", sequence length {seq}; layout from the table: TP {tp}, PP {pp}, VP {vp}, CP {cp}, EP {ep}"
+               + (", expert TP 1 (BASE config expert_tensor_parallel_size=1)" if moe else "")
+               + f", micro-batch {mbs}, DP = {n} / ({tp} x {pp} x {cp}) = {dp}, GA {c['GA']}, "
+               + ("Megatron FSDP (FSDP 1: optim_grads_params, as ZeRO-3)" if fsdp else
+                  "the distributed optimizer as ZeRO-1 (FSDP 0)")
+               + f"; sequence parallelism {tp > 1}; recipe {name} ({fam['base']})"
+               + (f" sets {', '.join(f'{k} {v[1]}' for k, v in differs.items())} where the table has "
+                  f"{', '.join(f'{k} {v[0]}' for k, v in differs.items())}: the run was launched with overrides the "
+                  "recipe does not record; the model recipe's defaults stand" if differs else
+                  ": its sizes equal the table's, its other settings used")
+               + f"; recompute {recompute!r}"
+               + ("; MoE all-to-all overlap on (moe_a2a_overlap: overlap_moe_expert_parallel_comm): planned with "
+                  "the profile's ep_overlap 1" if profile else "")
+               + f"; {fam['note']}; optimizer: {CONVENTIONS[conv][1]}"
+               + ("; FP8-CS: the planner's FP8 recipe (tensorwise scaling, attention in BF16)" if prec == "FP8-CS"
+                  else "; BF16")
+               + (f"; not modelled: {'; '.join(not_modelled)}" if not_modelled else "")
+               + "; held out: nothing is fitted on it")
+    slug = preset.replace("llama-3.1-", "llama3-") if preset else ""
+    return {
+        "id": f"mbridge-{RELEASE}-{gpu}-{slug}-{prec.lower()}-{n}",
+        "source": {"repo": REPO, "file": FILE, "commit": COMMIT, "tag": TAG, "line": r["line"], "text": r["text"],
+                   "container": f"NeMo {RELEASE}", "system": r["system"], "precision": c["Precision"]},
+        "table_model": c["Model"], "table": c,
+        "recipe": {"repo": REPO, "commit": COMMIT, "base_config": name, "file": fam["base"],
+                   "perf_config": fam["perf"], "model_recipe": fam["recipe"],
+                   "sizes_equal_table": not differs, "fields": {k: v for k, v in base.items() if v is not None}},
+        "model": preset, "model_update": update, "gpu": gpu, "n_gpus": n,
+        "train": {"seq_len": seq, "global_batch": gbs, "precision": PRECISIONS[prec]},
+        "layout": layout, "framework": "nemo", "memory_conventions": CONVENTIONS[conv][0],
+        **({"profile": profile} if profile else {}), "assumed": assumed,
+        "measured": {"tokens_per_s_per_gpu": tps, "model_tflops_per_gpu": int(split_pair(
+            c["Model TFLOP / sec / GPU"])[0]), "step_time_s": round(gbs * seq / (tps * n), 4)},
+    }
+
+
 def main(gitdir: str) -> None:
     g = Path(gitdir)
     text = git(g, "show", f"{COMMIT}:{FILE}")
@@ -153,12 +353,25 @@ def main(gitdir: str) -> None:
         assert [r["text"] for r in table_rows(git(g, "show", f"{other}:{FILE}"))] == \
             [r["text"] for r in table_rows(text)], other
     kept, left = select(table_rows(text))
-    asset = {"about": ABOUT, "selection_rule": SELECTION_RULE, "error_bounds": BOUNDS,
-             "source": {"repo": REPO, "file": FILE, "commit": COMMIT, "tag": TAG, "release": RELEASE,
-                        "same_tables_at": list(SAME_TABLES_AT)},
-             "left_out": left, "kept_lines": [r["line"] for r in kept]}
+    bases = {f: base_configs(git(g, "show", f"{COMMIT}:{d['base']}")) for f, d in FAMILIES.items()}
+    runs = [build_row(r, bases) for r in kept]
+    assert len({r["id"] for r in runs}) == len(runs)
+    asset = json.loads(OUT.read_text()) if OUT.exists() else {}
+    asset.update({"about": ABOUT, "selection_rule": SELECTION_RULE, "recipe_reading": RECIPE_READING,
+                  "error_bounds": BOUNDS,
+                  "source": {"repo": REPO, "file": FILE, "commit": COMMIT, "tag": TAG, "release": RELEASE,
+                             "same_tables_at": list(SAME_TABLES_AT)},
+                  "left_out": left, "runs": runs})
+    asset.pop("kept_lines", None)
+    if FIRST_PLANNING:
+        asset["first_planning"] = FIRST_PLANNING
     OUT.write_text(json.dumps(asset, indent=1) + "\n")
-    print(f"{len(kept)} rows kept, {len(left)} left out -> {OUT}")
+    print(f"{len(runs)} rows kept, {len(left)} left out; median measured step "
+          f"{statistics.median(r['measured']['step_time_s'] for r in runs)} s -> {OUT}")
+
+
+#: The first planning (filled in after it, planner commit named): per row, step-time error in %, GiB, feasible.
+FIRST_PLANNING: dict = {}
 
 
 if __name__ == "__main__":
