@@ -1193,6 +1193,56 @@ def _mlperf_one_microbatch_whatif(runs: list[dict], errs: list[float]) -> None:
               f"{e * 100:+.1f}% | {step_time_error(r, q) * 100:+.1f}% |")
 
 
+def held_out_megatron_bridge() -> None:
+    """Megatron-Bridge's published 25.11 performance summary, held out: every row the asset's selection rule keeps
+    (tests/assets/planner_held_out_megatron_bridge.json), planned with the nemo profile and the settings read from the
+    performance recipes; feasibility, step-time error against the table's tokens/s/GPU, whether the measured step
+    lies in the plan's 80% and 95% band, summaries by system, model and precision, and the first planning."""
+    from _held_out_megatron_bridge import band_hits, load, median_max, plan_row, step_time_error
+
+    data = load()
+    runs = data["runs"]
+    src = data["source"]
+    print(f"\n### Held out: Megatron-Bridge performance summary ({src['repo']} {src['file']}, NeMo {src['release']} "
+          f"tables at {src['tag']}; every row the selection rule keeps; nothing fitted)\n")
+    print(f"selection rule (fixed before planning): {data['selection_rule']}\n")
+    print(f"recipes (read before planning): {data['recipe_reading']}\n")
+    print("| run | GPUs | layout | feasible | GiB | step s | measured step s | tokens/s/GPU predicted | measured | "
+          "error | in 80% band | in 95% band |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    plans = [plan_row(r) for r in runs]
+    errs = [step_time_error(r, p) for r, p in zip(runs, plans, strict=True)]
+    hits = [band_hits(r, p) for r, p in zip(runs, plans, strict=True)]
+    for r, p, e, h in zip(runs, plans, errs, hits, strict=True):
+        m = r["measured"]
+        print(f"| {r['id'].removeprefix('mbridge-')} | {r['n_gpus']} | {p.layout.short()} | {p.feasible} | "
+              f"{p.memory.total_bytes / 2**30:.1f} | {p.step_time_s:.3f} | {m['step_time_s']} | "
+              f"{p.tokens_per_s / r['n_gpus']:,.0f} | {m['tokens_per_s_per_gpu']:,} | {e * 100:+.1f}% | {h[0.8]} | "
+              f"{h[0.95]} |")
+    print("\nerror = predicted step time / measured - 1 (positive: predicted too slow); measured step = GBS x sequence "
+          "length / (the table's tokens/s/GPU x GPUs); band: Plan.step_time_band (planner/band.py)\n")
+    print("| rows | n | feasible | median abs error | max | inside 80% band | inside 95% band |")
+    print("|---|---|---|---|---|---|---|")
+    groups = [("all", lambda r: True)]
+    groups += [(s, lambda r, s=s: r["source"]["system"] == s) for s in ("DGX-H100", "DGX-B200", "DGX-GB200")]
+    groups += [(m, lambda r, m=m: r["table_model"] == m) for m in dict.fromkeys(r["table_model"] for r in runs)]
+    groups += [(q, lambda r, q=q: r["source"]["precision"].startswith(q)) for q in ("BF16", "FP8-CS")]
+    for label, keep in groups:
+        idx = [i for i, r in enumerate(runs) if keep(r)]
+        med, worst = median_max([errs[i] for i in idx])
+        print(f"| {label} | {len(idx)} | {sum(plans[i].feasible for i in idx)} | {med * 100:.1f}% | "
+              f"{worst * 100:.1f}% | {sum(hits[i][0.8] for i in idx)} | {sum(hits[i][0.95] for i in idx)} |")
+    b = data["error_bounds"]
+    med, worst = median_max(errs)
+    past = [r["id"] for r, e in zip(runs, errs, strict=True) if abs(e) > b["max_abs_error"]]
+    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
+          f"before planning: median {b['median_abs_error'] * 100:.0f}%, each row {b['max_abs_error'] * 100:.0f}%; rows "
+          f"past the row bound: {', '.join(past) or 'none'}")
+    if "first_planning" in data:
+        print(f"first planning: {data['first_planning']['summary']}")
+    print(f"left out ({len(data['left_out'])}): " + "; ".join(f"{k}: {v}" for k, v in data["left_out"].items()))
+
+
 if __name__ == "__main__":
     published_runs(main())
     nemo_overlaps(load_runs()["runs"])
@@ -1208,3 +1258,4 @@ if __name__ == "__main__":
     held_out_deepseek_v2()
     held_out_falcon_180b()
     held_out_mlperf()
+    held_out_megatron_bridge()

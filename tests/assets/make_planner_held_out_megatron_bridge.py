@@ -326,6 +326,8 @@ def build_row(r: dict, bases: dict[str, dict[str, dict]]) -> dict:
                + f"; {fam['note']}; optimizer: {CONVENTIONS[conv][1]}"
                + ("; FP8-CS: the planner's FP8 recipe (tensorwise scaling, attention in BF16)" if prec == "FP8-CS"
                   else "; BF16")
+               + ("; device: the catalog's gb200 (NVLink domains of 72 GPUs; the summary and the recipes name no "
+                  "Slurm segment)" if gpu == "gb200" else f"; device: the catalog's {gpu} (8-GPU NVLink nodes)")
                + (f"; not modelled: {'; '.join(not_modelled)}" if not_modelled else "")
                + "; held out: nothing is fitted on it")
     slug = preset.replace("llama-3.1-", "llama3-") if preset else ""
