@@ -47,19 +47,19 @@ def test_plan_human_and_measured(capsys, monkeypatch):
 
 
 def test_a_device_without_an_attention_figure_says_so_and_takes_attention_efficiency(capsys, monkeypatch):
-    """b200 has no published attention-kernel figure in the catalog: the plan times attention at the matmul
+    """mi300x has no published attention-kernel figure in the catalog: the plan times attention at the matmul
     efficiency and says so; --attention-efficiency sets it (a slower kernel, a longer step) and the note goes."""
-    b200 = ["plan", "--model", "llama-3.1-8b", "--gpu", "b200", "--n-gpus", "8", "--seq-len", "8192",
+    mi300x = ["plan", "--model", "llama-3.1-8b", "--gpu", "mi300x", "--n-gpus", "8", "--seq-len", "8192",
             "--global-batch", "64"]
-    code, out, err = run([*b200, "--format", "json"], capsys, monkeypatch)
+    code, out, err = run([*mi300x, "--format", "json"], capsys, monkeypatch)
     assert code == 0, err
     fallback = json.loads(out)["step_time_s"]
-    code, out, _ = run(b200, capsys, monkeypatch)
-    assert code == 0 and "attention at matmul efficiency (no b200 attention figure" in out
-    code, out, err = run([*b200, "--attention-efficiency", "0.4", "--format", "json"], capsys, monkeypatch)
+    code, out, _ = run(mi300x, capsys, monkeypatch)
+    assert code == 0 and "attention at matmul efficiency (no mi300x attention figure" in out
+    code, out, err = run([*mi300x, "--attention-efficiency", "0.4", "--format", "json"], capsys, monkeypatch)
     assert code == 0, err
     assert json.loads(out)["step_time_s"] > fallback
-    code, out, _ = run([*b200, "--attention-efficiency", "0.4"], capsys, monkeypatch)
+    code, out, _ = run([*mi300x, "--attention-efficiency", "0.4"], capsys, monkeypatch)
     assert code == 0 and "attention at matmul efficiency" not in out
     code, out, _ = run(["plan", *BASE, "--tp", "2"], capsys, monkeypatch)  # h100-sxm has its own figure
     assert code == 0 and "attention at matmul efficiency" not in out
