@@ -1101,13 +1101,31 @@ def held_out_falcon_180b() -> None:
 BLACKWELL_BEFORE_KERNEL_FIGURES = {"matmul_efficiency": 0.65, "attention_efficiency": 0.65}
 
 
+def _held_out_groups(runs: list[dict], errs: list[float], hits: list[dict], feasible: list[bool], groups, bounds: dict
+                     ) -> None:
+    """The summary rows of a held-out set (one per ``(label, keep)`` group: n, feasible, median and max |error|, band
+    hits) and the line that sets its median and max against the bounds fixed before planning."""
+    from _held_out_mlperf import median_max
+
+    for label, keep in groups:
+        idx = [i for i, r in enumerate(runs) if keep(r)]
+        med, worst = median_max([errs[i] for i in idx])
+        print(f"| {label} | {len(idx)} | {sum(feasible[i] for i in idx)} | {med * 100:.1f}% | {worst * 100:.1f}% | "
+              f"{sum(hits[i][0.8] for i in idx)} | {sum(hits[i][0.95] for i in idx)} |")
+    med, worst = median_max(errs)
+    past = [r["id"] for r, e in zip(runs, errs, strict=True) if abs(e) > bounds["max_abs_error"]]
+    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
+          f"before planning: median {bounds['median_abs_error'] * 100:.0f}%, each row "
+          f"{bounds['max_abs_error'] * 100:.0f}%; rows past the row bound: {', '.join(past) or 'none'}")
+
+
 def held_out_mlperf() -> None:
     """NVIDIA's MLPerf Training submissions (v3.1-v5.1), held out: every row the asset's selection rule keeps
     (tests/assets/planner_held_out_mlperf.json), planned with the nemo profile as the dgxc rows are; feasibility,
     step-time error against the logs' per-step time, whether the measured time lies in the plan's 80% and 95% band,
     the first planning, and for the Blackwell rows their errors with the catalog entries before they took published
     kernel figures (a what-if, not applied)."""
-    from _held_out_mlperf import band_hits, load, median_max, plan_row, step_time_error
+    from _held_out_mlperf import band_hits, load, plan_row, step_time_error
 
     data = load()
     runs = data["runs"]
@@ -1140,18 +1158,7 @@ def held_out_mlperf() -> None:
               ("GPT-3 175B", lambda r: r["benchmark"] == "gpt3"),
               ("Llama 3.1 405B", lambda r: r["benchmark"] == "llama31_405b"),
               ("Llama 3.1 8B", lambda r: r["benchmark"] == "llama31_8b"))
-    for label, keep in groups:
-        idx = [i for i, r in enumerate(runs) if keep(r)]
-        med, worst = median_max([errs[i] for i in idx])
-        feas = sum(plan_row(runs[i]).feasible for i in idx)
-        print(f"| {label} | {len(idx)} | {feas} | {med * 100:.1f}% | {worst * 100:.1f}% | "
-              f"{sum(hits[i][0.8] for i in idx)} | {sum(hits[i][0.95] for i in idx)} |")
-    b = data["error_bounds"]
-    med, worst = median_max(errs)
-    past = [r["id"] for r, e in zip(runs, errs, strict=True) if abs(e) > b["max_abs_error"]]
-    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
-          f"before planning: median {b['median_abs_error'] * 100:.0f}%, each row {b['max_abs_error'] * 100:.0f}%; rows "
-          f"past the row bound: {', '.join(past)}")
+    _held_out_groups(runs, errs, hits, [plan_row(r).feasible for r in runs], groups, data["error_bounds"])
     first = data["first_planning"]
     print(f"first planning: {first['summary']}; {first['other_submitters_summary']}; "
           f"{first['other_submitters_8b_summary']}")
@@ -1200,7 +1207,7 @@ def held_out_megatron_bridge() -> None:
     (tests/assets/planner_held_out_megatron_bridge.json), planned with the nemo profile and the settings read from the
     performance recipes; feasibility, step-time error against the table's tokens/s/GPU, whether the measured step
     lies in the plan's 80% and 95% band, summaries by system, model and precision, and the first planning."""
-    from _held_out_megatron_bridge import band_hits, load, median_max, plan_row, step_time_error
+    from _held_out_megatron_bridge import band_hits, load, plan_row, step_time_error
 
     data = load()
     runs = data["runs"]
@@ -1229,17 +1236,7 @@ def held_out_megatron_bridge() -> None:
     groups += [(s, lambda r, s=s: r["source"]["system"] == s) for s in ("DGX-H100", "DGX-B200", "DGX-GB200")]
     groups += [(m, lambda r, m=m: r["table_model"] == m) for m in dict.fromkeys(r["table_model"] for r in runs)]
     groups += [(q, lambda r, q=q: r["source"]["precision"].startswith(q)) for q in ("BF16", "FP8-CS")]
-    for label, keep in groups:
-        idx = [i for i, r in enumerate(runs) if keep(r)]
-        med, worst = median_max([errs[i] for i in idx])
-        print(f"| {label} | {len(idx)} | {sum(plans[i].feasible for i in idx)} | {med * 100:.1f}% | "
-              f"{worst * 100:.1f}% | {sum(hits[i][0.8] for i in idx)} | {sum(hits[i][0.95] for i in idx)} |")
-    b = data["error_bounds"]
-    med, worst = median_max(errs)
-    past = [r["id"] for r, e in zip(runs, errs, strict=True) if abs(e) > b["max_abs_error"]]
-    print(f"\nall {len(runs)} rows: median |step-time error| {med * 100:.1f}%, max {worst * 100:.1f}%; bounds fixed "
-          f"before planning: median {b['median_abs_error'] * 100:.0f}%, each row {b['max_abs_error'] * 100:.0f}%; rows "
-          f"past the row bound: {', '.join(past) or 'none'}")
+    _held_out_groups(runs, errs, hits, [p.feasible for p in plans], groups, data["error_bounds"])
     if "first_planning" in data:
         print(f"first planning: {data['first_planning']['summary']}")
     print(f"left out ({len(data['left_out'])}): " + "; ".join(f"{k}: {v}" for k, v in data["left_out"].items()))
