@@ -1239,7 +1239,38 @@ def held_out_megatron_bridge() -> None:
     _held_out_groups(runs, errs, hits, [p.feasible for p in plans], groups, data["error_bounds"])
     if "first_planning" in data:
         print(f"first planning: {data['first_planning']['summary']}")
+    _megatron_bridge_whatifs(runs, plans)
     print(f"left out ({len(data['left_out'])}): " + "; ".join(f"{k}: {v}" for k, v in data["left_out"].items()))
+
+
+def _megatron_bridge_whatifs(runs: list[dict], plans: list) -> None:
+    """What-ifs on the Megatron-Bridge rows, not applied: every stored activation at 1 byte under FP8 (a bound on
+    Transformer Engine keeping fp8 copies of its linears' inputs), and the step-time terms of the rows past the bound.
+    """
+    from _held_out_megatron_bridge import plan_row, step_time_error
+
+    print("\nFP8 rows: GiB as planned and with every stored activation at 1 byte (activation_bytes 1; a bound on "
+          "Transformer Engine saving the fp8-cast inputs of its linears for backward, which the planner stores at 2 "
+          "bytes), not applied:\n")
+    print("| run | usable GiB | GiB as planned | activations GiB | GiB at 1 byte | feasible at 1 byte |")
+    print("|---|---|---|---|---|---|")
+    for r, p in zip(runs, plans, strict=True):
+        if r["train"]["precision"] != "fp8":
+            continue
+        q = plan_row(r, memory_conventions={**r["memory_conventions"], "activation_bytes": 1.0})
+        print(f"| {r['id'].removeprefix('mbridge-')} | {p.cluster.gpu.usable_memory_bytes / 2**30:.1f} | "
+              f"{p.memory.total_bytes / 2**30:.1f} | {p.memory.activations_bytes / 2**30:.1f} | "
+              f"{q.memory.total_bytes / 2**30:.1f} | {q.feasible} |")
+    print("\nRows past the row bound, step-time terms as planned (s):\n")
+    print("| run | step | matmul | elementwise | EP | TP | PP bubble | DP exposed | measured step | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r, p in zip(runs, plans, strict=True):
+        e = step_time_error(r, p)
+        if abs(e) > 0.25:
+            t = p.time
+            print(f"| {r['id'].removeprefix('mbridge-')} | {t.step_time_s:.3f} | {t.matmul_s:.3f} | "
+                  f"{t.elementwise_s:.3f} | {t.ep_s:.3f} | {t.tp_s:.3f} | {t.bubble_s:.3f} | {t.dp_exposed_s:.3f} | "
+                  f"{r['measured']['step_time_s']} | {e * 100:+.1f}% |")
 
 
 if __name__ == "__main__":
