@@ -417,16 +417,15 @@ def fit_starts(law_cls: Any, X: tuple[np.ndarray, ...], y: np.ndarray, starts: n
     scaled = float(np.max(np.abs(grad) * np.maximum(1.0, np.abs(best_theta))))
     stationary = obj.kind != "asymmetric" and scaled <= 1e-5 * max(abs(fval), 1e-12)
     best_rec = scipy_records[0] if scipy_records else None
-    if best_rec is not None and not best_rec["success"]:
+    if best_rec is not None and not best_rec["success"] and not (lm_converged or stationary):
         # L-BFGS-B often stops with ABNORMAL_TERMINATION_IN_LNSRCH once the objective cannot decrease in
-        # floating point; that is only a problem when the gradient is not negligible there.
-        ok = lm_converged or stationary
+        # floating point; that is only a problem when the gradient is not negligible there. When it is
+        # negligible the status stays in info["scipy"] and nothing is reported: there is nothing to fix.
         msg = explain(f"{best_rec['method']} did not report success when polishing the {law_cls.name} fit: "
                       f"{best_rec['message']}",
-                      fix="none needed: the gradient there is negligible, the result is kept" if ok else
-                      "raise max_iter, try another objective or init grid, and compare objectives")
+                      fix="raise max_iter, try another objective or init grid, and compare objectives")
         notes.append(msg)
-        if warn and not ok:
+        if warn:
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
     lo, hi = law_cls._theta_bounds()
     # within 1% of a bound for log-parameters (a ratio), 1e-6 relative otherwise
