@@ -58,16 +58,20 @@ def train(run: dict, document_tokens: int | None = None) -> TrainSpec:
 def plan_row(run: dict, *, first_plan: bool = False, launcher_overlaps: bool = False, memory: dict | None = None,
              document_tokens: int | None = None, profile: FrameworkProfile | None = None, **options):
     """plan() for one row with the nemo profile and the row's optimizer memory from NeMo's code and configs (its
-    ``memory_conventions``, the asset's ``code_conventions``); ``first_plan``: without them, as the rows were first
-    planned; ``memory``: further conventions (what-ifs); ``launcher_overlaps`` sets the profile's TP and PP overlap
-    from the launcher config's ub_tp_comm_overlap / overlap_p2p_comm (a what-if); ``profile`` replaces the nemo profile
+    ``memory_conventions``, the asset's ``code_conventions``); ``first_plan``: without them and with the profile's
+    fp8 conventions of then (linear inputs at 2 bytes, a 1-byte fp8 weight copy), as the rows were first planned;
+    ``memory``: further conventions (what-ifs); ``launcher_overlaps`` sets the profile's TP and PP overlap from the
+    launcher config's ub_tp_comm_overlap / overlap_p2p_comm (a what-if); ``profile`` replaces the nemo profile
     (a what-if: another CP ring); ``options`` go to plan()."""
     prof = profile or get_framework(FRAMEWORK)
     if launcher_overlaps and "launcher_overlaps" in run:
         o = run["launcher_overlaps"]
         prof = dataclasses.replace(prof, tp_overlap=float(o["ub_tp_comm_overlap"]),
                                    pp_overlap=float(o["overlap_p2p_comm"]))
-    conv = {} if first_plan else dict(run.get("memory_conventions", {}))
+    # as first planned: without the code's conventions, and with the profile's Transformer Engine fp8 conventions of
+    # then (linear inputs at 2 bytes, a 1-byte fp8 weight copy; changed in the eighth session)
+    conv = ({"fp8_saves_quantized_linear_inputs": False, "fp8_weight_copy_bytes": 1.0} if first_plan
+            else dict(run.get("memory_conventions", {})))
     conv.update(memory or {})
     return plan(model(run), get_cluster(run["gpu"], run["n_gpus"]), train(run, document_tokens), layout(run),
                 framework=prof,

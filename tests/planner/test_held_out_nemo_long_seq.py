@@ -30,7 +30,17 @@ MAX_ERROR_BOUND = 0.29
 IMPLIED_SPREAD_BOUND = 1.25
 
 
-@pytest.mark.parametrize("run", RUNS, ids=[r["id"] for r in RUNS])
+#: Rows judged out of memory although they ran, with what decides it (strict: a fix fails here until it is moved out).
+OUT_OF_MEMORY = {
+    "nemo-long-seq-4k": "80.7 GiB of 78.6 since Transformer Engine's fp8 weight-and-transpose cache is counted (2 "
+                        "bytes per parameter, eighth session): 25.1 GiB of weights, 25.1 of fp32 gradients (Apex's "
+                        "default grad_sync_dtype, as the NeMo 24.07 rows); with a bf16 gradient buffer 68.1",
+}
+
+
+@pytest.mark.parametrize("run", [pytest.param(r, id=r["id"], marks=pytest.mark.xfail(
+    strict=True, reason=OUT_OF_MEMORY[r["id"]])) if r["id"] in OUT_OF_MEMORY else pytest.param(r, id=r["id"])
+    for r in RUNS])
 def test_published_layout_is_judged_feasible(run):
     p = plan_row(run)
     assert p.feasible, p.reasons

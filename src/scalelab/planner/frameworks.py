@@ -225,12 +225,26 @@ _TORCHTITAN_COMPILED_LOSS = dataclasses.replace(_TORCHTITAN, logits_copies=0.5)
 #: llm-foundry: eager layers, flash-attn's fused cross-entropy on bf16 logits (2 + 2 bytes per logit)
 _FUSED_CROSS_ENTROPY = dataclasses.replace(_EAGER, logits_bytes=2.0, logits_copies=1.0, logits_output_bytes=2.0)
 
+#: Transformer Engine's linears under an fp8 recipe (Megatron-Core's, so the megatron and nemo profiles): the
+#: fp8 GEMM input saved for backward (1 byte), and the fp8 weight with its transpose cached for the step (2 bytes
+#: per parameter beside the bf16 weight). Rows that keep fp8 parameters (fp8_params) set their own weight bytes.
+_TRANSFORMER_ENGINE = MemoryConventions(fp8_saves_quantized_linear_inputs=True, fp8_weight_copy_bytes=2.0)
+
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
-    FrameworkProfile("megatron", sources=(
+    FrameworkProfile("megatron", memory=_TRANSFORMER_ENGINE, sources=(
         "Megatron-LM megatron/core/fusions/fused_bias_swiglu.py (gate, up saved; product rebuilt by TE/fused "
-        "kernels when asked), megatron/core/tensor_parallel/cross_entropy.py (vocab-parallel CE in fp32)",)),
-    FrameworkProfile("nemo", memory=MemoryConventions(master_weight_bytes=2.0), tp_overlap=1.0, pp_overlap=1.0,
+        "kernels when asked), megatron/core/tensor_parallel/cross_entropy.py (vocab-parallel CE in fp32)",
+        "NVIDIA/TransformerEngine v1.8 transformer_engine/pytorch/module/linear.py (under fp8 saved_inputmat is "
+        "the fp8 cast of the input) and layernorm_linear.py (the norm writes ln_out in fp8, which is saved); "
+        "v2.8 the same through its quantizers: fp8_saves_quantized_linear_inputs",
+        "NVIDIA/TransformerEngine v1.8 module/linear.py: with grad enabled the fp8 weight is cast into a "
+        "workspace with its transpose (with_transpose), cached across micro-batches (cache_name 'weight') "
+        "whenever Megatron-Core passes is_first_microbatch, which it does unless "
+        "disable_parameter_transpose_cache (core_v0.9.0 extensions/transformer_engine.py): "
+        "fp8_weight_copy_bytes 2",)),
+    FrameworkProfile("nemo", memory=dataclasses.replace(_TRANSFORMER_ENGINE, master_weight_bytes=2.0),
+                     tp_overlap=1.0, pp_overlap=1.0,
                      moe_tp_dispatch="alltoall", sources=(
         "NVIDIA/dgxc-benchmarking v24.11.1 llama3.1/llama3.1_405b.yaml (NeMo 24.09): ub_tp_comm_overlap true "
         "with its ub_tp_comm_overlap_cfg (ring_exchange, pipeline and bulk methods per GEMM), overlap_p2p_comm "

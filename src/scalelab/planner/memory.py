@@ -52,6 +52,7 @@ __all__ = [
     "embedding_activation_bytes",
     "fsdp_root_unsharded_bytes",
     "inference_weights_bytes",
+    "linear_input_bytes",
     "logits_buffer_bytes",
     "lora_trainable_params",
     "memory_per_gpu",
@@ -182,6 +183,16 @@ class MemoryConventions:
         (all T tokens, not T / tp): DTensor's ``SequenceParallel`` + ``ColwiseParallel`` in eager PyTorch
         (torchtitan without AsyncTP) gathers before the linear, which saves what it receives. Megatron
         (False) saves the sharded input and gathers it again in backward (Korthikanti et al. 2022 §4.2.2).
+    fp8_saves_quantized_linear_inputs : bool
+        Under the ``fp8`` precision recipe the linear layers save their input for the weight gradient as
+        the fp8 tensor their GEMM ran on (1 byte per element), not the bf16 activation: Transformer Engine
+        (v1.8 ``module/linear.py``: ``saved_inputmat = inputmat``, the fp8 cast, and
+        ``module/layernorm_linear.py``: the norm kernel writes ``ln_out`` in fp8 and that is saved; v2.8 the
+        same through its quantizers, the column-wise copy or, with sequence parallelism, the local shard).
+        Counted at 1 byte: the QKV and MLP-in inputs (norm outputs), the MLP-out input (the SwiGLU product
+        or GELU output) and the output projection's input, which under FlashAttention is an extra fp8 copy
+        beside the bf16 output the attention kernel keeps; a MoE layer's expert inputs and products
+        likewise. The megatron and nemo profiles set it (Megatron-Core's linears are Transformer Engine's).
     grad_reduce_bytes : float or None
         Bytes per gradient element that the data-parallel reduction moves (the DP all-reduce, the ZeRO/FSDP
         reduce-scatter and HSDP's replica all-reduce): the reduce dtype. ``None`` takes the precision
@@ -277,6 +288,7 @@ class MemoryConventions:
     zero3_unsharded_grad_bytes: float | None = None
     low_precision_gather_needs_dp_shard: bool = False
     sp_saves_gathered_inputs: bool = False
+    fp8_saves_quantized_linear_inputs: bool = False
     fp32_param_shards: bool = False
     low_precision_gather_linears_only: bool = False
     pp_reduce_per_stage: bool = False
@@ -329,11 +341,15 @@ class MemoryConventions:
         """Korthikanti et al. 2022's setting: GPT layers with dropout, 1-byte masks, 16-bit activations."""
         return cls(activation_bytes=2.0, dropout=True, dropout_mask_bytes=1.0, norm_stats=False)
 
-    def to_dict(self) -> dict:
-        """Plain form; ``grad_bytes`` only when set, so plans made before it existed keep their config hashes."""
+    def to_dict(self, *, fp8: bool = True) -> dict:
+        """Plain form; ``grad_bytes`` only when set and ``fp8_saves_quantized_linear_inputs`` only when on and
+        (``fp8=False`` for a recipe other than fp8) when it acts, so plans made before they existed keep their
+        config hashes."""
         d = asdict(self)
         if d.get("grad_bytes") is None:
             d.pop("grad_bytes", None)
+        if not (fp8 and d.get("fp8_saves_quantized_linear_inputs")):
+            d.pop("fp8_saves_quantized_linear_inputs", None)
         return d
 
 
@@ -649,8 +665,9 @@ def _op_sac_terms(model: ModelSpec, T: float, rep: float, t: int, act: float, mo
 
 
 def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layout: Layout, act: float,
-                     conv: MemoryConventions, policy: SavePolicy) -> dict[str, float]:
-    """Saved tensors of the attention block for one microbatch (Korthikanti et al. 2022 Table 2)."""
+                     conv: MemoryConventions, policy: SavePolicy, lin: float) -> dict[str, float]:
+    """Saved tensors of the attention block for one microbatch (Korthikanti et al. 2022 Table 2); ``lin``:
+    bytes per element of what a linear layer saves of its input (``act``, or 1 for quantized fp8 inputs)."""
     t = layout.tp
     h, a = model.d_model, model.n_heads
     mask = conv.dropout_mask_bytes if conv.dropout else 0.0
@@ -667,7 +684,7 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
         n_inputs, n_norms = 1, model.parallel_block_norms
         norm_tokens, mlp_in = (rep, 0.0) if n_norms == 1 else (linear_in, linear_in)
     terms = {"norm_inputs": n_inputs * norm_tokens * h * act + n_norms * norm_tokens * nstat * norm_out,
-             "attn_input": linear_in * h * act * norm_out}
+             "attn_input": linear_in * h * lin * norm_out}
     if model.mla is not None:
         m = model.mla
         # Latent paths: the down-projection outputs are normed and up-projected (norm input + up input).
@@ -686,15 +703,19 @@ def _attention_terms(model: ModelSpec, T: float, rep: float, seq_len: int, layou
             scores = a * T * seq_len / t
             core = scores * act + (scores * mask + scores * act if conv.dropout else 0.0)
     terms["attn_core"] = core
-    terms["attn_out_input"] = T * a * d_v * act / t
+    # the output projection's input: the attention output, shared with FlashAttention's saved output unless
+    # the projection keeps a quantized copy of its own beside it
+    shared = layout.flash_attention and lin != act and not policy.recomputes("core_attn")
+    terms["attn_out_input"] = T * a * d_v * (lin + (act if shared else 0.0)) / t
     terms["dropout_masks"] = 2 * rep * h * mask
-    terms["mlp_input"] = mlp_in * h * act * norm_out
+    terms["mlp_input"] = mlp_in * h * lin * norm_out
     return terms
 
 
 def _mlp_terms(model: ModelSpec, T: float, rep: float, layout: Layout, act: float, conv: MemoryConventions,
-               policy: SavePolicy, moe_layer: bool) -> dict[str, float]:
-    """Saved tensors of the MLP (or MoE) block for one microbatch: intermediates of width f."""
+               policy: SavePolicy, moe_layer: bool, lin: float) -> dict[str, float]:
+    """Saved tensors of the MLP (or MoE) block for one microbatch: intermediates of width f, of which the
+    MLP-out linear's input (the SwiGLU product or GELU output, when saved) at ``lin`` bytes."""
     t = layout.tp
     sp = layout.sequence_parallel and t > 1
     h = model.d_model
@@ -703,6 +724,9 @@ def _mlp_terms(model: ModelSpec, T: float, rep: float, layout: Layout, act: floa
         widths = 2.0 if policy.recomputes("act") else conv.swiglu_saved_widths
     else:
         widths = 1.0 if policy.recomputes("act") else 2.0  # fc1 output (and its GELU)
+    # the product (GELU output) is the last width when it is saved; fp8 recipes keep it quantized
+    product = 1.0 if widths > (2.0 if model.ffn_kind == "swiglu" else 1.0) else 0.0
+    width_bytes = (widths - product) * act + product * lin
     terms: dict[str, float] = {}
     if moe_layer and model.moe is not None:
         e = model.moe
@@ -713,20 +737,22 @@ def _mlp_terms(model: ModelSpec, T: float, rep: float, layout: Layout, act: floa
         k_eff = min(e.top_k, e.n_experts) * (e.capacity_factor or 1.0)
         rows = k_eff * (T * et / t if sp else T)
         terms["router"] = rep * (e.n_experts + e.n_zero_experts) * 4.0 + rep * e.top_k * 4.0
-        terms["expert_inputs"] = rows * h * cache
-        terms["expert_intermediates"] = rows * e.d_expert * widths * cache / et
+        terms["expert_inputs"] = rows * h * (policy.moe_cache_bytes or lin)
+        terms["expert_intermediates"] = rows * e.d_expert * (
+            widths * cache if policy.moe_cache_bytes else width_bytes) / et
         terms["expert_outputs"] = rows * h * act  # kept for the gradient of the combine weights
         if e.n_shared_experts:
-            terms["shared_expert_intermediates"] = T * e.n_shared_experts * e.shared_width * widths * act / t
+            terms["shared_expert_intermediates"] = T * e.n_shared_experts * e.shared_width * width_bytes / t
     else:
-        terms["mlp_intermediates"] = T * model.d_ff * widths * act / t
+        terms["mlp_intermediates"] = T * model.d_ff * width_bytes / t
     return terms
 
 
 def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout,
                             act: float, conv: MemoryConventions, moe_layer: bool,
-                            recompute: str | SavePolicy) -> dict[str, float]:
-    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2)."""
+                            recompute: str | SavePolicy, lin: float | None = None) -> dict[str, float]:
+    """Bytes one layer saves for backward for one microbatch, by tensor group (Korthikanti Table 2);
+    ``lin``: bytes per element of a linear layer's saved input (default ``act``)."""
     policy = get_save_policy(recompute)
     t, c = layout.tp, layout.cp
     sp = layout.sequence_parallel and t > 1
@@ -736,8 +762,9 @@ def _layer_activation_terms(model: ModelSpec, seq_len: int, micro_batch: int, la
         return {"layer_input": rep * model.d_model * act}
     if policy.op_sac:
         return _op_sac_terms(model, T, rep, t, act, moe_layer, layout.flash_attention)
-    return {**_attention_terms(model, T, rep, seq_len, layout, act, conv, policy),
-            **_mlp_terms(model, T, rep, layout, act, conv, policy, moe_layer)}
+    lin = act if lin is None else lin
+    return {**_attention_terms(model, T, rep, seq_len, layout, act, conv, policy, lin),
+            **_mlp_terms(model, T, rep, layout, act, conv, policy, moe_layer, lin)}
 
 
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: int, layout: Layout, *,
@@ -1222,18 +1249,32 @@ def _shard_degrees(layout: Layout, dp: int, gpus_per_node: int) -> tuple[float, 
     return dense_z, expert_z
 
 
+def linear_input_bytes(precision: str, act: float, conv: MemoryConventions) -> float:
+    """Bytes per element of what a linear layer saves of its input for backward: 1 under the ``fp8`` recipe
+    when the framework saves the quantized GEMM input
+    (:attr:`MemoryConventions.fp8_saves_quantized_linear_inputs`), else the activation bytes ``act``.
+
+    >>> linear_input_bytes("fp8", 2.0, MemoryConventions(fp8_saves_quantized_linear_inputs=True))
+    1.0
+    >>> linear_input_bytes("bf16", 2.0, MemoryConventions(fp8_saves_quantized_linear_inputs=True))
+    2.0
+    """
+    return min(act, 1.0) if precision == "fp8" and conv.fp8_saves_quantized_linear_inputs else act
+
+
 def _layer_activations(model: ModelSpec, train: TrainSpec, layout: Layout, act: float,
                        conv: MemoryConventions) -> tuple[float, float, float, float]:
     """Activation bytes of one layer for one micro-batch: (saved by a dense layer, saved by an MoE layer,
     working set of a dense layer, of an MoE layer). The working sets are 0 unless full recompute counts
     the one layer it reruns at a time (``recompute_working_set``)."""
     s, b, is_moe = train.seq_len, layout.micro_batch, model.is_moe
-    act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute).values())
-    act_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, layout.recompute).values())
+    lin = linear_input_bytes(train.precision, act, conv)
+    act_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, layout.recompute, lin).values())
+    act_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, layout.recompute, lin).values())
                if is_moe else act_dense)
     if layout.recompute == "full" and conv.recompute_working_set:
-        work_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, "none").values())
-        work_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, "none").values())
+        work_dense = sum(_layer_activation_terms(model, s, b, layout, act, conv, False, "none", lin).values())
+        work_moe = (sum(_layer_activation_terms(model, s, b, layout, act, conv, True, "none", lin).values())
                     if is_moe else work_dense)
     else:
         work_dense = work_moe = 0.0

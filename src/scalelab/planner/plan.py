@@ -640,12 +640,13 @@ def _cached_flops(model: ModelSpec, train: TrainSpec, recompute: str, convention
 
 def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | None, *,
                     measured_step_time_s: float | None, measured_tflops_per_gpu: float | None,
-                    memory_limit_bytes: float, moe: bool = False) -> dict[str, Any]:
+                    memory_limit_bytes: float, moe: bool = False, fp8: bool = False) -> dict[str, Any]:
     """The options a :class:`Plan` records (``Plan.options``, part of its config hash): the resolved
     efficiencies and overlaps, the measurement if any, the memory limit in bytes per GPU, the memory
     conventions and the framework's name. TP and PP overlaps and the DP collectives' SM share appear only
     when not 0, separate q, k, v GEMMs only when set and the MoE TP dispatch only for a MoE model (``moe``) and
-    when not ``"gemm"``, so plans made before they existed keep their hashes."""
+    when not ``"gemm"``, and the memory convention ``fp8_saves_quantized_linear_inputs`` only for an fp8
+    recipe (``fp8``), where it acts, so plans made before they existed keep their hashes."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
 
@@ -659,7 +660,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             **({"dp_comm_sm_fraction": fw.dp_comm_sm_fraction} if fw.dp_comm_sm_fraction else {}),
             **({"async_tp": True, "async_tp_hiding": fw.async_tp_hiding} if fw.async_tp else {}),
             **({"moe_tp_dispatch": fw.moe_tp_dispatch} if moe and fw.moe_tp_dispatch != "gemm" else {}),
-            "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(),
+            "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(fp8=fp8),
             "framework": get_framework(framework).name if framework is not None else None}
 
 
@@ -840,7 +841,7 @@ def plan(
     limit = memory_limit(cluster, memory_limit_bytes, memory_reserve_bytes)
     options = _options_record(fw, framework, measured_step_time_s=measured_step_time_s,
                               measured_tflops_per_gpu=measured_tflops_per_gpu, memory_limit_bytes=limit,
-                              moe=model.moe is not None)
+                              moe=model.moe is not None, fp8=train.precision == "fp8")
     memory: MemoryBreakdown | None = None
     comm: CommBreakdown | None = None
     if not reasons and dp is not None:  # check_layout reports a dp that is not whole
