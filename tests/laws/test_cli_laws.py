@@ -140,3 +140,15 @@ def test_fit_takes_the_prior_on_the_exponents_and_reports_it(runs_csv, capsys):
     code = main(["fit", str(runs_csv), "--law", "kaplan", "--n", "n_params", "--compute", "flops", "--loss",
                  "val_loss", "--param-prior", "none"])
     assert code == 1 and "--param-prior applies to the chinchilla law" in capsys.readouterr().err
+
+
+def test_fit_keeps_the_fit_when_the_plot_path_cannot_be_written(runs_csv, tmp_path, monkeypatch, capsys):
+    # --plot into a missing folder used to end in "File not found" after the fit, which was lost with it
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", str(runs_csv), "--n", "n_params", "--compute", "flops", "--loss", "val_loss",
+                 "--init", "coarse", "--plot", str(tmp_path / "no-such-folder" / "fit.png"), "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["params"]["alpha"] > 0
+    assert "could not write" in out.err and (tmp_path / "fit.png").stat().st_size > 1000
