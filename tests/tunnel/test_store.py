@@ -280,6 +280,23 @@ def test_not_a_database_and_directory_paths(tmp_path):
         RunStore(tmp_path)
 
 
+def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path):
+    # `tunnel run --store app.db` used to add the store's tables to someone else's database and switch it
+    # to WAL, while `tunnel ls` on the same file said it was not a store
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as c:
+        c.execute("CREATE TABLE users (name TEXT)")
+        c.execute("INSERT INTO users VALUES ('ada')")
+    c.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match=r"not a scalelab run store; it is left untouched.*its tables: users"):
+        RunStore(other)
+    assert other.read_bytes() == before
+    RunStore(tmp_path / "new.sqlite").close()  # a new file, and an empty one, still become stores
+    (tmp_path / "empty.sqlite").touch()
+    RunStore(tmp_path / "empty.sqlite").close()
+
+
 def test_a_writer_killed_mid_transaction_loses_nothing_committed(tmp_path):
     path = tmp_path / "runs.sqlite"
     with RunStore(path) as s:
