@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli.app import app, main
+from scalelab.errors import ConfigError
 from scalelab.laws import ChinchillaLaw
 
 runner = CliRunner()
@@ -152,3 +153,16 @@ def test_fit_keeps_the_fit_when_the_plot_path_cannot_be_written(runs_csv, tmp_pa
     assert code == 0, out.err
     assert json.loads(out.out)["params"]["alpha"] > 0
     assert "could not write" in out.err and (tmp_path / "fit.png").stat().st_size > 1000
+
+
+def test_forecast_refuses_a_level_that_is_no_band_and_conflicting_targets(capsys):
+    # --level 1 gave finite "100%" bands and --level 0 zero-width ones (exit 0); with --params/--tokens the
+    # level error was swallowed into a note; --compute with --params/--tokens silently ignored the latter
+    for args in (["--compute", "1e22", "--level", "1"], ["--params", "1e9", "--tokens", "2e10", "--level", "0"]):
+        assert main(["forecast", "chinchilla:besiroglu2024", *args]) == 1
+        assert "level must lie strictly between 0 and 1" in capsys.readouterr().err
+    both = ["--compute", "1e22", "--params", "1e9", "--tokens", "2e10"]
+    assert main(["forecast", "chinchilla:besiroglu2024", *both]) == 1
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="level must lie strictly between 0 and 1"):
+        ChinchillaLaw.preset("besiroglu2024").compute_optimal(1e22, level=1.0)

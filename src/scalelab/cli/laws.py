@@ -332,7 +332,14 @@ def _register_forecast(app: typer.Typer) -> None:
 
         from ..errors import ConfigError, ExtrapolationWarning, explain
         from ..laws.base import band_label
+        from ..laws.validation import check_level
 
+        check_level(level)  # before the bands, whose errors below become notes
+        if compute and (params is not None or tokens is not None):
+            raise ConfigError(explain("forecast takes --compute C, or --params N with --tokens D, not both",
+                                      value={"compute": compute, "params": params, "tokens": tokens},
+                                      fix="drop --compute for the loss at (N, D), or drop --params/--tokens for "
+                                          "the compute-optimal allocation"))
         law = _load_fit_or_preset(fit)
         notes: list[str] = []
         with warnings.catch_warnings(record=True) as caught:

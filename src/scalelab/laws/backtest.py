@@ -275,10 +275,10 @@ def backtest(runs: Any, law: Any = "chinchilla", *, split: str = "n", n_splits: 
     """
     from .base import check_interval_kind
     from .data import Runs, is_table, load_runs, load_table
+    from .validation import check_level
 
     check_interval_kind(kind)
-    if not 0 < float(level) < 1:
-        raise ConfigError(explain("level must lie strictly between 0 and 1", value=level))
+    check_level(level)
     opts = dict(options or {})
     if isinstance(law, str) and law == "auto":
         table = runs if isinstance(runs, Runs) else load_runs(runs, **_load_kwargs(columns))

@@ -50,6 +50,19 @@ def canonical_order(X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | No
     return np.lexsort(keys)  # the last key is the primary one
 
 
+def check_level(level: Any) -> float:
+    """``level`` as a float, or a ConfigError naming it unless it lies strictly between 0 and 1 (a 100% band
+    is unbounded and a 0% band empty: neither is a band)."""
+    try:
+        lvl = float(level)
+    except (TypeError, ValueError):
+        lvl = float("nan")
+    if not 0 < lvl < 1:
+        raise ConfigError(explain("level must lie strictly between 0 and 1", value=level,
+                                  fix="use e.g. 0.95 for a 95% interval"))
+    return lvl
+
+
 def check_options(law: Any) -> None:
     """Validate the constructor options of ``law`` (loss, space, delta, level, n_bootstrap, ...)."""
     if law.loss not in LOSSES:
@@ -58,9 +71,7 @@ def check_options(law: Any) -> None:
         raise ConfigError(explain("unknown space", value=law.space, allowed="log, linear"))
     if not (isinstance(law.delta, (int, float)) and law.delta > 0):
         raise ConfigError(explain("delta must be a positive number", value=law.delta))
-    if not (0 < float(law.level) < 1):
-        raise ConfigError(explain("level must lie strictly between 0 and 1", value=law.level,
-                                  fix="use e.g. 0.95 for a 95% interval"))
+    check_level(law.level)
     if int(law.n_bootstrap) < 0:
         raise ConfigError(explain("n_bootstrap must be >= 0", value=law.n_bootstrap))
     if not (law.extrapolation_factor is None or float(law.extrapolation_factor) >= 1):
