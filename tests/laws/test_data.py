@@ -170,6 +170,31 @@ def test_bad_files(tmp_path):
         load_runs(p)
 
 
+def test_damaged_json_jsonl_and_parquet_files_are_named(tmp_path):
+    # each of these used to end in a traceback (ragged columns, a cut Parquet file) or blame line 1
+    rows = [{"params": 1e6 * (i + 1), "tokens": 2e7, "loss": 3.0 - 0.1 * i} for i in range(6)]
+    p = tmp_path / "runs.jsonl"
+    p.write_text("\n".join([*(json.dumps(r) for r in rows[:4]), '{"params": 5e6, "tokens": ', json.dumps(rows[5])]))
+    with pytest.raises(DataError, match=r"runs.jsonl is not valid JSON \(.*line 5\)"):
+        load_runs(p)
+    p = tmp_path / "cols.json"
+    p.write_text(json.dumps({"params": [1e6, 2e6, 3e6], "tokens": [1e7, 2e7], "loss": [3.0, 2.9, 2.8]}))
+    with pytest.raises(DataError, match=r"columns of .*cols.json differ in length \(got \{'params': 3, 'tokens': 2"):
+        load_runs(p)
+    with pytest.raises(DataError, match="differ in length"):
+        load_runs({"params": np.array([1e6, 2e6]), "tokens": np.array([1e7]), "loss": np.array([3.0, 2.9])})
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    good = tmp_path / "runs.parquet"
+    pd.DataFrame(rows).to_parquet(good)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"cut.parquet is not a readable Parquet file.*written completely"):
+        load_runs(cut)
+    assert len(load_runs(good)) == 6
+
+
 def test_bad_options():
     c = _table(30)
     with pytest.raises(ConfigError, match="unknown loss"):

@@ -161,7 +161,29 @@ class Runs:
 
 
 def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
-    """Return (raw columns, source label, label kind, label offset)."""
+    """Return (raw columns, source label, label kind, label offset); columns of unequal length are a
+    DataError (a column-oriented JSON file or dict with a value missing would otherwise pair the wrong runs)."""
+    raw, label, kind, offset = _read_columns(source)
+    sizes = {k: n for k, n in ((k, _n_values(v)) for k, v in raw.items()) if n is not None}
+    if len(set(sizes.values())) > 1:
+        raise DataError(explain(f"the columns of {label} differ in length", value=sizes,
+                                allowed="one value per run in every column",
+                                fix="add the missing values (null for unknown ones), or drop the short column"))
+    return raw, label, kind, offset
+
+
+def _n_values(v: Any) -> int | None:
+    """How many values a column holds; None for a scalar or text (not a column)."""
+    if isinstance(v, (str, bytes, Mapping)):
+        return None
+    try:
+        return len(v)
+    except TypeError:  # a scalar, or a 0-d array
+        return None
+
+
+def _read_columns(source: Any) -> tuple[dict[str, Any], str, str, int]:
+    """:func:`_read_table` before the length check."""
     if isinstance(source, Mapping):
         return {str(k): v for k, v in source.items()}, "dict", "data rows (0-based)", 0
     if hasattr(source, "columns") and hasattr(source, "to_dict") and hasattr(source, "iloc"):  # DataFrame
@@ -186,17 +208,29 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
             from ..errors import MissingDependencyError
 
             raise MissingDependencyError("pandas", "data") from e
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise DataError(explain(f"{path} is not a readable Parquet file", value=str(e).split(". ")[0],
+                                    fix="check that the file was written completely, or export the runs "
+                                        "again")) from None
         return {str(c): df[c].to_numpy() for c in df.columns}, str(path), "data rows (0-based)", 0
     if suf in (".json", ".jsonl"):
-        text = path.read_text()
         try:
-            if suf == ".jsonl":
-                recs = [json.loads(line) for line in text.splitlines() if line.strip()]
-            else:
-                recs = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(explain(f"{path} is not valid JSON ({e.msg}, line {e.lineno})")) from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(explain(f"{path} is not UTF-8 text (byte {e.start})",
+                                    fix="save it as UTF-8 JSON, or pass a CSV or Parquet file")) from None
+        # JSON Lines: the file's line number, not the parser's (always 1 within a line)
+        pieces = list(enumerate(text.splitlines(), 1)) if suf == ".jsonl" else [(0, text)]
+        decoded = []
+        for lineno, piece in pieces:
+            try:
+                decoded.append(json.loads(piece) if piece.strip() or not lineno else None)
+            except json.JSONDecodeError as e:
+                raise DataError(explain(f"{path} is not valid JSON ({e.msg}, line {lineno or e.lineno})",
+                                        fix="fix that line (a record cut short?) or drop it")) from None
+        recs = [r for r in decoded if r is not None] if suf == ".jsonl" else decoded[0]
         if isinstance(recs, dict) and "runs" in recs:
             recs = recs["runs"]
         if isinstance(recs, dict):  # column-oriented
