@@ -217,6 +217,14 @@ def test_export_csv_and_parquet_roundtrip(store, tmp_path):
         store.export(tmp_path / "x.xlsx", format="xlsx")
 
 
+def test_export_into_a_missing_folder_names_the_users_file(store, tmp_path):
+    # the error used to name OUT.partial, the temporary file the user never asked for
+    out = tmp_path / "missing" / "runs.csv"
+    with pytest.raises(FileNotFoundError) as e:
+        store.export(out)
+    assert e.value.filename == str(out)
+
+
 def test_prefix_lookup_unknown_and_running_removal(store):
     rec = store.add(_cfg(0))
     assert store.get(rec.hash[:5]).hash == rec.hash
