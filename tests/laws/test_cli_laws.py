@@ -166,3 +166,10 @@ def test_forecast_refuses_a_level_that_is_no_band_and_conflicting_targets(capsys
     assert "not both" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="level must lie strictly between 0 and 1"):
         ChinchillaLaw.preset("besiroglu2024").compute_optimal(1e22, level=1.0)
+
+
+def test_fit_refuses_a_runs_file_and_a_store_together(runs_csv, tmp_path, capsys):
+    # `fit runs.csv --store runs.sqlite` fitted the store alone and dropped the file's runs without a word
+    assert main(["fit", str(runs_csv), "--store", str(tmp_path / "runs.sqlite")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "runs given twice: a runs file and --store" in err and "runs.csv" in err

@@ -24,7 +24,7 @@ MinTokensPerParamOpt = Annotated[float | None, typer.Option(
     "--min-tokens-per-param", help="Drop runs with fewer tokens per parameter (D/N) than this, e.g. 1.")]
 #: How the table reader's messages name its arguments here: by the flags of `fit` and `backtest`.
 SPELLINGS = {"n_convention": "--n-convention", "drop_top_loss": "--drop-top-loss", "loss": "--loss COLUMN",
-             "min_tokens_per_param": "--min-tokens-per-param "}
+             "min_tokens_per_param": "--min-tokens-per-param ", "store": "--store", "source": "a runs file"}
 
 
 def _runs_table(path: Any) -> Any:

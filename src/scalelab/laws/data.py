@@ -351,7 +351,15 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     >>> ChinchillaLaw().fit(runs)                                            # doctest: +SKIP
     """
     spelled = {"n_convention": "n_convention=", "drop_top_loss": "drop_top_loss", "loss": "load_runs(..., loss='COL')",
-               "min_tokens_per_param": "min_tokens_per_param=", **(spellings or {})}
+               "min_tokens_per_param": "min_tokens_per_param=", "store": "store=", "source": "source",
+               **(spellings or {})}
+    if store is not None and source is not None and not isinstance(source, Runs):
+        # which one to fit is the user's call: reading the store alone silently dropped the file's runs
+        shown = source if isinstance(source, (str, Path)) else type(source).__name__
+        raise ConfigError(explain(f"runs given twice: {spelled['source']} and {spelled['store']}",
+                                  value={"source": str(shown), "store": str(getattr(store, "path", store))},
+                                  fix="pass one of them (to fit both, export the store with `scalelab tunnel "
+                                      "export` and join the tables)"))
     store_default_conv = None
     if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in STORE_SUFFIXES):
         # the run table's N is the total parameter count (docs/run-table.md)
