@@ -425,3 +425,15 @@ def test_a_store_from_before_pid_start_opens_read_only_and_migrates_on_write(tmp
         assert claimed is not None and claimed.hash == h
         if sys.platform == "linux":
             assert claimed.pid_start is not None
+
+
+def test_a_bad_store_timeout_variable_is_named(tmp_path, monkeypatch):
+    # SCALELAB_STORE_TIMEOUT_S=abc raised a bare float() ValueError traceback from every store command
+    monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "abc")
+    with pytest.raises(ConfigError, match=r"environment variable SCALELAB_STORE_TIMEOUT_S .*\(got 'abc'\)"):
+        RunStore(tmp_path / "runs.sqlite")
+    monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "-1")
+    with pytest.raises(ConfigError, match="SCALELAB_STORE_TIMEOUT_S"):
+        RunStore(tmp_path / "runs.sqlite")
+    monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "")
+    RunStore(tmp_path / "runs.sqlite").close()

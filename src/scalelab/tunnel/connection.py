@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ConfigError, SchemaVersionError, StoreError, StoreLockedError, UnknownNameError, explain
-from .records import RunRecord, default_store_path
+from .records import RunRecord, default_store_path, env_number
 from .schema import RUN_COLUMNS, SCHEMA_VERSION, STATUSES, TABLES, migrate, stored_version
 
 __all__ = ["StoreConnection"]
@@ -30,7 +30,7 @@ class StoreConnection:
                  stale_after_s: float = 600.0, readonly: bool = False) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         if timeout_s is None:
-            timeout_s = float(os.environ.get("SCALELAB_STORE_TIMEOUT_S", "30") or 30)
+            timeout_s = env_number("SCALELAB_STORE_TIMEOUT_S", 30.0)
         self.timeout_s = float(timeout_s)
         self.stale_after_s = float(stale_after_s)
         self.hostname = socket.gethostname()

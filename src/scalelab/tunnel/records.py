@@ -19,7 +19,8 @@ from typing import Any
 from .._spec import stable_hash
 from ..errors import ConfigError, StoreError, explain
 
-__all__ = ["ClaimLostError", "MeasuredPerf", "RunRecord", "branch_hash", "default_store_path", "scalelab_home"]
+__all__ = ["ClaimLostError", "MeasuredPerf", "RunRecord", "branch_hash", "default_store_path", "env_number",
+           "scalelab_home"]
 
 
 class ClaimLostError(StoreError):
@@ -30,6 +31,22 @@ def scalelab_home() -> Path:
     """``$SCALELAB_HOME``, or ``~/.scalelab`` when unset."""
     env = os.environ.get("SCALELAB_HOME")
     return Path(env).expanduser() if env else Path.home() / ".scalelab"
+
+
+def env_number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or empty); a ConfigError naming the
+    variable when it is not a finite number >= ``minimum``, rather than a float() traceback."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= minimum):
+        raise ConfigError(explain(f"environment variable {name} is not a number >= {minimum:g}", value=raw,
+                                  fix=f"set it to a number (e.g. {name}={default:g}) or unset it"))
+    return value
 
 
 def default_store_path() -> Path:
