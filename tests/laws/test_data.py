@@ -207,6 +207,27 @@ def test_bad_options():
         load_runs(c, n_convention="embedding")
 
 
+@pytest.mark.parametrize(("option", "value", "match"), [
+    ("n_bootstrap", "x", r"n_bootstrap must be a whole number >= 0 \(got 'x'\)"),
+    ("n_bootstrap", 2.5, r"n_bootstrap must be a whole number >= 0 \(got 2.5\)"),
+    ("n_bootstrap", float("inf"), "n_bootstrap must be a whole number"),
+    ("random_state", "x", r"random_state must be None, a non-negative int seed or a numpy Generator \(got 'x'\)"),
+    ("random_state", -1, r"random_state must be .* \(got -1\)"),
+])
+def test_bad_bootstrap_options_are_config_errors(option, value, match):
+    # n_bootstrap="x" raised int()'s ValueError and random_state="x" numpy's TypeError, from deep in fit
+    c = _table(30)
+    with pytest.raises(ConfigError, match=match):
+        ChinchillaLaw(**{option: value}).fit(c["params"], c["tokens"], c["final_loss"])
+
+
+def test_predicting_at_arrays_that_do_not_broadcast_names_the_covariates():
+    law = ChinchillaLaw.preset("besiroglu2024")
+    with pytest.raises(DataError, match=r"covariate arrays differ in length.*\{'N': \(2,\), 'D': \(3,\)\}"):
+        law.predict([1e9, 2e9], [1e10, 2e10, 3e10])
+    assert law.predict([1e9, 2e9], 1e10).shape == (2,)
+
+
 def test_save_load_roundtrip(tmp_path):
     c = _table(40)
     law = ChinchillaLaw(init="coarse", n_bootstrap=20, random_state=1).fit(c["params"], c["tokens"], c["final_loss"])
