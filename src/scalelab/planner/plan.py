@@ -732,6 +732,24 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         async_tp=fw.async_tp, async_tp_hiding=fw.async_tp_hiding)
 
 
+def check_plan_inputs(model: Any, cluster: Any, train: Any, layout: Any = None) -> None:
+    """A ConfigError naming the argument when one is not the spec :func:`plan` and the search take (a name
+    passed where a spec belongs raised ``AttributeError: 'str' object has no attribute 'n_heads'``)."""
+    def named(v: Any, default: str) -> str:  # the user's own name in the fix when they passed one
+        return repr(v) if isinstance(v, str) else default
+
+    for name, value, kind, how in (
+        ("model", model, ModelSpec, f"get_model({named(model, repr('llama-3.1-8b'))})"),
+        ("cluster", cluster, ClusterSpec, f"get_cluster({named(cluster, repr('h100-sxm'))}, n_gpus=8)"),
+        ("train", train, TrainSpec, "TrainSpec(seq_len=4096, global_batch=512)"),
+        ("layout", layout, (Layout, type(None)), f"Layout(tp=2), or parse_layout({named(layout, repr('tp2 pp4'))})"),
+    ):
+        if not isinstance(value, kind):
+            shown = value if isinstance(value, (str, int, float, dict)) else type(value).__name__
+            raise ConfigError(explain(f"{name} must be a {getattr(kind, '__name__', 'Layout')}, not "
+                                      f"{type(value).__name__}", value=shown, fix=f"pass {how}"))
+
+
 def plan(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -822,6 +840,7 @@ def plan(
     ...          TrainSpec(seq_len=8192, global_batch=64), Layout(tp=1, zero=1))  # doctest: +SKIP
     >>> p.feasible, round(p.mfu, 2)  # doctest: +SKIP
     """
+    check_plan_inputs(model, cluster, train, layout)
     layout, fw = _resolve_options(
         framework, cluster, layout, efficiency=efficiency, attention_efficiency=attention_efficiency,
         dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions, tp_overlap=tp_overlap,

@@ -61,6 +61,7 @@ from .plan import (
     _check_values,
     _trainable_fraction,
     check_layout,
+    check_plan_inputs,
     framework_options,
     interleave_reason,
     memory_limit,
@@ -385,6 +386,7 @@ def search_layouts(
     ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
     >>> r.best[0].layout.short()  # doctest: +SKIP
     """
+    check_plan_inputs(model, cluster, train)
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
     space = _search_space(model, cluster, train, top=top, objective=objective, max_tp=max_tp, max_pp=max_pp,
                           max_cp=max_cp, max_micro_batch=max_micro_batch, max_interleave=max_interleave,
