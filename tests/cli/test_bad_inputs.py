@@ -47,8 +47,10 @@ def _numeric_options() -> list[tuple[list[str], str]]:
                 base = typing.get_args(hint)[0] if hasattr(hint, "__metadata__") else hint
                 if any(a in (int, float) for a in (base, *typing.get_args(base))) or base in (list[float],) or \
                         float in typing.get_args(typing.get_args(base)[0] if typing.get_args(base) else base):
-                    decls = [d for m in hint.__metadata__ for d in getattr(m, "param_decls", ())
-                             if d.startswith("--")]
+                    # inside Annotated, typer keeps the first declaration as the OptionInfo's default
+                    decls = [d for m in hint.__metadata__
+                             for d in (getattr(m, "default", None), *(getattr(m, "param_decls", None) or ()))
+                             if isinstance(d, str) and d.startswith("--")]
                     found.append((cmd_path, decls[0] if decls else "--" + name.replace("_", "-")))
         for g in t.registered_groups:
             walk(g.typer_instance, [*path, g.name])
@@ -80,6 +82,7 @@ def test_every_numeric_option_refuses_nan_inf_and_negative(path, flag, value, ca
     cmd = root_command
     for name in path:
         cmd = cmd.get_command(typer.Context(cmd), name)
+    assert any(flag in p.opts for p in cmd.params), f"{flag} is not an option of {' '.join(path)}"
     required: list[str] = []
     for p in cmd.params:
         if p.required and p.opts[0] != flag:
