@@ -173,3 +173,10 @@ def test_fit_refuses_a_runs_file_and_a_store_together(runs_csv, tmp_path, capsys
     assert main(["fit", str(runs_csv), "--store", str(tmp_path / "runs.sqlite")]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "runs given twice: a runs file and --store" in err and "runs.csv" in err
+
+
+@pytest.mark.parametrize("pair", ["=n_params", "N=", "N"])
+def test_col_needs_a_name_and_a_column(runs_csv, capsys, pair):
+    # "--col =x" mapped column x to the name "" ("column 'x' (mapped to ) is not in ...")
+    assert main(["fit", str(runs_csv), "--col", pair]) == 1
+    assert "--col takes NAME=COLUMN" in capsys.readouterr().err

@@ -50,9 +50,9 @@ def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for p in pairs or []:
-        if "=" not in p:
+        k, _, v = p.partition("=")
+        if not k.strip() or not v.strip():  # "=x" mapped a column to the name "" without a word
             raise ConfigError(explain("--col takes NAME=COLUMN", value=p, fix="e.g. --col U=unique_tokens"))
-        k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out
 
