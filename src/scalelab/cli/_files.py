@@ -9,6 +9,16 @@ from pathlib import Path
 from typing import Any
 
 
+def write_or_warn(write: Callable[[Path], Any], out: Path) -> Path:
+    """:func:`write_keeping`, printing its note as a warning on stderr; returns the path written."""
+    written, note = write_keeping(write, out)
+    if note:
+        from ._output import err_console
+
+        err_console.print(f"warning: {note}", markup=False)
+    return written
+
+
 def write_keeping(write: Callable[[Path], Any], out: Path) -> tuple[Path, str | None]:
     """Call ``write(out)``; if that path cannot be written (read-only folder, missing folder, full disk),
     write to the current folder or the temporary folder instead.

@@ -5,7 +5,6 @@ numpy/scipy/pandas/matplotlib are imported inside the commands (DESIGN.md princi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -248,14 +247,16 @@ def _register_fit(app: typer.Typer) -> None:
         from ..laws.calibration import calibrate
 
         calibrate(est)  # the calibrated new-run band's backtest scores travel with the saved fit
+        from ._files import write_or_warn
+
         if out is not None:
-            out = _write_or_warn(est.save, out)
+            out = write_or_warn(est.save, out)
         if plot is not None:
             from ..report.laws_plot import plot_fit
 
             X, y, _ = table.law_inputs(est)
             # like --out: a plot path that cannot be written never throws away the fit printed below
-            plot = _write_or_warn(lambda p: plot_fit(est, X, y, path=p), plot)
+            plot = write_or_warn(lambda p: plot_fit(est, X, y, path=p), plot)
         summary = {k: v for k, v in est.to_dict().items() if k not in ("bootstrap_params", "residuals")}
         result = _Forecast({**summary, "data": table.to_dict(), "saved_to": str(out) if out else None,
                             "law_selection": selection},
@@ -266,18 +267,6 @@ def _register_fit(app: typer.Typer) -> None:
                            + (f"\n  N convention: {table.n_convention}") + (f"\n  wrote {out}" if out else "")
                            + (f"\n  plot: {plot}" if plot else ""))
         emit(result, fmt)
-
-
-def _write_or_warn(write: Callable[[Path], Any], out: Path) -> Path:
-    """``write(out)``, or to another folder with a warning when ``out`` cannot be written; the path written."""
-    from ._files import write_keeping
-
-    written, note = write_keeping(write, out)
-    if note:
-        from ._output import err_console
-
-        err_console.print(f"warning: {note}", markup=False)
-    return written
 
 
 def _register_backtest(app: typer.Typer) -> None:
