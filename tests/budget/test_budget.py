@@ -185,6 +185,7 @@ def test_cli_json_has_the_tool_keys(capsys, monkeypatch):
     (["budget", "--flops", "1e21", "--unique-tokens", "0"], "unique_tokens must be a positive"),
     (["budget", "--flops", "1e21", "--seq-len", "0"], "seq_len must be"),
     (["budget", "--flops", "1e21", "--law", "missing-fit.json"], "not found"),
+    (["budget", "--days", "30", "--gpu", "h100-sxm", "-n", "0"], "at least 1 (got 0). Fix: pass --n-gpus"),
 ])
 def test_cli_bad_inputs_name_the_value_and_the_fix(argv, needle, capsys, monkeypatch):
     code, out, err = _cli(argv, capsys, monkeypatch)
