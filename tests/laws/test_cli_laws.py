@@ -180,3 +180,11 @@ def test_col_needs_a_name_and_a_column(runs_csv, capsys, pair):
     # "--col =x" mapped column x to the name "" ("column 'x' (mapped to ) is not in ...")
     assert main(["fit", str(runs_csv), "--col", pair]) == 1
     assert "--col takes NAME=COLUMN" in capsys.readouterr().err
+
+
+def test_forecast_of_a_bare_law_name_points_at_its_presets(capsys, tmp_path, monkeypatch):
+    # `scalelab forecast chinchilla` said "no such file: chinchilla"
+    monkeypatch.chdir(tmp_path)
+    assert main(["forecast", "chinchilla", "--compute", "1e22"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'chinchilla' is a law, not a fit file" in err and "scalelab forecast chinchilla:" in err

@@ -137,6 +137,18 @@ def _load_fit_or_preset(fit: str) -> Any:
     if ":" in fit:  # LAW:PRESET
         law, preset = fit.split(":", 1)
         return get_law(law).preset(preset)
+    from ..laws import list_laws
+
+    laws = {c.name: c for c in list_laws()}
+    if fit in laws:  # a law's name alone reads as a missing file: say how to name one of its presets
+        from ..errors import ConfigError, explain
+
+        presets = list(laws[fit].presets)
+        raise ConfigError(explain(f"{fit!r} is a law, not a fit file", value=fit,
+                                  allowed="a fit JSON (`scalelab fit --out`) or LAW:PRESET"
+                                          + (f"; {fit}'s presets: {', '.join(presets)}" if presets else ""),
+                                  fix=f"e.g. scalelab forecast {fit}:{presets[0]}" if presets
+                                  else f"fit it first: scalelab fit RUNS --law {fit} --out fit.json"))
     return load_fit(p)  # raises FileNotFoundError with the path
 
 
