@@ -70,6 +70,10 @@ def split_runs(axis: np.ndarray, split: str = "n", n_splits: int = 3) -> list[tu
     if split not in SPLITS:
         raise ConfigError(explain("unknown split", value=split, allowed=", ".join(SPLITS),
                                   fix="use --split n, compute, rolling or largest"))
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        # 0 printed "pooled over 0 splits, 0 forecasts" and exit 0: a backtest of nothing
+        raise ConfigError(explain("n_splits must be a whole number of cutoffs, at least 1", value=n_splits,
+                                  fix="e.g. --n-splits 3 (the last three sizes are each forecast from the smaller)"))
     lev = _levels(np.asarray(axis, dtype=float))
     if int(lev.max()) < 1:
         raise DataError(explain("a backtest needs runs at two or more sizes along the split axis",
