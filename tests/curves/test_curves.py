@@ -90,7 +90,7 @@ def test_a_level_outside_0_1_is_a_clear_error(level):
     from scalelab.errors import ConfigError
 
     L = curve(1.5)
-    with pytest.raises(ConfigError, match="level must be a coverage between 0 and 1"):
+    with pytest.raises(ConfigError, match="level must be a coverage strictly between 0 and 1"):
         PrefixForecaster(level=level, n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T)
 
 

@@ -160,11 +160,11 @@ def test_forecast_refuses_a_level_that_is_no_band_and_conflicting_targets(capsys
     # level error was swallowed into a note; --compute with --params/--tokens silently ignored the latter
     for args in (["--compute", "1e22", "--level", "1"], ["--params", "1e9", "--tokens", "2e10", "--level", "0"]):
         assert main(["forecast", "chinchilla:besiroglu2024", *args]) == 1
-        assert "level must lie strictly between 0 and 1" in capsys.readouterr().err
+        assert "level must be a coverage strictly between 0 and 1" in capsys.readouterr().err
     both = ["--compute", "1e22", "--params", "1e9", "--tokens", "2e10"]
     assert main(["forecast", "chinchilla:besiroglu2024", *both]) == 1
     assert "not both" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="level must lie strictly between 0 and 1"):
+    with pytest.raises(ConfigError, match="level must be a coverage strictly between 0 and 1"):
         ChinchillaLaw.preset("besiroglu2024").compute_optimal(1e22, level=1.0)
 
 

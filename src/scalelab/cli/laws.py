@@ -331,9 +331,9 @@ def _register_forecast(app: typer.Typer) -> None:
 
         import numpy as np
 
+        from .._checks import check_level
         from ..errors import ConfigError, ExtrapolationWarning, explain
         from ..laws.base import band_label
-        from ..laws.validation import check_level
 
         check_level(level)  # before the bands, whose errors below become notes
         if compute and (params is not None or tokens is not None):

@@ -27,24 +27,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
+from .._checks import check_level
 from ..errors import ConfigError, ConvergenceWarning, DataError, explain
 from .schedule import cumulative_lr
 
 __all__ = ["MIN_POINTS", "CrossRunForecaster", "Forecast", "PrefixForecaster", "check_curve", "forecast_steps"]
 
 MIN_POINTS = 3
-
-
-def _check_level(level: Any) -> float:
-    """The band's coverage, checked: a user who types 95 for 95% gets a clear error, not numpy's."""
-    try:
-        lv = float(level)
-    except (TypeError, ValueError):
-        lv = float("nan")
-    if not 0 < lv < 1:
-        raise ConfigError(explain("level must be a coverage between 0 and 1", value=level,
-                                  allowed="0 < level < 1", fix="use 0.9 or 0.95 (not 95)"))
-    return lv
 
 
 @dataclass(frozen=True)
@@ -98,7 +87,7 @@ def reference_forecast_inputs(forecaster: Any, steps: Any, losses: Any, total_st
     """What a forecaster fitted on reference runs starts from: its checked level, the checked curve
     ``(t, L)``, the fraction ``p`` of the run observed and the steps to report (:func:`forecast_steps`).
     Raises ``NotFittedError`` when ``fit(curves)`` has not been called."""
-    level = _check_level(forecaster.level)
+    level = check_level(forecaster.level)
     if not hasattr(forecaster, "references_"):
         from ..errors import NotFittedError
 
@@ -259,7 +248,7 @@ class PrefixForecaster:
 
     def forecast(self, steps: Any, losses: Any, total_steps: int, at: Any = None) -> Forecast:
         """Loss at ``total_steps`` (and at ``at``) with a residual-bootstrap ``level`` band."""
-        _check_level(self.level)
+        check_level(self.level)
         t, L = check_curve(steps, losses, total_steps)
         targets = forecast_steps(at, total_steps)
         x, xq = self._x(t, total_steps), self._x(targets, total_steps)

@@ -277,9 +277,9 @@ def backtest(runs: Any, law: Any = "chinchilla", *, split: str = "n", n_splits: 
     >>> res = backtest(df, "chinchilla", n="params", d="tokens", loss="loss")      # doctest: +SKIP
     >>> res.pooled["median_abs_pct_error"], res.pooled["coverage"]                 # doctest: +SKIP
     """
+    from .._checks import check_level
     from .base import check_interval_kind
     from .data import Runs, is_table, load_runs, load_table
-    from .validation import check_level
 
     check_interval_kind(kind)
     check_level(level)

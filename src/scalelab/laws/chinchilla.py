@@ -27,10 +27,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_level
 from ..errors import ConfigError, DataError, explain
 from ..units import FLOPS_PER_PARAM_TOKEN, INFERENCE_FLOPS_PER_PARAM_TOKEN
 from .base import ScalingLaw
-from .validation import check_level
 
 __all__ = [
     "FLOPS_PER_PARAM_TOKEN",

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_level
 from ..errors import ConfigError, DataError, explain
 from .data import bad_value_hint, shown_name
 
@@ -48,19 +49,6 @@ def canonical_order(X: tuple[np.ndarray, ...], y: np.ndarray, w: np.ndarray | No
     keys = [y] if w is None else [w, y]
     keys += [x for x in reversed(X)]
     return np.lexsort(keys)  # the last key is the primary one
-
-
-def check_level(level: Any) -> float:
-    """``level`` as a float, or a ConfigError naming it unless it lies strictly between 0 and 1 (a 100% band
-    is unbounded and a 0% band empty: neither is a band)."""
-    try:
-        lvl = float(level)
-    except (TypeError, ValueError):
-        lvl = float("nan")
-    if not 0 < lvl < 1:
-        raise ConfigError(explain("level must lie strictly between 0 and 1", value=level,
-                                  fix="use e.g. 0.95 for a 95% interval"))
-    return lvl
 
 
 def check_options(law: Any) -> None:

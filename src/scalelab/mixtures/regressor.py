@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .. import __version__
+from .._checks import check_level
 from ..errors import ConfigError, DataError, NotFittedError, explain
 from ._backends import MODELS, Backend, backend_from_dict, make_backend
 from ._io import check_weights
@@ -89,9 +90,7 @@ class MixtureRegressor:
         if self.uncertainty not in UNCERTAINTIES:
             raise ConfigError(explain("unknown uncertainty method", value=self.uncertainty,
                                       allowed=", ".join(UNCERTAINTIES), fix="use 'auto'"))
-        if not 0 < self.level < 1:
-            raise ConfigError(explain("level must be a coverage between 0 and 1", value=self.level,
-                                      allowed="0 < level < 1", fix="use 0.9 or 0.95"))
+        check_level(self.level)
         if self.uncertainty == "quantile" and self.model != "lightgbm":
             raise ConfigError(explain("quantile bands need the lightgbm model", value=self.model,
                                       allowed="uncertainty='bootstrap' for linear, loglinear and law",
