@@ -108,6 +108,10 @@ def test_checkpoint_law_needs_two_sizes_and_recovers_a_known_law():
     law = CheckpointLaw.fit(N, tt, L)
     assert abs(law.alpha - 0.3) < 0.05 and abs(law.beta - 0.45) < 0.05 and law.rmse_log < 0.005
     assert abs(law.predict(6.4e8, 1e4) / (2.0 + 300 * 6.4e8 ** -0.3 + 15 * 1e4 ** -0.45) - 1) < 0.01
+    # a size or step of 0 or below gave a loss of nan or inf (`curve law --at -1:5`, exit 0)
+    for n, step, name in ((-1.0, 5.0, "n_params"), (1e9, 0.0, "step")):
+        with pytest.raises(DataError, match=f"{name} must be positive and finite"):
+            law.predict(n, step)
 
 
 def test_ratio_forecaster_from_one_reference_and_its_floor():
