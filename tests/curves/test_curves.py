@@ -94,6 +94,15 @@ def test_a_level_outside_0_1_is_a_clear_error(level):
         PrefixForecaster(level=level, n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T)
 
 
+def test_a_forecast_at_step_0_is_a_clear_error():
+    # `curve forecast --at 0` printed "step 0: inf [nan, nan]" and exited 0
+    from scalelab.errors import ConfigError
+
+    L = curve(1.5)
+    with pytest.raises(ConfigError, match=r"forecast steps must be positive \(got \[0.0\]\)"):
+        PrefixForecaster(n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T, at=[0])
+
+
 def test_checkpoint_law_needs_two_sizes_and_recovers_a_known_law():
     from scalelab.curves import CheckpointLaw
     from scalelab.errors import DataError

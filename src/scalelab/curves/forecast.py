@@ -79,7 +79,12 @@ def completed_curves(curves: Any) -> list[tuple[np.ndarray, np.ndarray, float]]:
 
 def forecast_steps(at: Any, total_steps: int) -> np.ndarray:
     """The steps a forecast reports: those in ``at`` and ``total_steps``, sorted, each once."""
-    return np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
+    steps = np.append(np.asarray([] if at is None else at, dtype=float), total_steps)
+    bad = steps[~(np.isfinite(steps) & (steps > 0))]
+    if bad.size:  # step 0 was forecast as a loss of inf with a band of nan
+        raise ConfigError(explain("forecast steps must be positive", value=bad[:5].tolist(), allowed="steps >= 1",
+                                  fix="drop --at 0 (the loss before training is not a curve point)"))
+    return np.unique(steps)
 
 
 def reference_forecast_inputs(forecaster: Any, steps: Any, losses: Any, total_steps: int,
