@@ -283,13 +283,15 @@ def run_grid(
     return st.runs(hashes=hashes)
 
 
-def _release_own(store: RunStore, hashes: list[str]) -> None:
-    """Put the runs this process claimed and left ``running`` back to ``pending``: a Ctrl-C or SIGTERM can land
-    between a claim and the trainer's own handler (while the checkpoint path is recorded, say), and the run
-    would otherwise stay ``running`` until the next grid finds this pid gone."""
+def _release_own(store: RunStore, hashes: list[str], pids: set[int] | None = None) -> None:
+    """Put the runs this process (or its worker processes ``pids``) claimed and left ``running`` back to
+    ``pending``: a Ctrl-C or SIGTERM can land between a claim and the trainer's own handler (while the
+    checkpoint path is recorded, say), or stop a worker before its handler ran, and the run would otherwise
+    stay ``running`` until the next grid finds that pid gone."""
+    pids = {os.getpid()} if pids is None else pids
     with contextlib.suppress(ScalelabError, OSError):
         for r in store.runs(hashes=hashes, status="running"):
-            if r.pid == os.getpid() and r.hostname == store.hostname:
+            if r.pid in pids and r.hostname == store.hostname:
                 store.release(r.hash, claim_id=r.claim_id, error="interrupted; resumes from its checkpoint")
 
 
@@ -375,6 +377,8 @@ def _run_local_pool(store: RunStore, todo: list[str], labels: dict[str, str], wo
                     p.terminate()
             for p in procs:
                 p.join(5)
+            # a worker stopped before its own handler released its run: `tunnel ls` showed it running
+            _release_own(store, todo, {p.pid for p in procs if p.pid is not None and not p.is_alive()})
             raise
         for p in procs:
             p.join()
