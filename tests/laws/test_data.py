@@ -316,3 +316,11 @@ def test_min_tokens_per_param_needs_tokens_and_a_positive_value():
     with pytest.raises(DataError, match="--min-tokens-per-param must"):
         load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=0,
                   spellings={"min_tokens_per_param": "--min-tokens-per-param "})
+
+
+def test_a_saved_fit_given_as_runs_says_what_it_is(tmp_path):
+    # `scalelab fit fit.json` (the fit's own --out file) said its columns cov_theta and residuals differ in length
+    c = _table(30)
+    path = ChinchillaLaw(init="coarse").fit(c["params"], c["tokens"], c["final_loss"]).save(tmp_path / "fit.json")
+    with pytest.raises(DataError, match=r"fit.json is a saved fit \(of the chinchilla law\), not a table of runs"):
+        load_runs(path)

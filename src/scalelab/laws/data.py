@@ -231,6 +231,10 @@ def _read_columns(source: Any) -> tuple[dict[str, Any], str, str, int]:
                 raise DataError(explain(f"{path} is not valid JSON ({e.msg}, line {lineno or e.lineno})",
                                         fix="fix that line (a record cut short?) or drop it")) from None
         recs = [r for r in decoded if r is not None] if suf == ".jsonl" else decoded[0]
+        if isinstance(recs, dict) and "law" in recs and "params" in recs:  # `fit` given its own --out file
+            raise DataError(explain(f"{path} is a saved fit (of the {recs['law']} law), not a table of runs",
+                                    fix=f"forecast from it with `scalelab forecast {path} --compute C`, or pass "
+                                        "the runs it was fitted on"))
         if isinstance(recs, dict) and "runs" in recs:
             recs = recs["runs"]
         if isinstance(recs, dict):  # column-oriented
