@@ -437,3 +437,37 @@ def test_a_bad_store_timeout_variable_is_named(tmp_path, monkeypatch):
         RunStore(tmp_path / "runs.sqlite")
     monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "")
     RunStore(tmp_path / "runs.sqlite").close()
+
+
+def test_one_damaged_config_leaves_the_other_runs_readable_and_removable(store, tmp_path):
+    # a config_json that is not JSON (a hand edit, a disk error) made every ls/show/fit/export of the store a
+    # JSONDecodeError traceback, so none of its runs could be read or the bad one removed
+    for i in range(3):
+        store.add(_cfg(i))
+        c = store.claim()
+        store.finish(c.hash, _result(1280 * (i + 1), loss=2.0 + i), claim_id=c.claim_id)
+    bad = store.runs()[0].hash
+    with sqlite3.connect(store.path) as c:
+        c.execute("UPDATE runs SET config_json='{bad' WHERE hash=?", (bad,))
+    c.close()
+    runs = store.runs()
+    assert len(runs) == 3 and [r.final_val_loss for r in runs] == [2.0, 3.0, 4.0]
+    rec = store.get(bad)
+    assert rec.config == {} and f"scalelab tunnel rm {bad} --force" in rec.error
+    assert rec.summary()["model"] == "L? d?"
+    assert len(load_runs_for_fit(store.path)["loss"]) == 3
+    store.remove(bad, force=True)
+    assert len(store.runs()) == 2
+
+
+def test_a_pending_run_with_a_damaged_config_fails_alone(store):
+    pytest.importorskip("torch")
+    from scalelab.tunnel.runner import execute_run
+
+    store.add(_cfg(0))
+    h = store.runs()[0].hash
+    with sqlite3.connect(store.path) as c:
+        c.execute("UPDATE runs SET config_json='[1, 2]' WHERE hash=?", (h,))
+    c.close()
+    rec = execute_run(store, store.claim())
+    assert rec.status == "failed" and "stored config is unreadable" in rec.error

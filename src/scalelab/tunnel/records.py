@@ -157,7 +157,19 @@ class RunRecord(MeasuredPerf):
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> RunRecord:
         d = dict(row)
-        d["config"] = json.loads(d.pop("config_json"))
+        raw = d.pop("config_json")
+        try:
+            cfg = json.loads(raw)
+            if not isinstance(cfg, dict):
+                raise ValueError(f"a JSON {type(cfg).__name__}, not an object")
+        except (TypeError, ValueError) as e:
+            # One damaged row (a hand edit, a disk error) made every ls/show/fit/export of the store a
+            # JSONDecodeError traceback: the other runs stay readable and this one says how to remove it.
+            cfg = {}
+            note = (f"its stored config is unreadable ({e}); remove it with `scalelab tunnel rm {d.get('hash')} "
+                    "--force` and run its grid again")
+            d["error"] = f"{d['error']}; {note}" if d.get("error") else note
+        d["config"] = cfg
         return cls(**d)
 
     @property
@@ -179,7 +191,7 @@ class RunRecord(MeasuredPerf):
             "kind": self.kind,
             "status": self.status,
             "parent": self.parent_hash[:8] if self.parent_hash else None,
-            "model": f"L{m.get('n_layers')} d{m.get('d_model')}" + (" moe" if m.get("moe") else ""),
+            "model": f"L{m.get('n_layers', '?')} d{m.get('d_model', '?')}" + (" moe" if m.get("moe") else ""),
             "n_params": self.n_params,
             "tokens": self.tokens_seen if self.tokens_seen is not None else self.n_tokens,
             "val_loss": self.final_val_loss,

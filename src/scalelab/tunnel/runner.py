@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from ..errors import (
     ConfigError,
     CorpusError,
@@ -115,7 +117,12 @@ def execute_run(store: RunStore, rec: RunRecord, *, options: RunOptions = RunOpt
     from .train import RunConfig, train
 
     progress = progress or GridProgress()
-    cfg = RunConfig.model_validate(rec.config)
+    try:
+        cfg = RunConfig.model_validate(rec.config)
+    except ValidationError:  # a damaged stored config (see RunRecord._from_row): fail this run, not the grid
+        store.fail(rec.hash, rec.error or "its stored config is not a valid RunConfig", claim_id=rec.claim_id)
+        progress.run_finished(rec.hash, "failed", None, None)
+        return store.get(rec.hash)
     ckpt = store.checkpoint_path(rec.hash)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     store.set_checkpoint(rec.hash, ckpt)
