@@ -120,7 +120,15 @@ def test_search_with_no_feasible_layout_exits_1(capsys, monkeypatch):
     code, out, err = run(["search", "--model", "llama-3.1-405b", "--gpu", "h100-sxm", "--n-gpus", "8"],
                          capsys, monkeypatch)
     assert code == 1 and "no layout of llama-3.1-405b fits on 8 GPUs" in err.replace("\n", " ")
-    assert "0 fit" in out
+    assert "0 fit" in out and "add GPUs" in err
+
+
+def test_search_over_more_gpus_than_the_batch_can_use_does_not_say_add_gpus(capsys, monkeypatch):
+    # nothing ran out of memory here: every layout was rejected for divisibility, yet the fix said "add GPUs"
+    code, _, err = run(["search", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "1000000000",
+                        "--global-batch", "64"], capsys, monkeypatch)
+    err = " ".join(err.split())
+    assert code == 1 and "add GPUs" not in err and "use fewer GPUs" in err and "64 sequences" in err
 
 
 def test_messages_do_not_name_commands_that_do_not_exist():
