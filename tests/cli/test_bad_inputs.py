@@ -262,3 +262,11 @@ def test_export_format_that_contradicts_the_file_name_is_an_error(tmp_path, caps
     argv = ["tunnel", "export", str(out), "--format", "json", "--store", str(ro_store)]
     code, _, err = run(argv, capsys, monkeypatch)
     assert code == 1 and "--format json disagrees with the file name" in err and not out.exists()
+
+
+def test_a_mistyped_command_gets_close_names(capsys, monkeypatch):
+    # typer suggests from the commands built so far, none of the lazy ones: `scalelab fti` had no suggestion
+    code, _, err = run(["fti"], capsys, monkeypatch)
+    assert code == 2 and "No such command 'fti'. Did you mean 'fit'?" in err
+    code, _, err = run(["zzzz"], capsys, monkeypatch)
+    assert code == 2 and "No such command 'zzzz'" in err and "Did you mean" not in err
