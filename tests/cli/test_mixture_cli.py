@@ -86,3 +86,12 @@ def test_fit_keeps_the_model_when_out_cannot_be_written(tmp_path, capsys, monkey
     assert code == 0, out.err
     assert "could not write" in out.err and json.loads(out.out)["out"] == str(tmp_path / "m.json")
     assert (tmp_path / "m.json").is_file()
+
+
+def test_fit_refuses_to_write_the_model_over_an_input(tmp_path, capsys):
+    mix, loss, _, _ = write_tables(tmp_path, n=20)
+    before = loss.read_bytes()
+    assert main(["mixture", "fit", "--mixtures", str(mix), "--losses", str(loss), "--target", "val_loss",
+                 "--model", "linear", "--out", str(loss)]) == 1
+    assert "--out would overwrite the losses file it reads" in " ".join(capsys.readouterr().err.split())
+    assert loss.read_bytes() == before

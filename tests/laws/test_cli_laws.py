@@ -188,3 +188,13 @@ def test_forecast_of_a_bare_law_name_points_at_its_presets(capsys, tmp_path, mon
     assert main(["forecast", "chinchilla", "--compute", "1e22"]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "'chinchilla' is a law, not a fit file" in err and "scalelab forecast chinchilla:" in err
+
+
+def test_fit_refuses_to_write_over_its_own_runs(runs_csv, capsys):
+    # `fit runs.csv --out runs.csv` replaced the user's runs with the fit's JSON
+    before = runs_csv.read_bytes()
+    for flag in ("--out", "--plot"):
+        assert main(["fit", str(runs_csv), "--n", "n_params", "--compute", "flops", "--loss", "val_loss",
+                     flag, str(runs_csv)]) == 1
+        assert f"{flag} would overwrite the runs file it reads" in " ".join(capsys.readouterr().err.split())
+    assert runs_csv.read_bytes() == before

@@ -220,7 +220,10 @@ def _register_fit(app: typer.Typer) -> None:
         (N, D) cell of a `scalelab tunnel sweep` instead (docs/tunnel-sweeps.md)."""
         from ..errors import ConfigError, DataError, explain
         from ..laws import get_law, load_runs
+        from ._files import refuse_overwriting_inputs
 
+        refuse_overwriting_inputs({"--out": out, "--plot": plot},
+                                  {"runs file": runs, "run store": store, "columns file": columns_toml})
         _read_run_stores()
         source: Any = runs
         label = conv = None

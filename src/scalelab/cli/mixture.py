@@ -65,6 +65,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit a regression from mixture weights to one loss column and save it as JSON."""
         from ..mixtures import MixtureRegressor, read_mixtures, read_target
+        from ._files import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs({"--out": out}, {"mixtures file": mixtures, "losses file": losses})
         from ..mixtures._io import pair_rows
 
         mix_index, domains, W = read_mixtures(mixtures)
