@@ -324,3 +324,10 @@ def test_a_saved_fit_given_as_runs_says_what_it_is(tmp_path):
     path = ChinchillaLaw(init="coarse").fit(c["params"], c["tokens"], c["final_loss"]).save(tmp_path / "fit.json")
     with pytest.raises(DataError, match=r"fit.json is a saved fit \(of the chinchilla law\), not a table of runs"):
         load_runs(path)
+
+
+def test_one_column_mapped_to_two_quantities_is_named():
+    # n="params", d="params" fitted N against itself without a word (every parameter ended on a bound)
+    c = _table(30)
+    with pytest.raises(DataError, match=r"column 'params' is mapped to N and D"):
+        load_runs(c, n="params", d="params", loss="final_loss")

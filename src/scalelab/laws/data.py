@@ -406,6 +406,14 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
                                         value=found, fix="use one of the columns found"))
             col = alt
         resolved[canon] = col
+    roles: dict[str, list[str]] = {}
+    for canon, col in resolved.items():
+        roles.setdefault(col, []).append(shown_name(canon))
+    twice = {col: names for col, names in roles.items() if len(names) > 1}
+    if twice:  # `--n params --d params` fitted N against itself: every parameter ended on a bound
+        col, names = next(iter(twice.items()))
+        raise DataError(explain(f"column {col!r} is mapped to {' and '.join(names)}", value=dict(resolved),
+                                allowed="one column per quantity", fix="map each quantity to its own column"))
     for canon, syns in SYNONYMS.items():
         if canon in resolved:
             continue
