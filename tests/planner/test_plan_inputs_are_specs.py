@@ -39,3 +39,11 @@ def test_train_spec_refuses_two_batch_sizes_that_disagree():
     assert TrainSpec(seq_len=4096, global_batch=64, global_batch_tokens=262_144).global_batch == 64
     t = TrainSpec(seq_len=8192, global_batch_tokens=16_000_000)  # not a multiple: rounded to whole sequences
     assert TrainSpec(**t.to_dict()) == t
+
+
+def test_a_huge_token_count_gives_a_readable_training_line(specs):
+    # the days were printed with :.1f, 290 digits long, wrapped over four lines
+    model, cluster, _ = specs
+    p = plan(model, cluster, TrainSpec(seq_len=4096, global_batch=64, total_tokens=1e300), Layout(zero=3))
+    line = next(x for x in p.report().splitlines() if x.strip().startswith("training"))
+    assert "e+290 days" in line and len(line) < 120

@@ -31,7 +31,7 @@ from .._spec import stable_hash
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
+from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count, format_days
 from .async_tp import ASYNC_TP_HIDING_EFFICIENCY
 from .band import BAND_QUANTILES, StepTimeBand, step_time_band
 from .comm import RING_TRANSFORMER_ENGINE, CommBreakdown, RingRecipe, comm_per_step
@@ -402,7 +402,7 @@ class Plan:
                          f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
             if not math.isnan(self.training_days) and self.train.total_tokens is not None:
                 lines.append(f"  training    {format_count(self.train.total_tokens)} tokens: "
-                             f"{self.training_days:.1f} days, {format_count(self.gpu_hours)} GPU-hours"
+                             f"{format_days(self.training_days)} days, {format_count(self.gpu_hours)} GPU-hours"
                              + (f", ${format_count(self.cost_usd)}" if not math.isnan(self.cost_usd) else "")
                              + (f", {format_count(self.energy_kwh)} kWh" if not math.isnan(self.energy_kwh) else ""))
                 if band is not None:
@@ -426,7 +426,8 @@ def _bands_dict(p: Plan) -> dict[str, Any] | None:
 def _band_line(band: StepTimeBand) -> str:
     """The training line's band: days, GPU-hours and cost times the band's factors."""
     d, g, c = band.training_days, band.gpu_hours, band.cost_usd
-    return (f"    {band.level:.0%} band {d[0]:.1f}-{d[1]:.1f} days, {format_count(g[0])}-{format_count(g[1])} GPU-hours"
+    return (f"    {band.level:.0%} band {format_days(d[0])}-{format_days(d[1])} days, "
+            f"{format_count(g[0])}-{format_count(g[1])} GPU-hours"
             + (f", ${format_count(c[0])}-${format_count(c[1])}" if not math.isnan(c[0]) else ""))
 
 

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from ..units import GiB
+from ..units import GiB, format_days
 from .comm import comm_per_step
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
@@ -271,7 +271,7 @@ class SearchResult:
             lines.append(f"  {'#':>2} {'layout':<38}{'GiB':>6}{'step s':>8}{'MFU %':>7}{'days':>8}")
             for i, p in enumerate(self.best, 1):
                 row = p.summary_row()
-                days = "-" if math.isnan(row["days"]) else f"{row['days']:.1f}"
+                days = "-" if math.isnan(row["days"]) else format_days(row["days"])
                 lines.append(f"  {i:>2} {row['layout']:<38}{row['mem_GiB']:6.1f}{row['step_s']:8.3g}"
                              f"{row['mfu'] * 100:7.1f}{days:>8}")
         else:
