@@ -109,9 +109,14 @@ class MixtureRegressor:
         if len(W) != len(y):
             raise DataError(explain("W and y have different numbers of rows", value=(len(W), len(y)),
                                     fix="pass one loss per mixture"))
-        if len(y) < 4 or not np.all(np.isfinite(y)) or np.any(y <= 0):
-            raise DataError(explain("need at least 4 finite, positive losses", value=f"{len(y)} rows",
-                                    fix="drop NaN rows and pass losses in nats"))
+        bad = np.flatnonzero(~np.isfinite(y) | (y <= 0))
+        if bad.size:  # named by row: "need at least 4 ... (got '20 rows')" hid which one of 20 was NaN
+            raise DataError(explain(f"losses must be finite and positive; rows (0-based) {bad[:10].tolist()} are not",
+                                    value=y[bad[:5]].tolist(), allowed="finite losses > 0, in nats",
+                                    fix="drop or correct those rows (a diverged proxy has no usable loss)"))
+        if len(y) < 4:
+            raise DataError(explain("need at least 4 losses to fit a mixture regression", value=f"{len(y)} rows",
+                                    fix="add proxy runs on more mixtures"))
         W = check_weights(W, "mixtures")
         domains = list(domains) if domains is not None else [f"w{j}" for j in range(W.shape[1])]
         if len(domains) != W.shape[1]:
