@@ -297,7 +297,11 @@ def run_demo(
 
 
 def _check_report_path(out: Path) -> None:
-    """Refuse a report path that cannot be written before minutes of training, not after them."""
+    """Refuse a report path that cannot be written (or a report that cannot be drawn) before minutes of
+    training, not after them."""
+    from .report import require_matplotlib
+
+    require_matplotlib()
     if out.is_dir():
         raise ConfigError(explain("the demo's report path is a folder", value=str(out),
                                   allowed="an .html file path", fix=f"pass --out {out / 'scalelab-report.html'}"))

@@ -97,3 +97,15 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_training(tmp_pat
     with pytest.raises(ConfigError, match=r"report path is a folder.*scalelab-report.html"):
         run_demo(settings=TINY, store=store, out=tmp_path)
     assert not store.exists()
+
+
+def test_a_report_that_cannot_be_drawn_is_refused_before_training(tmp_path, monkeypatch):
+    import importlib.util
+
+    from scalelab.errors import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"scalelab\[report\]"):
+        run_demo(settings=TINY, store=tmp_path / "s.sqlite", out=tmp_path / "report.html")
+    assert not (tmp_path / "s.sqlite").exists()

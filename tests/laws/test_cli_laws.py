@@ -198,3 +198,15 @@ def test_fit_refuses_to_write_over_its_own_runs(runs_csv, capsys):
                      flag, str(runs_csv)]) == 1
         assert f"{flag} would overwrite the runs file it reads" in " ".join(capsys.readouterr().err.split())
     assert runs_csv.read_bytes() == before
+
+
+def test_fit_plot_without_matplotlib_fails_before_the_fit(runs_csv, tmp_path, capsys, monkeypatch):
+    # without the report extra, --plot failed after the fit (a long bootstrap) and threw the fit away
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(ChinchillaLaw, "fit", lambda *a, **k: pytest.fail("fitted before checking matplotlib"))
+    assert main(["fit", str(runs_csv), "--n", "n_params", "--compute", "flops", "--loss", "val_loss",
+                 "--plot", str(tmp_path / "fit.png")]) == 1
+    assert "scalelab[report]" in capsys.readouterr().err

@@ -224,6 +224,10 @@ def _register_fit(app: typer.Typer) -> None:
 
         refuse_overwriting_inputs({"--out": out, "--plot": plot},
                                   {"runs file": runs, "run store": store, "columns file": columns_toml})
+        if plot is not None:  # before the fit, which a missing matplotlib would otherwise throw away
+            from ..report import require_matplotlib
+
+            require_matplotlib()
         _read_run_stores()
         source: Any = runs
         label = conv = None
