@@ -153,6 +153,9 @@ def test_fit_keeps_the_fit_when_the_plot_path_cannot_be_written(runs_csv, tmp_pa
     assert code == 0, out.err
     assert json.loads(out.out)["params"]["alpha"] > 0
     assert "could not write" in out.err and (tmp_path / "fit.png").stat().st_size > 1000
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # the figure of the failed first save was closed too
 
 
 def test_forecast_refuses_a_level_that_is_no_band_and_conflicting_targets(capsys):
