@@ -46,6 +46,14 @@ def test_schedule_area():
     assert float(cumulative_lr(10, 100, "constant", warmup_steps=10)) == pytest.approx(5.5)
 
 
+def test_a_warmup_as_long_as_the_run_is_refused():
+    # --warmup-steps 99999 of a 5,000-step run was used as given (every step a warmup step)
+    from scalelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"warmup is as long as the run or longer \(got 99999\)"):
+        cumulative_lr(10, 5000, "cosine", warmup_steps=99_999)
+
+
 def test_bad_curves_are_explained():
     with pytest.raises(DataError, match="too few points"):
         PrefixForecaster().forecast([1, 2], [3.0, 2.9], total_steps=10)
