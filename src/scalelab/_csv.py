@@ -50,6 +50,13 @@ def _parse(text: str, source: str, *, delimiter: str, fix: str | None = None,
         raise DataError(explain(f"{source} is empty", allowed="a CSV file with a header row and data rows",
                                 fix=fix or "check the path and the file"))
     header = unique_names([h.strip() for h in rows[0]])
+    other = [d for d in (";", "\t", "|") if d != delimiter and len(header) == 1 and d in header[0]]
+    if other:  # a spreadsheet's ";"-separated export read as one column named "params;tokens;loss"
+        shown = {";": "';'", "\t": "tabs", "|": "'|'"}[other[0]]
+        raise DataError(explain(f"{source} looks separated by {shown}, not {delimiter!r}", value=header[0],
+                                fix=fix or ("save it comma-separated (a spreadsheet in a locale with decimal "
+                                            "commas writes ';': its decimal commas must become points too)"
+                                            if other[0] != "\t" else "rename it to .tsv, or save it comma-separated")))
     body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
     if need_rows and not body:
         raise DataError(explain(f"{source} has a header but no data rows", value=header,

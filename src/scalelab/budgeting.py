@@ -507,7 +507,8 @@ def _budget_inputs(gpu: Any, n_gpus: Any, days: Any, dollars: Any, gpu_hours: An
         raise ConfigError(explain(f"a budget in {key} needs a cluster", value=given[key],
                                   fix="pass --gpu NAME and --n-gpus N, or give the budget in --flops"))
     if n_gpus is not None and (isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 1):
-        raise ConfigError(explain("n_gpus must be a whole number of GPUs, at least 1", value=n_gpus))
+        raise ConfigError(explain("n_gpus must be a whole number of GPUs, at least 1", value=n_gpus,
+                                  fix="pass --n-gpus with the number of GPUs in the job, e.g. --n-gpus 8"))
     _positive("price_per_gpu_hour", price, "--price")
     cluster = None if gpu is None or n_gpus is None else get_cluster(gpu, n_gpus, gpus_per_node, price)
     b: dict[str, Any] = {"given": key, key: amount, "gpu": None if cluster is None else cluster.gpu.name,

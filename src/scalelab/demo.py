@@ -235,6 +235,8 @@ def run_demo(
     if not all(b < s.holdout_flops for b in s.budgets_flops):
         raise ConfigError(explain("the held-out budget must exceed every grid budget",
                                   value=s.holdout_flops, allowed=f"> {max(s.budgets_flops):g}"))
+    if out is not None:
+        _check_report_path(Path(out).expanduser())
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     st = RunStore(store)
     defaults = {**RUN_DEFAULTS, "seed": seed}
@@ -292,6 +294,20 @@ def run_demo(
 
         result.report_path = str(write_demo_report(result, law, out))
     return result
+
+
+def _check_report_path(out: Path) -> None:
+    """Refuse a report path that cannot be written (or a report that cannot be drawn) before minutes of
+    training, not after them."""
+    from .report import require_matplotlib
+
+    require_matplotlib()
+    if out.is_dir():
+        raise ConfigError(explain("the demo's report path is a folder", value=str(out),
+                                  allowed="an .html file path", fix=f"pass --out {out / 'scalelab-report.html'}"))
+    if not out.parent.is_dir():
+        raise ConfigError(explain("the folder of the demo's report does not exist", value=str(out),
+                                  fix=f"create it (mkdir -p {out.parent}) or pass another --out"))
 
 
 class Fitted(NamedTuple):

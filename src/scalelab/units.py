@@ -58,6 +58,12 @@ def format_count(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def format_days(x: float) -> str:
+    """Days with one decimal, or three significant digits past a million (``--tokens 15e120``, a typo,
+    printed a 290-digit number of days): ``format_days(393.25) == '393.2'``."""
+    return f"{x:.1f}" if not math.isfinite(x) or abs(x) < 1e6 else f"{x:.3g}"
+
+
 def format_bytes(x: float, binary: bool = False, digits: int = 4) -> str:
     """Bytes in GB (decimal, default) or GiB (binary); the unit string says which.
 

@@ -185,6 +185,7 @@ def test_cli_json_has_the_tool_keys(capsys, monkeypatch):
     (["budget", "--flops", "1e21", "--unique-tokens", "0"], "unique_tokens must be a positive"),
     (["budget", "--flops", "1e21", "--seq-len", "0"], "seq_len must be"),
     (["budget", "--flops", "1e21", "--law", "missing-fit.json"], "not found"),
+    (["budget", "--days", "30", "--gpu", "h100-sxm", "-n", "0"], "at least 1 (got 0). Fix: pass --n-gpus"),
 ])
 def test_cli_bad_inputs_name_the_value_and_the_fix(argv, needle, capsys, monkeypatch):
     code, out, err = _cli(argv, capsys, monkeypatch)
@@ -305,3 +306,17 @@ def test_a_shape_is_named_by_its_size_as_the_cli_prints_it(n, name):
     from scalelab.budget import shape_for_params
 
     assert shape_for_params(n).name == name
+
+
+def test_recipe_refuses_to_write_over_the_law_file_it_reads(tmp_path, capsys, monkeypatch):
+    # `budget --law fit.json --recipe fit.json` replaced the saved fit with the recipe
+    from scalelab.laws import ChinchillaLaw
+
+    rng = np.random.default_rng(0)
+    N, D = np.repeat([1e6, 3e6, 1e7, 3e7], 4), np.tile([2e7, 6e7, 2e8, 6e8], 4)
+    L = (1.7 + 400 / N**0.34 + 410 / D**0.28) * (1 + rng.normal(0, 0.003, N.size))
+    fit = ChinchillaLaw(init="coarse").fit(N, D, L).save(tmp_path / "fit.json")
+    before = fit.read_bytes()
+    code, _, err = _cli(["budget", "--flops", "1e21", "--law", str(fit), "--recipe", str(fit)], capsys, monkeypatch)
+    assert code == 1 and "--recipe would overwrite the --law file it reads" in " ".join(err.split())
+    assert fit.read_bytes() == before

@@ -47,8 +47,10 @@ def _numeric_options() -> list[tuple[list[str], str]]:
                 base = typing.get_args(hint)[0] if hasattr(hint, "__metadata__") else hint
                 if any(a in (int, float) for a in (base, *typing.get_args(base))) or base in (list[float],) or \
                         float in typing.get_args(typing.get_args(base)[0] if typing.get_args(base) else base):
-                    decls = [d for m in hint.__metadata__ for d in getattr(m, "param_decls", ())
-                             if d.startswith("--")]
+                    # inside Annotated, typer keeps the first declaration as the OptionInfo's default
+                    decls = [d for m in hint.__metadata__
+                             for d in (getattr(m, "default", None), *(getattr(m, "param_decls", None) or ()))
+                             if isinstance(d, str) and d.startswith("--")]
                     found.append((cmd_path, decls[0] if decls else "--" + name.replace("_", "-")))
         for g in t.registered_groups:
             walk(g.typer_instance, [*path, g.name])
@@ -80,6 +82,7 @@ def test_every_numeric_option_refuses_nan_inf_and_negative(path, flag, value, ca
     cmd = root_command
     for name in path:
         cmd = cmd.get_command(typer.Context(cmd), name)
+    assert any(flag in p.opts for p in cmd.params), f"{flag} is not an option of {' '.join(path)}"
     required: list[str] = []
     for p in cmd.params:
         if p.required and p.opts[0] != flag:
@@ -117,7 +120,15 @@ def test_search_with_no_feasible_layout_exits_1(capsys, monkeypatch):
     code, out, err = run(["search", "--model", "llama-3.1-405b", "--gpu", "h100-sxm", "--n-gpus", "8"],
                          capsys, monkeypatch)
     assert code == 1 and "no layout of llama-3.1-405b fits on 8 GPUs" in err.replace("\n", " ")
-    assert "0 fit" in out
+    assert "0 fit" in out and "add GPUs" in err
+
+
+def test_search_over_more_gpus_than_the_batch_can_use_does_not_say_add_gpus(capsys, monkeypatch):
+    # nothing ran out of memory here: every layout was rejected for divisibility, yet the fix said "add GPUs"
+    code, _, err = run(["search", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--n-gpus", "1000000000",
+                        "--global-batch", "64"], capsys, monkeypatch)
+    err = " ".join(err.split())
+    assert code == 1 and "add GPUs" not in err and "use fewer GPUs" in err and "64 sequences" in err
 
 
 def test_messages_do_not_name_commands_that_do_not_exist():
@@ -251,3 +262,11 @@ def test_export_format_that_contradicts_the_file_name_is_an_error(tmp_path, caps
     argv = ["tunnel", "export", str(out), "--format", "json", "--store", str(ro_store)]
     code, _, err = run(argv, capsys, monkeypatch)
     assert code == 1 and "--format json disagrees with the file name" in err and not out.exists()
+
+
+def test_a_mistyped_command_gets_close_names(capsys, monkeypatch):
+    # typer suggests from the commands built so far, none of the lazy ones: `scalelab fti` had no suggestion
+    code, _, err = run(["fti"], capsys, monkeypatch)
+    assert code == 2 and "No such command 'fti'. Did you mean 'fit'?" in err
+    code, _, err = run(["zzzz"], capsys, monkeypatch)
+    assert code == 2 and "No such command 'zzzz'" in err and "Did you mean" not in err

@@ -66,3 +66,15 @@ def test_debug_shows_traceback(capsys, monkeypatch):
 def test_unexpected_errors_are_not_swallowed():
     with pytest.raises(ZeroDivisionError):
         _errors.handle(ZeroDivisionError("bug"))
+
+
+def test_a_missing_folder_is_named_as_a_folder(tmp_path, capsys, monkeypatch):
+    # an output path in a folder that does not exist used to read "no such file: OUT", sending users to look
+    # for a file they meant to create
+    monkeypatch.delenv("SCALELAB_DEBUG", raising=False)
+    out = tmp_path / "missing" / "run.toml"
+    assert _errors.handle(FileNotFoundError(2, "No such file or directory", str(out))) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"no such folder: {out.parent}" in err and "mkdir -p" in err
+    assert _errors.handle(FileNotFoundError(2, "No such file or directory", str(tmp_path / "runs.csv"))) == 1
+    assert "no such file:" in " ".join(capsys.readouterr().err.split())

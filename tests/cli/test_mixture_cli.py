@@ -74,3 +74,24 @@ def test_bad_inputs_exit_1_with_a_fix(tmp_path, capsys):
     r = CliRunner().invoke(app, ["mixture", "fit", "--mixtures", str(mix), "--losses", str(loss), "--target",
                                  "val_loss", "--model", "forest", "--out", "x.json"])
     assert r.exit_code == 2
+
+
+def test_fit_keeps_the_model_when_out_cannot_be_written(tmp_path, capsys, monkeypatch):
+    # --out into a missing folder ended in "File not found" and the fitted model was lost, as `fit` once did
+    mix, loss, _, _ = write_tables(tmp_path, n=20)
+    monkeypatch.chdir(tmp_path)
+    code = main(["mixture", "fit", "--mixtures", str(mix), "--losses", str(loss), "--target", "val_loss",
+                 "--model", "linear", "--out", str(tmp_path / "missing" / "m.json"), "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "could not write" in out.err and json.loads(out.out)["out"] == str(tmp_path / "m.json")
+    assert (tmp_path / "m.json").is_file()
+
+
+def test_fit_refuses_to_write_the_model_over_an_input(tmp_path, capsys):
+    mix, loss, _, _ = write_tables(tmp_path, n=20)
+    before = loss.read_bytes()
+    assert main(["mixture", "fit", "--mixtures", str(mix), "--losses", str(loss), "--target", "val_loss",
+                 "--model", "linear", "--out", str(loss)]) == 1
+    assert "--out would overwrite the losses file it reads" in " ".join(capsys.readouterr().err.split())
+    assert loss.read_bytes() == before

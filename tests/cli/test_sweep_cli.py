@@ -70,3 +70,13 @@ def test_sweep_then_fit_then_use_the_fit(tmp_path, corpus, capsys, monkeypatch):
                            "--vocab-size", "32000", "--format", "json"], capsys, monkeypatch)
     assert code == 0, err
     assert "own fit" in json.loads(out)["hyperparams"]["law"]
+
+
+@pytest.mark.parametrize(("flag", "example"), [("--n-params", "1e4,3e4,1e5"), ("--batch-size", "8,16,32")])
+def test_a_bad_list_flag_gets_an_example_of_its_own_kind(tmp_path, capsys, flag, example):
+    # the fix for --n-params 0 said "e.g. --n-params 1e-3,2e-3,4e-3", a learning-rate list
+    args = {"--n-params": "1e4", "--lr": "1e-3", "--batch-size": "8", "--n-tokens": "2e4", flag: "0"}
+    argv = ["tunnel", "sweep", *[x for kv in args.items() for x in kv], "--dry-run",
+            "--store", str(tmp_path / "s.sqlite")]
+    assert main(argv) == 1
+    assert f"e.g. {flag} {example}" in " ".join(capsys.readouterr().err.split())

@@ -46,6 +46,14 @@ def test_schedule_area():
     assert float(cumulative_lr(10, 100, "constant", warmup_steps=10)) == pytest.approx(5.5)
 
 
+def test_a_warmup_as_long_as_the_run_is_refused():
+    # --warmup-steps 99999 of a 5,000-step run was used as given (every step a warmup step)
+    from scalelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"warmup is as long as the run or longer \(got 99999\)"):
+        cumulative_lr(10, 5000, "cosine", warmup_steps=99_999)
+
+
 def test_bad_curves_are_explained():
     with pytest.raises(DataError, match="too few points"):
         PrefixForecaster().forecast([1, 2], [3.0, 2.9], total_steps=10)
@@ -90,8 +98,17 @@ def test_a_level_outside_0_1_is_a_clear_error(level):
     from scalelab.errors import ConfigError
 
     L = curve(1.5)
-    with pytest.raises(ConfigError, match="level must be a coverage between 0 and 1"):
+    with pytest.raises(ConfigError, match="level must be a coverage strictly between 0 and 1"):
         PrefixForecaster(level=level, n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T)
+
+
+def test_a_forecast_at_step_0_is_a_clear_error():
+    # `curve forecast --at 0` printed "step 0: inf [nan, nan]" and exited 0
+    from scalelab.errors import ConfigError
+
+    L = curve(1.5)
+    with pytest.raises(ConfigError, match=r"forecast steps must be positive \(got \[0.0\]\)"):
+        PrefixForecaster(n_bootstrap=5).forecast(STEPS[:10], L[:10], total_steps=T, at=[0])
 
 
 def test_checkpoint_law_needs_two_sizes_and_recovers_a_known_law():
@@ -108,6 +125,10 @@ def test_checkpoint_law_needs_two_sizes_and_recovers_a_known_law():
     law = CheckpointLaw.fit(N, tt, L)
     assert abs(law.alpha - 0.3) < 0.05 and abs(law.beta - 0.45) < 0.05 and law.rmse_log < 0.005
     assert abs(law.predict(6.4e8, 1e4) / (2.0 + 300 * 6.4e8 ** -0.3 + 15 * 1e4 ** -0.45) - 1) < 0.01
+    # a size or step of 0 or below gave a loss of nan or inf (`curve law --at -1:5`, exit 0)
+    for n, step, name in ((-1.0, 5.0, "n_params"), (1e9, 0.0, "step")):
+        with pytest.raises(DataError, match=f"{name} must be positive and finite"):
+            law.predict(n, step)
 
 
 def test_ratio_forecaster_from_one_reference_and_its_floor():

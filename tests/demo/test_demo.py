@@ -85,3 +85,27 @@ def test_holdout_budget_must_exceed_grid(tmp_path):
     bad = DemoSettings(budgets_flops=(1e10,), sizes=(1e4,), holdout_flops=5e9, n_bootstrap=0)
     with pytest.raises(ConfigError, match="held-out budget must exceed"):
         run_demo(settings=bad, store=tmp_path / "s.sqlite", out=None)
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_training(tmp_path):
+    # --out into a missing folder used to fail only when the report was written, after every run trained
+    from scalelab.errors import ConfigError
+
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(ConfigError, match=r"folder of the demo's report does not exist.*mkdir -p"):
+        run_demo(settings=TINY, store=store, out=tmp_path / "missing" / "report.html")
+    with pytest.raises(ConfigError, match=r"report path is a folder.*scalelab-report.html"):
+        run_demo(settings=TINY, store=store, out=tmp_path)
+    assert not store.exists()
+
+
+def test_a_report_that_cannot_be_drawn_is_refused_before_training(tmp_path, monkeypatch):
+    import importlib.util
+
+    from scalelab.errors import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"scalelab\[report\]"):
+        run_demo(settings=TINY, store=tmp_path / "s.sqlite", out=tmp_path / "report.html")
+    assert not (tmp_path / "s.sqlite").exists()

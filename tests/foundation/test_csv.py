@@ -57,3 +57,14 @@ def test_a_bad_value_is_named_truly_when_blank_lines_were_skipped(tmp_path):
         load_runs(plain)
     with pytest.raises(DataError, match=r"non-numbers at data rows \(1-based, blank lines not counted\) 2"):
         load_runs(gappy)
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("params;tokens;loss\n1e6;2e7;3.1\n", "looks separated by ';', not ','"),
+    ("params\ttokens\tloss\n1e6\t2e7\t3.1\n", "looks separated by tabs, not ','"),
+])
+def test_a_file_separated_by_something_else_says_so(text, needle):
+    # a spreadsheet's ';' export read as one column "params;tokens;loss", then "no loss column"
+    with pytest.raises(DataError, match=needle):
+        read_csv_text(text, "runs.csv")
+    assert read_csv_text("name\nA;B\n", "x.csv") == {"name": ["A;B"]}  # a ';' in a cell is still a cell

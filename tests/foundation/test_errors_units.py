@@ -43,6 +43,11 @@ def test_format_count_uses_decimal_prefixes():
     assert units.format_count(1.5e12) == "1.5T"
 
 
+def test_format_days_keeps_huge_values_short():
+    # --tokens 1e300 (a typo for 1e30-something) printed a 290-digit number of days in plan's report
+    assert units.format_days(393.25) == "393.2" and units.format_days(1.54e290) == "1.54e+290"
+
+
 def test_spec_is_frozen_strict_and_hash_is_stable():
     a = ModelSpec(n_layers=2, d_model=64, n_heads=4, d_ff=256, vocab_size=256)
     b = ModelSpec(n_layers=2, d_model=64, n_heads=4, d_ff=256, vocab_size=256)

@@ -255,3 +255,10 @@ def test_cli_backtest_names_the_noise_band(tmp_path):
     assert "95% noise band" in res.stdout and "95% noise coverage" in res.stdout and "new-run" not in res.stdout
     res = CliRunner().invoke(app, ["backtest", str(csv), "--band", "wide"])
     assert isinstance(res.exception, ConfigError) and "'wide'" in str(res.exception)
+
+
+def test_zero_splits_is_an_error_not_an_empty_backtest():
+    # n_splits=0 (`--n-splits 0`) printed "pooled over 0 splits, 0 forecasts" and exited 0
+    with pytest.raises(ConfigError, match=r"n_splits must be a whole number of cutoffs, at least 1 \(got 0\)"):
+        split_runs(np.array([1e6, 2e6, 4e6, 8e6]), "n", 0)
+    assert len(split_runs(np.array([1e6, 2e6, 4e6, 8e6]), "n", 2)) == 2

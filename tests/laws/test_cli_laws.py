@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli.app import app, main
+from scalelab.errors import ConfigError
 from scalelab.laws import ChinchillaLaw
 
 runner = CliRunner()
@@ -140,3 +141,75 @@ def test_fit_takes_the_prior_on_the_exponents_and_reports_it(runs_csv, capsys):
     code = main(["fit", str(runs_csv), "--law", "kaplan", "--n", "n_params", "--compute", "flops", "--loss",
                  "val_loss", "--param-prior", "none"])
     assert code == 1 and "--param-prior applies to the chinchilla law" in capsys.readouterr().err
+
+
+def test_fit_keeps_the_fit_when_the_plot_path_cannot_be_written(runs_csv, tmp_path, monkeypatch, capsys):
+    # --plot into a missing folder used to end in "File not found" after the fit, which was lost with it
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", str(runs_csv), "--n", "n_params", "--compute", "flops", "--loss", "val_loss",
+                 "--init", "coarse", "--plot", str(tmp_path / "no-such-folder" / "fit.png"), "--format", "json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["params"]["alpha"] > 0
+    assert "could not write" in out.err and (tmp_path / "fit.png").stat().st_size > 1000
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # the figure of the failed first save was closed too
+
+
+def test_forecast_refuses_a_level_that_is_no_band_and_conflicting_targets(capsys):
+    # --level 1 gave finite "100%" bands and --level 0 zero-width ones (exit 0); with --params/--tokens the
+    # level error was swallowed into a note; --compute with --params/--tokens silently ignored the latter
+    for args in (["--compute", "1e22", "--level", "1"], ["--params", "1e9", "--tokens", "2e10", "--level", "0"]):
+        assert main(["forecast", "chinchilla:besiroglu2024", *args]) == 1
+        assert "level must be a coverage strictly between 0 and 1" in capsys.readouterr().err
+    both = ["--compute", "1e22", "--params", "1e9", "--tokens", "2e10"]
+    assert main(["forecast", "chinchilla:besiroglu2024", *both]) == 1
+    assert "not both" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="level must be a coverage strictly between 0 and 1"):
+        ChinchillaLaw.preset("besiroglu2024").compute_optimal(1e22, level=1.0)
+
+
+def test_fit_refuses_a_runs_file_and_a_store_together(runs_csv, tmp_path, capsys):
+    # `fit runs.csv --store runs.sqlite` fitted the store alone and dropped the file's runs without a word
+    assert main(["fit", str(runs_csv), "--store", str(tmp_path / "runs.sqlite")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "runs given twice: a runs file and --store" in err and "runs.csv" in err
+
+
+@pytest.mark.parametrize("pair", ["=n_params", "N=", "N"])
+def test_col_needs_a_name_and_a_column(runs_csv, capsys, pair):
+    # "--col =x" mapped column x to the name "" ("column 'x' (mapped to ) is not in ...")
+    assert main(["fit", str(runs_csv), "--col", pair]) == 1
+    assert "--col takes NAME=COLUMN" in capsys.readouterr().err
+
+
+def test_forecast_of_a_bare_law_name_points_at_its_presets(capsys, tmp_path, monkeypatch):
+    # `scalelab forecast chinchilla` said "no such file: chinchilla"
+    monkeypatch.chdir(tmp_path)
+    assert main(["forecast", "chinchilla", "--compute", "1e22"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'chinchilla' is a law, not a fit file" in err and "scalelab forecast chinchilla:" in err
+
+
+def test_fit_refuses_to_write_over_its_own_runs(runs_csv, capsys):
+    # `fit runs.csv --out runs.csv` replaced the user's runs with the fit's JSON
+    before = runs_csv.read_bytes()
+    for flag in ("--out", "--plot"):
+        assert main(["fit", str(runs_csv), "--n", "n_params", "--compute", "flops", "--loss", "val_loss",
+                     flag, str(runs_csv)]) == 1
+        assert f"{flag} would overwrite the runs file it reads" in " ".join(capsys.readouterr().err.split())
+    assert runs_csv.read_bytes() == before
+
+
+def test_fit_plot_without_matplotlib_fails_before_the_fit(runs_csv, tmp_path, capsys, monkeypatch):
+    # without the report extra, --plot failed after the fit (a long bootstrap) and threw the fit away
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(ChinchillaLaw, "fit", lambda *a, **k: pytest.fail("fitted before checking matplotlib"))
+    assert main(["fit", str(runs_csv), "--n", "n_params", "--compute", "flops", "--loss", "val_loss",
+                 "--plot", str(tmp_path / "fit.png")]) == 1
+    assert "scalelab[report]" in capsys.readouterr().err

@@ -170,6 +170,31 @@ def test_bad_files(tmp_path):
         load_runs(p)
 
 
+def test_damaged_json_jsonl_and_parquet_files_are_named(tmp_path):
+    # each of these used to end in a traceback (ragged columns, a cut Parquet file) or blame line 1
+    rows = [{"params": 1e6 * (i + 1), "tokens": 2e7, "loss": 3.0 - 0.1 * i} for i in range(6)]
+    p = tmp_path / "runs.jsonl"
+    p.write_text("\n".join([*(json.dumps(r) for r in rows[:4]), '{"params": 5e6, "tokens": ', json.dumps(rows[5])]))
+    with pytest.raises(DataError, match=r"runs.jsonl is not valid JSON \(.*line 5\)"):
+        load_runs(p)
+    p = tmp_path / "cols.json"
+    p.write_text(json.dumps({"params": [1e6, 2e6, 3e6], "tokens": [1e7, 2e7], "loss": [3.0, 2.9, 2.8]}))
+    with pytest.raises(DataError, match=r"columns of .*cols.json differ in length \(got \{'params': 3, 'tokens': 2"):
+        load_runs(p)
+    with pytest.raises(DataError, match="differ in length"):
+        load_runs({"params": np.array([1e6, 2e6]), "tokens": np.array([1e7]), "loss": np.array([3.0, 2.9])})
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    good = tmp_path / "runs.parquet"
+    pd.DataFrame(rows).to_parquet(good)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"cut.parquet is not a readable Parquet file.*written completely"):
+        load_runs(cut)
+    assert len(load_runs(good)) == 6
+
+
 def test_bad_options():
     c = _table(30)
     with pytest.raises(ConfigError, match="unknown loss"):
@@ -180,6 +205,27 @@ def test_bad_options():
         ChinchillaLaw().fit(c["params"][:-1], c["tokens"], y=c["final_loss"][:-1][:-1])
     with pytest.raises(ConfigError, match="N convention"):
         load_runs(c, n_convention="embedding")
+
+
+@pytest.mark.parametrize(("option", "value", "match"), [
+    ("n_bootstrap", "x", r"n_bootstrap must be a whole number >= 0 \(got 'x'\)"),
+    ("n_bootstrap", 2.5, r"n_bootstrap must be a whole number >= 0 \(got 2.5\)"),
+    ("n_bootstrap", float("inf"), "n_bootstrap must be a whole number"),
+    ("random_state", "x", r"random_state must be None, a non-negative int seed or a numpy Generator \(got 'x'\)"),
+    ("random_state", -1, r"random_state must be .* \(got -1\)"),
+])
+def test_bad_bootstrap_options_are_config_errors(option, value, match):
+    # n_bootstrap="x" raised int()'s ValueError and random_state="x" numpy's TypeError, from deep in fit
+    c = _table(30)
+    with pytest.raises(ConfigError, match=match):
+        ChinchillaLaw(**{option: value}).fit(c["params"], c["tokens"], c["final_loss"])
+
+
+def test_predicting_at_arrays_that_do_not_broadcast_names_the_covariates():
+    law = ChinchillaLaw.preset("besiroglu2024")
+    with pytest.raises(DataError, match=r"covariate arrays differ in length.*\{'N': \(2,\), 'D': \(3,\)\}"):
+        law.predict([1e9, 2e9], [1e10, 2e10, 3e10])
+    assert law.predict([1e9, 2e9], 1e10).shape == (2,)
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -270,3 +316,18 @@ def test_min_tokens_per_param_needs_tokens_and_a_positive_value():
     with pytest.raises(DataError, match="--min-tokens-per-param must"):
         load_runs(cols, n="params", d="tokens", loss="final_loss", min_tokens_per_param=0,
                   spellings={"min_tokens_per_param": "--min-tokens-per-param "})
+
+
+def test_a_saved_fit_given_as_runs_says_what_it_is(tmp_path):
+    # `scalelab fit fit.json` (the fit's own --out file) said its columns cov_theta and residuals differ in length
+    c = _table(30)
+    path = ChinchillaLaw(init="coarse").fit(c["params"], c["tokens"], c["final_loss"]).save(tmp_path / "fit.json")
+    with pytest.raises(DataError, match=r"fit.json is a saved fit \(of the chinchilla law\), not a table of runs"):
+        load_runs(path)
+
+
+def test_one_column_mapped_to_two_quantities_is_named():
+    # n="params", d="params" fitted N against itself without a word (every parameter ended on a bound)
+    c = _table(30)
+    with pytest.raises(DataError, match=r"column 'params' is mapped to N and D"):
+        load_runs(c, n="params", d="params", loss="final_loss")

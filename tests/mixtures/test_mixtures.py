@@ -117,6 +117,16 @@ def test_errors_name_the_value_and_the_fix():
         optimize_mixture(m, max_weight=0.2, n_samples=100, top_k=4)
 
 
+def test_a_nan_loss_is_named_by_its_row():
+    # one NaN among 20 losses said "need at least 4 finite, positive losses (got '20 rows')"
+    W, y = law_data(20, 8)
+    y[7] = np.nan
+    with pytest.raises(DataError, match=r"rows \(0-based\) \[7\] are not \(got \[nan\]\)"):
+        MixtureRegressor(model="linear").fit(W, y)
+    with pytest.raises(DataError, match="need at least 4 losses"):
+        MixtureRegressor(model="linear").fit(W[:3], y[:3])
+
+
 def test_lightgbm_quantile_band_and_round_trip(tmp_path):
     pytest.importorskip("lightgbm", reason="the lightgbm model needs scalelab[mixtures]")
     W, y = law_data(200, 9, noise=0.01)

@@ -194,6 +194,16 @@ def test_explain_compares_term_by_term_and_the_terms_add_up(small):
     assert same.slowdown == pytest.approx(0.0) and all(a == pytest.approx(b) for _, a, b in same.step_terms())
 
 
+def test_explain_of_an_impossible_layout_gives_its_reasons_not_a_table_of_nan(small):
+    # --explain "dp3 tp1" on 16 GPUs used to print every step and memory term as nan and "deciding terms: "
+    from scalelab.planner import explain_layout
+
+    r = search_layouts(*small, top=1)
+    text = explain_layout(r, "dp3 tp1").report()
+    assert "cannot run" in text and "does not use all n_gpus=16" in text and "impossible rather than slower" in text
+    assert "nan" not in text and "deciding terms" not in text
+
+
 @pytest.mark.parametrize("framework", [None, "nemo"])
 @pytest.mark.parametrize("n_gpus", [16384, 8192])
 def test_llama3_degrees_rank_in_the_top_five_when_within_three_percent(n_gpus, framework):

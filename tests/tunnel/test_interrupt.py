@@ -229,3 +229,25 @@ def test_an_interrupt_between_claim_and_training_still_releases_the_run(command,
             run_ddp(load_grid(grid).configs[0], st, nproc=2)
     assert isinstance(e.value, GridInterrupted) and "0 of 1 runs stored" in str(e.value)
     assert st.counts() == {"pending": 1}
+
+
+@pytest.mark.slow  # two spawned worker processes import torch: ~10 s on 2 cores
+def test_ctrl_c_with_worker_processes_puts_their_runs_back_to_pending(corpus, tmp_path, grid_toml):
+    """With --workers 2, Ctrl-C stopped the workers before their own handlers ran and their runs stayed
+    `running` in `tunnel ls` until a later grid found the pids gone; the grid process now releases them."""
+    pytest.importorskip("torch")
+    from scalelab.tunnel.grid import load_grid
+    from scalelab.tunnel.progress import GridProgress
+    from scalelab.tunnel.runner import run_grid
+    from scalelab.tunnel.store import RunStore
+
+    class CtrlCOnceTraining(GridProgress):
+        def run_progress(self, run_hash, tokens, tokens_per_s):
+            raise KeyboardInterrupt  # as Ctrl-C lands in the grid process while the workers train
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(grid_toml(corpus, [400, 400], name="pool"))
+    st = RunStore(tmp_path / "runs.sqlite")
+    with pytest.raises(GridInterrupted):
+        run_grid(load_grid(grid), st, workers=2, progress=CtrlCOnceTraining())
+    assert st.counts() == {"pending": 2}

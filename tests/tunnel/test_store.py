@@ -217,6 +217,14 @@ def test_export_csv_and_parquet_roundtrip(store, tmp_path):
         store.export(tmp_path / "x.xlsx", format="xlsx")
 
 
+def test_export_into_a_missing_folder_names_the_users_file(store, tmp_path):
+    # the error used to name OUT.partial, the temporary file the user never asked for
+    out = tmp_path / "missing" / "runs.csv"
+    with pytest.raises(FileNotFoundError) as e:
+        store.export(out)
+    assert e.value.filename == str(out)
+
+
 def test_prefix_lookup_unknown_and_running_removal(store):
     rec = store.add(_cfg(0))
     assert store.get(rec.hash[:5]).hash == rec.hash
@@ -278,6 +286,23 @@ def test_not_a_database_and_directory_paths(tmp_path):
     assert bad.read_bytes() == b"this is not sqlite" * 100
     with pytest.raises(StoreError, match="directory"):
         RunStore(tmp_path)
+
+
+def test_another_programs_sqlite_database_is_refused_and_left_untouched(tmp_path):
+    # `tunnel run --store app.db` used to add the store's tables to someone else's database and switch it
+    # to WAL, while `tunnel ls` on the same file said it was not a store
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as c:
+        c.execute("CREATE TABLE users (name TEXT)")
+        c.execute("INSERT INTO users VALUES ('ada')")
+    c.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match=r"not a scalelab run store; it is left untouched.*its tables: users"):
+        RunStore(other)
+    assert other.read_bytes() == before
+    RunStore(tmp_path / "new.sqlite").close()  # a new file, and an empty one, still become stores
+    (tmp_path / "empty.sqlite").touch()
+    RunStore(tmp_path / "empty.sqlite").close()
 
 
 def test_a_writer_killed_mid_transaction_loses_nothing_committed(tmp_path):
@@ -400,3 +425,49 @@ def test_a_store_from_before_pid_start_opens_read_only_and_migrates_on_write(tmp
         assert claimed is not None and claimed.hash == h
         if sys.platform == "linux":
             assert claimed.pid_start is not None
+
+
+def test_a_bad_store_timeout_variable_is_named(tmp_path, monkeypatch):
+    # SCALELAB_STORE_TIMEOUT_S=abc raised a bare float() ValueError traceback from every store command
+    monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "abc")
+    with pytest.raises(ConfigError, match=r"environment variable SCALELAB_STORE_TIMEOUT_S .*\(got 'abc'\)"):
+        RunStore(tmp_path / "runs.sqlite")
+    monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "-1")
+    with pytest.raises(ConfigError, match="SCALELAB_STORE_TIMEOUT_S"):
+        RunStore(tmp_path / "runs.sqlite")
+    monkeypatch.setenv("SCALELAB_STORE_TIMEOUT_S", "")
+    RunStore(tmp_path / "runs.sqlite").close()
+
+
+def test_one_damaged_config_leaves_the_other_runs_readable_and_removable(store, tmp_path):
+    # a config_json that is not JSON (a hand edit, a disk error) made every ls/show/fit/export of the store a
+    # JSONDecodeError traceback, so none of its runs could be read or the bad one removed
+    for i in range(3):
+        store.add(_cfg(i))
+        c = store.claim()
+        store.finish(c.hash, _result(1280 * (i + 1), loss=2.0 + i), claim_id=c.claim_id)
+    bad = store.runs()[0].hash
+    with sqlite3.connect(store.path) as c:
+        c.execute("UPDATE runs SET config_json='{bad' WHERE hash=?", (bad,))
+    c.close()
+    runs = store.runs()
+    assert len(runs) == 3 and [r.final_val_loss for r in runs] == [2.0, 3.0, 4.0]
+    rec = store.get(bad)
+    assert rec.config == {} and f"scalelab tunnel rm {bad} --force" in rec.error
+    assert rec.summary()["model"] == "L? d?"
+    assert len(load_runs_for_fit(store.path)["loss"]) == 3
+    store.remove(bad, force=True)
+    assert len(store.runs()) == 2
+
+
+def test_a_pending_run_with_a_damaged_config_fails_alone(store):
+    pytest.importorskip("torch")
+    from scalelab.tunnel.runner import execute_run
+
+    store.add(_cfg(0))
+    h = store.runs()[0].hash
+    with sqlite3.connect(store.path) as c:
+        c.execute("UPDATE runs SET config_json='[1, 2]' WHERE hash=?", (h,))
+    c.close()
+    rec = execute_run(store, store.claim())
+    assert rec.status == "failed" and "stored config is unreadable" in rec.error

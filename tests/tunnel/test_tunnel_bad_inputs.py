@@ -43,6 +43,10 @@ def test_a_latin1_corpus_is_an_error_not_replacement_characters(tmp_path):
     ("import not_a_module_xyz\n", "ModuleNotFoundError"),
     ("def grid(:\n", "SyntaxError"),
     ("def grid():\n    return {}['nope']\n", "calling grid() at line 2"),
+    # a grid() that returns no runs: these raised "'int' object is not iterable" and "'dict' object has no
+    # attribute 'content_hash'"
+    ("def grid():\n    return 5\n", "did not return runs (got 'int 5')"),
+    ("def grid():\n    return [{'lr': 1e-3}]\n", "item 0 of the list recipe"),
 ])
 def test_a_recipe_that_raises_is_one_clear_line(tmp_path, source, needle):
     f = tmp_path / "recipe.py"

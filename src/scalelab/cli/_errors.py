@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -62,6 +63,10 @@ def _message(exc: BaseException) -> str:
             lines.append(f"{loc}: {e['msg']}{got_s}")
         return f"{exc.title}: " + "; ".join(lines)
     if isinstance(exc, FileNotFoundError) and exc.filename:
+        folder = Path(exc.filename).expanduser().parent
+        if not folder.exists():  # an output path in a missing folder: "no such file" would send users hunting
+            return (f"no such folder: {folder} (for {exc.filename}). Fix: create the folder "
+                    f"(mkdir -p {folder}) or check the path.")
         return f"no such file: {exc.filename}. Fix: check the path."
     return str(exc)
 

@@ -25,7 +25,9 @@ def _flag_name(func: Callable[..., Any], name: str) -> str:
     except Exception:  # noqa: BLE001 - a name the hints cannot resolve still gets the default spelling
         hint = None
     for meta in getattr(hint, "__metadata__", ()):
-        longs = [d for d in getattr(meta, "param_decls", ()) if isinstance(d, str) and d.startswith("--")]
+        # Inside Annotated, typer.Option("--flag", ...) keeps its first declaration as ``default``
+        decls = (getattr(meta, "default", None), *(getattr(meta, "param_decls", None) or ()))
+        longs = [d for d in decls if isinstance(d, str) and d.startswith("--")]
         if longs:
             return longs[0].split("/")[0]
     return "--" + name.replace("_", "-")

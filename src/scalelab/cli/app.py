@@ -64,6 +64,18 @@ class LazyGroup(TyperGroup):
             self.commands.update(_click_commands(COMMANDS[cmd_name]))
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """typer suggests close names from the commands built so far, which here is none of the lazy ones:
+        ``scalelab fti`` said only "No such command 'fti'"; suggest from every command's name instead."""
+        name = args[0] if args else None
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from ..errors import suggest
+
+            close = suggest(name, self.list_commands(ctx))
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {', '.join(repr(c) for c in close)}?")
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     name="scalelab",

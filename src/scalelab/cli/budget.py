@@ -48,7 +48,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Turn a budget into a run: N, D, shape, LR, batch, layout, days, cost and the loss band."""
         from ..budgeting import budget
+        from ._files import refuse_overwriting_inputs
 
+        # --gpu takes a device file too; a saved fit for --law/--hyperparams is only a file when it exists
+        refuse_overwriting_inputs({"--recipe": recipe}, {"--law file": law, "--hyperparams file": hyperparams,
+                                                         "--gpu file": gpu})
         opts: dict[str, Any] = {} if framework is None else {"framework": framework}
         run = budget(gpu=gpu, n_gpus=n_gpus, days=days, dollars=dollars, gpu_hours=gpu_hours, flops=flops,
                      law=law, unique_tokens=unique_tokens, inference_tokens=inference_tokens,

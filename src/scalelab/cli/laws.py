@@ -23,7 +23,7 @@ MinTokensPerParamOpt = Annotated[float | None, typer.Option(
     "--min-tokens-per-param", help="Drop runs with fewer tokens per parameter (D/N) than this, e.g. 1.")]
 #: How the table reader's messages name its arguments here: by the flags of `fit` and `backtest`.
 SPELLINGS = {"n_convention": "--n-convention", "drop_top_loss": "--drop-top-loss", "loss": "--loss COLUMN",
-             "min_tokens_per_param": "--min-tokens-per-param "}
+             "min_tokens_per_param": "--min-tokens-per-param ", "store": "--store", "source": "a runs file"}
 
 
 def _runs_table(path: Any) -> Any:
@@ -49,9 +49,9 @@ def _parse_cols(pairs: list[str] | None) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for p in pairs or []:
-        if "=" not in p:
+        k, _, v = p.partition("=")
+        if not k.strip() or not v.strip():  # "=x" mapped a column to the name "" without a word
             raise ConfigError(explain("--col takes NAME=COLUMN", value=p, fix="e.g. --col U=unique_tokens"))
-        k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out
 
@@ -137,6 +137,18 @@ def _load_fit_or_preset(fit: str) -> Any:
     if ":" in fit:  # LAW:PRESET
         law, preset = fit.split(":", 1)
         return get_law(law).preset(preset)
+    from ..laws import list_laws
+
+    laws = {c.name: c for c in list_laws()}
+    if fit in laws:  # a law's name alone reads as a missing file: say how to name one of its presets
+        from ..errors import ConfigError, explain
+
+        presets = list(laws[fit].presets)
+        raise ConfigError(explain(f"{fit!r} is a law, not a fit file", value=fit,
+                                  allowed="a fit JSON (`scalelab fit --out`) or LAW:PRESET"
+                                          + (f"; {fit}'s presets: {', '.join(presets)}" if presets else ""),
+                                  fix=f"e.g. scalelab forecast {fit}:{presets[0]}" if presets
+                                  else f"fit it first: scalelab fit RUNS --law {fit} --out fit.json"))
     return load_fit(p)  # raises FileNotFoundError with the path
 
 
@@ -208,7 +220,14 @@ def _register_fit(app: typer.Typer) -> None:
         (N, D) cell of a `scalelab tunnel sweep` instead (docs/tunnel-sweeps.md)."""
         from ..errors import ConfigError, DataError, explain
         from ..laws import get_law, load_runs
+        from ._files import refuse_overwriting_inputs
 
+        refuse_overwriting_inputs({"--out": out, "--plot": plot},
+                                  {"runs file": runs, "run store": store, "columns file": columns_toml})
+        if plot is not None:  # before the fit, which a missing matplotlib would otherwise throw away
+            from ..report import require_matplotlib
+
+            require_matplotlib()
         _read_run_stores()
         source: Any = runs
         label = conv = None
@@ -247,20 +266,16 @@ def _register_fit(app: typer.Typer) -> None:
         from ..laws.calibration import calibrate
 
         calibrate(est)  # the calibrated new-run band's backtest scores travel with the saved fit
-        out_note = None
+        from ._files import write_or_warn
+
         if out is not None:
-            from ._files import write_keeping
-
-            out, out_note = write_keeping(est.save, out)
-            if out_note:
-                from ._output import err_console
-
-                err_console.print(f"warning: {out_note}", markup=False)
+            out = write_or_warn(est.save, out)
         if plot is not None:
             from ..report.laws_plot import plot_fit
 
             X, y, _ = table.law_inputs(est)
-            plot_fit(est, X, y, path=plot)
+            # like --out: a plot path that cannot be written never throws away the fit printed below
+            plot = write_or_warn(lambda p: plot_fit(est, X, y, path=p), plot)
         summary = {k: v for k, v in est.to_dict().items() if k not in ("bootstrap_params", "residuals")}
         result = _Forecast({**summary, "data": table.to_dict(), "saved_to": str(out) if out else None,
                             "law_selection": selection},
@@ -323,9 +338,16 @@ def _register_forecast(app: typer.Typer) -> None:
 
         import numpy as np
 
+        from .._checks import check_level
         from ..errors import ConfigError, ExtrapolationWarning, explain
         from ..laws.base import band_label
 
+        check_level(level)  # before the bands, whose errors below become notes
+        if compute and (params is not None or tokens is not None):
+            raise ConfigError(explain("forecast takes --compute C, or --params N with --tokens D, not both",
+                                      value={"compute": compute, "params": params, "tokens": tokens},
+                                      fix="drop --compute for the loss at (N, D), or drop --params/--tokens for "
+                                          "the compute-optimal allocation"))
         law = _load_fit_or_preset(fit)
         notes: list[str] = []
         with warnings.catch_warnings(record=True) as caught:

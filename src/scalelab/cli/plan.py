@@ -131,8 +131,12 @@ def _search(kwargs: dict[str, Any]) -> None:
     if not result.n_feasible:  # the report says why; a script must not read "no layout" as success
         from ._output import err_console
 
-        err_console.print(f"no layout of {mdl.name} fits on {cluster.n_gpus} GPUs. Fix: add GPUs, shorten "
-                          "--seq-len, lower --micro-batch, or use a smaller model", markup=False)
+        if any("out of memory" in reason for reason in result.rejected_counts):
+            fix = "add GPUs, shorten --seq-len, lower --micro-batch, or use a smaller model"
+        else:  # nothing ran out of memory: the degrees cannot split this batch or model over so many GPUs
+            fix = (f"no degrees split a global batch of {train.global_batch} sequences (and this model) over "
+                   f"{cluster.n_gpus} GPUs: use fewer GPUs, or a global batch that many of them can share")
+        err_console.print(f"no layout of {mdl.name} fits on {cluster.n_gpus} GPUs. Fix: {fix}", markup=False)
         raise typer.Exit(1)
 
 

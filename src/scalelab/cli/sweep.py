@@ -31,8 +31,13 @@ def _floats(text: str, flag: str) -> list[float]:
         vals = []
     if not vals or any(not v > 0 for v in vals):
         raise ConfigError(explain(f"{flag} takes positive numbers separated by commas", value=text,
-                                  fix=f"e.g. {flag} 1e-3,2e-3,4e-3"))
+                                  fix=f"e.g. {flag} {_EXAMPLES.get(flag, '1e-3,2e-3,4e-3')}"))
     return vals
+
+
+#: A plausible value of each list flag, for the fix of a bad one (an LR example for --n-params misleads).
+_EXAMPLES = {"--n-params": "1e4,3e4,1e5", "--batch-size": "8,16,32", "--n-tokens": "1e5,3e5",
+             "--tokens-per-param": "10,20,40"}
 
 
 def register(tunnel: typer.Typer) -> None:

@@ -43,6 +43,12 @@ class CheckpointLaw:
     def predict(self, n_params: Any, step: Any) -> np.ndarray:
         """Loss at size ``n_params`` and step ``step`` (broadcast)."""
         N, t = np.asarray(n_params, float), np.asarray(step, float)
+        for name, a in (("n_params", N), ("step", t)):  # a size or step <= 0 gave a loss of nan or inf
+            bad = a[~(np.isfinite(a) & (a > 0))]
+            if bad.size:
+                raise DataError(explain(f"{name} must be positive and finite to predict a loss",
+                                        value=bad[:5].tolist(), allowed="numbers > 0",
+                                        fix="pass sizes and steps above 0 (on the command line: --at 1.2e9:16000)"))
         return self.E + self.A * N ** -self.alpha + self.B * t ** -self.beta
 
     @classmethod

@@ -27,24 +27,13 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
+from .._checks import check_level
 from ..errors import ConfigError, ConvergenceWarning, DataError, explain
 from .schedule import cumulative_lr
 
 __all__ = ["MIN_POINTS", "CrossRunForecaster", "Forecast", "PrefixForecaster", "check_curve", "forecast_steps"]
 
 MIN_POINTS = 3
-
-
-def _check_level(level: Any) -> float:
-    """The band's coverage, checked: a user who types 95 for 95% gets a clear error, not numpy's."""
-    try:
-        lv = float(level)
-    except (TypeError, ValueError):
-        lv = float("nan")
-    if not 0 < lv < 1:
-        raise ConfigError(explain("level must be a coverage between 0 and 1", value=level,
-                                  allowed="0 < level < 1", fix="use 0.9 or 0.95 (not 95)"))
-    return lv
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,12 @@ def completed_curves(curves: Any) -> list[tuple[np.ndarray, np.ndarray, float]]:
 
 def forecast_steps(at: Any, total_steps: int) -> np.ndarray:
     """The steps a forecast reports: those in ``at`` and ``total_steps``, sorted, each once."""
-    return np.unique(np.append(np.asarray([] if at is None else at, dtype=float), total_steps))
+    steps = np.append(np.asarray([] if at is None else at, dtype=float), total_steps)
+    bad = steps[~(np.isfinite(steps) & (steps > 0))]
+    if bad.size:  # step 0 was forecast as a loss of inf with a band of nan
+        raise ConfigError(explain("forecast steps must be positive", value=bad[:5].tolist(), allowed="steps >= 1",
+                                  fix="drop --at 0 (the loss before training is not a curve point)"))
+    return np.unique(steps)
 
 
 def reference_forecast_inputs(forecaster: Any, steps: Any, losses: Any, total_steps: int,
@@ -98,7 +92,7 @@ def reference_forecast_inputs(forecaster: Any, steps: Any, losses: Any, total_st
     """What a forecaster fitted on reference runs starts from: its checked level, the checked curve
     ``(t, L)``, the fraction ``p`` of the run observed and the steps to report (:func:`forecast_steps`).
     Raises ``NotFittedError`` when ``fit(curves)`` has not been called."""
-    level = _check_level(forecaster.level)
+    level = check_level(forecaster.level)
     if not hasattr(forecaster, "references_"):
         from ..errors import NotFittedError
 
@@ -259,7 +253,7 @@ class PrefixForecaster:
 
     def forecast(self, steps: Any, losses: Any, total_steps: int, at: Any = None) -> Forecast:
         """Loss at ``total_steps`` (and at ``at``) with a residual-bootstrap ``level`` band."""
-        _check_level(self.level)
+        check_level(self.level)
         t, L = check_curve(steps, losses, total_steps)
         targets = forecast_steps(at, total_steps)
         x, xq = self._x(t, total_steps), self._x(targets, total_steps)

@@ -26,6 +26,10 @@ def lr_at(step: Any, total_steps: int, schedule: str, *, warmup_steps: int = 0, 
                                   fix="pass --schedule cosine, wsd or constant"))
     s = np.asarray(step, dtype=float)
     w = max(int(warmup_steps), 0)
+    if w >= total_steps:  # --warmup-steps 99999 of a 5,000-step run was used as given: all warmup, no schedule
+        raise ConfigError(explain("the warmup is as long as the run or longer", value=int(warmup_steps),
+                                  allowed=f"fewer than total_steps = {total_steps:,}",
+                                  fix="pass the schedule's warmup steps (--warmup-steps), e.g. 1-5% of the run"))
     warm = np.minimum(1.0, (s + 1) / w) if w else np.ones_like(s)
     if schedule == "constant":
         body = np.ones_like(s)

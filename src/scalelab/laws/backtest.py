@@ -70,6 +70,10 @@ def split_runs(axis: np.ndarray, split: str = "n", n_splits: int = 3) -> list[tu
     if split not in SPLITS:
         raise ConfigError(explain("unknown split", value=split, allowed=", ".join(SPLITS),
                                   fix="use --split n, compute, rolling or largest"))
+    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        # 0 printed "pooled over 0 splits, 0 forecasts" and exit 0: a backtest of nothing
+        raise ConfigError(explain("n_splits must be a whole number of cutoffs, at least 1", value=n_splits,
+                                  fix="e.g. --n-splits 3 (the last three sizes are each forecast from the smaller)"))
     lev = _levels(np.asarray(axis, dtype=float))
     if int(lev.max()) < 1:
         raise DataError(explain("a backtest needs runs at two or more sizes along the split axis",
@@ -273,12 +277,12 @@ def backtest(runs: Any, law: Any = "chinchilla", *, split: str = "n", n_splits: 
     >>> res = backtest(df, "chinchilla", n="params", d="tokens", loss="loss")      # doctest: +SKIP
     >>> res.pooled["median_abs_pct_error"], res.pooled["coverage"]                 # doctest: +SKIP
     """
+    from .._checks import check_level
     from .base import check_interval_kind
     from .data import Runs, is_table, load_runs, load_table
 
     check_interval_kind(kind)
-    if not 0 < float(level) < 1:
-        raise ConfigError(explain("level must lie strictly between 0 and 1", value=level))
+    check_level(level)
     opts = dict(options or {})
     if isinstance(law, str) and law == "auto":
         table = runs if isinstance(runs, Runs) else load_runs(runs, **_load_kwargs(columns))

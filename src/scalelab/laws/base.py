@@ -799,9 +799,7 @@ class ScalingLaw:
         X = self._table_X(X, columns)
         Xa = self._check_X(X, fitting=False)
         self._warn_extrapolation(Xa)
-        lvl = float(self.level if level is None else level)
-        if not 0 < lvl < 1:
-            raise ConfigError(explain("level must lie strictly between 0 and 1", value=level))
+        lvl = validation.check_level(self.level if level is None else level)
         if kind == "new":
             lo, hi = calibration.new_run_interval(self, Xa, lvl)
         else:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_level
 from ..errors import ConfigError, DataError, explain
 from ..units import FLOPS_PER_PARAM_TOKEN, INFERENCE_FLOPS_PER_PARAM_TOKEN
 from .base import ScalingLaw
@@ -418,11 +419,12 @@ class ChinchillaLaw(ScalingLaw):
         self._check_fitted()
         Cs = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
         if np.any(~np.isfinite(Cs) | (Cs <= 0)):
-            raise ConfigError(explain("compute budgets must be positive FLOPs", value=C))
+            raise ConfigError(explain("compute budgets must be positive FLOPs", value=C,
+                                      allowed="finite numbers > 0", fix="pass budgets in FLOPs, e.g. 1e24 (C = 6ND)"))
+        lvl = check_level(self.level if level is None else level)
         N, D, L = self._opt_from_public(self._public_array(), Cs)
         out = ComputeOptimal(self.name or "", Cs, N[0], D[0], L[0], D[0] / N[0])
         out.extrapolation = self._warn_extrapolation((N[0], D[0]))
-        lvl = float(self.level if level is None else level)
         try:
             th, kind = uncertainty.draws(self)
         except Exception:  # noqa: BLE001 - a preset without errors simply has no bands

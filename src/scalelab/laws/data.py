@@ -161,7 +161,29 @@ class Runs:
 
 
 def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
-    """Return (raw columns, source label, label kind, label offset)."""
+    """Return (raw columns, source label, label kind, label offset); columns of unequal length are a
+    DataError (a column-oriented JSON file or dict with a value missing would otherwise pair the wrong runs)."""
+    raw, label, kind, offset = _read_columns(source)
+    sizes = {k: n for k, n in ((k, _n_values(v)) for k, v in raw.items()) if n is not None}
+    if len(set(sizes.values())) > 1:
+        raise DataError(explain(f"the columns of {label} differ in length", value=sizes,
+                                allowed="one value per run in every column",
+                                fix="add the missing values (null for unknown ones), or drop the short column"))
+    return raw, label, kind, offset
+
+
+def _n_values(v: Any) -> int | None:
+    """How many values a column holds; None for a scalar or text (not a column)."""
+    if isinstance(v, (str, bytes, Mapping)):
+        return None
+    try:
+        return len(v)
+    except TypeError:  # a scalar, or a 0-d array
+        return None
+
+
+def _read_columns(source: Any) -> tuple[dict[str, Any], str, str, int]:
+    """:func:`_read_table` before the length check."""
     if isinstance(source, Mapping):
         return {str(k): v for k, v in source.items()}, "dict", "data rows (0-based)", 0
     if hasattr(source, "columns") and hasattr(source, "to_dict") and hasattr(source, "iloc"):  # DataFrame
@@ -186,17 +208,33 @@ def _read_table(source: Any) -> tuple[dict[str, Any], str, str, int]:
             from ..errors import MissingDependencyError
 
             raise MissingDependencyError("pandas", "data") from e
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise DataError(explain(f"{path} is not a readable Parquet file", value=str(e).split(". ")[0],
+                                    fix="check that the file was written completely, or export the runs "
+                                        "again")) from None
         return {str(c): df[c].to_numpy() for c in df.columns}, str(path), "data rows (0-based)", 0
     if suf in (".json", ".jsonl"):
-        text = path.read_text()
         try:
-            if suf == ".jsonl":
-                recs = [json.loads(line) for line in text.splitlines() if line.strip()]
-            else:
-                recs = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(explain(f"{path} is not valid JSON ({e.msg}, line {e.lineno})")) from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(explain(f"{path} is not UTF-8 text (byte {e.start})",
+                                    fix="save it as UTF-8 JSON, or pass a CSV or Parquet file")) from None
+        # JSON Lines: the file's line number, not the parser's (always 1 within a line)
+        pieces = list(enumerate(text.splitlines(), 1)) if suf == ".jsonl" else [(0, text)]
+        decoded = []
+        for lineno, piece in pieces:
+            try:
+                decoded.append(json.loads(piece) if piece.strip() or not lineno else None)
+            except json.JSONDecodeError as e:
+                raise DataError(explain(f"{path} is not valid JSON ({e.msg}, line {lineno or e.lineno})",
+                                        fix="fix that line (a record cut short?) or drop it")) from None
+        recs = [r for r in decoded if r is not None] if suf == ".jsonl" else decoded[0]
+        if isinstance(recs, dict) and "law" in recs and "params" in recs:  # `fit` given its own --out file
+            raise DataError(explain(f"{path} is a saved fit (of the {recs['law']} law), not a table of runs",
+                                    fix=f"forecast from it with `scalelab forecast {path} --compute C`, or pass "
+                                        "the runs it was fitted on"))
         if isinstance(recs, dict) and "runs" in recs:
             recs = recs["runs"]
         if isinstance(recs, dict):  # column-oriented
@@ -317,7 +355,15 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
     >>> ChinchillaLaw().fit(runs)                                            # doctest: +SKIP
     """
     spelled = {"n_convention": "n_convention=", "drop_top_loss": "drop_top_loss", "loss": "load_runs(..., loss='COL')",
-               "min_tokens_per_param": "min_tokens_per_param=", **(spellings or {})}
+               "min_tokens_per_param": "min_tokens_per_param=", "store": "store=", "source": "source",
+               **(spellings or {})}
+    if store is not None and source is not None and not isinstance(source, Runs):
+        # which one to fit is the user's call: reading the store alone silently dropped the file's runs
+        shown = source if isinstance(source, (str, Path)) else type(source).__name__
+        raise ConfigError(explain(f"runs given twice: {spelled['source']} and {spelled['store']}",
+                                  value={"source": str(shown), "store": str(getattr(store, "path", store))},
+                                  fix="pass one of them (to fit both, export the store with `scalelab tunnel "
+                                      "export` and join the tables)"))
     store_default_conv = None
     if store is not None or (isinstance(source, (str, Path)) and Path(source).suffix.lower() in STORE_SUFFIXES):
         # the run table's N is the total parameter count (docs/run-table.md)
@@ -360,6 +406,14 @@ def load_runs(source: Any = None, *, n: str | None = None, d: str | None = None,
                                         value=found, fix="use one of the columns found"))
             col = alt
         resolved[canon] = col
+    roles: dict[str, list[str]] = {}
+    for canon, col in resolved.items():
+        roles.setdefault(col, []).append(shown_name(canon))
+    twice = {col: names for col, names in roles.items() if len(names) > 1}
+    if twice:  # `--n params --d params` fitted N against itself: every parameter ended on a bound
+        col, names = next(iter(twice.items()))
+        raise DataError(explain(f"column {col!r} is mapped to {' and '.join(names)}", value=dict(resolved),
+                                allowed="one column per quantity", fix="map each quantity to its own column"))
     for canon, syns in SYNONYMS.items():
         if canon in resolved:
             continue

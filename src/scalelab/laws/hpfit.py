@@ -315,8 +315,8 @@ def fit_hyperparams(table: Any, *, refine: bool = True, source: str = "") -> Hyp
 
 def load_hyperparam_fit(path: str | Path) -> HyperparamFit:
     """Read a fit written by :meth:`HyperparamFit.save`."""
+    from .base import ScalingLaw
     from .io import law_from_dict, read_saved
-    from .registry import get_law
 
     fix = "write one with `scalelab fit --law hyperparams --store RUNS --out FILE`"
     p, d = read_saved(path, fix=fix)
@@ -324,7 +324,7 @@ def load_hyperparam_fit(path: str | Path) -> HyperparamFit:
         got = d.get("law") if isinstance(d, dict) else type(d).__name__
         raise ConfigError(explain(f"{p} is not a hyperparameter fit", value=got, allowed="law = 'hyperparams'",
                                   fix=fix))
-    laws = {k: law_from_dict(get_law(v["law"]), v) for k, v in d.get("laws", {}).items()}
+    laws = {k: law_from_dict(ScalingLaw, v, source=f"{p} (law {k!r})") for k, v in d.get("laws", {}).items()}
     cells = {k: np.asarray(v, dtype=float) for k, v in d.get("cells", {}).items()}
     return HyperparamFit(cells, laws, refine=bool(d.get("refine", True)), source=str(d.get("source", "")),
                          notes=list(d.get("notes", [])))

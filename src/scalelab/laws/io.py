@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DataError, explain
+from ..errors import DataError, ScalelabError, explain
 from .registry import get_law
 from .result import FitResult
 
@@ -77,10 +77,87 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def law_from_dict(cls: type[ScalingLaw], d: Mapping[str, Any]) -> ScalingLaw:
+def law_from_dict(cls: type[ScalingLaw], d: Mapping[str, Any], source: str = "the saved fit") -> ScalingLaw:
     """Rebuild a working law from :func:`law_to_dict` output (the class is looked up by ``d["law"]``
-    unless ``cls`` is that law; ``ScalingLaw`` itself has no name)."""
+    unless ``cls`` is that law; ``ScalingLaw`` itself has no name).
+
+    A dict that is not such output (a file edited by hand, cut short, or saved for another law) raises a
+    DataError naming ``source``, the field and what it should hold, never a bare KeyError or TypeError."""
+    if not isinstance(d, Mapping) or "law" not in d or "params" not in d:
+        raise DataError(explain(f"{source} is not a saved fit (no 'law'/'params' keys)", fix=SAVED_FIT_FIX))
     klass = get_law(d["law"]) if cls.name is None or cls.name != d.get("law") else cls
+    _check_saved(d, klass, source)
+    try:
+        return _law_from_checked(klass, d)
+    except ScalelabError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise DataError(explain(f"{source} is a damaged saved fit of the {klass.name} law",
+                                value=f"{type(e).__name__}: {e}", fix=_REFIT_FIX.format(law=klass.name))) from e
+
+
+#: How to replace a saved fit that cannot be read back.
+_REFIT_FIX = ("restore the file, or write it again with `scalelab fit RUNS --law {law} --out FILE` "
+              "(law.save() in Python)")
+
+#: Fields of a saved fit that hold a table (a JSON object) or null.
+_MAPPING_FIELDS = ("options", "stderr", "intervals", "derived", "derived_intervals",
+                   "goodness_of_fit", "quality", "calibration", "fitted_range", "fit_info")
+
+
+def _check_saved(d: Mapping[str, Any], klass: type[ScalingLaw], source: str) -> None:
+    """Raise a DataError naming the first field of ``d`` that :func:`law_to_dict` could not have written."""
+    law, names = klass.name, klass.param_names
+
+    def bad(problem: str, value: object, allowed: str) -> DataError:
+        return DataError(explain(f"{source}: {problem}", value=value, allowed=allowed,
+                                 fix=_REFIT_FIX.format(law=law)))
+
+    params = d["params"]
+    if not isinstance(params, Mapping):
+        raise bad("'params' is not a table of parameter values", type(params).__name__,
+                  f"an object with {', '.join(names)}")
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise bad(f"the {law} law needs parameters {', '.join(missing)}, which the file lacks "
+                  "(edited, or saved for another law?)", sorted(params), f"the parameters {', '.join(names)}")
+    for n in names:
+        v = params[n]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(f"parameter {n!r} is not a finite number", v, "a finite number")
+    for key in _MAPPING_FIELDS:
+        if d.get(key) is not None and not isinstance(d[key], Mapping):
+            raise bad(f"field {key!r} is not a table", d[key], "a JSON object or null")
+    for key, ranges in (("fitted_range", d.get("fitted_range")), ("intervals", d.get("intervals"))):
+        for k, v in (ranges or {}).items():
+            if not (isinstance(v, (list, tuple)) and len(v) == 2
+                    and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in v)):
+                raise bad(f"{key}[{k!r}] is not a [low, high] pair of numbers", v, "[low, high]")
+    for key in ("interval_level", "objective", "n_samples"):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise bad(f"field {key!r} is not a number", v, "a number or null")
+    shapes = {"cov_theta": (len(names), len(names)), "residuals": None, "bootstrap_params": None}
+    for key, shape in shapes.items():
+        if d.get(key) is None:
+            continue
+        try:
+            a = np.asarray(d[key], dtype=float)
+        except (TypeError, ValueError):
+            raise bad(f"field {key!r} is not an array of numbers", _short(d[key]), "numbers or null") from None
+        if (shape is not None and a.shape != shape) or (key == "bootstrap_params" and a.size % len(names)):
+            want = f"shape {shape}" if shape else f"a multiple of {len(names)} values"
+            raise bad(f"field {key!r} has the wrong shape", list(a.shape), want)
+
+
+def _short(v: object) -> object:
+    """A value short enough to quote in a message."""
+    r = repr(v)
+    return v if len(r) <= 60 else r[:57] + "..."
+
+
+def _law_from_checked(klass: type[ScalingLaw], d: Mapping[str, Any]) -> ScalingLaw:
+    """The law ``d`` describes, once :func:`_check_saved` has passed it."""
     valid = set(klass._get_param_names())
     since = klass.options_since  # absent from a file saved before they existed: the value that made it
     opts: dict[str, Any] = {k: v for k, v in (d.get("options") or {}).items()
@@ -134,10 +211,8 @@ def read_saved(path: str | Path, fix: str = SAVED_FIT_FIX) -> tuple[Path, Any]:
 
 def law_from_saved(cls: type[ScalingLaw], path: Path, d: Any) -> ScalingLaw:
     """:func:`law_from_dict` of ``d``, the JSON :func:`read_saved` read from ``path``; a DataError naming
-    the file when ``d`` holds no fit."""
-    if not isinstance(d, dict) or "law" not in d or "params" not in d:
-        raise DataError(explain(f"{path} is not a saved fit (no 'law'/'params' keys)", fix=SAVED_FIT_FIX))
-    return law_from_dict(cls, d)
+    the file when ``d`` holds no fit, or a damaged one."""
+    return law_from_dict(cls, d, source=str(path))
 
 
 def _jsonable(obj: Any) -> Any:

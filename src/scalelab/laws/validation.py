@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_level
 from ..errors import ConfigError, DataError, explain
 from .data import bad_value_hint, shown_name
 
@@ -58,11 +59,19 @@ def check_options(law: Any) -> None:
         raise ConfigError(explain("unknown space", value=law.space, allowed="log, linear"))
     if not (isinstance(law.delta, (int, float)) and law.delta > 0):
         raise ConfigError(explain("delta must be a positive number", value=law.delta))
-    if not (0 < float(law.level) < 1):
-        raise ConfigError(explain("level must lie strictly between 0 and 1", value=law.level,
-                                  fix="use e.g. 0.95 for a 95% interval"))
-    if int(law.n_bootstrap) < 0:
-        raise ConfigError(explain("n_bootstrap must be >= 0", value=law.n_bootstrap))
+    check_level(law.level)
+    nb = law.n_bootstrap
+    whole = isinstance(nb, (int, float, np.integer, np.floating)) and not isinstance(nb, bool) \
+        and np.isfinite(nb) and nb >= 0 and float(nb).is_integer()
+    if not whole:
+        raise ConfigError(explain("n_bootstrap must be a whole number >= 0", value=nb,
+                                  fix="e.g. n_bootstrap=200 for bootstrap intervals, 0 for asymptotic ones"))
+    if not isinstance(law.random_state, np.random.Generator):
+        try:  # what the bootstrap will do with it (scalelab.laws.uncertainty._rng)
+            np.random.default_rng(law.random_state)
+        except (TypeError, ValueError):
+            raise ConfigError(explain("random_state must be None, a non-negative int seed or a numpy Generator",
+                                      value=law.random_state, fix="e.g. random_state=0")) from None
     if not (law.extrapolation_factor is None or float(law.extrapolation_factor) >= 1):
         raise ConfigError(explain("extrapolation_factor must be >= 1 (or None to never warn)",
                                   value=law.extrapolation_factor))
@@ -116,7 +125,13 @@ def check_X(law: Any, X: Sequence[Any], *, fitting: bool) -> tuple[np.ndarray, .
             raise DataError(explain("covariate arrays differ in length",
                                     value={c: a.size for c, a in zip(law.covariates, arrs, strict=True)}))
     else:
-        arrs = [a.ravel() for a in np.broadcast_arrays(*[np.atleast_1d(a) for a in arrs])]
+        try:
+            arrs = [a.ravel() for a in np.broadcast_arrays(*[np.atleast_1d(a) for a in arrs])]
+        except ValueError:  # numpy's "shape mismatch" names neither the covariates nor the fix
+            raise DataError(explain("covariate arrays differ in length and do not broadcast",
+                                    value={c: a.shape for c, a in zip(law.covariates, arrs, strict=True)},
+                                    allowed="equal shapes, or a single value for one of them",
+                                    fix="pass one value per prediction for each covariate")) from None
     positive = law.covariates if law.positive_covariates is None else law.positive_covariates
     for c, a in zip(law.covariates, arrs, strict=True):
         bad = np.flatnonzero(~np.isfinite(a) | ((a <= 0) if c in positive else False))

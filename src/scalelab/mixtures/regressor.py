@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .. import __version__
+from .._checks import check_level
 from ..errors import ConfigError, DataError, NotFittedError, explain
 from ._backends import MODELS, Backend, backend_from_dict, make_backend
 from ._io import check_weights
@@ -89,9 +90,7 @@ class MixtureRegressor:
         if self.uncertainty not in UNCERTAINTIES:
             raise ConfigError(explain("unknown uncertainty method", value=self.uncertainty,
                                       allowed=", ".join(UNCERTAINTIES), fix="use 'auto'"))
-        if not 0 < self.level < 1:
-            raise ConfigError(explain("level must be a coverage between 0 and 1", value=self.level,
-                                      allowed="0 < level < 1", fix="use 0.9 or 0.95"))
+        check_level(self.level)
         if self.uncertainty == "quantile" and self.model != "lightgbm":
             raise ConfigError(explain("quantile bands need the lightgbm model", value=self.model,
                                       allowed="uncertainty='bootstrap' for linear, loglinear and law",
@@ -110,9 +109,14 @@ class MixtureRegressor:
         if len(W) != len(y):
             raise DataError(explain("W and y have different numbers of rows", value=(len(W), len(y)),
                                     fix="pass one loss per mixture"))
-        if len(y) < 4 or not np.all(np.isfinite(y)) or np.any(y <= 0):
-            raise DataError(explain("need at least 4 finite, positive losses", value=f"{len(y)} rows",
-                                    fix="drop NaN rows and pass losses in nats"))
+        bad = np.flatnonzero(~np.isfinite(y) | (y <= 0))
+        if bad.size:  # named by row: "need at least 4 ... (got '20 rows')" hid which one of 20 was NaN
+            raise DataError(explain(f"losses must be finite and positive; rows (0-based) {bad[:10].tolist()} are not",
+                                    value=y[bad[:5]].tolist(), allowed="finite losses > 0, in nats",
+                                    fix="drop or correct those rows (a diverged proxy has no usable loss)"))
+        if len(y) < 4:
+            raise DataError(explain("need at least 4 losses to fit a mixture regression", value=f"{len(y)} rows",
+                                    fix="add proxy runs on more mixtures"))
         W = check_weights(W, "mixtures")
         domains = list(domains) if domains is not None else [f"w{j}" for j in range(W.shape[1])]
         if len(domains) != W.shape[1]:

@@ -157,6 +157,10 @@ class LayoutComparison:
                  f"{b.train.global_batch_tokens / 1e6:.3g}M tokens per step"]
         if not o.feasible:
             lines.append("  the other layout cannot run: " + "; ".join(o.reasons))
+        if o.time is None and o.memory is None:  # impossible degrees: a table of NaN would explain nothing
+            lines.append("  it is impossible rather than slower, so there are no terms to compare: change its "
+                         "degrees as the reasons say, or start from one of the layouts `scalelab search` lists")
+            return "\n".join(lines)
         lines.append(f"  {'step time, s':<26}{'best':>9}{'other':>9}{'other-best':>12}")
         for k, x, y in self.step_terms():
             if x or y:

@@ -107,6 +107,13 @@ class TrainSpec(Spec):
 
     @model_validator(mode="after")
     def _resolve_batch(self) -> TrainSpec:
+        gb, gbt = self.global_batch, self.global_batch_tokens
+        if gb is not None and gbt is not None and gbt != gb * self.seq_len:
+            # one of the two was silently dropped (the tokens), so the plan ran a batch nobody asked for
+            raise ConfigError(explain("global_batch and global_batch_tokens disagree", value={
+                "global_batch": gb, "seq_len": self.seq_len, "global_batch_tokens": gbt},
+                allowed=f"global_batch_tokens = global_batch * seq_len = {gb * self.seq_len}",
+                fix="give one of the two (the other is derived)"))
         if self.global_batch is None and self.global_batch_tokens is None:
             object.__setattr__(self, "global_batch_tokens", self.seq_len * 512)
         if self.global_batch is None:

@@ -31,7 +31,7 @@ from .._spec import stable_hash
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count
+from ..units import SECONDS_PER_DAY, SECONDS_PER_HOUR, GiB, format_bytes, format_count, format_days
 from .async_tp import ASYNC_TP_HIDING_EFFICIENCY
 from .band import BAND_QUANTILES, StepTimeBand, step_time_band
 from .comm import RING_TRANSFORMER_ENGINE, CommBreakdown, RingRecipe, comm_per_step
@@ -402,7 +402,7 @@ class Plan:
                          f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
             if not math.isnan(self.training_days) and self.train.total_tokens is not None:
                 lines.append(f"  training    {format_count(self.train.total_tokens)} tokens: "
-                             f"{self.training_days:.1f} days, {format_count(self.gpu_hours)} GPU-hours"
+                             f"{format_days(self.training_days)} days, {format_count(self.gpu_hours)} GPU-hours"
                              + (f", ${format_count(self.cost_usd)}" if not math.isnan(self.cost_usd) else "")
                              + (f", {format_count(self.energy_kwh)} kWh" if not math.isnan(self.energy_kwh) else ""))
                 if band is not None:
@@ -426,7 +426,8 @@ def _bands_dict(p: Plan) -> dict[str, Any] | None:
 def _band_line(band: StepTimeBand) -> str:
     """The training line's band: days, GPU-hours and cost times the band's factors."""
     d, g, c = band.training_days, band.gpu_hours, band.cost_usd
-    return (f"    {band.level:.0%} band {d[0]:.1f}-{d[1]:.1f} days, {format_count(g[0])}-{format_count(g[1])} GPU-hours"
+    return (f"    {band.level:.0%} band {format_days(d[0])}-{format_days(d[1])} days, "
+            f"{format_count(g[0])}-{format_count(g[1])} GPU-hours"
             + (f", ${format_count(c[0])}-${format_count(c[1])}" if not math.isnan(c[0]) else ""))
 
 
@@ -733,6 +734,24 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         async_tp=fw.async_tp, async_tp_hiding=fw.async_tp_hiding)
 
 
+def check_plan_inputs(model: Any, cluster: Any, train: Any, layout: Any = None) -> None:
+    """A ConfigError naming the argument when one is not the spec :func:`plan` and the search take (a name
+    passed where a spec belongs raised ``AttributeError: 'str' object has no attribute 'n_heads'``)."""
+    def named(v: Any, default: str) -> str:  # the user's own name in the fix when they passed one
+        return repr(v) if isinstance(v, str) else default
+
+    for name, value, kind, how in (
+        ("model", model, ModelSpec, f"get_model({named(model, repr('llama-3.1-8b'))})"),
+        ("cluster", cluster, ClusterSpec, f"get_cluster({named(cluster, repr('h100-sxm'))}, n_gpus=8)"),
+        ("train", train, TrainSpec, "TrainSpec(seq_len=4096, global_batch=512)"),
+        ("layout", layout, (Layout, type(None)), f"Layout(tp=2), or parse_layout({named(layout, repr('tp2 pp4'))})"),
+    ):
+        if not isinstance(value, kind):
+            shown = value if isinstance(value, (str, int, float, dict)) else type(value).__name__
+            raise ConfigError(explain(f"{name} must be a {getattr(kind, '__name__', 'Layout')}, not "
+                                      f"{type(value).__name__}", value=shown, fix=f"pass {how}"))
+
+
 def plan(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -823,6 +842,7 @@ def plan(
     ...          TrainSpec(seq_len=8192, global_batch=64), Layout(tp=1, zero=1))  # doctest: +SKIP
     >>> p.feasible, round(p.mfu, 2)  # doctest: +SKIP
     """
+    check_plan_inputs(model, cluster, train, layout)
     layout, fw = _resolve_options(
         framework, cluster, layout, efficiency=efficiency, attention_efficiency=attention_efficiency,
         dp_overlap=dp_overlap, ep_overlap=ep_overlap, memory_conventions=memory_conventions, tp_overlap=tp_overlap,

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, explain
 from ..hardware.spec import ClusterSpec
-from ..units import GiB
+from ..units import GiB, format_days
 from .comm import comm_per_step
 from .flops import FlopConventions, flops_per_step
 from .layout import Layout, TrainSpec
@@ -61,6 +61,7 @@ from .plan import (
     _check_values,
     _trainable_fraction,
     check_layout,
+    check_plan_inputs,
     framework_options,
     interleave_reason,
     memory_limit,
@@ -270,7 +271,7 @@ class SearchResult:
             lines.append(f"  {'#':>2} {'layout':<38}{'GiB':>6}{'step s':>8}{'MFU %':>7}{'days':>8}")
             for i, p in enumerate(self.best, 1):
                 row = p.summary_row()
-                days = "-" if math.isnan(row["days"]) else f"{row['days']:.1f}"
+                days = "-" if math.isnan(row["days"]) else format_days(row["days"])
                 lines.append(f"  {i:>2} {row['layout']:<38}{row['mem_GiB']:6.1f}{row['step_s']:8.3g}"
                              f"{row['mfu'] * 100:7.1f}{days:>8}")
         else:
@@ -385,6 +386,7 @@ def search_layouts(
     ...                    TrainSpec(seq_len=8192, global_batch_tokens=16_777_216))  # doctest: +SKIP
     >>> r.best[0].layout.short()  # doctest: +SKIP
     """
+    check_plan_inputs(model, cluster, train)
     _check_search_args(top, objective, max_tp, max_pp, max_cp, max_micro_batch, max_interleave)
     space = _search_space(model, cluster, train, top=top, objective=objective, max_tp=max_tp, max_pp=max_pp,
                           max_cp=max_cp, max_micro_batch=max_micro_batch, max_interleave=max_interleave,

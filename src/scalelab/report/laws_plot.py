@@ -86,6 +86,8 @@ def plot_fit(law: Any, X: tuple[np.ndarray, ...], y: np.ndarray, path: str | Pat
     ax2.set_ylabel(f"observed {law.target}")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        try:
+            fig.savefig(path, dpi=120)
+        finally:  # a path that cannot be written (fit --plot retries elsewhere) must not leave the figure open
+            plt.close(fig)
     return fig

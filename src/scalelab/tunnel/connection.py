@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..errors import ConfigError, SchemaVersionError, StoreError, StoreLockedError, UnknownNameError, explain
-from .records import RunRecord, default_store_path
+from .records import RunRecord, default_store_path, env_number
 from .schema import RUN_COLUMNS, SCHEMA_VERSION, STATUSES, TABLES, migrate, stored_version
 
 __all__ = ["StoreConnection"]
@@ -30,7 +30,7 @@ class StoreConnection:
                  stale_after_s: float = 600.0, readonly: bool = False) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         if timeout_s is None:
-            timeout_s = float(os.environ.get("SCALELAB_STORE_TIMEOUT_S", "30") or 30)
+            timeout_s = env_number("SCALELAB_STORE_TIMEOUT_S", 30.0)
         self.timeout_s = float(timeout_s)
         self.stale_after_s = float(stale_after_s)
         self.hostname = socket.gethostname()
@@ -185,6 +185,7 @@ class StoreConnection:
 
     def _init_schema(self) -> None:
         """Create a new store, or migrate an older one up to :data:`SCHEMA_VERSION` (additive steps only)."""
+        self._refuse_foreign_database()
         if self._read("PRAGMA journal_mode")[0][0] != "wal":
             self._set_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
@@ -199,6 +200,17 @@ class StoreConnection:
 
             logging.getLogger(__name__).info("run store %s upgraded from schema %d to %d", self.path, start,
                                              SCHEMA_VERSION)
+
+    def _refuse_foreign_database(self) -> None:
+        """A SQLite file with tables of its own and none of a store's is someone else's database: adding the
+        store's tables to it (and switching it to WAL) would change a file the user did not mean to give."""
+        tables = {r["name"] for r in self._read("SELECT name FROM sqlite_master WHERE type='table'")
+                  if not r["name"].startswith("sqlite_")}
+        if tables and not tables & {"runs", "schema_version"}:
+            raise StoreError(explain(
+                "the file is a SQLite database but not a scalelab run store; it is left untouched",
+                value=str(self.path), allowed=f"a run store, or a new file (its tables: {', '.join(sorted(tables))})",
+                fix="point --store at a store written by `scalelab tunnel run`, or at a path that does not exist yet"))
 
     def _set_wal(self) -> None:
         # WAL lets readers (`scalelab tunnel ls`) proceed while a worker writes, and a killed writer

@@ -616,7 +616,21 @@ def _from_recipe_value(fn: Callable[[], Any], name: str, source: str | None) -> 
         return _check(_dedupe(value))
     if isinstance(value, dict):
         return _check(grid_from_dict(value, name=name, source=source))
-    configs = list(value)
+    where = f"recipe {source or name}"
+    allowed = "a Grid, a dict laid out as a grid TOML, or a list of RunConfig"
+    try:
+        configs = list(value)
+    except TypeError:  # list(5) said only "'int' object is not iterable"
+        raise ConfigError(explain(f"{where} did not return runs", value=f"{type(value).__name__} {value!r:.60}",
+                                  allowed=allowed, fix="return isoflop_grid(...) or [make_config(...), ...]")) from None
+    kind = _run_config_cls()
+    bad = [(i, c) for i, c in enumerate(configs) if not isinstance(c, kind)]
+    if bad:  # caught here, before "'dict' object has no attribute 'content_hash'" deep in the store
+        i, c = bad[0]
+        raise ConfigError(explain(f"item {i} of the list {where} returned is not a RunConfig",
+                                  value=f"{type(c).__name__} {c!r:.60}", allowed=allowed,
+                                  fix="build each run with make_config(model, n_tokens, defaults) or "
+                                      "RunConfig(**fields)"))
     return _check(_dedupe(Grid(name, configs, source=source, labels=[""] * len(configs))))
 
 

@@ -252,9 +252,9 @@ class ForecastPruner:
     name: str = field(default="forecast", init=False)
 
     def __post_init__(self) -> None:
-        from ..curves.forecast import _check_level
+        from .._checks import check_level
 
-        _check_level(self.level)
+        check_level(self.level)
         if not 0 <= self.min_fraction < 1:
             raise ConfigError(explain("min_fraction must be in [0, 1)", value=self.min_fraction,
                                       fix="use 0.1 to start judging runs after a tenth of their steps"))

@@ -19,7 +19,8 @@ from typing import Any
 from .._spec import stable_hash
 from ..errors import ConfigError, StoreError, explain
 
-__all__ = ["ClaimLostError", "MeasuredPerf", "RunRecord", "branch_hash", "default_store_path", "scalelab_home"]
+__all__ = ["ClaimLostError", "MeasuredPerf", "RunRecord", "branch_hash", "default_store_path", "env_number",
+           "scalelab_home"]
 
 
 class ClaimLostError(StoreError):
@@ -30,6 +31,22 @@ def scalelab_home() -> Path:
     """``$SCALELAB_HOME``, or ``~/.scalelab`` when unset."""
     env = os.environ.get("SCALELAB_HOME")
     return Path(env).expanduser() if env else Path.home() / ".scalelab"
+
+
+def env_number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or empty); a ConfigError naming the
+    variable when it is not a finite number >= ``minimum``, rather than a float() traceback."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= minimum):
+        raise ConfigError(explain(f"environment variable {name} is not a number >= {minimum:g}", value=raw,
+                                  fix=f"set it to a number (e.g. {name}={default:g}) or unset it"))
+    return value
 
 
 def default_store_path() -> Path:
@@ -140,7 +157,19 @@ class RunRecord(MeasuredPerf):
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> RunRecord:
         d = dict(row)
-        d["config"] = json.loads(d.pop("config_json"))
+        raw = d.pop("config_json")
+        try:
+            cfg = json.loads(raw)
+            if not isinstance(cfg, dict):
+                raise ValueError(f"a JSON {type(cfg).__name__}, not an object")
+        except (TypeError, ValueError) as e:
+            # One damaged row (a hand edit, a disk error) made every ls/show/fit/export of the store a
+            # JSONDecodeError traceback: the other runs stay readable and this one says how to remove it.
+            cfg = {}
+            note = (f"its stored config is unreadable ({e}); remove it with `scalelab tunnel rm {d.get('hash')} "
+                    "--force` and run its grid again")
+            d["error"] = f"{d['error']}; {note}" if d.get("error") else note
+        d["config"] = cfg
         return cls(**d)
 
     @property
@@ -162,7 +191,7 @@ class RunRecord(MeasuredPerf):
             "kind": self.kind,
             "status": self.status,
             "parent": self.parent_hash[:8] if self.parent_hash else None,
-            "model": f"L{m.get('n_layers')} d{m.get('d_model')}" + (" moe" if m.get("moe") else ""),
+            "model": f"L{m.get('n_layers', '?')} d{m.get('d_model', '?')}" + (" moe" if m.get("moe") else ""),
             "n_params": self.n_params,
             "tokens": self.tokens_seen if self.tokens_seen is not None else self.n_tokens,
             "val_loss": self.final_val_loss,

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from ..errors import (
     ConfigError,
     CorpusError,
@@ -115,7 +117,12 @@ def execute_run(store: RunStore, rec: RunRecord, *, options: RunOptions = RunOpt
     from .train import RunConfig, train
 
     progress = progress or GridProgress()
-    cfg = RunConfig.model_validate(rec.config)
+    try:
+        cfg = RunConfig.model_validate(rec.config)
+    except ValidationError:  # a damaged stored config (see RunRecord._from_row): fail this run, not the grid
+        store.fail(rec.hash, rec.error or "its stored config is not a valid RunConfig", claim_id=rec.claim_id)
+        progress.run_finished(rec.hash, "failed", None, None)
+        return store.get(rec.hash)
     ckpt = store.checkpoint_path(rec.hash)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     store.set_checkpoint(rec.hash, ckpt)
@@ -283,13 +290,15 @@ def run_grid(
     return st.runs(hashes=hashes)
 
 
-def _release_own(store: RunStore, hashes: list[str]) -> None:
-    """Put the runs this process claimed and left ``running`` back to ``pending``: a Ctrl-C or SIGTERM can land
-    between a claim and the trainer's own handler (while the checkpoint path is recorded, say), and the run
-    would otherwise stay ``running`` until the next grid finds this pid gone."""
+def _release_own(store: RunStore, hashes: list[str], pids: set[int] | None = None) -> None:
+    """Put the runs this process (or its worker processes ``pids``) claimed and left ``running`` back to
+    ``pending``: a Ctrl-C or SIGTERM can land between a claim and the trainer's own handler (while the
+    checkpoint path is recorded, say), or stop a worker before its handler ran, and the run would otherwise
+    stay ``running`` until the next grid finds that pid gone."""
+    pids = {os.getpid()} if pids is None else pids
     with contextlib.suppress(ScalelabError, OSError):
         for r in store.runs(hashes=hashes, status="running"):
-            if r.pid == os.getpid() and r.hostname == store.hostname:
+            if r.pid in pids and r.hostname == store.hostname:
                 store.release(r.hash, claim_id=r.claim_id, error="interrupted; resumes from its checkpoint")
 
 
@@ -375,6 +384,8 @@ def _run_local_pool(store: RunStore, todo: list[str], labels: dict[str, str], wo
                     p.terminate()
             for p in procs:
                 p.join(5)
+            # a worker stopped before its own handler released its run: `tunnel ls` showed it running
+            _release_own(store, todo, {p.pid for p in procs if p.pid is not None and not p.is_alive()})
             raise
         for p in procs:
             p.join()

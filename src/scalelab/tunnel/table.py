@@ -77,6 +77,8 @@ class RunTables(StoreConnection):
         if Path(os.path.abspath(out)) in own:
             raise ConfigError(explain("the export would overwrite the run store itself", value=str(out),
                                       fix="name a new file, e.g. runs.csv"))
+        if not out.parent.is_dir():  # said of OUT itself, not of the .partial file written first
+            raise FileNotFoundError(2, "No such file or directory", str(out))
         table = self.runs_table(status=status) if what == "runs" else self.curves_table(status=status)
         final, out = out, out.with_name(out.name + ".partial")   # written whole, then moved into place
         if format == "json":

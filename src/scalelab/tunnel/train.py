@@ -63,7 +63,7 @@ from pydantic import Field, PositiveInt, model_validator
 from .._spec import Spec
 from ..arch.spec import ModelSpec
 from ..errors import ConfigError, ScalelabWarning, explain
-from .records import MeasuredPerf
+from .records import MeasuredPerf, env_number
 
 __all__ = ["BranchResult", "RunConfig", "StopRun", "TrainResult", "auto_num_threads", "lr_at", "resolve_device",
            "train"]
@@ -551,7 +551,7 @@ def train(config: RunConfig, *, progress: Callable[[dict], None] | None = None,
                                   fix=f"set model.vocab_size={data.vocab_size} or more"))
     data.check(config.seq_len, config.domain_weights)  # fail before building anything
     prev_threads = torch.get_num_threads()
-    threads = num_threads or int(os.environ.get("SCALELAB_NUM_THREADS", "0") or 0)
+    threads = num_threads or int(env_number("SCALELAB_NUM_THREADS", 0))
     if threads <= 0 and torch.device(device).type == "cpu":
         # Never more than already set: a grid worker may have given this process its share of the cores.
         threads = min(auto_num_threads(config), prev_threads)
