@@ -93,6 +93,14 @@ def test_malformed_model_files_name_the_problem(tmp_path, body, fragment):
     assert fragment in str(e.value)
 
 
+def test_a_hugging_face_config_without_model_type_says_so(tmp_path):
+    # it was read as ModelSpec fields: "missing required field 'n_layers' ... unknown field 'hidden_size'"
+    p = tmp_path / "config.json"
+    p.write_text('{"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32, "vocab_size": 32000}')
+    with pytest.raises(ConfigError, match=r"looks like a Hugging Face config.json without 'model_type'.*llama"):
+        get_model(p)
+
+
 def test_bad_value_is_quoted_in_the_message(tmp_path):
     p = tmp_path / "bad.toml"
     p.write_text('n_layers = 2\nd_model = -64\nn_heads = 4\nd_ff = 256\nvocab_size = 256\n')

@@ -151,6 +151,15 @@ def model_from_dict(data: dict[str, Any], where: str = "model config", name: str
         from .hf import from_hf_config
 
         return from_hf_config(data, name=name)
+    hf_keys = sorted(k for k in ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size")
+                     if k in data)
+    if len(hf_keys) >= 2:  # read as ModelSpec fields, it failed as "missing n_layers ... unknown hidden_size"
+        from .hf import SUPPORTED_MODEL_TYPES
+
+        raise ConfigError(explain(f"{where} looks like a Hugging Face config.json without 'model_type'",
+                                  value=hf_keys, allowed="model_type one of " + ", ".join(SUPPORTED_MODEL_TYPES),
+                                  fix='add "model_type" (e.g. "model_type": "llama"), as the model\'s own '
+                                      "config.json has it"))
     fields = dict(data.get("model", data)) if isinstance(data.get("model"), dict) else dict(data)
     base = fields.pop("base", None)
     if base is not None:
