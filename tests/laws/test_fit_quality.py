@@ -272,3 +272,20 @@ def test_a_polish_that_stops_abnormally_at_a_stationary_point_reports_nothing(mo
     assert info["stationary"] or info["batched_converged"]
     assert not any("did not report success" in note for note in info["warnings"])
     assert "did not report success" not in law.result_.report()
+
+
+def test_the_warnings_fix_names_a_law_that_exists_and_fits_the_same_runs():
+    """The FitQualityWarning's fix suggests a law with fewer parameters by its --law name; a user who types it
+    gets that law fitted to the same N, D columns (it once said "a compute power law", which no name matched)."""
+    import re
+
+    rng, N, D = _design()
+    L = (480 / N**0.35 + 2100 / D**0.37) * np.exp(0.005 * rng.standard_normal(N.size))  # E = 0
+    with pytest.warns(FitQualityWarning) as rec:
+        ChinchillaLaw(init="coarse").fit(N, D, L)
+    names = re.findall(r"--law ([\w-]+)", " ".join(str(w.message) for w in rec))
+    assert names
+    pf_days = 6 * N * D / 8.64e19  # the compute laws take C in PF-days, as the CLI converts 6ND
+    for name in names:
+        law = get_law(name)().fit(pf_days, L)
+        assert 0 < law.predict(pf_days.max() * 10) < L.min()

@@ -92,7 +92,7 @@ def check(law: Any, y: np.ndarray | None = None, *, warn: bool = True, stackleve
             f"the {cls_name(law)} fit is implausible: " + "; ".join(q["issues"]),
             fix="do not trust its forecasts as they are: add runs over a wider range of sizes and tokens, "
                 "backtest it (`scalelab backtest`), or use a law with fewer free parameters "
-                "(e.g. a compute power law)"), FitQualityWarning, stacklevel=stacklevel)
+                "(e.g. the compute law, `--law henighan-c`)"), FitQualityWarning, stacklevel=stacklevel)
     return q
 
 
