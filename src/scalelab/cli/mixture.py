@@ -65,18 +65,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit a regression from mixture weights to one loss column and save it as JSON."""
         from ..mixtures import MixtureRegressor, read_mixtures, read_target
-        from ._files import refuse_overwriting_inputs
+        from ..mixtures._io import pair_rows
+        from ._files import refuse_overwriting_inputs, write_or_warn
 
         refuse_overwriting_inputs({"--out": out}, {"mixtures file": mixtures, "losses file": losses})
-        from ..mixtures._io import pair_rows
-
         mix_index, domains, W = read_mixtures(mixtures)
         loss_index, y = read_target(losses, target)
         W, y = pair_rows(mix_index, W, loss_index, y)
         m = MixtureRegressor(model=model.value, level=level, random_state=seed,
                              conformal_folds=calibrate_folds).fit(W, y, domains=domains, target=target)
-        from ._files import write_or_warn
-
         out = write_or_warn(m.save, out)  # a folder typo never throws the fitted model away
         result = {"model": model.value, "target": target, "n_train": len(y), "n_domains": len(domains),
                   "uncertainty": m.uncertainty_, "level": level, "band_margin": m.margin_,
