@@ -12,7 +12,7 @@ is still the planner's):
 - published-runs: tests/assets/planner_published_runs.json, every row with a measured throughput (its 4 efficiency
   calibration rows included: the band is of the planner as shipped);
 - megatron-readme: planner_held_out_gpu_hours.json, Megatron-LM's H100 table (published layouts and TP overlap);
-- llm-foundry: planner_heldout_llm_foundry.json (llm-foundry profile);
+- llm-foundry: planner_heldout_llm_foundry.json (llm-foundry profiles, by each table's attention kernel);
 - nemo-perf: planner_held_out_nemo_perf.json (pretraining and fine-tuning rows);
 - dgxc: planner_held_out_dgxc.json;
 - nemo-long-seq: planner_held_out_nemo_long_seq.json.

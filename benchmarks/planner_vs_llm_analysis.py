@@ -184,10 +184,10 @@ def foundry_skip_reason(run: dict) -> str | None:
 
 
 def _foundry_held_out() -> tuple[list[dict], dict[str, int]]:
-    """The llm-foundry rows llm-analysis can express, each with scalelab's plan (the ``llm-foundry`` profile, as
-    benchmarks/planner_validation.py plans them) and llm-analysis's inputs: the row's micro-batch, accumulation
-    steps, global batch, sequence length, GPUs, ZeRO stage, full recompute for activation checkpointing, flash
-    attention (every table ran a fused kernel)."""
+    """The llm-foundry rows llm-analysis can express, each with scalelab's plan (the profile of the attention kernel
+    its table ran, ``llm-foundry`` or ``llm-foundry-triton``, as benchmarks/planner_validation.py plans them) and
+    llm-analysis's inputs: the row's micro-batch, accumulation steps, global batch, sequence length, GPUs, ZeRO
+    stage, full recompute for activation checkpointing, flash attention (every table ran a fused kernel)."""
     import _heldout_llm_foundry as hf  # benchmarks/, on sys.path when this file runs as a script
 
     data = hf.load()
@@ -243,7 +243,8 @@ def _shares(h: dict) -> tuple[float, float]:
     """What the planner's step puts in the mechanisms behind its largest held-out errors: the attention core (the
     step at half the device's attention efficiency, less the step) and the DP/FSDP traffic over the step."""
     p = h["plan"]
-    half = h["replan"](attention_efficiency=p.cluster.gpu.attention_efficiency / 2)
+    half = h["replan"](attention_efficiency=(p.options.get("attention_efficiency")
+                                             or p.cluster.gpu.attention_efficiency) / 2)
     return half.step_time_s / p.step_time_s - 1, p.time.dp_total_s / p.step_time_s
 
 

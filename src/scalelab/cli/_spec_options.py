@@ -191,8 +191,9 @@ _RUN = [
     SpecOption("pp_overlap", ("--pp-overlap",), float,
                "Fraction of pipeline sends hidden behind compute with interleaving (0 default; nemo: 1 = "
                "Megatron-Core's overlap_p2p_comm).", RUN, "pp_overlap"),
-    SpecOption("framework", ("--framework",), str, "Framework profile: megatron, nemo, megatron-deepspeed, torchtitan, "
-               "torchtitan-compile, torchtitan-compile-2025, deepspeed, llm-foundry, deepseek-v3.", RUN, "framework"),
+    SpecOption("framework", ("--framework",), str, "Framework profile: megatron, nemo, megatron-deepspeed, "
+               "torchtitan, torchtitan-compile, torchtitan-compile-2025, deepspeed, llm-foundry, llm-foundry-triton, "
+               "deepseek-v3.", RUN, "framework"),
     SpecOption("activation_dtype", ("--activation-dtype",), str, "Stored activations: fp32, bf16, fp8.", "memory",
                "activation_bytes", convert=_dtype),
     SpecOption("optimizer_state_dtype", ("--optimizer-state-dtype",), str,

@@ -76,8 +76,16 @@ sets, and why:
   one bf16 gradient): 2 + 2 bytes per logit at the loss's peak where the ``deepspeed`` profile counts
   2 + 3 x 4; MPT's attention runs one fused ``Wqkv`` GEMM. Added after the held-out check on llm-foundry's
   published MPT tables found the ``deepspeed`` profile rejecting 89 of their 216 runs as out of memory for
-  its loss alone (docs/planner.md); only that convention and the fused QKV were read from the code, no
-  efficiency is fitted.
+  its loss alone (docs/planner.md); only that convention and the fused QKV were read from the code. Its
+  attention is ``attn_impl: flash`` (flash-attn's kernel, FlashAttention-2 in current llm-foundry, at the
+  device's attention efficiency).
+- ``llm-foundry-triton``: the same with ``attn_impl: triton``, the attention of llm-foundry's
+  ``flash_attn_triton.py`` (FlashAttention written in Triton, "copied from" HazyResearch's), the default of
+  the benchmark scripts that measured its 2023 MPT tables. That kernel reaches ``attention_efficiency_scale
+  = 0.64`` of the device's FlashAttention-2 figure: fitted on one table (A100 40GB, 78 runs: the median
+  |step-time error| is lowest there) and checked on the three other Triton tables (H100 BF16, H100 FP8,
+  A100 80GB), which were not used (``benchmarks/planner_validation.py``, the llm-foundry section;
+  docs/planner.md).
 - ``deepseek-v3`` (HAI-LLM, DeepSeek-V3 report arXiv:2412.19437 §3.2-3.3): ``selective`` means its
   policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
   (``optimizer_state_bytes=2``), DualPipe hides the expert all-to-all (``ep_overlap=1``), and
@@ -97,7 +105,7 @@ from .layout import Layout
 from .memory import MemoryConventions
 from .step_time import FLOAT8_TORCHAO_TENSORWISE, Float8Recipe
 
-__all__ = ["FRAMEWORKS", "FrameworkProfile", "get_framework"]
+__all__ = ["FRAMEWORKS", "LLM_FOUNDRY_TRITON_ATTENTION", "FrameworkProfile", "get_framework"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,12 @@ class FrameworkProfile:
         Multiplies the device's matmul and attention efficiencies: what this framework's kernels reach
         relative to Megatron-LM's, calibrated on the calibration split of its published runs
         (``tests/assets/planner_published_runs.json``, ``benchmarks/planner_validation.py``).
+    attention_efficiency_scale : float
+        Multiplies the device's attention efficiency (after ``efficiency_scale``): what this framework's
+        attention kernel reaches relative to the catalog's figure, which is FlashAttention-2's (H100, A100)
+        or cuDNN's (Blackwell). 1 unless the framework runs another kernel and its published runs were
+        calibrated on it (``llm-foundry-triton``). Devices without an attention figure time attention at the
+        matmul efficiency, which this does not scale.
     pp_zero3_gather : str or None
         ``Layout.zero3_gather`` this framework uses with ZeRO-3 under pipeline parallelism (torchtitan:
         ``step``, its ``apply_fsdp`` turns reshard-after-forward off when PP is on "to avoid
@@ -183,6 +197,7 @@ class FrameworkProfile:
     comm_sm_fraction: float = 0.0
     dp_comm_sm_fraction: float = 0.0
     efficiency_scale: float = 1.0
+    attention_efficiency_scale: float = 1.0
     pp_zero3_gather: str | None = None
     float8: Float8Recipe = FLOAT8_TORCHAO_TENSORWISE
     separate_qkv: bool = False
@@ -229,6 +244,16 @@ _FUSED_CROSS_ENTROPY = dataclasses.replace(_EAGER, logits_bytes=2.0, logits_copi
 #: fp8 GEMM input saved for backward (1 byte), and the fp8 weight with its transpose cached for the step (2 bytes
 #: per parameter beside the bf16 weight). Rows that keep fp8 parameters (fp8_params) set their own weight bytes.
 _TRANSFORMER_ENGINE = MemoryConventions(fp8_saves_quantized_linear_inputs=True, fp8_weight_copy_bytes=2.0)
+
+_LLM_FOUNDRY = FrameworkProfile("llm-foundry", memory=_FUSED_CROSS_ENTROPY, fused_elementwise=False, sources=(
+    "mosaicml/llm-foundry v0.3.0 llmfoundry/models/mpt/modeling_mpt.py lines 721-737 (loss_fn "
+    "'fused_crossentropy': flash_attn.losses.cross_entropy.CrossEntropyLoss; setup.py pins flash-attn==1.0.9), "
+    "its attention's single Wqkv linear; flash-attn v1.0.9 flash_attn/losses/cross_entropy.py "
+    "(save_for_backward(logits, lse, labels); backward returns one gradient of the logits' dtype)",))
+
+#: The Triton attention's share of the device's FlashAttention-2 efficiency, fitted on llm-foundry's A100 40GB
+#: table (``_heldout_llm_foundry.calibrate_triton_attention``; a test refits it).
+LLM_FOUNDRY_TRITON_ATTENTION = 0.64
 
 #: The built-in profiles.
 FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
@@ -287,11 +312,13 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "measured in tests/planner/test_compiled_loss.py",)),
     FrameworkProfile("deepspeed", memory=_EAGER, fused_elementwise=False, separate_qkv=True, sources=(
         "Hugging Face transformers LlamaForCausalLM (logits.float() before the loss), DeepSpeed ZeRO",)),
-    FrameworkProfile("llm-foundry", memory=_FUSED_CROSS_ENTROPY, fused_elementwise=False, sources=(
-        "mosaicml/llm-foundry v0.3.0 llmfoundry/models/mpt/modeling_mpt.py lines 721-737 (loss_fn "
-        "'fused_crossentropy': flash_attn.losses.cross_entropy.CrossEntropyLoss; setup.py pins flash-attn==1.0.9), "
-        "its attention's single Wqkv linear; flash-attn v1.0.9 flash_attn/losses/cross_entropy.py "
-        "(save_for_backward(logits, lse, labels); backward returns one gradient of the logits' dtype)",)),
+    _LLM_FOUNDRY,
+    dataclasses.replace(_LLM_FOUNDRY, name="llm-foundry-triton",
+                        attention_efficiency_scale=LLM_FOUNDRY_TRITON_ATTENTION, sources=(*_LLM_FOUNDRY.sources,
+        "mosaicml/llm-foundry scripts/train/benchmarking/submit_benchmarks.py at b2a43a1 and ef350d9: --attn_impl "
+        "defaults to triton (llmfoundry/models/layers/flash_attn_triton.py, 'Copied from' HazyResearch's "
+        "flash_attn_triton.py); attention_efficiency_scale fitted on the README's A100 40GB table and checked on "
+        "its H100 BF16, H100 FP8 and A100 80GB tables (benchmarks/planner_validation.py)")),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
                      policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0,
                      ep_nodes_per_token=4, comm_sm_fraction=20 / 132, sources=(

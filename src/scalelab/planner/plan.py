@@ -493,9 +493,10 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
                       pp_overlap: float | None = None, async_tp: bool | None = None) -> FrameworkOptions:
     """Apply ``framework``'s defaults (:mod:`~scalelab.planner.frameworks`) to the options given.
 
-    The profile's ``efficiency_scale`` multiplies the device's matmul and attention efficiencies unless
-    they are given; its memory conventions and overlaps apply unless given; its elementwise fusion,
-    node-limited routing, SM share and FP8 recipe always apply. Without a framework the planner's
+    The profile's ``efficiency_scale`` multiplies the device's matmul and attention efficiencies, and its
+    ``attention_efficiency_scale`` the attention one, unless they are given; its memory conventions and
+    overlaps apply unless given; its elementwise fusion, node-limited routing, SM share and FP8 recipe always
+    apply. Without a framework the planner's
     defaults apply. ``async_tp`` (default the profile's, else off) cannot be combined with a TP overlap, and
     unless ``memory_conventions`` are given it drops ``sp_saves_gathered_inputs`` (AsyncTP's fused
     all-gather-matmul saves the sharded input).
@@ -523,12 +524,12 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         dp_sm = prof.dp_comm_sm_fraction
         f8, ring, separate_qkv = prof.float8, prof.cp_ring, prof.separate_qkv
         moe_dispatch = prof.moe_tp_dispatch
-        if prof.efficiency_scale != 1.0:
-            gpu = cluster.gpu
-            if efficiency is None:
-                efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
-            if attention_efficiency is None and gpu.attention_efficiency is not None:
-                attention_efficiency = min(1.0, gpu.attention_efficiency * prof.efficiency_scale)
+        gpu = cluster.gpu
+        if efficiency is None and prof.efficiency_scale != 1.0:
+            efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
+        attention_scale = prof.efficiency_scale * prof.attention_efficiency_scale
+        if attention_efficiency is None and gpu.attention_efficiency is not None and attention_scale != 1.0:
+            attention_efficiency = min(1.0, gpu.attention_efficiency * attention_scale)
         memory_conventions = memory_conventions or prof.memory
         dp_overlap = prof.dp_overlap if dp_overlap is None else dp_overlap
         ep_overlap = prof.ep_overlap if ep_overlap is None else ep_overlap
@@ -806,8 +807,9 @@ def plan(
     framework
         A :class:`~scalelab.planner.frameworks.FrameworkProfile` or its name (``megatron``, ``nemo``,
         ``megatron-deepspeed``, ``torchtitan``, ``torchtitan-compile``, ``torchtitan-compile-2025``,
-        ``deepspeed``, ``llm-foundry``, ``deepseek-v3``; :data:`~scalelab.planner.frameworks.FRAMEWORKS`): its
-        memory conventions, elementwise fusion, efficiency scale, expert routing,
+        ``deepspeed``, ``llm-foundry``, ``llm-foundry-triton``, ``deepseek-v3``;
+        :data:`~scalelab.planner.frameworks.FRAMEWORKS`): its memory conventions, elementwise fusion,
+        efficiency scales (matmul, attention), expert routing,
         overlaps and what it means by ``selective``, each overridden by an explicit argument.
     memory_conventions
         Memory bookkeeping (:class:`~scalelab.planner.memory.MemoryConventions`: activation, logits and
