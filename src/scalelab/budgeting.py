@@ -182,7 +182,16 @@ def _data_constrained_n(p: dict[str, float], C: float, U: float) -> float:
         return float(p["A"] / Ne ** p["alpha"] + p["B"] / De ** p["beta"])
 
     mid = math.log(C / FLOPS_PER_PARAM_TOKEN) / 2
-    r = minimize_scalar(loss, bounds=(mid - 12.0, mid + 12.0), method="bounded", options={"xatol": 1e-9})
+    lo, hi = mid - 12.0, mid + 12.0
+    r = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-9})
+    if min(float(r.x) - lo, hi - float(r.x)) < 1e-3:
+        # no interior minimum: with so few unique tokens the discounted loss keeps falling to the search's edge
+        # (a model ~1e5x past the unconstrained size), which is the repetition law's breakdown, not an answer
+        raise ConfigError(explain(
+            "the unique-token limit leaves no best model size for this budget", value=format_count(U),
+            fix=f"raise --unique-tokens toward the tokens a compute-optimal run of {C:.3g} FLOPs trains on (with "
+                f"this limit the repetition-discounted loss keeps falling to the search's edge, N = "
+                f"{math.exp(float(r.x)):.3g} parameters), or drop it"))
     return math.exp(float(r.x))
 
 

@@ -14,6 +14,7 @@ import pytest
 from scalelab.budget import budget, shape_for_params
 from scalelab.cli.app import main
 from scalelab.datasets import load_chinchilla_table3
+from scalelab.errors import ConfigError
 from scalelab.laws import ChinchillaLaw
 from scalelab.planner import Layout, TrainSpec, plan
 
@@ -121,6 +122,14 @@ def test_unique_token_limit_repeats_data_at_the_discounted_optimum():
     assert loose.n_params == pytest.approx(free.n_params, rel=1e-3)
 
 
+@pytest.mark.parametrize("unique_tokens", [1.0, 100.0])
+def test_a_unique_token_limit_with_no_optimum_is_an_error_not_a_huge_model(unique_tokens):
+    """With a few unique tokens the discounted loss keeps falling to the edge of the size search; that edge is not
+    an answer (it was returned as a ~1e16-parameter model)."""
+    with pytest.raises(ConfigError, match=r"no best model size.*raise --unique-tokens"):
+        budget(flops=1e22, law="hoffmann2022", unique_tokens=unique_tokens)
+
+
 # ------------------------------------------------------------------ closed loop in days
 @pytest.fixture(scope="module")
 def h100_month():
@@ -183,6 +192,8 @@ def test_cli_json_has_the_tool_keys(capsys, monkeypatch):
     (["budget", "--flops", "1e21", "--law", "chinchila"], "unknown law"),
     (["budget", "--flops", "1e21", "--hyperparams", "adam"], "unknown hyperparameter law"),
     (["budget", "--flops", "1e21", "--unique-tokens", "0"], "unique_tokens must be a positive"),
+    # a limit so small that the repetition-discounted loss has no minimum: it used to end in a 1e16-parameter model
+    (["budget", "--flops", "1e21", "--unique-tokens", "1"], "the unique-token limit leaves no best model size"),
     (["budget", "--flops", "1e21", "--seq-len", "0"], "seq_len must be"),
     (["budget", "--flops", "1e21", "--law", "missing-fit.json"], "not found"),
     (["budget", "--days", "30", "--gpu", "h100-sxm", "-n", "0"], "at least 1 (got 0). Fix: pass --n-gpus"),
@@ -265,8 +276,6 @@ def test_inference_aware_sizing_reproduces_sardana_fig1():
 
 
 def test_inference_aware_sizing_refuses_time_budgets_and_repetition():
-    from scalelab.errors import ConfigError
-
     with pytest.raises(ConfigError, match="FLOPs budget"):
         budget(gpu="h100-sxm", n_gpus=8, days=1, law="hoffmann2022", inference_tokens=1e12)
     with pytest.raises(ConfigError, match="unique-token"):
