@@ -181,7 +181,11 @@ def test_ls_filters_and_sorts(listed_store, capsys, monkeypatch):
     assert out.index(first) < out.index(second) and pending not in out
     out = _ls(["--store", str(path), "--grid", "other"], capsys, monkeypatch)
     assert pending in out and first not in out
-    assert "no runs matching --grid nope" in _ls(["--store", str(path), "--grid", "nope"], capsys, monkeypatch)
+    nope = " ".join(_ls(["--store", str(path), "--grid", "nope"], capsys, monkeypatch).split())
+    assert "no runs matching --grid nope" in nope
+    assert "grids in this store: isoflop-with-a-long-grid-name, other" in nope  # no close name: all of them
+    near = " ".join(_ls(["--store", str(path), "--grid", "isoflop"], capsys, monkeypatch).split())
+    assert "did you mean 'isoflop-with-a-long-grid-name'?" in near
     from scalelab.cli.app import main
 
     assert main(["tunnel", "ls", "--store", str(path), "--status", "finished"]) == 1

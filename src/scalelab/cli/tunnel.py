@@ -235,6 +235,20 @@ def _register_training(tunnel: typer.Typer) -> None:
         emit(rec, fmt)
 
 
+def _grid_hint(grid: str, runs: list) -> str:
+    """What ``tunnel ls --grid NAME`` adds when no run has that grid: the closest grid names of the store, else
+    all of them (or that no run has one)."""
+    from ..errors import suggest
+
+    names = sorted({r.grid for r in runs if r.grid})
+    if not names:
+        return "; no run in this store has a grid name"
+    close = suggest(grid, names)
+    if close:
+        return "; did you mean " + ", ".join(repr(c) for c in close) + "?"
+    return "; grids in this store: " + ", ".join(names)
+
+
 def _register_browsing(tunnel: typer.Typer) -> None:
     """``tunnel ls``, ``show``, ``export`` and ``rm``: read and manage the store."""
 
@@ -260,7 +274,8 @@ def _register_browsing(tunnel: typer.Typer) -> None:
             return
         filters = " ".join(f"--{k} {v}" for k, v in (("status", status), ("kind", kind), ("grid", grid)) if v)
         if not recs:
-            console.print(f"no runs{' matching ' + filters if filters else ''} in {st.path}", markup=False)
+            console.print(f"no runs{' matching ' + filters if filters else ''} in {st.path}"
+                          + (_grid_hint(grid, st.runs()) if grid else ""), markup=False)
             return
         counts = ", ".join(f"{k} {v}" for k, v in sorted(st.counts().items()))
         t = _ls_table(recs, f"{len(recs)} runs{' (' + filters + ')' if filters else ''} in {st.path.name}: {counts}",
