@@ -81,6 +81,14 @@ def test_product_sweep_and_dense_vs_moe_grids():
     s = lr_batch_grid(2e4, 5120, [1e-3, 3e-3], [2, 4, 8], defaults=DEFAULTS, model_defaults={"d_head": 16})
     assert sorted((c.lr, c.batch_size) for c in s) == sorted((lr, b) for lr in (1e-3, 3e-3) for b in (2, 4, 8))
     assert all(c.n_tokens % (c.batch_size * 32) == 0 for c in s)
+    # a token count that rounds to no step is named (it used to train one step silently); half a step is not enough
+    for bad in (1, 2 * 32 / 2):
+        with pytest.raises(ConfigError, match=r"below half an optimizer step.*more than 32 tokens"):
+            lr_batch_grid(2e4, bad, [1e-3], [2], defaults=DEFAULTS, model_defaults={"d_head": 16})
+    with pytest.raises(ConfigError, match=r"below half an optimizer step"):
+        product_grid([2e4], [10], defaults=DEFAULTS, model_defaults={"d_head": 16})
+    just = lr_batch_grid(2e4, 33, [1e-3], [2], defaults=DEFAULTS, model_defaults={"d_head": 16})
+    assert just.configs[0].n_tokens == 64
     dm = dense_vs_moe_grid([1e10], [5e4], n_experts=4, top_k=2, defaults=DEFAULTS, model_defaults={"d_head": 16})
     dense, moe = [c for c in dm if c.model.moe is None], [c for c in dm if c.model.moe is not None]
     assert len(dense) == len(moe) == 1

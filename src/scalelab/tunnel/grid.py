@@ -361,6 +361,19 @@ def _seq_and_batch(defaults: dict[str, Any]) -> tuple[int, int]:
     return int(defaults["seq_len"]), 1 if isinstance(bs, str) else int(bs)
 
 
+def _whole_steps(n_tokens: float, step: int) -> int:
+    """A requested token count in whole optimizer steps of ``step`` tokens (``batch_size x seq_len``), rounded; a
+    count that rounds to no step is an error naming it, where it used to become one step silently."""
+    k = round(float(n_tokens) / step)
+    if k < 1:
+        raise ConfigError(explain("token count below half an optimizer step", value=n_tokens,
+                                  allowed=f"more than {step / 2:g} tokens (one step is batch_size x seq_len = "
+                                          f"{step} tokens)",
+                                  fix="raise the token count (--n-tokens, tokens in a grid file), or lower the "
+                                      "batch size or sequence length"))
+    return int(step * k)
+
+
 def _apply_hyperparam_laws(kw: dict[str, Any], model: ModelSpec, n_tokens: int) -> int:
     """Replace ``lr`` / ``batch_size`` given as a law (``"law:li2025"``, ``"law:deepseek"``, a saved fit;
     :mod:`scalelab.tunnel.hplaws`) by their values for this run; return the tokens in whole steps."""
@@ -369,8 +382,7 @@ def _apply_hyperparam_laws(kw: dict[str, Any], model: ModelSpec, n_tokens: int) 
     seq = int(kw.get("seq_len") or model.seq_len)
     if isinstance(kw.get("batch_size"), str):
         kw["batch_size"] = resolve_batch_size(kw["batch_size"], model, n_tokens, seq)
-        step = seq * kw["batch_size"]
-        n_tokens = step * max(1, round(n_tokens / step))
+        n_tokens = _whole_steps(n_tokens, seq * kw["batch_size"])
     if isinstance(kw.get("lr"), str):
         kw["lr"] = resolve_lr(kw["lr"], model, n_tokens, seq)
     return int(n_tokens)
@@ -405,8 +417,7 @@ def product_grid(sizes: Sequence[float | ModelSpec | dict[str, Any]], tokens: Se
     models = _models(sizes, dict(model_defaults or {}), seq)
     configs, labels = [], []
     for m, D in itertools.product(models, tokens):
-        step = seq * bs
-        configs.append(make_config(m, int(step * max(1, round(float(D) / step))), defaults))
+        configs.append(make_config(m, _whole_steps(D, seq * bs), defaults))
         labels.append(f"D={float(D):.2g}")
     return Grid("product", configs, labels=labels)
 
@@ -420,9 +431,8 @@ def lr_batch_grid(size: float | ModelSpec | dict[str, Any], n_tokens: float, lrs
     (m,) = _models([size], dict(model_defaults or {}), seq)
     configs, labels = [], []
     for lr, bs in itertools.product(lrs, batch_sizes):
-        step = seq * int(bs)
-        D = int(step * max(1, round(float(n_tokens) / step)))
-        configs.append(make_config(m, D, defaults, lr=float(lr), batch_size=int(bs)))
+        configs.append(make_config(m, _whole_steps(n_tokens, seq * int(bs)), defaults, lr=float(lr),
+                                   batch_size=int(bs)))
         labels.append(f"lr={lr:g} bs={bs}")
     return Grid("lr_batch", configs, labels=labels)
 
