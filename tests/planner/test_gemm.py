@@ -1,5 +1,6 @@
 """The linear layers' GEMMs under a per-GEMM roofline (planner/gemm.py): narrow per-rank GEMMs are
-memory-bound, fp8 ones at about twice the width of bf16 ones, and the search's bounds stay below the model."""
+memory-bound, fp8 ones at about twice the width of bf16 ones, MoE experts at their routed shapes, and the
+search's bounds stay below the model."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import math
 import pytest
 
 from scalelab import Layout, TrainSpec, get_cluster, get_model, plan
-from scalelab.planner.flops import flops_per_step
-from scalelab.planner.gemm import gemm_roofline_factor, linear_gemm_shapes
+from scalelab.planner.flops import flops_per_step, matmul_params_per_layer
+from scalelab.planner.gemm import GemmShape, expert_gemm_shapes, gemm_roofline_factor, layer_linears, linear_gemm_shapes
 from scalelab.planner.step_time import (
     HBM_EFFICIENCY,
     compute_terms,
@@ -32,7 +33,7 @@ def test_bf16_factor_is_the_intensity_ratio_for_unbounded_tokens(k, n):
     ridge = BF16["flops_per_s"] / BF16["bytes_per_s"]
     intensity = 2.0 * k * n / (2.0 * (k + n))
     expected = max(1.0, ridge / intensity)
-    assert gemm_roofline_factor([(k, n, 1)], math.inf, **BF16) == pytest.approx(expected, rel=1e-12)
+    assert gemm_roofline_factor([GemmShape(k, n, 1)], math.inf, **BF16) == pytest.approx(expected, rel=1e-12)
     assert expected > 1.0  # these shapes are below the H100's bf16 ridge point
 
 
@@ -48,8 +49,8 @@ def test_wide_gemms_keep_the_device_efficiency():
 def test_fp8_turns_memory_bound_at_wider_gemms_than_bf16():
     """K = 4096, N = 384: compute-bound in bf16, but fp8's input gradient
     (1-byte inputs, a bf16 output of width K) is below fp8's twice-as-high ridge point."""
-    assert gemm_roofline_factor([(4096, 384, 1)], 98304, **BF16) == 1.0
-    assert gemm_roofline_factor([(4096, 384, 1)], 98304, **FP8) > 1.05
+    assert gemm_roofline_factor([GemmShape(4096, 384, 1)], 98304, **BF16) == 1.0
+    assert gemm_roofline_factor([GemmShape(4096, 384, 1)], 98304, **FP8) > 1.05
 
 
 def test_factor_falls_with_tokens_and_the_bound_takes_the_least():
@@ -61,12 +62,75 @@ def test_factor_falls_with_tokens_and_the_bound_takes_the_least():
     assert f[-1] > 1.0
 
 
-def test_moe_experts_and_mla_are_left_at_the_device_efficiency():
-    """DeepSeek-V3 has MLA and MoE layers: only its dense layers' MLPs are enumerated, the rest is ``other``."""
+def test_mla_is_left_at_the_device_efficiency_and_experts_are_enumerated():
+    """DeepSeek-V3 has MLA and MoE layers: its MLA projections are ``other``; its dense layers' MLPs, routed
+    experts (at their share of the tokens) and shared expert are GEMM shapes."""
     m = get_model("deepseek-v3")
-    shapes, other = linear_gemm_shapes(m, Layout())
-    assert other > 0
-    assert sum(layers for _, _, layers in shapes) == 3 * m.n_dense_mlp_layers
+    shapes, other = linear_gemm_shapes(m, Layout(ep=8))
+    assert other == pytest.approx(2.0 * matmul_params_per_layer(m)["attention"] * m.n_layers)
+    dense = [s for s in shapes if s.gemms == m.n_dense_mlp_layers]
+    assert [(s.k, s.n) for s in dense[:3]] == [(m.d_model, m.d_ff)] * 2 + [(m.d_ff, m.d_model)]
+    routed = [s for s in shapes if s.tokens != 1.0]
+    assert len(routed) == 3 and all(s.gemms == m.n_moe_layers * 256 / 8 for s in routed)
+
+
+@pytest.mark.parametrize("name, lay", [
+    ("deepseek-v3", Layout(ep=64)),
+    ("deepseek-v3", Layout(tp=2, etp=1, ep=64, sequence_parallel=True)),
+    ("qwen3-30b-a3b", Layout(ep=8)),
+    ("mixtral-8x7b", Layout(tp=4, ep=8, etp=2, sequence_parallel=True)),
+])
+def test_expert_shapes_carry_the_expert_flops_of_a_rank(name, lay):
+    """Summed over a rank's expert GEMMs, FLOPs per token of the micro-batch equal the MoE layers' active
+    expert FLOPs (flops.py) over tp, whatever ep and etp: the routed-token share and the local experts
+    count balance, and expert TP moves work between ranks without changing each rank's share."""
+    m = get_model(name)
+    got = sum(2.0 * s.k * s.n * s.gemms * s.tokens for s in expert_gemm_shapes(m, lay))
+    assert got == pytest.approx(2.0 * matmul_params_per_layer(m)["moe_active"] * m.n_moe_layers / lay.tp, rel=1e-12)
+
+
+def test_routed_experts_see_top_k_over_experts_of_the_ep_groups_tokens():
+    """Qwen3 30B-A3B (128 experts, top 8): ep=8 gives each local expert 8 x 8 / 128 = 1/2 of a rank's tokens;
+    expert TP 2 under TP 2 with sequence parallelism gathers the same count (tp halves a rank's tokens, etp
+    gathers them back); ep=1 gives 1/16."""
+    m = get_model("qwen3-30b-a3b")
+    share = {s.tokens for s in expert_gemm_shapes(m, Layout(ep=8))}
+    assert share == {0.5}
+    assert {s.tokens for s in expert_gemm_shapes(m, Layout(tp=2, ep=8, sequence_parallel=True))} == {0.5}
+    assert {s.tokens for s in expert_gemm_shapes(m, Layout(tp=2, etp=1, ep=8, sequence_parallel=True))} == {0.25}
+    assert {s.tokens for s in expert_gemm_shapes(m, Layout())} == {1 / 16}
+
+
+def test_few_tokens_per_expert_are_slower_per_flop():
+    """A MoE layer whose experts each see few tokens (Qwen3 30B-A3B without EP, micro-batch of one 4,096-token
+    sequence: 256 rows per expert) reads each expert's weights for few rows and is memory-bound in bf16 on an
+    H100: its matmul time per FLOP is above that with EP8 (2,048 rows per expert), which keeps the device
+    efficiency. With the shape ignored (every expert at the micro-batch's M) the two would be equal."""
+    model, cluster = get_model("qwen3-30b-a3b"), get_cluster("h100-sxm", 8)
+    train = TrainSpec(seq_len=4096, global_batch=64)
+    hw = flops_per_step(model, train, recompute="none").hardware
+    mm = {ep: compute_terms(model, cluster, train, Layout(dp=8, ep=ep), dp=8, hardware_flops=hw)[0] for ep in (1, 8)}
+    assert mm[1] > 1.03 * mm[8]
+    lay = Layout(dp=8, ep=8)
+    shapes, other = linear_gemm_shapes(model, lay)
+    assert gemm_roofline_factor(shapes, 4096, **BF16, other_flops=other) == pytest.approx(1.0, abs=1e-12)
+    # more tokens per micro-batch: more rows per expert, less time per FLOP
+    big = Layout(dp=8, ep=1, micro_batch=8)
+    mm_big = compute_terms(model, cluster, train, big, dp=8, hardware_flops=hw)[0]
+    assert mm_big < mm[1]
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "llama-3.1-70b", "gpt3-175b", "falcon-180b"])
+@pytest.mark.parametrize("separate_qkv", [False, True])
+def test_dense_models_enumerate_their_layer_linears_only(name, separate_qkv):
+    """A dense model has no expert GEMMs: its shapes are one layer's linears (layer_linears) on every layer,
+    at the micro-batch's M, so the roofline of a dense model is what it was before experts were enumerated."""
+    m = get_model(name)
+    lay = Layout(tp=8, sequence_parallel=True)
+    shapes, other = linear_gemm_shapes(m, lay, separate_qkv=separate_qkv)
+    qkv, wo, up, down = layer_linears(m, 8, separate_qkv=separate_qkv)
+    assert expert_gemm_shapes(m, lay) == [] and other == 0.0
+    assert shapes == [GemmShape(k, n, m.n_layers) for k, n in qkv + wo + up + down]
 
 
 def _linear_s_at_device_efficiency(model, cluster, train, hw):
