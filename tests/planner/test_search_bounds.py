@@ -45,13 +45,15 @@ def test_group_bound_is_below_every_member(tp, pp, cp, ep):
     mbs, vs = [1, 2], [1, 2] if pp > 1 else [1]
     comm0 = comm_per_step(MIXTRAL, CLUSTER, TRAIN, base.model_copy(update={"recompute": "full"}), dp=dp)
     floor = ep_exposed_floor_s(comm0, CLUSTER, ep_overlap=1.0, comm_sm_fraction=20 / 132, volume_floor=0.5)
+    permute = not DUALPIPE.moe_fused_dispatch  # the bounds take the profile's options as plan() does
     g = group_step_time_lower_bound(MIXTRAL, CLUSTER, TRAIN, base, dp=dp, options=opts, micro_batches=mbs,
-                                    interleaves=vs, ep_floor_s=floor)
+                                    interleaves=vs, ep_floor_s=floor, moe_permute=permute)
     assert g > 0
     for z in (1, 3):
         lay0 = base.model_copy(update={"zero": z, "recompute": "full"})
         bound = StepTimeBound(MIXTRAL, CLUSTER, TRAIN, lay0, dp=dp, dp_comm=comm_per_step(
-            MIXTRAL, CLUSTER, TRAIN, lay0, dp=dp), ep_overlap=1.0, comm_sm_fraction=20 / 132, ep_volume_floor=0.5)
+            MIXTRAL, CLUSTER, TRAIN, lay0, dp=dp), ep_overlap=1.0, comm_sm_fraction=20 / 132, ep_volume_floor=0.5,
+            moe_permute=permute)
         for (rc, hw, att), mb, v in itertools.product(opts, mbs, vs):
             lb = bound(rc, mb, v, hardware_flops=hw, attention_flops=att)
             assert g <= lb * (1 + 1e-9), (z, rc, mb, v)

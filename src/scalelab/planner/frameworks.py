@@ -90,7 +90,12 @@ sets, and why:
   policy (norms, MLA up-projections and SwiGLU recomputed, FP8 caches), Adam moments in bf16
   (``optimizer_state_bytes=2``), DualPipe hides the expert all-to-all (``ep_overlap=1``), and
   node-limited routing sends each token to at most 4 nodes, once per node (``ep_nodes_per_token=4``,
-  report sec. 2.1.2, 3.2.2); the kernels that hide it hold 20 of 132 SMs (``comm_sm_fraction``, sec. 3.2.2).
+  report sec. 2.1.2, 3.2.2); the kernels that hide it hold 20 of 132 SMs (``comm_sm_fraction``, sec. 3.2.2)
+  and place the tokens themselves, so no separate permutation kernels run (``moe_fused_dispatch``).
+
+Every other profile charges a MoE layer's token permutations as Megatron-Core's alltoall dispatcher runs
+them, four memory-bound kernels per layer around the all-to-alls (Megatron-LM
+``megatron/core/transformer/moe/token_dispatcher.py``).
 """
 
 from __future__ import annotations
@@ -181,6 +186,11 @@ class FrameworkProfile:
         ``tp_overlap``; ``"alltoall"`` (nemo) Megatron-Core's alltoall token dispatcher, which all-gathers the
         ``top_k`` routed copies over the expert's TP ranks and reduce-scatters the output with plain
         collectives outside Transformer Engine's GEMM overlap (exposed).
+    moe_fused_dispatch : bool
+        Its expert dispatch and combine kernels write tokens straight into their expert-grouped place
+        (DeepSeek-V3's, report sec. 3.2.2), so no separate token permutations run; False (default): the
+        permutations Megatron-Core's alltoall dispatcher runs as kernels of their own are charged as
+        memory-bound time (:func:`~scalelab.planner.step_time.moe_permute_bytes_per_token_layer`).
     sources : tuple of str
         Where the settings come from.
     """
@@ -205,6 +215,7 @@ class FrameworkProfile:
     async_tp: bool = False
     async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY
     moe_tp_dispatch: str = "gemm"
+    moe_fused_dispatch: bool = False
     sources: tuple[str, ...] = ()
 
     def resolve_layout(self, layout: Layout) -> Layout:
@@ -321,7 +332,7 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "its H100 BF16, H100 FP8 and A100 80GB tables (benchmarks/planner_validation.py)")),
     FrameworkProfile("deepseek-v3", memory=MemoryConventions(optimizer_state_bytes=2.0),
                      policy_aliases=(("selective", "deepseek-v3"),), ep_overlap=1.0,
-                     ep_nodes_per_token=4, comm_sm_fraction=20 / 132, sources=(
+                     ep_nodes_per_token=4, comm_sm_fraction=20 / 132, moe_fused_dispatch=True, sources=(
         "DeepSeek-V3 technical report (arXiv:2412.19437) sec. 3.2.1 DualPipe, 3.2.3 memory savings "
         "(recompute RMSNorm and MLA up-projections, bf16 AdamW moments), 3.3.3 FP8 activation caching",)),
 )}

@@ -484,6 +484,9 @@ class FrameworkOptions:
     """Share of the chunk GEMMs' time under which AsyncTP's transfers hide (the profile's)."""
     moe_tp_dispatch: str = "gemm"
     """How MoE experts move their TP traffic (:data:`~scalelab.planner.comm.MOE_TP_DISPATCH`; the profile's)."""
+    moe_fused_dispatch: bool = False
+    """The expert dispatch and combine kernels place tokens themselves: no separate permutation kernels
+    (:func:`~scalelab.planner.step_time.moe_permute_bytes_per_token_layer`; the profile's)."""
 
 
 def framework_options(framework: str | FrameworkProfile | None, cluster: ClusterSpec, *,
@@ -516,14 +519,14 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
                                   fix="write async_tp = true (no quotes) in [plan] or [search], or pass --async-tp"))
     fused, nodes, sm, f8, ring = True, None, 0.0, FLOAT8_TORCHAO_TENSORWISE, RING_TRANSFORMER_ENGINE
     dp_sm = 0.0
-    separate_qkv, hiding, moe_dispatch = False, ASYNC_TP_HIDING_EFFICIENCY, "gemm"
+    separate_qkv, hiding, moe_dispatch, fused_dispatch = False, ASYNC_TP_HIDING_EFFICIENCY, "gemm", False
     given_memory = memory_conventions is not None
     if framework is not None:
         prof = get_framework(framework)
         fused, nodes, sm = prof.fused_elementwise, prof.ep_nodes_per_token, prof.comm_sm_fraction
         dp_sm = prof.dp_comm_sm_fraction
         f8, ring, separate_qkv = prof.float8, prof.cp_ring, prof.separate_qkv
-        moe_dispatch = prof.moe_tp_dispatch
+        moe_dispatch, fused_dispatch = prof.moe_tp_dispatch, prof.moe_fused_dispatch
         gpu = cluster.gpu
         if efficiency is None and prof.efficiency_scale != 1.0:
             efficiency = min(1.0, gpu.matmul_efficiency * prof.efficiency_scale)
@@ -560,7 +563,7 @@ def framework_options(framework: str | FrameworkProfile | None, cluster: Cluster
         comm_sm_fraction=sm, dp_comm_sm_fraction=dp_sm, float8=f8, tp_overlap=tp_overlap or 0.0,
         pp_overlap=pp_overlap or 0.0,
         cp_ring=ring, separate_qkv=separate_qkv, async_tp=bool(async_tp), async_tp_hiding=hiding,
-        moe_tp_dispatch=moe_dispatch)
+        moe_tp_dispatch=moe_dispatch, moe_fused_dispatch=fused_dispatch)
 
 
 def _check_measured_tflops(tflops: float, cluster: ClusterSpec) -> None:
@@ -662,6 +665,7 @@ def _options_record(fw: FrameworkOptions, framework: str | FrameworkProfile | No
             **({"dp_comm_sm_fraction": fw.dp_comm_sm_fraction} if fw.dp_comm_sm_fraction else {}),
             **({"async_tp": True, "async_tp_hiding": fw.async_tp_hiding} if fw.async_tp else {}),
             **({"moe_tp_dispatch": fw.moe_tp_dispatch} if moe and fw.moe_tp_dispatch != "gemm" else {}),
+            **({"moe_fused_dispatch": True} if moe and fw.moe_fused_dispatch else {}),
             "memory_conventions": (fw.memory_conventions or MemoryConventions()).to_dict(fp8=fp8),
             "framework": get_framework(framework).name if framework is not None else None}
 
@@ -732,7 +736,7 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         fused_elementwise=fw.fused_elementwise, comm_sm_fraction=fw.comm_sm_fraction, float8=fw.float8,
         dp_comm_sm_fraction=fw.dp_comm_sm_fraction, tp_overlap=fw.tp_overlap, pp_overlap=fw.pp_overlap,
         cp_ring=fw.cp_ring, separate_qkv=fw.separate_qkv,
-        async_tp=fw.async_tp, async_tp_hiding=fw.async_tp_hiding)
+        async_tp=fw.async_tp, async_tp_hiding=fw.async_tp_hiding, moe_permute=not fw.moe_fused_dispatch)
 
 
 def check_plan_inputs(model: Any, cluster: Any, train: Any, layout: Any = None) -> None:

@@ -652,7 +652,8 @@ def _candidates(sp: _SearchSpace, rej: _Rejections) -> list[Group]:
                                             fused_elementwise=sp.fw.fused_elementwise, ep_floor_s=ep_floor,
                                             float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
                                             pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring,
-                                            separate_qkv=sp.fw.separate_qkv, async_tp=sp.fw.async_tp)
+                                            separate_qkv=sp.fw.separate_qkv, async_tp=sp.fw.async_tp,
+                                            moe_permute=not sp.fw.moe_fused_dispatch)
             out.append((sp.score(g), next(tie), base, ew_layout, vs, inner))
     return out
 
@@ -740,7 +741,7 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               dp_comm_sm_fraction=sp.fw.dp_comm_sm_fraction, ep_volume_floor=ep_floor,
                               float8=sp.fw.float8, tp_overlap=sp.fw.tp_overlap,
                               pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv,
-                              async_tp=sp.fw.async_tp)
+                              async_tp=sp.fw.async_tp, moe_permute=not sp.fw.moe_fused_dispatch)
         yield lay0, upd0, bound
 
 

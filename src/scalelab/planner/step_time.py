@@ -194,7 +194,7 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
     if model.moe is not None and model.n_moe_layers:
         k = model.moe.top_k
         f = (model.moe.d_expert * k + model.moe.shared_width * model.moe.n_shared_experts)
-        f_tp = layout.expert_tp
+        f_tp = t  # a rank's share of the routed rows x expert width is over tp, whatever etp (gemm.py)
     else:
         f, f_tp = model.d_ff, t
     n_norms, norm_div = norms_per_layer(model, layout)
@@ -240,12 +240,40 @@ def rerun_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, pr
     e = activation_bytes(precision)
     if model.moe is not None and model.n_moe_layers:
         f = model.moe.d_expert * model.moe.top_k + model.moe.shared_width * model.moe.n_shared_experts
-        f_tp = layout.expert_tp
     else:
-        f, f_tp = model.d_ff, layout.tp
+        f = model.d_ff
+    f_tp = layout.tp  # MoE too: a rank's share of the routed rows x expert width is over tp (gemm.py)
     act = (3 if model.ffn_kind == "swiglu" else 2) * f * e / f_tp
     n_norms, norm_div = norms_per_layer(model, layout)
     return {"act": act, "layernorm": n_norms * 2 * model.d_model * e / norm_div}
+
+
+def moe_permute_bytes_per_token_layer(model: ModelSpec, layout: Layout, precision: str) -> float:
+    """HBM bytes per token and MoE layer (forward, per GPU) of the token permutations around the expert
+    all-to-alls when they run as kernels of their own, as Megatron-Core's ``MoEAlltoAllTokenDispatcher``
+    runs them: ``permute`` gathers the ``top_k`` routed copies of the rank's tokens by destination before
+    the dispatch, ``sort_chunks_by_idxs`` regroups what arrives by local expert (only when a rank holds
+    more than one), and the combine runs both inverses. Each reads and writes ``h`` per copy; a rank holds
+    ``top_k / tp`` copies per token of its micro-batch before the dispatch and ``top_k x etp / tp`` after it
+    (the rows its experts' GEMMs see, :func:`~scalelab.planner.gemm.expert_gemm_shapes`). Backward runs the
+    same permutations on the gradients. 0 for a dense model. Dispatch kernels that write tokens straight into
+    their expert-grouped place (DeepSeek-V3's, report sec. 3.2.2) run none of these: a profile's
+    ``moe_fused_dispatch``.
+
+    >>> from scalelab import get_model
+    >>> m = get_model("deepseek-v3")   # 256 experts, top 8, h = 7168: 4 local experts at EP64
+    >>> moe_permute_bytes_per_token_layer(m, Layout(ep=64, dp=64), "bf16") == 2 * (8 + 8) * 2 * 7168 * 2
+    True
+    >>> moe_permute_bytes_per_token_layer(get_model("llama-3.1-8b"), Layout(), "bf16")
+    0.0
+    """
+    moe = model.moe
+    if moe is None or not model.n_moe_layers:
+        return 0.0
+    k = min(moe.top_k, moe.n_experts)
+    before = k / layout.tp
+    after = k * layout.expert_tp / layout.tp if moe.n_experts > layout.ep else 0.0
+    return 2.0 * (before + after) * 2.0 * model.d_model * activation_bytes(precision)
 
 
 def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len: int,
@@ -276,9 +304,9 @@ def eager_elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, se
     rope = (16 + 2 * e) * (model.q_dim + model.kv_dim) / t if model.position_kind == "rope" else 0.0
     if model.moe is not None and model.n_moe_layers:
         f = model.moe.d_expert * model.moe.top_k + model.moe.shared_width * model.moe.n_shared_experts
-        f_tp = layout.expert_tp
     else:
-        f, f_tp = model.d_ff, t
+        f = model.d_ff
+    f_tp = t
     mlp = (5 if model.ffn_kind == "swiglu" else 2) * e * f / f_tp
     replicated_div = t if layout.sequence_parallel else 1
     base = elementwise_bytes_per_token_layer(model, layout, seq_len, precision)  # for the softmax term
@@ -647,7 +675,8 @@ class _RingModel:
 def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                   hardware_flops: float, attention_flops: float = 0.0, efficiency: float | None = None,
                   attention_efficiency: float | None = None, fused_elementwise: bool = True,
-                  float8: Float8Recipe | None = None, separate_qkv: bool = False) -> tuple[float, float, float]:
+                  float8: Float8Recipe | None = None, separate_qkv: bool = False,
+                  moe_permute: bool = True) -> tuple[float, float, float]:
     """(matmul, attention, elementwise) seconds per step on the most-loaded GPU; matmul includes attention.
 
     The most-loaded pipeline stage holds ceil(L/p) of L layers and sets the pace of the pipeline. FP8
@@ -658,8 +687,8 @@ def compute_terms(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layo
     """
     return _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=efficiency,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         float8=float8, separate_qkv=separate_qkv).terms(hardware_flops, attention_flops,
-                                                                         layout.save_policy)
+                         float8=float8, separate_qkv=separate_qkv,
+                         moe_permute=moe_permute).terms(hardware_flops, attention_flops, layout.save_policy)
 
 
 def lm_head_flops(model: ModelSpec, train: TrainSpec) -> float:
@@ -698,11 +727,12 @@ class _ComputeModel:
 
     __slots__ = ("attn_eff", "attn_peak", "cast_bwd_bytes", "cast_fwd_bytes", "cast_hbm", "eff", "ew_bytes_per_pass",
                  "fixed_s", "flash", "fwd_passes", "hbm", "head", "head_peak", "imbalance", "layers", "lin_factor",
-                 "lin_peak", "model", "n_gpus", "peak", "pp", "rerun_bytes")
+                 "lin_peak", "model", "n_gpus", "peak", "permute_bytes", "pp", "rerun_bytes")
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout: Layout, *, dp: int,
                  efficiency: float | None, attention_efficiency: float | None, fused_elementwise: bool,
-                 float8: Float8Recipe | None = None, weight_casts: bool = True, separate_qkv: bool = False):
+                 float8: Float8Recipe | None = None, weight_casts: bool = True, separate_qkv: bool = False,
+                 moe_permute: bool = True):
         # weight_casts=False is the search's bounds: they span micro-batches, so the GEMM roofline takes
         # M -> infinity (the least factor any micro-batch gives) and the weight casts are left out
         gpu = cluster.gpu
@@ -734,6 +764,10 @@ class _ComputeModel:
                                   * tokens_per_gpu * L_stage)
         self.rerun_bytes = {k: v * tokens_per_gpu * L_stage for k, v in
                             rerun_elementwise_bytes_per_token_layer(model, layout, train.precision).items()}
+        # MoE token permutations (forward bytes on the stage's MoE layers): run again in backward, and a third
+        # time when full recompute reruns the forward
+        self.permute_bytes = (moe_permute_bytes_per_token_layer(model, layout, train.precision) * tokens_per_gpu
+                              * L_stage * model.n_moe_layers / L) if moe_permute else 0.0
         self.hbm = self.cast_hbm = gpu.memory_bandwidth_bytes_per_s * HBM_EFFICIENCY
         self.fixed_s = 0.0  # seconds per forward-equivalent pass that do not scale with bytes
         self.model = model
@@ -798,7 +832,8 @@ class _ComputeModel:
             * self.imbalance + attention_s)
         passes = 3.0 + (1.0 if full else 0.0)  # fwd + bwd (~2x fwd) + recompute
         rerun = 0.0 if full else sum(b for k, b in self.rerun_bytes.items() if k in policy.recompute)
-        elementwise_s = (self.ew_bytes_per_pass * passes + rerun) / self.hbm + self.fixed_s * passes
+        elementwise_s = ((self.ew_bytes_per_pass * passes + rerun + self.permute_bytes * (passes - 1.0)) / self.hbm
+                         + self.fixed_s * passes)
         if self.cast_fwd_bytes or self.cast_bwd_bytes:
             elementwise_s += (self.cast_fwd_bytes * self.linear_forward_passes(policy)
                               + self.cast_bwd_bytes) / self.cast_hbm
@@ -961,12 +996,12 @@ class StepTimeBound:
                  comm_sm_fraction: float = 0.0, ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
                  dp_comm_sm_fraction: float = 0.0,
                  tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
-                 separate_qkv: bool = False, async_tp: bool = False):
+                 separate_qkv: bool = False, async_tp: bool = False, moe_permute: bool = True):
         eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
         self._compute = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                                       attention_efficiency=attention_efficiency,
                                       fused_elementwise=fused_elementwise, float8=float8, weight_casts=False,
-                                      separate_qkv=separate_qkv)
+                                      separate_qkv=separate_qkv, moe_permute=moe_permute)
         self._floor = _CommFloor(model, cluster, train, layout, dp=dp, tp_overlap=tp_overlap, pp_overlap=pp_overlap,
                                  async_tp=async_tp, separate_qkv=separate_qkv)
         self._ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
@@ -1023,7 +1058,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
                                 ep_floor_s: float = 0.0, float8: Float8Recipe | None = None,
                                 tp_overlap: float = 0.0, pp_overlap: float = 0.0,
                                 cp_ring: RingRecipe | None = None, separate_qkv: bool = False,
-                                async_tp: bool = False) -> float:
+                                async_tp: bool = False, moe_permute: bool = True) -> float:
     """A lower bound on :func:`step_time_lower_bound` over every layout that shares ``layout``'s degrees
     (tp, pp, cp, ep, etp) and differs in ZeRO, offload, save policy, micro-batch or interleave: what a
     branch-and-bound search needs to skip a whole group before it checks its memory or times its members.
@@ -1051,7 +1086,7 @@ def group_step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: T
     eff = cluster.gpu.matmul_efficiency if efficiency is None else efficiency
     comp = _ComputeModel(model, cluster, train, layout, dp=dp, efficiency=eff,
                          attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-                         float8=float8, weight_casts=False, separate_qkv=separate_qkv)
+                         float8=float8, weight_casts=False, separate_qkv=separate_qkv, moe_permute=moe_permute)
     ring = _RingModel(model, cluster, train, layout, dp=dp, recipe=cp_ring) if layout.cp > 1 else None
     B = train.global_batch
     mb_max, mb_min = max(micro_batches), min(micro_batches)
@@ -1075,7 +1110,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           fused_elementwise: bool = True, ep_overlap: float = 1.0, comm_sm_fraction: float = 0.0,
                           ep_volume_floor: float = 0.5, float8: Float8Recipe | None = None,
                           tp_overlap: float = 0.0, pp_overlap: float = 0.0, cp_ring: RingRecipe | None = None,
-                          separate_qkv: bool = False, async_tp: bool = False) -> float:
+                          separate_qkv: bool = False, async_tp: bool = False, moe_permute: bool = True) -> float:
     """A lower bound on :func:`model_step_time` for ``layout``, cheap enough to rank thousands of layouts
     before their memory is known (what :func:`~scalelab.planner.search.search_layouts` sorts by, through
     :class:`StepTimeBound`, which computes the same number for a group of layouts at once).
@@ -1111,7 +1146,7 @@ def step_time_lower_bound(model: ModelSpec, cluster: ClusterSpec, train: TrainSp
                           host_optimizer_s=host_optimizer_s, fused_elementwise=fused_elementwise,
                           ep_overlap=ep_overlap, comm_sm_fraction=comm_sm_fraction, ep_volume_floor=ep_volume_floor,
                           float8=float8, tp_overlap=tp_overlap, pp_overlap=pp_overlap, cp_ring=cp_ring,
-                          separate_qkv=separate_qkv, async_tp=async_tp)
+                          separate_qkv=separate_qkv, async_tp=async_tp, moe_permute=moe_permute)
     return bound(layout.recompute, layout.micro_batch, layout.interleave, hardware_flops=hardware_flops,
                  attention_flops=attention_flops)
 
@@ -1347,6 +1382,7 @@ def model_step_time(
     separate_qkv: bool = False,
     async_tp: bool = False,
     async_tp_hiding: float = ASYNC_TP_HIDING_EFFICIENCY,
+    moe_permute: bool = True,
 ) -> StepTime:
     """Predicted time of one optimizer step (see the module docstring for each term).
 
@@ -1399,6 +1435,10 @@ def model_step_time(
         The query, key and value projections run as three GEMMs (torchtitan, Hugging Face) rather than
         one fused GEMM (Megatron-LM): narrower, so the per-GEMM roofline may find them memory-bound
         (:mod:`scalelab.planner.gemm`).
+    moe_permute
+        A MoE layer's token permutations around its all-to-alls run as kernels of their own
+        (:func:`moe_permute_bytes_per_token_layer`, Megatron-Core's dispatcher), counted as elementwise
+        time; ``False`` for dispatch kernels that place tokens themselves (a profile's ``moe_fused_dispatch``).
     async_tp
         torch's AsyncTP (torchtitan ``enable_async_tensor_parallel``): the sequence-parallel collectives
         that inductor fuses with their GEMMs run in chunks beside them, what stays exposed as
@@ -1427,7 +1467,7 @@ def model_step_time(
     matmul_s, attention_s, elementwise_s = compute_terms(
         model, cluster, train, layout, dp=dp, hardware_flops=hardware_flops, attention_flops=attention_flops,
         efficiency=eff, attention_efficiency=attention_efficiency, fused_elementwise=fused_elementwise,
-        float8=float8, separate_qkv=separate_qkv)
+        float8=float8, separate_qkv=separate_qkv, moe_permute=moe_permute)
     compute_s = matmul_s + elementwise_s
     crit = _critical_comm_s(model, cluster, train, layout, comm, dp=dp, m=m, eff=eff, matmul_s=matmul_s,
                             attention_s=attention_s, compute_s=compute_s, ep_overlap=ep_overlap,
