@@ -192,11 +192,10 @@ def elementwise_bytes_per_token_layer(model: ModelSpec, layout: Layout, seq_len:
     h, a = model.d_model, model.n_heads
     t = layout.tp
     if model.moe is not None and model.n_moe_layers:
-        k = model.moe.top_k
-        f = (model.moe.d_expert * k + model.moe.shared_width * model.moe.n_shared_experts)
-        f_tp = t  # a rank's share of the routed rows x expert width is over tp, whatever etp (gemm.py)
+        f = model.moe.d_expert * model.moe.top_k + model.moe.shared_width * model.moe.n_shared_experts
     else:
-        f, f_tp = model.d_ff, t
+        f = model.d_ff
+    f_tp = t  # MoE too: a rank's share of the routed rows x expert width is over tp, whatever etp (gemm.py)
     n_norms, norm_div = norms_per_layer(model, layout)
     replicated_div = t if layout.sequence_parallel else 1
     replicated = n_norms * 2 * h * e / norm_div + 2 * 3.5 * h * e / replicated_div  # norms + bias-dropout-residual
