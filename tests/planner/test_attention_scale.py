@@ -64,3 +64,11 @@ def test_the_search_times_layouts_as_plan_does_under_the_slower_attention():
     for p in res.best:
         again = plan(MODEL, get_cluster("a100-80gb", 16), TRAIN, p.layout, framework="llm-foundry-triton")
         assert again.step_time_s == pytest.approx(p.step_time_s)
+
+
+def test_the_report_names_an_attention_efficiency_that_is_not_the_devices():
+    cluster = get_cluster("a100-80gb", 8)
+    tri = plan(MODEL, cluster, TRAIN, LAYOUT, framework="llm-foundry-triton").report()
+    scaled = cluster.gpu.attention_efficiency * get_framework("llm-foundry-triton").attention_efficiency_scale
+    assert f"attention efficiency {scaled:.2f} (the device's figure: {cluster.gpu.attention_efficiency:.2f})" in tri
+    assert "attention efficiency" not in plan(MODEL, cluster, TRAIN, LAYOUT, framework="llm-foundry").report()

@@ -398,6 +398,10 @@ class Plan:
                 if self.attention_at_matmul_efficiency:
                     lines.append(f"    attention at matmul efficiency (no {self.cluster.gpu.name} attention figure; "
                                  "see --attention-efficiency)")
+                att, device_att = self.options.get("attention_efficiency"), self.cluster.gpu.attention_efficiency
+                if att is not None and device_att is not None and abs(att - device_att) > 1e-12:
+                    # a framework profile's attention kernel (llm-foundry-triton) or --attention-efficiency
+                    lines.append(f"    attention efficiency {att:.2f} (the device's figure: {device_att:.2f})")
             lines.append(f"  throughput  {format_count(self.tokens_per_s)} tokens/s, MFU {self.mfu * 100:.1f}%, "
                          f"HFU {self.hfu * 100:.1f}% (dense {self.mfu_peak_dtype} peak)")
             if not math.isnan(self.training_days) and self.train.total_tokens is not None:
