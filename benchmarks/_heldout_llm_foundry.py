@@ -102,9 +102,15 @@ def measured_tokens_per_s_per_gpu(run: dict) -> float:
     return run["measured"]["tokens_per_s"] / run["n_gpus"]
 
 
+def throughput_step_time_error(run: dict, tokens_per_s: float) -> float:
+    """Measured over predicted tokens/s (``tokens_per_s``: the whole job's), less 1: the step-time error (positive:
+    predicted too slow)."""
+    return measured_tokens_per_s_per_gpu(run) / (tokens_per_s / run["n_gpus"]) - 1
+
+
 def step_time_error(run: dict, plan_) -> float:
-    """Measured over predicted tokens/s, less 1: the step-time error (positive: predicted too slow)."""
-    return measured_tokens_per_s_per_gpu(run) / (plan_.tokens_per_s / run["n_gpus"]) - 1
+    """:func:`throughput_step_time_error` of ``plan_``'s tokens/s."""
+    return throughput_step_time_error(run, plan_.tokens_per_s)
 
 
 def calibrate_triton_attention(data: dict | None = None, table: str = CALIBRATION_TABLE) -> float:

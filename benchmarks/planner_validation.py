@@ -645,10 +645,8 @@ def _foundry_rows(data: dict) -> list[dict]:
     backward all-gathers exposed (FSDP ``BACKWARD_POST`` with FULL_SHARD: the next all-gather is issued after the
     current gradient computation, torch.distributed.fsdp.BackwardPrefetch), and all the FSDP traffic exposed
     (``dp_overlap=0``, a bound)."""
-    from _heldout_llm_foundry import FIRST_FRAMEWORK, FRAMEWORK, measured_tokens_per_s_per_gpu, plan_row
-
-    def err(r: dict, tokens_per_s: float) -> float:  # step-time error: measured tokens/s over predicted - 1
-        return measured_tokens_per_s_per_gpu(r) / (tokens_per_s / r["n_gpus"]) - 1
+    from _heldout_llm_foundry import FIRST_FRAMEWORK, FRAMEWORK, plan_row
+    from _heldout_llm_foundry import throughput_step_time_error as err
 
     out = []
     for r in data["runs"]:
