@@ -186,6 +186,10 @@ def test_ls_filters_and_sorts(listed_store, capsys, monkeypatch):
     assert "grids in this store: isoflop-with-a-long-grid-name, other" in nope  # no close name: all of them
     near = " ".join(_ls(["--store", str(path), "--grid", "isoflop"], capsys, monkeypatch).split())
     assert "did you mean 'isoflop-with-a-long-grid-name'?" in near
+    # the grid exists and another filter left nothing: no suggestion
+    args = ["--store", str(path), "--grid", "other", "--status", "completed"]
+    other = " ".join(_ls(args, capsys, monkeypatch).split())
+    assert "no runs matching --status completed --grid other" in other and "did you mean" not in other
     from scalelab.cli.app import main
 
     assert main(["tunnel", "ls", "--store", str(path), "--status", "finished"]) == 1

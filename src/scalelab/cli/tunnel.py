@@ -241,6 +241,8 @@ def _grid_hint(grid: str, runs: list) -> str:
     from ..errors import suggest
 
     names = sorted({r.grid for r in runs if r.grid})
+    if grid in names:  # the grid exists: another filter (--status, --kind) left nothing
+        return ""
     if not names:
         return "; no run in this store has a grid name"
     close = suggest(grid, names)
