@@ -846,7 +846,8 @@ def held_out_nemo_perf() -> list[dict]:
           f"{sum(abs(x['err']) > 0.25 for x in rows)}")
     print(f"what-if, a bf16 gradient buffer (grad_sync_dtype: bf16, as NVIDIA's NeMo 24.09 performance configs set it "
           f"for Llama 3.1 8B, GPT3 175B and Nemotron-4 340B: dgxc-benchmarking v24.11.1; the 24.07 launcher configs "
-          f"leave Apex's fp32 default but for Nemotron-340B): judged feasible "
+          f"leave Apex's fp32 default but for Nemotron-340B and GPT3-175B's FP8 config, which the rows use): judged "
+          f"feasible "
           f"{sum(x['bf16_grads'].feasible for x in rows)} of {len(rows)}, pretraining "
           f"{sum(x['bf16_grads'].feasible for x in pre)} of {len(pre)}")
     print("\nJudged out of memory (the last version's rows; the same layouts in every version), and what each "

@@ -45,7 +45,7 @@ MODELS = {
     "GPT3-5B": ("gpt3-5b-nemo", "gpt3/5b", 50257, {"n_layers": 24, "d_model": 4096, "n_heads": 32}, None, False, False),
     "GPT3-20B": ("gpt3-20b-nemo", "gpt3/20b", 50257, {"n_layers": 44, "d_model": 6144, "n_heads": 48}, None, True,
                  False),
-    "GPT3-175B": ("gpt3-175b-nemo", "gpt3/175b", 50257, {"n_layers": 96, "d_model": 12288, "n_heads": 96}, None,
+    "GPT3-175B": ("gpt3-175b-nemo", "gpt3/175b_fp8", 50257, {"n_layers": 96, "d_model": 12288, "n_heads": 96}, None,
                   False, True),
     "LLAMA2-7B": ("llama-2-7b", "llama/llama2_7b", 32000, None, None, False, False),
     "LLAMA2-13B": ("llama-2-13b", "llama/llama2_13b", 32000, None, None, False, True),
@@ -64,9 +64,16 @@ MODELS = {
 #: plan, which counted the planner's fp8 defaults): NeMo's setup_optimization (megatron_base_model.py) with
 #: megatron_amp_O2 and distributed_fused_adam at an fp32 optimizer dtype passes store_params False and
 #: store_param_remainders True (a 16-bit remainder of each fp32 master weight: 2 bytes); nemotron_340b.yaml sets
-#: the optimizer's dtype and grad_sync_dtype to bf16 (no master copy, bf16 moments, a bf16 gradient buffer).
+#: the optimizer's dtype and grad_sync_dtype to bf16 (no master copy, bf16 moments, a bf16 gradient buffer);
+#: gpt3/175b_fp8.yaml, the launcher's one FP8 pretraining config (the table's rows are FP8), keeps the fp32
+#: optimizer and sets grad_sync_dtype to bf16 (Apex's contiguous gradient buffer in bf16), as NVIDIA's MLPerf
+#: GPT-3 175B NeMo implementation does (mlcommons/training_results_v4.0,
+#: NVIDIA/benchmarks/gpt3/implementations/nemo/conf/optim/distributed_fused_adam.yaml).
 OPTIMIZER_MEMORY = {"fp32": {"master_weight_bytes": 2.0},
+                    "fp32-bf16-grad": {"master_weight_bytes": 2.0, "grad_bytes": 2.0},
                     "bf16": {"master_weight_bytes": 0.0, "optimizer_state_bytes": 2.0, "grad_bytes": 2.0}}
+#: Table model -> OPTIMIZER_MEMORY key, where its launcher config differs from the fp32 default.
+OPTIMIZER_OF = {"Nemotron-340B": "bf16", "GPT3-175B": "fp32-bf16-grad"}
 PRETRAIN_COLUMNS = ("model", "n_gpus", "global_batch", "micro_batch", "seq_len", "tp", "pp", "cp", "vp",
                     "tokens_per_s_per_gpu", "model_tflops_per_gpu", "days_10t_tokens_1k_gpus")
 FINETUNE_COLUMNS = ("model", "task", "n_gpus", "global_batch", "micro_batch", "seq_len", "tp", "pp",
@@ -127,7 +134,7 @@ def record(r: dict, commit: str, date: str, title: str) -> dict:
     if shape:
         run["shape"] = shape
     if r.get("task") != "LoRA":  # LoRA: peft/llama/squad.yaml runs fused_adam with megatron_amp_O2 False
-        run["memory_conventions"] = OPTIMIZER_MEMORY["bf16" if r["model"] == "Nemotron-340B" else "fp32"]
+        run["memory_conventions"] = OPTIMIZER_MEMORY[OPTIMIZER_OF.get(r["model"], "fp32")]
     if ft:
         run["task"] = r["task"]
         run["launcher_config"] = ("launcher_scripts/conf/peft/llama/squad.yaml" if r["task"] == "LoRA"
