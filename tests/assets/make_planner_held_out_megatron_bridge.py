@@ -284,9 +284,7 @@ def build_row(r: dict, bases: dict[str, dict[str, dict]]) -> dict:
     if used["recompute_num_layers"]:
         not_modelled.append(f"full recompute of {used['recompute_num_layers']} layers per stage (recompute_method "
                             "block; the planner recomputes all layers or none: planned with none)")
-    if used["cpu_offloading_num_layers"]:
-        not_modelled.append(f"CPU activation offloading of {used['cpu_offloading_num_layers']} layers (cpu_offloading, "
-                            "weights not offloaded; the planner has no activation offloading: planned without)")
+    offloaded = used["cpu_offloading_num_layers"]
     if used["cuda_graph_impl"] not in (None, "none"):
         not_modelled.append(f"CUDA graphs ({used['cuda_graph_impl']}, scope {used['cuda_graph_scope']})")
     if used["moe_flex_dispatcher_backend"]:
@@ -297,6 +295,8 @@ def build_row(r: dict, bases: dict[str, dict[str, dict]]) -> dict:
               "sequence_parallel": tp > 1, "recompute": recompute}
     if moe:
         layout.update({"ep": ep, "etp": 1})
+    if offloaded:
+        layout["offload_activation_layers"] = offloaded
     conv = ("mcore-fp8-params" if prec == "FP8-CS" else "mcore-bf16-moments" if family == "deepseek"
             else "mcore-bf16")
     preset, model_note = MODELS[c["Model"]]
@@ -321,6 +321,9 @@ def build_row(r: dict, bases: dict[str, dict[str, dict]]) -> dict:
                   "recipe does not record; the model recipe's defaults stand" if differs else
                   ": its sizes equal the table's, its other settings used")
                + f"; recompute {recompute!r}"
+               + (f"; CPU activation offloading of the first {offloaded} layers (cpu_offloading_num_layers; weights "
+                  f"not offloaded): Layout.offload_activation_layers {offloaded} (the planner has it since the tenth "
+                  f"session; planned without it before)" if offloaded else "")
                + ("; MoE all-to-all overlap on (moe_a2a_overlap: overlap_moe_expert_parallel_comm): planned with "
                   "the profile's ep_overlap 1" if profile else "")
                + f"; {fam['note']}; optimizer: {CONVENTIONS[conv][1]}"

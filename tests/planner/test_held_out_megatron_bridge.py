@@ -20,13 +20,7 @@ PLANS = {r["id"]: plan_row(r) for r in RUNS}  # each row planned once for the wh
 
 #: Rows judged out of memory although they ran, with what the planner lacks (strict: a fix fails here until the row
 #: is moved out).
-JUDGED_INFEASIBLE = {
-    "mbridge-25.11-gb200-llama3-70b-fp8-cs-64": "319.9 GiB of 172.2: 290 GiB of activations (80 layers x 16,384 "
-                                                "tokens, no recompute; Transformer Engine's fp8 linear inputs at 1 "
-                                                "byte since the eighth session, 335 GiB before); the recipe offloads "
-                                                "40 layers' activations to the CPU (cpu_offloading_num_layers 40), "
-                                                "which the planner cannot express",
-}
+JUDGED_INFEASIBLE: dict[str, str] = {}  # 70B FSDP on 64 GB200 fits since the tenth session (activation offloading)
 
 #: Rows whose |step-time error| is past the row bound fixed before planning, with the cause (the benchmark's table).
 PAST_THE_BOUND = {

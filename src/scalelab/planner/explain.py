@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["LayoutComparison", "explain_layout", "parse_layout"]
 
 _SHORT_POLICY = {"norc": "none", "sel": "selective", "full": "full"}
-_TOKEN = re.compile(r"^(dp|tp|pp|v|cp|ep|etp|mb)(\d+)$")
+_TOKEN = re.compile(r"^(dp|tp|pp|v|cp|ep|etp|mb|oa)(\d+)$")
 
 STEP_TERMS = (("matmul (incl. attention)", "matmul_s"), ("elementwise", "elementwise_s"), ("tp comm", "tp_s"),
               ("cp ring", "cp_s"), ("ep all-to-all", "ep_s"), ("pp send/recv", "pp_s"), ("bubble", "bubble_s"),
@@ -43,8 +43,9 @@ def parse_layout(text: str) -> Layout:
 
     Tokens: ``dpN tpN ppN vN cpN epN etpN mbN``, ``zN`` (``zNh`` for HSDP; ``z3s``, ``z3hs`` for ZeRO-3
     gathering once per step), ``sp``, a save policy
-    (``norc``, ``sel``, ``full`` or any policy name), ``oo-cpu|nvme``, ``op-cpu|nvme``; ``dp*`` leaves dp to
-    fill the cluster. Sequence parallelism is on only with ``sp``.
+    (``norc``, ``sel``, ``full`` or any policy name), ``oo-cpu|nvme``, ``op-cpu|nvme``, ``oaN`` (the first N
+    layers' activations offloaded to the CPU); ``dp*`` leaves dp to fill the cluster. Sequence parallelism is on
+    only with ``sp``.
 
     >>> str(parse_layout("dp128 tp8 pp16 v4 z1 sp sel mb1"))
     'dp128 tp8 pp16 v4 z1 sp sel mb1'
@@ -52,7 +53,7 @@ def parse_layout(text: str) -> Layout:
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(explain("empty layout", fix="e.g. 'dp128 tp8 pp16 v4 z1 sp sel mb1'"))
     names = {"dp": "dp", "tp": "tp", "pp": "pp", "v": "interleave", "cp": "cp", "ep": "ep", "etp": "etp",
-             "mb": "micro_batch"}
+             "mb": "micro_batch", "oa": "offload_activation_layers"}
     fields: dict[str, Any] = {"sequence_parallel": False}
     for tok in text.replace(",", " ").split():
         t = tok.strip().lower()
@@ -74,7 +75,7 @@ def parse_layout(text: str) -> Layout:
         else:
             raise ConfigError(explain("unknown token in layout", value=tok,
                                       allowed="dpN tpN ppN vN cpN epN etpN mbN zN[h] z3[h]s sp norc|sel|full|<policy> "
-                                              "oo-cpu op-cpu",
+                                              "oo-cpu op-cpu oaN",
                                       fix="write it as `scalelab search` prints layouts"))
     return Layout(**fields)
 
@@ -100,6 +101,9 @@ def outside_space(layout: Layout, constraints: dict[str, Any]) -> list[str]:
     offloaded = layout.offload_optimizer != "none" or layout.offload_params != "none"
     if constraints.get("allow_offload") is False and offloaded:
         out.append("offload but allow_offload=False")
+    if layout.offload_activation_layers:
+        out.append(f"offload_activation_layers={layout.offload_activation_layers}: the search does not try "
+                   f"activation offloading")
     if constraints.get("flash_attention") is not None and layout.flash_attention != constraints["flash_attention"]:
         out.append(f"flash_attention={layout.flash_attention} but the search used {constraints['flash_attention']}")
     for field, value in (constraints.get("fixed") or {}).items():

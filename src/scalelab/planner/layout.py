@@ -164,6 +164,19 @@ class Layout(Spec):
     """Where optimizer states (and fp32 master weights) live: GPU, CPU DRAM or NVMe (ZeRO-Offload/Infinity)."""
     offload_params: Offload = "none"
     """Where parameters live between uses (ZeRO-Infinity; needs zero=3)."""
+    offload_activation_layers: int = Field(0, ge=0)
+    """Transformer layers whose saved activations are copied to host memory during the forward and back for
+    the backward: the first N (Megatron-Core ``cpu_offloading_num_layers`` with Transformer Engine's CPU
+    offload, whose schedule keeps at most the other layers' activations on the GPU at once). 0 = none.
+    Needs ``pp=1`` and fewer layers than the model has, as Megatron-Core does."""
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form; ``offload_activation_layers`` only when set, so layouts written before it existed keep
+        their content and config hashes."""
+        d = super().to_dict()
+        if not self.offload_activation_layers:
+            d.pop("offload_activation_layers", None)
+        return d
 
     @field_validator("recompute", mode="before")
     @classmethod
@@ -212,6 +225,8 @@ class Layout(Spec):
             parts.append(f"oo-{self.offload_optimizer}")
         if self.offload_params != "none":
             parts.append(f"op-{self.offload_params}")
+        if self.offload_activation_layers:
+            parts.append(f"oa{self.offload_activation_layers}")
         return " ".join(parts)
 
     def __str__(self) -> str:

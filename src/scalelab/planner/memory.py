@@ -48,6 +48,7 @@ __all__ = [
     "MemoryConventions",
     "PrecisionRecipe",
     "activation_bytes_per_layer",
+    "activation_offload_bytes",
     "cp_ring_buffer_bytes",
     "embedding_activation_bytes",
     "fsdp_root_unsharded_bytes",
@@ -412,6 +413,9 @@ class MemoryBreakdown:
     in_flight_microbatches: float = 1.0
     detail: tuple[tuple[str, float], ...] = ()
     conventions: MemoryConventions = field(default_factory=MemoryConventions)
+    host_activations_bytes: float = 0.0
+    """The part of ``host_bytes`` that is offloaded activations (``Layout.offload_activation_layers``), not
+    model states: the CPU optimizer step does not read it."""
 
     @property
     def model_states_bytes(self) -> float:
@@ -445,6 +449,7 @@ class MemoryBreakdown:
             "other": self.other_bytes,
             "total": self.total_bytes,
             "host": self.host_bytes,
+            "host_activations": self.host_activations_bytes,
             "nvme": self.nvme_bytes,
             "offload_bytes_per_step": self.offload_bytes_per_step,
             "pcie_bytes_per_step": self.pcie_bytes_per_step,
@@ -463,7 +468,9 @@ class MemoryBreakdown:
         for k in ("weights", "gradients", "optimizer", "activations", "other", "total"):
             lines.append(f"  {k:<12} {getattr(self, k + '_bytes') / GiB:10.3f} GiB")
         if self.host_bytes or self.nvme_bytes:
-            lines.append(f"  host (CPU)   {self.host_bytes / GiB:10.3f} GiB")
+            lines.append(f"  host (CPU)   {self.host_bytes / GiB:10.3f} GiB"
+                         + (f" ({self.host_activations_bytes / GiB:.3f} of activations)"
+                            if self.host_activations_bytes else ""))
             lines.append(f"  nvme         {self.nvme_bytes / GiB:10.3f} GiB")
             lines.append(f"  offload traffic {self.offload_bytes_per_step / GiB:.3f} GiB/step")
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -1324,6 +1331,29 @@ def _stage_model_states(x: _StageInputs, n_dense: int, n_moe: int, first: bool, 
     return lay["w"] + emb["w"], lay["g"] + emb["g"], lay["o"] + emb["o"], lay["n_opt"] + emb["n_opt"]
 
 
+def activation_offload_bytes(layers: int, *, n_dense: int, n_moe: int, act_dense: float, act_moe: float,
+                             inflight: float = 1.0) -> float:
+    """Saved activations of one micro-batch's first ``layers`` layers of a rank holding ``n_dense`` dense layers
+    followed by ``n_moe`` MoE layers (``act_dense``, ``act_moe`` bytes each per micro-batch; ``inflight``
+    micro-batches), bytes: what CPU activation offloading (:attr:`Layout.offload_activation_layers`) moves to host
+    memory, and what it takes off the GPU's peak.
+
+    Transformer Engine's offload schedule (``transformer_engine/pytorch/cpu_offload.py``: v2.9's
+    ``AsyncDoubleBufferGroupOffloadHandler`` frees offloaded layer ``i``'s GPU copy by layer ``(L // N)(i + 1) - 1``
+    of the forward; from Nov 2025 ``DefaultOffloadSynchronizer``, documented as keeping ``(L - N) x T``) holds at
+    most the other ``L - N`` layers' activations at once, and reloads each offloaded layer just before its backward.
+    The recompute working set and the embedding and logits buffers are not offloaded.
+
+    >>> activation_offload_bytes(40, n_dense=80, n_moe=0, act_dense=3.0, act_moe=0.0)
+    120.0
+    >>> activation_offload_bytes(5, n_dense=3, n_moe=10, act_dense=1.0, act_moe=2.0, inflight=2)
+    14.0
+    """
+    k_dense = min(layers, n_dense)
+    k_moe = min(layers - k_dense, n_moe)
+    return inflight * (k_dense * act_dense + k_moe * act_moe)
+
+
 def _stage_activation_bytes(x: _StageInputs, n_dense: int, n_moe: int, inflight: float) -> float:
     """Saved activations of a stage's layers for its ``inflight`` micro-batches, plus the working set of
     the one layer full recompute reruns (an MoE one when the stage has any), bytes."""
@@ -1429,6 +1459,12 @@ def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int,
     r: dict[str, float] = {}
     w, g, o, n_opt = _stage_model_states(x, n_dense, n_moe, first, last, r)
     acts = _stage_activation_bytes(x, n_dense, n_moe, inflight)
+    offloaded_acts = 0.0
+    if layout.offload_activation_layers:
+        offloaded_acts = activation_offload_bytes(layout.offload_activation_layers, n_dense=n_dense, n_moe=n_moe,
+                                                  act_dense=x.act_dense, act_moe=x.act_moe, inflight=inflight)
+        acts -= offloaded_acts
+        r["offloaded_activations_bytes"] = offloaded_acts
     r["layer_activations_bytes"] = acts
     dense_layer, moe_layer_st = ms["dense_layer"], ms["moe_layer"]
     big = moe_layer_st if (n_moe and moe_layer_st["full_w"] >= dense_layer["full_w"]) else dense_layer
@@ -1448,10 +1484,13 @@ def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int,
     if layout.offload_optimizer != "none":
         r["offload_grad_buffer_bytes"] = off["grad_buffer"]
         other += off["grad_buffer"]
-    r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = off["pcie"], off["nvme_io"]
+    # offloaded activations: host memory for one micro-batch's, sent out and back once per micro-batch
+    host, pcie = off["host"] + offloaded_acts, off["pcie"] + 2.0 * offloaded_acts * x.m_micro / inflight
+    r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = pcie, off["nvme_io"]
     total = w + g + o + acts + other
-    return dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=off["host"], nvme=off["nvme"],
-                pcie=off["pcie"], nvme_io=off["nvme_io"], stage=rank, inflight=inflight, detail=r)
+    return dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=host, nvme=off["nvme"],
+                pcie=pcie, nvme_io=off["nvme_io"], host_acts=offloaded_acts, stage=rank, inflight=inflight,
+                detail=r)
 
 
 def _stage_inputs(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: int, gpus_per_node: int,
@@ -1577,7 +1616,7 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     best: dict = {}
     # offload: every rank's states must fit in host memory and the step waits for the rank that moves the
     # most, which need not be the rank that peaks in GPU memory: the largest of each over the ranks
-    most = {"host": 0.0, "nvme": 0.0, "pcie": 0.0, "nvme_io": 0.0}
+    most = {"host": 0.0, "nvme": 0.0, "pcie": 0.0, "nvme_io": 0.0, "host_acts": 0.0}
     for i, n_dense_i, n_moe_i, stages in _distinct_ranks(model, layout, conventions):
         res = _stage_memory(x, i, n_dense_i, n_moe_i, stages)
         if not best or res["total"] > best["total"]:
@@ -1585,7 +1624,7 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         for k in most:
             most[k] = max(most[k], res[k])
 
-    if layout.offload_optimizer != "none" or layout.offload_params != "none":
+    if layout.offload_optimizer != "none" or layout.offload_params != "none" or layout.offload_activation_layers:
         notes.append("offload traffic is per GPU per step; hiding it needs pcie_bytes_per_step / compute time")
     if model.is_moe:
         notes.append("MoE activations assume balanced routing (expected tokens per expert)")
@@ -1596,5 +1635,5 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         offload_bytes_per_step=most["pcie"] + most["nvme_io"], trainable_params=int(x.states["trainable"]),
         notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=most["pcie"],
         nvme_bytes_per_step=most["nvme_io"], in_flight_microbatches=best["inflight"],
-        detail=tuple(sorted(best["detail"].items())), conventions=conventions,
+        detail=tuple(sorted(best["detail"].items())), conventions=conventions, host_activations_bytes=most["host_acts"],
     )

@@ -173,6 +173,13 @@ def check_layout(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layou
     # --- ZeRO / offload ---------------------------------------------------------------------------------
     if layout.offload_params != "none" and layout.zero != 3:
         r.append(f"offload_params={layout.offload_params!r} needs zero=3 (got zero={layout.zero})")
+    if layout.offload_activation_layers:
+        if p > 1:  # Megatron-Core's TransformerConfig refuses CPU offloading with pipeline parallelism
+            r.append(f"offload_activation_layers={layout.offload_activation_layers} needs pp=1 (got pp={p}): "
+                     f"activation offloading runs without pipeline parallelism")
+        if layout.offload_activation_layers >= model.n_layers:
+            r.append(f"offload_activation_layers={layout.offload_activation_layers} must be below the model's "
+                     f"n_layers={model.n_layers}")
     # --- precision ----------------------------------------------------------------------------------------
     dt = compute_dtype(train.precision, cluster.gpu.peak_flops_per_s)
     if dt not in cluster.gpu.peak_flops_per_s:
@@ -376,7 +383,9 @@ class Plan:
             for k in ("weights", "gradients", "optimizer", "activations", "other"):
                 lines.append(f"    {k:<12}{getattr(m, k + '_bytes') / GiB:10.2f} GiB")
             if getattr(m, "host_bytes", 0):
-                lines.append(f"    host (offload) {m.host_bytes / GiB:.2f} GiB")
+                acts = getattr(m, "host_activations_bytes", 0) or 0
+                lines.append(f"    host (offload) {m.host_bytes / GiB:.2f} GiB"
+                             + (f" ({acts / GiB:.2f} of activations)" if acts else ""))
         lines.append(f"  FLOPs/step  {self.flops.model:.4g} model, {self.flops.hardware:.4g} hardware "
                      f"({self.conventions.method}, causal_halved={self.conventions.causal_halved})")
         if self.time is not None:
@@ -733,7 +742,8 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         model, cluster, train, layout, hardware_flops=hardware_t, comm=comm, dp=dp,
         efficiency=fw.efficiency, dp_overlap=fw.dp_overlap, model_state_bytes=states,
         offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
-        host_state_bytes=getattr(memory, "host_bytes", 0.0) or 0.0,
+        host_state_bytes=(getattr(memory, "host_bytes", 0.0) or 0.0) - (getattr(memory, "host_activations_bytes", 0.0)
+                                                                         or 0.0),
         nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,
         attention_flops=attention_t,
         attention_efficiency=fw.attention_efficiency, ep_overlap=fw.ep_overlap,

@@ -549,6 +549,11 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     if bad:
         raise ConfigError(explain("unknown fixed layout field", value=sorted(bad),
                                   allowed=", ".join(sorted(allowed_fixed))))
+    if fixed.get("offload_activation_layers"):
+        raise ConfigError(explain("the search does not try activation offloading (offload_activation_layers)",
+                                  value=fixed["offload_activation_layers"], allowed="0",
+                                  fix="search without it, then plan the layout you pick with "
+                                      "`scalelab plan ... --offload-activation-layers N` (pp 1)"))
     if "zero" in fixed:
         zero_stages = (int(fixed["zero"]),)
     if "recompute" in fixed:
