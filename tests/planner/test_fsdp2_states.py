@@ -22,7 +22,7 @@ BF16 = TrainSpec(seq_len=4096, global_batch=64)
 
 def test_fsdp2_keeps_16_bytes_per_sharded_parameter_in_fp8_and_bf16():
     """FSDP2 in torchtitan: fp32 shard 4 + fp32 gradient shard 4 + Adam 8, no master and no fp8 copy;
-    Transformer Engine's fp8 convention (the default) counts 19."""
+    Transformer Engine's fp8 convention (the default) counts 19 for the blocks' GEMM weights."""
     n, dp = MODEL.n_params().total, 64
     lay = Layout(zero=3)
     for train in (FP8, BF16):
@@ -30,7 +30,10 @@ def test_fsdp2_keeps_16_bytes_per_sharded_parameter_in_fp8_and_bf16():
         assert mem.model_states_bytes == pytest.approx(16.0 * n / dp, rel=1e-9), train.precision
         assert mem.weights_bytes == pytest.approx(4.0 * n / dp, rel=1e-9)
     te = memory_per_gpu(MODEL, FP8, lay, dp=dp, conventions=MemoryConventions())
-    assert te.model_states_bytes == pytest.approx(19.0 * n / dp, rel=1e-9)
+    # TE's fp8 copy is of the blocks' GEMM weights only; the embedding, head and norms keep 18
+    counts = MODEL.n_params()
+    gemm = MODEL.n_layers * (counts.per_layer_attention + counts.per_layer_dense_mlp)
+    assert te.model_states_bytes == pytest.approx((19.0 * gemm + 18.0 * (n - gemm)) / dp, rel=1e-9)
     # the gathered copy is bf16 whatever the stored shard is: the gather buffers do not double
     off = dataclasses.replace(TT, fp32_param_shards=False)
     bf16_tt = memory_per_gpu(MODEL, BF16, lay, dp=dp, conventions=TT).get("zero3_gather_bytes")
@@ -141,9 +144,13 @@ def test_zero3_gather_weight_bytes_sets_the_gather_buffers_of_every_profile():
     base = MemoryConventions()
     one = MemoryConventions(zero3_gather_weight_bytes=1.0)
     lay = Layout(zero=3)
-    per_layer = (MODEL.n_params().total - MODEL.n_params().embedding - MODEL.d_model) / MODEL.n_layers
+    counts = MODEL.n_params()
+    gemm = counts.per_layer_attention + counts.per_layer_dense_mlp
+    norms = (counts.total - counts.embedding - MODEL.d_model) / MODEL.n_layers - gemm
     got = {c: memory_per_gpu(MODEL, FP8, lay, dp=8, conventions=c).get("zero3_gather_bytes") for c in (base, one)}
-    assert got[base] - got[one] == pytest.approx(base.zero3_prefetch_layers * per_layer * (3.0 - 1.0), rel=1e-6)
+    # TE's bf16 weight + fp8 copy (3 bytes) for the GEMM weights, bf16 norms (2 bytes); 1 byte gathered
+    assert got[base] - got[one] == pytest.approx(
+        base.zero3_prefetch_layers * (gemm * (3.0 - 1.0) + norms * (2.0 - 1.0)), rel=1e-6)
     gather = comm_per_step(MODEL, get_cluster("h100-sxm", 16), FP8, lay, memory_conventions=one)
     dense, _ = local_params(MODEL, lay)
     ag = next(c for c in gather.collectives if c.kind == "all_gather")

@@ -1158,6 +1158,11 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
         base_q = 0.0
     wb, gb, mb, copy, gb_kept, g_mat, g_rest, fp32_shards = _state_bytes_per_param(
         train.precision, conv, rec, dense_z / layout.cp, lora=lora is not None)
+    # The low-precision working copy (fp8 weight and transpose cache) and low-precision parameters (fp8 params)
+    # are the blocks' GEMM weights only: Transformer Engine casts and caches its modules' GEMM weights, and
+    # fp8_model_init quantises only those; the embedding, the output layer (Megatron-Core's ColumnParallelLinear,
+    # not a TE module) and the norms keep one 16-bit (fp32 for fp32 training) copy.
+    wb_rest = max(wb, 4.0 if train.precision == "fp32" else 2.0)
 
     def opt_b(kind_mats: list[tuple[int, int]], n: float) -> float:
         return _optimizer_bytes_per_param(train, conv, kind_mats, n)
@@ -1199,11 +1204,12 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
             z = expert_z if is_exp else dense_z
             zw, zg, zo = (z if zero >= 3 else 1), (z if zero >= 2 else 1), (z if zero >= 1 else 1)
             if lp is None:
-                w += (wb + copy) * n / zw
+                stored = wb + copy if quantisable else wb_rest
+                w += stored * n / zw
                 # the gathered copy: zero3_gather_weight_bytes where set (what comm's all-gathers move), FSDP2's
                 # 16-bit cast of its fp32 shards, else the stored weights and their fp8 copy
                 gathered = fp32_shards or conv.zero3_gather_weight_bytes is not None
-                full_w += ((g_mat if quantisable else g_rest) if gathered else wb + copy) * n
+                full_w += ((g_mat if quantisable else g_rest) if gathered else stored) * n
                 g += gb_kept * n / zg
                 full_g += gb * n
                 o += (mb + ob) * n / zo
@@ -1233,7 +1239,7 @@ def _model_states(model: ModelSpec, train: TrainSpec, layout: Layout, conv: Memo
         if lp is not None:  # frozen and kept 16-bit by LoRA/QLoRA
             return {"w": 2.0 * n / zw, "g": 0.0, "o": 0.0, "n_opt": 0.0}
         o = (mb * n + opt_emb * n_tp / t + opt_rep * n_rep) / zo
-        return {"w": (wb + copy) * n / zw, "g": gb_kept * n / zg, "o": o, "n_opt": n / zo}
+        return {"w": wb_rest * n / zw, "g": gb_kept * n / zg, "o": o, "n_opt": n / zo}
 
     return {"dense_layer": dense_layer, "moe_layer": moe_layer_st, "embed_states": embed_states,
             "trainable": trainable, "emb_in": emb_in, "pos": pos, "head": head, "final_norm": final_norm,
