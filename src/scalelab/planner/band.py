@@ -33,7 +33,7 @@ __all__ = ["BAND_PROVENANCE", "BAND_QUANTILES", "BAND_SOURCES", "StepTimeBand", 
 #: Central level -> (q_lo, q_hi): quantiles ((1 - level) / 2, (1 + level) / 2) of measured / predicted step time,
 #: each source weighted equally (:func:`equal_weight_quantile`). Regenerate with ``benchmarks/plan_band.py``.
 BAND_QUANTILES: dict[float, tuple[float, float]] = {
-    0.8: (0.8307, 1.155),
+    0.8: (0.8316, 1.1558),
     0.95: (0.7403, 1.2719),
 }
 
@@ -45,7 +45,8 @@ BAND_SOURCES: dict[str, int] = {"published-runs": 43, "megatron-readme": 9, "llm
 BAND_PROVENANCE = ("equal-weight quantiles of measured/predicted step time over 414 published rows from 6 sources "
                    "(tests/assets: planner_published_runs, Megatron-LM README table, llm-foundry, NeMo performance "
                    "summary, dgxc-benchmarking, NeMo long-sequence), planner of 2026-12-01 with the "
-                   "llm-foundry-triton profile and MoE token permutations; "
+                   "llm-foundry-triton profile, MoE token permutations, the fp8 copy of the GEMM weights only and "
+                   "the recipes' bf16 gradient buffers; "
                    "regenerate: PYTHONPATH=src python benchmarks/plan_band.py")
 
 
