@@ -312,3 +312,18 @@ def test_async_tp_flag_reaches_plan_and_search(capsys, monkeypatch):
     assert json.loads(out)["best"][0]["options"]["async_tp"] is True
     code, _, err = run(["plan", *BASE, *lay, "--async-tp", "--tp-overlap", "1"], capsys, monkeypatch)
     assert code == 1 and "async_tp" in err and "tp_overlap" in err and "Traceback" not in err
+
+
+def test_plan_offloads_activations_from_the_command_line_and_the_config_file(capsys, monkeypatch, tmp_path):
+    code, out, err = run(["plan", *BASE, "--zero", "3", "--offload-activation-layers", "16"], capsys, monkeypatch)
+    assert code == 0, err
+    flat = " ".join(out.split())  # the human report wraps at the terminal's width
+    assert "mb1 oa16" in flat and "of activations)" in flat
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[layout]\nzero = 3\noffload_activation_layers = 16\n")
+    code, out, err = run(["plan", *BASE, "--config", str(cfg), "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["layout"]["offload_activation_layers"] == 16
+    code, out, err = run(["plan", *BASE, "--pp", "2", "--offload-activation-layers", "16"], capsys, monkeypatch)
+    assert code == 1 and "offload_activation_layers=16 needs pp=1 (got pp=2)" in " ".join(err.split())
