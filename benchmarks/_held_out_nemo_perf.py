@@ -70,8 +70,9 @@ def plan_row(run: dict, *, first_plan: bool = False, launcher_overlaps: bool = F
                                    pp_overlap=float(o["overlap_p2p_comm"]))
     # as first planned: without the code's conventions, and with the profile's Transformer Engine fp8 conventions of
     # then (linear inputs at 2 bytes, a 1-byte fp8 weight copy; changed in the eighth session)
-    conv = ({"fp8_saves_quantized_linear_inputs": False, "fp8_weight_copy_bytes": 1.0} if first_plan
-            else dict(run.get("memory_conventions", {})))
+    # (and the recipe's fp32 main gradients: the profile's bf16 gradient buffer came in the tenth session)
+    conv = ({"fp8_saves_quantized_linear_inputs": False, "fp8_weight_copy_bytes": 1.0, "grad_bytes": None}
+            if first_plan else dict(run.get("memory_conventions", {})))
     conv.update(memory or {})
     return plan(model(run), get_cluster(run["gpu"], run["n_gpus"]), train(run, document_tokens), layout(run),
                 framework=prof,

@@ -778,8 +778,9 @@ def _nemo_perf_rows(data: dict) -> list[dict]:
     """Every row of NeMo's performance summary planned as the asset says (benchmarks/_held_out_nemo_perf.py), with
     the verdict as first planned (the planner's fp8 optimizer defaults), the FLOPs per token against the published
     Model TFLOP/s over tokens/s, the share of the predicted step in the attention core (the step at half the
-    attention efficiency, less the step), and two what-ifs: a bf16 gradient buffer (``grad_sync_dtype: bf16``) and
-    the launcher configs' own TP/PP overlap flags; and the attention core at the device's peak (a bound for the
+    attention efficiency, less the step), and two what-ifs: an fp32 gradient buffer (Apex's default
+    ``grad_sync_dtype``, which the launcher's generic configs leave) and the launcher configs' own TP/PP overlap
+    flags; and the attention core at the device's peak (a bound for the
     fine-tuning rows, whose packed SQuAD examples attend only within themselves)."""
     from _held_out_nemo_perf import error, plan_row
 
@@ -791,7 +792,7 @@ def _nemo_perf_rows(data: dict) -> list[dict]:
         out.append({"run": r, "p": p, "first": plan_row(r, first_plan=True), "err": error(r, p),
                     "flops": p.flops_per_step / p.train.global_batch_tokens / pub_flops - 1,
                     "attn_share": plan_row(r, attention_efficiency=att / 2).step_time_s / p.step_time_s - 1,
-                    "bf16_grads": plan_row(r, memory={"grad_bytes": 2.0}),
+                    "fp32_grads": plan_row(r, memory={"grad_bytes": 4.0}),
                     "err_launcher": error(r, plan_row(r, launcher_overlaps=True)),
                     "err_attn_peak": error(r, plan_row(r, attention_efficiency=1.0))})
     return out
@@ -811,7 +812,7 @@ def held_out_nemo_perf() -> list[dict]:
           "optimizer memory from NeMo's code and configs (the asset's code_conventions). 'first': the verdict with "
           "the planner's fp8 defaults, as the rows were first planned\n")
     print("| run | layout | fits (first) | fits | GiB | tok/s/GPU | published | error | FLOPs/token vs published | "
-          "attention | error, launcher overlaps | GiB, bf16 grads |")
+          "attention | error, launcher overlaps | GiB, fp32 grads |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for x in rows:
         r, p = x["run"], x["p"]
@@ -819,7 +820,7 @@ def held_out_nemo_perf() -> list[dict]:
               f"{p.memory.total_bytes / 2**30:.1f} | {p.tokens_per_s / r['n_gpus']:.0f} | "
               f"{r['measured']['tokens_per_s_per_gpu']} | {x['err'] * 100:+.1f}% | {x['flops'] * 100:+.1f}% | "
               f"{x['attn_share'] * 100:.0f}% | {x['err_launcher'] * 100:+.1f}% | "
-              f"{x['bf16_grads'].memory.total_bytes / 2**30:.1f} |")
+              f"{x['fp32_grads'].memory.total_bytes / 2**30:.1f} |")
     print("\nerror = published tokens/s / predicted - 1 (positive: predicted too slow); FLOPs/token vs published: "
           "the plan's model FLOPs per token over the table's Model TFLOP/s / tokens/s, less 1; attention: share of "
           "the predicted step in the attention core\n")
@@ -844,15 +845,14 @@ def held_out_nemo_perf() -> list[dict]:
     print(f"judged feasible: {sum(x['p'].feasible for x in rows)} of {len(rows)} "
           f"({sum(x['first'].feasible for x in rows)} as first planned); rows with |error| > 25%: "
           f"{sum(abs(x['err']) > 0.25 for x in rows)}")
-    print(f"what-if, a bf16 gradient buffer (grad_sync_dtype: bf16, as NVIDIA's NeMo 24.09 performance configs set it "
-          f"for Llama 3.1 8B, GPT3 175B and Nemotron-4 340B: dgxc-benchmarking v24.11.1; the 24.07 launcher configs "
-          f"leave Apex's fp32 default but for Nemotron-340B and GPT3-175B's FP8 config, which the rows use): judged "
-          f"feasible "
-          f"{sum(x['bf16_grads'].feasible for x in rows)} of {len(rows)}, pretraining "
-          f"{sum(x['bf16_grads'].feasible for x in pre)} of {len(pre)}")
+    print(f"what-if, an fp32 gradient buffer (Apex's default grad_sync_dtype, which the 24.07 launcher's generic "
+          f"configs (fp8: False) leave; the nemo profile's bf16 buffer is what NVIDIA's performance configs set, "
+          f"since the tenth session): judged feasible "
+          f"{sum(x['fp32_grads'].feasible for x in rows)} of {len(rows)}, pretraining "
+          f"{sum(x['fp32_grads'].feasible for x in pre)} of {len(pre)}")
     print("\nJudged out of memory (the last version's rows; the same layouts in every version), and what each "
           "candidate mechanism would give (none is applied)\n")
-    print("| run | GiB | over by | weights | gradients | optimizer | activations | bf16 gradient buffer | "
+    print("| run | GiB | over by | weights | gradients | optimizer | activations | fp32 gradient buffer | "
           "activations at 1 byte (bound) |")
     print("|---|---|---|---|---|---|---|---|---|")
     last = list(data["versions"])[-1]
@@ -864,7 +864,7 @@ def held_out_nemo_perf() -> list[dict]:
         cap = m.total_bytes - p.memory_limit_bytes
         print(f"| {r['id'].removeprefix('nemo-')} | {m.total_bytes / 2**30:.1f} | {cap / 2**30:.1f} | "
               f"{m.weights_bytes / 2**30:.1f} | {m.gradients_bytes / 2**30:.1f} | {m.optimizer_bytes / 2**30:.1f} | "
-              f"{m.activations_bytes / 2**30:.1f} | {x['bf16_grads'].memory.total_bytes / 2**30:.1f} | "
+              f"{m.activations_bytes / 2**30:.1f} | {x['fp32_grads'].memory.total_bytes / 2**30:.1f} | "
               f"{a1.total_bytes / 2**30:.1f} |")
     _nemo_packed_documents_whatif([x["run"] for x in rows])
     return rows

@@ -68,7 +68,9 @@ MODELS = {
 #: gpt3/175b_fp8.yaml, the launcher's one FP8 pretraining config (the table's rows are FP8), keeps the fp32
 #: optimizer and sets grad_sync_dtype to bf16 (Apex's contiguous gradient buffer in bf16), as NVIDIA's MLPerf
 #: GPT-3 175B NeMo implementation does (mlcommons/training_results_v4.0,
-#: NVIDIA/benchmarks/gpt3/implementations/nemo/conf/optim/distributed_fused_adam.yaml).
+#: NVIDIA/benchmarks/gpt3/implementations/nemo/conf/optim/distributed_fused_adam.yaml). Since the tenth session the
+#: nemo profile itself keeps a bf16 gradient buffer (every NVIDIA performance config of NeMo sets grad_sync_dtype
+#: bf16), so the "fp32" entry's rows inherit grad_bytes 2 from the profile.
 OPTIMIZER_MEMORY = {"fp32": {"master_weight_bytes": 2.0},
                     "fp32-bf16-grad": {"master_weight_bytes": 2.0, "grad_bytes": 2.0},
                     "bf16": {"master_weight_bytes": 0.0, "optimizer_state_bytes": 2.0, "grad_bytes": 2.0}}

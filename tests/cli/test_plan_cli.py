@@ -327,3 +327,15 @@ def test_plan_offloads_activations_from_the_command_line_and_the_config_file(cap
     assert d["layout"]["offload_activation_layers"] == 16
     code, out, err = run(["plan", *BASE, "--pp", "2", "--offload-activation-layers", "16"], capsys, monkeypatch)
     assert code == 1 and "offload_activation_layers=16 needs pp=1 (got pp=2)" in " ".join(err.split())
+
+
+def test_gradient_dtype_overrides_the_profiles_gradient_buffer(capsys, monkeypatch):
+    """--gradient-dtype sets MemoryConventions.grad_bytes over the framework's: the nemo profile keeps bf16
+    gradients (NVIDIA's performance recipes), fp32 for NeMo 2.0's default grad_reduce_in_fp32."""
+    args = ["plan", *BASE, "--framework", "nemo", "--precision", "fp8", "--zero", "1", "--format", "json"]
+    grads = {}
+    for extra in ([], ["--gradient-dtype", "fp32"]):
+        code, out, err = run([*args, *extra], capsys, monkeypatch)
+        assert code == 0, err
+        grads[len(extra)] = json.loads(out)["memory_per_gpu_bytes"]["gradients"]
+    assert grads[2] == pytest.approx(2 * grads[0])

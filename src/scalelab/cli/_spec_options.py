@@ -201,6 +201,9 @@ _RUN = [
                convert=_dtype),
     SpecOption("logits_dtype", ("--logits-dtype",), str, "Logits of the loss: fp32 or bf16.", "memory",
                "logits_bytes", convert=_dtype),
+    SpecOption("gradient_dtype", ("--gradient-dtype",), str,
+               "Stored gradients (the buffer the optimizer reads): fp32 or bf16 (default: the precision's; nemo: "
+               "bf16, as NVIDIA's performance recipes set grad_sync_dtype).", "memory", "grad_bytes", convert=_dtype),
     SpecOption("memory_reserve_gib", ("--memory-reserve-gib",), float,
                "GiB of each GPU kept for the CUDA context and workspaces (default 1).", RUN, "memory_reserve_bytes",
                convert=_gib),

@@ -279,7 +279,7 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "whenever Megatron-Core passes is_first_microbatch, which it does unless "
         "disable_parameter_transpose_cache (core_v0.9.0 extensions/transformer_engine.py): "
         "fp8_weight_copy_bytes 2",)),
-    FrameworkProfile("nemo", memory=dataclasses.replace(_TRANSFORMER_ENGINE, master_weight_bytes=2.0),
+    FrameworkProfile("nemo", memory=dataclasses.replace(_TRANSFORMER_ENGINE, master_weight_bytes=2.0, grad_bytes=2.0),
                      tp_overlap=1.0, pp_overlap=1.0,
                      moe_tp_dispatch="alltoall", sources=(
         "NVIDIA/dgxc-benchmarking v24.11.1 llama3.1/llama3.1_405b.yaml (NeMo 24.09): ub_tp_comm_overlap true "
@@ -293,6 +293,14 @@ FRAMEWORKS: dict[str, FrameworkProfile] = {p.name: p for p in (
         "setup_optimization: distributed_fused_adam with optimizer dtype fp32 and a bf16 model (megatron_amp_O2) "
         "sets store_params=False, store_param_remainders=True (master_weight_bytes=2); with fp8_params, "
         "store_params=True (a full master copy in the optimizer dtype)",
+        "a bf16 gradient buffer (grad_bytes=2, whatever the precision recipe; --gradient-dtype fp32 for NeMo 2.0's "
+        "default grad_reduce_in_fp32): every NVIDIA performance configuration of NeMo sets it: Apex "
+        "DistributedFusedAdam's grad_sync_dtype bf16 in dgxc-benchmarking v24.11.1's seven NeMo recipes "
+        "(llama3.1 8b/70b/405b, gpt3_175b_hydra, nemotron4-15b/340b, grok1_314b), in NeMo-Framework-Launcher 24.07's "
+        "one FP8 pretraining config (gpt3/175b_fp8.yaml) and nemotron_340b.yaml, and in NVIDIA's MLPerf Training "
+        "v4.0 GPT-3 implementation (conf/optim/distributed_fused_adam.yaml); Megatron-Bridge 25.11's performance "
+        "recipes set grad_reduce_in_fp32 False. Apex allocates its contiguous buffer in grad_sync_dtype "
+        "(_init_grad_buffer); the launcher's generic configs (fp8: False) leave Apex's fp32 default",
         "Megatron-LM core_v0.9.0 megatron/core/transformer/moe/token_dispatcher.py MoEAlltoAllTokenDispatcher "
         "(NeMo's moe_token_dispatcher_type alltoall, e.g. dgxc-benchmarking v24.11.1 grok1/grok1_314b.yaml): "
         "token_permutation all-gathers the routed tokens over TP (gather_from_sequence_parallel_region) after "
