@@ -46,6 +46,19 @@ def test_offloaded_activations_are_not_optimizer_states():
     assert t1.step_time_s == pytest.approx(t0.step_time_s)
 
 
+def test_activation_traffic_hides_only_behind_its_own_pass():
+    """Out during the forward (a third of the compute), back during the backward: a transfer the whole step
+    would hide shows once it outlasts the forward."""
+    p = _plan(16)
+    compute = p.time.matmul_s + p.time.elementwise_s
+    each_way = compute / 3 * 1.5  # half as long again as the forward
+    bw = 2 * p.memory.activation_offload_bytes_per_step / (2 * each_way)
+    q = plan(MODEL, get_cluster("h100-sxm", 8, pcie_bandwidth_bytes_per_s=bw / 2), TRAIN,
+             Layout(zero=3, micro_batch=2, offload_activation_layers=16))
+    assert q.time.offload_total_s == pytest.approx(2 * each_way, rel=1e-6)
+    assert q.time.offload_exposed_s == pytest.approx(each_way - compute / 3, rel=1e-3)  # the backward hides its half
+
+
 def test_traffic_is_exposed_when_the_host_link_is_slow():
     cluster = get_cluster("h100-sxm", 8, pcie_bandwidth_bytes_per_s=1e9)
     p = plan(MODEL, cluster, TRAIN, Layout(zero=3, micro_batch=2, offload_activation_layers=16))
@@ -72,7 +85,9 @@ def test_short_form_round_trips_and_old_hashes_stay():
     assert "oa12" in str(lay) and parse_layout(str(lay)) == lay.model_copy(update={"dp": None})
     assert "offload_activation_layers" not in Layout().to_dict()
     assert lay.to_dict()["offload_activation_layers"] == 12
-    assert outside_space(lay, {}) == ["offload_activation_layers=12: the search does not try activation offloading"]
+    assert outside_space(lay, {}) == ["offload_activation_layers=12: the search did not try activation offloading "
+                                      "(activation_offload=False, `--activation-offload`)"]
+    assert outside_space(lay, {"activation_offload": True}) == []
     with pytest.raises(ValueError):
         Layout(offload_activation_layers=-1)
 
@@ -92,5 +107,34 @@ def test_megatron_bridge_70b_on_gb200_fits_only_with_its_offloaded_layers():
 
 
 def test_search_refuses_to_hold_activation_offloading_rather_than_ignore_it():
-    with pytest.raises(ConfigError, match=r"does not try activation offloading.*got 40"):
+    with pytest.raises(ConfigError, match=r"does not hold activation offloading fixed.*got 40.*--activation-offload"):
         search_layouts(MODEL, get_cluster("h100-sxm", 8), TRAIN, fixed={"offload_activation_layers": 40})
+
+
+def test_search_offloads_the_fewest_layers_that_make_a_layout_fit():
+    """With activation_offload the search keeps layouts without PP that fit only with offloading, each with the
+    fewest offloaded layers (one fewer does not fit), and finds Megatron-Bridge's GB200 recipe: FSDP at
+    micro-batch 2 with about half the layers offloaded. Without it, no layout offloads; and a search where the
+    best layouts fit anyway gives the same plans either way."""
+    run = next(r for r in load()["runs"] if r["id"] == "mbridge-25.11-gb200-llama3-70b-fp8-cs-64")
+    p = plan_row(run)
+    args = (p.model, p.cluster, p.train)
+    off = search_layouts(*args, framework="nemo", activation_offload=True, top=5)
+    base = search_layouts(*args, framework="nemo", top=5)
+    assert not any(b.layout.offload_activation_layers for b in base.best)
+    top = off.best[0]
+    n = top.layout.offload_activation_layers
+    assert top.layout.pp == 1 and top.layout.micro_batch >= 2 and 30 <= n < p.model.n_layers
+    assert top.step_time_s <= base.best[0].step_time_s
+    fewer = plan(*args, top.layout.model_copy(update={"offload_activation_layers": n - 1}), framework="nemo")
+    assert not fewer.feasible and fewer.reasons[0].startswith("out of memory")
+    assert off.constraints["activation_offload"] is True
+    # 8B on 8 H100 fits without offloading: the best plan is the same; offloaded layouts rank only as fast as it,
+    # none with the PCIe traffic exposed beyond its pass (out in the forward, back in the backward)
+    small = (MODEL, get_cluster("h100-sxm", 8), TRAIN)
+    with_off, without = search_layouts(*small, activation_offload=True), search_layouts(*small)
+    assert with_off.best[0].layout == without.best[0].layout
+    for b in with_off.best:
+        assert b.step_time_s >= with_off.best[0].step_time_s
+        if b.layout.offload_activation_layers:
+            assert b.time.offload_total_s > 0 and b.time.offload_exposed_s == 0

@@ -170,6 +170,10 @@ _RUN = [
                RUN, "max_interleave", _SEARCH),
     SpecOption("no_offload", ("--no-offload",), bool, "Do not consider CPU offload.", RUN, "allow_offload", _SEARCH,
                convert=lambda v: False if v else None, default=False),
+    SpecOption("activation_offload", ("--activation-offload",), bool,
+               "Also try CPU activation offloading (pp 1): a layout that does not fit gets the fewest offloaded "
+               "layers that make it fit.", RUN, "activation_offload", _SEARCH,
+               convert=lambda v: True if v else None, default=False),
     SpecOption("explain_layout", ("--explain",), str,
                "A layout as search prints it (e.g. 'dp128 tp8 pp16 v4 z1 sp norc mb1'): show term by term why "
                "the best plan beats it.", None, "explain", _SEARCH),

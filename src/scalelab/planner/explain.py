@@ -101,9 +101,9 @@ def outside_space(layout: Layout, constraints: dict[str, Any]) -> list[str]:
     offloaded = layout.offload_optimizer != "none" or layout.offload_params != "none"
     if constraints.get("allow_offload") is False and offloaded:
         out.append("offload but allow_offload=False")
-    if layout.offload_activation_layers:
-        out.append(f"offload_activation_layers={layout.offload_activation_layers}: the search does not try "
-                   f"activation offloading")
+    if layout.offload_activation_layers and not constraints.get("activation_offload"):
+        out.append(f"offload_activation_layers={layout.offload_activation_layers}: the search did not try "
+                   f"activation offloading (activation_offload=False, `--activation-offload`)")
     if constraints.get("flash_attention") is not None and layout.flash_attention != constraints["flash_attention"]:
         out.append(f"flash_attention={layout.flash_attention} but the search used {constraints['flash_attention']}")
     for field, value in (constraints.get("fixed") or {}).items():

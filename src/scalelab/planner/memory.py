@@ -416,6 +416,8 @@ class MemoryBreakdown:
     host_activations_bytes: float = 0.0
     """The part of ``host_bytes`` that is offloaded activations (``Layout.offload_activation_layers``), not
     model states: the CPU optimizer step does not read it."""
+    activation_offload_bytes_per_step: float = 0.0
+    """The part of ``pcie_bytes_per_step`` that is offloaded activations, out and back once per micro-batch."""
 
     @property
     def model_states_bytes(self) -> float:
@@ -450,6 +452,7 @@ class MemoryBreakdown:
             "total": self.total_bytes,
             "host": self.host_bytes,
             "host_activations": self.host_activations_bytes,
+            "activation_offload_bytes_per_step": self.activation_offload_bytes_per_step,
             "nvme": self.nvme_bytes,
             "offload_bytes_per_step": self.offload_bytes_per_step,
             "pcie_bytes_per_step": self.pcie_bytes_per_step,
@@ -1491,11 +1494,13 @@ def _stage_memory(x: _StageInputs, rank: int, n_dense: int, n_moe: int,
         r["offload_grad_buffer_bytes"] = off["grad_buffer"]
         other += off["grad_buffer"]
     # offloaded activations: host memory for one micro-batch's, sent out and back once per micro-batch
-    host, pcie = off["host"] + offloaded_acts, off["pcie"] + 2.0 * offloaded_acts * x.m_micro / inflight
+    act_pcie = 2.0 * offloaded_acts * x.m_micro / inflight
+    host, pcie = off["host"] + offloaded_acts, off["pcie"] + act_pcie
     r["pcie_bytes_per_step"], r["nvme_bytes_per_step"] = pcie, off["nvme_io"]
     total = w + g + o + acts + other
     return dict(w=w, g=g, o=o, acts=acts, other=other, total=total, host=host, nvme=off["nvme"],
-                pcie=pcie, nvme_io=off["nvme_io"], host_acts=offloaded_acts, stage=rank, inflight=inflight,
+                pcie=pcie, nvme_io=off["nvme_io"], host_acts=offloaded_acts, act_pcie=act_pcie, stage=rank,
+                inflight=inflight,
                 detail=r)
 
 
@@ -1622,7 +1627,7 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
     best: dict = {}
     # offload: every rank's states must fit in host memory and the step waits for the rank that moves the
     # most, which need not be the rank that peaks in GPU memory: the largest of each over the ranks
-    most = {"host": 0.0, "nvme": 0.0, "pcie": 0.0, "nvme_io": 0.0, "host_acts": 0.0}
+    most = {"host": 0.0, "nvme": 0.0, "pcie": 0.0, "nvme_io": 0.0, "host_acts": 0.0, "act_pcie": 0.0}
     for i, n_dense_i, n_moe_i, stages in _distinct_ranks(model, layout, conventions):
         res = _stage_memory(x, i, n_dense_i, n_moe_i, stages)
         if not best or res["total"] > best["total"]:
@@ -1642,4 +1647,5 @@ def memory_per_gpu(model: ModelSpec, train: TrainSpec, layout: Layout, *, dp: in
         notes=tuple(notes), peak_stage=best["stage"], pcie_bytes_per_step=most["pcie"],
         nvme_bytes_per_step=most["nvme_io"], in_flight_microbatches=best["inflight"],
         detail=tuple(sorted(best["detail"].items())), conventions=conventions, host_activations_bytes=most["host_acts"],
+        activation_offload_bytes_per_step=most["act_pcie"],
     )

@@ -742,6 +742,7 @@ def _step_time(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, layout:
         model, cluster, train, layout, hardware_flops=hardware_t, comm=comm, dp=dp,
         efficiency=fw.efficiency, dp_overlap=fw.dp_overlap, model_state_bytes=states,
         offload_bytes_per_step=getattr(memory, "offload_bytes_per_step", 0.0) or 0.0,
+        activation_offload_bytes_per_step=getattr(memory, "activation_offload_bytes_per_step", 0.0) or 0.0,
         host_state_bytes=(getattr(memory, "host_bytes", 0.0) or 0.0) - (getattr(memory, "host_activations_bytes", 0.0)
                                                                          or 0.0),
         nvme_state_bytes=getattr(memory, "nvme_bytes", 0.0) or 0.0,

@@ -341,6 +341,7 @@ def search_layouts(
     tp_overlap: float | None = None,
     pp_overlap: float | None = None,
     async_tp: bool | None = None,
+    activation_offload: bool = False,
 ) -> SearchResult:
     """Enumerate layouts, prune early, time the ones that fit and rank them.
 
@@ -374,6 +375,10 @@ def search_layouts(
     fixed
         Layout fields to hold fixed, e.g. ``{"tp": 8, "pp": 16}`` (any field of
         :class:`~scalelab.planner.layout.Layout`); the rest is searched.
+    activation_offload
+        Also try CPU activation offloading (:attr:`~scalelab.planner.layout.Layout.offload_activation_layers`)
+        on layouts without pipeline parallelism that do not fit without it: each such layout gets the fewest
+        offloaded layers that make it fit (the traffic, and so the time it can expose, grows with them).
 
     Returns
     -------
@@ -396,7 +401,8 @@ def search_layouts(
                           attention_efficiency=attention_efficiency, conventions=conventions,
                           dp_overlap=dp_overlap, ep_overlap=ep_overlap, fixed=fixed,
                           memory_conventions=memory_conventions, memory_reserve_bytes=memory_reserve_bytes,
-                          framework=framework, tp_overlap=tp_overlap, pp_overlap=pp_overlap, async_tp=async_tp)
+                          framework=framework, tp_overlap=tp_overlap, pp_overlap=pp_overlap, async_tp=async_tp,
+                          activation_offload=activation_offload)
     rejections = _Rejections(max_rejected_examples, space.limit)
     groups = _candidates(space, rejections)
     return _rank(space, groups, rejections)
@@ -476,6 +482,8 @@ class _SearchSpace:
     constraints: dict[str, Any]
     profile: Any = None
     """The :class:`~scalelab.planner.frameworks.FrameworkProfile`, if any (layout fields it sets)."""
+    activation_offload: bool = False
+    """Try CPU activation offloading on layouts without PP that do not fit (:func:`_offload_to_fit`)."""
 
     def ok(self, name: str, value: Any) -> bool:
         """``value`` is allowed for a field held by ``fixed`` (or the field is free)."""
@@ -520,7 +528,7 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
                   max_cp, max_micro_batch, max_interleave, zero_stages, recompute, allow_offload, allow_hsdp,
                   flash_attention, memory_limit_bytes, efficiency, attention_efficiency, conventions, dp_overlap,
                   ep_overlap, fixed, memory_conventions, memory_reserve_bytes, framework, tp_overlap=None,
-                  pp_overlap=None, async_tp=None) -> _SearchSpace:
+                  pp_overlap=None, async_tp=None, activation_offload=False) -> _SearchSpace:
     """Check the search's options and resolve them (framework defaults, fixed fields, bounds)."""
     from .frameworks import get_framework
     from .memory import MemoryConventions
@@ -550,9 +558,10 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
         raise ConfigError(explain("unknown fixed layout field", value=sorted(bad),
                                   allowed=", ".join(sorted(allowed_fixed))))
     if fixed.get("offload_activation_layers"):
-        raise ConfigError(explain("the search does not try activation offloading (offload_activation_layers)",
+        raise ConfigError(explain("the search does not hold activation offloading fixed (offload_activation_layers)",
                                   value=fixed["offload_activation_layers"], allowed="0",
-                                  fix="search without it, then plan the layout you pick with "
+                                  fix="pass activation_offload=True (`--activation-offload`) to let the search "
+                                      "offload the fewest layers that make a layout fit, or plan the layout with "
                                       "`scalelab plan ... --offload-activation-layers N` (pp 1)"))
     if "zero" in fixed:
         zero_stages = (int(fixed["zero"]),)
@@ -593,14 +602,16 @@ def _search_space(model: ModelSpec, cluster: ClusterSpec, train: TrainSpec, *, t
     constraints = {"max_tp": max_tp, "max_pp": max_pp, "max_cp": max_cp, "max_micro_batch": max_micro_batch,
                    "max_interleave": max_interleave, "zero_stages": list(zero_stages),
                    "recompute": list(recompute), "allow_offload": allow_offload, "allow_hsdp": allow_hsdp,
-                   "flash_attention": flash_attention, "memory_limit_bytes": limit, "fixed": fixed}
+                   "flash_attention": flash_attention, "memory_limit_bytes": limit, "fixed": fixed,
+                   "activation_offload": bool(activation_offload)}
     return _SearchSpace(
         model=model, cluster=cluster, train=train, top=top, objective=objective, fixed=fixed, recompute=recompute,
         zero_stages=tuple(zero_stages), zero_off=zero_off, micro_batches=mbs, max_tp=max_tp, max_pp=max_pp,
         max_cp=max_cp, max_interleave=max_interleave, flash_attention=flash_attention, limit=limit,
         memory_conventions=mconv, fw=fw, plan_kw=plan_kw, flops=flops,
         timing={rc: timing_flops(flops[(rc,)], rc) for rc in recompute},
-        constraints=constraints, profile=get_framework(framework) if framework is not None else None)
+        constraints=constraints, profile=get_framework(framework) if framework is not None else None,
+        activation_offload=bool(activation_offload))
 
 
 # ---- pruning rules and the bound -------------------------------------------------------------------------
@@ -684,8 +695,8 @@ def _fits_most_sharded(sp: _SearchSpace, rej: _Rejections, ew_layout: Layout, in
     least = ew_layout.model_copy(update={"zero": z_min, "offload_optimizer": oo_min, "offload_params": op_min,
                                          "recompute": sp.recompute[-1]})
     assert least.dp is not None  # every base layout is built with its dp
-    need = memory_per_gpu(sp.model, sp.train, least, dp=least.dp, gpus_per_node=sp.cluster.gpus_per_node,
-                          conventions=sp.memory_conventions).total_bytes
+    need = memory_per_gpu(sp.model, sp.train, _most_offloaded(sp, least), dp=least.dp,
+                          gpus_per_node=sp.cluster.gpus_per_node, conventions=sp.memory_conventions).total_bytes
     if need > sp.limit:
         rej.add(least, [f"out of memory by {(need - sp.limit) / GiB:.1f} GiB even with ZeRO-{z_min}, "
                         f"offload, full recompute and micro-batch 1"], inner, needs_bytes=need)
@@ -723,9 +734,13 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
         lay0 = base.model_copy(update={**upd0, "recompute": sp.recompute[-1], "micro_batch": 1, "interleave": 1})
         mem = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=cluster.gpus_per_node,
                              conventions=sp.memory_conventions)
-        if mem.total_bytes > sp.limit:
-            rej.add(lay0, [f"out of memory by {(mem.total_bytes - sp.limit) / GiB:.1f} GiB even "
-                           f"with full recompute and micro-batch 1"], sub, needs_bytes=mem.total_bytes)
+        least = mem.total_bytes
+        if least > sp.limit and _most_offloaded(sp, lay0) is not lay0:  # the most activation offloading can do
+            least = memory_per_gpu(model, train, _most_offloaded(sp, lay0), dp=dp,
+                                   gpus_per_node=cluster.gpus_per_node, conventions=sp.memory_conventions).total_bytes
+        if least > sp.limit:
+            rej.add(lay0, [f"out of memory by {(least - sp.limit) / GiB:.1f} GiB even "
+                           f"with full recompute and micro-batch 1"], sub, needs_bytes=least)
             continue
         host, host_opt = _least_offloaded_states(sp, lay0, mem, vs)
         host_limit = cluster.gpu.host_memory_bytes_per_gpu
@@ -748,6 +763,44 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
                               pp_overlap=sp.fw.pp_overlap, cp_ring=sp.fw.cp_ring, separate_qkv=sp.fw.separate_qkv,
                               async_tp=sp.fw.async_tp, moe_permute=not sp.fw.moe_fused_dispatch)
         yield lay0, upd0, bound
+
+
+def _most_offloaded(sp: _SearchSpace, lay: Layout) -> Layout:
+    """``lay`` with every layer but one offloading its activations, when the search may offload them and ``lay``
+    has no pipeline parallelism (the least memory activation offloading can reach); else ``lay`` itself."""
+    if not sp.activation_offload or lay.pp != 1 or sp.model.n_layers < 2:
+        return lay
+    return lay.model_copy(update={"offload_activation_layers": sp.model.n_layers - 1})
+
+
+def _offload_to_fit(sp: _SearchSpace, lay: Layout) -> tuple[Layout, Any] | None:
+    """``lay`` (out of memory as it is) with the fewest offloaded layers that make it fit, and its memory
+    (memory falls as layers are offloaded, so a bisection finds the fewest); None when the search may not
+    offload activations, ``lay`` has pipeline parallelism, or even all layers but one do not make it fit."""
+    from .memory import memory_per_gpu
+
+    most = _most_offloaded(sp, lay)
+    if most is lay:
+        return None
+    dp = lay.dp
+    assert dp is not None  # every base layout is built with its dp
+
+    def memory(n: int) -> Any:
+        return memory_per_gpu(sp.model, sp.train, lay.model_copy(update={"offload_activation_layers": n}),
+                              dp=dp, gpus_per_node=sp.cluster.gpus_per_node, conventions=sp.memory_conventions)
+
+    lo, hi = 1, most.offload_activation_layers
+    best = memory(hi)
+    if best.total_bytes > sp.limit:
+        return None
+    while lo < hi:  # the fewest n whose memory fits lies in [lo, hi]
+        mid = (lo + hi) // 2
+        m = memory(mid)
+        if m.total_bytes <= sp.limit:
+            hi, best = mid, m
+        else:
+            lo = mid + 1
+    return lay.model_copy(update={"offload_activation_layers": hi}), best
 
 
 def _least_offloaded_states(sp: _SearchSpace, lay0: Layout, mem: Any, vs: list[int]) -> tuple[float, float]:
@@ -853,6 +906,8 @@ def _rank(sp: _SearchSpace, groups: list[Group], rej: _Rejections) -> SearchResu
         n_evaluated += 1
         mem = memory_per_gpu(model, train, lay, dp=lay.dp, gpus_per_node=cluster.gpus_per_node,
                              conventions=sp.memory_conventions)
+        if mem.total_bytes > limit and (rescued := _offload_to_fit(sp, lay)) is not None:
+            lay, mem = rescued  # the fewest offloaded layers that make it fit
         if mem.total_bytes > limit:  # the same reason plan() gives, without timing a layout that cannot run
             rej.add(lay, [f"out of memory by {(mem.total_bytes - limit) / GiB:.1f} GiB "
                           f"(needs {mem.total_bytes / GiB:.1f} GiB per GPU, has {limit / GiB:.1f} GiB)"],
@@ -866,7 +921,7 @@ def _rank(sp: _SearchSpace, groups: list[Group], rej: _Rejections) -> SearchResu
                 oom.setdefault(mkey, []).append((mb, v))
             continue
         n_feasible += 1
-        if upd["offload_optimizer"] == "none" and upd["offload_params"] == "none":
+        if upd["offload_optimizer"] == "none" and upd["offload_params"] == "none" and not lay.offload_activation_layers:
             fits.add(skey)
         key = (-sp.score(p.step_time_s), -p.memory.total_bytes, next(tie), p)
         if len(heap) < sp.top:

@@ -32,7 +32,9 @@ The model (a union of calculon's and llm-analysis' approaches, planner reference
   that window usable for hiding communication (1 = perfect overlap, 0 = none).
 - Optimizer: Adam reads and writes weights, gradients and states once: memory-bound (calculon).
 - Offload: bytes moved to host or NVMe per step (``MemoryBreakdown.offload_bytes_per_step``) over PCIe or
-  NVMe, hidden under compute by the same overlap fraction (ZeRO-Offload, Ren et al. 2021); the CPU
+  NVMe, hidden under compute by the same overlap fraction (ZeRO-Offload, Ren et al. 2021); offloaded
+  activations go out during the forward and come back during the backward, so each half hides only behind
+  its pass (a third and two thirds of the compute); the CPU
   optimizer step streams the offloaded states twice (read and write) at host DRAM or NVMe bandwidth
   and is not overlapped (ZeRO-Offload's delayed parameter update is not modelled).
 
@@ -1235,18 +1237,38 @@ def gpu_optimizer_s(model: ModelSpec, cluster: ClusterSpec, layout: Layout, *, m
 
 
 def offload_s(cluster: ClusterSpec, layout: Layout, offload_bytes_per_step: float, *, compute_s: float,
-              dp_overlap: float) -> tuple[float, float]:
+              dp_overlap: float, activation_bytes_per_step: float = 0.0) -> tuple[float, float]:
     """(total, exposed) seconds of moving ``offload_bytes_per_step`` between GPU and host or NVMe: over
     PCIe, or the slower of PCIe and NVMe when anything is offloaded to NVMe; ``dp_overlap`` of the
-    ``compute_s`` seconds of matmul and elementwise work hides it."""
+    ``compute_s`` seconds of matmul and elementwise work hides it. ``activation_bytes_per_step`` (part of
+    ``offload_bytes_per_step``: offloaded activations, :attr:`Layout.offload_activation_layers`) go over PCIe,
+    half out during the forward and half back during the backward, each hidden only by its pass: a third and
+    two thirds of ``compute_s`` (2 and 4 FLOPs per parameter and token).
+
+    >>> from scalelab import get_cluster, Layout
+    >>> c = get_cluster("h100-sxm", 8)  # PCIe 64 GB/s
+    >>> offload_s(c, Layout(), 64e9, compute_s=3.0, dp_overlap=1.0)
+    (1.0, 0.0)
+    >>> offload_s(c, Layout(), 128e9, compute_s=3.0, dp_overlap=1.0, activation_bytes_per_step=128e9)
+    (2.0, 0.0)
+    >>> offload_s(c, Layout(), 256e9, compute_s=3.0, dp_overlap=1.0, activation_bytes_per_step=256e9)
+    (4.0, 1.0)
+    """
     gpu = cluster.gpu
-    offload_total = 0.0
-    if offload_bytes_per_step > 0:
+    other = max(0.0, offload_bytes_per_step - activation_bytes_per_step)
+    other_total = 0.0
+    if other > 0:
         nvme = "nvme" in (layout.offload_optimizer, layout.offload_params)
         link_bw = min(gpu.pcie_bandwidth_bytes_per_s, gpu.nvme_bandwidth_bytes_per_s) if nvme \
             else gpu.pcie_bandwidth_bytes_per_s
-        offload_total = offload_bytes_per_step / link_bw
-    return offload_total, max(0.0, offload_total - dp_overlap * compute_s)
+        other_total = other / link_bw
+    exposed = max(0.0, other_total - dp_overlap * compute_s)
+    act_each_way = activation_bytes_per_step / 2 / gpu.pcie_bandwidth_bytes_per_s
+    if act_each_way > 0:
+        forward = compute_s / 3
+        exposed += (max(0.0, act_each_way - dp_overlap * forward)
+                    + max(0.0, act_each_way - dp_overlap * (compute_s - forward)))
+    return other_total + 2 * act_each_way, exposed
 
 
 def host_optimizer_s(cluster: ClusterSpec, *, host_state_bytes: float, nvme_state_bytes: float) -> float:
@@ -1336,6 +1358,7 @@ class _OffPipeline(NamedTuple):
 def _off_pipeline_s(model: ModelSpec, cluster: ClusterSpec, layout: Layout, comm: CommBreakdown, *,
                     compute_s: float, m: int, dp_overlap: float, dp_comm_sm_fraction: float,
                     model_state_bytes: float, fused_elementwise: bool, offload_bytes_per_step: float,
+                    activation_offload_bytes_per_step: float = 0.0,
                     host_state_bytes: float, nvme_state_bytes: float) -> _OffPipeline:
     """The terms :func:`model_step_time` adds after the bubble, seconds per step: ``comm``'s DP/ZeRO
     collectives (all, and what ``dp_overlap`` of :func:`dp_window_s` over ``m`` micro-batches of
@@ -1347,7 +1370,8 @@ def _off_pipeline_s(model: ModelSpec, cluster: ClusterSpec, layout: Layout, comm
     optimizer_s = gpu_optimizer_s(model, cluster, layout, model_state_bytes=model_state_bytes,
                                   fused_elementwise=fused_elementwise)
     offload_total, offload_exposed = offload_s(cluster, layout, offload_bytes_per_step, compute_s=compute_s,
-                                               dp_overlap=dp_overlap)
+                                               dp_overlap=dp_overlap,
+                                               activation_bytes_per_step=activation_offload_bytes_per_step)
     host_opt = host_optimizer_s(cluster, host_state_bytes=host_state_bytes, nvme_state_bytes=nvme_state_bytes)
     return _OffPipeline(dp_total_s=dp_total, dp_exposed_s=dp_exposed, optimizer_s=optimizer_s,
                         offload_total_s=offload_total, offload_exposed_s=offload_exposed, host_optimizer_s=host_opt)
@@ -1366,6 +1390,7 @@ def model_step_time(
     dp_overlap: float = DEFAULT_DP_OVERLAP,
     model_state_bytes: float = 0.0,
     offload_bytes_per_step: float = 0.0,
+    activation_offload_bytes_per_step: float = 0.0,
     host_state_bytes: float = 0.0,
     nvme_state_bytes: float = 0.0,
     attention_flops: float = 0.0,
@@ -1401,6 +1426,9 @@ def model_step_time(
         Weights + gradients + optimizer states on the GPU (for the memory-bound optimizer step).
     offload_bytes_per_step
         Bytes moved between GPU and host/NVMe per step.
+    activation_offload_bytes_per_step
+        The part of ``offload_bytes_per_step`` that is offloaded activations, out in the forward and back in
+        the backward (:func:`offload_s`).
     host_state_bytes, nvme_state_bytes
         Offloaded model states per GPU in host DRAM and on NVMe (the CPU optimizer streams them).
     attention_flops
@@ -1478,6 +1506,7 @@ def model_step_time(
     off = _off_pipeline_s(model, cluster, layout, comm, compute_s=compute_s, m=m, dp_overlap=dp_overlap,
                           dp_comm_sm_fraction=dp_comm_sm_fraction, model_state_bytes=model_state_bytes,
                           fused_elementwise=fused_elementwise, offload_bytes_per_step=offload_bytes_per_step,
+                          activation_offload_bytes_per_step=activation_offload_bytes_per_step,
                           host_state_bytes=host_state_bytes, nvme_state_bytes=nvme_state_bytes)
     total = ideal + bubble_s + off.dp_exposed_s + off.optimizer_s + off.offload_exposed_s + off.host_optimizer_s
     return StepTime(step_time_s=total, matmul_s=matmul_s, elementwise_s=elementwise_s, bubble_s=bubble_s,
