@@ -734,10 +734,10 @@ def _zero_offload_groups(sp: _SearchSpace, rej: _Rejections, base: Layout, ew_la
         lay0 = base.model_copy(update={**upd0, "recompute": sp.recompute[-1], "micro_batch": 1, "interleave": 1})
         mem = memory_per_gpu(model, train, lay0, dp=dp, gpus_per_node=cluster.gpus_per_node,
                              conventions=sp.memory_conventions)
-        least = mem.total_bytes
-        if least > sp.limit and _most_offloaded(sp, lay0) is not lay0:  # the most activation offloading can do
-            least = memory_per_gpu(model, train, _most_offloaded(sp, lay0), dp=dp,
-                                   gpus_per_node=cluster.gpus_per_node, conventions=sp.memory_conventions).total_bytes
+        least, most = mem.total_bytes, _most_offloaded(sp, lay0)
+        if least > sp.limit and most is not lay0:  # the least memory activation offloading can reach
+            least = memory_per_gpu(model, train, most, dp=dp, gpus_per_node=cluster.gpus_per_node,
+                                   conventions=sp.memory_conventions).total_bytes
         if least > sp.limit:
             rej.add(lay0, [f"out of memory by {(least - sp.limit) / GiB:.1f} GiB even "
                            f"with full recompute and micro-batch 1"], sub, needs_bytes=least)
